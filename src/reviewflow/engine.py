@@ -1,0 +1,773 @@
+"""The engine: executes runs to a terminal state, durably, in one asyncio loop.
+
+Each live run is held in memory (`runtime.LiveRun`) and mirrored to the store in batches: every
+state change appends an event and marks its task dirty; a flush `flush_interval` seconds later
+writes them in one transaction (group commit), and a heartbeat every `heartbeat_interval` renews
+the run's lease and picks up requests (cancel, pause, resume) left by other processes.
+
+Dependency counters drive scheduling: finishing a task decrements its dependents' counters and
+those reaching zero become ready — no rescans. Claim order and limits live in `scheduler`.
+
+Failure policy `fail_fast` (default): the first task that fails for good fails the run; tasks not
+started are cancelled and running ones are cancelled too (their processes get SIGTERM, then
+SIGKILL), so a failing review reports as soon as possible. `continue`: independent branches go on
+and dependents of a failed task are `skipped`. Either way `on_failure` tasks then run.
+
+Recovery: `execute` of a run that a dead process owned turns its `running` tasks back to `ready`
+(reason "lost", the attempt counted) and carries on. Completion is recorded exactly once: a
+zombie owner's writes are refused by the store (LeaseLost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import InvalidTransition, LeaseLost, RunNotFound, StoreError, TaskFailed
+from .executors import TaskContext, registry
+from .runtime import LiveRun, LiveTask
+from .scheduler import DEFAULT_AGING_INTERVAL, ReadyQueue
+from .spec import WorkflowSpec
+from .states import (
+    RUN_TERMINAL,
+    RUN_TRANSITIONS,
+    TASK_TERMINAL,
+    TASK_TRANSITIONS,
+    RunState,
+    TaskState,
+)
+from .store import Batch, MemoryStore, RunRecord, Store, TaskRecord
+
+T = TaskState
+DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
+RUN_TIMEOUT = "run timeout"
+INTERRUPTED = "interrupted"
+LOST = "lost"
+
+Observer = Callable[[str, str | None, str | None, str, int | None, str | None], None]
+"""Called on every transition: (run_id, task or None, from_state, to_state, attempt, detail)."""
+
+_live_owners: set[str] = set()
+"""Owner ids of engines alive in this process (so a dead engine's lease is recognised)."""
+
+
+class RunBusy(StoreError):
+    """Another live process is executing the run."""
+
+
+def new_run_id(workflow: str) -> str:
+    """A sortable, unique id: workflow name, UTC time, random suffix."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{workflow}-{stamp}-{secrets.token_hex(3)}"
+
+
+def owner_alive(owner: str | None, lease_until: float | None, now: float) -> bool:
+    """Whether the process named by `owner` (host:pid:token) may still be running the run."""
+    if not owner or lease_until is None or lease_until < now:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname():
+        return True  # cannot look: trust the lease
+    try:
+        pid = int(pid_text)
+    except ValueError:
+        return True
+    if pid == os.getpid():
+        return owner in _live_owners
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+class Engine:
+    """Executes workflow runs against a store. One engine per process is the usual shape."""
+
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        max_concurrency: int = 64,
+        key_limits: dict[str, int] | None = None,
+        aging_interval: float = DEFAULT_AGING_INTERVAL,
+        runs_dir: str | Path = DEFAULT_RUNS_DIR,
+        flush_interval: float = 0.05,
+        heartbeat_interval: float = 0.5,
+        lease_ttl: float = 30.0,
+        observer: Observer | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+        self.queue = ReadyQueue(max_concurrency, aging_interval=aging_interval, on_wait=self._mark)
+        self._fixed_key_limits = dict(key_limits or {})
+        self.queue.key_limits.update(self._fixed_key_limits)
+        self.runs_dir = Path(runs_dir)
+        self.flush_interval = flush_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.lease_ttl = lease_ttl
+        self.observer = observer
+        self._rand = rand
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._live: dict[str, LiveRun] = {}
+        self._specs: dict[str, WorkflowSpec] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._heartbeat_handle: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping = False
+
+    # ------------------------------------------------------------------ public API
+
+    def submit(
+        self, spec: WorkflowSpec, *, run_id: str | None = None, meta: dict[str, str] | None = None
+    ) -> tuple[str, bool]:
+        """Store a new run (all tasks blocked). Returns (run_id, created); an existing id is
+        left untouched and reported with created=False (idempotency key)."""
+        run_id = run_id or new_run_id(spec.name)
+        now = time.time()
+        record = RunRecord(
+            run_id=run_id, workflow=spec.name, state=RunState.PENDING.value,
+            spec=spec.model_dump_json(), meta=dict(meta or {}), created_at=now,
+        )
+        names = [*spec.tasks, *spec.on_failure]
+        tasks = [TaskRecord(run_id, name, T.BLOCKED.value) for name in names]
+        event = (run_id, None, None, RunState.PENDING.value, None, now, None)
+        created = self.store.create_run(record, tasks, [event])
+        if created:
+            self._specs[run_id] = spec
+        return run_id, created
+
+    async def run(
+        self, spec: WorkflowSpec, *, run_id: str | None = None, meta: dict[str, str] | None = None
+    ) -> RunState:
+        """Submit and execute a run; returns its final state."""
+        run_id, _ = self.submit(spec, run_id=run_id, meta=meta)
+        return await self.execute(run_id)
+
+    async def execute(self, run_id: str, *, force: bool = False) -> RunState:
+        """Execute (or carry on) a stored run until it ends; returns its final state.
+
+        Takes over a run whose owner died; raises RunBusy if a live process owns it (unless
+        `force`). A paused run is resumed. Returns RUNNING if interrupted by `shutdown`.
+        """
+        self._loop = asyncio.get_running_loop()
+        record = self.store.get_run(run_id)
+        if record is None:
+            raise RunNotFound(run_id)
+        if RunState(record.state) in RUN_TERMINAL:
+            return RunState(record.state)
+        self._claim(record, force=force)
+        _live_owners.add(self.owner)
+        try:
+            run = self._load(record)
+            self._live[run_id] = run
+            run.done = self._loop.create_future()
+            self._begin(run, RunState(record.state))
+            if self._heartbeat_handle is None:
+                self._heartbeat_handle = self._loop.call_later(
+                    self.heartbeat_interval, self._heartbeat
+                )
+            return await run.done
+        finally:
+            self._live.pop(run_id, None)
+            if not self._live:
+                for handle in (self._heartbeat_handle, self._flush_handle):
+                    if handle is not None:
+                        handle.cancel()
+                self._heartbeat_handle = self._flush_handle = None
+
+    def cancel(self, run_id: str, reason: str = "cancelled by user") -> None:
+        """Cancel a run: here if this engine runs it, otherwise by request to its owner."""
+        run = self._live.get(run_id)
+        if run is not None:
+            self._stop_run(run, RunState.CANCELLED, reason)
+        else:
+            self.store.request(run_id, "cancel")
+
+    def pause(self, run_id: str) -> None:
+        """No new task of the run starts until `resume`; running tasks finish."""
+        run = self._live.get(run_id)
+        if run is not None:
+            self._pause(run)
+        else:
+            self.store.request(run_id, "pause")
+
+    def resume(self, run_id: str) -> None:
+        """Undo `pause`."""
+        run = self._live.get(run_id)
+        if run is not None:
+            self._unpause(run)
+        else:
+            self.store.request(run_id, "resume")
+
+    def live_run(self, run_id: str) -> LiveRun | None:
+        """The in-memory state of a run this engine is executing (for progress views)."""
+        return self._live.get(run_id)
+
+    def shutdown(self) -> None:
+        """Stop executing: running attempts are cancelled (processes killed) and put back to
+        `ready` without counting the attempt; runs stay resumable."""
+        self._stopping = True
+        for run in list(self._live.values()):
+            for task in run.tasks.values():
+                if task.state is T.RUNNING and task.handle is not None:
+                    task.cancel_reason = INTERRUPTED
+                    task.handle.cancel()
+            run.outcome = RunState.RUNNING  # marks "interrupted": finish without a final state
+            self._check_done(run)
+
+    # ------------------------------------------------------------------ claim and load
+
+    def _claim(self, record: RunRecord, *, force: bool) -> None:
+        now = time.time()
+        if record.owner and record.owner != self.owner and not force:
+            if owner_alive(record.owner, record.lease_until, now):
+                raise RunBusy(
+                    f"run {record.run_id!r} is being executed by {record.owner}"
+                    f" (lease until {datetime.fromtimestamp(record.lease_until or 0):%H:%M:%S})"
+                )
+        if not self.store.claim_run(
+            record.run_id, self.owner, now + self.lease_ttl, record.owner
+        ):
+            raise RunBusy(f"run {record.run_id!r} was claimed by another process first")
+
+    def _load(self, record: RunRecord) -> LiveRun:
+        spec = self._specs.pop(record.run_id, None)
+        if spec is None:
+            spec = WorkflowSpec.model_validate_json(record.spec)
+        run = LiveRun(record.run_id, spec, record.meta)
+        run.state = RunState(record.state)
+        run.created_at = record.created_at
+        run.started_at = record.started_at
+        run.error = record.error
+        run.run_dir = self.runs_dir / record.run_id
+        tasks = run.tasks
+        for tspec in spec.tasks.values():
+            tasks[tspec.name] = LiveTask(run, tspec, hook=False)
+        for tspec in spec.on_failure.values():
+            tasks[tspec.name] = LiveTask(run, tspec, hook=True)
+        for task in tasks.values():
+            for dep in task.spec.needs:
+                tasks[dep].dependents.append(task)
+        if record.state != RunState.PENDING.value:
+            for row in self.store.get_tasks(record.run_id):
+                task = tasks.get(row.name)
+                if task is None:
+                    continue
+                task.state = T(row.state)
+                task.attempts = row.attempts
+                task.ready_at = row.ready_at
+                task.started_at = row.started_at
+                task.finished_at = row.finished_at
+                task.next_attempt_at = row.next_attempt_at
+                task.result = json.loads(row.result) if row.result else None
+                task.error = row.error
+                task.errors = json.loads(row.errors) if row.errors else None
+                task.wait_reason = row.wait_reason
+        for key, limit in spec.key_limits().items():
+            self.queue.key_limits.setdefault(key, limit)
+        return run
+
+    def _begin(self, run: LiveRun, stored: RunState) -> None:
+        """Start a loaded run: recover what a dead owner left, then schedule."""
+        assert self._loop is not None
+        now = time.time()
+        if stored is RunState.PENDING:
+            run.started_at = now
+            self._run_to(run, RunState.RUNNING, now=now)
+        elif stored is RunState.PAUSED:
+            self._run_to(run, RunState.RUNNING, "resumed", now=now)
+        else:
+            self._run_to_detail(run, "taken over by " + self.owner, now)
+        spec = run.spec
+        if spec.not_before is not None:
+            run.not_before = self._absolute(spec.not_before, run.created_at)
+        if spec.timeout:
+            run.timeout_handle = self._loop.call_later(spec.timeout, self._run_timed_out, run)
+        open_main = open_hooks = 0
+        for task in run.tasks.values():
+            if task.state not in TASK_TERMINAL:
+                if task.hook:
+                    open_hooks += 1
+                else:
+                    open_main += 1
+        run.open, run.open_hooks = open_main, open_hooks
+        main = [t for t in run.tasks.values() if not t.hook]
+        self._recover(run, main, now)
+        if spec.failure_policy == "fail_fast" and any(t.state is T.FAILED for t in main):
+            self._stop_run(run, RunState.FAILED, run.error or "a task failed")
+        hooks_begun = any(t.hook and t.state is not T.BLOCKED for t in run.tasks.values())
+        if hooks_begun:
+            run.hooks_started = True
+            run.outcome = RunState.FAILED
+            self._recover(run, [t for t in run.tasks.values() if t.hook], now)
+        self._dispatch()
+        self._check_done(run)
+        self._schedule_flush()
+
+    def _recover(self, run: LiveRun, tasks: list[LiveTask], now: float) -> None:
+        """Bring tasks loaded from the store back to life (a no-op for a fresh run)."""
+        assert self._loop is not None
+        for task in tasks:
+            state = task.state
+            if state is T.RUNNING:
+                self._lost(task, now)
+            elif state is T.TIMED_OUT:
+                self._after_failure(task, task.error or "timed out", True, now)
+            elif state is T.READY:
+                self.queue.push(task)
+            elif state is T.RETRY_WAIT:
+                due = (task.next_attempt_at or now) - now
+                task.timer = self._loop.call_later(max(due, 0.0), self._retry_due, task)
+        for task in tasks:
+            if task.state is T.BLOCKED and not (task.hook and not run.hooks_started):
+                deps = [run.tasks[d] for d in task.spec.needs]
+                task.remaining = sum(1 for d in deps if d.state is not T.SUCCEEDED)
+                if any(d.state in (T.FAILED, T.SKIPPED, T.CANCELLED) for d in deps):
+                    self._skip_dependents_of(deps, now)
+                elif task.remaining == 0:
+                    self._deps_met(task, now, max(
+                        (d.finished_at or now for d in deps), default=run.started_at or now
+                    ))
+
+    def _lost(self, task: LiveTask, now: float) -> None:
+        detail = f"{LOST}: the process running attempt {task.attempts} died"
+        if task.attempts > task.spec.retry.max_retries:
+            task.error = detail
+            self._task_to(task, T.FAILED, detail, now)
+            self._task_failed(task, now)
+        else:
+            task.ready_at = now
+            self._task_to(task, T.READY, detail, now)
+            self.queue.push(task)
+
+    # ------------------------------------------------------------------ transitions
+
+    def _mark(self, task: LiveTask) -> None:
+        task.run.dirty[task] = None
+        self._schedule_flush()
+
+    def _task_to(
+        self, task: LiveTask, to: TaskState, detail: str | None = None, now: float | None = None
+    ) -> None:
+        frm = task.state
+        if to not in TASK_TRANSITIONS[frm]:
+            raise InvalidTransition("task", task.name, frm, to)
+        if now is None:
+            now = time.time()
+        task.state = to
+        run = task.run
+        run.events.append((run.run_id, task.name, frm, to, task.attempts, now, detail))
+        run.dirty[task] = None
+        if to in TASK_TERMINAL:
+            task.finished_at = now
+            if task.hook:
+                run.open_hooks -= 1
+            else:
+                run.open -= 1
+        if self.observer is not None:
+            self.observer(run.run_id, task.name, frm, to, task.attempts, detail)
+        if self._flush_handle is None:
+            self._schedule_flush()
+
+    def _run_to(
+        self, run: LiveRun, to: RunState, detail: str | None = None, now: float | None = None
+    ) -> None:
+        frm = run.state
+        if to not in RUN_TRANSITIONS[frm]:
+            raise InvalidTransition("run", run.run_id, frm, to)
+        if now is None:
+            now = time.time()
+        run.state = to
+        run.events.append((run.run_id, None, frm, to, None, now, detail))
+        run.run_dirty = True
+        if self.observer is not None:
+            self.observer(run.run_id, None, frm, to, None, detail)
+        self._schedule_flush()
+
+    def _run_to_detail(self, run: LiveRun, detail: str, now: float) -> None:
+        """An event that records something about the run without changing its state."""
+        run.events.append((run.run_id, None, run.state, run.state, None, now, detail))
+
+    # ------------------------------------------------------------------ scheduling
+
+    @staticmethod
+    def _absolute(when: datetime | float, base: float) -> float:
+        return when.timestamp() if isinstance(when, datetime) else base + when
+
+    def _deps_met(self, task: LiveTask, now: float, since: float) -> None:
+        """All dependencies succeeded at `since`: ready now, or after `delay`/`not_before`."""
+        spec = task.spec
+        due = since + spec.delay if spec.delay else 0.0
+        if spec.not_before is not None:
+            due = max(due, self._absolute(spec.not_before, task.run.created_at))
+        if task.run.not_before is not None and not spec.needs:
+            due = max(due, task.run.not_before)
+        if due > now + 0.0005:
+            assert self._loop is not None
+            task.wait_reason = f"delayed until {datetime.fromtimestamp(due):%H:%M:%S.%f}"[:-3]
+            self._mark(task)
+            task.timer = self._loop.call_later(due - now, self._delay_due, task)
+        else:
+            self._make_ready(task, now)
+
+    def _delay_due(self, task: LiveTask) -> None:
+        task.timer = None
+        if task.state is T.BLOCKED and task.run.run_id in self._live:
+            task.wait_reason = None
+            self._make_ready(task, time.time())
+            self._dispatch()
+
+    def _retry_due(self, task: LiveTask) -> None:
+        task.timer = None
+        if task.state is T.RETRY_WAIT and task.run.run_id in self._live:
+            task.next_attempt_at = None
+            self._make_ready(task, time.time())
+            self._dispatch()
+
+    def _make_ready(self, task: LiveTask, now: float) -> None:
+        task.ready_at = now
+        self._task_to(task, T.READY, None, now)
+        self.queue.push(task)
+
+    def _dispatch(self) -> None:
+        if self._stopping:
+            return
+        queue = self.queue
+        loop = self._loop
+        assert loop is not None
+        while True:
+            task = queue.pop()
+            if task is None:
+                return
+            task.attempts += 1
+            now = time.time()
+            task.started_at = now
+            task.cancel_reason = None
+            self._task_to(task, T.RUNNING, None, now)
+            task.handle = loop.create_task(self._attempt(task))
+
+    async def _attempt(self, task: LiveTask) -> None:
+        spec = task.spec
+        run = task.run
+        tasks = run.tasks
+        ctx = TaskContext(
+            run.run_id, task.name, task.attempts, spec.params,
+            {d: tasks[d].result for d in spec.needs}, run.meta, run.run_dir, spec,
+        )
+        try:
+            timeout_cm = asyncio.timeout(spec.timeout or None)
+            async with timeout_cm:
+                result = await registry.get(spec.type).execute(ctx)
+        except TimeoutError as exc:
+            if timeout_cm.expired():
+                self._settle(task, f"timed out after {spec.timeout:g}s", True, timed_out=True)
+            else:
+                self._settle(task, f"TimeoutError: {exc}", spec.retry.retry_on is None)
+        except asyncio.CancelledError:
+            if task.cancel_reason is None:
+                self._settle(task, None, False, cancelled=True)
+                raise
+            self._settle(task, task.cancel_reason, False, cancelled=True)
+        except TaskFailed as exc:
+            self._settle(task, str(exc), exc.retryable)
+        except Exception as exc:
+            self._settle(task, f"{type(exc).__name__}: {exc}", True)
+        else:
+            self._succeeded(task, result)
+
+    def _succeeded(self, task: LiveTask, result: Any) -> None:
+        self.queue.release(task)
+        task.handle = None
+        run = task.run
+        if run.run_id not in self._live:
+            return
+        now = time.time()
+        task.result = result
+        task.error = None
+        self._task_to(task, T.SUCCEEDED, None, now)
+        for dep in task.dependents:
+            dep.remaining -= 1
+            if dep.remaining == 0 and dep.state is T.BLOCKED:
+                self._deps_met(dep, now, now)
+        self._dispatch()
+        self._check_done(run)
+
+    def _settle(
+        self, task: LiveTask, message: str | None, retryable: bool, *,
+        timed_out: bool = False, cancelled: bool = False,
+    ) -> None:
+        """An attempt ended without success: retry, fail, or record the cancellation."""
+        self.queue.release(task)
+        task.handle = None
+        run = task.run
+        if run.run_id not in self._live or message is None:
+            self._dispatch_if_live()
+            return
+        now = time.time()
+        if cancelled:
+            reason = task.cancel_reason or "cancelled"
+            if reason == INTERRUPTED:
+                task.attempts -= 1
+                task.ready_at = now
+                self._task_to(task, T.READY, INTERRUPTED, now)
+            elif reason.startswith(RUN_TIMEOUT):
+                task.error = reason
+                self._record_error(task, reason, now)
+                self._task_to(task, T.TIMED_OUT, reason, now)
+                self._task_to(task, T.FAILED, reason, now)
+            else:
+                self._task_to(task, T.CANCELLED, reason, now)
+        else:
+            assert message is not None
+            self._record_error(task, message, now)
+            if timed_out:
+                self._task_to(task, T.TIMED_OUT, message, now)
+            self._after_failure(task, message, retryable, now)
+        self._dispatch()
+        self._check_done(run)
+
+    def _dispatch_if_live(self) -> None:
+        if self._live:
+            self._dispatch()
+
+    @staticmethod
+    def _record_error(task: LiveTask, message: str, now: float) -> None:
+        task.error = message
+        if task.errors is None:
+            task.errors = []
+        task.errors.append({"attempt": task.attempts, "error": message, "at": now})
+
+    def _after_failure(self, task: LiveTask, message: str, retryable: bool, now: float) -> None:
+        retry = task.spec.retry
+        run = task.run
+        if retryable and task.attempts <= retry.max_retries and run.outcome is None:
+            assert self._loop is not None
+            delay = retry.delay(task.attempts, self._rand())
+            task.next_attempt_at = now + delay
+            self._task_to(
+                task, T.RETRY_WAIT, f"{message}; attempt {task.attempts + 1} in {delay:.3f}s", now
+            )
+            task.timer = self._loop.call_later(delay, self._retry_due, task)
+        else:
+            self._task_to(task, T.FAILED, message, now)
+            self._task_failed(task, now)
+
+    def _task_failed(self, task: LiveTask, now: float) -> None:
+        run = task.run
+        if not task.hook and run.spec.failure_policy == "fail_fast":
+            self._stop_run(run, RunState.FAILED, f"task {task.name!r} failed: {task.error}")
+        else:
+            self._skip_dependents_of([task], now)
+
+    def _skip_dependents_of(self, failed: Iterable[LiveTask], now: float) -> None:
+        stack = [d for t in failed for d in t.dependents]
+        while stack:
+            dep = stack.pop()
+            if dep.state is T.BLOCKED:
+                if dep.timer is not None:
+                    dep.timer.cancel()
+                    dep.timer = None
+                self._task_to(dep, T.SKIPPED, "a dependency did not succeed", now)
+                stack.extend(dep.dependents)
+
+    # ------------------------------------------------------------------ run control
+
+    def _stop_run(self, run: LiveRun, outcome: RunState, reason: str) -> None:
+        """Decide the run's outcome; cancel what has not started, cancel what is running."""
+        if run.outcome is not None and not (
+            outcome is RunState.CANCELLED and run.outcome is RunState.FAILED
+        ):
+            return
+        run.outcome = outcome
+        run.error = reason
+        run.run_dirty = True
+        now = time.time()
+        include_hooks = outcome is RunState.CANCELLED
+        for task in run.tasks.values():
+            if task.hook and not include_hooks:
+                continue
+            state = task.state
+            if state in (T.BLOCKED, T.READY, T.RETRY_WAIT):
+                if task.timer is not None:
+                    task.timer.cancel()
+                    task.timer = None
+                self._task_to(task, T.CANCELLED, reason, now)
+            elif state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
+                task.cancel_reason = reason
+                task.handle.cancel()
+        self._check_done(run)
+
+    def _run_timed_out(self, run: LiveRun) -> None:
+        run.timeout_handle = None
+        if run.run_id in self._live:
+            self._stop_run(
+                run, RunState.FAILED, f"{RUN_TIMEOUT}: the run took longer than "
+                f"{run.spec.timeout:g}s"
+            )
+
+    def _pause(self, run: LiveRun) -> None:
+        if run.state is RunState.RUNNING:
+            self._run_to(run, RunState.PAUSED)
+
+    def _unpause(self, run: LiveRun) -> None:
+        if run.state is RunState.PAUSED:
+            self._run_to(run, RunState.RUNNING, "resumed")
+            self.queue.unpark_run(run.parked)
+            self._dispatch()
+
+    def _check_done(self, run: LiveRun) -> None:
+        if run.done is None or run.done.done():
+            return
+        if run.outcome is RunState.RUNNING:  # interrupted by shutdown
+            if not any(t.state is T.RUNNING for t in run.tasks.values()):
+                self._finish(run, RunState.RUNNING)
+            return
+        if run.open > 0:
+            return
+        outcome = run.outcome
+        if outcome is None:
+            failed = [t.name for t in run.tasks.values() if not t.hook and t.state is T.FAILED]
+            outcome = RunState.FAILED if failed else RunState.SUCCEEDED
+            if failed:
+                run.error = f"failed tasks: {', '.join(failed)}"
+            run.outcome = outcome
+        if run.open_hooks > 0:
+            if outcome is RunState.FAILED:
+                if not run.hooks_started:
+                    self._start_hooks(run)
+                return
+            now = time.time()
+            to = T.SKIPPED if outcome is RunState.SUCCEEDED else T.CANCELLED
+            for task in run.tasks.values():
+                if task.hook and task.state is T.BLOCKED:
+                    self._task_to(task, to, "on_failure not needed", now)
+            if run.open_hooks > 0:
+                return
+        self._finish(run, outcome)
+
+    def _start_hooks(self, run: LiveRun) -> None:
+        run.hooks_started = True
+        now = time.time()
+        for task in run.tasks.values():
+            if task.hook and task.state is T.BLOCKED:
+                task.remaining = len(task.spec.needs)
+                if task.remaining == 0:
+                    self._deps_met(task, now, now)
+        self._dispatch()
+
+    def _finish(self, run: LiveRun, outcome: RunState) -> None:
+        now = time.time()
+        if run.timeout_handle is not None:
+            run.timeout_handle.cancel()
+            run.timeout_handle = None
+        if outcome is not RunState.RUNNING:
+            run.finished_at = now
+            self._run_to(run, outcome, run.error if outcome is not RunState.SUCCEEDED else None,
+                         now)
+        try:
+            self._flush_run(run)
+        except LeaseLost as exc:
+            assert run.done is not None
+            run.done.set_exception(exc)
+            return
+        finally:
+            self._live.pop(run.run_id, None)
+        self.store.release_run(run.run_id, self.owner)
+        assert run.done is not None
+        run.done.set_result(outcome)
+
+    # ------------------------------------------------------------------ persistence
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None and self._loop is not None:
+            self._flush_handle = self._loop.call_later(self.flush_interval, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        for run in list(self._live.values()):
+            if run.dirty or run.events or run.run_dirty:
+                self._write(run)
+
+    def _heartbeat(self) -> None:
+        assert self._loop is not None
+        self._heartbeat_handle = self._loop.call_later(self.heartbeat_interval, self._heartbeat)
+        for run in list(self._live.values()):
+            self._write(run)
+
+    def _write(self, run: LiveRun) -> None:
+        try:
+            request = self._flush_run(run)
+        except LeaseLost as exc:
+            self._abandon(run, exc)
+            return
+        if request == "cancel":
+            self._stop_run(run, RunState.CANCELLED, "cancelled by user")
+        elif request == "pause":
+            self._pause(run)
+        elif request == "resume":
+            self._unpause(run)
+
+    def _flush_run(self, run: LiveRun) -> str | None:
+        rows = [
+            (t.state.value, t.attempts, t.ready_at, t.started_at, t.finished_at,
+             t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.name)
+            for t in run.dirty
+        ]
+        batch = Batch(
+            run_id=run.run_id,
+            owner=self.owner,
+            lease_until=time.time() + self.lease_ttl,
+            run=(run.state.value, run.started_at, run.finished_at, run.error)
+            if run.run_dirty else None,
+            tasks=rows,
+            events=run.events,
+        )
+        run.dirty = {}
+        run.events = []
+        run.run_dirty = False
+        return self.store.write(batch)
+
+    def _abandon(self, run: LiveRun, exc: LeaseLost) -> None:
+        """Another process owns the run now: stop its attempts here, record nothing more."""
+        self._live.pop(run.run_id, None)
+        for task in run.tasks.values():
+            if task.timer is not None:
+                task.timer.cancel()
+            if task.handle is not None:
+                task.cancel_reason = None
+                task.handle.cancel()
+        if run.timeout_handle is not None:
+            run.timeout_handle.cancel()
+        if run.done is not None and not run.done.done():
+            run.done.set_exception(exc)
+
+
+def run_sync(
+    spec: WorkflowSpec, *, store: Store | None = None, run_id: str | None = None,
+    meta: dict[str, str] | None = None, **engine_options: Any,
+) -> tuple[str, RunState]:
+    """Run a workflow to the end from synchronous code; returns (run_id, final state)."""
+    engine = Engine(store, **engine_options)
+
+    async def main() -> tuple[str, RunState]:
+        rid, _ = engine.submit(spec, run_id=run_id, meta=meta)
+        return rid, await engine.execute(rid)
+
+    return asyncio.run(main())

@@ -1,0 +1,45 @@
+"""What a task type is given and must provide."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..spec import TaskSpec
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """Everything one attempt may know: who it is, its inputs, where to write."""
+
+    run_id: str
+    task: str
+    attempt: int
+    params: dict[str, Any]
+    results: dict[str, Any]
+    meta: dict[str, str]
+    run_dir: Path
+    spec: TaskSpec = field(repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        """Where this attempt's output goes: `<run_dir>/<task>.<attempt>.log`."""
+        return self.run_dir / f"{self.task}.{self.attempt}.log"
+
+
+class TaskType(Protocol):
+    """A kind of task. `execute` returns a JSON-serialisable result or raises TaskFailed.
+
+    Timeouts and cancellation arrive as `asyncio.CancelledError` inside `execute`; a task type
+    that starts processes must stop them before letting the error go on.
+    """
+
+    name: str
+
+    def validate(self, spec: TaskSpec) -> None:
+        """Raise SpecError (naming the field) if `spec` lacks what this type needs."""
+
+    async def execute(self, ctx: TaskContext) -> Any:
+        """Run one attempt."""

@@ -1,0 +1,95 @@
+"""The `python` task type: call `module:function`, async directly, sync in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SpecError, TaskFailed
+from .base import TaskContext
+
+if TYPE_CHECKING:
+    from ..spec import TaskSpec
+
+_local_callables: dict[str, Callable[..., Any]] = {}
+"""Callables registered in-process by the Python API (closures, `__main__` functions)."""
+
+
+def register_callable(ref: str, fn: Callable[..., Any]) -> None:
+    """Make `ref` resolve to `fn` in this process even when it cannot be imported."""
+    _local_callables[ref] = fn
+    _resolved.pop(ref, None)
+
+
+_resolved: dict[str, tuple[Callable[..., Any], bool, bool]] = {}
+
+
+def resolve(ref: str) -> tuple[Callable[..., Any], bool, bool]:
+    """(function, is_async, takes_context) for `module:qualname`, cached."""
+    hit = _resolved.get(ref)
+    if hit is not None:
+        return hit
+    fn = _local_callables.get(ref)
+    if fn is None:
+        module_name, _, qualname = ref.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in qualname.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise TaskFailed(f"cannot import {ref!r}: {exc}", retryable=False) from exc
+        fn = obj
+    if not callable(fn):
+        raise TaskFailed(f"{ref!r} is not callable", retryable=False)
+    try:
+        takes_context = len(inspect.signature(fn).parameters) > 0
+    except (TypeError, ValueError):
+        takes_context = True
+    hit = (fn, inspect.iscoroutinefunction(fn), takes_context)
+    _resolved[ref] = hit
+    return hit
+
+
+def _matches(exc: BaseException, names: list[str]) -> bool:
+    return any(cls.__name__ in names or cls.__qualname__ in names for cls in type(exc).__mro__)
+
+
+class PythonTaskType:
+    """Runs a Python callable; its return value (JSON-serialisable) is the task's result."""
+
+    name = "python"
+
+    def validate(self, spec: TaskSpec) -> None:
+        if not spec.call:
+            raise SpecError("missing `call: module:function`", task=spec.name, field="call")
+        module, sep, func = spec.call.partition(":")
+        if not (module and sep and func):
+            raise SpecError(
+                f"bad call {spec.call!r}: use `module:function`", task=spec.name, field="call"
+            )
+
+    async def execute(self, ctx: TaskContext) -> Any:
+        assert ctx.spec.call is not None
+        fn, is_async, takes_context = resolve(ctx.spec.call)
+        args = (ctx,) if takes_context else ()
+        try:
+            if is_async:
+                result = await fn(*args)
+            else:
+                result = await asyncio.to_thread(fn, *args)
+        except (TaskFailed, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            retry_on = ctx.spec.retry.retry_on
+            retryable = retry_on is None or _matches(exc, retry_on)
+            raise TaskFailed(f"{type(exc).__name__}: {exc}", retryable=retryable) from exc
+        if result is not None:
+            try:
+                json.dumps(result)
+            except (TypeError, ValueError) as exc:
+                raise TaskFailed(f"result is not JSON-serialisable: {exc}", retryable=False)
+        return result

@@ -1,0 +1,82 @@
+"""The registry of task types: built-ins plus entry points of group `reviewflow.task_types`.
+
+A plugin package declares, in its pyproject.toml:
+
+    [project.entry-points."reviewflow.task_types"]
+    approval = "mypkg.tasks:ApprovalTaskType"
+
+The object named there is a TaskType instance or a class that builds one with no arguments.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from ..errors import SpecError
+from .base import TaskType
+
+if TYPE_CHECKING:
+    from ..spec import TaskSpec
+
+ENTRY_POINT_GROUP = "reviewflow.task_types"
+
+
+class TaskTypeRegistry:
+    """Maps a task's `type` to the TaskType that runs it."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, TaskType] = {}
+        self._plugins_loaded = False
+
+    def register(self, task_type: TaskType) -> None:
+        """Add or replace a task type."""
+        self._types[task_type.name] = task_type
+
+    def names(self) -> list[str]:
+        """Known type names (plugins included)."""
+        self._load_plugins()
+        return sorted(self._types)
+
+    def get(self, name: str) -> TaskType:
+        """The TaskType called `name`; raises KeyError if none is known."""
+        found = self._types.get(name)
+        if found is None:
+            self._load_plugins()
+            found = self._types[name]
+        return found
+
+    def validate_task(self, spec: TaskSpec) -> None:
+        """Check that the task's type exists and that the task has what the type needs."""
+        try:
+            task_type = self.get(spec.type)
+        except KeyError:
+            raise SpecError(
+                f"unknown task type {spec.type!r} (known: {', '.join(self.names())})",
+                task=spec.name,
+                field="type",
+            ) from None
+        task_type.validate(spec)
+
+    def _load_plugins(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in self._types:
+                continue
+            obj = ep.load()
+            self.register(obj() if isinstance(obj, type) else obj)
+
+
+def _builtin_registry() -> TaskTypeRegistry:
+    from .python import PythonTaskType
+    from .shell import ShellTaskType
+
+    reg = TaskTypeRegistry()
+    reg.register(PythonTaskType())
+    reg.register(ShellTaskType())
+    return reg
+
+
+registry = _builtin_registry()

@@ -1,0 +1,119 @@
+"""The `shell` task type: an argv run in its own process group, never through a shell.
+
+On timeout or cancel the whole group gets SIGTERM, then SIGKILL after `kill_grace`, so that
+grandchildren (a test runner's workers, say) do not outlive the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SpecError, TaskFailed
+from .base import TaskContext
+
+if TYPE_CHECKING:
+    from ..spec import TaskSpec
+
+OUTPUT_TAIL_BYTES = 4096
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to the group; False once no process of the group is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    return True
+
+
+async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+    """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL what is left."""
+    pgid = proc.pid
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if proc.returncode is not None and not _signal_group(pgid, 0):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=0.05)
+    _signal_group(pgid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _tail(path: os.PathLike[str] | str) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - OUTPUT_TAIL_BYTES))
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+class ShellTaskType:
+    """Runs `run` (an argv list) with `cwd` and `env`; exit code 0 is success."""
+
+    name = "shell"
+
+    def validate(self, spec: TaskSpec) -> None:
+        if not spec.run:
+            raise SpecError("missing `run: [command, args...]`", task=spec.name, field="run")
+
+    async def execute(self, ctx: TaskContext) -> Any:
+        spec = ctx.spec
+        assert spec.run
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        log_path = ctx.log_path
+        env = {
+            **os.environ,
+            **spec.env,
+            "REVIEWFLOW_RUN_ID": ctx.run_id,
+            "REVIEWFLOW_TASK": ctx.task,
+            "REVIEWFLOW_ATTEMPT": str(ctx.attempt),
+        }
+        started = time.monotonic()
+        with open(log_path, "wb") as log:
+            try:
+                proc = await asyncio.create_subprocess_exec(
+                    *spec.run,
+                    cwd=spec.cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            except FileNotFoundError:
+                raise TaskFailed(f"command not found: {spec.run[0]}", retryable=False) from None
+            except (PermissionError, NotADirectoryError, OSError) as exc:
+                raise TaskFailed(f"cannot start {spec.run[0]}: {exc}", retryable=False) from None
+            try:
+                code = await proc.wait()
+            except BaseException:
+                await asyncio.shield(stop_group(proc, spec.kill_grace))
+                raise
+            finally:
+                # Whatever the command left behind in its group goes with it.
+                _signal_group(proc.pid, signal.SIGKILL)
+        result = {
+            "exit_code": code,
+            "duration_s": round(time.monotonic() - started, 3),
+            "log": str(log_path),
+            "output_tail": _tail(log_path),
+        }
+        if code != 0:
+            codes = spec.retry.retry_on_exit_codes
+            retryable = codes is None or code in codes
+            detail = f"exit code {code}" if code > 0 else f"killed by signal {-code}"
+            raise TaskFailed(f"{detail} (log: {log_path})", retryable=retryable, exit_code=code)
+        return result

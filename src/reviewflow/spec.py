@@ -1,0 +1,337 @@
+"""Workflow specifications: the validated model every entry point (YAML, Python API) produces.
+
+A spec is plain data — frozen pydantic models that reject unknown keys — so that it can be stored
+with a run and rebuilt identically by `resume` in another process.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from datetime import datetime
+from graphlib import CycleError, TopologicalSorter
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import SpecError
+
+PRIORITY_NAMES: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+"""Named priorities; any integer is accepted too (higher runs first)."""
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `250ms`, `30s`, `5m`, `1h`, `1h30m` or a plain number of seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        try:
+            seconds = float(text)
+        except ValueError:
+            parts = _DURATION_PART.findall(text)
+            if not text or "".join(n + u for n, u in parts) != text:
+                raise ValueError(
+                    f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h"
+                ) from None
+            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+    else:
+        raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h")
+    if seconds != seconds or seconds < 0 or seconds == float("inf"):
+        raise ValueError(f"bad duration {value!r}: must be a finite number >= 0")
+    return seconds
+
+
+def parse_priority(value: Any) -> int:
+    """An integer priority from `high`/`medium`/`low` or an integer."""
+    if isinstance(value, bool):
+        raise ValueError(f"bad priority {value!r}: use high, medium, low or an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in PRIORITY_NAMES:
+            return PRIORITY_NAMES[name]
+        try:
+            return int(name)
+        except ValueError:
+            pass
+    raise ValueError(f"bad priority {value!r}: use high, medium, low or an integer")
+
+
+def _parse_argv(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split command {value!r}: {exc}") from None
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for v in value]
+    return value
+
+
+def _parse_not_before(value: Any) -> Any:
+    """An absolute time (ISO 8601 / datetime) or a duration counted from when the run starts."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and ("T" in value or "-" in value[1:]):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"bad time {value!r}: use ISO 8601 or a duration") from None
+    return parse_duration(value)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Priority = Annotated[int, BeforeValidator(parse_priority)]
+Argv = Annotated[list[str], BeforeValidator(_parse_argv)]
+NotBefore = Annotated[datetime | float | None, BeforeValidator(_parse_not_before)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")]
+
+_MODEL = ConfigDict(extra="forbid", frozen=True)
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class RetryPolicy(BaseModel):
+    """How often and how late a failed attempt is tried again."""
+
+    model_config = _MODEL
+
+    max_retries: int = Field(3, ge=0)
+    base_delay: Duration = 1.0
+    multiplier: float = Field(2.0, ge=1.0)
+    max_delay: Duration = 300.0
+    jitter: bool = True
+    retry_on_exit_codes: list[int] | None = None
+    retry_on: list[str] | None = None
+
+    def delay(self, attempt: int, rand: float = 1.0) -> float:
+        """Delay before attempt `attempt + 1`, after attempt `attempt` (1-based) failed.
+
+        Exponential, capped by max_delay; with jitter the delay is scaled by a factor in
+        [0.5, 1.0] ("equal jitter"), so retries of many tasks spread out but never wait longer
+        than the cap.
+        """
+        raw = self.base_delay * self.multiplier ** max(attempt - 1, 0)
+        capped = min(raw, self.max_delay)
+        return capped * (0.5 + 0.5 * rand) if self.jitter else capped
+
+
+class TaskSpec(BaseModel):
+    """One node of the DAG."""
+
+    model_config = _MODEL
+
+    name: Name
+    type: str
+    run: Argv | None = None
+    call: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+    needs: list[str] = Field(default_factory=list)
+    priority: Priority = PRIORITY_NAMES["medium"]
+    timeout: Duration = DEFAULT_TIMEOUT
+    kill_grace: Duration = 5.0
+    retry: RetryPolicy = RetryPolicy()
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = Field(None, ge=1)
+    delay: Duration = 0.0
+    not_before: NotBefore = None
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_type(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "type" not in data:
+            if "run" in data:
+                data = {**data, "type": "shell"}
+            elif "call" in data:
+                data = {**data, "type": "python"}
+        return data
+
+    @model_validator(mode="after")
+    def _check_type(self) -> TaskSpec:
+        from .executors import registry
+
+        registry.validate_task(self)
+        return self
+
+
+class TaskDefaults(BaseModel):
+    """Values every task inherits unless it sets its own (retry is merged key by key)."""
+
+    model_config = _MODEL
+
+    timeout: Duration = DEFAULT_TIMEOUT
+    priority: Priority = PRIORITY_NAMES["medium"]
+    retry: dict[str, Any] = Field(default_factory=dict)
+    kill_grace: Duration = 5.0
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class WorkflowSpec(BaseModel):
+    """A validated workflow: a named DAG of tasks plus run-wide policies."""
+
+    model_config = _MODEL
+
+    name: Name
+    description: str | None = None
+    max_concurrency: int | None = Field(None, ge=1)
+    timeout: Duration | None = None
+    failure_policy: Literal["fail_fast", "continue"] = "fail_fast"
+    concurrency_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    not_before: NotBefore = None
+    defaults: TaskDefaults = TaskDefaults()
+    tasks: dict[str, TaskSpec]
+    on_failure: dict[str, TaskSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        raw_defaults = data.get("defaults") or {}
+        if not isinstance(raw_defaults, dict):
+            return data  # the field validator reports the type error
+        data = dict(data)
+        for section in ("tasks", "on_failure"):
+            tasks = data.get(section)
+            if isinstance(tasks, dict):
+                data[section] = {
+                    name: _with_defaults(name, body, raw_defaults) for name, body in tasks.items()
+                }
+        return data
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> WorkflowSpec:
+        if not self.tasks:
+            raise SpecError("a workflow needs at least one task", field="tasks")
+        clash = sorted(set(self.tasks) & set(self.on_failure))
+        if clash:
+            raise SpecError("name used in both tasks and on_failure", task=clash[0])
+        _check_needs(self.tasks, "tasks")
+        _check_needs(self.on_failure, "on_failure")
+        limits = dict(self.concurrency_limits)
+        for task in [*self.tasks.values(), *self.on_failure.values()]:
+            if task.concurrency_limit is None:
+                continue
+            if task.concurrency_key is None:
+                raise SpecError(
+                    "concurrency_limit needs a concurrency_key",
+                    task=task.name,
+                    field="concurrency_limit",
+                )
+            known = limits.setdefault(task.concurrency_key, task.concurrency_limit)
+            if known != task.concurrency_limit:
+                raise SpecError(
+                    f"key {task.concurrency_key!r} has two limits: {known} and "
+                    f"{task.concurrency_limit}",
+                    task=task.name,
+                    field="concurrency_limit",
+                )
+        return self
+
+    def key_limits(self) -> dict[str, int]:
+        """Concurrency limit of each key named by this workflow."""
+        limits = dict(self.concurrency_limits)
+        for task in [*self.tasks.values(), *self.on_failure.values()]:
+            if task.concurrency_key and task.concurrency_limit:
+                limits.setdefault(task.concurrency_key, task.concurrency_limit)
+        return limits
+
+
+def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        return body
+    merged = {"name": name, **body}
+    for key in ("timeout", "priority", "kill_grace", "cwd"):
+        if key in defaults and key not in body:
+            merged[key] = defaults[key]
+    default_env = defaults.get("env")
+    if isinstance(default_env, dict) and default_env:
+        task_env = body.get("env")
+        merged["env"] = {**default_env, **task_env} if isinstance(task_env, dict) else (
+            task_env if "env" in body else dict(default_env)
+        )
+    default_retry = defaults.get("retry")
+    if isinstance(default_retry, dict) and default_retry:
+        task_retry = body.get("retry")
+        if task_retry is None:
+            merged["retry"] = dict(default_retry)
+        elif isinstance(task_retry, dict):
+            merged["retry"] = {**default_retry, **task_retry}
+    return merged
+
+
+def _check_needs(tasks: dict[str, TaskSpec], section: str) -> None:
+    for task in tasks.values():
+        seen: set[str] = set()
+        for dep in task.needs:
+            if dep == task.name:
+                raise SpecError(f"cycle: {dep} -> {dep}", task=task.name, field="needs")
+            if dep in seen:
+                raise SpecError(f"dependency {dep!r} listed twice", task=task.name, field="needs")
+            seen.add(dep)
+            if dep not in tasks:
+                raise SpecError(
+                    f"unknown dependency {dep!r} (not in {section})", task=task.name, field="needs"
+                )
+    try:
+        TopologicalSorter({t.name: t.needs for t in tasks.values()}).prepare()
+    except CycleError as exc:
+        cycle = list(reversed(exc.args[1]))
+        raise SpecError("cycle: " + " -> ".join(cycle), task=cycle[0], field="needs") from None
+
+
+def validate_spec(data: Any, *, file: str | None = None) -> WorkflowSpec:
+    """Build a WorkflowSpec from plain data, turning every problem into one SpecError."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"a workflow must be a mapping, got {type(data).__name__}", file=file
+        )
+    try:
+        return WorkflowSpec.model_validate(data)
+    except SpecError as exc:
+        raise exc.with_file(file) if file else exc from None
+    except ValidationError as exc:
+        raise spec_error_from(exc, file=file) from None
+
+
+def spec_error_from(exc: ValidationError, *, file: str | None = None) -> SpecError:
+    """The first error of a pydantic ValidationError, naming task and field."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = [str(p) for p in first["loc"]]
+    task = field = None
+    if len(loc) >= 2 and loc[0] in ("tasks", "on_failure"):
+        task = loc[1]
+        field = ".".join(loc[2:]) or None
+    else:
+        field = ".".join(loc) or None
+    message = first["msg"]
+    ctx_error = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, SpecError):
+        return SpecError(
+            ctx_error.message, file=file, task=ctx_error.task or task,
+            field=ctx_error.field or field,
+        )
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    if first["type"] == "missing":
+        message = "missing required field"
+    elif first["type"] == "extra_forbidden":
+        message = "unknown field (typo?)"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return SpecError(message, file=file, task=task, field=field)

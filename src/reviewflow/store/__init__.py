@@ -1,0 +1,32 @@
+"""Stores: where runs, tasks and events live. `open_store` picks one from a path or URL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Batch, EventRecord, RunRecord, Store, TaskRecord
+from .memory import MemoryStore
+from .sqlite import SQLiteStore
+
+DEFAULT_DB = Path(".reviewflow") / "reviewflow.db"
+
+
+def open_store(target: str | Path | None = None) -> Store:
+    """`:memory:`/`memory://` for an ephemeral store, otherwise a SQLite file path."""
+    if target in (":memory:", "memory://"):
+        return MemoryStore()
+    path = Path(target) if target else DEFAULT_DB
+    return SQLiteStore(path)
+
+
+__all__ = [
+    "DEFAULT_DB",
+    "Batch",
+    "EventRecord",
+    "MemoryStore",
+    "RunRecord",
+    "SQLiteStore",
+    "Store",
+    "TaskRecord",
+    "open_store",
+]

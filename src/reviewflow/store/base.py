@@ -1,0 +1,125 @@
+"""The Store protocol and the records it moves.
+
+The engine keeps the live state of the runs it executes in memory and hands the store batches of
+changes (group commit). A batch is applied atomically and batches are applied in order, so the
+store never holds a task's completion without its dependencies' completions. Every write carries
+the writer's owner id; a store refuses (LeaseLost) a batch from a process that no longer owns the
+run, which is what makes a zombie's late completion harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+TASK_COLUMNS = (
+    "state", "attempts", "ready_at", "started_at", "finished_at",
+    "next_attempt_at", "result", "error", "errors", "wait_reason",
+)
+"""Mutable task columns, in the order of TaskRecord.row() and of batch task updates."""
+
+RUN_COLUMNS = ("state", "started_at", "finished_at", "error")
+"""Mutable run columns written by the owner, in the order of batch run updates."""
+
+
+@dataclass(slots=True)
+class RunRecord:
+    run_id: str
+    workflow: str
+    state: str
+    spec: str  # the WorkflowSpec as JSON
+    meta: dict[str, str]
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    owner: str | None = None
+    lease_until: float | None = None
+    request: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    run_id: str
+    name: str
+    state: str
+    attempts: int = 0
+    ready_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    next_attempt_at: float | None = None
+    result: str | None = None  # JSON text
+    error: str | None = None
+    errors: str | None = None  # JSON list: one entry per failed attempt
+    wait_reason: str | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.state, self.attempts, self.ready_at, self.started_at, self.finished_at,
+            self.next_attempt_at, self.result, self.error, self.errors, self.wait_reason,
+        )
+
+
+@dataclass(slots=True)
+class EventRecord:
+    id: int
+    run_id: str
+    task: str | None
+    from_state: str | None
+    to_state: str
+    attempt: int | None
+    at: float
+    detail: str | None
+
+
+Event = tuple[str, str | None, str | None, str, int | None, float, str | None]
+"""(run_id, task, from_state, to_state, attempt, at, detail) — an event not yet stored."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """Changes of one owner, applied in one transaction."""
+
+    run_id: str
+    owner: str
+    lease_until: float
+    run: tuple[Any, ...] | None = None  # values of RUN_COLUMNS
+    tasks: list[tuple[Any, ...]] = field(default_factory=list)  # TASK_COLUMNS + (name,)
+    events: list[Event] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """Durable (or not) home of runs, tasks and events; safe to share between processes."""
+
+    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+        """Insert a run with its tasks; False (and no change) if the run id already exists."""
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run, or None."""
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """Most recent runs first."""
+
+    def get_tasks(self, run_id: str) -> list[TaskRecord]:
+        """The run's tasks in definition order."""
+
+    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+        """The run's events with id > after_id, oldest first."""
+
+    def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
+        """Compare-and-swap the run's owner from `expected` to `owner`."""
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        """Give up ownership (no-op if not the owner)."""
+
+    def write(self, batch: Batch) -> str | None:
+        """Apply the batch, renew the lease and return (and clear) a pending request.
+
+        Raises LeaseLost if `batch.owner` no longer owns the run.
+        """
+
+    def request(self, run_id: str, command: str) -> None:
+        """Ask the run's owner to `cancel`, `pause` or `resume` (picked up on its next write)."""
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,106 @@
+"""An in-process store for tests and ephemeral runs; same semantics as the durable ones."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+from ..errors import LeaseLost, RunNotFound
+from .base import TASK_COLUMNS, Batch, Event, EventRecord, RunRecord, TaskRecord
+
+
+class MemoryStore:
+    """Holds everything in dicts; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, RunRecord] = {}
+        self._tasks: dict[str, dict[str, TaskRecord]] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._event_ids: dict[str, list[int]] = {}
+        self._next_event_id = 1
+
+    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+        with self._lock:
+            if run.run_id in self._runs:
+                return False
+            self._runs[run.run_id] = replace(run)
+            self._tasks[run.run_id] = {t.name: replace(t) for t in tasks}
+            self._events[run.run_id] = []
+            self._event_ids[run.run_id] = []
+            self._append_events(run.run_id, events)
+            return True
+
+    def _append_events(self, run_id: str, events: list[Event]) -> None:
+        start = self._next_event_id
+        self._events[run_id].extend(events)
+        self._event_ids[run_id].extend(range(start, start + len(events)))
+        self._next_event_id = start + len(events)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            return replace(run) if run else None
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        with self._lock:
+            runs = sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
+            return [replace(r) for r in runs[:limit]]
+
+    def get_tasks(self, run_id: str) -> list[TaskRecord]:
+        with self._lock:
+            return [replace(t) for t in self._tasks.get(run_id, {}).values()]
+
+    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+        with self._lock:
+            ids = self._event_ids.get(run_id, [])
+            return [
+                EventRecord(i, *ev)
+                for i, ev in zip(ids, self._events.get(run_id, []), strict=True)
+                if i > after_id
+            ]
+
+    def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise RunNotFound(run_id)
+            if run.owner != expected:
+                return False
+            run.owner, run.lease_until = owner, lease_until
+            return True
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None and run.owner == owner:
+                run.owner = run.lease_until = None
+
+    def write(self, batch: Batch) -> str | None:
+        with self._lock:
+            run = self._runs.get(batch.run_id)
+            if run is None:
+                raise RunNotFound(batch.run_id)
+            if run.owner != batch.owner:
+                raise LeaseLost(f"run {batch.run_id!r} is now owned by {run.owner}")
+            run.lease_until = batch.lease_until
+            if batch.run is not None:
+                run.state, run.started_at, run.finished_at, run.error = batch.run
+            tasks = self._tasks[batch.run_id]
+            for row in batch.tasks:
+                rec = tasks[row[-1]]
+                for col, value in zip(TASK_COLUMNS, row, strict=False):
+                    setattr(rec, col, value)
+            self._append_events(batch.run_id, batch.events)
+            request, run.request = run.request, None
+            return request
+
+    def request(self, run_id: str, command: str) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise RunNotFound(run_id)
+            run.request = command
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,47 @@
+-- reviewflow schema, version 1. Applied with CREATE ... IF NOT EXISTS at every open.
+CREATE TABLE IF NOT EXISTS runs (
+    run_id       TEXT PRIMARY KEY,
+    workflow     TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    spec         TEXT NOT NULL,
+    meta         TEXT NOT NULL DEFAULT '{}',
+    created_at   REAL NOT NULL,
+    started_at   REAL,
+    finished_at  REAL,
+    error        TEXT,
+    owner        TEXT,
+    lease_until  REAL,
+    request      TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_created ON runs (created_at);
+
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id          TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    name            TEXT NOT NULL,
+    position        INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    ready_at        REAL,
+    started_at      REAL,
+    finished_at     REAL,
+    next_attempt_at REAL,
+    result          TEXT,
+    error           TEXT,
+    errors          TEXT,
+    wait_reason     TEXT,
+    PRIMARY KEY (run_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS events (
+    id          INTEGER PRIMARY KEY,
+    run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task        TEXT,
+    from_state  TEXT,
+    to_state    TEXT NOT NULL,
+    attempt     INTEGER,
+    at          REAL NOT NULL,
+    detail      TEXT
+);
+CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
+
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);

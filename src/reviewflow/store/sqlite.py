@@ -1,0 +1,235 @@
+"""The embedded default store: one SQLite file in WAL mode, shared safely between processes.
+
+Writers take the lock up front (`BEGIN IMMEDIATE`) and wait for it (`busy_timeout`, plus a
+bounded retry loop), so two runs, a `status` poller and a `cancel` on one file never fail with
+"database is locked"; readers never block the writer in WAL mode. `synchronous=NORMAL`: a commit
+survives the process being killed; only a power loss can drop the last few batches, and batches
+are applied in order, so what survives is always a consistent prefix.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from importlib.resources import files
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import LeaseLost, RunNotFound, StoreError
+from .base import TASK_COLUMNS, Batch, Event, EventRecord, RunRecord, TaskRecord
+
+SCHEMA_VERSION = 1
+LOCK_WAIT_SECONDS = 120.0
+_T = TypeVar("_T")
+
+_RUN_SELECT = (
+    "SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at, error,"
+    " owner, lease_until, request FROM runs"
+)
+_TASK_SELECT = "SELECT run_id, name, " + ", ".join(TASK_COLUMNS) + " FROM tasks"
+_TASK_UPDATE = (
+    "UPDATE tasks SET " + ", ".join(f"{c} = ?" for c in TASK_COLUMNS)
+    + " WHERE run_id = ? AND name = ?"
+)
+_EVENT_INSERT = (
+    "INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _run_from_row(row: tuple) -> RunRecord:  # type: ignore[type-arg]
+    return RunRecord(
+        run_id=row[0], workflow=row[1], state=row[2], spec=row[3], meta=json.loads(row[4]),
+        created_at=row[5], started_at=row[6], finished_at=row[7], error=row[8],
+        owner=row[9], lease_until=row[10], request=row[11],
+    )
+
+
+class SQLiteStore:
+    """A Store on a SQLite file (created with its directory if missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._retrying(self._setup)
+
+    def _setup(self) -> None:
+        conn = self._conn
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        schema = files("reviewflow.store").joinpath("schema.sql").read_text()
+        with self._transaction():
+            for statement in schema.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
+                conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+
+    def _retrying(self, fn: Callable[[], _T]) -> _T:
+        """Run `fn`, retrying while another process holds the write lock (bounded in time)."""
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.01
+        while True:
+            try:
+                with self._lock:
+                    return fn()
+            except sqlite3.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                if not busy or time.monotonic() > deadline:
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+        def create() -> bool:
+            with self._transaction() as conn:
+                cur = conn.execute(
+                    "INSERT INTO runs (run_id, workflow, state, spec, meta, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                    (run.run_id, run.workflow, run.state, run.spec, json.dumps(run.meta),
+                     run.created_at),
+                )
+                if cur.rowcount == 0:
+                    return False
+                conn.executemany(
+                    "INSERT INTO tasks (run_id, name, position, " + ", ".join(TASK_COLUMNS)
+                    + ") VALUES (?, ?, ?" + ", ?" * len(TASK_COLUMNS) + ")",
+                    ((run.run_id, t.name, i, *t.row()) for i, t in enumerate(tasks)),
+                )
+                conn.executemany(_EVENT_INSERT, events)
+                return True
+
+        return self._retrying(create)
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        def get() -> RunRecord | None:
+            row = self._conn.execute(_RUN_SELECT + " WHERE run_id = ?", (run_id,)).fetchone()
+            return _run_from_row(row) if row else None
+
+        return self._retrying(get)
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        def list_() -> list[RunRecord]:
+            rows = self._conn.execute(
+                _RUN_SELECT + " ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [_run_from_row(r) for r in rows]
+
+        return self._retrying(list_)
+
+    def get_tasks(self, run_id: str) -> list[TaskRecord]:
+        def get() -> list[TaskRecord]:
+            rows = self._conn.execute(
+                _TASK_SELECT + " WHERE run_id = ? ORDER BY position", (run_id,)
+            ).fetchall()
+            return [TaskRecord(*r) for r in rows]
+
+        return self._retrying(get)
+
+    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+        def get() -> list[EventRecord]:
+            rows = self._conn.execute(
+                "SELECT id, run_id, task, from_state, to_state, attempt, at, detail FROM events"
+                " WHERE run_id = ? AND id > ? ORDER BY id",
+                (run_id, after_id),
+            ).fetchall()
+            return [EventRecord(*r) for r in rows]
+
+        return self._retrying(get)
+
+    def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
+        def claim() -> bool:
+            with self._transaction() as conn:
+                cur = conn.execute(
+                    "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ? AND owner IS ?",
+                    (owner, lease_until, run_id, expected),
+                )
+                if cur.rowcount == 0 and not conn.execute(
+                    "SELECT 1 FROM runs WHERE run_id = ?", (run_id,)
+                ).fetchone():
+                    raise RunNotFound(run_id)
+                return cur.rowcount == 1
+
+        return self._retrying(claim)
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        def release() -> None:
+            with self._transaction() as conn:
+                conn.execute(
+                    "UPDATE runs SET owner = NULL, lease_until = NULL"
+                    " WHERE run_id = ? AND owner = ?",
+                    (run_id, owner),
+                )
+
+        self._retrying(release)
+
+    def write(self, batch: Batch) -> str | None:
+        def write() -> str | None:
+            with self._transaction() as conn:
+                row = conn.execute(
+                    "SELECT owner, request FROM runs WHERE run_id = ?", (batch.run_id,)
+                ).fetchone()
+                if row is None:
+                    raise RunNotFound(batch.run_id)
+                if row[0] != batch.owner:
+                    raise LeaseLost(f"run {batch.run_id!r} is now owned by {row[0]}")
+                if batch.run is not None:
+                    conn.execute(
+                        "UPDATE runs SET lease_until = ?, request = NULL, state = ?,"
+                        " started_at = ?, finished_at = ?, error = ? WHERE run_id = ?",
+                        (batch.lease_until, *batch.run, batch.run_id),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE runs SET lease_until = ?, request = NULL WHERE run_id = ?",
+                        (batch.lease_until, batch.run_id),
+                    )
+                if batch.tasks:
+                    run_id = batch.run_id
+                    conn.executemany(
+                        _TASK_UPDATE, ((*r[:-1], run_id, r[-1]) for r in batch.tasks)
+                    )
+                if batch.events:
+                    conn.executemany(_EVENT_INSERT, batch.events)
+                return row[1]
+
+        return self._retrying(write)
+
+    def request(self, run_id: str, command: str) -> None:
+        def request() -> None:
+            with self._transaction() as conn:
+                cur = conn.execute(
+                    "UPDATE runs SET request = ? WHERE run_id = ?", (command, run_id)
+                )
+                if cur.rowcount == 0:
+                    raise RunNotFound(run_id)
+
+        self._retrying(request)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
