@@ -160,11 +160,14 @@ class Engine:
         run_id, _ = self.submit(spec, run_id=run_id, meta=meta)
         return await self.execute(run_id)
 
-    async def execute(self, run_id: str, *, force: bool = False) -> RunState:
+    async def execute(
+        self, run_id: str, *, force: bool = False, cancel: bool = False
+    ) -> RunState:
         """Execute (or carry on) a stored run until it ends; returns its final state.
 
         Takes over a run whose owner died; raises RunBusy if a live process owns it (unless
         `force`). A paused run is resumed. Returns RUNNING if interrupted by `shutdown`.
+        With `cancel`, the run is taken over only to be cancelled (nothing new starts).
         """
         self._loop = asyncio.get_running_loop()
         record = self.store.get_run(run_id)
@@ -178,7 +181,7 @@ class Engine:
             run = self._load(record)
             self._live[run_id] = run
             run.done = self._loop.create_future()
-            self._begin(run, RunState(record.state))
+            self._begin(run, RunState(record.state), cancel=cancel)
             if self._heartbeat_handle is None:
                 self._heartbeat_handle = self._loop.call_later(
                     self.heartbeat_interval, self._heartbeat
@@ -236,12 +239,16 @@ class Engine:
 
     def _claim(self, record: RunRecord, *, force: bool) -> None:
         now = time.time()
-        if record.owner and record.owner != self.owner and not force:
-            if owner_alive(record.owner, record.lease_until, now):
-                raise RunBusy(
-                    f"run {record.run_id!r} is being executed by {record.owner}"
-                    f" (lease until {datetime.fromtimestamp(record.lease_until or 0):%H:%M:%S})"
-                )
+        if (
+            record.owner
+            and record.owner != self.owner
+            and not force
+            and owner_alive(record.owner, record.lease_until, now)
+        ):
+            raise RunBusy(
+                f"run {record.run_id!r} is being executed by {record.owner}"
+                f" (lease until {datetime.fromtimestamp(record.lease_until or 0):%H:%M:%S})"
+            )
         if not self.store.claim_run(
             record.run_id, self.owner, now + self.lease_ttl, record.owner
         ):
@@ -284,10 +291,16 @@ class Engine:
             self.queue.key_limits.setdefault(key, limit)
         return run
 
-    def _begin(self, run: LiveRun, stored: RunState) -> None:
+    def _begin(self, run: LiveRun, stored: RunState, *, cancel: bool = False) -> None:
         """Start a loaded run: recover what a dead owner left, then schedule."""
         assert self._loop is not None
         now = time.time()
+        if cancel:
+            self._run_to_detail(run, "taken over to cancel", now)
+            self._recover_lost(run, now)
+            self._stop_run(run, RunState.CANCELLED, "cancelled by user")
+            self._check_done(run)
+            return
         if stored is RunState.PENDING:
             run.started_at = now
             self._run_to(run, RunState.RUNNING, now=now)
@@ -345,6 +358,18 @@ class Engine:
                     self._deps_met(task, now, max(
                         (d.finished_at or now for d in deps), default=run.started_at or now
                     ))
+
+    def _recover_lost(self, run: LiveRun, now: float) -> None:
+        run.open = sum(1 for t in run.tasks.values() if not t.hook and t.state not in TASK_TERMINAL)
+        run.open_hooks = sum(
+            1 for t in run.tasks.values() if t.hook and t.state not in TASK_TERMINAL
+        )
+        for task in run.tasks.values():
+            if task.state is T.RUNNING:
+                task.ready_at = now
+                self._task_to(task, T.READY, f"{LOST}: the process running it died", now)
+            elif task.state is T.TIMED_OUT:
+                self._task_to(task, T.FAILED, task.error, now)
 
     def _lost(self, task: LiveTask, now: float) -> None:
         detail = f"{LOST}: the process running attempt {task.attempts} died"

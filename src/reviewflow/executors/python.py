@@ -91,5 +91,7 @@ class PythonTaskType:
             try:
                 json.dumps(result)
             except (TypeError, ValueError) as exc:
-                raise TaskFailed(f"result is not JSON-serialisable: {exc}", retryable=False)
+                raise TaskFailed(
+                    f"result is not JSON-serialisable: {exc}", retryable=False
+                ) from exc
         return result

@@ -1,0 +1,400 @@
+"""Engine throughput, dependency latency, scaling and memory benchmark for reviewflow.
+
+    python benchmarks/engine.py             # everything (< 5 min on 2 cores)
+    python benchmarks/engine.py --quick     # no 100k run, 1 repeat of 10k (< 1 min)
+    python benchmarks/engine.py --only chain,latency   # measurements whose name contains a word
+
+Every workload is a DAG of no-op `python` tasks (`noop_tasks:noop`, an `async def` returning None),
+so what is measured is the engine itself: spec -> live state, scheduling, asyncio task per attempt,
+state transitions, events and group-committed store writes.
+
+A measurement prints one JSON line on stdout; a table with targets and pass/fail follows.
+
+- throughput: tasks / (time from `Engine.submit` to `execute` returning); the spec is built with
+  `validate_spec` before the clock starts and its build time is reported separately. Each run gets a
+  fresh store (SQLite: a new file in a temp dir), a fresh Engine and its own `asyncio.run`.
+  Workloads are repeated (3x by default) and the best and median are reported; targets are judged on
+  the median.
+- latency: from the store's events, for every task with dependencies: its first `running` event
+  time minus the latest `succeeded` event time of its dependencies (samples pooled over repeats).
+- scaling / memory: wide 1k, 10k, 100k on MemoryStore, each in a fresh subprocess
+  (`--child`); time as above, peak RSS (ru_maxrss) minus the RSS after imports, per task.
+
+Set PYTHONPATH=/path/to/other/src to benchmark another copy of the package (the child processes
+inherit it); the `meta` line says which one was imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import noop_tasks  # noqa: E402,F401  (imported now so that import time is not measured)
+
+from reviewflow.engine import Engine  # noqa: E402
+from reviewflow.spec import WorkflowSpec, validate_spec  # noqa: E402
+from reviewflow.states import RunState  # noqa: E402
+from reviewflow.store import MemoryStore, SQLiteStore  # noqa: E402
+
+ASYNC_NOOP = "noop_tasks:noop"
+SYNC_NOOP = "noop_tasks:noop_sync"
+MAX_CONCURRENCY = 10_000
+
+# ---------------------------------------------------------------------------------- targets
+
+# name -> (metric key, comparison, threshold, unit shown)
+TARGETS: dict[str, tuple[str, str, float, str]] = {
+    "wide_10k_memory": ("median_tasks_per_s", ">=", 20_000, "tasks/s"),
+    "wide_10k_sqlite": ("median_tasks_per_s", ">=", 10_000, "tasks/s"),
+    "chain_200_sqlite": ("median_tasks_per_s", ">=", 3_000, "tasks/s"),
+    "latency_chain_200_memory": ("p50_ms", "<=", 0.5, "ms"),
+    "latency_diamond_500_memory": ("p50_ms", "<=", 0.5, "ms"),
+    "latency_chain_200_sqlite": ("p50_ms", "<=", 2.0, "ms"),
+    "latency_diamond_500_sqlite": ("p50_ms", "<=", 2.0, "ms"),
+    "scaling_ratio_100k_10k": ("ratio", "<=", 12.0, "x"),
+    "rss_per_task_100k": ("kib_per_task", "<=", 3.0, "KiB/task"),
+}
+
+
+def judge(name: str, result: dict[str, Any]) -> None:
+    """Add `target` and `pass` to a result that has a target."""
+    target = TARGETS.get(name)
+    if target is None:
+        return
+    key, op, threshold, unit = target
+    value = result.get(key)
+    result["target"] = f"{op} {threshold:g} {unit}"
+    if value is None:
+        result["pass"] = None
+    else:
+        result["pass"] = bool(value >= threshold if op == ">=" else value <= threshold)
+
+
+# ---------------------------------------------------------------------------------- workloads
+
+
+def spec_data(shape: str, n: int, call: str = ASYNC_NOOP) -> dict[str, Any]:
+    """Plain workflow data for a shape: `wide` (n independent), `chain` (n in a line) or
+    `diamond` (1 -> n -> 1)."""
+    tasks: dict[str, Any] = {}
+    if shape == "wide":
+        for i in range(n):
+            tasks[f"t{i}"] = {"call": call}
+    elif shape == "chain":
+        tasks["t0"] = {"call": call}
+        for i in range(1, n):
+            tasks[f"t{i}"] = {"call": call, "needs": [f"t{i - 1}"]}
+    elif shape == "diamond":
+        tasks["src"] = {"call": call}
+        for i in range(n):
+            tasks[f"m{i}"] = {"call": call, "needs": ["src"]}
+        tasks["sink"] = {"call": call, "needs": [f"m{i}" for i in range(n)]}
+    else:
+        raise ValueError(f"unknown shape {shape!r}")
+    return {"name": f"bench-{shape}-{n}", "tasks": tasks}
+
+
+def build_spec(shape: str, n: int, call: str = ASYNC_NOOP) -> tuple[WorkflowSpec, float]:
+    """The validated spec and the seconds it took to build (data + validate_spec)."""
+    t0 = time.perf_counter()
+    spec = validate_spec(spec_data(shape, n, call))
+    return spec, time.perf_counter() - t0
+
+
+def make_store(kind: str, tmp: Path) -> Any:
+    if kind == "memory":
+        return MemoryStore()
+    if kind == "sqlite":
+        fd, name = tempfile.mkstemp(suffix=".db", dir=tmp)
+        os.close(fd)
+        os.unlink(name)
+        return SQLiteStore(name)
+    raise ValueError(f"unknown store {kind!r}")
+
+
+@dataclass
+class RunResult:
+    seconds: float
+    tasks: int
+    latencies_s: list[float] = field(default_factory=list)
+
+
+def run_once(spec: WorkflowSpec, store_kind: str, tmp: Path, *, latency: bool) -> RunResult:
+    """One timed run: fresh store, fresh engine, fresh event loop."""
+    store = make_store(store_kind, tmp)
+    engine = Engine(store, max_concurrency=MAX_CONCURRENCY, runs_dir=tmp / "runs")
+    n_tasks = len(spec.tasks)
+
+    async def main() -> tuple[str, RunState, float]:
+        t0 = time.perf_counter()
+        run_id, _ = engine.submit(spec)
+        state = await engine.execute(run_id)
+        return run_id, state, time.perf_counter() - t0
+
+    gc.collect()
+    try:
+        run_id, state, seconds = asyncio.run(main())
+        if state is not RunState.SUCCEEDED:
+            raise RuntimeError(f"benchmark run ended {state}, expected succeeded")
+        lat = dependency_latencies(store, run_id, spec) if latency else []
+    finally:
+        store.close()
+    return RunResult(seconds, n_tasks, lat)
+
+
+def dependency_latencies(store: Any, run_id: str, spec: WorkflowSpec) -> list[float]:
+    """For each task with dependencies: its first `running` event time minus the latest
+    `succeeded` event time among its dependencies (seconds)."""
+    running: dict[str, float] = {}
+    succeeded: dict[str, float] = {}
+    for ev in store.get_events(run_id):
+        if ev.task is None:
+            continue
+        if ev.to_state == "running" and ev.task not in running:
+            running[ev.task] = ev.at
+        elif ev.to_state == "succeeded":
+            succeeded[ev.task] = ev.at
+    out = []
+    for name, tspec in spec.tasks.items():
+        if tspec.needs:
+            out.append(running[name] - max(succeeded[d] for d in tspec.needs))
+    return out
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    k = max(0, math.ceil(p / 100 * len(ordered)) - 1)
+    return ordered[k]
+
+
+# ---------------------------------------------------------------------------------- reporting
+
+
+class Reporter:
+    def __init__(self) -> None:
+        self.results: list[dict[str, Any]] = []
+
+    def emit(self, result: dict[str, Any]) -> None:
+        judge(result["name"], result)
+        self.results.append(result)
+        print(json.dumps(result), flush=True)
+
+    def table(self) -> None:
+        rows = []
+        for r in self.results:
+            if r.get("kind") == "meta":
+                continue
+            rows.append((r["name"], describe(r), r.get("target", ""), verdict(r.get("pass"))))
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            width = [max(len(str(row[i])) for row in rows) for i in range(4)]
+            heads = ("measurement", "result", "target", "pass")
+            width = [max(w, len(h)) for w, h in zip(width, heads, strict=True)]
+            print("  ".join(h.ljust(w) for h, w in zip(heads, width, strict=True)))
+            for row in rows:
+                print("  ".join(str(c).ljust(w) for c, w in zip(row, width, strict=True)))
+        else:
+            table = Table(title="reviewflow engine benchmark")
+            for head in ("measurement", "result", "target", "pass"):
+                table.add_column(head)
+            for row in rows:
+                table.add_row(*row)
+            Console(file=sys.stdout, width=140).print(table)
+        judged = [r for r in self.results if r.get("pass") is not None]
+        missed = [r["name"] for r in judged if not r["pass"]]
+        print(f"targets met: {len(judged) - len(missed)}/{len(judged)}"
+              + (f"; missed: {', '.join(missed)}" if missed else ""))
+
+
+def verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def describe(r: dict[str, Any]) -> str:
+    kind = r.get("kind")
+    if kind == "throughput":
+        text = (f"median {r['median_tasks_per_s']:,.0f} tasks/s, best {r['best_tasks_per_s']:,.0f}"
+                f" ({r['median_s'] * 1000:,.1f} ms; spec build {r['spec_build_s'] * 1000:,.0f} ms)")
+        return text
+    if kind == "latency":
+        return (f"p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, max {r['max_ms']:.3f} ms"
+                f" (n={r['samples']})")
+    if kind == "scaling":
+        return (f"{r['tasks_per_s']:,.0f} tasks/s ({r['seconds']:.2f} s; spec build"
+                f" {r['spec_build_s']:.2f} s), peak RSS +{r['rss_delta_kib'] / 1024:,.1f} MiB"
+                f" = {r['kib_per_task']:.2f} KiB/task")
+    if kind == "ratio":
+        return f"{r['ratio']:.2f}x for {r['size_ratio']:g}x tasks"
+    if kind == "rss":
+        return (f"{r['kib_per_task']:.2f} KiB/task (spec {r['spec_kib_per_task']:.2f},"
+                f" run {r['run_kib_per_task']:.2f})")
+    return json.dumps(r)
+
+
+# ---------------------------------------------------------------------------------- measurements
+
+
+def throughput(
+    rep: Reporter, name: str, shape: str, n: int, store: str, repeats: int, tmp: Path,
+    *, call: str = ASYNC_NOOP, latency_name: str | None = None,
+) -> None:
+    spec, build_s = build_spec(shape, n, call)
+    runs = [run_once(spec, store, tmp, latency=latency_name is not None) for _ in range(repeats)]
+    times = [r.seconds for r in runs]
+    tasks = runs[0].tasks
+    rep.emit({
+        "kind": "throughput", "name": name, "shape": shape, "n": n, "tasks": tasks,
+        "store": store, "call": call, "repeats": repeats,
+        "times_s": [round(t, 6) for t in times],
+        "best_s": min(times), "median_s": statistics.median(times),
+        "best_tasks_per_s": tasks / min(times),
+        "median_tasks_per_s": tasks / statistics.median(times),
+        "spec_build_s": build_s, "spec_tasks_per_s": tasks / build_s,
+    })
+    if latency_name is not None:
+        samples = [s for r in runs for s in r.latencies_s]
+        rep.emit({
+            "kind": "latency", "name": latency_name, "shape": shape, "n": n, "store": store,
+            "samples": len(samples),
+            "p50_ms": percentile(samples, 50) * 1000,
+            "p99_ms": percentile(samples, 99) * 1000,
+            "max_ms": max(samples) * 1000,
+        })
+
+
+def run_child(shape: str, n: int, store: str) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child",
+           "--shape", shape, "--n", str(n), "--store", store]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child_main(shape: str, n: int, store: str) -> None:
+    """Runs in a fresh interpreter: one timed run, and its peak RSS over the post-import RSS."""
+    gc.collect()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    spec, build_s = build_spec(shape, n)
+    gc.collect()
+    after_spec = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with tempfile.TemporaryDirectory(prefix="rfbench-") as tmp:
+        result = run_once(spec, store, Path(tmp), latency=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({
+        "shape": shape, "n": n, "store": store, "tasks": result.tasks,
+        "seconds": result.seconds, "spec_build_s": build_s,
+        "rss_base_kib": base, "rss_after_spec_kib": after_spec, "rss_peak_kib": peak,
+    }))
+
+
+def scaling(rep: Reporter, sizes: list[int]) -> None:
+    by_size: dict[int, dict[str, Any]] = {}
+    for n in sizes:
+        c = run_child("wide", n, "memory")
+        delta = c["rss_peak_kib"] - c["rss_base_kib"]
+        r = {
+            "kind": "scaling", "name": f"scaling_wide_{label(n)}_memory", "n": n,
+            "tasks": c["tasks"], "seconds": c["seconds"], "tasks_per_s": c["tasks"] / c["seconds"],
+            "spec_build_s": c["spec_build_s"], "rss_base_kib": c["rss_base_kib"],
+            "rss_after_spec_kib": c["rss_after_spec_kib"], "rss_peak_kib": c["rss_peak_kib"],
+            "rss_delta_kib": delta, "kib_per_task": delta / c["tasks"],
+        }
+        by_size[n] = r
+        rep.emit(r)
+    if 10_000 in by_size and 100_000 in by_size:
+        a, b = by_size[10_000], by_size[100_000]
+        rep.emit({
+            "kind": "ratio", "name": "scaling_ratio_100k_10k", "ratio": b["seconds"] / a["seconds"],
+            "size_ratio": 10, "t10k_s": a["seconds"], "t100k_s": b["seconds"],
+        })
+    if 100_000 in by_size:
+        b = by_size[100_000]
+        rep.emit({
+            "kind": "rss", "name": "rss_per_task_100k", "kib_per_task": b["kib_per_task"],
+            "spec_kib_per_task": (b["rss_after_spec_kib"] - b["rss_base_kib"]) / b["tasks"],
+            "run_kib_per_task": (b["rss_peak_kib"] - b["rss_after_spec_kib"]) / b["tasks"],
+            "rss_delta_kib": b["rss_delta_kib"], "tasks": b["tasks"],
+        })
+
+
+def label(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="skip 100k; 1 repeat of 10k runs")
+    parser.add_argument("--only", default="",
+                        help="comma-separated words; run measurements whose name contains one")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--shape", default="wide", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--store", default="memory", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_main(args.shape, args.n, args.store)
+        return
+
+    words = [w.strip() for w in args.only.split(",") if w.strip()]
+
+    def wanted(*names: str) -> bool:
+        return not words or any(w in name for w in words for name in names)
+
+    import reviewflow.engine as engine_module
+
+    rep = Reporter()
+    started = time.perf_counter()
+    rep.emit({
+        "kind": "meta", "name": "meta", "date": time.strftime("%Y-%m-%d"),
+        "python": platform.python_version(), "nproc": os.cpu_count(),
+        "platform": platform.platform(), "reviewflow": str(Path(engine_module.__file__).parent),
+        "quick": args.quick, "repeats": args.repeats,
+    })
+    reps = args.repeats
+    with tempfile.TemporaryDirectory(prefix="rfbench-") as tmpdir:
+        tmp = Path(tmpdir)
+        for store in ("memory", "sqlite"):
+            for n in (1_000, 10_000):
+                name = f"wide_{label(n)}_{store}"
+                if wanted(name):
+                    r = 1 if (args.quick and n >= 10_000) else reps
+                    throughput(rep, name, "wide", n, store, r, tmp)
+            name, lat = f"chain_200_{store}", f"latency_chain_200_{store}"
+            if wanted(name, lat):
+                throughput(rep, name, "chain", 200, store, reps, tmp, latency_name=lat)
+            name, lat = f"diamond_500_{store}", f"latency_diamond_500_{store}"
+            if wanted(name, lat):
+                throughput(rep, name, "diamond", 500, store, reps, tmp, latency_name=lat)
+        if wanted("wide_1k_sync_memory"):
+            throughput(rep, "wide_1k_sync_memory", "wide", 1_000, "memory", 1, tmp, call=SYNC_NOOP)
+        sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
+        if wanted("scaling", "rss"):
+            scaling(rep, sizes)
+    rep.emit({"kind": "meta", "name": "total", "seconds": time.perf_counter() - started})
+    rep.table()
+
+
+if __name__ == "__main__":
+    main()

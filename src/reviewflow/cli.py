@@ -1,0 +1,370 @@
+"""The `reviewflow` command: a thin layer over the engine, the store and the status views.
+
+Exit codes: 0 the run succeeded (or the command did what was asked), 1 the run failed or was
+cancelled (or the command could not act on the run), 2 bad input (file, flag, unknown run id),
+130 interrupted (the run stays resumable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from . import __version__, render
+from .config import load_workflow
+from .engine import Engine, RunBusy, owner_alive
+from .errors import ReviewflowError, RunNotFound, SpecError
+from .logs import configure_logging, log
+from .progress import Progress
+from .spec import WorkflowSpec
+from .states import RUN_TERMINAL, RunState
+from .status import list_status, run_status
+from .store import DEFAULT_DB, Store, open_store
+from .viz import mermaid
+
+app = typer.Typer(
+    name="reviewflow",
+    help="Durable review workflows: DAGs of checks with priorities, retries and timeouts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DbOpt = Annotated[
+    Path,
+    typer.Option("--db", envvar="REVIEWFLOW_DB", help="SQLite database file."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+LogFormatOpt = Annotated[
+    str, typer.Option("--log-format", help="Log format on stderr: auto, human or json.")
+]
+LogLevelOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a field: key.path=value (repeatable)."),
+]
+MetaOpt = Annotated[
+    list[str] | None,
+    typer.Option("--meta", help="Run metadata key=value, e.g. pr=42 (repeatable)."),
+]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def _state_exit(state: str) -> int:
+    return EXIT_OK if state == RunState.SUCCEEDED else EXIT_FAILED
+
+
+def _open(db: Path) -> Store:
+    try:
+        return open_store(db)
+    except ReviewflowError as exc:
+        _fail(str(exc))
+
+
+def _parse_meta(items: list[str] | None) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _fail(f"bad --meta {item!r}: use key=value")
+        meta[key.strip()] = value
+    return meta
+
+
+def _load(file: Path, overrides: list[str] | None) -> WorkflowSpec:
+    try:
+        return load_workflow(file, overrides=overrides or [])
+    except SpecError as exc:
+        _fail(str(exc))
+
+
+def _runs_dir(db: Path) -> Path:
+    return db.parent / "runs"
+
+
+def _print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _report(store: Store, run_id: str, as_json: bool) -> int:
+    doc = run_status(store, run_id)
+    if as_json:
+        _print_json(doc)
+    else:
+        render.run_summary(out, doc)
+    return _state_exit(doc["state"])
+
+
+def _execute(
+    store: Store, db: Path, run_id: str, *, as_json: bool, log_level: str,
+    cancel_only: bool = False,
+) -> int:
+    """Execute a stored run here with a progress view; returns the exit code."""
+    progress = Progress(out, enabled=not as_json and not cancel_only)
+    engine = Engine(store, runs_dir=_runs_dir(db), observer=progress.on_transition)
+
+    async def main() -> RunState:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, engine.shutdown)
+        task = asyncio.ensure_future(engine.execute(run_id, cancel=cancel_only))
+        await progress.follow(engine, run_id, task)
+        return await task
+
+    log.info("run.start", run_id=run_id, db=str(db))
+    try:
+        state = asyncio.run(main())
+    except RunBusy as exc:
+        _fail(str(exc), EXIT_FAILED)
+    except ReviewflowError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    log.info("run.end", run_id=run_id, state=state.value)
+    if state is RunState.RUNNING:
+        err.print(f"interrupted: continue with `reviewflow resume {run_id}`")
+        return EXIT_INTERRUPTED
+    return _report(store, run_id, as_json)
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", help="Show the version.")] = False,
+) -> None:
+    if version:
+        out.print(f"reviewflow {__version__}")
+        raise typer.Exit(0)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    db: DbOpt = DEFAULT_DB,
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Idempotency key: an existing id is reported.")
+    ] = None,
+    set_: SetOpt = None,
+    meta: MetaOpt = None,
+    as_json: JsonOpt = False,
+    log_format: LogFormatOpt = "auto",
+    log_level: LogLevelOpt = "warning",
+) -> None:
+    """Run a workflow to the end (exit 0 succeeded, 1 failed/cancelled, 2 bad input)."""
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    spec = _load(file, set_)
+    metadata = _parse_meta(meta)
+    store = _open(db)
+    engine = Engine(store)
+    rid, created = engine.submit(spec, run_id=run_id, meta=metadata)
+    if not created:
+        raise typer.Exit(_existing(store, rid, as_json))
+    if not as_json:
+        out.print(f"run [bold]{rid}[/] ({spec.name}, {len(spec.tasks)} tasks, db {db})")
+    raise typer.Exit(_execute(store, db, rid, as_json=as_json, log_level=log_level))
+
+
+def _existing(store: Store, run_id: str, as_json: bool) -> int:
+    """`run --run-id` of an existing run: follow it if a live process runs it, then report."""
+    record = store.get_run(run_id)
+    assert record is not None
+    if not as_json:
+        err.print(f"run {run_id} already exists ({record.state}); not starting another")
+    deadline = time.monotonic() + 24 * 3600
+    while RunState(record.state) not in RUN_TERMINAL and time.monotonic() < deadline:
+        if not owner_alive(record.owner, record.lease_until, time.time()):
+            if not as_json:
+                err.print(f"nothing is executing it: continue with `reviewflow resume {run_id}`")
+            break
+        time.sleep(0.5)
+        record = store.get_run(run_id)
+        assert record is not None
+    return _report(store, run_id, as_json)
+
+
+@app.command()
+def resume(
+    run_id: str,
+    db: DbOpt = DEFAULT_DB,
+    force: Annotated[
+        bool, typer.Option("--force", help="Take over even if another process holds the lease.")
+    ] = False,
+    as_json: JsonOpt = False,
+    log_format: LogFormatOpt = "auto",
+    log_level: LogLevelOpt = "warning",
+) -> None:
+    """Continue a paused run, or a run whose process died (tasks it was running re-run)."""
+    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    store = _open(db)
+    record = store.get_run(run_id)
+    if record is None:
+        _fail(f"no run with id {run_id!r} in {db}")
+    if RunState(record.state) in RUN_TERMINAL:
+        err.print(f"run {run_id} already ended: {record.state}")
+        raise typer.Exit(_report(store, run_id, as_json))
+    if not force and owner_alive(record.owner, record.lease_until, time.time()):
+        if record.state == RunState.PAUSED:
+            store.request(run_id, "resume")
+            out.print(f"resume requested for {run_id} (executed by {record.owner})")
+            raise typer.Exit(EXIT_OK)
+        _fail(f"run {run_id} is being executed by {record.owner}", EXIT_FAILED)
+    if not as_json:
+        out.print(f"resuming [bold]{run_id}[/] ({record.workflow}, was {record.state})")
+    raise typer.Exit(_execute(store, db, run_id, as_json=as_json, log_level=log_level))
+
+
+def _request(run_id: str, db: Path, command: str) -> Store:
+    store = _open(db)
+    record = store.get_run(run_id)
+    if record is None:
+        _fail(f"no run with id {run_id!r} in {db}")
+    if RunState(record.state) in RUN_TERMINAL:
+        _fail(f"run {run_id} already ended: {record.state}", EXIT_FAILED)
+    return store
+
+
+def _wait_for(store: Store, run_id: str, done: Any, seconds: float = 30.0) -> str:
+    deadline = time.monotonic() + seconds
+    while True:
+        record = store.get_run(run_id)
+        assert record is not None
+        if done(record) or time.monotonic() > deadline:
+            return record.state
+        time.sleep(0.1)
+
+
+@app.command()
+def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
+    """Cancel a run: tasks not started are cancelled, running ones are stopped."""
+    store = _request(run_id, db, "cancel")
+    record = store.get_run(run_id)
+    assert record is not None
+    if owner_alive(record.owner, record.lease_until, time.time()):
+        store.request(run_id, "cancel")
+        state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
+        out.print(f"{run_id}: {state}")
+        raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
+    code = _execute(store, db, run_id, as_json=False, log_level="warning", cancel_only=True)
+    state = store.get_run(run_id)
+    out.print(f"{run_id}: {state.state if state else '?'}")
+    raise typer.Exit(EXIT_OK if code in (EXIT_OK, EXIT_FAILED) else code)
+
+
+@app.command()
+def pause(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
+    """Pause a run: no new task starts, running tasks finish. Undo with `resume`."""
+    store = _request(run_id, db, "pause")
+    record = store.get_run(run_id)
+    assert record is not None
+    if not owner_alive(record.owner, record.lease_until, time.time()):
+        _fail(
+            f"run {run_id} is not being executed by any process; nothing to pause "
+            f"(continue it with `reviewflow resume {run_id}`)",
+            EXIT_FAILED,
+        )
+    store.request(run_id, "pause")
+    state = _wait_for(store, run_id, lambda r: r.state != RunState.RUNNING, seconds=10.0)
+    out.print(f"{run_id}: {state}")
+    raise typer.Exit(EXIT_OK if state == RunState.PAUSED else EXIT_FAILED)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str | None, typer.Argument(help="A run id; none lists recent runs.")] = None,
+    db: DbOpt = DEFAULT_DB,
+    as_json: JsonOpt = False,
+    limit: Annotated[int, typer.Option("--limit", help="How many runs to list.")] = 20,
+) -> None:
+    """Show a run (tasks, attempts, waits, metrics) or list recent runs."""
+    if not db.exists():
+        _fail(f"no database at {db} (run a workflow first, or pass --db)")
+    store = _open(db)
+    if run_id is None:
+        runs = list_status(store, limit)
+        if as_json:
+            _print_json(runs)
+        else:
+            render.run_list(out, runs)
+        raise typer.Exit(EXIT_OK)
+    try:
+        doc = run_status(store, run_id)
+    except RunNotFound:
+        _fail(f"no run with id {run_id!r} in {db}")
+    if as_json:
+        _print_json(doc)
+    else:
+        render.run_summary(out, doc)
+    raise typer.Exit(EXIT_OK)
+
+
+@app.command()
+def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
+    """The run's history: every state transition, oldest first."""
+    store = _open(db)
+    if store.get_run(run_id) is None:
+        _fail(f"no run with id {run_id!r} in {db}")
+    rows = store.get_events(run_id)
+    if as_json:
+        for ev in rows:
+            sys.stdout.write(json.dumps({
+                "id": ev.id, "run_id": ev.run_id, "task": ev.task, "from": ev.from_state,
+                "to": ev.to_state, "attempt": ev.attempt, "at": ev.at, "detail": ev.detail,
+            }) + "\n")
+    else:
+        render.event_table(out, rows)
+
+
+@app.command()
+def graph(
+    target: Annotated[str, typer.Argument(help="A workflow file or a run id.")],
+    db: DbOpt = DEFAULT_DB,
+    set_: SetOpt = None,
+) -> None:
+    """Print the DAG as a Mermaid flowchart (for a run, nodes coloured by state)."""
+    path = Path(target)
+    if path.exists() or target.endswith((".yaml", ".yml")):
+        sys.stdout.write(mermaid(_load(path, set_)))
+        return
+    if not db.exists():
+        _fail(f"{target!r} is neither a file nor a run id in {db}")
+    store = _open(db)
+    record = store.get_run(target)
+    if record is None:
+        _fail(f"{target!r} is neither a file nor a run id in {db}")
+    spec = WorkflowSpec.model_validate_json(record.spec)
+    states = {t.name: t.state for t in store.get_tasks(target)}
+    sys.stdout.write(mermaid(spec, states))
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
+    set_: SetOpt = None,
+) -> None:
+    """Check a workflow file; prints one line per problem found (exit 2 if any)."""
+    spec = _load(file, set_)
+    hooks = f", {len(spec.on_failure)} on_failure" if spec.on_failure else ""
+    out.print(f"{file}: ok ({spec.name}: {len(spec.tasks)} tasks{hooks})")
+
+
+def main() -> None:
+    """Entry point: run the Typer app; turn stray ReviewflowErrors into one-line errors."""
+    try:
+        app()
+    except ReviewflowError as exc:
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(EXIT_BAD_INPUT)

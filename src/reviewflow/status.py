@@ -1,0 +1,132 @@
+"""Views over a run's rows and events: the status document and the run's metrics.
+
+Everything here reads the store only, so any process can report on any run while it executes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from statistics import fmean
+from typing import Any
+
+from .errors import RunNotFound
+from .states import TaskState
+from .store import EventRecord, Store, TaskRecord
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"mean": None, "max": None}
+    return {"mean": round(fmean(values), 6), "max": round(max(values), 6)}
+
+
+def attempt_timings(events: list[EventRecord]) -> tuple[list[float], list[float]]:
+    """(wait times ready→running, run times running→end) of every attempt, from events."""
+    ready_at: dict[str, float] = {}
+    started_at: dict[str, float] = {}
+    waits: list[float] = []
+    runs: list[float] = []
+    for ev in events:
+        if ev.task is None:
+            continue
+        if ev.to_state == TaskState.READY:
+            ready_at[ev.task] = ev.at
+        elif ev.to_state == TaskState.RUNNING:
+            started_at[ev.task] = ev.at
+            if ev.task in ready_at:
+                waits.append(ev.at - ready_at.pop(ev.task))
+        elif ev.from_state == TaskState.RUNNING and ev.task in started_at:
+            runs.append(ev.at - started_at.pop(ev.task))
+    return waits, runs
+
+
+def run_metrics(
+    tasks: list[TaskRecord], events: list[EventRecord], started: float | None,
+    finished: float | None,
+) -> dict[str, Any]:
+    """Duration, counts by state, success/failure/retry rates, wait and run times, throughput."""
+    counts = Counter(t.state for t in tasks)
+    succeeded = counts.get(TaskState.SUCCEEDED, 0)
+    failed = counts.get(TaskState.FAILED, 0)
+    started_tasks = [t for t in tasks if t.attempts > 0]
+    attempts = sum(t.attempts for t in tasks)
+    retried = sum(1 for t in started_tasks if t.attempts > 1)
+    end = finished if finished is not None else time.time()
+    duration = (end - started) if started is not None else None
+    waits, runs = attempt_timings(events)
+    ended = succeeded + failed
+    return {
+        "duration_s": round(duration, 6) if duration is not None else None,
+        "tasks": len(tasks),
+        "tasks_by_state": dict(sorted(counts.items())),
+        "attempts": attempts,
+        "retries": max(attempts - len(started_tasks), 0),
+        "success_rate": round(succeeded / ended, 4) if ended else None,
+        "failure_rate": round(failed / ended, 4) if ended else None,
+        "retry_rate": round(retried / len(started_tasks), 4) if started_tasks else None,
+        "wait_time_s": _stats(waits),
+        "run_time_s": _stats(runs),
+        "throughput_tasks_per_s": round(succeeded / duration, 3) if duration else None,
+    }
+
+
+def _task_doc(t: TaskRecord) -> dict[str, Any]:
+    duration = (
+        round(t.finished_at - t.started_at, 6)
+        if t.started_at is not None and t.finished_at is not None and t.finished_at >= t.started_at
+        else None
+    )
+    doc: dict[str, Any] = {
+        "name": t.name,
+        "state": t.state,
+        "attempts": t.attempts,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "duration_s": duration,
+        "result": json.loads(t.result) if t.result else None,
+        "error": t.error,
+        "errors": json.loads(t.errors) if t.errors else [],
+    }
+    if t.wait_reason and t.state in (TaskState.READY, TaskState.BLOCKED):
+        doc["waiting"] = t.wait_reason
+    return doc
+
+
+def run_status(store: Store, run_id: str) -> dict[str, Any]:
+    """The status document of a run (what `reviewflow status RUN_ID --json` prints)."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise RunNotFound(run_id)
+    tasks = store.get_tasks(run_id)
+    events = store.get_events(run_id)
+    return {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "state": run.state,
+        "meta": run.meta,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "error": run.error,
+        "owner": run.owner,
+        "tasks": [_task_doc(t) for t in tasks],
+        "metrics": run_metrics(tasks, events, run.started_at, run.finished_at),
+    }
+
+
+def list_status(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    """One line of facts per recent run."""
+    return [
+        {
+            "run_id": r.run_id,
+            "workflow": r.workflow,
+            "state": r.state,
+            "meta": r.meta,
+            "created_at": r.created_at,
+            "finished_at": r.finished_at,
+            "error": r.error,
+        }
+        for r in store.list_runs(limit)
+    ]
