@@ -1,0 +1,5 @@
+"""`python -m reviewflow` is the `reviewflow` command."""
+
+from .cli import main
+
+main()

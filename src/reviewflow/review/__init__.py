@@ -1,0 +1,1 @@
+"""Review checks usable as `python` tasks (`call: reviewflow.review.checks:<name>`)."""

@@ -1,0 +1,131 @@
+"""Shared fixtures and helpers of the reviewflow core test suite.
+
+No mocks: stores are real (an in-process MemoryStore and a SQLite file under tmp_path), shell
+tasks start real subprocesses and python tasks are real functions in tests/tasks_for_tests.py.
+
+Adding a store backend (PostgreSQL, say) means adding one entry to STORE_BACKENDS: a function
+that opens a fresh, empty store for a test and one that opens a *second handle* on the same
+store (what another process would see). Every test that takes the `store` fixture then runs on
+it too.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    # The python tasks of the tests live in tests/tasks_for_tests.py (`call: tasks_for_tests:...`).
+    sys.path.insert(0, str(TESTS_DIR))
+
+from reviewflow.engine import Engine  # noqa: E402
+from reviewflow.store import MemoryStore, SQLiteStore  # noqa: E402
+from reviewflow.store.base import Store  # noqa: E402
+from rfhelpers import FLUSH, HEARTBEAT  # noqa: E402
+
+
+
+@dataclass(frozen=True)
+class StoreBackend:
+    """How to open a fresh store for one test, and a second handle on that same store."""
+
+    open: Callable[[Path], Store]
+    reopen: Callable[[Store, Path], Store]
+    durable: bool
+
+
+def _sqlite_open(tmp_path: Path) -> Store:
+    return SQLiteStore(tmp_path / "db.sqlite")
+
+
+def _sqlite_reopen(store: Store, tmp_path: Path) -> Store:
+    return SQLiteStore(tmp_path / "db.sqlite")
+
+
+def _memory_reopen(store: Store, tmp_path: Path) -> Store:
+    return store  # a MemoryStore is only ever shared within the process, by reference
+
+
+STORE_BACKENDS: dict[str, StoreBackend] = {
+    "memory": StoreBackend(lambda tmp_path: MemoryStore(), _memory_reopen, durable=False),
+    "sqlite": StoreBackend(_sqlite_open, _sqlite_reopen, durable=True),
+    # "postgres": StoreBackend(open_pg, reopen_pg, durable=True),  # skip when no server is set
+}
+
+
+class Stores:
+    """Opens and, at teardown, closes the store handles of one test."""
+
+    def __init__(self, backend: StoreBackend, tmp_path: Path) -> None:
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self._opened: list[Store] = []
+        self.main = self._track(backend.open(tmp_path))
+
+    def _track(self, store: Store) -> Store:
+        if all(store is not s for s in self._opened):
+            self._opened.append(store)
+        return store
+
+    def second_handle(self) -> Store:
+        """Another handle on the same data, as a second process would open it."""
+        return self._track(self.backend.reopen(self.main, self.tmp_path))
+
+    def close(self) -> None:
+        for store in reversed(self._opened):
+            store.close()
+
+
+@pytest.fixture(params=sorted(STORE_BACKENDS), ids=sorted(STORE_BACKENDS))
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    backend = STORE_BACKENDS[request.param]
+    opened = Stores(backend, tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def store(stores: Stores) -> Store:
+    """A fresh store of each backend (ids "memory", "sqlite")."""
+    return stores.main
+
+
+@pytest.fixture
+def sqlite_path(tmp_path: Path) -> Path:
+    return tmp_path / "db.sqlite"
+
+
+@pytest.fixture
+def sqlite_stores(sqlite_path: Path) -> Any:
+    """Opens SQLiteStore handles on one file and closes them all at teardown."""
+    opened: list[SQLiteStore] = []
+
+    def open_one() -> SQLiteStore:
+        s = SQLiteStore(sqlite_path)
+        opened.append(s)
+        return s
+
+    yield open_one
+    for s in reversed(opened):
+        s.close()
+
+
+@pytest.fixture
+def make_engine(tmp_path: Path) -> Callable[..., Engine]:
+    """Engine factory with the suite's fast flush/heartbeat and a runs dir under tmp_path."""
+
+    def make(store: Store, **options: Any) -> Engine:
+        options.setdefault("flush_interval", FLUSH)
+        options.setdefault("heartbeat_interval", HEARTBEAT)
+        options.setdefault("runs_dir", tmp_path / "runs")
+        return Engine(store, **options)
+
+    return make
+
+

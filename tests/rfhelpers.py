@@ -1,0 +1,104 @@
+"""Helpers shared by the test modules (imported as `rfhelpers`; tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from reviewflow.spec import WorkflowSpec, validate_spec
+from reviewflow.store.base import EventRecord, Store, TaskRecord
+
+# Engine timings used by the tests: writes are flushed quickly and requests left in the store by
+# other processes are picked up by a heartbeat every HEARTBEAT seconds.
+FLUSH = 0.01
+HEARTBEAT = 0.1
+
+
+
+def arun(coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
+    """Run a coroutine to completion on a fresh event loop, failing (not hanging) after
+    `timeout` seconds so that an engine that never finishes a run shows up as a test failure."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+def workflow(tasks: dict[str, dict[str, Any]], **run_fields: Any) -> WorkflowSpec:
+    """A validated spec named "wf" (or run_fields["name"])."""
+    data: dict[str, Any] = {"name": run_fields.pop("name", "wf"), "tasks": tasks, **run_fields}
+    return validate_spec(data)
+
+
+def py(fn: str, **body: Any) -> dict[str, Any]:
+    """A python task body calling tasks_for_tests:<fn>."""
+    return {"type": "python", "call": f"tasks_for_tests:{fn}", **body}
+
+
+def sh(script: str, **body: Any) -> dict[str, Any]:
+    """A shell task body running `sh -c <script>`."""
+    return {"type": "shell", "run": ["sh", "-c", script], **body}
+
+
+def events(store: Store, run_id: str) -> list[EventRecord]:
+    return store.get_events(run_id)
+
+
+def task_events(store: Store, run_id: str, task: str) -> list[EventRecord]:
+    return [e for e in store.get_events(run_id) if e.task == task]
+
+
+def run_events(store: Store, run_id: str) -> list[EventRecord]:
+    return [e for e in store.get_events(run_id) if e.task is None]
+
+
+def tasks_by_name(store: Store, run_id: str) -> dict[str, TaskRecord]:
+    return {t.name: t for t in store.get_tasks(run_id)}
+
+
+def start_order(store: Store, run_id: str) -> list[str]:
+    """Task names in the order of their `running` events (event id order)."""
+    return [e.task for e in store.get_events(run_id) if e.task and e.to_state == "running"]
+
+
+def max_overlap(intervals: list[tuple[float, float]]) -> int:
+    """Largest number of [start, end] intervals open at one instant (touching ends do not
+    overlap: an end at t is processed before a start at t)."""
+    points = [(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals]
+    points.sort(key=lambda p: (p[0], p[1]))
+    best = cur = 0
+    for _, step in points:
+        cur += step
+        best = max(best, cur)
+    return best
+
+
+def process_gone(pid: int) -> bool:
+    """True once `pid` no longer runs. A zombie (killed, waiting for PID 1 to reap it) counts as
+    gone: it executes nothing, and reaping orphans is init's job, not the engine's."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in ("Z", "X")
+
+
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01
+) -> bool:
+    """Poll `predicate` from inside the event loop (so the engine keeps running)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if predicate():
+            return True
+        await asyncio.sleep(interval)
+    return predicate()
