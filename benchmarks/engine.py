@@ -291,34 +291,71 @@ def run_child(shape: str, n: int, store: str) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _proc_status_kib(field: str) -> int | None:
+    """A `VmXXX:` value of /proc/self/status in KiB (Linux), or None."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def rss_now_kib() -> int:
+    """Current RSS (VmRSS); ru_maxrss where /proc is missing."""
+    now = _proc_status_kib("VmRSS")
+    return now if now is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def rss_peak_kib() -> int:
+    """Peak RSS of this process image.
+
+    ru_maxrss is what we want, but on Linux it keeps the high-water mark of the process it was
+    forked from across exec, so a child of a big benchmark parent reports the parent's peak.
+    VmHWM belongs to the new address space and starts afresh at exec; it is preferred, and
+    ru_maxrss is used where /proc is missing (run the children first there).
+    """
+    hwm = _proc_status_kib("VmHWM")
+    return hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def child_main(shape: str, n: int, store: str) -> None:
     """Runs in a fresh interpreter: one timed run, and its peak RSS over the post-import RSS."""
     gc.collect()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    base = rss_now_kib()
     spec, build_s = build_spec(shape, n)
     gc.collect()
-    after_spec = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after_spec = rss_peak_kib()
     with tempfile.TemporaryDirectory(prefix="rfbench-") as tmp:
         result = run_once(spec, store, Path(tmp), latency=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = rss_peak_kib()
     print(json.dumps({
         "shape": shape, "n": n, "store": store, "tasks": result.tasks,
         "seconds": result.seconds, "spec_build_s": build_s,
         "rss_base_kib": base, "rss_after_spec_kib": after_spec, "rss_peak_kib": peak,
+        "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }))
 
 
-def scaling(rep: Reporter, sizes: list[int]) -> None:
+def scaling(rep: Reporter, sizes: list[int], repeats: int) -> None:
+    """Wide runs of each size on memory, each in `repeats` fresh subprocesses (median time)."""
     by_size: dict[int, dict[str, Any]] = {}
     for n in sizes:
-        c = run_child("wide", n, "memory")
-        delta = c["rss_peak_kib"] - c["rss_base_kib"]
+        children = [run_child("wide", n, "memory") for _ in range(repeats)]
+        times = [c["seconds"] for c in children]
+        c = children[times.index(statistics.median_low(times))]
+        delta = c["rss_peak_kib"] - c["rss_base_kib"]  # of the median-time child
+        tasks = c["tasks"]
         r = {
             "kind": "scaling", "name": f"scaling_wide_{label(n)}_memory", "n": n,
-            "tasks": c["tasks"], "seconds": c["seconds"], "tasks_per_s": c["tasks"] / c["seconds"],
+            "tasks": tasks, "repeats": repeats, "times_s": [round(t, 4) for t in times],
+            "seconds": statistics.median(times), "tasks_per_s": tasks / statistics.median(times),
             "spec_build_s": c["spec_build_s"], "rss_base_kib": c["rss_base_kib"],
             "rss_after_spec_kib": c["rss_after_spec_kib"], "rss_peak_kib": c["rss_peak_kib"],
-            "rss_delta_kib": delta, "kib_per_task": delta / c["tasks"],
+            "ru_maxrss_kib": c["ru_maxrss_kib"], "rss_delta_kib": delta,
+            "kib_per_task": delta / tasks,
         }
         by_size[n] = r
         rep.emit(r)
@@ -391,7 +428,7 @@ def main() -> None:
             throughput(rep, "wide_1k_sync_memory", "wide", 1_000, "memory", 1, tmp, call=SYNC_NOOP)
         sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
         if wanted("scaling", "rss"):
-            scaling(rep, sizes)
+            scaling(rep, sizes, 1 if args.quick else reps)
     rep.emit({"kind": "meta", "name": "total", "seconds": time.perf_counter() - started})
     rep.table()
 

@@ -48,7 +48,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 LogFormatOpt = Annotated[
     str, typer.Option("--log-format", help="Log format on stderr: auto, human or json.")
 ]
-LogLevelOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")]
+LogLevelOpt = Annotated[
+    str, typer.Option("--log-level", help="debug, info, warning, error (default: info with"
+                      " --log-format json, else warning).")
+]
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a field: key.path=value (repeatable)."),
@@ -58,12 +61,21 @@ MetaOpt = Annotated[
     typer.Option("--meta", help="Run metadata key=value, e.g. pr=42 (repeatable)."),
 ]
 
+LOG_LEVELS = {"failed": "warning", "retry_wait": "warning", "timed_out": "warning",
+              "succeeded": "info", "cancelled": "info", "skipped": "info"}
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
     raise typer.Exit(code)
+
+
+def _logging(log_format: str, log_level: str) -> None:
+    if log_format not in ("auto", "human", "json"):
+        _fail(f"bad --log-format {log_format!r}: use auto, human or json")
+    level = log_level or ("info" if log_format == "json" else "warning")
+    configure_logging(log_format, level)  # type: ignore[arg-type]
 
 
 def _state_exit(state: str) -> int:
@@ -118,7 +130,19 @@ def _execute(
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code."""
     progress = Progress(out, enabled=not as_json and not cancel_only)
-    engine = Engine(store, runs_dir=_runs_dir(db), observer=progress.on_transition)
+
+    def observe(
+        rid: str, task: str | None, frm: str | None, to: str, attempt: int | None,
+        detail: str | None,
+    ) -> None:
+        progress.on_transition(rid, task, frm, to, attempt, detail)
+        level = LOG_LEVELS.get(to, "debug") if task else "info"
+        getattr(log, level)(
+            "transition", run_id=rid, task=task, from_state=frm, to_state=to, attempt=attempt,
+            detail=detail,
+        )
+
+    engine = Engine(store, runs_dir=_runs_dir(db), observer=observe)
 
     async def main() -> RunState:
         loop = asyncio.get_running_loop()
@@ -162,10 +186,10 @@ def run(
     meta: MetaOpt = None,
     as_json: JsonOpt = False,
     log_format: LogFormatOpt = "auto",
-    log_level: LogLevelOpt = "warning",
+    log_level: LogLevelOpt = "",
 ) -> None:
     """Run a workflow to the end (exit 0 succeeded, 1 failed/cancelled, 2 bad input)."""
-    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    _logging(log_format, log_level)
     spec = _load(file, set_)
     metadata = _parse_meta(meta)
     store = _open(db)
@@ -205,10 +229,10 @@ def resume(
     ] = False,
     as_json: JsonOpt = False,
     log_format: LogFormatOpt = "auto",
-    log_level: LogLevelOpt = "warning",
+    log_level: LogLevelOpt = "",
 ) -> None:
     """Continue a paused run, or a run whose process died (tasks it was running re-run)."""
-    configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    _logging(log_format, log_level)
     store = _open(db)
     record = store.get_run(run_id)
     if record is None:

@@ -29,11 +29,13 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidTransition, LeaseLost, RunNotFound, StoreError, TaskFailed
 from .executors import TaskContext, registry
+from .executors.shell import kill_orphans
 from .runtime import LiveRun, LiveTask
 from .scheduler import DEFAULT_AGING_INTERVAL, ReadyQueue
 from .spec import WorkflowSpec
@@ -287,6 +289,7 @@ class Engine:
                 task.error = row.error
                 task.errors = json.loads(row.errors) if row.errors else None
                 task.wait_reason = row.wait_reason
+                task.pid = row.pid
         for key, limit in spec.key_limits().items():
             self.queue.key_limits.setdefault(key, limit)
         return run
@@ -359,6 +362,13 @@ class Engine:
                         (d.finished_at or now for d in deps), default=run.started_at or now
                     ))
 
+    @staticmethod
+    def _kill_orphans(task: LiveTask) -> None:
+        """Stop what a dead owner's attempt left running (same host only)."""
+        if task.pid is not None:
+            kill_orphans(task.pid, task.run.run_id, task.name)
+            task.pid = None
+
     def _recover_lost(self, run: LiveRun, now: float) -> None:
         run.open = sum(1 for t in run.tasks.values() if not t.hook and t.state not in TASK_TERMINAL)
         run.open_hooks = sum(
@@ -366,6 +376,7 @@ class Engine:
         )
         for task in run.tasks.values():
             if task.state is T.RUNNING:
+                self._kill_orphans(task)
                 task.ready_at = now
                 self._task_to(task, T.READY, f"{LOST}: the process running it died", now)
             elif task.state is T.TIMED_OUT:
@@ -373,6 +384,7 @@ class Engine:
 
     def _lost(self, task: LiveTask, now: float) -> None:
         detail = f"{LOST}: the process running attempt {task.attempts} died"
+        self._kill_orphans(task)
         if task.attempts > task.spec.retry.max_retries:
             task.error = detail
             self._task_to(task, T.FAILED, detail, now)
@@ -495,6 +507,7 @@ class Engine:
         ctx = TaskContext(
             run.run_id, task.name, task.attempts, spec.params,
             {d: tasks[d].result for d in spec.needs}, run.meta, run.run_dir, spec,
+            partial(self._set_pid, task),
         )
         try:
             timeout_cm = asyncio.timeout(spec.timeout or None)
@@ -517,9 +530,14 @@ class Engine:
         else:
             self._succeeded(task, result)
 
+    def _set_pid(self, task: LiveTask, pid: int) -> None:
+        task.pid = pid
+        self._mark(task)
+
     def _succeeded(self, task: LiveTask, result: Any) -> None:
         self.queue.release(task)
         task.handle = None
+        task.pid = None
         run = task.run
         if run.run_id not in self._live:
             return
@@ -541,6 +559,7 @@ class Engine:
         """An attempt ended without success: retry, fail, or record the cancellation."""
         self.queue.release(task)
         task.handle = None
+        task.pid = None
         run = task.run
         if run.run_id not in self._live or message is None:
             self._dispatch_if_live()
@@ -752,7 +771,8 @@ class Engine:
     def _flush_run(self, run: LiveRun) -> str | None:
         rows = [
             (t.state.value, t.attempts, t.ready_at, t.started_at, t.finished_at,
-             t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.name)
+             t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.pid,
+             t.name)
             for t in run.dirty
         ]
         batch = Batch(

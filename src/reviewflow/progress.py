@@ -65,7 +65,7 @@ class Progress:
         if not self.enabled or not self.live:
             await asyncio.wait([task])
             return
-        with Live(console=self.console, auto_refresh=False, transient=False) as live:
+        with Live(console=self.console, auto_refresh=False, transient=True) as live:
             while not task.done():
                 run = engine.live_run(run_id) or run
                 if run is not None:

@@ -16,9 +16,28 @@ class LiveTask:
     """One task of a live run. Slots keep 100k of them cheap."""
 
     __slots__ = (
-        "attempts", "cancel_reason", "dependents", "error", "errors", "finished_at", "handle",
-        "hook", "name", "next_attempt_at", "priority", "ready_at", "remaining", "result", "run",
-        "spec", "started_at", "state", "ticket", "timer", "wait_reason",
+        "attempts",
+        "cancel_reason",
+        "dependents",
+        "error",
+        "errors",
+        "finished_at",
+        "handle",
+        "hook",
+        "name",
+        "next_attempt_at",
+        "pid",
+        "priority",
+        "ready_at",
+        "remaining",
+        "result",
+        "run",
+        "spec",
+        "started_at",
+        "state",
+        "ticket",
+        "timer",
+        "wait_reason",
     )
 
     def __init__(self, run: LiveRun, spec: TaskSpec, hook: bool) -> None:
@@ -39,6 +58,7 @@ class LiveTask:
         self.error: str | None = None
         self.errors: list[dict[str, Any]] | None = None
         self.wait_reason: str | None = None
+        self.pid: int | None = None
         self.handle: asyncio.Task[None] | None = None
         self.cancel_reason: str | None = None
         self.timer: asyncio.TimerHandle | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,6 +23,9 @@ class TaskContext:
     meta: dict[str, str]
     run_dir: Path
     spec: TaskSpec = field(repr=False)
+    on_process: Callable[[int], None] | None = field(default=None, repr=False)
+    """Task types that start a process group report its id here, so that a process taking
+    over the run after a crash can stop what the dead attempt left running."""
 
     @property
     def log_path(self) -> Path:

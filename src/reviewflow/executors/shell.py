@@ -60,6 +60,37 @@ def _tail(path: os.PathLike[str] | str) -> str:
         return ""
 
 
+def kill_orphans(pgid: int, run_id: str, task: str) -> int:
+    """SIGKILL what is left of a dead attempt's process group; returns how many were found.
+
+    Only processes whose environment names this run and task are touched, so a reused process
+    group id never hits an unrelated process. Linux only (reads /proc); elsewhere a no-op.
+    """
+    marker_run = f"REVIEWFLOW_RUN_ID={run_id}".encode()
+    marker_task = f"REVIEWFLOW_TASK={task}".encode()
+    found = 0
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return 0
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if int(fields[2]) != pgid:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as fh:
+                env = fh.read().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue
+        if marker_run in env and marker_task in env:
+            found += 1
+    if found:
+        _signal_group(pgid, signal.SIGKILL)
+    return found
+
+
 class ShellTaskType:
     """Runs `run` (an argv list) with `cwd` and `env`; exit code 0 is success."""
 
@@ -97,6 +128,8 @@ class ShellTaskType:
                 raise TaskFailed(f"command not found: {spec.run[0]}", retryable=False) from None
             except (PermissionError, NotADirectoryError, OSError) as exc:
                 raise TaskFailed(f"cannot start {spec.run[0]}: {exc}", retryable=False) from None
+            if ctx.on_process is not None:
+                ctx.on_process(proc.pid)
             try:
                 code = await proc.wait()
             except BaseException:

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 TASK_COLUMNS = (
     "state", "attempts", "ready_at", "started_at", "finished_at",
-    "next_attempt_at", "result", "error", "errors", "wait_reason",
+    "next_attempt_at", "result", "error", "errors", "wait_reason", "pid",
 )
 """Mutable task columns, in the order of TaskRecord.row() and of batch task updates."""
 
@@ -52,11 +52,13 @@ class TaskRecord:
     error: str | None = None
     errors: str | None = None  # JSON list: one entry per failed attempt
     wait_reason: str | None = None
+    pid: int | None = None  # process group of the running attempt, if it started one
 
     def row(self) -> tuple[Any, ...]:
         return (
             self.state, self.attempts, self.ready_at, self.started_at, self.finished_at,
             self.next_attempt_at, self.result, self.error, self.errors, self.wait_reason,
+            self.pid,
         )
 
 

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     error           TEXT,
     errors          TEXT,
     wait_reason     TEXT,
+    pid             INTEGER,
     PRIMARY KEY (run_id, name)
 ) WITHOUT ROWID;
 
