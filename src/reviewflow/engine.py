@@ -54,6 +54,7 @@ DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
 RUN_TIMEOUT = "run timeout"
 INTERRUPTED = "interrupted"
 LOST = "lost"
+ATTEMPT_TIMEOUT = "attempt timeout"  # compared by identity: set only by _attempt_timed_out
 
 Observer = Callable[[str, str | None, str | None, str, int | None, str | None], None]
 """Called on every transition: (run_id, task or None, from_state, to_state, attempt, detail)."""
@@ -499,6 +500,15 @@ class Engine:
             task.cancel_reason = None
             self._task_to(task, T.RUNNING, None, now)
             task.handle = loop.create_task(self._attempt(task))
+            if task.spec.timeout:
+                task.timer = loop.call_later(task.spec.timeout, self._attempt_timed_out, task)
+
+    def _attempt_timed_out(self, task: LiveTask) -> None:
+        """The attempt's timeout expired: cancel it (its task type stops its processes)."""
+        task.timer = None
+        if task.state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
+            task.cancel_reason = ATTEMPT_TIMEOUT
+            task.handle.cancel()
 
     async def _attempt(self, task: LiveTask) -> None:
         spec = task.spec
@@ -510,19 +520,17 @@ class Engine:
             partial(self._set_pid, task),
         )
         try:
-            timeout_cm = asyncio.timeout(spec.timeout or None)
-            async with timeout_cm:
-                result = await registry.get(spec.type).execute(ctx)
-        except TimeoutError as exc:
-            if timeout_cm.expired():
-                self._settle(task, f"timed out after {spec.timeout:g}s", True, timed_out=True)
-            else:
-                self._settle(task, f"TimeoutError: {exc}", spec.retry.retry_on is None)
+            result = await registry.get(spec.type).execute(ctx)
         except asyncio.CancelledError:
-            if task.cancel_reason is None:
+            reason = task.cancel_reason
+            if reason is None:
                 self._settle(task, None, False, cancelled=True)
                 raise
-            self._settle(task, task.cancel_reason, False, cancelled=True)
+            if reason is ATTEMPT_TIMEOUT:
+                task.cancel_reason = None
+                self._settle(task, f"timed out after {spec.timeout:g}s", True, timed_out=True)
+            else:
+                self._settle(task, reason, False, cancelled=True)
         except TaskFailed as exc:
             self._settle(task, str(exc), exc.retryable)
         except Exception as exc:
@@ -538,6 +546,9 @@ class Engine:
         self.queue.release(task)
         task.handle = None
         task.pid = None
+        if task.timer is not None:
+            task.timer.cancel()
+            task.timer = None
         run = task.run
         if run.run_id not in self._live:
             return
@@ -560,6 +571,9 @@ class Engine:
         self.queue.release(task)
         task.handle = None
         task.pid = None
+        if task.timer is not None:
+            task.timer.cancel()
+            task.timer = None
         run = task.run
         if run.run_id not in self._live or message is None:
             self._dispatch_if_live()

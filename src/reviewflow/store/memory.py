@@ -24,8 +24,9 @@ class MemoryStore:
         with self._lock:
             if run.run_id in self._runs:
                 return False
+            # The store keeps the records it is given (callers build them for it).
             self._runs[run.run_id] = replace(run)
-            self._tasks[run.run_id] = {t.name: replace(t) for t in tasks}
+            self._tasks[run.run_id] = {t.name: t for t in tasks}
             self._events[run.run_id] = []
             self._event_ids[run.run_id] = []
             self._append_events(run.run_id, events)
