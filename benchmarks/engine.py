@@ -407,7 +407,7 @@ def main() -> None:
         "kind": "meta", "name": "meta", "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(), "nproc": os.cpu_count(),
         "platform": platform.platform(), "reviewflow": str(Path(engine_module.__file__).parent),
-        "quick": args.quick, "repeats": args.repeats,
+        "quick": args.quick, "repeats": args.repeats, "loadavg": os.getloadavg(),
     })
     reps = args.repeats
     with tempfile.TemporaryDirectory(prefix="rfbench-") as tmpdir:
@@ -429,7 +429,8 @@ def main() -> None:
         sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
         if wanted("scaling", "rss"):
             scaling(rep, sizes, 1 if args.quick else reps)
-    rep.emit({"kind": "meta", "name": "total", "seconds": time.perf_counter() - started})
+    rep.emit({"kind": "meta", "name": "total", "seconds": time.perf_counter() - started,
+              "loadavg": os.getloadavg()})
     rep.table()
 
 
