@@ -323,6 +323,9 @@ def rss_peak_kib() -> int:
 
 def child_main(shape: str, n: int, store: str) -> None:
     """Runs in a fresh interpreter: one timed run, and its peak RSS over the post-import RSS."""
+    with tempfile.TemporaryDirectory(prefix="rfbench-") as tmp:
+        # Warm-up: first-call costs (lazy imports, serializers) are not per-task costs.
+        run_once(build_spec(shape, 100)[0], store, Path(tmp), latency=False)
     gc.collect()
     base = rss_now_kib()
     spec, build_s = build_spec(shape, n)
@@ -343,14 +346,16 @@ def scaling(rep: Reporter, sizes: list[int], repeats: int) -> None:
     """Wide runs of each size on memory, each in `repeats` fresh subprocesses (median time)."""
     by_size: dict[int, dict[str, Any]] = {}
     for n in sizes:
-        children = [run_child("wide", n, "memory") for _ in range(repeats)]
+        # Small sizes are cheap and noisier: give them more runs.
+        count = repeats if n >= 100_000 or repeats == 1 else max(repeats, 5)
+        children = [run_child("wide", n, "memory") for _ in range(count)]
         times = [c["seconds"] for c in children]
         c = children[times.index(statistics.median_low(times))]
         delta = c["rss_peak_kib"] - c["rss_base_kib"]  # of the median-time child
         tasks = c["tasks"]
         r = {
             "kind": "scaling", "name": f"scaling_wide_{label(n)}_memory", "n": n,
-            "tasks": tasks, "repeats": repeats, "times_s": [round(t, 4) for t in times],
+            "tasks": tasks, "repeats": count, "times_s": [round(t, 4) for t in times],
             "seconds": statistics.median(times), "tasks_per_s": tasks / statistics.median(times),
             "spec_build_s": c["spec_build_s"], "rss_base_kib": c["rss_base_kib"],
             "rss_after_spec_kib": c["rss_after_spec_kib"], "rss_peak_kib": c["rss_peak_kib"],
@@ -412,6 +417,10 @@ def main() -> None:
     reps = args.repeats
     with tempfile.TemporaryDirectory(prefix="rfbench-") as tmpdir:
         tmp = Path(tmpdir)
+        # Warm-up (not reported): first-call costs (imports in `resolve`, pydantic serializers,
+        # the SQLite schema) would otherwise land on whichever measurement runs first.
+        for store in ("memory", "sqlite"):
+            run_once(build_spec("wide", 1_000)[0], store, tmp, latency=False)
         for store in ("memory", "sqlite"):
             for n in (1_000, 10_000):
                 name = f"wide_{label(n)}_{store}"

@@ -30,7 +30,6 @@ from reviewflow.store.base import Store  # noqa: E402
 from rfhelpers import FLUSH, HEARTBEAT  # noqa: E402
 
 
-
 @dataclass(frozen=True)
 class StoreBackend:
     """How to open a fresh store for one test, and a second handle on that same store."""

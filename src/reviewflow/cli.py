@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__, render
 from .config import load_workflow
@@ -37,8 +38,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 DbOpt = Annotated[
     Path,
@@ -67,7 +68,7 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -82,7 +83,9 @@ def _state_exit(state: str) -> int:
     return EXIT_OK if state == RunState.SUCCEEDED else EXIT_FAILED
 
 
-def _open(db: Path) -> Store:
+def _open(db: Path, *, must_exist: bool = False) -> Store:
+    if must_exist and not db.exists():
+        _fail(f"no database at {db} (run a workflow first, or pass --db)")
     try:
         return open_store(db)
     except ReviewflowError as exc:
@@ -166,13 +169,20 @@ def _execute(
     return _report(store, run_id, as_json)
 
 
-@app.callback()
-def _main(
-    version: Annotated[bool, typer.Option("--version", help="Show the version.")] = False,
-) -> None:
-    if version:
+def _version(value: bool) -> None:
+    if value:
         out.print(f"reviewflow {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Show the version.", is_eager=True, callback=_version),
+    ] = False,
+) -> None:
+    configure_logging("auto", "warning")  # logs go to stderr whatever the command
 
 
 @app.command()
@@ -198,7 +208,11 @@ def run(
     if not created:
         raise typer.Exit(_existing(store, rid, as_json))
     if not as_json:
-        out.print(f"run [bold]{rid}[/] ({spec.name}, {len(spec.tasks)} tasks, db {db})")
+        out.print(
+            f"run [bold]{escape(rid)}[/] ({spec.name}, {len(spec.tasks)} tasks,"
+            f" db {escape(str(db))})",
+            markup=True,
+        )
     raise typer.Exit(_execute(store, db, rid, as_json=as_json, log_level=log_level))
 
 
@@ -233,7 +247,7 @@ def resume(
 ) -> None:
     """Continue a paused run, or a run whose process died (tasks it was running re-run)."""
     _logging(log_format, log_level)
-    store = _open(db)
+    store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
         _fail(f"no run with id {run_id!r} in {db}")
@@ -243,16 +257,19 @@ def resume(
     if not force and owner_alive(record.owner, record.lease_until, time.time()):
         if record.state == RunState.PAUSED:
             store.request(run_id, "resume")
-            out.print(f"resume requested for {run_id} (executed by {record.owner})")
+            out.print(f"resume requested for {run_id} (executed by {record.owner})", markup=False)
             raise typer.Exit(EXIT_OK)
         _fail(f"run {run_id} is being executed by {record.owner}", EXIT_FAILED)
     if not as_json:
-        out.print(f"resuming [bold]{run_id}[/] ({record.workflow}, was {record.state})")
+        out.print(
+            f"resuming [bold]{escape(run_id)}[/] ({record.workflow}, was {record.state})",
+            markup=True,
+        )
     raise typer.Exit(_execute(store, db, run_id, as_json=as_json, log_level=log_level))
 
 
 def _request(run_id: str, db: Path, command: str) -> Store:
-    store = _open(db)
+    store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
         _fail(f"no run with id {run_id!r} in {db}")
@@ -280,11 +297,11 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     if owner_alive(record.owner, record.lease_until, time.time()):
         store.request(run_id, "cancel")
         state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
-        out.print(f"{run_id}: {state}")
+        out.print(f"{run_id}: {state}", markup=False)
         raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
     code = _execute(store, db, run_id, as_json=False, log_level="warning", cancel_only=True)
     state = store.get_run(run_id)
-    out.print(f"{run_id}: {state.state if state else '?'}")
+    out.print(f"{run_id}: {state.state if state else '?'}", markup=False)
     raise typer.Exit(EXIT_OK if code in (EXIT_OK, EXIT_FAILED) else code)
 
 
@@ -302,7 +319,7 @@ def pause(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
         )
     store.request(run_id, "pause")
     state = _wait_for(store, run_id, lambda r: r.state != RunState.RUNNING, seconds=10.0)
-    out.print(f"{run_id}: {state}")
+    out.print(f"{run_id}: {state}", markup=False)
     raise typer.Exit(EXIT_OK if state == RunState.PAUSED else EXIT_FAILED)
 
 
@@ -314,9 +331,7 @@ def status(
     limit: Annotated[int, typer.Option("--limit", help="How many runs to list.")] = 20,
 ) -> None:
     """Show a run (tasks, attempts, waits, metrics) or list recent runs."""
-    if not db.exists():
-        _fail(f"no database at {db} (run a workflow first, or pass --db)")
-    store = _open(db)
+    store = _open(db, must_exist=True)
     if run_id is None:
         runs = list_status(store, limit)
         if as_json:
@@ -338,7 +353,7 @@ def status(
 @app.command()
 def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
     """The run's history: every state transition, oldest first."""
-    store = _open(db)
+    store = _open(db, must_exist=True)
     if store.get_run(run_id) is None:
         _fail(f"no run with id {run_id!r} in {db}")
     rows = store.get_events(run_id)
@@ -382,7 +397,7 @@ def validate(
     """Check a workflow file; prints one line per problem found (exit 2 if any)."""
     spec = _load(file, set_)
     hooks = f", {len(spec.on_failure)} on_failure" if spec.on_failure else ""
-    out.print(f"{file}: ok ({spec.name}: {len(spec.tasks)} tasks{hooks})")
+    out.print(f"{file}: ok ({spec.name}: {len(spec.tasks)} tasks{hooks})", markup=False)
 
 
 def main() -> None:

@@ -439,6 +439,7 @@ class Engine:
         run.dirty[task] = None
         if to in TASK_TERMINAL:
             task.finished_at = now
+            task.wait_reason = None
             if task.hook:
                 run.open_hooks -= 1
             else:

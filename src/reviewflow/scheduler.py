@@ -88,8 +88,7 @@ class ReadyQueue:
                 if key_limit is not None and in_use >= key_limit:
                     heapq.heappush(self._key_parked.setdefault(key, []), entry)
                     self._wait(task, f"waiting for key {key}: {in_use}/{key_limit} in use")
-                    if run.parked:
-                        heapq.heappush(heap, heapq.heappop(run.parked))
+                    self._unpark_one(run.parked)
                     continue
                 self.key_running[key] = in_use + 1
             run.running += 1
@@ -103,8 +102,7 @@ class ReadyQueue:
         run = task.run
         run.running -= 1
         self.running -= 1
-        if run.parked:
-            heapq.heappush(self._heap, heapq.heappop(run.parked))
+        self._unpark_one(run.parked)
         key = task.spec.concurrency_key
         if key is not None:
             self.key_running[key] -= 1
@@ -113,7 +111,17 @@ class ReadyQueue:
     def _unpark_key(self, key: str) -> None:
         parked = self._key_parked.get(key)
         if parked:
-            heapq.heappush(self._heap, heapq.heappop(parked))
+            self._unpark_one(parked)
+
+    def _unpark_one(self, parked: list[Entry]) -> None:
+        """Move the best live entry of `parked` to the main heap, dropping stale ones (tasks
+        cancelled while they waited) so that they cannot take a freed slot's wake-up."""
+        while parked:
+            entry = heapq.heappop(parked)
+            task = entry[3]
+            if task.state is TaskState.READY and entry[2] == task.ticket:
+                heapq.heappush(self._heap, entry)
+                return
 
     def unpark_run(self, parked: list[Entry]) -> None:
         """Requeue every task a (resumed) run had parked."""

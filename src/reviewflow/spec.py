@@ -28,7 +28,10 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValueError(f"bad duration {value!r}: too large") from None
     elif isinstance(value, str):
         text = value.strip().lower().replace(" ", "")
         try:
@@ -119,7 +122,10 @@ class RetryPolicy(BaseModel):
         [0.5, 1.0] ("equal jitter"), so retries of many tasks spread out but never wait longer
         than the cap.
         """
-        raw = self.base_delay * self.multiplier ** max(attempt - 1, 0)
+        try:
+            raw = self.base_delay * self.multiplier ** max(attempt - 1, 0)
+        except OverflowError:
+            raw = self.max_delay
         capped = min(raw, self.max_delay)
         return capped * (0.5 + 0.5 * rand) if self.jitter else capped
 
