@@ -128,7 +128,7 @@ def _report(store: Store, run_id: str, as_json: bool) -> int:
 
 
 def _execute(
-    store: Store, db: Path, run_id: str, *, as_json: bool, log_level: str,
+    store: Store, db: Path, run_id: str, *, as_json: bool, force: bool = False,
     cancel_only: bool = False,
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code."""
@@ -151,7 +151,7 @@ def _execute(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, engine.shutdown)
-        task = asyncio.ensure_future(engine.execute(run_id, cancel=cancel_only))
+        task = asyncio.ensure_future(engine.execute(run_id, force=force, cancel=cancel_only))
         await progress.follow(engine, run_id, task)
         return await task
 
@@ -213,7 +213,7 @@ def run(
             f" db {escape(str(db))})",
             markup=True,
         )
-    raise typer.Exit(_execute(store, db, rid, as_json=as_json, log_level=log_level))
+    raise typer.Exit(_execute(store, db, rid, as_json=as_json))
 
 
 def _existing(store: Store, run_id: str, as_json: bool) -> int:
@@ -265,7 +265,7 @@ def resume(
             f"resuming [bold]{escape(run_id)}[/] ({record.workflow}, was {record.state})",
             markup=True,
         )
-    raise typer.Exit(_execute(store, db, run_id, as_json=as_json, log_level=log_level))
+    raise typer.Exit(_execute(store, db, run_id, as_json=as_json, force=force))
 
 
 def _request(run_id: str, db: Path, command: str) -> Store:
@@ -299,7 +299,7 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
         state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
         out.print(f"{run_id}: {state}", markup=False)
         raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
-    code = _execute(store, db, run_id, as_json=False, log_level="warning", cancel_only=True)
+    code = _execute(store, db, run_id, as_json=False, cancel_only=True)
     state = store.get_run(run_id)
     out.print(f"{run_id}: {state.state if state else '?'}", markup=False)
     raise typer.Exit(EXIT_OK if code in (EXIT_OK, EXIT_FAILED) else code)

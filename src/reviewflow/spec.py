@@ -91,7 +91,17 @@ def _parse_not_before(value: Any) -> Any:
     return parse_duration(value)
 
 
+def _env_value(value: Any) -> Any:
+    """YAML reads `DEBUG: true` or `PORT: 8080` as bool/int; the environment wants strings."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+EnvValue = Annotated[str, BeforeValidator(_env_value)]
 Priority = Annotated[int, BeforeValidator(parse_priority)]
 Argv = Annotated[list[str], BeforeValidator(_parse_argv)]
 NotBefore = Annotated[datetime | float | None, BeforeValidator(_parse_not_before)]
@@ -140,7 +150,7 @@ class TaskSpec(BaseModel):
     run: Argv | None = None
     call: str | None = None
     cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     needs: list[str] = Field(default_factory=list)
     priority: Priority = PRIORITY_NAMES["medium"]
@@ -181,7 +191,7 @@ class TaskDefaults(BaseModel):
     retry: dict[str, Any] = Field(default_factory=dict)
     kill_grace: Duration = 5.0
     cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
 
 
 class WorkflowSpec(BaseModel):

@@ -17,3 +17,7 @@ def record(ctx: Any) -> dict[str, Any]:
 
 def boom(ctx: Any) -> None:
     raise RuntimeError(f"boom in {ctx.task}")
+
+
+def fail_with(ctx: Any) -> None:
+    raise RuntimeError(ctx.params["message"])

@@ -137,6 +137,22 @@ def test_markup_like_run_id_does_not_crash(cli: Cli) -> None:
     assert "pr[/x]" in result.stdout
 
 
+def test_markup_like_text_in_tables_is_shown_verbatim(cli: Cli) -> None:
+    message = "bad [/x] and [bold]y[/bold]"
+    write_workflow(cli.cwd / "wf.yaml", {"a": {
+        "call": "cli_tasks:fail_with", "params": {"message": message},
+        "retry": {"max_retries": 0},
+    }})
+    result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "mk", "--meta", "note=[/x]")
+    assert result.exit_code == 1
+    assert f"RuntimeError: {message}" in result.stdout
+    for command in (["status", "mk"], ["events", "mk"]):
+        shown = cli(*command, "--db", cli.db)
+        assert shown.exit_code == 0
+        assert message in shown.stdout
+    assert "note=[/x]" in cli("status", "--db", cli.db).stdout
+
+
 # -- garbage in, exit 0 or 2 out (never a traceback)
 
 SCALARS = (
@@ -170,7 +186,8 @@ WORKFLOW_LIKE = st.fixed_dictionaries(
     },
 )
 GARBAGE_SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=120, deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
 

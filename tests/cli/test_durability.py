@@ -423,3 +423,57 @@ def test_interrupted_run_is_resumable(procs: Procs, tmp_path: Path, signame: str
     assert_succeeded_exactly_once(db, run_id, ["a", "b"])
     # an interrupted attempt is not counted: the attempt that finished is attempt 1 again
     assert sorted(recorded(tmp_path / "done.txt")) == [("a", 1), ("b", 1)]
+
+
+def test_cancel_a_paused_run_from_another_process(procs: Procs, tmp_path: Path) -> None:
+    run_id = new_id("pause-cancel")
+    db = tmp_path / DB
+    write_workflow(tmp_path / "wf.yaml", {"a": sh(GATED), "b": sh(record(), needs=["a"])})
+    proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
+    wait_for(lambda: is_running(db, run_id, "a"), "task a to run", timeout=30)
+    assert procs.run("pause", run_id, "--db", DB, timeout=30).returncode == 0
+    (tmp_path / "release").touch()
+    wait_for(lambda: (task_row(db, run_id, "a") or ("",))[0] == "succeeded",
+             "task a to finish while paused", timeout=30)
+    cancelled = procs.run("cancel", run_id, "--db", DB, timeout=30)
+    assert cancelled.returncode == 0, cancelled.stderr
+    code, out, err = procs.finish(proc, timeout=30)
+    assert code == 1, out + err
+    assert run_state(db, run_id) == "cancelled"
+    assert task_states(db, run_id) == {"a": "succeeded", "b": "cancelled"}
+    assert recorded(tmp_path / "done.txt") == [("a", 1)]
+    run_path = [(e["from"], e["to"]) for e in events(db, run_id)
+                if e["task"] is None and e["from"] != e["to"]]
+    assert run_path == [(None, "pending"), ("pending", "running"), ("running", "paused"),
+                        ("paused", "cancelled")]
+
+
+def test_resume_force_takes_over_a_live_run(procs: Procs, tmp_path: Path) -> None:
+    """`resume --force`: the new process owns the run and finishes it; the old owner's late
+    writes are refused, so every task is still recorded as succeeded exactly once."""
+    run_id = new_id("force")
+    db = tmp_path / DB
+    needs = {"a": [], "b": ["a"]}
+    write_workflow(tmp_path / "wf.yaml", {"a": sh(GATED), "b": sh(record(), needs=["a"])})
+    old = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
+    wait_for(lambda: is_running(db, run_id, "a"), "task a to run", timeout=30)
+    old_owner = query(db, "SELECT owner FROM runs WHERE run_id = ?", (run_id,))[0][0]
+
+    new = procs.start("resume", run_id, "--db", DB, "--force")
+    wait_for(lambda: new.poll() is not None or (task_row(db, run_id, "a") or ("", 0))[1] == 2,
+             "the new owner to restart task a", timeout=30)
+    if new.poll() is not None:
+        code, out, err = procs.finish(new)
+        pytest.fail(f"resume --force exited {code} instead of taking over: {out}{err}")
+    owner = query(db, "SELECT owner FROM runs WHERE run_id = ?", (run_id,))[0][0]
+    assert owner != old_owner
+
+    (tmp_path / "release").touch()
+    new_code, new_out, new_err = procs.finish(new, timeout=30)
+    assert new_code == 0, new_out + new_err
+    old_code, old_out, old_err = procs.finish(old, timeout=30)
+    assert old_code == 1, old_out + old_err
+    assert "Traceback" not in old_err
+    assert_succeeded_exactly_once(db, run_id, list(needs))
+    assert_dependencies_respected(events(db, run_id), needs)
+    assert ("b", 1) in recorded(tmp_path / "done.txt")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reviewflow.spec import WorkflowSpec, validate_spec
@@ -120,7 +120,7 @@ def dags(draw: st.DrawFn) -> dict[str, list[str]]:
     }
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(dags(), st.data())
 def test_random_dags_render_all_nodes_and_edges(needs: dict[str, list[str]], data: Any) -> None:
     spec = spec_from(needs)
