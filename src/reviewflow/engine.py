@@ -21,6 +21,7 @@ zombie owner's writes are refused by the store (LeaseLost).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -177,6 +178,9 @@ class Engine:
         With `cancel`, the run is taken over only to be cancelled (nothing new starts).
         """
         self._loop = asyncio.get_running_loop()
+        live = self._live.get(run_id)
+        if live is not None and live.done is not None:
+            return await asyncio.shield(live.done)  # already executing here: wait for it
         record = self.store.get_run(run_id)
         if record is None:
             raise RunNotFound(run_id)
@@ -195,7 +199,16 @@ class Engine:
                 self._heartbeat_handle = self._loop.call_later(
                     self.heartbeat_interval, self._heartbeat
                 )
-            return await run.done
+            try:
+                return await asyncio.shield(run.done)
+            except asyncio.CancelledError:
+                # The caller gave up: stop this run's attempts (their processes too) and leave
+                # it resumable, as `shutdown` does, before letting the cancellation through.
+                if not run.done.done():
+                    self._interrupt(run)
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(run.done)
+                raise
         finally:
             self._live.pop(run_id, None)
             if not self._live:
@@ -255,12 +268,16 @@ class Engine:
         `ready` without counting the attempt; runs stay resumable."""
         self._stopping = True
         for run in list(self._live.values()):
-            for task in run.tasks.values():
-                if task.state is T.RUNNING and task.handle is not None:
-                    task.cancel_reason = INTERRUPTED
-                    task.handle.cancel()
-            run.outcome = RunState.RUNNING  # marks "interrupted": finish without a final state
-            self._check_done(run)
+            self._interrupt(run)
+
+    def _interrupt(self, run: LiveRun) -> None:
+        run.halted = True
+        for task in run.tasks.values():
+            if task.state is T.RUNNING and task.handle is not None:
+                task.cancel_reason = INTERRUPTED
+                task.handle.cancel()
+        run.outcome = RunState.RUNNING  # marks "interrupted": finish without a final state
+        self._check_done(run)
 
     # ------------------------------------------------------------------ claim and load
 

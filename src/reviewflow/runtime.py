@@ -78,6 +78,7 @@ class LiveRun:
         "error",
         "events",
         "finished_at",
+        "halted",
         "hooks_started",
         "max_concurrency",
         "meta",
@@ -108,6 +109,7 @@ class LiveRun:
         self.open = 0  # main tasks not yet in a terminal state
         self.open_hooks = 0
         self.hooks_started = False
+        self.halted = False  # interrupted: nothing more starts, the run stays resumable
         self.outcome: RunState | None = None  # what the run will end as, once decided
         self.parked: list[tuple[float, int, int, LiveTask]] = []
         self.dirty: dict[LiveTask, None] = {}

@@ -70,6 +70,9 @@ class ReadyQueue:
             if task.state is not TaskState.READY or entry[2] != task.ticket:
                 continue  # stale entry: the task was cancelled or re-queued
             run = task.run
+            if run.halted:
+                heapq.heappush(run.parked, entry)
+                continue
             if run.paused:
                 heapq.heappush(run.parked, entry)
                 self._wait(task, "waiting: run paused")

@@ -92,7 +92,7 @@ def test_executing_a_run_twice_at_once_in_one_engine(store, make_engine, tmp_pat
         first = asyncio.create_task(engine.execute(run_id))
         await asyncio.sleep(0.02)
         second = asyncio.create_task(engine.execute(run_id))
-        done, pending = await asyncio.wait({first, second}, timeout=3)
+        _, pending = await asyncio.wait({first, second}, timeout=3)
         for t in pending:
             t.cancel()
         assert not pending, "an execute() call never returned"

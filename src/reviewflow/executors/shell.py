@@ -34,15 +34,42 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
+def group_pids(pgid: int, *, live_only: bool = False) -> list[int] | None:
+    """Pids of the processes in group `pgid` (zombies left out with `live_only`); None where
+    /proc cannot be read (not Linux)."""
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return None
+    pids = []
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if int(fields[2]) == pgid and not (live_only and fields[0] in (b"Z", b"X")):
+                pids.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
+
+
+def _group_alive(pgid: int) -> bool:
+    pids = group_pids(pgid, live_only=True)
+    return _signal_group(pgid, 0) if pids is None else bool(pids)
+
+
 async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
-    """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL what is left."""
+    """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL what is left.
+
+    Exited members not yet reaped (zombies) do not count as left: where nothing reaps orphans
+    promptly (a container's PID 1), waiting for them would always cost the whole grace period.
+    """
     pgid = proc.pid
     if not _signal_group(pgid, signal.SIGTERM):
         return
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if proc.returncode is not None and not _signal_group(pgid, 0):
-            return
+    while time.monotonic() < deadline and _group_alive(pgid):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=0.05)
     _signal_group(pgid, signal.SIGKILL)
@@ -69,20 +96,11 @@ def kill_orphans(pgid: int, run_id: str, task: str) -> int:
     marker_run = f"REVIEWFLOW_RUN_ID={run_id}".encode()
     marker_task = f"REVIEWFLOW_TASK={task}".encode()
     found = 0
-    try:
-        entries = [e for e in os.listdir("/proc") if e.isdigit()]
-    except OSError:
-        return 0
-    for entry in entries:
+    for pid in group_pids(pgid) or []:
         try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
-            fields = stat[stat.rindex(b")") + 2:].split()
-            if int(fields[2]) != pgid:
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as fh:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
                 env = fh.read().split(b"\0")
-        except (OSError, ValueError, IndexError):
+        except OSError:
             continue
         if marker_run in env and marker_task in env:
             found += 1

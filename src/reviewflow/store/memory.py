@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-from ..errors import LeaseLost, RunNotFound
+from ..errors import LeaseLost, RunNotFound, StoreError
 from .base import TASK_COLUMNS, Batch, Event, EventRecord, RunRecord, TaskRecord
 
 
@@ -84,10 +84,13 @@ class MemoryStore:
                 raise RunNotFound(batch.run_id)
             if run.owner != batch.owner:
                 raise LeaseLost(f"run {batch.run_id!r} is now owned by {run.owner}")
+            tasks = self._tasks[batch.run_id]
+            unknown = [row[-1] for row in batch.tasks if row[-1] not in tasks]
+            if unknown:  # checked first: a batch is applied whole or not at all
+                raise StoreError(f"run {batch.run_id!r} has no task {unknown[0]!r}")
             run.lease_until = batch.lease_until
             if batch.run is not None:
                 run.state, run.started_at, run.finished_at, run.error = batch.run
-            tasks = self._tasks[batch.run_id]
             for row in batch.tasks:
                 rec = tasks[row[-1]]
                 for col, value in zip(TASK_COLUMNS, row, strict=False):
