@@ -28,7 +28,7 @@ from .progress import Progress
 from .spec import WorkflowSpec
 from .states import RUN_TERMINAL, RunState
 from .status import list_status, run_status
-from .store import DEFAULT_DB, Store, open_store
+from .store import DEFAULT_DB, MEMORY_TARGETS, Store, open_store
 from .viz import mermaid
 
 app = typer.Typer(
@@ -110,6 +110,9 @@ def _load(file: Path, overrides: list[str] | None) -> WorkflowSpec:
 
 
 def _runs_dir(db: Path) -> Path:
+    """Attempt logs go beside the database (`.reviewflow/runs` for the default one)."""
+    if str(db) in MEMORY_TARGETS:
+        return DEFAULT_DB.parent / "runs"
     return db.parent / "runs"
 
 

@@ -9,11 +9,12 @@ from .memory import MemoryStore
 from .sqlite import SQLiteStore
 
 DEFAULT_DB = Path(".reviewflow") / "reviewflow.db"
+MEMORY_TARGETS = (":memory:", "memory://")
 
 
 def open_store(target: str | Path | None = None) -> Store:
     """`:memory:`/`memory://` for an ephemeral store, otherwise a SQLite file path."""
-    if target in (":memory:", "memory://"):
+    if target is not None and str(target) in MEMORY_TARGETS:
         return MemoryStore()
     path = Path(target) if target else DEFAULT_DB
     return SQLiteStore(path)
