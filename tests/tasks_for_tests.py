@@ -86,3 +86,8 @@ def context_echo(ctx: TaskContext) -> dict[str, Any]:
         "results": ctx.results,
         "meta": ctx.meta,
     }
+
+
+def failures_echo(ctx: TaskContext) -> dict[str, Any]:
+    """Return the dependencies that did not succeed, as a `trigger: all_done` task sees them."""
+    return {"failures": dict(ctx.failures), "results": ctx.results}

@@ -29,10 +29,11 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import InvalidTransition, LeaseLost, RunNotFound, StoreError, TaskFailed
@@ -56,6 +57,8 @@ DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
 RUN_TIMEOUT = "run timeout"
 INTERRUPTED = "interrupted"
 LOST = "lost"
+SKIPPED_DETAIL = "a dependency did not succeed"
+NO_FAILURES: Mapping[str, str] = MappingProxyType({})
 ATTEMPT_TIMEOUT = "attempt timeout"  # compared by identity: set only by _attempt_timed_out
 
 Observer = Callable[[str, str | None, str | None, str, int | None, str | None], None]
@@ -394,15 +397,21 @@ class Engine:
                 due = (task.next_attempt_at or now) - now
                 task.timer = self._loop.call_later(max(due, 0.0), self._retry_due, task)
         for task in tasks:
-            if task.state is T.BLOCKED and not (task.hook and not run.hooks_started):
-                deps = [run.tasks[d] for d in task.spec.needs]
+            if task.state is not T.BLOCKED or (task.hook and not run.hooks_started):
+                continue
+            deps = [run.tasks[d] for d in task.spec.needs]
+            if task.spec.trigger == "all_done":
+                task.remaining = sum(1 for d in deps if d.state not in TASK_TERMINAL)
+            else:
                 task.remaining = sum(1 for d in deps if d.state is not T.SUCCEEDED)
-                if any(d.state in (T.FAILED, T.SKIPPED, T.CANCELLED) for d in deps):
-                    self._skip_dependents_of(deps, now)
-                elif task.remaining == 0:
-                    self._deps_met(task, now, max(
-                        (d.finished_at or now for d in deps), default=run.started_at or now
-                    ))
+                if any(d.state in TASK_TERMINAL and d.state is not T.SUCCEEDED for d in deps):
+                    self._task_to(task, T.SKIPPED, SKIPPED_DETAIL, now)
+                    self._skip_dependents_of([task], now)
+                    continue
+            if task.remaining == 0:
+                self._deps_met(task, now, max(
+                    (d.finished_at or now for d in deps), default=run.started_at or now
+                ))
 
     @staticmethod
     def _kill_orphans(task: LiveTask) -> None:
@@ -560,6 +569,10 @@ class Engine:
             run.run_id, task.name, task.attempts, spec.params,
             {d: tasks[d].result for d in spec.needs}, run.meta, run.run_dir, spec,
             partial(self._set_pid, task),
+            NO_FAILURES if spec.trigger == "all_succeeded" else {
+                d: tasks[d].error or tasks[d].state.value
+                for d in spec.needs if tasks[d].state is not T.SUCCEEDED
+            },
         )
         try:
             result = await registry.get(spec.type).execute(ctx)
@@ -676,16 +689,24 @@ class Engine:
         else:
             self._skip_dependents_of([task], now)
 
-    def _skip_dependents_of(self, failed: Iterable[LiveTask], now: float) -> None:
-        stack = [d for t in failed for d in t.dependents]
+    def _skip_dependents_of(self, ended: Iterable[LiveTask], now: float) -> None:
+        """`ended` finished without success: skip their dependents, transitively, except
+        `trigger: all_done` tasks, which only count the dependency as done."""
+        stack = [d for t in ended for d in t.dependents]  # one entry per edge
         while stack:
             dep = stack.pop()
-            if dep.state is T.BLOCKED:
-                if dep.timer is not None:
-                    dep.timer.cancel()
-                    dep.timer = None
-                self._task_to(dep, T.SKIPPED, "a dependency did not succeed", now)
-                stack.extend(dep.dependents)
+            if dep.state is not T.BLOCKED:
+                continue
+            if dep.spec.trigger == "all_done":
+                dep.remaining -= 1
+                if dep.remaining == 0:
+                    self._deps_met(dep, now, now)
+                continue
+            if dep.timer is not None:
+                dep.timer.cancel()
+                dep.timer = None
+            self._task_to(dep, T.SKIPPED, SKIPPED_DETAIL, now)
+            stack.extend(dep.dependents)
 
     # ------------------------------------------------------------------ run control
 

@@ -48,6 +48,10 @@ def run_summary(console: Console, doc: dict[str, Any]) -> None:
         note = t.get("waiting") or t.get("error") or ""
         table.add_row(t["name"], _state(t["state"]), str(t["attempts"]), duration, note[:100])
     console.print(table)
+    for t in doc["tasks"]:
+        result = t.get("result")
+        if isinstance(result, dict) and isinstance(result.get("report"), str):
+            console.print(f"report ({t['name']}): {result['report']}", markup=False)
     rate = m.get("success_rate")
     wait = m["wait_time_s"]["mean"]
     console.print(

@@ -153,6 +153,7 @@ class TaskSpec(BaseModel):
     env: dict[str, EnvValue] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     needs: list[str] = Field(default_factory=list)
+    trigger: Literal["all_succeeded", "all_done"] = "all_succeeded"
     priority: Priority = PRIORITY_NAMES["medium"]
     timeout: Duration = DEFAULT_TIMEOUT
     kill_grace: Duration = 5.0

@@ -73,8 +73,9 @@ def test_clean_repository_passes_every_check(tmp_path, monkeypatch):
     assert results["git-state"]["exit_code"] == 0 and "init" in results["git-state"]["output_tail"]
     report = Path(results["summary"]["report"])
     text = report.read_text()
+    assert "**7/7 checks passed**" in text
     for check in ("syntax", "secrets", "large-files", "style", "todos", "docs", "git-state"):
-        assert f"## {check}" in text
+        assert f"## {check}: passed" in text
 
 
 @needs_git
@@ -101,8 +102,12 @@ def test_planted_problems_fail_their_checks_and_the_run(tmp_path, monkeypatch):
     # style is advice only; it reports the trailing whitespace but passes.
     assert tasks["style"]["state"] == "succeeded"
     assert tasks["style"]["result"]["counts"]["trailing_whitespace"] == 1
-    # failure_policy continue: the summary depends on failed checks, so it is skipped.
-    assert tasks["summary"]["state"] == "skipped"
+    # failure_policy continue + trigger all_done: the summary still reports every check.
+    assert tasks["summary"]["state"] == "succeeded"
+    assert tasks["summary"]["result"]["failed"] == ["large-files", "secrets", "syntax"]
+    report = Path(tasks["summary"]["result"]["report"]).read_text()
+    assert "**4/7 checks passed** — failed: large-files, secrets, syntax" in report
+    assert "## syntax: FAILED" in report and "src/broken.py:1" in report
     assert doc["state"] == "failed"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +26,8 @@ class TaskContext:
     on_process: Callable[[int], None] | None = field(default=None, repr=False)
     """Task types that start a process group report its id here, so that a process taking
     over the run after a crash can stop what the dead attempt left running."""
+    failures: Mapping[str, str] = field(default_factory=dict)
+    """For `trigger: all_done` tasks: dependencies that did not succeed, with their error."""
 
     @property
     def log_path(self) -> Path:

@@ -173,21 +173,33 @@ def docs(ctx: Any) -> dict[str, Any]:
 
 
 def summary(ctx: Any) -> dict[str, Any]:
-    """Collect the results of the checks before it into a Markdown report."""
-    lines = [f"# Review {ctx.run_id}", ""]
-    for name, result in sorted(ctx.results.items()):
-        lines.append(f"## {name}")
+    """Write a Markdown report of every check before it, passed or not (`trigger: all_done`)."""
+    failures: dict[str, str] = dict(getattr(ctx, "failures", {}) or {})
+    names = sorted(set(ctx.results) | set(failures))
+    passed = [n for n in names if n not in failures]
+    lines = [
+        f"# Review {ctx.run_id}",
+        "",
+        f"**{len(passed)}/{len(names)} checks passed**"
+        + (f" — failed: {', '.join(sorted(failures))}" if failures else ""),
+        "",
+    ]
+    for name in names:
+        mark = "FAILED" if name in failures else "passed"
+        lines.append(f"## {name}: {mark}")
+        if name in failures:
+            lines.append(f"- error: {failures[name]}")
+        result = ctx.results.get(name)
         if isinstance(result, dict):
             for key, value in result.items():
                 if key == "output_tail":
-                    tail = str(value).strip().splitlines()[-5:]
-                    value = " / ".join(tail)
+                    value = " / ".join(str(value).strip().splitlines()[-5:])
                 lines.append(f"- {key}: {value}")
-        else:
+        elif result is not None:
             lines.append(f"- {result}")
         lines.append("")
     report = "\n".join(lines)
     ctx.run_dir.mkdir(parents=True, exist_ok=True)
     path = ctx.run_dir / "summary.md"
     path.write_text(report, encoding="utf-8")
-    return {"report": str(path), "checks": sorted(ctx.results)}
+    return {"report": str(path), "passed": passed, "failed": sorted(failures)}
