@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import json
 import os
 import random
 import secrets
@@ -50,7 +49,7 @@ from .states import (
     RunState,
     TaskState,
 )
-from .store import Batch, MemoryStore, RunRecord, Store, TaskRecord
+from .store import MemoryStore, RunRecord, Store, TaskRecord
 
 T = TaskState
 DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
@@ -99,10 +98,6 @@ def owner_alive(owner: str | None, lease_until: float | None, now: float) -> boo
     except PermissionError:
         return True
     return True
-
-
-def _json(value: Any) -> str | None:
-    return None if value is None else json.dumps(value)
 
 
 class Engine:
@@ -305,36 +300,8 @@ class Engine:
         spec = self._specs.pop(record.run_id, None)
         if spec is None:
             spec = WorkflowSpec.model_validate_json(record.spec)
-        run = LiveRun(record.run_id, spec, record.meta)
-        run.state = RunState(record.state)
-        run.created_at = record.created_at
-        run.started_at = record.started_at
-        run.error = record.error
-        run.run_dir = self.runs_dir / record.run_id
-        tasks = run.tasks
-        for tspec in spec.tasks.values():
-            tasks[tspec.name] = LiveTask(run, tspec, hook=False)
-        for tspec in spec.on_failure.values():
-            tasks[tspec.name] = LiveTask(run, tspec, hook=True)
-        for task in tasks.values():
-            for dep in task.spec.needs:
-                tasks[dep].dependents.append(task)
-        if record.state != RunState.PENDING.value:
-            for row in self.store.get_tasks(record.run_id):
-                task = tasks.get(row.name)
-                if task is None:
-                    continue
-                task.state = T(row.state)
-                task.attempts = row.attempts
-                task.ready_at = row.ready_at
-                task.started_at = row.started_at
-                task.finished_at = row.finished_at
-                task.next_attempt_at = row.next_attempt_at
-                task.result = json.loads(row.result) if row.result else None
-                task.error = row.error
-                task.errors = json.loads(row.errors) if row.errors else None
-                task.wait_reason = row.wait_reason
-                task.pid = row.pid
+        rows = self.store.get_tasks(record.run_id) if record.state != RunState.PENDING else []
+        run = LiveRun.load(record, spec, rows, self.runs_dir / record.run_id)
         for key, limit in spec.key_limits().items():
             self.queue.key_limits.setdefault(key, limit)
         return run
@@ -846,25 +813,7 @@ class Engine:
             self._unpause(run)
 
     def _flush_run(self, run: LiveRun) -> str | None:
-        rows = [
-            (t.state.value, t.attempts, t.ready_at, t.started_at, t.finished_at,
-             t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.pid,
-             t.name)
-            for t in run.dirty
-        ]
-        batch = Batch(
-            run_id=run.run_id,
-            owner=self.owner,
-            lease_until=time.time() + self.lease_ttl,
-            run=(run.state.value, run.started_at, run.finished_at, run.error)
-            if run.run_dirty else None,
-            tasks=rows,
-            events=run.events,
-        )
-        run.dirty = {}
-        run.events = []
-        run.run_dirty = False
-        return self.store.write(batch)
+        return self.store.write(run.drain(self.owner, time.time() + self.lease_ttl))
 
     def _abandon(self, run: LiveRun, exc: LeaseLost) -> None:
         """Another process owns the run now: stop its attempts here, record nothing more."""

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .states import RunState, TaskState
+from .store.base import Batch
 
 if TYPE_CHECKING:
     from .spec import TaskSpec, WorkflowSpec
-    from .store.base import Event
+    from .store.base import Event, RunRecord, TaskRecord
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 class LiveTask:
@@ -122,8 +129,66 @@ class LiveRun:
         self.error: str | None = None
         self.done: asyncio.Future[RunState] | None = None
         self.timeout_handle: asyncio.TimerHandle | None = None
-        self.run_dir: Any = None
+        self.run_dir: Path = Path()
 
     @property
     def paused(self) -> bool:
         return self.state is RunState.PAUSED
+
+    @classmethod
+    def load(
+        cls, record: RunRecord, spec: WorkflowSpec, rows: list[TaskRecord], run_dir: Path
+    ) -> LiveRun:
+        """Rebuild a run from its stored rows (none for a run that never started)."""
+        run = cls(record.run_id, spec, record.meta)
+        run.state = RunState(record.state)
+        run.created_at = record.created_at
+        run.started_at = record.started_at
+        run.error = record.error
+        run.run_dir = run_dir
+        tasks = run.tasks
+        for tspec in spec.tasks.values():
+            tasks[tspec.name] = LiveTask(run, tspec, hook=False)
+        for tspec in spec.on_failure.values():
+            tasks[tspec.name] = LiveTask(run, tspec, hook=True)
+        for task in tasks.values():
+            for dep in task.spec.needs:
+                tasks[dep].dependents.append(task)
+        for row in rows:
+            task = tasks.get(row.name)
+            if task is None:
+                continue
+            task.state = TaskState(row.state)
+            task.attempts = row.attempts
+            task.ready_at = row.ready_at
+            task.started_at = row.started_at
+            task.finished_at = row.finished_at
+            task.next_attempt_at = row.next_attempt_at
+            task.result = json.loads(row.result) if row.result else None
+            task.error = row.error
+            task.errors = json.loads(row.errors) if row.errors else None
+            task.wait_reason = row.wait_reason
+            task.pid = row.pid
+        return run
+
+    def drain(self, owner: str, lease_until: float) -> Batch:
+        """Take the changes not yet written (dirty tasks, events, run row) as one batch."""
+        rows = [
+            (t.state.value, t.attempts, t.ready_at, t.started_at, t.finished_at,
+             t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.pid,
+             t.name)
+            for t in self.dirty
+        ]
+        batch = Batch(
+            run_id=self.run_id,
+            owner=owner,
+            lease_until=lease_until,
+            run=(self.state.value, self.started_at, self.finished_at, self.error)
+            if self.run_dirty else None,
+            tasks=rows,
+            events=self.events,
+        )
+        self.dirty = {}
+        self.events = []
+        self.run_dirty = False
+        return batch
