@@ -21,7 +21,7 @@ from rich.markup import escape
 
 from . import __version__, render
 from .config import load_workflow
-from .engine import Engine, RunBusy, owner_alive
+from .engine import DEFAULT_CONCURRENCY, Engine, RunBusy, owner_alive
 from .errors import ReviewflowError, RunNotFound, SpecError
 from .logs import configure_logging, log
 from .progress import Progress
@@ -56,6 +56,13 @@ LogLevelOpt = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a field: key.path=value (repeatable)."),
+]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", min=1, envvar="REVIEWFLOW_CONCURRENCY",
+        help="Global limit: tasks running at once in this process, all runs together.",
+    ),
 ]
 MetaOpt = Annotated[
     list[str] | None,
@@ -132,7 +139,7 @@ def _report(store: Store, run_id: str, as_json: bool) -> int:
 
 def _execute(
     store: Store, db: Path, run_id: str, *, as_json: bool, force: bool = False,
-    cancel_only: bool = False,
+    cancel_only: bool = False, concurrency: int = DEFAULT_CONCURRENCY,
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code."""
     progress = Progress(out, enabled=not as_json and not cancel_only)
@@ -148,7 +155,9 @@ def _execute(
             detail=detail,
         )
 
-    engine = Engine(store, runs_dir=_runs_dir(db), observer=observe)
+    engine = Engine(
+        store, runs_dir=_runs_dir(db), observer=observe, max_concurrency=concurrency
+    )
 
     async def main() -> RunState:
         loop = asyncio.get_running_loop()
@@ -197,6 +206,7 @@ def run(
     ] = None,
     set_: SetOpt = None,
     meta: MetaOpt = None,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     as_json: JsonOpt = False,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
@@ -216,7 +226,7 @@ def run(
             f" db {escape(str(db))})",
             markup=True,
         )
-    raise typer.Exit(_execute(store, db, rid, as_json=as_json))
+    raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency))
 
 
 def _existing(store: Store, run_id: str, as_json: bool) -> int:
@@ -244,6 +254,7 @@ def resume(
     force: Annotated[
         bool, typer.Option("--force", help="Take over even if another process holds the lease.")
     ] = False,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     as_json: JsonOpt = False,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
@@ -268,7 +279,9 @@ def resume(
             f"resuming [bold]{escape(run_id)}[/] ({record.workflow}, was {record.state})",
             markup=True,
         )
-    raise typer.Exit(_execute(store, db, run_id, as_json=as_json, force=force))
+    raise typer.Exit(
+        _execute(store, db, run_id, as_json=as_json, force=force, concurrency=concurrency)
+    )
 
 
 def _request(run_id: str, db: Path, command: str) -> Store:

@@ -53,6 +53,7 @@ from .store import MemoryStore, RunRecord, Store, TaskRecord
 
 T = TaskState
 DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
+DEFAULT_CONCURRENCY = 64  # tasks running at once per process (the global limit)
 RUN_TIMEOUT = "run timeout"
 INTERRUPTED = "interrupted"
 LOST = "lost"
@@ -107,7 +108,7 @@ class Engine:
         self,
         store: Store | None = None,
         *,
-        max_concurrency: int = 64,
+        max_concurrency: int = DEFAULT_CONCURRENCY,
         key_limits: dict[str, int] | None = None,
         aging_interval: float = DEFAULT_AGING_INTERVAL,
         runs_dir: str | Path = DEFAULT_RUNS_DIR,

@@ -41,6 +41,7 @@ class ReadyQueue:
         self._heap: list[Entry] = []
         self._key_parked: dict[str, list[Entry]] = {}
         self._seq = 0
+        self._unmarked: list[LiveTask] = []  # pushed while a global slot was free
         self._on_wait = on_wait or (lambda task: None)
 
     def __len__(self) -> int:
@@ -54,7 +55,12 @@ class ReadyQueue:
         key = task.ready_at - task.priority * self.aging_interval
         heapq.heappush(self._heap, (key, self._seq, self._seq, task))
         if self.running >= self.global_limit:
-            self._wait(task, f"waiting for global limit: {self.running}/{self.global_limit} in use")
+            self._wait(task, self._global_reason())
+        else:
+            self._unmarked.append(task)
+
+    def _global_reason(self) -> str:
+        return f"waiting for global limit: {self.running}/{self.global_limit} in use"
 
     def _wait(self, task: LiveTask, reason: str) -> None:
         if task.wait_reason != reason:
@@ -98,6 +104,16 @@ class ReadyQueue:
             self.running += 1
             task.wait_reason = None
             return task
+        if not heap:
+            self._unmarked.clear()  # everything queued was claimed: nobody left to tell
+        elif self._unmarked:
+            # The global limit stopped the claim: tell the tasks that queued while it still
+            # had room why they wait (each task is told once, so this stays O(1) per task).
+            reason = self._global_reason()
+            for waiting in self._unmarked:
+                if waiting.state is TaskState.READY and waiting.wait_reason is None:
+                    self._wait(waiting, reason)
+            self._unmarked.clear()
         return None
 
     def release(self, task: LiveTask) -> None:

@@ -310,3 +310,25 @@ def test_cancelling_one_run_does_not_strand_another_runs_tasks_waiting_for_a_key
         return state_a, state_b
 
     assert arun(main()) == (RunState.CANCELLED, RunState.SUCCEEDED)
+
+
+def test_tasks_held_by_the_global_limit_say_so(store, make_engine):
+    """With the process's global limit full, queued tasks' status reads
+    "waiting for global limit: 1/1 in use" while they wait."""
+    spec = workflow({name: py("asleep", params={"seconds": 0.3}) for name in ("a", "b", "c")})
+    engine = make_engine(store, max_concurrency=1)
+    run_id, _ = engine.submit(spec)
+    seen: dict[str, str] = {}
+
+    async def main() -> None:
+        execution = asyncio.ensure_future(engine.execute(run_id))
+        await asyncio.sleep(0.15)
+        for t in store.get_tasks(run_id):
+            if t.state == "ready":
+                seen[t.name] = t.wait_reason or ""
+        await execution
+
+    arun(main())
+    assert len(seen) == 2
+    assert set(seen.values()) == {"waiting for global limit: 1/1 in use"}
+    assert all(t.wait_reason is None for t in store.get_tasks(run_id))
