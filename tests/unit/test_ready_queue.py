@@ -62,7 +62,9 @@ def test_global_limit_and_wait_reason() -> None:
     for name in "abc":
         _ready(queue, run.tasks[name], at=1.0)
     assert _claim_all(queue) == ["a"]
-    assert ("b", "waiting for global limit: 1/1 in use") not in waits  # b queued before a ran
+    # b and c queued while the slot was free; once the limit stops the claim they are told why.
+    assert waits == [("b", "waiting for global limit: 1/1 in use"),
+                     ("c", "waiting for global limit: 1/1 in use")]
     _ready(queue, run.tasks["a"], at=2.0)  # (re-queue of a retry, say) while the slot is taken
     assert ("a", "waiting for global limit: 1/1 in use") in waits
 
