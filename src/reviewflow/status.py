@@ -57,6 +57,14 @@ def run_metrics(
     duration = (end - started) if started is not None else None
     waits, runs = attempt_timings(events)
     ended = succeeded + failed
+    cpu: list[float] = []
+    rss: list[int] = []
+    for t in tasks:
+        if t.result and '"cpu_s"' in t.result:
+            result = json.loads(t.result)
+            if isinstance(result, dict) and "cpu_s" in result:
+                cpu.append(float(result["cpu_s"]))
+                rss.append(int(result.get("max_rss_kib", 0)))
     return {
         "duration_s": round(duration, 6) if duration is not None else None,
         "tasks": len(tasks),
@@ -69,6 +77,9 @@ def run_metrics(
         "wait_time_s": _stats(waits),
         "run_time_s": _stats(runs),
         "throughput_tasks_per_s": round(succeeded / duration, 3) if duration else None,
+        # Resource use of the tasks that started processes (shell), as their reaper saw it.
+        "task_cpu_s": {"total": round(sum(cpu), 3), "max": max(cpu)} if cpu else None,
+        "task_max_rss_kib": max(rss) if rss else None,
     }
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import subprocess
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +61,44 @@ def _group_alive(pgid: int) -> bool:
     return _signal_group(pgid, 0) if pids is None else bool(pids)
 
 
-async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+class Child:
+    """A started process whose exit is awaited as (exit code, rusage).
+
+    It is reaped with `os.wait4` in a thread of its own (as asyncio's default child watcher does
+    with waitpid), which also yields the CPU time and peak RSS of the process and of the
+    descendants it waited for: the task's resource use.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.exited: asyncio.Future[tuple[int, resource.struct_rusage | None]] = (
+            loop.create_future()
+        )
+        threading.Thread(target=self._reap, args=(loop,), daemon=True).start()
+
+    def _reap(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            _, status, usage = os.wait4(self.pid, 0)
+            outcome: tuple[int, resource.struct_rusage | None] = (
+                os.waitstatus_to_exitcode(status), usage
+            )
+        except ChildProcessError:
+            outcome = (-signal.SIGKILL, None)
+        self.proc.returncode = outcome[0]  # reaped here: Popen must not look for it again
+        with contextlib.suppress(RuntimeError):  # the loop may be gone at interpreter exit
+            loop.call_soon_threadsafe(self._set, outcome)
+
+    def _set(self, outcome: tuple[int, resource.struct_rusage | None]) -> None:
+        if not self.exited.done():
+            self.exited.set_result(outcome)
+
+    async def wait(self) -> tuple[int, resource.struct_rusage | None]:
+        """Exit code and rusage; cancelling the caller does not cancel the reaping."""
+        return await asyncio.shield(self.exited)
+
+
+async def stop_group(proc: Child, grace: float) -> None:
     """SIGTERM the process group, wait up to `grace` seconds, then SIGKILL what is left.
 
     Exited members not yet reaped (zombies) do not count as left: where nothing reaps orphans
@@ -71,7 +110,7 @@ async def stop_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and _group_alive(pgid):
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(proc.wait()), timeout=0.05)
+            await asyncio.wait_for(proc.wait(), timeout=0.05)
     _signal_group(pgid, signal.SIGKILL)
     await proc.wait()
 
@@ -133,14 +172,17 @@ class ShellTaskType:
         started = time.monotonic()
         with open(log_path, "wb") as log:
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *spec.run,
-                    cwd=spec.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
+                proc = Child(
+                    subprocess.Popen(
+                        spec.run,
+                        cwd=spec.cwd,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    ),
+                    asyncio.get_running_loop(),
                 )
             except FileNotFoundError:
                 raise TaskFailed(f"command not found: {spec.run[0]}", retryable=False) from None
@@ -149,19 +191,22 @@ class ShellTaskType:
             if ctx.on_process is not None:
                 ctx.on_process(proc.pid)
             try:
-                code = await proc.wait()
+                code, usage = await proc.wait()
             except BaseException:
                 await asyncio.shield(stop_group(proc, spec.kill_grace))
                 raise
             finally:
                 # Whatever the command left behind in its group goes with it.
                 _signal_group(proc.pid, signal.SIGKILL)
-        result = {
+        result: dict[str, Any] = {
             "exit_code": code,
             "duration_s": round(time.monotonic() - started, 3),
             "log": str(log_path),
             "output_tail": _tail(log_path),
         }
+        if usage is not None:
+            result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
+            result["max_rss_kib"] = usage.ru_maxrss
         if code != 0:
             codes = spec.retry.retry_on_exit_codes
             retryable = codes is None or code in codes
