@@ -64,7 +64,8 @@ def run_metrics(
             result = json.loads(t.result)
             if isinstance(result, dict) and "cpu_s" in result:
                 cpu.append(float(result["cpu_s"]))
-                rss.append(int(result.get("max_rss_kib", 0)))
+                if result.get("max_rss_kib") is not None:
+                    rss.append(int(result["max_rss_kib"]))
     return {
         "duration_s": round(duration, 6) if duration is not None else None,
         "tasks": len(tasks),

@@ -1,4 +1,4 @@
-"""Resource use of shell tasks: CPU time and peak RSS come from the reaped process's rusage."""
+"""Resource use of shell tasks: CPU time from the reaped process's rusage, peak RSS sampled."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from reviewflow.status import run_status
 from rfhelpers import arun, tasks_by_name, workflow
 
 BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
-ALLOC = "b = bytearray(64 * 1024 * 1024)\nb[::4096] = b'x' * len(b[::4096])\n"
+ALLOC = (
+    "import time\nb = bytearray(64 * 1024 * 1024)\nb[::4096] = b'x' * len(b[::4096])\n"
+    "time.sleep(0.6)\n"
+)
 
 
 def test_shell_task_reports_its_cpu_time_and_peak_rss(store, make_engine):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..spec import TaskSpec
 
 OUTPUT_TAIL_BYTES = 4096
+RSS_SAMPLE_S = 0.25
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -72,6 +73,7 @@ class Child:
     def __init__(self, proc: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop) -> None:
         self.proc = proc
         self.pid = proc.pid
+        self.peak_rss_kib: int | None = None
         self.exited: asyncio.Future[tuple[int, resource.struct_rusage | None]] = (
             loop.create_future()
         )
@@ -96,6 +98,33 @@ class Child:
     async def wait(self) -> tuple[int, resource.struct_rusage | None]:
         """Exit code and rusage; cancelling the caller does not cancel the reaping."""
         return await asyncio.shield(self.exited)
+
+    async def wait_sampling(self) -> tuple[int, resource.struct_rusage | None]:
+        """`wait`, sampling the process's peak RSS (VmHWM) meanwhile.
+
+        rusage's ru_maxrss cannot be used for memory: it counts the image the child had before
+        exec, i.e. the engine's own. VmHWM of the exec'd process is exact for that process
+        (not for its children) and only grows, so the last sample before exit is its peak,
+        give or take what it allocated in the last `RSS_SAMPLE_S`.
+        """
+        delay = 0.02
+        while not self.exited.done():
+            self._sample()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait(), timeout=delay)
+            delay = min(delay * 2, RSS_SAMPLE_S)
+        return await self.wait()
+
+    def _sample(self) -> None:
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"VmHWM:"):
+                        kib = int(line.split()[1])
+                        self.peak_rss_kib = max(self.peak_rss_kib or 0, kib)
+                        return
+        except (OSError, ValueError, IndexError):
+            return
 
 
 async def stop_group(proc: Child, grace: float) -> None:
@@ -191,7 +220,7 @@ class ShellTaskType:
             if ctx.on_process is not None:
                 ctx.on_process(proc.pid)
             try:
-                code, usage = await proc.wait()
+                code, usage = await proc.wait_sampling()
             except BaseException:
                 await asyncio.shield(stop_group(proc, spec.kill_grace))
                 raise
@@ -206,7 +235,8 @@ class ShellTaskType:
         }
         if usage is not None:
             result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
-            result["max_rss_kib"] = usage.ru_maxrss
+        if proc.peak_rss_kib is not None:
+            result["max_rss_kib"] = proc.peak_rss_kib
         if code != 0:
             codes = spec.retry.retry_on_exit_codes
             retryable = codes is None or code in codes
