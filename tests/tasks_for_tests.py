@@ -91,3 +91,8 @@ def context_echo(ctx: TaskContext) -> dict[str, Any]:
 def failures_echo(ctx: TaskContext) -> dict[str, Any]:
     """Return the dependencies that did not succeed, as a `trigger: all_done` task sees them."""
     return {"failures": dict(ctx.failures), "results": ctx.results}
+
+
+async def fail_now(ctx: TaskContext) -> None:
+    """Fail on the first step, without yielding to the loop."""
+    raise RuntimeError(f"{ctx.task} failed at once")

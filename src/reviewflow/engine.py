@@ -56,6 +56,7 @@ DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
 DEFAULT_CONCURRENCY = 64  # tasks running at once per process (the global limit)
 RUN_TIMEOUT = "run timeout"
 INTERRUPTED = "interrupted"
+ABANDONED = "another process took the run over"
 LOST = "lost"
 SKIPPED_DETAIL = "a dependency did not succeed"
 NO_FAILURES: Mapping[str, str] = MappingProxyType({})
@@ -273,8 +274,7 @@ class Engine:
         run.halted = True
         for task in run.tasks.values():
             if task.state is T.RUNNING and task.handle is not None:
-                task.cancel_reason = INTERRUPTED
-                task.handle.cancel()
+                self._cancel_attempt(task, INTERRUPTED)
         run.outcome = RunState.RUNNING  # marks "interrupted": finish without a final state
         self._check_done(run)
 
@@ -429,7 +429,11 @@ class Engine:
             now = time.time()
         task.state = to
         run = task.run
-        run.events.append((run.run_id, task.name, frm, to, task.attempts, now, detail))
+        # Plain-str states: a tuple of atomic values is not tracked by the cyclic GC, so the
+        # events of a large run add nothing to its full collections.
+        run.events.append(
+            (run.run_id, task.name, frm._value_, to._value_, task.attempts, now, detail)
+        )
         run.dirty[task] = None
         if to in TASK_TERMINAL:
             task.finished_at = now
@@ -452,7 +456,7 @@ class Engine:
         if now is None:
             now = time.time()
         run.state = to
-        run.events.append((run.run_id, None, frm, to, None, now, detail))
+        run.events.append((run.run_id, None, frm._value_, to._value_, None, now, detail))
         run.run_dirty = True
         if self.observer is not None:
             self.observer(run.run_id, None, frm, to, None, detail)
@@ -460,7 +464,8 @@ class Engine:
 
     def _run_to_detail(self, run: LiveRun, detail: str, now: float) -> None:
         """An event that records something about the run without changing its state."""
-        run.events.append((run.run_id, None, run.state, run.state, None, now, detail))
+        state = run.state.value
+        run.events.append((run.run_id, None, state, state, None, now, detail))
 
     # ------------------------------------------------------------------ scheduling
 
@@ -513,14 +518,17 @@ class Engine:
             task = queue.pop()
             if task is None:
                 return
-            task.attempts += 1
-            now = time.time()
-            task.started_at = now
-            task.cancel_reason = None
-            self._task_to(task, T.RUNNING, None, now)
-            task.handle = loop.create_task(self._attempt(task))
-            if task.spec.timeout:
-                task.timer = loop.call_later(task.spec.timeout, self._attempt_timed_out, task)
+            self._start(task, loop)
+
+    def _start(self, task: LiveTask, loop: asyncio.AbstractEventLoop) -> None:
+        """Start an attempt of a claimed task."""
+        task.attempts += 1
+        now = time.time()
+        task.started_at = now
+        task.cancel_reason = None
+        task.entered = False
+        self._task_to(task, T.RUNNING, None, now)
+        task.handle = loop.create_task(self._attempt(task))
 
     def _attempt_timed_out(self, task: LiveTask) -> None:
         """The attempt's timeout expired: cancel it (its task type stops its processes)."""
@@ -529,8 +537,28 @@ class Engine:
             task.cancel_reason = ATTEMPT_TIMEOUT
             task.handle.cancel()
 
+    def _cancel_attempt(self, task: LiveTask, reason: str) -> None:
+        """Stop a running attempt for `reason`.
+
+        An attempt whose coroutine has not taken its first step must not be cancelled: it would
+        never run, so never settle (its slot and the run's count would leak). It finds the
+        reason when it starts instead.
+        """
+        task.cancel_reason = reason
+        if task.entered and task.handle is not None:
+            task.handle.cancel()
+
     async def _attempt(self, task: LiveTask) -> None:
+        task.entered = True
+        if task.cancel_reason is not None:  # stopped before it could start
+            self._settle(task, task.cancel_reason, False, cancelled=True)
+            return
         spec = task.spec
+        if spec.timeout:
+            # Armed here rather than in the dispatch loop, so that starting N siblings does
+            # not pay N timer insertions before the last of them is marked running.
+            assert self._loop is not None
+            task.timer = self._loop.call_later(spec.timeout, self._attempt_timed_out, task)
         run = task.run
         tasks = run.tasks
         ctx = TaskContext(
@@ -579,10 +607,31 @@ class Engine:
         task.result = result
         task.error = None
         self._task_to(task, T.SUCCEEDED, None, now)
-        for dep in task.dependents:
+        dependents = task.dependents
+        queue = self.queue
+        # Start each dependent as soon as it is ready (instead of readying all, then starting
+        # all) when claim order cannot matter: nothing else is queued, no run limit applies and
+        # the global limit has room for every dependent.
+        eager = (
+            queue.idle and run.max_concurrency is None and not self._stopping
+            and run.state is RunState.RUNNING and not run.halted
+            and queue.running + len(dependents) <= queue.global_limit
+        )
+        loop = self._loop
+        assert loop is not None
+        for dep in dependents:
             dep.remaining -= 1
             if dep.remaining == 0 and dep.state is T.BLOCKED:
-                self._deps_met(dep, now, now)
+                spec = dep.spec
+                if (eager and spec.concurrency_key is None and not spec.delay
+                        and spec.not_before is None):
+                    # Ready and claimed at once: no heap round trip.
+                    dep.ready_at = now
+                    self._task_to(dep, T.READY, None, now)
+                    queue.claim(dep)
+                    self._start(dep, loop)
+                else:
+                    self._deps_met(dep, now, now)
         self._dispatch()
         self._check_done(run)
 
@@ -699,8 +748,7 @@ class Engine:
                     task.timer = None
                 self._task_to(task, T.CANCELLED, reason, now)
             elif state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
-                task.cancel_reason = reason
-                task.handle.cancel()
+                self._cancel_attempt(task, reason)
         self._check_done(run)
 
     def _run_timed_out(self, run: LiveRun) -> None:
@@ -823,8 +871,7 @@ class Engine:
             if task.timer is not None:
                 task.timer.cancel()
             if task.handle is not None:
-                task.cancel_reason = None
-                task.handle.cancel()
+                self._cancel_attempt(task, ABANDONED)
         if run.timeout_handle is not None:
             run.timeout_handle.cancel()
         if run.done is not None and not run.done.done():

@@ -26,6 +26,7 @@ class LiveTask:
         "attempts",
         "cancel_reason",
         "dependents",
+        "entered",
         "error",
         "errors",
         "finished_at",
@@ -68,6 +69,7 @@ class LiveTask:
         self.pid: int | None = None
         self.handle: asyncio.Task[None] | None = None
         self.cancel_reason: str | None = None
+        self.entered = False  # the current attempt's coroutine has started
         self.timer: asyncio.TimerHandle | None = None
         self.ticket = 0
 
@@ -174,7 +176,7 @@ class LiveRun:
     def drain(self, owner: str, lease_until: float) -> Batch:
         """Take the changes not yet written (dirty tasks, events, run row) as one batch."""
         rows = [
-            (t.state.value, t.attempts, t.ready_at, t.started_at, t.finished_at,
+            (t.state._value_, t.attempts, t.ready_at, t.started_at, t.finished_at,
              t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.pid,
              t.name)
             for t in self.dirty

@@ -176,3 +176,21 @@ def test_finished_tasks_keep_no_stale_wait_reason(store, make_engine) -> None:
     rows = tasks_by_name(store, run_id)
     assert (rows["b"].state, rows["c"].state) == ("cancelled", "cancelled")
     assert {n: r.wait_reason for n, r in rows.items()} == {"bad": None, "b": None, "c": None}
+
+
+def test_fail_fast_stops_siblings_started_in_the_same_tick(store, make_engine):
+    """`a` fails on its first step while `b` and `c` were started with it but have not run yet:
+    they must still settle (cancelled), free their slots, and the run must end."""
+    spec = workflow(
+        {
+            "a": py("fail_now", retry={"max_retries": 0}),
+            "b": py("anoop"),
+            "c": py("anoop"),
+        }
+    )
+    engine = make_engine(store)
+    run_id, _ = engine.submit(spec)
+    assert arun(engine.execute(run_id), timeout=5) is RunState.FAILED
+    states = {t.name: t.state for t in store.get_tasks(run_id)}
+    assert states == {"a": "failed", "b": "cancelled", "c": "cancelled"}
+    assert engine.queue.running == 0
