@@ -47,6 +47,11 @@ class ReadyQueue:
     def __len__(self) -> int:
         return len(self._heap)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing is queued (tasks parked behind a run or key limit do not count)."""
+        return not self._heap
+
     def push(self, task: LiveTask) -> None:
         """Queue a task that has just become ready (its `ready_at` set)."""
         assert task.ready_at is not None
@@ -115,6 +120,13 @@ class ReadyQueue:
                     self._wait(waiting, reason)
             self._unmarked.clear()
         return None
+
+    def claim(self, task: LiveTask) -> None:
+        """Count a ready task as running without queueing it (the caller checked that no
+        limit applies and nothing else is waiting)."""
+        task.run.running += 1
+        self.running += 1
+        task.wait_reason = None
 
     def release(self, task: LiveTask) -> None:
         """A claimed task stopped running: free its slots and requeue who waited for them."""

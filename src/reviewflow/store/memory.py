@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from typing import Any
 
 from ..errors import LeaseLost, RunNotFound, StoreError
-from .base import TASK_COLUMNS, Batch, Event, EventRecord, RunRecord, TaskRecord
+from .base import Batch, Event, EventRecord, RunRecord, TaskRecord
 
 
 class MemoryStore:
@@ -15,7 +16,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, RunRecord] = {}
-        self._tasks: dict[str, dict[str, TaskRecord]] = {}
+        # Task rows as plain tuples (TASK_COLUMNS values + name): applying a write is one dict
+        # assignment, and tuples of atomic values are invisible to the cyclic GC.
+        self._tasks: dict[str, dict[str, tuple[Any, ...]]] = {}
         self._events: dict[str, list[Event]] = {}
         self._event_ids: dict[str, list[int]] = {}
         self._next_event_id = 1
@@ -24,9 +27,8 @@ class MemoryStore:
         with self._lock:
             if run.run_id in self._runs:
                 return False
-            # The store keeps the records it is given (callers build them for it).
             self._runs[run.run_id] = replace(run)
-            self._tasks[run.run_id] = {t.name: t for t in tasks}
+            self._tasks[run.run_id] = {t.name: (*t.row(), t.name) for t in tasks}
             self._events[run.run_id] = []
             self._event_ids[run.run_id] = []
             self._append_events(run.run_id, events)
@@ -50,7 +52,10 @@ class MemoryStore:
 
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         with self._lock:
-            return [replace(t) for t in self._tasks.get(run_id, {}).values()]
+            return [
+                TaskRecord(run_id, row[-1], *row[:-1])
+                for row in self._tasks.get(run_id, {}).values()
+            ]
 
     def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
         with self._lock:
@@ -92,9 +97,7 @@ class MemoryStore:
             if batch.run is not None:
                 run.state, run.started_at, run.finished_at, run.error = batch.run
             for row in batch.tasks:
-                rec = tasks[row[-1]]
-                for col, value in zip(TASK_COLUMNS, row, strict=False):
-                    setattr(rec, col, value)
+                tasks[row[-1]] = row
             self._append_events(batch.run_id, batch.events)
             request, run.request = run.request, None
             return request
