@@ -154,7 +154,8 @@ class Engine:
             spec=spec.model_dump_json(), meta=dict(meta or {}), created_at=now,
         )
         names = [*spec.tasks, *spec.on_failure]
-        tasks = [TaskRecord(run_id, name, T.BLOCKED.value) for name in names]
+        blocked = T.BLOCKED.value
+        tasks = [TaskRecord(run_id, name, blocked) for name in names]
         event = (run_id, None, None, RunState.PENDING.value, None, now, None)
         created = self.store.create_run(record, tasks, [event])
         if created:
@@ -366,6 +367,10 @@ class Engine:
                 task.timer = self._loop.call_later(max(due, 0.0), self._retry_due, task)
         for task in tasks:
             if task.state is not T.BLOCKED or (task.hook and not run.hooks_started):
+                continue
+            if not task.spec.needs:  # a root: the common case, kept cheap for wide runs
+                task.remaining = 0
+                self._deps_met(task, now, run.started_at or now)
                 continue
             deps = [run.tasks[d] for d in task.spec.needs]
             if task.spec.trigger == "all_done":
