@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import datetime
+from datetime import date, datetime
 from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, Literal
 
@@ -74,8 +74,12 @@ def _parse_argv(value: Any) -> Any:
         except ValueError as exc:
             raise ValueError(f"cannot split command {value!r}: {exc}") from None
     if isinstance(value, list):
-        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                for v in value]
+        # YAML reads `run: [true]` or `run: [sleep, 1]` as a bool and an int: argv wants text.
+        return [
+            ("true" if v else "false") if isinstance(v, bool)
+            else str(v) if isinstance(v, int | float) else v
+            for v in value
+        ]
     return value
 
 
@@ -83,6 +87,8 @@ def _parse_not_before(value: Any) -> Any:
     """An absolute time (ISO 8601 / datetime) or a duration counted from when the run starts."""
     if value is None or isinstance(value, datetime):
         return value
+    if isinstance(value, date):  # YAML reads `2026-12-01` as a date: midnight, local time
+        return datetime(value.year, value.month, value.day)
     if isinstance(value, str) and ("T" in value or "-" in value[1:]):
         try:
             return datetime.fromisoformat(value)

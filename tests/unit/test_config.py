@@ -275,3 +275,24 @@ def test_same_spec_from_flow_and_block_yaml() -> None:
     flow_doc = yaml.safe_load(textwrap.dedent(BASIC))
     flow = load_workflow_text(yaml.safe_dump(flow_doc, default_flow_style=True), env={})
     assert block == flow
+
+
+def test_yaml_11_booleans_stay_text_so_argv_is_what_was_written(tmp_path):
+    """`run: [echo, yes, on, true]` must run `echo yes on true`, not `echo True True True`."""
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: w\ntasks:\n  a: {run: [echo, yes, on, off, no, true, 3, 1.5]}\n")
+    spec = load_workflow(path)
+    assert spec.tasks["a"].run == ["echo", "yes", "on", "off", "no", "true", "3", "1.5"]
+
+
+def test_true_false_are_still_booleans(tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: w\ntasks:\n  a: {run: [x], retry: {jitter: false}}\n")
+    assert load_workflow(path).tasks["a"].retry.jitter is False
+
+
+def test_a_yaml_date_is_a_not_before_at_midnight(tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text("name: w\ntasks:\n  a: {run: [x], not_before: 2026-12-01}\n")
+    nb = load_workflow(path).tasks["a"].not_before
+    assert (nb.year, nb.month, nb.day, nb.hour) == (2026, 12, 1, 0)
