@@ -217,7 +217,10 @@ def run(
     metadata = _parse_meta(meta)
     store = _open(db)
     engine = Engine(store)
-    rid, created = engine.submit(spec, run_id=run_id, meta=metadata)
+    try:
+        rid, created = engine.submit(spec, run_id=run_id, meta=metadata)
+    except SpecError as exc:
+        _fail(f"--run-id: {exc.message}")
     if not created:
         raise typer.Exit(_existing(store, rid, as_json))
     if not as_json:
@@ -312,9 +315,16 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     assert record is not None
     if owner_alive(record.owner, record.lease_until, time.time()):
         store.request(run_id, "cancel")
-        state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
-        out.print(f"{run_id}: {state}", markup=False)
-        raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
+        # Done when the run ends, or when its process goes away without ending it (it was
+        # interrupted, or died): then the cancellation is carried out here.
+        state = _wait_for(
+            store, run_id,
+            lambda r: RunState(r.state) in RUN_TERMINAL
+            or not owner_alive(r.owner, r.lease_until, time.time()),
+        )
+        if RunState(state) in RUN_TERMINAL:
+            out.print(f"{run_id}: {state}", markup=False)
+            raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
     code = _execute(store, db, run_id, as_json=False, cancel_only=True)
     state = store.get_run(run_id)
     out.print(f"{run_id}: {state.state if state else '?'}", markup=False)

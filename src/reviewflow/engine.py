@@ -25,6 +25,7 @@ import contextlib
 import gc
 import os
 import random
+import re
 import secrets
 import socket
 import time
@@ -35,9 +36,17 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .errors import InvalidTransition, LeaseLost, RunNotFound, StoreError, TaskFailed
+from .errors import (
+    InvalidTransition,
+    LeaseLost,
+    RunNotFound,
+    SpecError,
+    StoreError,
+    TaskFailed,
+)
 from .executors import TaskContext, registry
 from .executors.shell import kill_orphans
+from .logs import log
 from .runtime import LiveRun, LiveTask
 from .scheduler import DEFAULT_AGING_INTERVAL, ReadyQueue
 from .spec import WorkflowSpec
@@ -61,6 +70,9 @@ LOST = "lost"
 SKIPPED_DETAIL = "a dependency did not succeed"
 NO_FAILURES: Mapping[str, str] = MappingProxyType({})
 ATTEMPT_TIMEOUT = "attempt timeout"  # compared by identity: set only by _attempt_timed_out
+
+RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
+"""Run ids name a directory under the runs folder: no separators, no leading dot."""
 
 Observer = Callable[[str, str | None, str | None, str, int | None, str | None], None]
 """Called on every transition: (run_id, task or None, from_state, to_state, attempt, detail)."""
@@ -147,7 +159,14 @@ class Engine:
     ) -> tuple[str, bool]:
         """Store a new run (all tasks blocked). Returns (run_id, created); an existing id is
         left untouched and reported with created=False (idempotency key)."""
-        run_id = run_id or new_run_id(spec.name)
+        if run_id is None:
+            run_id = new_run_id(spec.name)
+        if not RUN_ID.fullmatch(run_id):
+            raise SpecError(
+                f"bad run id {run_id!r}: use letters, digits, '_', '.', '-' (at most 200),"
+                " starting with a letter, digit or '_'",
+                field="run_id",
+            )
         now = time.time()
         record = RunRecord(
             run_id=run_id, workflow=spec.name, state=RunState.PENDING.value,
@@ -274,7 +293,7 @@ class Engine:
     def _interrupt(self, run: LiveRun) -> None:
         run.halted = True
         for task in run.tasks.values():
-            if task.state is T.RUNNING and task.handle is not None:
+            if task.state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
                 self._cancel_attempt(task, INTERRUPTED)
         run.outcome = RunState.RUNNING  # marks "interrupted": finish without a final state
         self._check_done(run)
@@ -342,6 +361,11 @@ class Engine:
         self._recover(run, main, now)
         if spec.failure_policy == "fail_fast" and any(t.state is T.FAILED for t in main):
             self._stop_run(run, RunState.FAILED, run.error or "a task failed")
+        elif run.outcome is None and any(t.state is T.CANCELLED for t in main):
+            # Only _stop_run cancels main tasks: the run was being stopped when its process died.
+            err = run.error or "cancelled"
+            self._stop_run(run, RunState.FAILED if err.startswith(RUN_TIMEOUT)
+                           else RunState.CANCELLED, err)
         hooks_begun = any(t.hook and t.state is not T.BLOCKED for t in run.tasks.values())
         if hooks_begun:
             run.hooks_started = True
@@ -409,7 +433,9 @@ class Engine:
     def _lost(self, task: LiveTask, now: float) -> None:
         detail = f"{LOST}: the process running attempt {task.attempts} died"
         self._kill_orphans(task)
-        if task.attempts > task.spec.retry.max_retries:
+        if task.run.outcome is not None and not task.hook:
+            self._task_to(task, T.CANCELLED, task.run.error, now)
+        elif task.attempts > task.spec.retry.max_retries:
             task.error = detail
             self._task_to(task, T.FAILED, detail, now)
             self._task_failed(task, now)
@@ -448,7 +474,7 @@ class Engine:
             else:
                 run.open -= 1
         if self.observer is not None:
-            self.observer(run.run_id, task.name, frm, to, task.attempts, detail)
+            self._observe(run.run_id, task.name, frm, to, task.attempts, detail)
         if self._flush_handle is None:
             self._schedule_flush()
 
@@ -464,8 +490,17 @@ class Engine:
         run.events.append((run.run_id, None, frm._value_, to._value_, None, now, detail))
         run.run_dirty = True
         if self.observer is not None:
-            self.observer(run.run_id, None, frm, to, None, detail)
+            self._observe(run.run_id, None, frm, to, None, detail)
         self._schedule_flush()
+
+    def _observe(self, *event: Any) -> None:
+        """Tell the observer; one that fails is dropped, never the transition it watched."""
+        assert self.observer is not None
+        try:
+            self.observer(*event)
+        except Exception as exc:
+            log.warning("observer.failed", error=f"{type(exc).__name__}: {exc}")
+            self.observer = None
 
     def _run_to_detail(self, run: LiveRun, detail: str, now: float) -> None:
         """An event that records something about the run without changing its state."""
@@ -825,7 +860,7 @@ class Engine:
                          now)
         try:
             self._flush_run(run)
-        except LeaseLost as exc:
+        except StoreError as exc:  # LeaseLost, or the database refused the write
             assert run.done is not None
             run.done.set_exception(exc)
             return
@@ -859,6 +894,11 @@ class Engine:
         except LeaseLost as exc:
             self._abandon(run, exc)
             return
+        except StoreError as exc:
+            # Kept for the next flush; if the store stays down the lease lapses and another
+            # process may take the run over (this one then gets LeaseLost).
+            log.warning("store.write_failed", run_id=run.run_id, error=str(exc))
+            return
         if request == "cancel":
             self._stop_run(run, RunState.CANCELLED, "cancelled by user")
         elif request == "pause":
@@ -867,11 +907,19 @@ class Engine:
             self._unpause(run)
 
     def _flush_run(self, run: LiveRun) -> str | None:
-        return self.store.write(run.drain(self.owner, time.time() + self.lease_ttl))
+        batch = run.drain(self.owner, time.time() + self.lease_ttl)
+        try:
+            return self.store.write(batch)
+        except LeaseLost:
+            raise
+        except StoreError:
+            run.undrain(batch)  # nothing was applied: the next flush writes it all again
+            raise
 
     def _abandon(self, run: LiveRun, exc: LeaseLost) -> None:
         """Another process owns the run now: stop its attempts here, record nothing more."""
         self._live.pop(run.run_id, None)
+        run.halted = True  # its queued tasks must not start here any more
         for task in run.tasks.values():
             if task.timer is not None:
                 task.timer.cancel()

@@ -55,7 +55,10 @@ class Progress:
 
     def _line(self, text: str) -> None:
         stamp = datetime.now().strftime("%H:%M:%S")
-        self.console.print(f"{stamp} {text}", markup=False, highlight=False)
+        try:
+            self.console.print(f"{stamp} {text}", markup=False, highlight=False)
+        except (BrokenPipeError, SystemExit):  # `reviewflow run ... | head`: stop printing
+            self.enabled = False
 
     async def follow(self, engine: Engine, run_id: str, task: asyncio.Future[Any]) -> None:
         """Wait for `task` (the engine executing the run), refreshing the view meanwhile."""

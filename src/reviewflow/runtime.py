@@ -194,3 +194,10 @@ class LiveRun:
         self.events = []
         self.run_dirty = False
         return batch
+
+    def undrain(self, batch: Batch) -> None:
+        """Take back a batch the store refused, ahead of what changed since."""
+        for row in batch.tasks:
+            self.dirty[self.tasks[row[-1]]] = None
+        self.events = batch.events + self.events
+        self.run_dirty = self.run_dirty or batch.run is not None

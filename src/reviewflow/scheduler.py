@@ -81,15 +81,15 @@ class ReadyQueue:
             if task.state is not TaskState.READY or entry[2] != task.ticket:
                 continue  # stale entry: the task was cancelled or re-queued
             run = task.run
-            if run.halted:
+            key = task.spec.concurrency_key
+            if run.halted or run.paused:
                 heapq.heappush(run.parked, entry)
-                continue
-            if run.paused:
-                heapq.heappush(run.parked, entry)
-                self._wait(task, "waiting: run paused")
+                if run.paused:
+                    self._wait(task, "waiting: run paused")
+                if key is not None:
+                    self._unpark_key(key)  # pass on a key slot's wake-up
                 continue
             limit = run.max_concurrency
-            key = task.spec.concurrency_key
             if limit is not None and run.running >= limit:
                 heapq.heappush(run.parked, entry)
                 self._wait(task, f"waiting for run max_concurrency: {run.running}/{limit} in use")

@@ -131,10 +131,21 @@ def test_markup_like_names_in_errors_do_not_crash(cli: Cli, needs: str) -> None:
 
 
 def test_markup_like_run_id_does_not_crash(cli: Cli) -> None:
+    """A run id names a directory under runs/: `pr[/x]` would escape into a subfolder, so it is
+    bad input (exit 2, one line, verbatim), and nothing is created."""
     review_workflow(cli.cwd / "wf.yaml")
     result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "pr[/x]")
-    assert result.exit_code == 0, result.output
-    assert "pr[/x]" in result.stdout
+    assert result.exit_code == 2, result.output
+    assert "bad run id 'pr[/x]'" in one_line_error(result.stderr)
+    assert not (cli.cwd / "runs").exists()
+
+
+@pytest.mark.parametrize("run_id", ["../escape", "/tmp/abs", ".hidden", "a b", ""])
+def test_run_ids_that_could_escape_the_runs_folder_are_bad_input(cli: Cli, run_id: str) -> None:
+    review_workflow(cli.cwd / "wf.yaml")
+    result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", run_id)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
 
 
 def test_markup_like_text_in_tables_is_shown_verbatim(cli: Cli) -> None:
