@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -21,14 +22,14 @@ from rich.markup import escape
 
 from . import __version__, render
 from .config import load_workflow
-from .engine import DEFAULT_CONCURRENCY, Engine, RunBusy, owner_alive
+from .engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine, RunBusy, owner_alive
 from .errors import ReviewflowError, RunNotFound, SpecError
 from .logs import configure_logging, log
 from .progress import Progress
 from .spec import WorkflowSpec
 from .states import RUN_TERMINAL, RunState
 from .status import list_status, run_status
-from .store import DEFAULT_DB, MEMORY_TARGETS, Store, open_store
+from .store import DEFAULT_DB, Store, open_store
 from .viz import mermaid
 
 app = typer.Typer(
@@ -116,13 +117,6 @@ def _load(file: Path, overrides: list[str] | None) -> WorkflowSpec:
         _fail(str(exc))
 
 
-def _runs_dir(db: Path) -> Path:
-    """Attempt logs go beside the database (`.reviewflow/runs` for the default one)."""
-    if str(db) in MEMORY_TARGETS:
-        return DEFAULT_DB.parent / "runs"
-    return db.parent / "runs"
-
-
 def _print_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     sys.stdout.flush()
@@ -156,7 +150,9 @@ def _execute(
         )
 
     engine = Engine(
-        store, runs_dir=_runs_dir(db), observer=observe, max_concurrency=concurrency
+        # Logs go to .reviewflow/runs/<run_id>/ under the current directory wherever the
+        # database is: --db moves the state, not the logs.
+        store, runs_dir=DEFAULT_RUNS_DIR, observer=observe, max_concurrency=concurrency
     )
 
     async def main() -> RunState:
@@ -167,6 +163,9 @@ def _execute(
         await progress.follow(engine, run_id, task)
         return await task
 
+    # `call: mypkg.tasks:f` finds ./mypkg, as `python -m` would.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     log.info("run.start", run_id=run_id, db=str(db))
     try:
         state = asyncio.run(main())
@@ -373,6 +372,17 @@ def status(
         _print_json(doc)
     else:
         render.run_summary(out, doc)
+        record = store.get_run(run_id)
+        if (
+            record is not None
+            and RunState(record.state) not in RUN_TERMINAL
+            and not owner_alive(record.owner, record.lease_until, time.time())
+            and record.state != RunState.PENDING
+        ):
+            out.print(
+                f"no process is executing this run: continue it with `reviewflow resume {run_id}`",
+                markup=False,
+            )
     raise typer.Exit(EXIT_OK)
 
 
@@ -420,7 +430,7 @@ def validate(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
     set_: SetOpt = None,
 ) -> None:
-    """Check a workflow file; prints one line per problem found (exit 2 if any)."""
+    """Check a workflow file: `ok` (exit 0), or the first problem on one line (exit 2)."""
     spec = _load(file, set_)
     hooks = f", {len(spec.on_failure)} on_failure" if spec.on_failure else ""
     out.print(f"{file}: ok ({spec.name}: {len(spec.tasks)} tasks{hooks})", markup=False)

@@ -19,6 +19,7 @@ from .errors import SpecError
 PRIORITY_NAMES: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 """Named priorities; any integer is accepted too (higher runs first)."""
 
+MAX_DURATION = 10 * 365 * 86400.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -47,6 +48,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h")
     if seconds != seconds or seconds < 0 or seconds == float("inf"):
         raise ValueError(f"bad duration {value!r}: must be a finite number >= 0")
+    if seconds > MAX_DURATION:
+        raise ValueError(f"bad duration {value!r}: more than 10 years")
     return seconds
 
 

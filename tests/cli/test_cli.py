@@ -137,7 +137,7 @@ def test_markup_like_run_id_does_not_crash(cli: Cli) -> None:
     result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "pr[/x]")
     assert result.exit_code == 2, result.output
     assert "bad run id 'pr[/x]'" in one_line_error(result.stderr)
-    assert not (cli.cwd / "runs").exists()
+    assert not (cli.cwd / ".reviewflow").exists()
 
 
 @pytest.mark.parametrize("run_id", ["../escape", "/tmp/abs", ".hidden", "a b", ""])
@@ -256,8 +256,10 @@ def test_run_success_and_status_json_shape(cli: Cli) -> None:
                                                    abs=1e-5)
     lint = doc["tasks"][0]["result"]
     assert lint["exit_code"] == 0
-    assert Path(lint["log"]) == cli.db.parent / "runs" / "r1" / "lint.1.log"  # by the db
-    assert Path(lint["log"]).is_file()
+    # The contract: .reviewflow/runs/<run_id>/<task>.<attempt>.log under the current
+    # directory, even when --db puts the database elsewhere.
+    assert Path(lint["log"]) == Path(".reviewflow") / "runs" / "r1" / "lint.1.log"
+    assert (cli.cwd / lint["log"]).is_file()
     assert doc["tasks"][2]["result"] == {"task": "summary", "params": {}, "meta": {},
                                          "inputs": ["lint", "tests"]}
     m = doc["metrics"]
@@ -634,4 +636,6 @@ def test_console_script_validate_and_run(procs: Procs, tmp_path: Path) -> None:
     status = procs.run("status", "cs", "--db", "rf.db", "--json")
     assert json.loads(status.stdout)["tasks"] == json.loads(run.stdout)["tasks"]
     assert procs.run("status", "ghost", "--db", "rf.db").returncode == 2
-    assert not (tmp_path / ".reviewflow").exists()
+    # --db moves the database: only the attempt logs are under .reviewflow/
+    assert not (tmp_path / ".reviewflow" / "reviewflow.db").exists()
+    assert (tmp_path / ".reviewflow" / "runs" / "cs").is_dir()

@@ -293,3 +293,33 @@ def test_run_timeout_fails_the_run(store, make_engine, tmp_path: Path) -> None:
     ]
     assert run_events(store, run_id)[-1].to_state == "failed"
     assert _wait_gone(int((tmp_path / "slow.pid").read_text()))
+
+
+def test_a_sync_task_that_hangs_past_its_timeout_does_not_keep_the_process_alive(tmp_path):
+    """The timed-out thread is abandoned: `reviewflow run` returns and its process exits."""
+    import subprocess
+    import sys
+    import time as _time
+
+    (tmp_path / "hang.py").write_text("import time\ndef sleeper(ctx):\n    time.sleep(1000)\n")
+    (tmp_path / "wf.yaml").write_text(
+        "name: h\ntasks:\n  s: {call: 'hang:sleeper', timeout: 300ms, retry: {max_retries: 0}}\n"
+    )
+    exe = str(Path(sys.executable).parent / "reviewflow")
+    started = _time.monotonic()
+    proc = subprocess.run(
+        [exe, "run", "wf.yaml", "--db", "h.db"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "timed out after 0.3s" in proc.stdout
+    assert _time.monotonic() - started < 30  # not the 1000 s the thread would sleep
+
+
+def test_a_missing_working_directory_is_named(store, make_engine, tmp_path):
+    spec = workflow({"a": sh("pwd", cwd=str(tmp_path / "nope"), retry={"max_retries": 0})})
+    engine = make_engine(store)
+    run_id, _ = engine.submit(spec)
+    assert arun(engine.execute(run_id)) is RunState.FAILED
+    error = tasks_by_name(store, run_id)["a"].error
+    assert error == f"working directory not found: {tmp_path / 'nope'}"

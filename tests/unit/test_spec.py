@@ -382,3 +382,9 @@ def test_spec_round_trips_through_json() -> None:
         timeout="30m", max_concurrency=2, on_failure={"n": shell()},
     )
     assert WorkflowSpec.model_validate_json(spec.model_dump_json()) == spec
+
+
+@pytest.mark.parametrize("field", ["delay", "timeout", "not_before"])
+def test_durations_over_ten_years_are_bad_input(field):
+    with pytest.raises(SpecError, match="more than 10 years"):
+        validate_spec({"name": "w", "tasks": {"a": {"run": ["x"], field: 99999999999999}}})

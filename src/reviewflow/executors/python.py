@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import importlib
 import inspect
 import json
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +57,38 @@ def resolve(ref: str) -> tuple[Callable[..., Any], bool, bool]:
     return hit
 
 
+def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """Run a sync function in a thread of its own, as a future of this loop.
+
+    Not `asyncio.to_thread`: the loop's default executor is joined when `asyncio.run` ends, and
+    its threads at interpreter exit, so one sync task that hangs past its timeout would keep
+    `reviewflow run` from ever exiting. A daemon thread is abandoned instead (its late result is
+    dropped).
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(ok: bool, value: Any) -> None:
+        if future.done():
+            return
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+    def target() -> None:
+        try:
+            outcome = (True, context.run(fn, *args))
+        except BaseException as exc:
+            outcome = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=target, daemon=True, name=f"reviewflow-{fn.__name__}").start()
+    return future
+
+
 def _matches(exc: BaseException, names: list[str]) -> bool:
     return any(cls.__name__ in names or cls.__qualname__ in names for cls in type(exc).__mro__)
 
@@ -80,7 +115,7 @@ class PythonTaskType:
             if is_async:
                 result = await fn(*args)
             else:
-                result = await asyncio.to_thread(fn, *args)
+                result = await in_daemon_thread(fn, *args)
         except (TaskFailed, asyncio.CancelledError):
             raise
         except Exception as exc:

@@ -214,6 +214,10 @@ class ShellTaskType:
                     asyncio.get_running_loop(),
                 )
             except FileNotFoundError:
+                if spec.cwd and not os.path.isdir(spec.cwd):
+                    raise TaskFailed(
+                        f"working directory not found: {spec.cwd}", retryable=False
+                    ) from None
                 raise TaskFailed(f"command not found: {spec.run[0]}", retryable=False) from None
             except (PermissionError, NotADirectoryError, OSError) as exc:
                 raise TaskFailed(f"cannot start {spec.run[0]}: {exc}", retryable=False) from None
