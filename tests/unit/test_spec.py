@@ -388,3 +388,14 @@ def test_spec_round_trips_through_json() -> None:
 def test_durations_over_ten_years_are_bad_input(field):
     with pytest.raises(SpecError, match="more than 10 years"):
         validate_spec({"name": "w", "tasks": {"a": {"run": ["x"], field: 99999999999999}}})
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"type": "shell", "run": ["x"], "call": "m:f"}, "call"),
+     ({"type": "python", "call": "m:f", "run": ["x"]}, "run")],
+)
+def test_a_field_of_the_other_task_type_is_rejected(body, field):
+    with pytest.raises(SpecError) as info:
+        validate_spec({"name": "w", "tasks": {"a": body}})
+    assert info.value.field == field

@@ -101,6 +101,9 @@ class PythonTaskType:
     def validate(self, spec: TaskSpec) -> None:
         if not spec.call:
             raise SpecError("missing `call: module:function`", task=spec.name, field="call")
+        if spec.run is not None:
+            raise SpecError("`run` is for shell tasks; a python task has `call`",
+                            task=spec.name, field="run")
         module, sep, func = spec.call.partition(":")
         if not (module and sep and func):
             raise SpecError(

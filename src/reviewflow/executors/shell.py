@@ -185,6 +185,9 @@ class ShellTaskType:
     def validate(self, spec: TaskSpec) -> None:
         if not spec.run:
             raise SpecError("missing `run: [command, args...]`", task=spec.name, field="run")
+        if spec.call is not None:
+            raise SpecError("`call` is for python tasks; a shell task has `run`",
+                            task=spec.name, field="call")
 
     async def execute(self, ctx: TaskContext) -> Any:
         spec = ctx.spec
