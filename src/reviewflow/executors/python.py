@@ -8,6 +8,7 @@ import contextvars
 import importlib
 import inspect
 import json
+import queue
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -57,14 +58,44 @@ def resolve(ref: str) -> tuple[Callable[..., Any], bool, bool]:
     return hit
 
 
-def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
-    """Run a sync function in a thread of its own, as a future of this loop.
+class DaemonThreads:
+    """Threads for sync tasks: reused when idle, a new one when none is, all daemons.
 
     Not `asyncio.to_thread`: the loop's default executor is joined when `asyncio.run` ends, and
     its threads at interpreter exit, so one sync task that hangs past its timeout would keep
     `reviewflow run` from ever exiting. A daemon thread is abandoned instead (its late result is
-    dropped).
+    dropped), and the pool grows rather than queue work behind it.
     """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            spawn = self._idle == 0
+            if not spawn:
+                self._idle -= 1  # that idle worker will take this job
+        if spawn:
+            threading.Thread(target=self._work, args=(job,), daemon=True,
+                             name="reviewflow-sync").start()
+        else:
+            self._jobs.put(job)
+
+    def _work(self, job: Callable[[], None]) -> None:
+        while True:
+            job()
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+
+
+_threads = DaemonThreads()
+
+
+def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    """Run a sync function on a daemon thread, as a future of the running loop."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -77,7 +108,7 @@ def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         else:
             future.set_exception(value)
 
-    def target() -> None:
+    def job() -> None:
         try:
             outcome = (True, context.run(fn, *args))
         except BaseException as exc:
@@ -85,7 +116,7 @@ def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             loop.call_soon_threadsafe(settle, *outcome)
 
-    threading.Thread(target=target, daemon=True, name=f"reviewflow-{fn.__name__}").start()
+    _threads.submit(job)
     return future
 
 
