@@ -29,7 +29,7 @@ from .progress import Progress
 from .spec import WorkflowSpec
 from .states import RUN_TERMINAL, RunState
 from .status import list_status, run_status
-from .store import DEFAULT_DB, Store, open_store
+from .store import DEFAULT_DB, RunRecord, Store, open_store
 from .viz import mermaid
 
 app = typer.Typer(
@@ -286,14 +286,15 @@ def resume(
     )
 
 
-def _request(run_id: str, db: Path, command: str) -> Store:
+def _unfinished_run(run_id: str, db: Path) -> tuple[Store, RunRecord]:
+    """The store and the run, which must exist and not have ended (else exit 2 / 1)."""
     store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
         _fail(f"no run with id {run_id!r} in {db}")
     if RunState(record.state) in RUN_TERMINAL:
         _fail(f"run {run_id} already ended: {record.state}", EXIT_FAILED)
-    return store
+    return store, record
 
 
 def _wait_for(store: Store, run_id: str, done: Any, seconds: float = 30.0) -> str:
@@ -309,9 +310,7 @@ def _wait_for(store: Store, run_id: str, done: Any, seconds: float = 30.0) -> st
 @app.command()
 def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     """Cancel a run: tasks not started are cancelled, running ones are stopped."""
-    store = _request(run_id, db, "cancel")
-    record = store.get_run(run_id)
-    assert record is not None
+    store, record = _unfinished_run(run_id, db)
     if owner_alive(record.owner, record.lease_until, time.time()):
         store.request(run_id, "cancel")
         # Done when the run ends, or when its process goes away without ending it (it was
@@ -333,9 +332,7 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
 @app.command()
 def pause(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     """Pause a run: no new task starts, running tasks finish. Undo with `resume`."""
-    store = _request(run_id, db, "pause")
-    record = store.get_run(run_id)
-    assert record is not None
+    store, record = _unfinished_run(run_id, db)
     if not owner_alive(record.owner, record.lease_until, time.time()):
         _fail(
             f"run {run_id} is not being executed by any process; nothing to pause "

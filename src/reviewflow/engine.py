@@ -349,14 +349,7 @@ class Engine:
             run.not_before = self._absolute(spec.not_before, run.created_at)
         if spec.timeout:
             run.timeout_handle = self._loop.call_later(spec.timeout, self._run_timed_out, run)
-        open_main = open_hooks = 0
-        for task in run.tasks.values():
-            if task.state not in TASK_TERMINAL:
-                if task.hook:
-                    open_hooks += 1
-                else:
-                    open_main += 1
-        run.open, run.open_hooks = open_main, open_hooks
+        self._count_open(run)
         main = [t for t in run.tasks.values() if not t.hook]
         self._recover(run, main, now)
         if spec.failure_policy == "fail_fast" and any(t.state is T.FAILED for t in main):
@@ -417,11 +410,20 @@ class Engine:
             kill_orphans(task.pid, task.run.run_id, task.name)
             task.pid = None
 
+    @staticmethod
+    def _count_open(run: LiveRun) -> None:
+        """Set the run's counts of tasks not yet ended (main tasks, on_failure tasks)."""
+        open_main = open_hooks = 0
+        for task in run.tasks.values():
+            if task.state not in TASK_TERMINAL:
+                if task.hook:
+                    open_hooks += 1
+                else:
+                    open_main += 1
+        run.open, run.open_hooks = open_main, open_hooks
+
     def _recover_lost(self, run: LiveRun, now: float) -> None:
-        run.open = sum(1 for t in run.tasks.values() if not t.hook and t.state not in TASK_TERMINAL)
-        run.open_hooks = sum(
-            1 for t in run.tasks.values() if t.hook and t.state not in TASK_TERMINAL
-        )
+        self._count_open(run)
         for task in run.tasks.values():
             if task.state is T.RUNNING:
                 self._kill_orphans(task)
@@ -574,8 +576,7 @@ class Engine:
         """The attempt's timeout expired: cancel it (its task type stops its processes)."""
         task.timer = None
         if task.state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
-            task.cancel_reason = ATTEMPT_TIMEOUT
-            task.handle.cancel()
+            self._cancel_attempt(task, ATTEMPT_TIMEOUT)
 
     def _cancel_attempt(self, task: LiveTask, reason: str) -> None:
         """Stop a running attempt for `reason`.
@@ -633,13 +634,21 @@ class Engine:
         task.pid = pid
         self._mark(task)
 
-    def _succeeded(self, task: LiveTask, result: Any) -> None:
+    def _end_attempt(self, task: LiveTask) -> None:
+        """The attempt's coroutine is done: free its slots, forget its process and timer."""
         self.queue.release(task)
         task.handle = None
         task.pid = None
+        self._cancel_timer(task)
+
+    @staticmethod
+    def _cancel_timer(task: LiveTask) -> None:
         if task.timer is not None:
             task.timer.cancel()
             task.timer = None
+
+    def _succeeded(self, task: LiveTask, result: Any) -> None:
+        self._end_attempt(task)
         run = task.run
         if run.run_id not in self._live:
             return
@@ -680,12 +689,7 @@ class Engine:
         timed_out: bool = False, cancelled: bool = False,
     ) -> None:
         """An attempt ended without success: retry, fail, or record the cancellation."""
-        self.queue.release(task)
-        task.handle = None
-        task.pid = None
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
+        self._end_attempt(task)
         run = task.run
         if run.run_id not in self._live or message is None:
             self._dispatch_if_live()
@@ -759,9 +763,7 @@ class Engine:
                 if dep.remaining == 0:
                     self._deps_met(dep, now, now)
                 continue
-            if dep.timer is not None:
-                dep.timer.cancel()
-                dep.timer = None
+            self._cancel_timer(dep)
             self._task_to(dep, T.SKIPPED, SKIPPED_DETAIL, now)
             stack.extend(dep.dependents)
 
@@ -783,9 +785,7 @@ class Engine:
                 continue
             state = task.state
             if state in (T.BLOCKED, T.READY, T.RETRY_WAIT):
-                if task.timer is not None:
-                    task.timer.cancel()
-                    task.timer = None
+                self._cancel_timer(task)
                 self._task_to(task, T.CANCELLED, reason, now)
             elif state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
                 self._cancel_attempt(task, reason)
@@ -921,8 +921,7 @@ class Engine:
         self._live.pop(run.run_id, None)
         run.halted = True  # its queued tasks must not start here any more
         for task in run.tasks.values():
-            if task.timer is not None:
-                task.timer.cancel()
+            self._cancel_timer(task)
             if task.handle is not None:
                 self._cancel_attempt(task, ABANDONED)
         if run.timeout_handle is not None:

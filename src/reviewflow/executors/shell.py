@@ -30,9 +30,7 @@ def _signal_group(pgid: int, sig: int) -> bool:
     """Send `sig` to the group; False once no process of the group is left."""
     try:
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+    except (ProcessLookupError, PermissionError):
         return False
     return True
 
