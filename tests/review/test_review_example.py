@@ -122,7 +122,7 @@ def test_repository_without_readme_fails_docs(tmp_path, monkeypatch):
 
 def test_checks_work_outside_a_git_repository(tmp_path, monkeypatch):
     """Without git metadata the checks walk the tree, skipping tool folders."""
-    from reviewflow.review import checks
+    from reviewflow.review import legacy as checks
 
     root = tmp_path / "plain"
     (root / ".venv").mkdir(parents=True)

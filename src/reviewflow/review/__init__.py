@@ -1,1 +1,1 @@
-"""Review checks usable as `python` tasks (`call: reviewflow.review.checks:<name>`)."""
+"""Code and content review: the change, the checks, the templates, the reports."""

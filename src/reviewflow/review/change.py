@@ -1,0 +1,279 @@
+"""What changed: the files between a base commit and the working tree, with added line ranges.
+
+Every git call is an argv list (file names never reach a shell) with `core.quotePath=false`,
+and paths that git still quotes (quotes, backslashes, control characters) are unquoted here.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from bisect import bisect_right
+from fnmatch import fnmatch
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..errors import ReviewflowError
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+"""git's id of the empty tree: the base of a repository's first commit."""
+DEFAULT_BASES = ("origin/main", "main")
+GIT_TIMEOUT = 120
+
+FileStatus = Literal["added", "modified", "deleted", "renamed"]
+
+
+class ChangeError(ReviewflowError):
+    """The change could not be collected (not a git repository, unknown base, git failed)."""
+
+
+class ChangedFile(BaseModel):
+    """One changed file; `lines` are inclusive [start, end] ranges of added/changed lines."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    path: str
+    status: FileStatus
+    old_path: str | None = None
+    lines: list[tuple[int, int]] = Field(default_factory=list)
+    binary: bool = False
+
+    def touches(self, line: int | None) -> bool:
+        """True if `line` was added or changed (a whole-file finding counts if any line did)."""
+        if line is None:
+            return bool(self.lines) or self.status == "added"
+        starts = [s for s, _ in self.lines]
+        i = bisect_right(starts, line) - 1
+        return i >= 0 and self.lines[i][0] <= line <= self.lines[i][1]
+
+    @property
+    def changed_line_count(self) -> int:
+        return sum(end - start + 1 for start, end in self.lines)
+
+
+class Change(BaseModel):
+    """The change under review. `base` is a commit id (or the empty tree); `head` is HEAD's id
+    or None before the first commit; `dirty` says whether the working tree differs from HEAD."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    root: str
+    base: str
+    base_ref: str
+    head: str | None
+    dirty: bool
+    files: list[ChangedFile] = Field(default_factory=list)
+
+    def get(self, path: str) -> ChangedFile | None:
+        for f in self.files:
+            if f.path == path:
+                return f
+        return None
+
+    def present(self) -> list[ChangedFile]:
+        """Changed files that exist in the working tree (not deleted)."""
+        return [f for f in self.files if f.status != "deleted"]
+
+    def paths(self, *suffixes: str) -> list[str]:
+        """Paths of present files, optionally only those ending in one of `suffixes`."""
+        return [f.path for f in self.present() if not suffixes or f.path.endswith(suffixes)]
+
+    def matching(self, patterns: list[str]) -> list[str]:
+        """Changed paths (deleted ones too) matching a glob, a folder prefix (`core/`) or a
+        folder name anywhere in the path (`core/` also matches `src/app/core/x.py`)."""
+        return [f.path for f in self.files if path_matches(f.path, patterns)]
+
+    def touches(self, path: str | None, line: int | None) -> bool:
+        """Whether a finding at `path:line` is on an added or changed line."""
+        if path is None:
+            return False
+        changed = self.get(_normal(path))
+        return changed is not None and changed.touches(line)
+
+
+def path_matches(path: str, patterns: list[str]) -> bool:
+    """`core/` matches a folder named core at any depth; other patterns are fnmatch globs
+    tried against the whole path and its file name."""
+    parts = PurePosixPath(path).parts
+    for pattern in patterns:
+        if pattern.endswith("/"):
+            folder = PurePosixPath(pattern.rstrip("/")).parts
+            n = len(folder)
+            if any(parts[i:i + n] == folder for i in range(len(parts) - n)):
+                return True
+        elif fnmatch(path, pattern) or fnmatch(parts[-1], pattern):
+            return True
+    return False
+
+
+def _normal(path: str) -> str:
+    return path[2:] if path.startswith("./") else path
+
+
+def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    """Run git in `root` (argv list, no shell, bounded time); ChangeError on failure."""
+    argv = ["git", "-c", "core.quotePath=false", "-C", str(root), *args]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=GIT_TIMEOUT, check=False)
+    except FileNotFoundError:
+        raise ChangeError("git is not installed (it is needed to find the change)") from None
+    except subprocess.TimeoutExpired:
+        raise ChangeError(f"git {args[0]} took more than {GIT_TIMEOUT}s") from None
+    if check and done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ChangeError(f"git {args[0]} failed: {err[-1] if err else done.returncode}")
+    return done
+
+
+def _out(root: Path, *args: str) -> str | None:
+    done = git(root, *args, check=False)
+    return done.stdout.decode("utf-8", "replace").strip() if done.returncode == 0 else None
+
+
+def repo_root(path: Path) -> Path:
+    """The top of the git work tree containing `path`."""
+    if not path.exists():
+        raise ChangeError(f"{path}: no such directory")
+    top = _out(path if path.is_dir() else path.parent, "rev-parse", "--show-toplevel")
+    if not top:
+        raise ChangeError(f"{path}: not a git repository (reviewflow review needs one)")
+    return Path(top)
+
+
+def _commit(root: Path, ref: str) -> str | None:
+    return _out(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+
+def resolve_base(root: Path, base: str | None, head: str | None, dirty: bool) -> tuple[str, str]:
+    """(commit id, how it was chosen). An explicit `base` must exist.
+
+    Default: the merge-base with origin/main, else with main, else HEAD~1, else the empty tree.
+    A merge-base equal to HEAD would review nothing on a clean tree, so then the next candidate
+    is tried (on a dirty tree HEAD itself is the base: the uncommitted work is the change).
+    """
+    if base is not None:
+        found = _commit(root, base)
+        if found is None:
+            raise ChangeError(f"--base {base}: no such commit in {root}")
+        return found, base
+    if head is None:
+        return EMPTY_TREE, "empty tree (no commits yet)"
+    for ref in DEFAULT_BASES:
+        if _commit(root, ref) is None:
+            continue
+        merge_base = _out(root, "merge-base", "HEAD", ref)
+        if merge_base and (merge_base != head or dirty):
+            return merge_base, f"merge-base with {ref}"
+    parent = _commit(root, "HEAD~1")
+    if dirty:
+        return head, "HEAD (uncommitted changes)"
+    if parent is not None:
+        return parent, "HEAD~1"
+    return EMPTY_TREE, "empty tree (initial commit)"
+
+
+_HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
+_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13, b'"': 34,
+            b"\\": 92}
+
+
+def unquote_path(raw: bytes) -> str:
+    """Undo git's C-style quoting of a path (`"a\\"b.py"`, octal escapes for raw bytes)."""
+    if not (raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2):
+        return raw.decode("utf-8", "surrogateescape")
+    body, out, i = raw[1:-1], bytearray(), 0
+    while i < len(body):
+        c = body[i:i + 1]
+        if c == b"\\" and i + 1 < len(body):
+            nxt = body[i + 1:i + 2]
+            if nxt.isdigit():
+                out.append(int(body[i + 1:i + 4], 8))
+                i += 4
+                continue
+            out.append(_ESCAPES.get(nxt, nxt[0]))
+            i += 2
+            continue
+        out += c
+        i += 1
+    return out.decode("utf-8", "surrogateescape")
+
+
+def parse_added_lines(patch: bytes) -> dict[str, list[tuple[int, int]]]:
+    """Added line ranges per new path from a `git diff -U0` patch."""
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    current: list[tuple[int, int]] | None = None
+    for line in patch.split(b"\n"):
+        if line.startswith(b"+++ "):
+            target = line[4:].rstrip(b"\t")
+            if target == b"/dev/null":
+                current = None
+            else:
+                name = unquote_path(target)
+                name = name[2:] if name.startswith("b/") else name
+                current = ranges.setdefault(name, [])
+        elif line.startswith(b"@@") and current is not None:
+            m = _HUNK.match(line)
+            if m:
+                start, count = int(m.group(1)), int(m.group(2) or b"1")
+                if count:
+                    current.append((start, start + count - 1))
+    return ranges
+
+
+def _count_lines(path: Path) -> tuple[int, bool]:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return 0, False
+    if b"\0" in data[:8192]:
+        return 0, True
+    return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1), False
+
+
+def collect_change(path: str | Path = ".", base: str | None = None) -> Change:
+    """The change in the repository at `path` from `base` (see resolve_base) to the work tree."""
+    root = repo_root(Path(path).resolve())
+    head = _commit(root, "HEAD")
+    status = git(root, "status", "--porcelain", "-z", "--untracked-files=all").stdout
+    dirty = bool(status)
+    base_id, how = resolve_base(root, base, head, dirty)
+    diff_args = ["diff", "--no-color", "--no-ext-diff", "-M", base_id]
+    names = git(root, *diff_args, "--name-status", "-z").stdout.split(b"\0")
+    patch = git(root, *diff_args, "-U0").stdout
+    added = parse_added_lines(patch)
+    files: list[ChangedFile] = []
+    seen: set[str] = set()
+    i = 0
+    while i < len(names) and names[i]:
+        code = names[i][:1]
+        if code in (b"R", b"C"):
+            old, new = names[i + 1].decode("utf-8", "surrogateescape"), \
+                names[i + 2].decode("utf-8", "surrogateescape")
+            i += 3
+            files.append(ChangedFile(path=new, status="renamed" if code == b"R" else "added",
+                                     old_path=old, lines=added.get(new, []),
+                                     binary=_count_lines(root / new)[1]))
+            seen.add(new)
+            continue
+        name = names[i + 1].decode("utf-8", "surrogateescape")
+        i += 2
+        kind: FileStatus = {b"A": "added", b"D": "deleted"}.get(code, "modified")  # type: ignore[assignment]
+        binary = kind != "deleted" and _count_lines(root / name)[1]
+        files.append(ChangedFile(path=name, status=kind, lines=added.get(name, []),
+                                 binary=binary))
+        seen.add(name)
+    untracked = git(root, "ls-files", "--others", "--exclude-standard", "-z").stdout
+    for raw in untracked.split(b"\0"):
+        if not raw:
+            continue
+        name = raw.decode("utf-8", "surrogateescape")
+        if name in seen:
+            continue
+        count, binary = _count_lines(root / name)
+        files.append(ChangedFile(path=name, status="added", binary=binary,
+                                 lines=[(1, count)] if count else []))
+    files.sort(key=lambda f: f.path)
+    return Change(root=str(root), base=base_id, base_ref=how, head=head, dirty=dirty,
+                  files=files)

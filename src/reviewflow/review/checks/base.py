@@ -1,0 +1,151 @@
+"""What a check is given (CheckContext), how it runs a tool, and how it reports.
+
+A check is a function `check(ctx: CheckContext) -> CheckResult | list[Finding]` (sync or
+async). It runs real tools through `ctx.run_tool(argv)`: an argv list, never a shell, in its
+own process group so a timeout or cancel stops the whole tool, output appended to the
+attempt's log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...errors import ReviewflowError
+from ..change import Change
+from ..findings import CheckResult
+
+INSTALL_HINT = "pip install 'reviewflow[review]'"
+
+
+class ToolMissing(ReviewflowError):
+    """A tool a check needs is not installed; the check is skipped with an install hint."""
+
+    def __init__(self, tool: str, hint: str = INSTALL_HINT) -> None:
+        super().__init__(f"{tool} is not installed: {hint}")
+        self.tool = tool
+        self.hint = hint
+
+
+class ServiceUnreachable(ReviewflowError):
+    """A service a check needs (a vulnerability database) cannot be reached: skipped."""
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """A finished tool: its exit code and its output (decoded, replacement on bad bytes)."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass(slots=True)
+class CheckContext:
+    """Everything one check may know about the review it is part of."""
+
+    check: str
+    """The check's name in the template (`lint`, or a plugin's name)."""
+    root: Path
+    """The repository's work tree: the head of the change."""
+    change: Change
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The check's settings from the template (`paths`, `command`, `threshold`, ...)."""
+    upstream: Mapping[str, CheckResult] = field(default_factory=dict)
+    """Results of the checks this one runs after (`lint` sees `syntax`)."""
+    log_path: Path | None = None
+    on_process: Callable[[int], None] | None = None
+    timeout: float | None = None
+    """Default bound for each tool run (the task's own timeout still applies)."""
+
+    def files(self, *suffixes: str) -> list[str]:
+        """Changed files present in the work tree, optionally with one of `suffixes`."""
+        return self.change.paths(*suffixes)
+
+    def python_module(self, module: str, tool: str | None = None) -> list[str]:
+        """argv prefix to run an installed Python tool as `python -m module`.
+
+        The tool is looked up in reviewflow's own environment, so what `pip install
+        'reviewflow[review]'` installed is what runs.
+        """
+        if importlib.util.find_spec(module) is None:
+            raise ToolMissing(tool or module)
+        return [sys.executable, "-m", module]
+
+    def executable(self, name: str, hint: str = INSTALL_HINT) -> str:
+        """Absolute path of a program on PATH (next to our interpreter first)."""
+        here = Path(sys.executable).parent / name
+        if here.is_file() and os.access(here, os.X_OK):
+            return str(here)
+        found = shutil.which(name)
+        if found is None:
+            raise ToolMissing(name, hint)
+        return found
+
+    async def run_tool(
+        self, argv: Sequence[str], *, cwd: Path | None = None,
+        env: Mapping[str, str] | None = None, timeout: float | None = None,
+        stdin: bytes | None = None,
+    ) -> ToolResult:
+        """Run `argv` (no shell) in the repository and wait; cancellation kills its group."""
+        argv = [str(a) for a in argv]
+        full_env = {**os.environ, **(env or {})}
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=str(cwd or self.root), env=full_env,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            raise ToolMissing(Path(argv[0]).name) from None
+        if self.on_process is not None:
+            self.on_process(proc.pid)
+        limit = timeout if timeout is not None else self.timeout
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(stdin), limit)
+        except BaseException:
+            _kill_group(proc.pid)
+            await proc.wait()
+            raise
+        result = ToolResult(argv, proc.returncode or 0, out.decode("utf-8", "replace"),
+                            err.decode("utf-8", "replace"))
+        self._log(result)
+        return result
+
+    def _log(self, result: ToolResult) -> None:
+        if self.log_path is None:
+            return
+        try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(f"$ {' '.join(result.argv)}\n{result.stdout}{result.stderr}"
+                         f"[exit {result.returncode}]\n")
+        except OSError:
+            pass
+
+    def result(self, findings: Sequence[Any], *, what: str = "", **extra: Any) -> CheckResult:
+        """A CheckResult for this check from findings (status from their severities)."""
+        return CheckResult.from_findings(self.check, findings, what=what, **extra)
+
+    def skip(self, reason: str) -> CheckResult:
+        return CheckResult.skipped(self.check, reason)
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+CheckFunction = Callable[[CheckContext], Any]
