@@ -595,7 +595,12 @@ class Engine:
             self._settle(task, task.cancel_reason, False, cancelled=True)
             return
         spec = task.spec
-        if spec.timeout:
+        try:
+            task_type = registry.get(spec.type)
+        except Exception as exc:  # a plugin missing or broken here: fail the task, not hang
+            self._settle(task, f"task type {spec.type!r} unavailable: {exc}", False)
+            return
+        if spec.timeout and not getattr(task_type, "owns_timeout", False):
             # Armed here rather than in the dispatch loop, so that starting N siblings does
             # not pay N timer insertions before the last of them is marked running.
             assert self._loop is not None
@@ -610,9 +615,11 @@ class Engine:
                 d: tasks[d].error or tasks[d].state.value
                 for d in spec.needs if tasks[d].state is not T.SUCCEEDED
             },
+            self.store, partial(self._note, task), partial(self._waiting, task),
+            partial(self._run_view, run),
         )
         try:
-            result = await registry.get(spec.type).execute(ctx)
+            result = await task_type.execute(ctx)
         except asyncio.CancelledError:
             reason = task.cancel_reason
             if reason is None:
@@ -629,6 +636,33 @@ class Engine:
             self._settle(task, f"{type(exc).__name__}: {exc}", True)
         else:
             self._succeeded(task, result)
+
+    def _note(self, task: LiveTask, detail: str) -> None:
+        """An informational event: the task stays in its state, the history gains a line."""
+        if task.run.run_id not in self._live:
+            return
+        run, state = task.run, task.state._value_
+        now = time.time()
+        run.events.append((run.run_id, task.name, state, state, task.attempts, now, detail))
+        if self.observer is not None:
+            self._observe(run.run_id, task.name, task.state, task.state, task.attempts, detail)
+        self._schedule_flush()
+
+    def _waiting(self, task: LiveTask, reason: str | None) -> None:
+        task.wait_reason = reason
+        task.run.dirty[task] = None
+        self._schedule_flush()
+
+    @staticmethod
+    def _run_view(run: LiveRun) -> dict[str, dict[str, Any]]:
+        return {
+            t.name: {
+                "state": t.state._value_, "attempts": t.attempts, "started_at": t.started_at,
+                "finished_at": t.finished_at, "error": t.error, "needs": list(t.spec.needs),
+                "type": t.spec.type, "hook": t.hook,
+            }
+            for t in run.tasks.values()
+        }
 
     def _set_pid(self, task: LiveTask, pid: int) -> None:
         task.pid = pid

@@ -5,7 +5,8 @@
     ├── InvalidTransition    a state change the state machine forbids
     ├── StoreError           the database refused or lost something
     │   ├── RunNotFound
-    │   └── LeaseLost        another process now owns the run
+    │   ├── LeaseLost        another process now owns the run
+    │   └── ApprovalDecided  an approval task already has a decision
     └── TaskError            raised by task types for one attempt
         ├── TaskFailed       the attempt failed (carries `retryable`)
         └── TaskTimeout      the attempt ran past its timeout
@@ -79,6 +80,10 @@ class RunNotFound(StoreError):
 
 class LeaseLost(StoreError):
     """Another process has taken over the run; this process must stop writing to it."""
+
+
+class ApprovalDecided(StoreError):
+    """The approval task already has a decision; a second one is refused."""
 
 
 class TaskError(ReviewflowError):

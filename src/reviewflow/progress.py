@@ -44,6 +44,10 @@ class Progress:
             if frm != to:
                 self._line(f"run {run_id}: {frm} -> {to}" + (f" ({detail})" if detail else ""))
             return
+        if frm == to:  # an informational event (an approval waiting, escalated, decided)
+            if detail:
+                self._line(f"{task}: {detail}")
+            return
         if to not in PLAIN_STATES or (self.quiet and to in ("running", "succeeded", "skipped")):
             return
         text = f"{task}: {to}"

@@ -164,7 +164,11 @@ class TaskSpec(BaseModel):
     needs: list[str] = Field(default_factory=list)
     trigger: Literal["all_succeeded", "all_done"] = "all_succeeded"
     priority: Priority = PRIORITY_NAMES["medium"]
-    timeout: Duration = DEFAULT_TIMEOUT
+    timeout: Duration | None = DEFAULT_TIMEOUT
+    """Seconds one attempt may take (None: no limit). An approval task's timeout bounds the
+    wait for a person instead, and is unset (no limit) unless the task gives one."""
+    on_timeout: Literal["reject", "approve", "escalate"] | None = None
+    """What an approval task does when its timeout passes without a decision."""
     kill_grace: Duration = 5.0
     retry: RetryPolicy = RetryPolicy()
     concurrency_key: str | None = None
@@ -181,12 +185,17 @@ class TaskSpec(BaseModel):
                 data = {**data, "type": "shell"}
             elif "call" in data:
                 data = {**data, "type": "python"}
+        if isinstance(data, dict) and data.get("type") == "approval" and "timeout" not in data:
+            data = {**data, "timeout": None}
         return data
 
     @model_validator(mode="after")
     def _check_type(self) -> TaskSpec:
         from .executors import registry
 
+        if self.on_timeout is not None and self.type != "approval":
+            raise SpecError("only approval tasks have on_timeout", task=self.name,
+                            field="on_timeout")
         registry.validate_task(self)
         return self
 
@@ -282,6 +291,8 @@ def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
         return body
     merged = {"name": name, **body}
     for key in ("timeout", "priority", "kill_grace", "cwd"):
+        if key == "timeout" and body.get("type") == "approval":
+            continue  # a default compute timeout is not a deadline for a person
         if key in defaults and key not in body:
             merged[key] = defaults[key]
     default_env = defaults.get("env")

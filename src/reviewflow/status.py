@@ -101,7 +101,7 @@ def _task_doc(t: TaskRecord) -> dict[str, Any]:
         "error": t.error,
         "errors": json.loads(t.errors) if t.errors else [],
     }
-    if t.wait_reason and t.state in (TaskState.READY, TaskState.BLOCKED):
+    if t.wait_reason and t.state in (TaskState.READY, TaskState.BLOCKED, TaskState.RUNNING):
         doc["waiting"] = t.wait_reason
     return doc
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..spec import TaskSpec
+    from ..store.base import Store
 
 
 @dataclass(slots=True)
@@ -28,6 +29,14 @@ class TaskContext:
     over the run after a crash can stop what the dead attempt left running."""
     failures: Mapping[str, str] = field(default_factory=dict)
     """For `trigger: all_done` tasks: dependencies that did not succeed, with their error."""
+    store: Store | None = field(default=None, repr=False)
+    """The run's store, for task types that wait on durable signals (approval)."""
+    note: Callable[[str], None] | None = field(default=None, repr=False)
+    """Record an informational event for this task (shown by `reviewflow events`)."""
+    waiting: Callable[[str | None], None] | None = field(default=None, repr=False)
+    """Say what the running attempt waits for (shown by `reviewflow status`)."""
+    run_view: Callable[[], dict[str, dict[str, Any]]] | None = field(default=None, repr=False)
+    """A snapshot of every task of the run (state, attempts, times, error): for reports."""
 
     @property
     def log_path(self) -> Path:
@@ -43,6 +52,8 @@ class TaskType(Protocol):
     """
 
     name: str
+    owns_timeout: bool = False
+    """True if `execute` enforces `spec.timeout` itself (the engine then sets no timer)."""
 
     def validate(self, spec: TaskSpec) -> None:
         """Raise SpecError (naming the field) if `spec` lacks what this type needs."""

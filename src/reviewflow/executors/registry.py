@@ -70,10 +70,12 @@ class TaskTypeRegistry:
 
 
 def _builtin_registry() -> TaskTypeRegistry:
+    from .approval import ApprovalTaskType
     from .python import PythonTaskType
     from .shell import ShellTaskType
 
     reg = TaskTypeRegistry()
+    reg.register(ApprovalTaskType())
     reg.register(PythonTaskType())
     reg.register(ShellTaskType())
     return reg

@@ -90,6 +90,19 @@ class Batch:
     events: list[Event] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class ApprovalRecord:
+    """The state of one approval task: when it started waiting and what was decided."""
+
+    run_id: str
+    task: str
+    requested_at: float | None = None
+    decision: str | None = None  # approved | rejected
+    approver: str | None = None
+    comment: str | None = None
+    decided_at: float | None = None
+
+
 class Store(Protocol):
     """Durable (or not) home of runs, tasks and events; safe to share between processes."""
 
@@ -122,6 +135,20 @@ class Store(Protocol):
 
     def request(self, run_id: str, command: str) -> None:
         """Ask the run's owner to `cancel`, `pause` or `resume` (picked up on its next write)."""
+
+    def open_approval(self, run_id: str, task: str, now: float) -> ApprovalRecord:
+        """Note that `task` waits for a person since `now` (kept if already noted) and return
+        its record: the first request time bounds the approval's timeout across restarts."""
+
+    def get_approval(self, run_id: str, task: str) -> ApprovalRecord | None:
+        """The approval record of `task`, or None."""
+
+    def decide_approval(
+        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
+        now: float, event: Event | None = None,
+    ) -> ApprovalRecord:
+        """Record a decision once (with `event` in the same transaction); ApprovalDecided if
+        one was already recorded."""
 
     def close(self) -> None:
         """Release connections."""

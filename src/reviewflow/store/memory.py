@@ -6,8 +6,8 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from ..errors import LeaseLost, RunNotFound, StoreError
-from .base import Batch, Event, EventRecord, RunRecord, TaskRecord
+from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
+from .base import ApprovalRecord, Batch, Event, EventRecord, RunRecord, TaskRecord
 
 
 class MemoryStore:
@@ -22,6 +22,7 @@ class MemoryStore:
         self._events: dict[str, list[Event]] = {}
         self._event_ids: dict[str, list[int]] = {}
         self._next_event_id = 1
+        self._approvals: dict[tuple[str, str], ApprovalRecord] = {}
 
     def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
         with self._lock:
@@ -108,6 +109,38 @@ class MemoryStore:
             if run is None:
                 raise RunNotFound(run_id)
             run.request = command
+
+    def open_approval(self, run_id: str, task: str, now: float) -> ApprovalRecord:
+        with self._lock:
+            if run_id not in self._runs:
+                raise RunNotFound(run_id)
+            record = self._approvals.setdefault((run_id, task), ApprovalRecord(run_id, task))
+            if record.requested_at is None:
+                record.requested_at = now
+            return replace(record)
+
+    def get_approval(self, run_id: str, task: str) -> ApprovalRecord | None:
+        with self._lock:
+            record = self._approvals.get((run_id, task))
+            return replace(record) if record else None
+
+    def decide_approval(
+        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
+        now: float, event: Event | None = None,
+    ) -> ApprovalRecord:
+        with self._lock:
+            if run_id not in self._runs:
+                raise RunNotFound(run_id)
+            record = self._approvals.setdefault((run_id, task), ApprovalRecord(run_id, task))
+            if record.decision is not None:
+                raise ApprovalDecided(
+                    f"{task} was already {record.decision} by {record.approver}"
+                )
+            record.decision, record.approver, record.comment = decision, approver, comment
+            record.decided_at = now
+            if event is not None:
+                self._append_events(run_id, [event])
+            return replace(record)
 
     def close(self) -> None:
         pass

@@ -46,3 +46,16 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_run ON events (run_id, id);
 
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+
+-- A person's decision on an `approval` task. Written by `reviewflow approve|reject` from any
+-- process (the run's executor may have exited), read by the approval task when it (re)starts.
+CREATE TABLE IF NOT EXISTS approvals (
+    run_id        TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    task          TEXT NOT NULL,
+    requested_at  REAL,
+    decision      TEXT CHECK (decision IN ('approved', 'rejected')),
+    approver      TEXT,
+    comment       TEXT,
+    decided_at    REAL,
+    PRIMARY KEY (run_id, task)
+) WITHOUT ROWID;

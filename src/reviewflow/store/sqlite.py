@@ -19,8 +19,16 @@ from importlib.resources import files
 from pathlib import Path
 from typing import TypeVar
 
-from ..errors import LeaseLost, RunNotFound, StoreError
-from .base import TASK_COLUMNS, Batch, Event, EventRecord, RunRecord, TaskRecord
+from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
+from .base import (
+    TASK_COLUMNS,
+    ApprovalRecord,
+    Batch,
+    Event,
+    EventRecord,
+    RunRecord,
+    TaskRecord,
+)
 
 SCHEMA_VERSION = 1
 LOCK_WAIT_SECONDS = 120.0
@@ -231,6 +239,61 @@ class SQLiteStore:
                     raise RunNotFound(run_id)
 
         self._retrying(request)
+
+    def open_approval(self, run_id: str, task: str, now: float) -> ApprovalRecord:
+        def open_() -> ApprovalRecord:
+            with self._transaction() as conn:
+                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() \
+                        is None:
+                    raise RunNotFound(run_id)
+                conn.execute(
+                    "INSERT INTO approvals (run_id, task, requested_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (run_id, task) DO UPDATE"
+                    " SET requested_at = coalesce(requested_at, excluded.requested_at)",
+                    (run_id, task, now),
+                )
+                return self._approval(conn, run_id, task)  # type: ignore[return-value]
+
+        return self._retrying(open_)
+
+    @staticmethod
+    def _approval(conn: sqlite3.Connection, run_id: str, task: str) -> ApprovalRecord | None:
+        row = conn.execute(
+            "SELECT run_id, task, requested_at, decision, approver, comment, decided_at"
+            " FROM approvals WHERE run_id = ? AND task = ?", (run_id, task),
+        ).fetchone()
+        return ApprovalRecord(*row) if row else None
+
+    def get_approval(self, run_id: str, task: str) -> ApprovalRecord | None:
+        return self._retrying(lambda: self._approval(self._conn, run_id, task))
+
+    def decide_approval(
+        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
+        now: float, event: Event | None = None,
+    ) -> ApprovalRecord:
+        def decide() -> ApprovalRecord:
+            with self._transaction() as conn:
+                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() \
+                        is None:
+                    raise RunNotFound(run_id)
+                conn.execute(
+                    "INSERT INTO approvals (run_id, task) VALUES (?, ?)"
+                    " ON CONFLICT (run_id, task) DO NOTHING", (run_id, task),
+                )
+                cur = conn.execute(
+                    "UPDATE approvals SET decision = ?, approver = ?, comment = ?,"
+                    " decided_at = ? WHERE run_id = ? AND task = ? AND decision IS NULL",
+                    (decision, approver, comment, now, run_id, task),
+                )
+                if cur.rowcount == 0:
+                    old = self._approval(conn, run_id, task)
+                    assert old is not None
+                    raise ApprovalDecided(f"{task} was already {old.decision} by {old.approver}")
+                if event is not None:
+                    conn.execute(_EVENT_INSERT, event)
+                return self._approval(conn, run_id, task)  # type: ignore[return-value]
+
+        return self._retrying(decide)
 
     def close(self) -> None:
         with self._lock:

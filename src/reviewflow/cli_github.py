@@ -1,0 +1,110 @@
+"""`reviewflow github ...`: the GitHub side of a review run in CI (the PR comment).
+
+Kept out of cli.py so the core command has no GitHub code path; cli.py mounts it with
+`app.add_typer(github_app, name="github")`. Same exit codes as the rest of the CLI: 0 done,
+1 GitHub refused or could not be reached, 2 bad input; errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from .github import (
+    DEFAULT_API_URL,
+    DEFAULT_MARKER,
+    GitHubError,
+    normalize_marker,
+    post_or_update_comment,
+    validate_repo,
+)
+
+github_app = typer.Typer(
+    name="github",
+    help="GitHub integration: post the review report on a pull request.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+_FORK_HINT = (
+    " (a pull_request from a fork gets a read-only GITHUB_TOKEN; see docs/github-actions.md)"
+)
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@github_app.callback()
+def _group() -> None:
+    """GitHub integration: post the review report on a pull request."""
+    # A callback keeps `comment` a named subcommand even while it is the only one.
+
+
+@github_app.command()
+def comment(
+    repo: Annotated[
+        str,
+        typer.Option("--repo", metavar="OWNER/NAME", help="The repository ($GITHUB_REPOSITORY)."),
+    ],
+    pr: Annotated[str, typer.Option("--pr", metavar="N", help="Pull request number.")],
+    report: Annotated[
+        Path, typer.Option("--report", metavar="FILE", help="Markdown report to post.")
+    ],
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url", metavar="URL",
+            help=f"REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL}).",
+        ),
+    ] = None,
+    marker: Annotated[
+        str,
+        typer.Option(
+            "--marker", metavar="TEXT",
+            help="Hidden marker that identifies the comment to update: a name (e.g. security)"
+            " or a full HTML comment.",
+        ),
+    ] = DEFAULT_MARKER,
+) -> None:
+    """Post the report as one PR comment; later runs edit that comment instead of adding one.
+
+    The token is read from GITHUB_TOKEN only (a --token flag would show in process lists).
+    """
+    try:
+        validate_repo(repo)
+        marker = normalize_marker(marker)
+    except ValueError as exc:
+        _fail(str(exc))
+    number = pr.strip()
+    if not (number.isascii() and number.isdigit()) or int(number) < 1:
+        _fail(f"bad --pr {pr!r}: use a positive pull request number")
+    try:
+        text = report.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        _fail(f"cannot read --report {report}: {exc.strerror or exc}")
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        _fail("GITHUB_TOKEN is not set")
+    base = api_url or os.environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+    try:
+        result = post_or_update_comment(
+            repo, int(number), text, token=token, api_url=base, marker=marker
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    except GitHubError as exc:
+        message = str(exc)
+        if "Resource not accessible by integration" in message:
+            message += _FORK_HINT
+        _fail(message, EXIT_FAILED)
+    typer.echo(f"{result.action} comment {result.html_url}")

@@ -1,0 +1,276 @@
+"""The `docs` check: a change to the public API should come with a change to its documentation.
+
+Users read the README, the docs and the changelog, not the diff, so a new, removed or
+re-signed public function that no doc change mentions is an undocumented break. Only
+signatures count (name, parameters, return annotation; a class's bases): body edits are not an
+API change. The comparison is between the base commit (`git show`) and the work tree.
+
+`public_api_changes(change)` is synchronous so the workflow builder can decide whether to
+include the check at all.
+
+Options:
+    doc_paths  changed paths that count as documentation (default README*, CHANGELOG*, CHANGES*,
+               HISTORY*, docs/, doc/; matched with `path_matches`)
+    exclude    Python files that are not public API (default tests/, test/, test_*.py,
+               *_test.py, conftest.py, setup.py, noxfile.py)
+    severity   of each undocumented-change finding (default "error")
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from ..change import EMPTY_TREE, Change, ChangedFile, ChangeError, git, path_matches
+from ..findings import SEVERITIES, CheckResult, Finding
+from .base import CheckContext
+
+DEFAULT_DOC_PATHS = ("README*", "CHANGELOG*", "CHANGES*", "HISTORY*", "docs/", "doc/")
+DEFAULT_EXCLUDE = ("tests/", "test/", "test_*.py", "*_test.py", "conftest.py", "setup.py",
+                   "noxfile.py")
+DOC_HINT = "update README/docs/CHANGELOG"
+_KEEP_DECORATORS = {"property", "staticmethod", "classmethod", "abstractmethod", "overload",
+                    "setter", "getter", "deleter", "cached_property"}
+
+SymbolKind = Literal["function", "class", "method", "module"]
+ChangeKind = Literal["added", "removed", "changed", "renamed"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiChange:
+    """One public symbol whose signature differs between the base and the work tree.
+
+    `old`/`new` are the rendered signatures (`foo(a, b=1) -> int`, `A(Base)`), None on
+    the side where the symbol does not exist. `line` is in the new file (None if removed).
+    """
+
+    file: str
+    line: int | None
+    name: str
+    kind: SymbolKind
+    change: ChangeKind
+    old: str | None = None
+    new: str | None = None
+
+    @property
+    def message(self) -> str:
+        what = f"public {self.kind}"
+        if self.change == "renamed":
+            return f"{what} {self.old} moved to {self.new}; {DOC_HINT}"
+        if self.change == "added":
+            return f"{what} {self.new} added; {DOC_HINT}"
+        if self.change == "removed":
+            return f"{what} {self.old} removed; {DOC_HINT}"
+        return f"{what} {self.new} changed (was {self.old}); {DOC_HINT}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Symbol:
+    kind: SymbolKind
+    signature: str
+    line: int
+
+
+async def docs(ctx: CheckContext) -> CheckResult:
+    """Fail (by default) when the public API changed and no documentation did."""
+    opts = ctx.options
+    doc_paths = _patterns(opts.get("doc_paths", DEFAULT_DOC_PATHS))
+    exclude = _patterns(opts.get("exclude", DEFAULT_EXCLUDE))
+    severity = opts.get("severity", "error")
+    if severity not in SEVERITIES:
+        raise ValueError(f"docs: option 'severity' must be one of {', '.join(SEVERITIES)}")
+    # git show per file: off the event loop, other checks keep running meanwhile.
+    changes = await asyncio.to_thread(public_api_changes, ctx.change, exclude)
+    updated = ctx.change.matching(doc_paths)
+    metrics = {"api_changes": len(changes), "symbols": [c.name for c in changes],
+               "docs_changed": updated}
+    if not changes:
+        return CheckResult(check=ctx.check, summary="public API unchanged", metrics=metrics)
+    if updated:
+        shown = ", ".join(updated[:3]) + (f" and {len(updated) - 3} more" if len(updated) > 3
+                                          else "")
+        return CheckResult(check=ctx.check, metrics=metrics,
+                           summary=f"public API changed; docs updated ({shown})")
+    findings = [Finding(check=ctx.check, file=c.file, line=c.line, severity=severity,
+                        rule="api-undocumented", message=c.message) for c in changes]
+    return ctx.result(findings, what="public API changed, docs not updated", metrics=metrics)
+
+
+def _patterns(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    raise ValueError("docs: path options must be a list of patterns")
+
+
+def public_api_changes(change: Change,
+                       exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[ApiChange]:
+    """Added, removed and re-signed public symbols of the change's public Python modules.
+
+    A file that does not parse on either side is left out: the syntax check reports it.
+    """
+    root = Path(change.root)
+    patterns = list(exclude)
+    out: list[ApiChange] = []
+    for changed in change.files:
+        old_path = changed.old_path if changed.status == "renamed" else changed.path
+        new_path = None if changed.status == "deleted" else changed.path
+        old_public = old_path is not None and _is_public_module(old_path, patterns) and \
+            changed.status != "added"
+        new_public = new_path is not None and _is_public_module(new_path, patterns)
+        if not (old_public or new_public):
+            continue
+        try:
+            old = _symbols(_base_source(root, change.base, old_path)) if old_public else {}
+            new = _symbols(_work_source(root, new_path)) if new_public else {}
+        except (SyntaxError, ValueError):
+            continue
+        out.extend(_compare(changed, old, new))
+    return out
+
+
+def _is_public_module(path: str | None, exclude: list[str]) -> bool:
+    if path is None or not path.endswith(".py") or path_matches(path, exclude):
+        return False
+    parts = PurePosixPath(path).parts
+    return not any(p.startswith("_") and p != "__init__.py" for p in parts)
+
+
+def _base_source(root: Path, base: str, path: str | None) -> bytes | None:
+    if path is None or base == EMPTY_TREE:
+        return None
+    try:
+        done = git(root, "show", f"{base}:{path}", check=False)
+    except ChangeError:
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _work_source(root: Path, path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return (root / path).read_bytes()
+    except OSError:
+        return None
+
+
+def _symbols(source: bytes | None) -> dict[str, _Symbol]:
+    """Public top-level functions and classes, and public methods of public classes.
+
+    A module-level `__all__` of literal strings decides which top-level names are public.
+    Names defined more than once (overloads, property setters) keep every signature.
+    """
+    if source is None:
+        return {}
+    tree = ast.parse(source)
+    exported = _dunder_all(tree)
+
+    def public(name: str) -> bool:
+        return name in exported if exported is not None else not name.startswith("_")
+
+    out: dict[str, _Symbol] = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and public(node.name):
+            _add(out, node.name, _Symbol("function", _function(node), node.lineno))
+        elif isinstance(node, ast.ClassDef) and public(node.name):
+            _add(out, node.name, _Symbol("class", _class(node), node.lineno))
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and \
+                        _public_member(item.name):
+                    _add(out, f"{node.name}.{item.name}",
+                         _Symbol("method", _function(item, node.name), item.lineno))
+    return out
+
+
+def _add(out: dict[str, _Symbol], name: str, symbol: _Symbol) -> None:
+    if name in out:
+        first = out[name]
+        symbol = _Symbol(first.kind, f"{first.signature}; {symbol.signature}", first.line)
+    out[name] = symbol
+
+
+def _public_member(name: str) -> bool:
+    return not name.startswith("_") or (name.startswith("__") and name.endswith("__"))
+
+
+def _dunder_all(tree: ast.Module) -> set[str] | None:
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            value = node.value  # type: ignore[union-attr]
+            if isinstance(value, ast.List | ast.Tuple) and all(
+                    isinstance(e, ast.Constant) and isinstance(e.value, str)
+                    for e in value.elts):
+                return {e.value for e in value.elts}  # type: ignore[attr-defined]
+            return None
+    return None
+
+
+def _function(node: ast.FunctionDef | ast.AsyncFunctionDef, owner: str | None = None) -> str:
+    decorators = [_decorator_name(d) for d in node.decorator_list]
+    marks = "".join(f"@{d} " for d in decorators if d.rsplit(".", 1)[-1] in _KEEP_DECORATORS)
+    prefix = "async " if isinstance(node, ast.AsyncFunctionDef) else ""
+    name = f"{owner}.{node.name}" if owner else node.name
+    returns = f" -> {ast.unparse(node.returns)}" if node.returns is not None else ""
+    return f"{marks}{prefix}{name}({ast.unparse(node.args)}){returns}"
+
+
+def _decorator_name(node: ast.expr) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    return ast.unparse(target)
+
+
+def _class(node: ast.ClassDef) -> str:
+    bases = [ast.unparse(b) for b in node.bases] + [ast.unparse(k) for k in node.keywords]
+    return f"{node.name}({', '.join(bases)})" if bases else node.name
+
+
+def _compare(changed: ChangedFile, old: dict[str, _Symbol],
+             new: dict[str, _Symbol]) -> list[ApiChange]:
+    out: list[ApiChange] = []
+    if changed.status == "renamed" and changed.old_path and old and new:
+        out.append(ApiChange(file=changed.path, line=None, name=_module(changed.path),
+                             kind="module", change="renamed", old=_module(changed.old_path),
+                             new=_module(changed.path)))
+    gone_classes = {n for n, s in old.items() if s.kind == "class" and n not in new}
+    new_classes = {n for n, s in new.items() if s.kind == "class" and n not in old}
+    for name in sorted(old.keys() | new.keys(), key=lambda n: _order(n, old, new)):
+        owner = name.split(".", 1)[0] if "." in name else None
+        if owner in gone_classes or owner in new_classes:
+            continue  # the class itself is reported
+        before, after = old.get(name), new.get(name)
+        if before is not None and after is not None and before.signature == after.signature:
+            continue
+        kind = (after or before).kind  # type: ignore[union-attr]
+        what: ChangeKind = "added" if before is None else "removed" if after is None \
+            else "changed"
+        out.append(ApiChange(file=changed.path, line=after.line if after else None, name=name,
+                             kind=kind, change=what,
+                             old=_shown(before), new=_shown(after)))
+    return out
+
+
+def _order(name: str, old: dict[str, _Symbol],
+           new: dict[str, _Symbol]) -> tuple[int, int, str]:
+    """Symbols in the new file in its order, then removed ones in the old file's order."""
+    if name in new:
+        return (0, new[name].line, name)
+    return (1, old[name].line, name)
+
+
+def _shown(symbol: _Symbol | None) -> str | None:
+    return None if symbol is None else symbol.signature
+
+
+def _module(path: str) -> str:
+    return path[:-3].replace("/", ".").removesuffix(".__init__")
+
+
+__all__ = ["DEFAULT_DOC_PATHS", "DEFAULT_EXCLUDE", "ApiChange", "docs", "public_api_changes"]

@@ -1,0 +1,359 @@
+"""The `tests` check: run the project's tests under coverage and judge the lines the change added.
+
+Total coverage says little about a change: a project at 90% can merge a function nobody calls.
+So the check reads coverage per line and reports which *added* executable lines no test ran.
+
+Options:
+    command   argv run as `coverage run -m <command>` (default `["pytest", "-q"]`); its first
+              item is a module name
+    args      extra arguments appended to the command (default none)
+    exclude   changed files left out of the changed-line coverage (test code is run by being
+              the tests): default tests/, test/, test_*.py, *_test.py, conftest.py
+    timeout   seconds for the test run (default 600)
+    min_coverage  percent of changed executable lines that must run; below it is an error
+              (default none: uncovered lines are warnings only)
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import re
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..change import Change, ChangedFile, path_matches
+from ..findings import CheckResult, Finding, clean_message
+from .base import CheckContext
+
+DEFAULT_COMMAND = ("pytest", "-q")
+DEFAULT_EXCLUDE = ("tests/", "test/", "test_*.py", "*_test.py", "conftest.py")
+DEFAULT_TIMEOUT = 600.0
+TAIL_LINES = 30
+
+_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
+_SUMMARY = re.compile(r"\b(?:no tests ran|\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed"
+                      r"|deselected))\b.* in [0-9.]+s")
+_SHORT = re.compile(r"^(FAILED|ERROR) (\S+?)(?: - (.*))?$")
+_NODE_PATH = re.compile(r"^([^:\s][^:]*\.py)(?:::(.*))?$")
+_SECTION = re.compile(r"^_{3,} ERROR collecting (.+?) _{3,}$")
+
+
+async def tests(ctx: CheckContext) -> CheckResult:
+    """Run the tests under coverage; findings for failing tests and untested added lines."""
+    if not ctx.files(".py"):
+        return ctx.skip("no Python files changed")
+    syntax = ctx.upstream.get("syntax")
+    if syntax is not None and syntax.status == "failed":
+        return ctx.skip("syntax errors")
+    opts = ctx.options
+    command = _argv(opts.get("command", DEFAULT_COMMAND), "command")
+    args = _argv(opts.get("args", ()), "args")
+    exclude = _patterns(opts.get("exclude", DEFAULT_EXCLUDE))
+    timeout = float(opts.get("timeout", DEFAULT_TIMEOUT))
+    min_coverage = opts.get("min_coverage")
+    coverage = ctx.python_module("coverage")
+    if command[0] == "pytest":
+        ctx.python_module("pytest")
+        command = [*command, *_pytest_extras()]
+
+    root = Path(ctx.root)
+    with tempfile.TemporaryDirectory(prefix="reviewflow-tests-") as tmp:
+        data = Path(tmp) / ".coverage"
+        report = Path(tmp) / "coverage.json"
+        # --parallel-mode always, then combine: a project configured with `parallel = true`
+        # writes suffixed data files anyway, and this way both cases read back the same.
+        argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}",
+                f"--source={root}", "-m", *command, *args]
+        try:
+            run = await ctx.run_tool(argv, cwd=root, env=_ENV, timeout=timeout)
+        except TimeoutError:
+            raise RuntimeError(f"tests did not finish within {timeout:g}s") from None
+        code = run.returncode
+        output = run.stdout + run.stderr
+        failures = _short_summary(output, root, ctx.check)
+        if code in (2, 3, 4) and not (code == 2 and failures):
+            raise RuntimeError(f"tests could not run (exit {code}):\n{_tail(output)}")
+        if code not in (0, 1, 2, 5):
+            raise RuntimeError(f"test command exited with {code}:\n{_tail(output)}")
+        counts = _counts(output)
+        cov = await _coverage_report(ctx, coverage, data, report, root)
+
+    metrics: dict[str, Any] = {
+        "tests_passed": counts.get("passed", 0),
+        "tests_failed": counts.get("failed", 0),
+        "tests_errors": counts.get("error", 0),
+        "tests_collected": sum(counts.get(k, 0) for k in
+                               ("passed", "failed", "error", "skipped", "xfailed", "xpassed")),
+        "total_coverage": _round(cov.get("totals", {}).get("percent_covered")) if cov else None,
+    }
+    if code == 5:
+        metrics.update(tests_collected=0, changed_line_coverage=None, uncovered_changed_lines=0)
+        finding = Finding(check=ctx.check, severity="info", rule="no-tests",
+                          message="no tests found")
+        return ctx.result([finding], what="no tests found", metrics=metrics)
+
+    uncovered: list[Finding] = []
+    executable = covered = 0
+    if cov is not None:  # no report: say nothing about lines rather than call them all untested
+        measured = [f for f in ctx.change.present()
+                    if f.path.endswith(".py") and not path_matches(f.path, exclude)]
+        uncovered, executable, covered = _changed_coverage(ctx.check, root, measured,
+                                                           _line_data(cov, root))
+    percent = _round(100.0 * covered / executable) if executable else None
+    metrics.update(changed_line_coverage=percent, changed_executable_lines=executable,
+                   uncovered_changed_lines=executable - covered)
+
+    if code == 1 and not failures:
+        failures = [Finding(check=ctx.check, severity="error", rule="test-failed",
+                            message=clean_message(f"tests failed (exit 1): {_tail(output, 3)}"))]
+    findings = [*failures, *uncovered]
+    if min_coverage is not None and percent is not None and percent < float(min_coverage):
+        findings.append(Finding(
+            check=ctx.check, severity="error", rule="coverage-below-threshold",
+            message=f"{percent:g}% of changed lines covered (minimum {float(min_coverage):g}%)"))
+    what = (f"{metrics['tests_passed']} passed, {metrics['tests_failed']} failed; changed-line "
+            f"coverage {'n/a' if percent is None else f'{percent:g}%'}")
+    return ctx.result(findings, what=what, metrics=metrics)
+
+
+def _changed_coverage(check: str, root: Path, files: Iterable[ChangedFile],
+                      lines: Mapping[str, tuple[set[int], set[int]]],
+                      ) -> tuple[list[Finding], int, int]:
+    """Findings for untested runs of added lines, and (executable, executed) added lines."""
+    findings: list[Finding] = []
+    executable = covered = 0
+    for changed in files:
+        executed, missing = lines.get(changed.path) or (set(), _statements(root / changed.path))
+        for start, end in _missing_runs(changed.lines, executed, missing):
+            span = f"line {start}" if start == end else f"lines {start}-{end}"
+            findings.append(Finding(check=check, file=changed.path, line=start,
+                                    severity="warning", rule="uncovered",
+                                    message=f"{span} not covered by tests"))
+        added = [n for s, e in changed.lines for n in range(s, e + 1)]
+        executable += sum(1 for n in added if n in executed or n in missing)
+        covered += sum(1 for n in added if n in executed)
+    return findings, executable, covered
+
+
+_ENV = {
+    # Keep the user's tree clean (no __pycache__), and keep an outer coverage session (a
+    # reviewflow run under test) from starting a second tracer inside this one.
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "COVERAGE_PROCESS_START": "",
+}
+
+
+def _pytest_extras() -> list[str]:
+    """Flags that make pytest's output parseable and leave no cache in the repository.
+
+    `-rfE` lists each failure and error on one line. pytest-cov, if the project configured it
+    in addopts, would start a second coverage session inside ours and may fail the run on its
+    own threshold, so it is switched off.
+    """
+    extras = ["-p", "no:cacheprovider", "-rfE"]
+    if importlib.util.find_spec("pytest_cov") is not None:
+        extras.append("--no-cov")
+    return extras
+
+
+def _argv(value: Any, name: str) -> list[str]:
+    if isinstance(value, str):
+        import shlex
+
+        value = shlex.split(value)
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str | int | float)
+                                                      for v in value):
+        raise ValueError(f"tests: option {name!r} must be a list of strings")
+    argv = [str(v) for v in value]
+    if name == "command" and not argv:
+        raise ValueError("tests: option 'command' must not be empty")
+    return argv
+
+
+def _patterns(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
+async def _coverage_report(ctx: CheckContext, coverage: list[str], data: Path, report: Path,
+                           root: Path) -> dict[str, Any] | None:
+    """The coverage JSON report, or None when nothing was measured."""
+    combined = await ctx.run_tool([*coverage, "combine", f"--data-file={data}"], cwd=root,
+                                  env=_ENV)
+    if combined.returncode != 0 and not data.exists():
+        return None
+    made = await ctx.run_tool([*coverage, "json", f"--data-file={data}", "-o", str(report),
+                               "--ignore-errors"], cwd=root, env=_ENV)
+    if made.returncode != 0 or not report.exists():
+        return None
+    loaded: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _line_data(cov: Mapping[str, Any], root: Path) -> dict[str, tuple[set[int], set[int]]]:
+    """(executed, missing) line numbers per repo-relative POSIX path.
+
+    coverage names a file relative to the directory it reported from when the file is inside
+    it, absolute otherwise; both are mapped back, through symlinks (/tmp vs /private/tmp).
+    """
+    roots = {root, root.resolve()}
+    out: dict[str, tuple[set[int], set[int]]] = {}
+    for name, entry in cov.get("files", {}).items():
+        path = Path(name)
+        if path.is_absolute():
+            rel = _relative(path, roots) or _relative(path.resolve(), roots)
+            if rel is None:
+                continue
+        else:
+            rel = PurePosixPath(*path.parts).as_posix()
+        out[rel] = (set(entry.get("executed_lines", ())), set(entry.get("missing_lines", ())))
+    return out
+
+
+def _relative(path: Path, roots: Iterable[Path]) -> str | None:
+    for root in roots:
+        try:
+            return path.relative_to(root).as_posix()
+        except ValueError:
+            continue
+    return None
+
+
+def _statements(path: Path) -> set[int]:
+    """Statement lines of a file coverage never saw (a module no test imports).
+
+    coverage only reports unimported files it can find as packages, so a new module in a
+    src/ layout would otherwise count as having no executable lines at all.
+    """
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return set()
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not _is_docstring(node):
+            lines.add(node.lineno)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and \
+                node.decorator_list:
+            lines.discard(node.lineno)
+            lines.add(node.decorator_list[0].lineno)
+    return lines
+
+
+def _is_docstring(node: ast.stmt) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and \
+        isinstance(node.value.value, str)
+
+
+def _missing_runs(ranges: Iterable[tuple[int, int]], executed: set[int],
+                  missing: set[int]) -> list[tuple[int, int]]:
+    """Runs of untested added lines; blank and comment lines do not break a run."""
+    runs: list[tuple[int, int]] = []
+    for start, end in ranges:
+        run: list[int] = []
+        for n in range(start, end + 1):
+            if n in missing:
+                run.append(n)
+            elif n in executed and run:
+                runs.append((run[0], run[-1]))
+                run = []
+        if run:
+            runs.append((run[0], run[-1]))
+    return runs
+
+
+def _counts(output: str) -> dict[str, int]:
+    """Counts from pytest's last summary line (`2 failed, 5 passed, 1 error in 0.31s`)."""
+    counts: dict[str, int] = {}
+    lines = [ln for ln in output.splitlines() if _SUMMARY.search(ln)]
+    if not lines:
+        return counts
+    for number, word in _COUNT.findall(lines[-1]):
+        key = "error" if word.startswith("error") else word
+        counts[key] = counts.get(key, 0) + int(number)
+    return counts
+
+
+def _short_summary(output: str, root: Path, check: str) -> list[Finding]:
+    """One finding per `FAILED`/`ERROR` line of pytest's short test summary."""
+    findings: list[Finding] = []
+    seen: set[str] = set()
+    reasons = _collection_errors(output)
+    for raw in output.splitlines():
+        m = _SHORT.match(raw.strip())
+        if not m or m.group(2) in seen:
+            continue
+        kind, node, reason = m.groups()
+        reason = reason or reasons.get(node)
+        seen.add(node)
+        file, line = _locate(node, root)
+        rule = "test-failed" if kind == "FAILED" else "test-error"
+        verb = "failed" if kind == "FAILED" else "errored"
+        message = f"test {node} {verb}" + (f": {reason}" if reason else "")
+        findings.append(Finding(check=check, file=file, line=line, severity="error", rule=rule,
+                                message=clean_message(message)))
+    return findings
+
+
+def _collection_errors(output: str) -> dict[str, str]:
+    """The last `E   ...` line of each `ERROR collecting <path>` section, by path.
+
+    pytest's short summary gives no reason for a module that failed to import; that reason
+    (`ImportError: cannot import name ...`) is what the author needs to see.
+    """
+    reasons: dict[str, str] = {}
+    current: str | None = None
+    for raw in output.splitlines():
+        header = _SECTION.match(raw)
+        if header:
+            current = header.group(1)
+        elif raw.startswith("=") or raw.startswith("_" * 3):
+            current = None
+        elif current is not None and raw.startswith("E "):
+            reasons[current] = raw[1:].strip()
+    return reasons
+
+
+def _locate(node: str, root: Path) -> tuple[str | None, int | None]:
+    """File and `def` line of a pytest node id (`tests/test_x.py::TestA::test_b[1]`)."""
+    m = _NODE_PATH.match(node)
+    if not m:
+        return None, None
+    file = m.group(1)
+    path = root / file
+    if not path.is_file():
+        return None, None
+    names = [n.split("[", 1)[0] for n in (m.group(2) or "").split("::") if n]
+    if not names:
+        return file, None
+    try:
+        body: list[ast.stmt] = ast.parse(path.read_bytes()).body
+    except (OSError, SyntaxError, ValueError):
+        return file, None
+    line: int | None = None
+    for name in names:
+        found = next((n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef
+                                                    | ast.ClassDef) and n.name == name), None)
+        if found is None:
+            break
+        line, body = found.lineno, found.body
+    return file, line
+
+
+def _tail(text: str, lines: int = TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 2)
+
+
+def changed_python(change: Change, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[str]:
+    """Changed source files whose added lines the check measures (tests themselves excluded)."""
+    return [p for p in change.paths(".py") if not path_matches(p, list(exclude))]
+
+
+__all__ = ["DEFAULT_COMMAND", "DEFAULT_EXCLUDE", "changed_python", "tests"]

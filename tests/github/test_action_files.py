@@ -1,0 +1,278 @@
+"""The composite action (action.yml) and the example workflow: valid against GitHub's published
+schemas, free of `${{ }}` in shell scripts (script injection), documented verbatim, and the
+action's shell steps doing what the docs say when run with bash as the runner runs them."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ACTION = ROOT / "action.yml"
+WORKFLOW = ROOT / "examples" / "github" / "reviewflow.yml"
+DOC = ROOT / "docs" / "github-actions.md"
+CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
+EXPR = re.compile(r"\$\{\{")
+BASH = shutil.which("bash")
+
+
+def load(path: Path) -> dict[Any, Any]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(doc, dict)
+    return doc
+
+
+def action_steps() -> list[dict[str, Any]]:
+    return load(ACTION)["runs"]["steps"]
+
+
+def workflow_steps() -> list[dict[str, Any]]:
+    return [step for job in load(WORKFLOW)["jobs"].values() for step in job["steps"]]
+
+
+def step(name: str) -> dict[str, Any]:
+    [found] = [s for s in action_steps() if s.get("name") == name]
+    return found
+
+
+# ----------------------------------------------------------------------------- schemas
+
+
+@pytest.mark.parametrize(
+    ("schema", "path"),
+    [("vendor.github-actions", ACTION), ("vendor.github-workflows", WORKFLOW)],
+)
+def test_files_pass_githubs_schema(schema: str, path: Path) -> None:
+    assert CHECK_JSONSCHEMA.exists(), "check-jsonschema is a dev dependency"
+    done = subprocess.run(
+        [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ----------------------------------------------------------------------------- injection guard
+
+
+@pytest.mark.parametrize(
+    ("path", "steps"), [(ACTION, action_steps), (WORKFLOW, workflow_steps)], ids=["action", "wf"]
+)
+def test_no_expression_inside_run_scripts(path: Path, steps: Any) -> None:
+    """`${{ inputs.x }}` or `${{ github.event.* }}` in `run:` is pasted into the script before bash
+    parses it: a PR title or branch name would run as code. Values go through `env:`."""
+    runs = [s for s in steps() if "run" in s]
+    assert runs
+    for s in runs:
+        assert not EXPR.search(s["run"]), f"{path.name}: step {s.get('name')!r} interpolates"
+        assert s.get("shell", "bash") == "bash"
+
+
+def test_the_guard_would_catch_an_interpolation() -> None:
+    bad = yaml.safe_load('run: reviewflow review --base "${{ inputs.base }}"')
+    assert EXPR.search(bad["run"])
+
+
+# ----------------------------------------------------------------------------- action contract
+
+
+def test_action_inputs_and_outputs() -> None:
+    doc = load(ACTION)
+    assert doc["runs"]["using"] == "composite"
+    assert {"icon", "color"} <= set(doc["branding"])
+    defaults = {name: spec.get("default") for name, spec in doc["inputs"].items()}
+    assert defaults == {
+        "base": "${{ github.event.pull_request.base.sha }}",
+        "template": "pr",
+        "path": ".",
+        "out": "reviewflow-report",
+        "version": "reviewflow[review]",
+        "comment": "true",
+        "sarif": "true",
+        "artifact-name": "reviewflow-report",
+        "python-version": "3.11",
+        "github-token": "${{ github.token }}",
+    }
+    assert set(doc["outputs"]) == {"verdict", "report"}
+    ids = {s.get("id") for s in action_steps()}
+    text = ACTION.read_text(encoding="utf-8")
+    for name in re.findall(r"inputs\.([A-Za-z0-9_-]+)", text):
+        assert name in doc["inputs"], name
+    for sid in re.findall(r"steps\.([A-Za-z0-9_-]+)\.outputs", text):
+        assert sid in ids, sid
+
+
+def test_action_reports_even_when_changes_are_requested() -> None:
+    uses = {s.get("uses", "").split("@")[0]: s for s in action_steps()}
+    sarif = uses["github/codeql-action/upload-sarif"]
+    assert sarif["with"]["sarif_file"] == "${{ inputs.out }}/report.sarif"
+    assert sarif["if"].startswith("always()") and "inputs.sarif == 'true'" in sarif["if"]
+    comment = step("Comment on the pull request")
+    assert comment["if"].startswith("always()") and "inputs.comment == 'true'" in comment["if"]
+    assert "github.event_name == 'pull_request'" in comment["if"]
+    assert comment["env"]["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
+    assert step("Verdict")["if"].startswith("always()")
+    assert uses["actions/setup-python"]["with"]["python-version"] == "${{ inputs.python-version }}"
+
+
+def test_workflow_shape() -> None:
+    doc = load(WORKFLOW)
+    on = doc[True] if True in doc else doc["on"]  # YAML 1.1 reads a bare `on` as true
+    assert on == {"pull_request": {"types": ["opened", "synchronize", "reopened"]}}
+    assert doc["permissions"] == {
+        "contents": "read", "pull-requests": "write", "security-events": "write",
+        "actions": "read",
+    }
+    steps = workflow_steps()
+    uses = {s["uses"].split("@")[0]: s for s in steps if "uses" in s}
+    assert uses["actions/checkout"]["with"]["fetch-depth"] == 0
+    assert "actions/setup-python" in uses and "actions/upload-artifact" in uses
+    assert uses["github/codeql-action/upload-sarif"]["if"].startswith("always()")
+    runs = " ".join(s["run"] for s in steps if "run" in s)
+    assert "pip install 'reviewflow[review]'" in runs
+    assert 'reviewflow review --base "$BASE" --out reviewflow-report' in runs
+    assert "reviewflow github comment" in runs
+    [review] = [s for s in steps if s.get("name") == "Review"]
+    assert review["env"]["BASE"] == "${{ github.event.pull_request.base.sha }}"
+
+
+def test_doc_contains_the_workflow_verbatim() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    assert "```yaml\n" + WORKFLOW.read_text(encoding="utf-8") + "```\n" in doc
+    for word in ("pull_request_target", "permissions", "fork", "action_path", "request_changes"):
+        assert word in doc
+
+
+# ----------------------------------------------------------------------------- shell steps, run
+
+
+FAKE_REVIEWFLOW = """#!/bin/sh
+printf '%s\\n' "$@" > "$FAKE_ARGS"
+if [ "$1" = review ]; then
+  if [ -n "$FAKE_VERDICT" ]; then
+    mkdir -p "$8"
+    printf '{"verdict": "%s"}' "$FAKE_VERDICT" > "$8/report.json"
+    echo "# report" > "$8/report.md"
+    echo "{}" > "$8/report.sarif"
+  fi
+  exit "$FAKE_CODE"
+fi
+exit "$FAKE_CODE"
+"""
+
+
+@pytest.fixture
+def runner_env(tmp_path: Path) -> dict[str, str]:
+    """PATH with a fake `reviewflow` (records argv) and `python`; the runner's output files."""
+    if BASH is None:
+        pytest.skip("bash is not installed")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "reviewflow"
+    fake.write_text(FAKE_REVIEWFLOW, encoding="utf-8")
+    fake.chmod(0o755)
+    (bin_dir / "python").symlink_to(sys.executable)
+    (tmp_path / "ws").mkdir()
+    return {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(tmp_path),
+        "FAKE_ARGS": str(tmp_path / "args.txt"),
+        "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_REPOSITORY": "octo-org/octo-repo",
+    }
+
+
+def run_step(name: str, env: dict[str, str], cwd: Path, **step_env: str) -> int:
+    """Run one action step as the runner does: `bash --noprofile --norc -eo pipefail`."""
+    s = step(name)
+    assert set(step_env) == set(s.get("env", {})), "give every env var the step declares"
+    script = cwd.parent / "step.sh"
+    script.write_text(s["run"], encoding="utf-8")
+    done = subprocess.run(
+        [str(BASH), "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env={**env, **step_env}, cwd=cwd, capture_output=True, text=True, timeout=60,
+    )
+    assert "Traceback" not in done.stderr
+    return done.returncode
+
+
+def outputs(env: dict[str, str]) -> dict[str, str]:
+    lines = Path(env["GITHUB_OUTPUT"]).read_text(encoding="utf-8").splitlines()
+    return dict(line.split("=", 1) for line in lines)
+
+
+def review_env(out: str) -> dict[str, str]:
+    return {"BASE": "abc123", "TEMPLATE": "pr", "INPUT_PATH": "my dir/$(touch pwned)", "OUT": out}
+
+
+def test_review_step_keeps_going_on_request_changes(runner_env: dict[str, str],
+                                                    tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    env = {**runner_env, "FAKE_VERDICT": "request_changes", "FAKE_CODE": "1"}
+    assert run_step("Review", env, ws, **review_env("out dir")) == 0
+    args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
+    assert args == ["review", "my dir/$(touch pwned)", "--base", "abc123", "--template", "pr",
+                    "--out", "out dir"]
+    assert not (ws / "pwned").exists()  # values are data, never code
+    assert outputs(env) == {
+        "exit-code": "1", "verdict": "request_changes", "report": "out dir/report.md",
+        "sarif": "out dir/report.sarif",
+    }
+    assert Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8") == "# report\n"
+
+    verdict = {"CODE": "1", "VERDICT": "request_changes"}
+    assert run_step("Verdict", env, ws, **verdict) == 1  # the action fails at the very end
+    assert run_step("Verdict", env, ws, CODE="0", VERDICT="approve") == 0
+
+
+def test_review_step_on_bad_input_reports_nothing(runner_env: dict[str, str],
+                                                  tmp_path: Path) -> None:
+    env = {**runner_env, "FAKE_VERDICT": "", "FAKE_CODE": "2"}
+    assert run_step("Review", env, tmp_path / "ws", **review_env("rf")) == 0
+    assert outputs(env) == {"exit-code": "2", "verdict": "", "report": "", "sarif": ""}
+    assert run_step("Verdict", env, tmp_path / "ws", CODE="2", VERDICT="") == 2
+
+
+def test_a_forged_verdict_cannot_add_outputs(runner_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**runner_env, "FAKE_VERDICT": "approve\\nreport=/etc/passwd", "FAKE_CODE": "0"}
+    assert run_step("Review", env, tmp_path / "ws", **review_env("rf")) == 0
+    assert outputs(env)["verdict"] == ""
+    assert outputs(env)["report"] == "rf/report.md"
+
+
+@pytest.mark.parametrize(("code", "fork", "expected"),
+                         [("0", "false", 0), ("1", "false", 1), ("1", "true", 0)])
+def test_comment_step_forgives_forks_only(runner_env: dict[str, str], tmp_path: Path,
+                                          code: str, fork: str, expected: int) -> None:
+    env = {**runner_env, "FAKE_CODE": code}
+    rc = run_step("Comment on the pull request", env, tmp_path / "ws", GITHUB_TOKEN="t",
+                  PR="7", REPORT="rf/report.md", FROM_FORK=fork)
+    assert rc == expected
+    args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
+    assert args == ["github", "comment", "--repo", "octo-org/octo-repo", "--pr", "7",
+                    "--report", "rf/report.md"]
+
+
+def test_install_step_self_installs_the_action_checkout(runner_env: dict[str, str],
+                                                       tmp_path: Path) -> None:
+    bin_dir = Path(runner_env["PATH"].split(os.pathsep)[0])
+    (bin_dir / "python").unlink()
+    fake_python = bin_dir / "python"
+    fake_python.write_text('#!/bin/sh\nprintf "%s\\n" "$@" >> "$FAKE_ARGS.py"\n',
+                           encoding="utf-8")
+    fake_python.chmod(0o755)
+    env = {**runner_env, "FAKE_CODE": "0", "GITHUB_ACTION_PATH": "/actions/rf dir"}
+    assert run_step("Install reviewflow", env, tmp_path / "ws", VERSION="self") == 0
+    assert run_step("Install reviewflow", env, tmp_path / "ws",
+                    VERSION="reviewflow[review]==0.1.0") == 0
+    args = Path(env["FAKE_ARGS"] + ".py").read_text(encoding="utf-8").splitlines()
+    specs = [a for a in args if "review]" in a]
+    assert specs == ["/actions/rf dir[review]", "reviewflow[review]==0.1.0"]

@@ -1,0 +1,208 @@
+"""The `tests` check on real repositories: real pytest under real coverage.
+
+What a reviewer relies on: the coverage number is about the lines the change added, the
+uncovered ones are named with their line range, a failing test fails the check with the test
+named, and the user's repository is left as it was (no .coverage, no caches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+from gitrepo import branch_with, git, make_repo, write
+
+from reviewflow.review.change import Change, collect_change
+from reviewflow.review.checks import tests as tests_check
+from reviewflow.review.checks.base import CheckContext
+from reviewflow.review.findings import CheckResult
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+CALC = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+MUL = "\n\ndef mul(a, b):\n    # the product\n    r = a * b\n    return r\n"
+
+
+def run(root: Path, change: Change, **options) -> CheckResult:
+    ctx = CheckContext(check="tests", root=root, change=change, options=options)
+    return asyncio.run(tests_check.tests(ctx))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", {"calc.py": CALC, "tests/test_calc.py": TEST_CALC})
+
+
+def test_an_untested_new_function_is_reported_line_by_line(repo: Path) -> None:
+    change = branch_with(repo, {"calc.py": CALC + MUL})
+    assert change.get("calc.py").lines == [(7, 12)]
+    result = run(repo, change)
+
+    # Added executable lines: 9 (def, run at import), 11 and 12 (never run) -> 1 of 3.
+    assert result.status == "passed"
+    assert result.metrics["changed_line_coverage"] == 33.33
+    assert result.metrics["changed_executable_lines"] == 3
+    assert result.metrics["uncovered_changed_lines"] == 2
+    assert result.metrics["tests_passed"] == 1 and result.metrics["tests_failed"] == 0
+    # calc.py: 7 statements, 4 run (3 defs + add's return); the test file: 3 of 3.
+    assert result.metrics["total_coverage"] == 70.0
+    [finding] = result.findings
+    assert (finding.file, finding.line, finding.rule, finding.severity) == \
+        ("calc.py", 11, "uncovered", "warning")
+    assert finding.message == "lines 11-12 not covered by tests"
+    # The user's tree is as it was: no data file, no cache, no bytecode.
+    assert git(repo, "status", "--porcelain", "--ignored") == ""
+
+
+def test_the_projects_own_coverage_setup_does_not_interfere(tmp_path: Path) -> None:
+    """Parallel data files are combined; a pytest-cov threshold in addopts is switched off."""
+    root = make_repo(tmp_path / "repo", {
+        "pyproject.toml": "[tool.pytest.ini_options]\naddopts = '--cov=calc --cov-fail-under=100'"
+                          "\n\n[tool.coverage.run]\nparallel = true\nbranch = true\n"
+                          "source = ['elsewhere']\n",
+        "calc.py": CALC, "tests/test_calc.py": TEST_CALC})
+    result = run(root, branch_with(root, {"calc.py": CALC + MUL}))
+    assert result.status == "passed"
+    assert result.metrics["changed_line_coverage"] == 33.33
+    assert [f.line for f in result.findings] == [11]
+    assert git(root, "status", "--porcelain", "--ignored") == ""
+
+
+def test_covered_changes_score_100_and_test_files_do_not_count(repo: Path) -> None:
+    test = TEST_CALC.replace("import add", "import add, mul") + \
+        "\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
+    change = branch_with(repo, {"calc.py": CALC + MUL, "tests/test_calc.py": test})
+    result = run(repo, change)
+    assert result.status == "passed" and result.findings == []
+    assert result.metrics["changed_line_coverage"] == 100.0
+    assert result.metrics["changed_executable_lines"] == 3
+    assert result.metrics["tests_passed"] == 2
+
+
+def test_a_failing_test_fails_the_check_and_names_the_test(repo: Path) -> None:
+    test = TEST_CALC + "\n\nclass TestSub:\n    def test_sub(self):\n" \
+        "        from calc import sub\n        assert sub(3, 1) == 1\n"
+    change = branch_with(repo, {"calc.py": CALC.replace("a - b", "a - b  # changed"),
+                                "tests/test_calc.py": test})
+    result = run(repo, change)
+    assert result.status == "failed"
+    assert result.metrics["tests_failed"] == 1 and result.metrics["tests_passed"] == 1
+    [finding] = result.findings
+    assert finding.rule == "test-failed" and finding.severity == "error"
+    assert (finding.file, finding.line) == ("tests/test_calc.py", 9)
+    assert "tests/test_calc.py::TestSub::test_sub" in finding.message
+    assert "assert 2 == 1" in finding.message
+    # The changed line ran (inside the failing test): covered.
+    assert result.metrics["changed_line_coverage"] == 100.0
+
+
+def test_a_test_module_that_does_not_import_is_a_test_error(repo: Path) -> None:
+    change = branch_with(repo, {"calc.py": CALC + MUL,
+                                "tests/test_broken.py": "from calc import nothing\n"})
+    result = run(repo, change)
+    assert result.status == "failed"
+    errors = [f for f in result.findings if f.rule == "test-error"]
+    assert [(f.file, f.line) for f in errors] == [("tests/test_broken.py", None)]
+    assert errors[0].message.startswith("test tests/test_broken.py errored: ImportError: "
+                                        "cannot import name 'nothing'")
+
+
+def test_only_non_python_changes_skip(repo: Path) -> None:
+    change = branch_with(repo, {"README.md": "# more\n"})
+    result = run(repo, change)
+    assert result.status == "skipped"
+    assert result.summary == "skipped: no Python files changed"
+
+
+def test_syntax_errors_upstream_skip(repo: Path) -> None:
+    change = branch_with(repo, {"calc.py": CALC + MUL})
+    ctx = CheckContext(check="tests", root=repo, change=change,
+                       upstream={"syntax": CheckResult(check="syntax", status="failed")})
+    result = asyncio.run(tests_check.tests(ctx))
+    assert result.status == "skipped" and "syntax errors" in result.summary
+
+
+def test_no_tests_collected_is_an_info_finding(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {"calc.py": CALC})
+    change = branch_with(root, {"calc.py": CALC + MUL})
+    result = run(root, change)
+    assert result.status == "passed"
+    assert [(f.rule, f.severity, f.message) for f in result.findings] == \
+        [("no-tests", "info", "no tests found")]
+    assert result.metrics["tests_collected"] == 0
+    assert result.metrics["changed_line_coverage"] is None
+
+
+def test_a_pytest_usage_error_breaks_the_check(repo: Path) -> None:
+    change = branch_with(repo, {"calc.py": CALC + MUL})
+    with pytest.raises(RuntimeError, match=r"(?s)exit 4.*no-such-flag"):
+        run(repo, change, args=["--no-such-flag"])
+
+
+def test_command_option_and_minimum_coverage(repo: Path) -> None:
+    write(repo, {"other_tests/test_fail.py": "def test_fail():\n    assert False\n"})
+    change = branch_with(repo, {"calc.py": CALC + MUL})
+    # Only tests/ runs: the failing test in other_tests/ is not collected.
+    result = run(repo, change, command=["pytest", "-q", "tests/"], min_coverage=50)
+    assert result.metrics["tests_failed"] == 0
+    assert result.status == "failed"
+    [below] = [f for f in result.findings if f.rule == "coverage-below-threshold"]
+    assert below.message == "33.33% of changed lines covered (minimum 50%)"
+
+
+def test_src_layout_module_that_no_test_imports_counts_as_uncovered(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", {
+        "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['src']\n",
+        "src/pkg/__init__.py": "",
+        "src/pkg/calc.py": CALC,
+        "tests/test_calc.py": TEST_CALC.replace("from calc", "from pkg.calc"),
+    })
+    change = branch_with(root, {"src/pkg/new.py": '"""Doc."""\n\nX = 1\n\n\ndef f():\n'
+                                                  "    return X\n"})
+    result = run(root, change)
+    # Statements: X = 1, def f, return X (the docstring is not one).
+    assert result.metrics["changed_executable_lines"] == 3
+    assert result.metrics["changed_line_coverage"] == 0.0
+    [finding] = result.findings
+    assert (finding.file, finding.line, finding.message) == \
+        ("src/pkg/new.py", 3, "lines 3-7 not covered by tests")
+
+
+def test_hostile_file_names_are_never_run(repo: Path) -> None:
+    change = branch_with(repo, {"$(touch pwned).py": "x = 1\n", "-rf.py": "y = 2\n",
+                                "calc.py": CALC + MUL})
+    result = run(repo, change)
+    assert result.status == "passed"
+    assert not (repo / "pwned").exists() and not (repo.parent / "pwned").exists()
+    assert {f.file for f in result.findings} <= {"calc.py", "$(touch pwned).py", "-rf.py"}
+
+
+def test_uncommitted_work_is_measured(repo: Path) -> None:
+    write(repo, {"calc.py": CALC + MUL})
+    result = run(repo, collect_change(repo))
+    assert result.metrics["changed_line_coverage"] == 33.33
+
+
+def test_missing_runs_group_untested_lines_around_blank_ones() -> None:
+    runs = tests_check._missing_runs([(1, 10), (20, 22)], executed={1, 5, 21},
+                                     missing={2, 4, 6, 7, 9, 20, 22})
+    assert runs == [(2, 4), (6, 9), (20, 20), (22, 22)]
+
+
+def test_pytest_summary_counts() -> None:
+    out = "..F\nFAILED t.py::x - boom\n2 failed, 5 passed, 1 skipped, 3 errors in 0.31s\n"
+    assert tests_check._counts(out) == {"failed": 2, "passed": 5, "skipped": 1, "error": 3}
+    assert tests_check._counts("no tests ran in 0.01s") == {}
+    assert tests_check._counts("garbage") == {}
+
+
+def test_coverage_paths_map_back_to_the_repository(tmp_path: Path) -> None:
+    cov = {"files": {
+        str(tmp_path / "pkg" / "a.py"): {"executed_lines": [1], "missing_lines": [2]},
+        "b.py": {"executed_lines": [3], "missing_lines": []},
+        "/elsewhere/c.py": {"executed_lines": [1], "missing_lines": []},
+    }}
+    assert tests_check._line_data(cov, tmp_path) == {"pkg/a.py": ({1}, {2}), "b.py": ({3}, set())}
