@@ -440,3 +440,10 @@ def main() -> None:
     except ReviewflowError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(EXIT_BAD_INPUT)
+
+
+# The review and GitHub commands live in their own modules; importing them registers them.
+from . import cli_review  # noqa: E402,F401
+from .cli_github import github_app  # noqa: E402
+
+app.add_typer(github_app, name="github")

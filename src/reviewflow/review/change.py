@@ -232,9 +232,18 @@ def _count_lines(path: Path) -> tuple[int, bool]:
     return data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1), False
 
 
-def collect_change(path: str | Path = ".", base: str | None = None) -> Change:
-    """The change in the repository at `path` from `base` (see resolve_base) to the work tree."""
+ALWAYS_EXCLUDED = (".reviewflow/",)
+"""reviewflow's own state (database, logs, reports) is never part of the change."""
+
+
+def collect_change(path: str | Path = ".", base: str | None = None,
+                   exclude: tuple[str, ...] = ()) -> Change:
+    """The change in the repository at `path` from `base` (see resolve_base) to the work tree.
+
+    Paths under `exclude` (repository-relative folder prefixes ending in `/`) are left out.
+    """
     root = repo_root(Path(path).resolve())
+    skip = (*ALWAYS_EXCLUDED, *exclude)
     head = _commit(root, "HEAD")
     status = git(root, "status", "--porcelain", "-z", "--untracked-files=all").stdout
     dirty = bool(status)
@@ -274,6 +283,7 @@ def collect_change(path: str | Path = ".", base: str | None = None) -> Change:
         count, binary = _count_lines(root / name)
         files.append(ChangedFile(path=name, status="added", binary=binary,
                                  lines=[(1, count)] if count else []))
+    files = [f for f in files if not f.path.startswith(skip)]
     files.sort(key=lambda f: f.path)
     return Change(root=str(root), base=base_id, base_ref=how, head=head, dirty=dirty,
                   files=files)

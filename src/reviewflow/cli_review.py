@@ -1,0 +1,233 @@
+"""`reviewflow review`, `approve`, `reject` and `templates`: the review commands of the CLI.
+
+Exit codes of `review`: 0 approve or comment, 1 request_changes (or the review could not
+finish), 2 bad input (not a git repository, unknown base, bad template), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from .cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConcurrencyOpt,
+    DbOpt,
+    LogFormatOpt,
+    LogLevelOpt,
+    _execute,
+    _fail,
+    _logging,
+    _open,
+    app,
+    err,
+    out,
+)
+from .engine import DEFAULT_CONCURRENCY, Engine, new_run_id, owner_alive
+from .errors import ApprovalDecided, ReviewflowError, SpecError
+from .plugins import load_plugin_folders
+from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
+from .store import DEFAULT_DB
+
+templates_app = typer.Typer(help="Review templates: list the shipped ones, show one.",
+                            no_args_is_help=True)
+app.add_typer(templates_app, name="templates")
+
+REPORTS_DIR = Path(".reviewflow/reviews")
+
+
+@app.command()
+def review(
+    path: Annotated[Path, typer.Argument(help="The git repository (or a folder in it).")] = Path(
+        "."),
+    base: Annotated[str | None, typer.Option(
+        "--base", help="Commit to compare with (default: merge-base with origin/main, else "
+        "main, else HEAD~1).")] = None,
+    template: Annotated[str, typer.Option(
+        "--template", help="pr, security, content, or a template YAML file.")] = "pr",
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="Folder for report.md, report.json, report.sarif "
+        "(default: .reviewflow/reviews/<run id>).")] = None,
+    db: DbOpt = DEFAULT_DB,
+    all_findings: Annotated[bool, typer.Option(
+        "--all-findings", help="Report and count findings on unchanged lines of changed files "
+        "too (by default only changed lines count).")] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Run id to use.")] = None,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    log_format: LogFormatOpt = "auto",
+    log_level: LogLevelOpt = "",
+) -> None:
+    """Review the changes of a git repository; writes report.md, report.json, report.sarif."""
+    from .review.builder import build_review, included
+    from .review.change import collect_change
+    from .review.checks.registry import CheckNotFound, checks
+    from .review.template import load_template
+
+    _logging(log_format, log_level)
+    try:
+        tmpl = load_template(template)
+    except SpecError as exc:
+        _fail(str(exc))
+    broken = load_plugin_folders(tmpl.plugins)
+    for name, why in broken.items():
+        err.print(f"warning: plugin {name} failed to load: {why}", markup=False)
+    rid = run_id or new_run_id(f"review-{tmpl.name}")
+    target = (out_dir or REPORTS_DIR / rid).resolve()
+    try:
+        from .review.change import repo_root
+
+        root = repo_root(path.resolve())
+        exclude = ()
+        if target.is_relative_to(root) and target != root:
+            exclude = (target.relative_to(root).as_posix() + "/",)
+        change = collect_change(path, base, exclude=exclude)
+        chosen = included(tmpl, change)
+        for name in chosen:
+            uses = tmpl.checks[name].uses or name
+            try:
+                checks.get(uses)
+            except CheckNotFound as exc:
+                if not broken:  # a typo; with a broken plugin, the others still run
+                    _fail(f"{tmpl.source}: checks.{name}: {exc.args[0]}")
+        spec = build_review(tmpl, change, out=target, all_findings=all_findings)
+    except ReviewflowError as exc:
+        _fail(str(exc))
+    store = _open(db)
+    try:
+        rid, created = Engine(store).submit(spec, run_id=rid, meta={
+            "template": tmpl.name, "base": change.base, "head": change.head or "",
+            "path": change.root})
+    except SpecError as exc:
+        _fail(f"--run-id: {exc.message}")
+    if not created:
+        _fail(f"run {rid} already exists: see `reviewflow status {rid}`", EXIT_FAILED)
+    files = len(change.files)
+    out.print(
+        f"review [bold]{escape(rid)}[/] ({tmpl.name}: {files} changed file(s) since "
+        f"{escape(change.base_ref)}; checks: {escape(', '.join(chosen) or 'none')})",
+        markup=True,
+    )
+    code = _execute(store, db, rid, as_json=False, concurrency=concurrency)
+    if code == EXIT_INTERRUPTED:
+        raise typer.Exit(code)
+    raise typer.Exit(_verdict(target, code))
+
+
+def _verdict(target: Path, code: int) -> int:
+    report = target / "report.json"
+    try:
+        doc = json.loads(report.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        err.print("the review did not finish: no report written", markup=False)
+        return code or EXIT_FAILED
+    verdict = doc.get("verdict")
+    out.print(f"verdict: {verdict}", markup=False)
+    for reason in doc.get("reasons", []):
+        out.print(f"  - {reason}", markup=False)
+    out.print(f"report: {target / 'report.md'} (also report.json, report.sarif)", markup=False)
+    return EXIT_FAILED if verdict == "request_changes" else EXIT_OK
+
+
+def _approver(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+def _decide(run_id: str, task: str, decision: str, comment: str | None, by: str | None,
+            db: Path) -> None:
+    store = _open(db, must_exist=True)
+    record = store.get_run(run_id)
+    if record is None:
+        _fail(f"no run with id {run_id!r} in {db}")
+    tasks = {t.name: t for t in store.get_tasks(run_id)}
+    spec: dict[str, Any] = json.loads(record.spec)
+    body = spec.get("tasks", {}).get(task) or spec.get("on_failure", {}).get(task)
+    if task not in tasks or body is None:
+        names = [n for n, b in spec.get("tasks", {}).items() if b.get("type") == "approval"]
+        hint = f" (approval tasks: {', '.join(names)})" if names else " (it has no approval task)"
+        _fail(f"run {run_id} has no task {task!r}{hint}")
+    if body.get("type") != "approval":
+        _fail(f"task {task!r} is not an approval task (type {body.get('type')})")
+    if RunState(record.state) in RUN_TERMINAL:
+        _fail(f"run {run_id} already ended: {record.state}", EXIT_FAILED)
+    state = TaskState(tasks[task].state)
+    if state in TASK_TERMINAL:
+        _fail(f"task {task} already ended: {state.value}", EXIT_FAILED)
+    if state is TaskState.BLOCKED:
+        _fail(f"task {task} is not waiting for approval yet (its dependencies are not done)",
+              EXIT_FAILED)
+    who = _approver(by)
+    allowed = (body.get("params") or {}).get("approvers") or []
+    if allowed and who not in allowed:
+        _fail(f"{who} may not decide on {task} (approvers: {', '.join(allowed)})", EXIT_FAILED)
+    now = time.time()
+    detail = f"{decision} by {who}" + (f": {comment}" if comment else "")
+    event = (run_id, task, state.value, state.value, tasks[task].attempts, now, detail)
+    try:
+        store.decide_approval(run_id, task, decision, who, comment, now, event)
+    except ApprovalDecided as exc:
+        _fail(str(exc), EXIT_FAILED)
+    out.print(f"{run_id}/{task}: {detail}", markup=False)
+    if not owner_alive(record.owner, record.lease_until, now):
+        out.print(f"nothing is executing the run: continue with `reviewflow resume {run_id}`",
+                  markup=False)
+
+
+ByOpt = Annotated[str | None, typer.Option(
+    "--by", envvar="REVIEWFLOW_APPROVER", help="Who decides (default: your user name).")]
+
+
+@app.command()
+def approve(
+    run_id: str, task: str,
+    comment: Annotated[str | None, typer.Option("--comment", help="Why.")] = None,
+    by: ByOpt = None, db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Approve a waiting approval task (recorded durably; the run continues)."""
+    _decide(run_id, task, "approved", comment, by, db)
+
+
+@app.command()
+def reject(
+    run_id: str, task: str,
+    comment: Annotated[str, typer.Option("--comment", help="Why (required).")],
+    by: ByOpt = None, db: DbOpt = DEFAULT_DB,
+) -> None:
+    """Reject a waiting approval task (the task fails with your comment)."""
+    if not comment.strip():
+        _fail("--comment must say why")
+    _decide(run_id, task, "rejected", comment, by, db)
+
+
+@templates_app.command("list")
+def templates_list() -> None:
+    """The templates shipped with reviewflow."""
+    from .review.template import load_template, shipped
+
+    for name in sorted(shipped()):
+        tmpl = load_template(name)
+        out.print(f"{name:<10} {tmpl.description}", markup=False)
+
+
+@templates_app.command("show")
+def templates_show(name: Annotated[str, typer.Argument(help="A template name or file.")]) -> None:
+    """Print a template's YAML (a starting point for your own: `extends: pr`)."""
+    from .review.template import template_text
+
+    try:
+        out.print(template_text(name), markup=False, end="")
+    except SpecError as exc:
+        _fail(str(exc))

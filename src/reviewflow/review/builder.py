@@ -1,0 +1,139 @@
+"""From a template and a change to a workflow: the review's DAG is derived from the diff.
+
+    change ─┬─ syntax ─ lint ─┬─ tests          (always; they skip when nothing applies)
+            │                 └─ format
+            ├─ security, secrets                (sensitive paths changed, or always)
+            ├─ docs                             (the public API changed)
+            ├─ dependencies                     (dependency files changed)
+            ├─ performance                      (performance-critical paths changed)
+            └─ ... ─ [approval] ─ summary       (after everything: verdict and reports)
+
+A check left out keeps its place in the order: whatever needed it needs its own needs instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..spec import WorkflowSpec, validate_spec
+from .change import Change
+from .template import CheckConfig, ReviewTemplate
+
+RUNNER = "reviewflow.review.runner"
+CHANGE_TASK = "change"
+APPROVAL_TASK = "approval"
+SUMMARY_TASK = "summary"
+RESERVED = {CHANGE_TASK, APPROVAL_TASK, SUMMARY_TASK}
+
+
+def included(template: ReviewTemplate, change: Change) -> dict[str, str]:
+    """The checks this change gets, each with the reason it was included."""
+    from .checks.api import public_api_changes
+    from .checks.perf import critical_paths
+
+    out: dict[str, str] = {}
+    for name, check in template.checks.items():
+        when = check.when
+        if when == "always":
+            out[name] = "always"
+        elif when == "sensitive":
+            hits = change.matching(template.sensitive_paths)
+            if hits:
+                out[name] = f"sensitive files changed: {', '.join(hits[:3])}"
+        elif when == "dependencies":
+            hits = change.matching(template.dependency_files)
+            if hits:
+                out[name] = f"dependency files changed: {', '.join(hits[:3])}"
+        elif when == "public_api":
+            exclude = check.options.get("exclude")
+            api = public_api_changes(change, *([exclude] if exclude else []))
+            if api:
+                out[name] = f"public API changed: {', '.join(a.name for a in api[:3])}"
+        elif when == "performance":
+            hits = critical_paths(change, check.options.get("paths"))
+            if hits:
+                out[name] = f"performance-critical paths changed: {', '.join(hits[:3])}"
+    return out
+
+
+def _needs(name: str, checks: dict[str, CheckConfig], chosen: dict[str, str]) -> list[str]:
+    """The included checks `name` runs after (skipping over left-out ones)."""
+    out: list[str] = []
+    stack = list(reversed(checks[name].needs))
+    seen: set[str] = set()
+    while stack:
+        dep = stack.pop()
+        if dep in seen:
+            continue
+        seen.add(dep)
+        if dep in chosen:
+            out.append(dep)
+        else:
+            stack.extend(reversed(checks[dep].needs))
+    return out
+
+
+def build_review(
+    template: ReviewTemplate, change: Change, *, out: Path, all_findings: bool = False,
+) -> WorkflowSpec:
+    """The workflow that reviews `change` with `template`, writing its reports to `out`."""
+    chosen = included(template, change)
+    clash = sorted(RESERVED & set(template.checks))
+    if clash:
+        from ..errors import SpecError
+
+        raise SpecError(f"check name {clash[0]!r} is reserved", file=template.source,
+                        field=f"checks.{clash[0]}")
+    tasks: dict[str, Any] = {
+        CHANGE_TASK: {
+            "type": "python", "call": f"{RUNNER}:change_result", "priority": "high",
+            "timeout": 60, "retry": {"max_retries": 0},
+            "params": {"change": change.model_dump(mode="json")},
+            "description": f"the change: {len(change.files)} file(s) since {change.base_ref}",
+        },
+    }
+    for name in template.checks:
+        if name not in chosen:
+            continue
+        check = template.checks[name]
+        tasks[name] = {
+            "type": "python",
+            "call": f"{RUNNER}:run_check",
+            "needs": [CHANGE_TASK, *_needs(name, template.checks, chosen)],
+            "timeout": check.timeout,
+            "priority": check.priority,
+            "retry": {"max_retries": check.retries},
+            "params": {"check": check.uses or name, "options": check.options,
+                       "plugins": template.plugins},
+            "description": chosen[name],
+        }
+    last = [n for n in tasks if n != CHANGE_TASK] or [CHANGE_TASK]
+    if template.approval is not None:
+        approval = template.approval
+        tasks[APPROVAL_TASK] = {
+            "type": "approval", "needs": last, "trigger": "all_done", "priority": "high",
+            "timeout": approval.timeout, "on_timeout": approval.on_timeout,
+            "params": {"approvers": approval.approvers, "escalate_to": approval.escalate_to,
+                       "prompt": approval.prompt},
+            "description": approval.prompt or "a person approves or rejects",
+        }
+        last = [*last, APPROVAL_TASK]
+    tasks[SUMMARY_TASK] = {
+        "type": "python", "call": f"{RUNNER}:summarize",
+        "needs": last if CHANGE_TASK in last else [CHANGE_TASK, *last],
+        "trigger": "all_done", "priority": "high", "timeout": 300, "retry": {"max_retries": 0},
+        "params": {
+            "out": str(out), "template": template.name,
+            "gates": template.gates.model_dump(mode="json"), "all_findings": all_findings,
+        },
+        "description": "verdict and reports (report.md, report.json, report.sarif)",
+    }
+    return validate_spec({
+        "name": f"review-{template.name}",
+        "description": template.description or None,
+        "max_concurrency": template.max_concurrency,
+        "timeout": template.timeout,
+        "failure_policy": "continue",
+        "tasks": tasks,
+    }, file=template.source)

@@ -1,0 +1,274 @@
+"""The verdict and the three reports: report.md (people), report.json (tools), report.sarif
+(GitHub code scanning, SARIF 2.1.0).
+
+Only findings on added or changed lines count by default: a review is about the change, not
+about the debt around it (`--all-findings` shows and counts everything in the changed files).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+from .. import __version__
+from ..viz import STATE_STYLES
+from .change import Change
+from .findings import CheckResult, Finding
+from .template import Gates
+
+Decision = Literal["approve", "comment", "request_changes"]
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
+ICONS = {"approve": "✅", "comment": "💬", "request_changes": "❌",
+         "passed": "✅", "failed": "❌", "skipped": "⏭️", "error": "⚠️"}
+MAX_ROWS_PER_CHECK = 50
+INCOMPLETE_MARKERS = ("not installed", "unreachable")
+
+
+@dataclass
+class Verdict:
+    """The decision with the reasons for it and what it was computed from."""
+
+    decision: Decision
+    reasons: list[str]
+    shown: list[Finding]
+    hidden: int
+    counts: dict[str, int]
+    coverage: float | None
+    incomplete: list[str] = field(default_factory=list)
+
+
+def incomplete(result: CheckResult) -> bool:
+    """A check that could not do its job (tool missing, service down, dependency failed)."""
+    return result.status == "skipped" and (
+        bool(result.metrics.get("incomplete"))
+        or any(m in result.summary for m in INCOMPLETE_MARKERS)
+    )
+
+
+def decide(
+    results: Mapping[str, CheckResult], change: Change, gates: Gates, *,
+    all_findings: bool = False, approval: Mapping[str, Any] | None = None,
+) -> Verdict:
+    """Apply the gates: any broken gate → request_changes; otherwise findings or checks that
+    could not run → comment; otherwise approve."""
+    shown: list[Finding] = []
+    hidden = 0
+    for result in results.values():
+        for f in result.findings:
+            if all_findings or f.file is None or change.touches(f.file, f.line):
+                shown.append(f)
+            else:
+                hidden += 1
+    counts = Counter(f.severity for f in shown)
+    counted = {s: counts.get(s, 0) for s in ("error", "warning", "info")}
+    reasons: list[str] = []
+    if gates.max_errors is not None and counted["error"] > gates.max_errors:
+        reasons.append(f"{counted['error']} error(s) on changed lines (max {gates.max_errors})")
+    if gates.max_warnings is not None and counted["warning"] > gates.max_warnings:
+        reasons.append(f"{counted['warning']} warning(s) (max {gates.max_warnings})")
+    coverage = None
+    for result in results.values():
+        value = result.metrics.get("changed_line_coverage")
+        if isinstance(value, int | float):
+            coverage = float(value)
+    if (gates.min_changed_line_coverage is not None and coverage is not None
+            and coverage < gates.min_changed_line_coverage):
+        reasons.append(f"changed-line coverage {coverage:.1f}% "
+                       f"(min {gates.min_changed_line_coverage:g}%)")
+    if gates.fail_on_check_error:
+        for name, result in results.items():
+            if result.status == "error":
+                reasons.append(f"check {name} could not run: {result.summary}")
+    if approval is not None and approval.get("decision") == "rejected":
+        who = approval.get("approver") or "a reviewer"
+        said = f": {approval['comment']}" if approval.get("comment") else ""
+        reasons.append(f"rejected by {who}{said}")
+    not_done = [n for n, r in results.items() if incomplete(r)]
+    decision: Decision
+    if reasons:
+        decision = "request_changes"
+    elif shown or not_done:
+        decision = "comment"
+    else:
+        decision = "approve"
+    return Verdict(decision, reasons, shown, hidden, counted, coverage, not_done)
+
+
+def _duration(view: Mapping[str, Any]) -> float | None:
+    start, end = view.get("started_at"), view.get("finished_at")
+    return round(end - start, 3) if start is not None and end is not None else None
+
+
+def report_json(
+    verdict: Verdict, results: Mapping[str, CheckResult], change: Change, *,
+    run_id: str, template: str, view: Mapping[str, Mapping[str, Any]],
+    approval: Mapping[str, Any] | None, gates: Gates,
+) -> dict[str, Any]:
+    """The machine-readable report (report.json)."""
+    return {
+        "verdict": verdict.decision,
+        "reasons": verdict.reasons,
+        "run_id": run_id,
+        "template": template,
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "change": {
+            "root": change.root, "base": change.base, "base_ref": change.base_ref,
+            "head": change.head, "dirty": change.dirty,
+            "files": [{"path": f.path, "status": f.status, "lines": f.lines}
+                      for f in change.files],
+        },
+        "gates": gates.model_dump(mode="json"),
+        "counts": {**verdict.counts, "hidden": verdict.hidden},
+        "changed_line_coverage": verdict.coverage,
+        "incomplete_checks": verdict.incomplete,
+        "approval": dict(approval) if approval else None,
+        "checks": {
+            name: {
+                "status": r.status, "summary": r.summary, "metrics": r.metrics,
+                "duration_s": _duration(view.get(name, {})),
+                "findings": len(r.findings),
+            }
+            for name, r in results.items()
+        },
+        "findings": [f.model_dump(mode="json") for f in verdict.shown],
+    }
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+def mermaid_view(view: Mapping[str, Mapping[str, Any]],
+                 override: Mapping[str, str] | None = None) -> str:
+    """The run's DAG as a Mermaid flowchart, nodes styled by state."""
+    ids = {name: f"t{i}" for i, name in enumerate(view)}
+    states = {name: (override or {}).get(name, v.get("state", "")) for name, v in view.items()}
+    lines = ["flowchart LR"]
+    for name, state in states.items():
+        label = f"{name}<br/><small>{state}</small>".replace('"', "#quot;")
+        lines.append(f'    {ids[name]}["{label}"]:::{state}')
+    for name, v in view.items():
+        for dep in v.get("needs", []):
+            if dep in ids:
+                lines.append(f"    {ids[dep]} --> {ids[name]}")
+    for state in sorted(set(states.values())):
+        if state in STATE_STYLES:
+            lines.append(f"    classDef {state} {STATE_STYLES[state]}")
+    return "\n".join(lines)
+
+
+def report_markdown(doc: Mapping[str, Any], results: Mapping[str, CheckResult],
+                    verdict: Verdict, diagram: str) -> str:
+    """The human report (report.md): verdict, a table per check, the DAG, timings."""
+    d = verdict.decision
+    change = doc["change"]
+    out = [f"## {ICONS[d]} reviewflow: {d.replace('_', ' ')}", ""]
+    head = (change["head"] or "no commit")[:12]
+    dirty = " + uncommitted changes" if change["dirty"] else ""
+    out.append(f"Template `{doc['template']}` · run `{doc['run_id']}` · "
+               f"{len(change['files'])} changed file(s) · base `{change['base'][:12]}` "
+               f"({change['base_ref']}) → `{head}`{dirty}")
+    out.append("")
+    for reason in verdict.reasons:
+        out.append(f"- **{_cell(reason)}**")
+    c = verdict.counts
+    line = f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s) on changed lines"
+    if verdict.hidden:
+        line += f"; {verdict.hidden} more on unchanged lines (`--all-findings` shows them)"
+    if verdict.coverage is not None:
+        line += f"; changed-line coverage {verdict.coverage:.1f}%"
+    out += [line, ""]
+    if doc.get("approval"):
+        a = doc["approval"]
+        out += [f"Approval: **{a.get('decision')}** by {_cell(a.get('approver'))}"
+                + (f" — {_cell(a['comment'])}" if a.get("comment") else ""), ""]
+    out += ["| check | status | summary | findings | time |", "|---|---|---|---|---|"]
+    for name, r in results.items():
+        info = doc["checks"][name]
+        took = f"{info['duration_s']:.1f}s" if info["duration_s"] is not None else ""
+        shown = sum(1 for f in verdict.shown if f.check == name)
+        out.append(f"| {_cell(name)} | {ICONS[r.status]} {r.status} | {_cell(r.summary)} | "
+                   f"{shown} | {took} |")
+    out.append("")
+    by_check: dict[str, list[Finding]] = {}
+    for f in verdict.shown:
+        by_check.setdefault(f.check, []).append(f)
+    for name, items in by_check.items():
+        out += [f"### {_cell(name)}", "", "| location | severity | rule | message |",
+                "|---|---|---|---|"]
+        for f in items[:MAX_ROWS_PER_CHECK]:
+            where = f"{f.file}:{f.line}" if f.file and f.line else (f.file or "")
+            out.append(f"| `{_cell(where)}` | {f.severity} | {_cell(f.rule)} | "
+                       f"{_cell(f.message)} |")
+        if len(items) > MAX_ROWS_PER_CHECK:
+            out.append(f"| … | | | {len(items) - MAX_ROWS_PER_CHECK} more in report.json |")
+        out.append("")
+    out += ["<details><summary>Workflow</summary>", "", "```mermaid", diagram, "```", "",
+            "</details>", ""]
+    return "\n".join(out)
+
+
+def report_sarif(verdict: Verdict, *, root: str) -> dict[str, Any]:
+    """SARIF 2.1.0: one run, one rule per check/rule pair, one result per finding."""
+    rules: dict[str, dict[str, Any]] = {}
+    results = []
+    for f in verdict.shown:
+        rule_id = f"{f.check}/{f.rule}"
+        if rule_id not in rules:
+            rules[rule_id] = {
+                "id": rule_id, "name": _rule_name(f.check, f.rule),
+                "shortDescription": {"text": f"{f.check}: {f.rule}"},
+                "defaultConfiguration": {"level": SARIF_LEVELS[f.severity]},
+            }
+        result: dict[str, Any] = {
+            "ruleId": rule_id, "ruleIndex": list(rules).index(rule_id),
+            "level": SARIF_LEVELS[f.severity], "message": {"text": f.message or f.rule},
+        }
+        if f.file:
+            location: dict[str, Any] = {"artifactLocation": {
+                "uri": quote(f.file), "uriBaseId": "%SRCROOT%"}}
+            if f.line:
+                location["region"] = {"startLine": max(1, f.line)}
+            result["locations"] = [{"physicalLocation": location}]
+        results.append(result)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "reviewflow", "version": __version__,
+                "informationUri": "https://github.com/reviewflow/reviewflow",
+                "rules": list(rules.values()),
+            }},
+            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(root).as_uri() + "/"}},
+            "results": results,
+        }],
+    }
+
+
+def _rule_name(check: str, rule: str) -> str:
+    words = "".join(ch if ch.isalnum() else " " for ch in f"{check} {rule}").split()
+    return "".join(w[:1].upper() + w[1:] for w in words) or "Finding"
+
+
+def write_reports(out: Path, doc: Mapping[str, Any], markdown: str,
+                  sarif: Mapping[str, Any]) -> dict[str, str]:
+    """Write the three files (atomically each) and return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, text in (("report.md", markdown),
+                       ("report.json", json.dumps(doc, indent=2, default=str) + "\n"),
+                       ("report.sarif", json.dumps(sarif, indent=2) + "\n")):
+        target = out / name
+        tmp = out / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(target)
+        paths[name] = str(target)
+    return paths

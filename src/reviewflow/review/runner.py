@@ -1,0 +1,180 @@
+"""The review's task functions: `change_result`, `run_check` (one check) and `summarize`.
+
+They are plain `python` tasks of the workflow the builder makes, so a review gets everything
+the engine gives any run: parallel checks, timeouts, durable results, resume after a crash.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+from ..errors import TaskFailed
+from ..executors.base import TaskContext
+from ..executors.python import in_daemon_thread
+from ..plugins import load_plugin_folders
+from .builder import APPROVAL_TASK, CHANGE_TASK, SUMMARY_TASK
+from .change import Change
+from .checks.base import CheckContext, ServiceUnreachable, ToolMissing
+from .checks.registry import CheckNotFound, checks
+from .findings import CheckResult, Finding, mask_data, mask_text
+from .report import (
+    decide,
+    mermaid_view,
+    report_json,
+    report_markdown,
+    report_sarif,
+    write_reports,
+)
+from .template import Gates
+
+
+async def change_result(ctx: TaskContext) -> dict[str, Any]:
+    """The change, as collected when the review was submitted (the DAG was built from it)."""
+    return dict(ctx.params["change"])
+
+
+def _normalise(name: str, out: Any) -> CheckResult:
+    if isinstance(out, CheckResult):
+        return out if out.check == name else out.model_copy(update={"check": name})
+    if isinstance(out, dict):
+        return CheckResult.model_validate({**out, "check": name})
+    if isinstance(out, list | tuple):
+        findings = [f if isinstance(f, Finding) else Finding.model_validate({**f, "check": name})
+                    for f in out]
+        return CheckResult.from_findings(name, findings)
+    if out is None:
+        return CheckResult(check=name, summary="no findings")
+    raise TypeError(f"check returned {type(out).__name__}; expected CheckResult or findings")
+
+
+async def run_check(ctx: TaskContext) -> dict[str, Any]:
+    """Run one check on the change; a missing tool or service is a skip, not a failure."""
+    load_plugin_folders(ctx.params.get("plugins") or [])
+    change = Change.model_validate(ctx.results[CHANGE_TASK])
+    upstream = {
+        name: CheckResult.model_validate(r) for name, r in ctx.results.items()
+        if name != CHANGE_TASK and isinstance(r, dict) and "status" in r
+    }
+    try:
+        fn = checks.get(ctx.params["check"])
+    except CheckNotFound as exc:
+        raise TaskFailed(str(exc.args[0]), retryable=False) from None
+    except Exception as exc:  # an entry point or module that fails to import
+        raise TaskFailed(f"check {ctx.params['check']!r} failed to load: {exc}",
+                         retryable=False) from None
+    cctx = CheckContext(
+        check=ctx.task, root=Path(change.root), change=change,
+        options=ctx.params.get("options") or {}, upstream=upstream, log_path=ctx.log_path,
+        on_process=ctx.on_process, timeout=ctx.spec.timeout,
+    )
+    try:
+        if inspect.iscoroutinefunction(fn):
+            out = await fn(cctx)
+        else:
+            out = await in_daemon_thread(fn, cctx)
+            if inspect.isawaitable(out):
+                out = await out
+        result = _normalise(ctx.task, out)
+    except ToolMissing as exc:
+        result = CheckResult.skipped(ctx.task, str(exc))
+        result.metrics["incomplete"] = True
+    except ServiceUnreachable:
+        result = CheckResult.skipped(ctx.task, "service unreachable")
+        result.metrics["incomplete"] = True
+    if result.secrets:
+        # Values are not stored: the summary finds them again from these places to mask them.
+        result.metrics["secret_locations"] = sorted(
+            {(f.file, f.line or 0) for f in result.findings if f.file})
+    return result.model_dump(mode="json")
+
+
+def _secret_values(root: Path, results: dict[str, CheckResult]) -> list[str]:
+    files = sorted({loc[0] for r in results.values()
+                    for loc in r.metrics.get("secret_locations", [])})
+    if not files:
+        return []
+    try:
+        from .checks.code import _scan_secrets
+    except ImportError:
+        return []
+    try:
+        return sorted({value for _, _, _, value in _scan_secrets(root, files) if value})
+    except Exception:
+        return []
+
+
+def _mask_logs(run_dir: Path, secrets: list[str]) -> None:
+    """Attempt logs hold raw tool output: mask what the secret scan found there too."""
+    if not secrets or not run_dir.is_dir():
+        return
+    for log in run_dir.glob("*.log"):
+        try:
+            text = log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        masked = mask_text(text, secrets)
+        if masked != text:
+            log.write_text(masked, encoding="utf-8")
+
+
+async def summarize(ctx: TaskContext) -> dict[str, Any]:
+    """Verdict from the gates, then report.md, report.json and report.sarif.
+
+    A `request_changes` verdict fails this task (after writing the reports), so the run — and
+    `reviewflow review` or `resume` — ends with exit code 1.
+    """
+    view = ctx.run_view() if ctx.run_view is not None else {}
+    change = Change.model_validate(ctx.results[CHANGE_TASK])
+    results: dict[str, CheckResult] = {}
+    approval: dict[str, Any] | None = None
+    for name in ctx.spec.needs:
+        if name == CHANGE_TASK:
+            continue
+        value = ctx.results.get(name)
+        if name == APPROVAL_TASK:
+            approval = _approval(ctx, value)
+            continue
+        if isinstance(value, dict) and "status" in value:
+            results[name] = CheckResult.model_validate(value)
+            continue
+        why = ctx.failures.get(name, "did not run")
+        state = view.get(name, {}).get("state")
+        if state == "skipped":
+            result = CheckResult.skipped(name, f"not run ({why})")
+            result.metrics["incomplete"] = True
+            results[name] = result
+        else:
+            results[name] = CheckResult(check=name, status="error", summary=str(why))
+    gates = Gates.model_validate(ctx.params.get("gates") or {})
+    verdict = decide(results, change, gates, all_findings=bool(ctx.params.get("all_findings")),
+                     approval=approval)
+    doc = report_json(verdict, results, change, run_id=ctx.run_id,
+                      template=str(ctx.params.get("template", "")), view=view,
+                      approval=approval, gates=gates)
+    secrets = _secret_values(Path(change.root), results)
+    own = "failed" if verdict.decision == "request_changes" else "succeeded"
+    diagram = mermaid_view(view, {SUMMARY_TASK: own})
+    markdown = report_markdown(doc, results, verdict, diagram)
+    doc, markdown = mask_data(doc, secrets), mask_text(markdown, secrets)
+    paths = write_reports(Path(ctx.params["out"]), doc, markdown,
+                          mask_data(report_sarif(verdict, root=change.root), secrets))
+    _mask_logs(ctx.run_dir, secrets)
+    if verdict.decision == "request_changes":
+        raise TaskFailed("request_changes: " + mask_text("; ".join(verdict.reasons), secrets),
+                         retryable=False)
+    return {"verdict": verdict.decision, "reasons": verdict.reasons, "counts": doc["counts"],
+            "reports": paths}
+
+
+def _approval(ctx: TaskContext, value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict) and value.get("decision"):
+        return value
+    store = ctx.store
+    record = store.get_approval(ctx.run_id, APPROVAL_TASK) if store is not None else None
+    if record is not None and record.decision:
+        return {"decision": record.decision, "approver": record.approver,
+                "comment": record.comment}
+    why = ctx.failures.get(APPROVAL_TASK)
+    return {"decision": "rejected", "approver": None, "comment": why} if why else None
