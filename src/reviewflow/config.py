@@ -137,6 +137,11 @@ def load_workflow_text(
     try:
         data = interpolate(data, os.environ if env is None else env)
         data = apply_overrides(data, overrides)
+        plugins = data.get("plugins")
+        if isinstance(plugins, list):
+            here = Path(file).parent if not file.startswith("<") else Path.cwd()
+            data["plugins"] = [str((here / p).resolve()) if isinstance(p, str) else p
+                               for p in plugins]
         return validate_spec(data)
     except SpecError as exc:
         line = _task_line(text, exc.task) if exc.task else None

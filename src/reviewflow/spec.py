@@ -226,6 +226,8 @@ class WorkflowSpec(BaseModel):
     concurrency_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     not_before: NotBefore = None
     defaults: TaskDefaults = TaskDefaults()
+    plugins: list[str] = Field(default_factory=list)
+    """Folders of plugin modules providing task types (paths relative to the workflow file)."""
     tasks: dict[str, TaskSpec]
     on_failure: dict[str, TaskSpec] = Field(default_factory=dict)
 
@@ -234,6 +236,12 @@ class WorkflowSpec(BaseModel):
     def _apply_defaults(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        plugins = data.get("plugins")
+        if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+            from .plugins import load_plugin_folders
+
+            # Before the tasks are validated: their types may come from these plugins.
+            load_plugin_folders(plugins, strict=True)
         raw_defaults = data.get("defaults") or {}
         if not isinstance(raw_defaults, dict):
             return data  # the field validator reports the type error

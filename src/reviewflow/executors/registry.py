@@ -28,6 +28,8 @@ class TaskTypeRegistry:
     def __init__(self) -> None:
         self._types: dict[str, TaskType] = {}
         self._plugins_loaded = False
+        self.plugin_errors: dict[str, str] = {}
+        """Entry points that failed to load, by name (they break only the tasks using them)."""
 
     def register(self, task_type: TaskType) -> None:
         """Add or replace a task type."""
@@ -51,8 +53,13 @@ class TaskTypeRegistry:
         try:
             task_type = self.get(spec.type)
         except KeyError:
+            from ..plugins import plugin_errors
+
+            broken = {**self.plugin_errors, **plugin_errors()}
+            hint = "".join(f"; plugin {name} failed to load: {why}"
+                           for name, why in sorted(broken.items()))
             raise SpecError(
-                f"unknown task type {spec.type!r} (known: {', '.join(self.names())})",
+                f"unknown task type {spec.type!r} (known: {', '.join(self.names())}){hint}",
                 task=spec.name,
                 field="type",
             ) from None
@@ -65,8 +72,11 @@ class TaskTypeRegistry:
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in self._types:
                 continue
-            obj = ep.load()
-            self.register(obj() if isinstance(obj, type) else obj)
+            try:
+                obj = ep.load()
+                self.register(obj() if isinstance(obj, type) else obj)
+            except Exception as exc:  # one broken plugin must not hide the others
+                self.plugin_errors[ep.name] = f"{type(exc).__name__}: {exc}"
 
 
 def _builtin_registry() -> TaskTypeRegistry:
