@@ -3,16 +3,19 @@
 No mocks: stores are real (an in-process MemoryStore and a SQLite file under tmp_path), shell
 tasks start real subprocesses and python tasks are real functions in tests/tasks_for_tests.py.
 
-Adding a store backend (PostgreSQL, say) means adding one entry to STORE_BACKENDS: a function
-that opens a fresh, empty store for a test and one that opens a *second handle* on the same
-store (what another process would see). Every test that takes the `store` fixture then runs on
-it too.
+Adding a store backend means adding one entry to STORE_BACKENDS: a function that opens a
+fresh, empty store for a test and one that opens a *second handle* on the same store (what
+another process would see). Every test that takes the `store` fixture then runs on it too.
+
+PostgreSQL is one: a real server started once per session (tests/pg.py), a fresh database per
+test. Without server binaries its tests are skipped, unless REVIEWFLOW_REQUIRE_POSTGRES=1 (CI)
+turns that into a failure.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +27,11 @@ if str(TESTS_DIR) not in sys.path:
     # The python tasks of the tests live in tests/tasks_for_tests.py (`call: tasks_for_tests:...`).
     sys.path.insert(0, str(TESTS_DIR))
 
+import pg  # noqa: E402
 from reviewflow.engine import Engine  # noqa: E402
 from reviewflow.store import MemoryStore, SQLiteStore  # noqa: E402
 from reviewflow.store.base import Store  # noqa: E402
+from reviewflow.store.postgres import PostgresStore  # noqa: E402
 from rfhelpers import FLUSH, HEARTBEAT  # noqa: E402
 
 
@@ -37,6 +42,8 @@ class StoreBackend:
     open: Callable[[Path], Store]
     reopen: Callable[[Store, Path], Store]
     durable: bool
+    needs: str | None = None  # a fixture to set up first (it may skip the test)
+    cleanup: Callable[[Store, Path], None] | None = None  # after every handle is closed
 
 
 def _sqlite_open(tmp_path: Path) -> Store:
@@ -51,10 +58,26 @@ def _memory_reopen(store: Store, tmp_path: Path) -> Store:
     return store  # a MemoryStore is only ever shared within the process, by reference
 
 
+def _pg_open(tmp_path: Path) -> Store:
+    return PostgresStore(pg_session().new_database())
+
+
+def _pg_reopen(store: Store, tmp_path: Path) -> Store:
+    assert isinstance(store, PostgresStore)
+    return PostgresStore(store.url)
+
+
+def _pg_cleanup(store: Store, tmp_path: Path) -> None:
+    assert isinstance(store, PostgresStore)
+    pg_session().drop_database(store.url)
+
+
 STORE_BACKENDS: dict[str, StoreBackend] = {
     "memory": StoreBackend(lambda tmp_path: MemoryStore(), _memory_reopen, durable=False),
     "sqlite": StoreBackend(_sqlite_open, _sqlite_reopen, durable=True),
-    # "postgres": StoreBackend(open_pg, reopen_pg, durable=True),  # skip when no server is set
+    "postgres": StoreBackend(
+        _pg_open, _pg_reopen, durable=True, needs="pg_server", cleanup=_pg_cleanup
+    ),
 }
 
 
@@ -79,11 +102,15 @@ class Stores:
     def close(self) -> None:
         for store in reversed(self._opened):
             store.close()
+        if self.backend.cleanup is not None:
+            self.backend.cleanup(self.main, self.tmp_path)
 
 
 @pytest.fixture(params=sorted(STORE_BACKENDS), ids=sorted(STORE_BACKENDS))
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     backend = STORE_BACKENDS[request.param]
+    if backend.needs:
+        request.getfixturevalue(backend.needs)
     opened = Stores(backend, tmp_path)
     yield opened
     opened.close()
@@ -91,8 +118,52 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 @pytest.fixture
 def store(stores: Stores) -> Store:
-    """A fresh store of each backend (ids "memory", "sqlite")."""
+    """A fresh store of each backend (ids "memory", "postgres", "sqlite")."""
     return stores.main
+
+
+# --------------------------------------------------------------------------------- PostgreSQL
+
+_PG: list[pg.PgServer] = []
+
+
+def pg_session() -> pg.PgServer:
+    """The session's server (the `pg_server` fixture must have started it)."""
+    assert _PG, "request the pg_server fixture first"
+    return _PG[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pg.PgServer]:
+    """A real PostgreSQL server for the whole session (see tests/pg.py)."""
+    try:
+        server = pg.start_session_server()
+    except pg.Unavailable as exc:
+        if pg.required():
+            pytest.fail(f"{exc}, and {pg.ENV_REQUIRE}=1 requires PostgreSQL")
+        pytest.skip(str(exc))
+    _PG.append(server)
+    try:
+        yield server
+    finally:
+        _PG.clear()
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """URL of a fresh, migrated database (dropped after the test)."""
+    url = pg_server.new_database()
+    yield url
+    pg_server.drop_database(url)
+
+
+@pytest.fixture
+def pg_empty_url(pg_server: pg.PgServer) -> Iterator[str]:
+    """URL of a fresh database without any schema (dropped after the test)."""
+    url = pg_server.new_database(migrated=False)
+    yield url
+    pg_server.drop_database(url)
 
 
 @pytest.fixture

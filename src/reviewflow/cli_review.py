@@ -96,7 +96,8 @@ def review(
             try:
                 checks.get(uses)
             except CheckNotFound as exc:
-                if not broken:  # a typo; with a broken plugin, the others still run
+                # A typo is bad input; a check of a broken plugin fails alone (the others run).
+                if not broken and uses not in checks.plugin_errors:
                     _fail(f"{tmpl.source}: checks.{name}: {exc.args[0]}")
         spec = build_review(tmpl, change, out=target, all_findings=all_findings)
     except ReviewflowError as exc:

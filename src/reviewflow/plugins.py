@@ -73,7 +73,7 @@ def _load(path: Path, name: str) -> str | None:
         sys.modules[module_name] = module
         spec.loader.exec_module(module)
         _register(module)
-    except Exception as exc:  # any failure of one plugin must leave the others working
+    except (Exception, SystemExit) as exc:  # one plugin's failure leaves the others working
         sys.modules.pop(module_name, None)
         why = f"{type(exc).__name__}: {exc}"
         _loaded[path] = why

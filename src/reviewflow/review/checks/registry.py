@@ -71,9 +71,12 @@ class CheckRegistry:
             self._load_entry_points()
         target = self._targets.get(name)
         if target is None:
+            from ...plugins import plugin_errors as folder_errors
+
             known = ", ".join(sorted(self._targets))
+            errors = {**self.plugin_errors, **folder_errors()}
             broken = "".join(f"; plugin {k!r} failed to load: {v}"
-                             for k, v in sorted(self.plugin_errors.items()))
+                             for k, v in sorted(errors.items()))
             raise CheckNotFound(f"unknown check {name!r} (known: {known}{broken})")
         if isinstance(target, str):
             target = _resolve(target)

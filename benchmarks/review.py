@@ -1,0 +1,584 @@
+"""Wall time of `reviewflow review` on this project against running its tools by hand, one by one.
+
+    python benchmarks/review.py                          # tests/unit as the tests; 3 repeats
+    python benchmarks/review.py --tests tests/review     # a test run of ~40 s instead of ~5 s
+    python benchmarks/review.py --repeat 5 --keep        # keep the clone, reports and databases
+
+What is reviewed: a throwaway clone of this repository (`git clone`, its committed HEAD) with a
+synthetic change on top, one commit that appends a small private function to `--files` (20)
+Python files picked evenly from the sorted tracked `src/**.py` and `tests/**.py` (no
+`__init__.py`). The review's base is the clone's original HEAD. Every process gets
+PYTHONPATH=<clone>/src: the reviewflow doing the review is the one under review, and the
+tests import the code they test (coverage measures `--source=<clone>`).
+
+The template (written to the temp dir) is the shipped `security` template, so security and
+secrets always run next to the pr checks, with the test command narrowed:
+
+    name: benchmark
+    extends: security
+    checks:
+      tests: {options: {command: [pytest, -q, <--tests>]}}
+
+Per repeat (alternating which goes first; one untimed warm-up round of both before):
+
+- review: `python -m reviewflow review <clone> --base <base> --template <file> --db <tmp>
+  --out <tmp> --run-id bench-N`, run from a temp folder, timed from spawn to exit.
+- by hand: the argv each check runs, one after another, each in its own process (a person at a
+  shell): syntax (ast.parse of the files in a fresh python), `ruff check --output-format=json`,
+  `ruff format --check --diff`, `coverage run -m pytest -q <--tests>` + `coverage combine` +
+  `coverage json`, `bandit -f json`, `detect-secrets scan FILES`. pip-audit is not run by hand:
+  the `dependencies` check skips because no dependency file changed. The serial sum is the sum
+  of these steps.
+- longest tool chain: the longest path through the DAG of checks (needs from the run's stored
+  spec), weighted by each check's `duration_s` from report.json. Overhead = review wall time
+  minus that chain. The overhead is split with the run's stored timestamps (same clock,
+  time.time()): spawn -> run created (interpreter start, imports, template, git diff, spec,
+  submit), the `change` task, gaps between tasks on the critical path, the `summary` task (the
+  reports), run finished -> process exit.
+- CPU: user+sys of each process tree (RUSAGE_CHILDREN before and after).
+- process start: `python -m reviewflow --version` and `python -c pass`, 5 times each.
+
+Stdout gets one JSON line per measurement, then a table (median and min over the repeats).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+PROJECT = HERE.parent
+PY = sys.executable
+
+SNIPPET = '''
+
+def _review_benchmark_{n}(values: list[int]) -> int:
+    """Added by benchmarks/review.py: a small change for the review to look at."""
+    total = 0
+    for value in values:
+        total += value * 2
+    return total
+'''
+
+TEMPLATE = """\
+# benchmarks/review.py: the shipped security template (security, secrets and dependencies
+# always on) with the test command narrowed.
+name: benchmark
+description: security review with a narrowed test command (benchmark)
+extends: security
+checks:
+  tests:
+    options: {{command: {command}}}
+"""
+
+
+# ---------------------------------------------------------------------------------- setup
+
+
+def git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def pick_files(clone: Path, count: int) -> list[str]:
+    tracked = git(clone, "ls-files", "--", "src/*.py", "tests/*.py").splitlines()
+    tracked = sorted(p for p in tracked if not p.endswith("__init__.py"))
+    if count > len(tracked):
+        raise SystemExit(f"--files {count}: only {len(tracked)} Python files to change")
+    if count == 1:
+        return [tracked[0]]
+    step = (len(tracked) - 1) / (count - 1)
+    return [tracked[round(i * step)] for i in range(count)]
+
+
+@dataclass
+class Setup:
+    tmp: Path
+    clone: Path
+    base: str
+    head: str
+    files: list[str]
+    template: Path
+    tests: list[str]
+    env: dict[str, str]
+    workdir: Path
+    counter: int = 0
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def make_setup(tmp: Path, repo: Path, count: int, tests: list[str]) -> Setup:
+    clone = tmp / "repo"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    base = git(clone, "rev-parse", "HEAD")
+    files = pick_files(clone, count)
+    for n, rel in enumerate(files, start=1):
+        path = clone / rel
+        text = path.read_text(encoding="utf-8")
+        if text and not text.endswith("\n"):
+            text += "\n"
+        path.write_text(text + SNIPPET.format(n=n), encoding="utf-8")
+    git(clone, "checkout", "-q", "-b", "benchmark-change")
+    git(clone, "add", "--", *files)
+    git(
+        clone,
+        "-c",
+        "user.name=benchmark",
+        "-c",
+        "user.email=benchmark@invalid",
+        "commit",
+        "-q",
+        "-m",
+        f"benchmark change: a small function appended to {len(files)} files",
+    )
+    head = git(clone, "rev-parse", "HEAD")
+    template = tmp / "benchmark.yaml"
+    command = json.dumps(["pytest", "-q", *tests])
+    template.write_text(TEMPLATE.format(command=command), encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(clone / "src"), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+    )
+    workdir = tmp / "cwd"
+    workdir.mkdir()
+    lines = sum(1 for _ in SNIPPET.strip("\n").splitlines())
+    setup = Setup(tmp, clone, base, head, files, template, tests, env, workdir)
+    setup.info = {
+        "repo": str(repo),
+        "base": base,
+        "base_subject": git(clone, "log", "-1", "--format=%s", base),
+        "files": files,
+        "lines_added_per_file": lines,
+        "template": template.read_text(encoding="utf-8"),
+    }
+    return setup
+
+
+# ---------------------------------------------------------------------------------- timing
+
+
+def children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@dataclass
+class Timed:
+    wall: float
+    cpu: float
+    code: int
+    stdout: str
+    stderr: str
+    started: float  # time.time() just before the spawn
+    ended: float
+
+
+def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> Timed:
+    cpu0 = children_cpu()
+    started = time.time()
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    ended = time.time()
+    return Timed(
+        wall, children_cpu() - cpu0, proc.returncode, proc.stdout, proc.stderr, started, ended
+    )
+
+
+def longest_chain(
+    durations: dict[str, float], needs: dict[str, list[str]]
+) -> tuple[float, list[str]]:
+    """The heaviest path through the DAG restricted to the tasks in `durations`."""
+    memo: dict[str, tuple[float, list[str]]] = {}
+
+    def best(name: str) -> tuple[float, list[str]]:
+        if name not in memo:
+            before = [best(d) for d in needs.get(name, []) if d in durations]
+            prev = max(before, key=lambda b: b[0], default=(0.0, []))
+            memo[name] = (prev[0] + durations[name], [*prev[1], name])
+        return memo[name]
+
+    return max((best(n) for n in durations), key=lambda b: b[0], default=(0.0, []))
+
+
+# ---------------------------------------------------------------------------------- review
+
+
+def run_review(s: Setup) -> dict[str, Any]:
+    s.counter += 1
+    rid = f"bench-{s.counter}"
+    out, db = s.tmp / f"out-{s.counter}", s.tmp / f"db-{s.counter}.sqlite"
+    argv = [
+        PY,
+        "-m",
+        "reviewflow",
+        "review",
+        str(s.clone),
+        "--base",
+        s.base,
+        "--template",
+        str(s.template),
+        "--db",
+        str(db),
+        "--out",
+        str(out),
+        "--run-id",
+        rid,
+    ]
+    t = timed(argv, cwd=s.workdir, env=s.env)
+    report_path = out / "report.json"
+    if t.code not in (0, 1) or not report_path.is_file():
+        raise SystemExit(f"review failed (exit {t.code}):\n{t.stdout}\n{t.stderr}")
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        created, r_start, r_end, spec_text = con.execute(
+            "SELECT created_at, started_at, finished_at, spec FROM runs WHERE run_id = ?", (rid,)
+        ).fetchone()
+        rows = con.execute(
+            "SELECT name, started_at, finished_at FROM tasks WHERE run_id = ?", (rid,)
+        ).fetchall()
+    finally:
+        con.close()
+    spec = json.loads(spec_text)
+    needs = {name: list(body.get("needs") or []) for name, body in spec["tasks"].items()}
+    task_s = {
+        name: (end - start) for name, start, end in rows if start is not None and end is not None
+    }
+    checks = report["checks"]
+    check_s = {n: float(c["duration_s"] or 0.0) for n, c in checks.items()}
+    chain_s, chain = longest_chain(check_s, needs)
+    full_s, full = longest_chain(task_s, needs)
+    first_start = min(start for _, start, _ in rows if start is not None)
+    return {
+        "wall_s": t.wall,
+        "cpu_s": t.cpu,
+        "exit": t.code,
+        "verdict": report["verdict"],
+        "reasons": report["reasons"],
+        "changed_files": len(report["change"]["files"]),
+        "checks": {
+            n: {"status": c["status"], "duration_s": c["duration_s"], "summary": c["summary"]}
+            for n, c in checks.items()
+        },
+        "tool_chain_s": chain_s,
+        "tool_chain": chain,
+        "overhead_s": t.wall - chain_s,
+        "task_chain_s": full_s,
+        "task_chain": full,
+        "split": {
+            "spawn_to_run_created_s": created - t.started,
+            "run_created_to_first_task_s": first_start - created,
+            "change_task_s": task_s.get("change", 0.0),
+            "summary_task_s": task_s.get("summary", 0.0),
+            # inside the run, what the critical path (change .. summary) does not explain
+            "gaps_on_critical_path_s": (r_end - (r_start or first_start)) - full_s,
+            "run_finished_to_exit_s": t.ended - r_end,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------- by hand
+
+CHAIN_STEPS = (
+    "syntax (ast.parse)",
+    "ruff check",
+    "coverage run -m pytest",
+    "coverage combine",
+    "coverage json",
+)
+
+
+def bandit_config(root: Path) -> list[str]:
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return []
+    return ["-c", str(root / "pyproject.toml")] if "bandit" in data.get("tool", {}) else []
+
+
+def run_by_hand(s: Setup) -> dict[str, Any]:
+    """The checks' tools with the checks' arguments, one after another."""
+    root, files = s.clone, s.files
+    py_files = [f for f in files if f.endswith(".py")]
+    s.counter += 1
+    cov_dir = s.tmp / f"cov-{s.counter}"
+    cov_dir.mkdir()
+    data, report = cov_dir / ".coverage", cov_dir / "coverage.json"
+    test_env = {**s.env, "PYTHONDONTWRITEBYTECODE": "1", "COVERAGE_PROCESS_START": ""}
+    pytest_extras = ["-p", "no:cacheprovider", "-rfE"]
+    if find_spec("pytest_cov") is not None:
+        pytest_extras.append("--no-cov")
+    parse = (
+        "import ast, sys\nfor f in sys.argv[1:]:\n    ast.parse(open(f, 'rb').read(), filename=f)"
+    )
+    steps: list[tuple[str, list[str], dict[str, str]]] = [
+        ("syntax (ast.parse)", [PY, "-c", parse, *py_files], s.env),
+        (
+            "ruff check",
+            [
+                PY,
+                "-m",
+                "ruff",
+                "check",
+                "--output-format=json",
+                "--no-cache",
+                "--no-fix",
+                "--force-exclude",
+                "--exit-zero",
+                "--",
+                *py_files,
+            ],
+            s.env,
+        ),
+        (
+            "ruff format --check",
+            [
+                PY,
+                "-m",
+                "ruff",
+                "format",
+                "--check",
+                "--diff",
+                "--no-cache",
+                "--force-exclude",
+                "--",
+                *py_files,
+            ],
+            s.env,
+        ),
+        (
+            "coverage run -m pytest",
+            [
+                PY,
+                "-m",
+                "coverage",
+                "run",
+                "--parallel-mode",
+                f"--data-file={data}",
+                f"--source={root}",
+                "-m",
+                "pytest",
+                "-q",
+                *s.tests,
+                *pytest_extras,
+            ],
+            test_env,
+        ),
+        ("coverage combine", [PY, "-m", "coverage", "combine", f"--data-file={data}"], test_env),
+        (
+            "coverage json",
+            [
+                PY,
+                "-m",
+                "coverage",
+                "json",
+                f"--data-file={data}",
+                "-o",
+                str(report),
+                "--ignore-errors",
+            ],
+            test_env,
+        ),
+        (
+            "bandit",
+            [PY, "-m", "bandit", "-f", "json", "-q", *bandit_config(root), "--", *py_files],
+            s.env,
+        ),
+        ("detect-secrets scan", [str(Path(PY).parent / "detect-secrets"), "scan", *files], s.env),
+    ]
+    out: dict[str, Any] = {"steps": {}, "exit": {}}
+    cpu = 0.0
+    t0 = time.perf_counter()
+    for name, argv, env in steps:
+        t = timed(argv, cwd=root, env=env)
+        if t.code not in (0, 1):
+            print(f"warning: {name} exited with {t.code}: {t.stderr[-500:]}", file=sys.stderr)
+        out["steps"][name] = t.wall
+        out["exit"][name] = t.code
+        cpu += t.cpu
+    out["total_wall_s"] = time.perf_counter() - t0
+    out["serial_sum_s"] = sum(out["steps"].values())
+    # The same chain as the review's critical path (syntax -> lint -> tests), by hand: no
+    # schedule on any number of cores can finish the review before this.
+    out["chain_s"] = sum(out["steps"][n] for n in CHAIN_STEPS)
+    out["cpu_s"] = cpu
+    return out
+
+
+def start_cost(s: Setup, times: int) -> dict[str, Any]:
+    version = [
+        timed([PY, "-m", "reviewflow", "--version"], cwd=s.workdir, env=s.env).wall
+        for _ in range(times)
+    ]
+    bare = [timed([PY, "-c", "pass"], cwd=s.workdir, env=s.env).wall for _ in range(times)]
+    return {"reviewflow_version_s": version, "python_pass_s": bare}
+
+
+# ---------------------------------------------------------------------------------- report
+
+
+def med_min(values: list[float]) -> tuple[float, float]:
+    return statistics.median(values), min(values)
+
+
+def table(rows: list[tuple[str, str, str, str]], title: str) -> None:
+    heads = ("measurement", "median", "min", "note")
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        width = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
+        print(title)
+        print("  ".join(h.ljust(w) for h, w in zip(heads, width, strict=True)))
+        for r in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)))
+        return
+    t = Table(title=title)
+    for h in heads:
+        t.add_column(h, justify="right" if h in ("median", "min") else "left")
+    for r in rows:
+        t.add_row(*r)
+    Console(file=sys.stdout, width=150).print(t)
+
+
+def emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds (default 3)")
+    parser.add_argument(
+        "--tests",
+        default="tests/unit",
+        help="what pytest runs, space-separated (default tests/unit)",
+    )
+    parser.add_argument("--files", type=int, default=20, help="Python files changed (20)")
+    parser.add_argument("--repo", type=Path, default=PROJECT, help="repository to clone")
+    parser.add_argument("--no-warmup", action="store_true", help="skip the untimed round")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+
+    load1 = os.getloadavg()[0]
+    if load1 > 0.5:
+        print(
+            f"warning: 1-minute load average is {load1:.2f} before starting; results on a "
+            "busy machine are slower and noisier",
+            file=sys.stderr,
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="rfbench-review-"))
+    try:
+        s = make_setup(tmp, args.repo.resolve(), args.files, args.tests.split())
+        emit(
+            {
+                "kind": "meta",
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "python": platform.python_version(),
+                "nproc": os.cpu_count(),
+                "platform": platform.platform(),
+                "loadavg": os.getloadavg(),
+                "repeat": args.repeat,
+                "tests": s.tests,
+                **s.info,
+            }
+        )
+        if not args.no_warmup:
+            run_review(s)
+            run_by_hand(s)
+        reviews: list[dict[str, Any]] = []
+        hands: list[dict[str, Any]] = []
+        for i in range(args.repeat):
+            order = (run_review, run_by_hand) if i % 2 == 0 else (run_by_hand, run_review)
+            for fn in order:
+                result = fn(s)
+                (reviews if fn is run_review else hands).append(result)
+                emit(
+                    {"kind": "review" if fn is run_review else "by_hand", "round": i + 1, **result}
+                )
+        start = start_cost(s, 5)
+        emit({"kind": "start", **start})
+        emit({"kind": "meta", "name": "end", "loadavg": os.getloadavg()})
+        summarize(reviews, hands, start, s)
+    finally:
+        if args.keep:
+            print(f"kept: {tmp}", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def summarize(
+    reviews: list[dict[str, Any]], hands: list[dict[str, Any]], start: dict[str, Any], s: Setup
+) -> None:
+    def row(label: str, values: list[float], note: str = "") -> tuple[str, str, str, str]:
+        m, lo = med_min(values)
+        return (label, f"{m:.2f} s", f"{lo:.2f} s", note)
+
+    wall = [r["wall_s"] for r in reviews]
+    serial = [h["serial_sum_s"] for h in hands]
+    chains = {" -> ".join(r["tool_chain"]) for r in reviews}
+    rows = [
+        row(
+            "review wall time",
+            wall,
+            f"verdict {reviews[0]['verdict']}, {reviews[0]['changed_files']} files",
+        ),
+        row("by hand, serial sum", serial, f"{len(hands[0]['steps'])} tool runs"),
+        (
+            "review / serial",
+            f"{statistics.median(wall) / statistics.median(serial):.2f}",
+            f"{min(wall) / min(serial):.2f}",
+            "ratio of medians; of mins",
+        ),
+        (
+            "serial - review",
+            f"{statistics.median(serial) - statistics.median(wall):.2f} s",
+            "",
+            "difference of medians",
+        ),
+        row(
+            "by hand, syntax+lint+tests steps",
+            [h["chain_s"] for h in hands],
+            "floor for any schedule",
+        ),
+        row("longest tool chain", [r["tool_chain_s"] for r in reviews], " | ".join(chains)),
+        row("engine overhead", [r["overhead_s"] for r in reviews], "review wall - chain"),
+    ]
+    for key in reviews[0]["split"]:
+        rows.append(
+            row(f"  {key.removesuffix('_s').replace('_', ' ')}", [r["split"][key] for r in reviews])
+        )
+    rows.append(row("review CPU (user+sys)", [r["cpu_s"] for r in reviews], "whole process tree"))
+    rows.append(row("by hand CPU (user+sys)", [h["cpu_s"] for h in hands]))
+    rows.append(row("reviewflow --version", start["reviewflow_version_s"], "process start"))
+    rows.append(row("python -c pass", start["python_pass_s"], "interpreter alone"))
+    for name in reviews[0]["checks"]:
+        status = reviews[0]["checks"][name]["status"]
+        values = [float(r["checks"][name]["duration_s"] or 0.0) for r in reviews]
+        rows.append(row(f"check {name}", values, f"in the review ({status})"))
+    for name in hands[0]["steps"]:
+        rows.append(row(f"by hand: {name}", [h["steps"][name] for h in hands]))
+    table(
+        rows,
+        f"reviewflow review vs by hand ({len(reviews)} rounds; tests: "
+        f"{' '.join(s.tests)}; {len(s.files)} files changed)",
+    )
+
+
+if __name__ == "__main__":
+    main()
