@@ -84,6 +84,14 @@ def details(db: Path, run_id: str, task: str) -> list[str]:
     return [e["detail"] for e in events(db, run_id) if e["task"] == task and e["detail"]]
 
 
+def rf(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
+    """`reviewflow ARGS...` in-process (for quick reads and the many error cases)."""
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # an exception escaping a command is a bug
+    return result
+
+
 def one_line_error(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr
     lines = stderr.strip().splitlines()
@@ -113,7 +121,9 @@ def test_approve_after_the_waiting_process_died_then_resume(
     db = tmp_path / DB
     run_id = new_id("gate")
     proc = start_and_wait(procs, tmp_path, run_id)
-    doc = json.loads(procs.run("status", run_id, "--db", DB, "--json").stdout)
+    shown = rf("status", run_id, "--db", db, "--json")
+    assert shown.exit_code == 0, shown.output
+    doc = json.loads(shown.stdout)
     gate = next(t for t in doc["tasks"] if t["name"] == GATE)
     assert gate["state"] == "running"
     assert gate["waiting"] == f"waiting for approval: reviewflow approve {run_id} {GATE}"
@@ -134,8 +144,8 @@ def test_approve_after_the_waiting_process_died_then_resume(
     assert sorted(recorded(tmp_path / "done.txt")) == [("build", 1), ("ship", 1)]
     assert approval_row(db, run_id, GATE) == ("approved", "alice", "ok")
 
-    listed = procs.run("events", run_id, "--db", DB, "--json")
-    assert listed.returncode == 0, listed.stderr
+    listed = rf("events", run_id, "--db", db, "--json")
+    assert listed.exit_code == 0, listed.output
     evs = [json.loads(line) for line in listed.stdout.splitlines()]
     decided = [e for e in evs if e["task"] == GATE and e["detail"] == "approved by alice: ok"]
     assert len(decided) == 1
@@ -235,11 +245,7 @@ class Parked:
     db: Path
 
     def __call__(self, *args: str | Path, env: dict[str, str | None] | None = None) -> Result:
-        result = CliRunner().invoke(app, [str(a) for a in args], env=env,
-                                    catch_exceptions=True)
-        if result.exception is not None and not isinstance(result.exception, SystemExit):
-            raise result.exception  # an exception escaping a command is a bug
-        return result
+        return rf(*args, env=env)
 
 
 @pytest.fixture(scope="module")

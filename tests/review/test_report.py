@@ -209,9 +209,6 @@ def test_every_broken_gate_is_a_reason() -> None:
                          "check docs could not run: crashed", "rejected by bob"]
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a finding in a file the change did not touch "
-                   "(a test the change broke) is hidden like one on an unchanged line of a "
-                   "changed file, so it never counts")
 def test_a_failing_test_in_an_unchanged_file_counts() -> None:
     failed = f(check="tests", file="tests/test_app.py", line=4, rule="test-failed")
     v = decide(results(result("tests", failed)), CHANGE, PR_GATES)

@@ -58,7 +58,8 @@ def included(template: ReviewTemplate, change: Change) -> dict[str, str]:
 
 
 def _needs(name: str, checks: dict[str, CheckConfig], chosen: dict[str, str]) -> list[str]:
-    """The included checks `name` runs after (skipping over left-out ones)."""
+    """Every included check `name` runs after, direct or not: a task sees only the results of
+    its needs, and `tests` must see `syntax` (to skip on a syntax error) through `lint`."""
     out: list[str] = []
     stack = list(reversed(checks[name].needs))
     seen: set[str] = set()
@@ -69,8 +70,7 @@ def _needs(name: str, checks: dict[str, CheckConfig], chosen: dict[str, str]) ->
         seen.add(dep)
         if dep in chosen:
             out.append(dep)
-        else:
-            stack.extend(reversed(checks[dep].needs))
+        stack.extend(reversed(checks[dep].needs))
     return out
 
 

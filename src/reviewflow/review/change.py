@@ -245,7 +245,10 @@ def collect_change(path: str | Path = ".", base: str | None = None,
     root = repo_root(Path(path).resolve())
     skip = (*ALWAYS_EXCLUDED, *exclude)
     head = _commit(root, "HEAD")
-    status = git(root, "status", "--porcelain", "-z", "--untracked-files=all").stdout
+    # reviewflow's own files (database, logs, reports) do not make the tree dirty.
+    pathspec = ["--", ".", *(f":(exclude){p.rstrip('/')}" for p in skip)]
+    status = git(root, "status", "--porcelain", "-z", "--untracked-files=all",
+                 *pathspec).stdout
     dirty = bool(status)
     base_id, how = resolve_base(root, base, head, dirty)
     diff_args = ["diff", "--no-color", "--no-ext-diff", "-M", base_id]

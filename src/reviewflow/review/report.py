@@ -62,7 +62,10 @@ def decide(
     hidden = 0
     for result in results.values():
         for f in result.findings:
-            if all_findings or f.file is None or change.touches(f.file, f.line):
+            # Narrowed to changed lines only inside changed files: a test the change broke
+            # in a file it did not touch still counts.
+            if (all_findings or f.file is None or change.get(f.file.removeprefix("./")) is None
+                    or change.touches(f.file, f.line)):
                 shown.append(f)
             else:
                 hidden += 1
