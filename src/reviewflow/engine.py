@@ -91,6 +91,15 @@ def new_run_id(workflow: str) -> str:
     return f"{workflow}-{stamp}-{secrets.token_hex(3)}"
 
 
+def _durable_wait(task: LiveTask) -> bool:
+    """Task types whose attempt only waits on a stored signal (an approval): losing the
+    process that waited costs nothing, so it never uses up the task's retries."""
+    try:
+        return bool(getattr(registry.get(task.spec.type), "durable_wait", False))
+    except KeyError:
+        return False
+
+
 def owner_alive(owner: str | None, lease_until: float | None, now: float) -> bool:
     """Whether the process named by `owner` (host:pid:token) may still be running the run."""
     if not owner or lease_until is None or lease_until < now:
@@ -437,7 +446,7 @@ class Engine:
         self._kill_orphans(task)
         if task.run.outcome is not None and not task.hook:
             self._task_to(task, T.CANCELLED, task.run.error, now)
-        elif task.attempts > task.spec.retry.max_retries:
+        elif task.attempts > task.spec.retry.max_retries and not _durable_wait(task):
             task.error = detail
             self._task_to(task, T.FAILED, detail, now)
             self._task_failed(task, now)
@@ -649,8 +658,14 @@ class Engine:
         self._schedule_flush()
 
     def _waiting(self, task: LiveTask, reason: str | None) -> None:
+        """The attempt waits on something outside (a person): it gives back its concurrency
+        slots, so a waiting approval never holds up compute tasks."""
         task.wait_reason = reason
         task.run.dirty[task] = None
+        if reason is not None and not task.detached and task.state is T.RUNNING:
+            task.detached = True
+            self.queue.release(task)
+            self._dispatch_if_live()
         self._schedule_flush()
 
     @staticmethod
@@ -670,7 +685,10 @@ class Engine:
 
     def _end_attempt(self, task: LiveTask) -> None:
         """The attempt's coroutine is done: free its slots, forget its process and timer."""
-        self.queue.release(task)
+        if task.detached:
+            task.detached = False
+        else:
+            self.queue.release(task)
         task.handle = None
         task.pid = None
         self._cancel_timer(task)

@@ -26,6 +26,7 @@ class LiveTask:
         "attempts",
         "cancel_reason",
         "dependents",
+        "detached",
         "entered",
         "error",
         "errors",
@@ -70,6 +71,7 @@ class LiveTask:
         self.handle: asyncio.Task[None] | None = None
         self.cancel_reason: str | None = None
         self.entered = False  # the current attempt's coroutine has started
+        self.detached = False  # the running attempt gave its slots back (it waits outside)
         self.timer: asyncio.TimerHandle | None = None
         self.ticket = 0
 

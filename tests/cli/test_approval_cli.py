@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from clihelpers import (
     Procs,
     events,
@@ -36,7 +35,7 @@ from clihelpers import (
     wait_for,
     write_workflow,
 )
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from reviewflow.cli import app
 

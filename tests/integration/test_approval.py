@@ -3,7 +3,8 @@
 The decision lives in the store (`approvals` table), so it is written here the way
 `reviewflow approve|reject` writes it: `store.decide_approval` with the event that records the
 approver and the comment, through a second handle on the store (what another process sees).
-Every test that can runs on each store backend (memory, SQLite).
+Tests of durable behaviour run on every store backend (the `stores`/`store` fixtures: memory,
+SQLite, PostgreSQL when a server is available); pure engine behaviour uses a MemoryStore.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def test_an_approval_written_to_the_store_lets_the_run_continue(stores, make_eng
         ("build", GATE, "ship"), "succeeded")
     assert rows[GATE].attempts == 1
     assert rows[GATE].wait_reason is None  # no longer waiting
-    assert run_status(store, run_id)["tasks"][1]["result"] == {
+    doc = {t["name"]: t for t in run_status(store, run_id)["tasks"]}
+    assert doc[GATE]["result"] == {
         "decision": "approved", "approver": "alice", "comment": "ok"}
     said = details(store, run_id)
     assert said == [hint(run_id), "approved by alice: ok"]
@@ -463,9 +465,6 @@ def test_a_valid_gate() -> None:
 # ---------------------------------------------------------------------------- known bugs
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: engine._lost counts a dead process's approval attempt against retry.max_retries, "
-    "so the 4th lost wait fails the gate even though a decision is recorded"))
 def test_a_recorded_approval_survives_many_lost_processes(stores, make_engine) -> None:
     """The waiting process may exit any number of times (a CI job, a laptop): a dead owner
     left the gate running at attempt 4; alice approved meanwhile; resume must succeed."""
@@ -489,9 +488,6 @@ def test_a_recorded_approval_survives_many_lost_processes(stores, make_engine) -
     assert tasks_by_name(store, run_id)["ship"].state == "succeeded"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a waiting approval task holds a concurrency slot (engine._attempt runs it like a "
-    "compute task), so with max_concurrency 1 nothing else runs until a person decides"))
 def test_a_waiting_gate_does_not_hold_a_concurrency_slot(make_engine) -> None:
     store = MemoryStore()
     engine = make_engine(store)
@@ -513,9 +509,6 @@ def test_a_waiting_gate_does_not_hold_a_concurrency_slot(make_engine) -> None:
     assert arun(main())
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: ApprovalTaskType.execute keeps `escalated` in a local variable and the store does "
-    "not record the escalation, so every restarted attempt past the deadline escalates again"))
 def test_a_gate_is_escalated_once_across_restarts(stores, make_engine) -> None:
     store = stores.main
     first = make_engine(store)

@@ -35,11 +35,21 @@ def _hours(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _escalated_before(ctx: TaskContext) -> bool:
+    """An attempt restarted after a crash must not escalate a second time."""
+    assert ctx.store is not None
+    return any(
+        e.task == ctx.task and (e.detail or "").startswith("escalated")
+        for e in ctx.store.get_events(ctx.run_id)
+    )
+
+
 class ApprovalTaskType:
     """A human gate: no command, just a durable decision."""
 
     name = "approval"
     owns_timeout = True
+    durable_wait = True
 
     def validate(self, spec: TaskSpec) -> None:
         if spec.run is not None or spec.call is not None:
@@ -74,7 +84,7 @@ class ApprovalTaskType:
                     escalated = True
                     to = ctx.params.get("escalate_to")
                     text = f"escalated{' to ' + to if to else ''}: no decision within {waited}"
-                    if ctx.note is not None:
+                    if ctx.note is not None and not _escalated_before(ctx):
                         ctx.note(text)
                     self._say(ctx, f"{text}; {hint}", note=False)
                     continue
