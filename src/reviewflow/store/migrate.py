@@ -85,5 +85,5 @@ def ensure(conn: psycopg.Connection, where: str) -> None:
     elif version < latest():
         raise StoreError(
             f"{where}: database schema is at version {version}, this reviewflow needs"
-            f" {latest()}: run `reviewflow db upgrade --db {where}`"
+            f" {latest()}: run `reviewflow db upgrade`"
         )

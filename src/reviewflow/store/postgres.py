@@ -7,6 +7,11 @@ commit in parallel while the lease check, the request hand-over and the order of
 ids stay exactly as on SQLite. Single-statement operations (claim, release, request, approval
 requests) run in autocommit on one round trip each.
 
+Lease times are the engine's time.time() floats, as on SQLite: liveness is judged by the engine
+(owner_alive), not here. When the store starts judging it (workers taking over lapsed leases,
+claiming ready tasks with FOR UPDATE SKIP LOCKED), compare against the database clock
+(extract(epoch FROM clock_timestamp())) so that hosts with skewed clocks agree.
+
 Connections come from a small psycopg_pool pool (the engine calls the store from its event loop
 thread and from a few helper threads, never from many). Statements live in sql/queries.sql. Every
 psycopg error becomes a StoreError at one boundary (`translated`), with the URL shown without its
@@ -19,11 +24,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
+from psycopg.adapt import AdaptersMap
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Json
+from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
@@ -50,6 +57,18 @@ _UPDATE_COLUMNS = (*TASK_COLUMNS, "name")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 
 
+class _NulFreeStr(StrDumperUnknown):
+    """PostgreSQL text cannot hold NUL (SQLite and the engine can): a task error quoting binary
+    output would make every batch of its run fail. It is stored as U+FFFD instead."""
+
+    def dump(self, obj: str) -> bytes:
+        return super().dump(obj.replace("\x00", "\ufffd"))  # type: ignore[no-any-return]
+
+
+_ADAPTERS = AdaptersMap(psycopg.adapters)
+_ADAPTERS.register_dumper(str, _NulFreeStr)
+
+
 def redact(url: str) -> str:
     """The URL (or key=value conninfo) without its password, fit for messages and logs."""
     parts = urlsplit(url)
@@ -59,7 +78,8 @@ def redact(url: str) -> str:
     netloc = f"{userinfo.split(':', 1)[0]}@{hosts}" if at else hosts
     params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
               if k != "password"]
-    return urlunsplit((parts.scheme, netloc, parts.path, urlencode(params), ""))
+    query = f"?{urlencode(params)}" if params else ""
+    return f"{parts.scheme}://{netloc}{parts.path}{query}"  # urlunsplit drops an empty host
 
 
 def _password(url: str) -> str | None:
@@ -89,7 +109,7 @@ def translated(url: str, doing: str = "") -> Iterator[None]:
 
 
 def _connect_options(url: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"autocommit": True}
+    options: dict[str, Any] = {"autocommit": True, "context": _ADAPTERS}
     try:
         given = conninfo_to_dict(url)
     except psycopg.Error:

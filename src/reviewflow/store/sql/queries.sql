@@ -42,11 +42,8 @@ SELECT id, run_id, task, from_state, to_state, attempt, at, detail
 FROM events WHERE run_id = %(run_id)s AND id > %(after_id)s ORDER BY id;
 
 -- name: claim_run
--- Compare-and-swap of the owner in one statement: (claimed, run exists).
--- The lease times are the engine's clock, as on SQLite: liveness is decided by the engine
--- (owner_alive). Once the store decides it (workers taking over lapsed leases), compare with
--- the database clock instead (lease_until < extract(epoch FROM clock_timestamp())), so that
--- hosts with skewed clocks agree.
+-- Compare-and-swap of the owner in one statement: (claimed, run exists). lease_until is the
+-- engine's clock; see reviewflow/store/postgres.py on moving liveness to the database clock.
 WITH claimed AS (
     UPDATE runs SET owner = %(owner)s, lease_until = %(lease_until)s
     WHERE run_id = %(run_id)s AND owner IS NOT DISTINCT FROM %(expected)s
