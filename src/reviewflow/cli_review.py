@@ -86,13 +86,18 @@ def review(
         from .review.change import repo_root
 
         root = repo_root(path.resolve())
-        exclude = ()
-        if target.is_relative_to(root) and target != root:
-            exclude = (target.relative_to(root).as_posix() + "/",)
+        _check_out(target, root)
+        exclude: tuple[str, ...] = (target.relative_to(root).as_posix() + "/",) \
+            if target.is_relative_to(root) else ()
+        db_path = db.resolve()
+        if db_path.is_relative_to(root):  # the database, its -wal and -shm files
+            exclude += (db_path.relative_to(root).as_posix(),)
         change = collect_change(path, base, exclude=exclude)
         chosen = included(tmpl, change)
-        for name in chosen:
-            uses = tmpl.checks[name].uses or name
+        for name, config in tmpl.checks.items():  # all of them: a typo must not wait for a
+            if config.when == "never":          # change that happens to include its check
+                continue
+            uses = config.uses or name
             try:
                 checks.get(uses)
             except CheckNotFound as exc:
@@ -102,6 +107,7 @@ def review(
         spec = build_review(tmpl, change, out=target, all_findings=all_findings)
     except ReviewflowError as exc:
         _fail(str(exc))
+    _prepare_out(target)
     store = _open(db)
     try:
         rid, created = Engine(store).submit(spec, run_id=rid, meta={
@@ -121,6 +127,29 @@ def review(
     if code == EXIT_INTERRUPTED:
         raise typer.Exit(code)
     raise typer.Exit(_verdict(target, code))
+
+
+def _check_out(target: Path, root: Path) -> None:
+    """--out must be a folder we can write that holds none of the repository's files (its
+    contents are left out of the change: a source folder there would hide real changes)."""
+    from .review.change import git
+
+    if target.exists() and not target.is_dir():
+        _fail(f"--out {target}: exists and is not a folder")
+    if target == root or (target.is_relative_to(root) and git(
+            root, "ls-files", "-z", "--", target.relative_to(root).as_posix()).stdout):
+        _fail(f"--out {target}: holds files of the repository; choose a new or empty folder")
+
+
+def _prepare_out(target: Path) -> None:
+    """Create --out now, before any check runs: a typo must not cost a whole review."""
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        probe = target / ".reviewflow-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        _fail(f"--out {target}: cannot write there: {exc.strerror or exc}")
 
 
 def _verdict(target: Path, code: int) -> int:

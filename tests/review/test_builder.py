@@ -42,6 +42,15 @@ def pr() -> ReviewTemplate:
     return load_template("pr")
 
 
+@pytest.fixture(scope="module")
+def pr_bench(tmp_path_factory: pytest.TempPathFactory) -> ReviewTemplate:
+    """The pr template with a benchmark command (without one there is no performance check)."""
+    path = tmp_path_factory.mktemp("tmpl") / "bench.yaml"
+    path.write_text("extends: pr\nname: bench\n"
+                    "checks:\n  performance: {options: {command: [python, bench.py]}}\n")
+    return load_template(str(path))
+
+
 def needs(spec: Any, task: str) -> list[str]:
     return list(spec.tasks[task].needs)
 
@@ -95,7 +104,7 @@ def test_the_security_template_always_scans(tmp_path: Path) -> None:
     chosen = included(security, change(tmp_path, "notes.txt"))
     assert chosen == {**dict.fromkeys(ALWAYS, "always"), "security": "always",
                       "secrets": "always", "dependencies": "always"}
-    assert security.gates.max_warnings == 0
+    assert security.gates.require_all_checks is True and security.gates.max_warnings is None
     assert security.gates.min_changed_line_coverage == 80  # inherited from pr
 
 
@@ -117,10 +126,14 @@ def test_other_files_leave_dependencies_out(pr: ReviewTemplate, tmp_path: Path,
 
 @pytest.mark.parametrize("path", ["core/x.py", "src/app/engine/run.py", "database/q.sql",
                                   "cache/lru.py", "api/handlers/h.py"])
-def test_performance_critical_paths_bring_in_performance(pr: ReviewTemplate, tmp_path: Path,
-                                                         path: str) -> None:
-    chosen = included(pr, change(tmp_path, path))
+def test_performance_critical_paths_bring_in_performance(pr_bench: ReviewTemplate,
+                                                         tmp_path: Path, path: str) -> None:
+    chosen = included(pr_bench, change(tmp_path, path))
     assert chosen["performance"] == f"performance-critical paths changed: {path}"
+
+
+def test_no_benchmark_command_no_performance_check(pr: ReviewTemplate, tmp_path: Path) -> None:
+    assert "performance" not in included(pr, change(tmp_path, "core/x.py"))
 
 
 @pytest.mark.parametrize("path", ["corex/y.py", "x/core.py", "api/views.py", "core"])
@@ -130,7 +143,8 @@ def test_other_paths_leave_performance_out(pr: ReviewTemplate, tmp_path: Path,
 
 
 def test_the_performance_paths_come_from_the_check_options(tmp_path: Path) -> None:
-    tmpl = custom({"performance": {"when": "performance", "options": {"paths": ["hot/"]}}})
+    tmpl = custom({"performance": {"when": "performance",
+                                   "options": {"paths": ["hot/"], "command": ["true"]}}})
     assert "performance" in included(tmpl, change(tmp_path, "hot/loop.py"))
     assert "performance" not in included(tmpl, change(tmp_path, "core/x.py"))
 
@@ -194,8 +208,9 @@ def test_every_check_is_a_python_task_of_the_runner(pr: ReviewTemplate,
     assert spec.tasks["change"].params["change"]["files"][0]["path"] == "auth.py"
 
 
-def test_independent_checks_only_need_the_change(pr: ReviewTemplate, tmp_path: Path) -> None:
-    spec = build_review(pr, change(tmp_path, "auth.py", "requirements.txt", "core/x.py"),
+def test_independent_checks_only_need_the_change(pr_bench: ReviewTemplate,
+                                                 tmp_path: Path) -> None:
+    spec = build_review(pr_bench, change(tmp_path, "auth.py", "requirements.txt", "core/x.py"),
                         out=tmp_path / "out")
     for name in ("security", "secrets", "dependencies", "performance"):
         assert needs(spec, name) == [CHANGE_TASK], name
@@ -248,7 +263,8 @@ def test_the_summary_needs_everything_and_runs_whatever_happened(pr: ReviewTempl
     assert summary.params["template"] == "pr"
     assert summary.params["gates"] == {"max_errors": 0, "max_warnings": None,
                                        "min_changed_line_coverage": 80.0,
-                                       "fail_on_check_error": True}
+                                       "fail_on_check_error": True,
+                                       "require_all_checks": False}
 
 
 def test_the_summary_of_a_review_with_no_checks_needs_the_change(tmp_path: Path) -> None:
@@ -273,10 +289,11 @@ def test_an_approval_comes_after_the_checks_and_before_the_summary(tmp_path: Pat
 
 @pytest.mark.parametrize("name", sorted([CHANGE_TASK, APPROVAL_TASK, SUMMARY_TASK]))
 def test_reserved_check_names_are_rejected(tmp_path: Path, name: str) -> None:
-    tmpl = custom({"syntax": {}, name: {"uses": "lint"}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"name: bad\nchecks:\n  syntax: {{}}\n  {name}: {{uses: lint}}\n")
     with pytest.raises(SpecError, match=f"check name '{name}' is reserved") as caught:
-        build_review(tmpl, change(tmp_path, "a.py"), out=tmp_path / "out")
-    assert caught.value.field == f"checks.{name}"
+        load_template(str(bad))
+    assert caught.value.field == "checks"
 
 
 def test_a_template_needing_an_unknown_check_is_invalid(tmp_path: Path) -> None:

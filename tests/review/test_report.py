@@ -100,7 +100,7 @@ def test_a_leading_dot_slash_is_the_same_file() -> None:
 
 def test_whole_file_and_general_findings_count() -> None:
     whole = f(check="format", line=None, severity="warning", rule="format")
-    general = f(check="tests", file=None, line=None, severity="info", rule="no-tests")
+    general = f(check="tests", file=None, line=None, severity="info", rule="slow-test")
     v = decide(results(result("format", whole), result("tests", general)), CHANGE, PR_GATES)
     assert v.shown == [whole, general]
     assert v.decision == "comment"

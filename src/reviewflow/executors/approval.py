@@ -35,6 +35,21 @@ def _hours(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+def _findings_so_far(results: dict[str, Any]) -> str:
+    """What the checks before the gate found, so the person knows what they approve."""
+    counts = {"error": 0, "warning": 0}
+    checks = 0
+    for value in results.values():
+        if isinstance(value, dict) and isinstance(value.get("findings"), list):
+            checks += 1
+            for f in value["findings"]:
+                if isinstance(f, dict) and f.get("severity") in counts:
+                    counts[f["severity"]] += 1
+    if not checks:
+        return ""
+    return f"checks so far: {counts['error']} error(s), {counts['warning']} warning(s)"
+
+
 def _escalated_before(ctx: TaskContext) -> bool:
     """An attempt restarted after a crash must not escalate a second time."""
     assert ctx.store is not None
@@ -69,6 +84,9 @@ class ApprovalTaskType:
         assert record.requested_at is not None
         deadline = record.requested_at + spec.timeout if spec.timeout else None
         hint = f"waiting for approval: reviewflow approve {ctx.run_id} {ctx.task}"
+        found = _findings_so_far(ctx.results)
+        if found:
+            hint += f" ({found})"
         escalated = False
         if record.decision is None:
             self._say(ctx, hint)

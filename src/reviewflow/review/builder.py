@@ -24,7 +24,6 @@ RUNNER = "reviewflow.review.runner"
 CHANGE_TASK = "change"
 APPROVAL_TASK = "approval"
 SUMMARY_TASK = "summary"
-RESERVED = {CHANGE_TASK, APPROVAL_TASK, SUMMARY_TASK}
 
 
 def included(template: ReviewTemplate, change: Change) -> dict[str, str]:
@@ -51,7 +50,9 @@ def included(template: ReviewTemplate, change: Change) -> dict[str, str]:
             if api:
                 out[name] = f"public API changed: {', '.join(a.name for a in api[:3])}"
         elif when == "performance":
-            hits = critical_paths(change, check.options.get("paths"))
+            # Without a benchmark command there is nothing to compare: not part of the review.
+            hits = critical_paths(change, check.options.get("paths")) if check.options.get(
+                "command") else []
             if hits:
                 out[name] = f"performance-critical paths changed: {', '.join(hits[:3])}"
     return out
@@ -79,16 +80,10 @@ def build_review(
 ) -> WorkflowSpec:
     """The workflow that reviews `change` with `template`, writing its reports to `out`."""
     chosen = included(template, change)
-    clash = sorted(RESERVED & set(template.checks))
-    if clash:
-        from ..errors import SpecError
-
-        raise SpecError(f"check name {clash[0]!r} is reserved", file=template.source,
-                        field=f"checks.{clash[0]}")
     tasks: dict[str, Any] = {
         CHANGE_TASK: {
             "type": "python", "call": f"{RUNNER}:change_result", "priority": "high",
-            "timeout": 60, "retry": {"max_retries": 0},
+            "timeout": 60, "retry": {"max_retries": 1},
             "params": {"change": change.model_dump(mode="json")},
             "description": f"the change: {len(change.files)} file(s) since {change.base_ref}",
         },
@@ -109,8 +104,8 @@ def build_review(
             "description": chosen[name],
         }
     last = [n for n in tasks if n != CHANGE_TASK] or [CHANGE_TASK]
-    if template.approval is not None:
-        approval = template.approval
+    approval = template.approval
+    if approval is not None and (not approval.paths or change.matching(approval.paths)):
         tasks[APPROVAL_TASK] = {
             "type": "approval", "needs": last, "trigger": "all_done", "priority": "high",
             "timeout": approval.timeout, "on_timeout": approval.on_timeout,
@@ -122,7 +117,10 @@ def build_review(
     tasks[SUMMARY_TASK] = {
         "type": "python", "call": f"{RUNNER}:summarize",
         "needs": last if CHANGE_TASK in last else [CHANGE_TASK, *last],
-        "trigger": "all_done", "priority": "high", "timeout": 300, "retry": {"max_retries": 0},
+        "trigger": "all_done", "priority": "high", "timeout": 300,
+        # A verdict is not retryable; a summary lost with its process is (reports are
+        # rewritten whole).
+        "retry": {"max_retries": 1},
         "params": {
             "out": str(out), "template": template.name,
             "gates": template.gates.model_dump(mode="json"), "all_findings": all_findings,

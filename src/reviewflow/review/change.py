@@ -41,9 +41,11 @@ class ChangedFile(BaseModel):
     binary: bool = False
 
     def touches(self, line: int | None) -> bool:
-        """True if `line` was added or changed (a whole-file finding counts if any line did)."""
-        if line is None:
-            return bool(self.lines) or self.status == "added"
+        """True if `line` was added or changed. A whole-file finding always counts, and so does
+        every line of a changed file git shows no line ranges for (binary to git, deletions
+        only): nothing then says which lines are unchanged, so nothing may be hidden."""
+        if line is None or not self.lines:
+            return True
         starts = [s for s, _ in self.lines]
         i = bisect_right(starts, line) - 1
         return i >= 0 and self.lines[i][0] <= line <= self.lines[i][1]
@@ -182,7 +184,7 @@ _ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13, b
 def unquote_path(raw: bytes) -> str:
     """Undo git's C-style quoting of a path (`"a\\"b.py"`, octal escapes for raw bytes)."""
     if not (raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2):
-        return raw.decode("utf-8", "surrogateescape")
+        return raw.decode("utf-8", "backslashreplace")
     body, out, i = raw[1:-1], bytearray(), 0
     while i < len(body):
         c = body[i:i + 1]
@@ -197,7 +199,7 @@ def unquote_path(raw: bytes) -> str:
             continue
         out += c
         i += 1
-    return out.decode("utf-8", "surrogateescape")
+    return out.decode("utf-8", "backslashreplace")
 
 
 def parse_added_lines(patch: bytes) -> dict[str, list[tuple[int, int]]]:
@@ -246,7 +248,8 @@ def collect_change(path: str | Path = ".", base: str | None = None,
     skip = (*ALWAYS_EXCLUDED, *exclude)
     head = _commit(root, "HEAD")
     # reviewflow's own files (database, logs, reports) do not make the tree dirty.
-    pathspec = ["--", ".", *(f":(exclude){p.rstrip('/')}" for p in skip)]
+    pathspec = ["--", ".", ":(exclude,glob)**/.reviewflow/**",
+                *(f":(exclude){p.rstrip('/')}" for p in skip)]
     status = git(root, "status", "--porcelain", "-z", "--untracked-files=all",
                  *pathspec).stdout
     dirty = bool(status)
@@ -261,15 +264,15 @@ def collect_change(path: str | Path = ".", base: str | None = None,
     while i < len(names) and names[i]:
         code = names[i][:1]
         if code in (b"R", b"C"):
-            old, new = names[i + 1].decode("utf-8", "surrogateescape"), \
-                names[i + 2].decode("utf-8", "surrogateescape")
+            old, new = names[i + 1].decode("utf-8", "backslashreplace"), \
+                names[i + 2].decode("utf-8", "backslashreplace")
             i += 3
             files.append(ChangedFile(path=new, status="renamed" if code == b"R" else "added",
                                      old_path=old, lines=added.get(new, []),
                                      binary=_count_lines(root / new)[1]))
             seen.add(new)
             continue
-        name = names[i + 1].decode("utf-8", "surrogateescape")
+        name = names[i + 1].decode("utf-8", "backslashreplace")
         i += 2
         kind: FileStatus = {b"A": "added", b"D": "deleted"}.get(code, "modified")  # type: ignore[assignment]
         binary = kind != "deleted" and _count_lines(root / name)[1]
@@ -280,13 +283,14 @@ def collect_change(path: str | Path = ".", base: str | None = None,
     for raw in untracked.split(b"\0"):
         if not raw:
             continue
-        name = raw.decode("utf-8", "surrogateescape")
+        name = raw.decode("utf-8", "backslashreplace")
         if name in seen:
             continue
         count, binary = _count_lines(root / name)
         files.append(ChangedFile(path=name, status="added", binary=binary,
                                  lines=[(1, count)] if count else []))
-    files = [f for f in files if not f.path.startswith(skip)]
+    files = [f for f in files
+             if not f.path.startswith(skip) and "/.reviewflow/" not in f"/{f.path}"]
     files.sort(key=lambda f: f.path)
     return Change(root=str(root), base=base_id, base_ref=how, head=head, dirty=dirty,
                   files=files)

@@ -93,7 +93,13 @@ def decide(
         who = approval.get("approver") or "a reviewer"
         said = f": {approval['comment']}" if approval.get("comment") else ""
         reasons.append(f"rejected by {who}{said}")
+    if gates.min_changed_line_coverage is not None and coverage is None and any(
+            f.rule == "no-tests" for r in results.values() for f in r.findings):
+        reasons.append("no tests ran: changed-line coverage not measured "
+                       f"(min {gates.min_changed_line_coverage:g}%)")
     not_done = [n for n, r in results.items() if incomplete(r)]
+    if gates.require_all_checks:
+        reasons.extend(f"check {n} could not run: {results[n].summary}" for n in not_done)
     decision: Decision
     if reasons:
         decision = "request_changes"
@@ -181,6 +187,8 @@ def report_markdown(doc: Mapping[str, Any], results: Mapping[str, CheckResult],
     out.append("")
     for reason in verdict.reasons:
         out.append(f"- **{_cell(reason)}**")
+    if verdict.reasons:
+        out.append("")
     c = verdict.counts
     line = f"{c['error']} error(s), {c['warning']} warning(s), {c['info']} note(s) on changed lines"
     if verdict.hidden:
@@ -208,7 +216,9 @@ def report_markdown(doc: Mapping[str, Any], results: Mapping[str, CheckResult],
                 "|---|---|---|---|"]
         for f in items[:MAX_ROWS_PER_CHECK]:
             where = f"{f.file}:{f.line}" if f.file and f.line else (f.file or "")
-            out.append(f"| `{_cell(where)}` | {f.severity} | {_cell(f.rule)} | "
+            # A backtick in a file name would end the code span: shown as a prime instead.
+            shown_at = f"`{_cell(where).replace('`', chr(0x2032))}`" if where else "—"
+            out.append(f"| {shown_at} | {f.severity} | {_cell(f.rule)} | "
                        f"{_cell(f.message)} |")
         if len(items) > MAX_ROWS_PER_CHECK:
             out.append(f"| … | | | {len(items) - MAX_ROWS_PER_CHECK} more in report.json |")

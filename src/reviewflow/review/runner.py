@@ -7,6 +7,7 @@ the engine gives any run: parallel checks, timeouts, durable results, resume aft
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,9 @@ from .report import (
     write_reports,
 )
 from .template import Gates
+
+CHECK_STATES = {"passed": "succeeded", "failed": "failed", "skipped": "skipped",
+                "error": "failed"}
 
 
 async def change_result(ctx: TaskContext) -> dict[str, Any]:
@@ -100,9 +104,40 @@ def _secret_values(root: Path, results: dict[str, CheckResult]) -> list[str]:
     except ImportError:
         return []
     try:
-        return sorted({value for _, _, _, value in _scan_secrets(root, files) if value})
+        found = _scan_secrets(root, files)
     except Exception:
         return []
+    values: set[str] = set()
+    for file, line, _, value in found:
+        if value:
+            values.add(value)
+            values.update(_whole_tokens(root / file, line, value))
+    return sorted(values)
+
+
+_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_\-+/=.]")
+
+
+def _whole_tokens(path: Path, line: int | None, value: str) -> set[str]:
+    """Some detectors report only part of a secret (a token's prefix): mask the whole token
+    around each occurrence on its line."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return set()
+    text = lines[line - 1] if line and 0 < line <= len(lines) else ""
+    out: set[str] = set()
+    start = text.find(value)
+    while start >= 0:
+        lo, hi = start, start + len(value)
+        while lo > 0 and _TOKEN_CHAR.match(text[lo - 1]):
+            lo -= 1
+        while hi < len(text) and _TOKEN_CHAR.match(text[hi]):
+            hi += 1
+        if hi - lo >= 8:
+            out.add(text[lo:hi])
+        start = text.find(value, start + 1)
+    return out
 
 
 def _mask_logs(run_dir: Path, secrets: list[str]) -> None:
@@ -155,7 +190,10 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
                       approval=approval, gates=gates)
     secrets = _secret_values(Path(change.root), results)
     own = "failed" if verdict.decision == "request_changes" else "succeeded"
-    diagram = mermaid_view(view, {SUMMARY_TASK: own})
+    # The diagram shows what each check found, like the table (a check task that ran fine
+    # but found errors is "failed" to a reader).
+    shown = {name: CHECK_STATES[r.status] for name, r in results.items()}
+    diagram = mermaid_view(view, {**shown, SUMMARY_TASK: own})
     markdown = report_markdown(doc, results, verdict, diagram)
     doc, markdown = mask_data(doc, secrets), mask_text(markdown, secrets)
     paths = write_reports(Path(ctx.params["out"]), doc, markdown,

@@ -18,6 +18,7 @@ from ..config import interpolate, parse_yaml
 from ..errors import SpecError
 from ..spec import Duration, Name, spec_error_from
 
+RESERVED_NAMES = frozenset({"change", "approval", "summary"})
 When = Literal["always", "sensitive", "public_api", "dependencies", "performance", "never"]
 MAX_EXTENDS = 10
 
@@ -31,7 +32,9 @@ class CheckConfig(BaseModel):
     when: When = "always"
     needs: list[str] = Field(default_factory=list)
     timeout: Duration = 600.0
-    retries: int = Field(0, ge=0, le=10)
+    retries: int = Field(1, ge=0, le=10)
+    """Checks only read the tree, so re-running is safe: one retry covers a crashed tool and a
+    process killed mid-review (`resume` re-runs the lost attempt)."""
     priority: str | int = "medium"
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -46,6 +49,8 @@ class Gates(BaseModel):
     min_changed_line_coverage: float | None = Field(None, ge=0, le=100)
     fail_on_check_error: bool = True
     """A check that broke (not skipped: crashed) means the change was not fully checked."""
+    require_all_checks: bool = False
+    """A check that could not run (tool missing, service unreachable) breaks the gate too."""
 
 
 class ApprovalConfig(BaseModel):
@@ -58,6 +63,8 @@ class ApprovalConfig(BaseModel):
     escalate_to: str | None = None
     approvers: list[str] = Field(default_factory=list)
     prompt: str | None = None
+    paths: list[str] = Field(default_factory=list)
+    """Ask only when a changed file matches one of these globs (empty: always ask)."""
 
 
 class ReviewTemplate(BaseModel):
@@ -83,10 +90,18 @@ class ReviewTemplate(BaseModel):
     @field_validator("checks")
     @classmethod
     def _needs_known(cls, checks: dict[str, CheckConfig]) -> dict[str, CheckConfig]:
+        from graphlib import CycleError, TopologicalSorter
+
         for name, check in checks.items():
+            if name in RESERVED_NAMES:
+                raise ValueError(f"check name {name!r} is reserved (a task of every review)")
             for dep in check.needs:
                 if dep not in checks:
                     raise ValueError(f"check {name!r} needs unknown check {dep!r}")
+        try:
+            TopologicalSorter({n: c.needs for n, c in checks.items()}).prepare()
+        except CycleError as exc:
+            raise ValueError("cycle in needs: " + " -> ".join(reversed(exc.args[1]))) from None
         return checks
 
 
@@ -159,7 +174,10 @@ def load_template(ref: str, *, env: dict[str, str] | None = None) -> ReviewTempl
     while isinstance(data.get("extends"), str):
         if len(chain) > MAX_EXTENDS:
             raise SpecError("extends: too deep (a loop?): " + " -> ".join(chain), file=label)
-        data, path, parent = _read(data["extends"], path.parent)
+        try:
+            data, path, parent = _read(data["extends"], path.parent)
+        except SpecError as exc:
+            raise SpecError(exc.message, file=chain[-1], field="extends") from None
         if parent in chain:
             raise SpecError("extends loop: " + " -> ".join([*chain, parent]), file=label)
         chain.append(parent)
