@@ -29,7 +29,7 @@ from .progress import Progress
 from .spec import WorkflowSpec
 from .states import RUN_TERMINAL, RunState
 from .status import list_status, run_status
-from .store import DEFAULT_DB, RunRecord, Store, open_store
+from .store import DEFAULT_DB, RunRecord, Store, open_store, postgres_url
 from .viz import mermaid
 
 app = typer.Typer(
@@ -44,7 +44,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 DbOpt = Annotated[
     Path,
-    typer.Option("--db", envvar="REVIEWFLOW_DB", help="SQLite database file."),
+    typer.Option("--db", envvar="REVIEWFLOW_DB",
+                 help="SQLite database file, or postgresql://user@host:port/dbname."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 LogFormatOpt = Annotated[
@@ -91,8 +92,18 @@ def _state_exit(state: str) -> int:
     return EXIT_OK if state == RunState.SUCCEEDED else EXIT_FAILED
 
 
+def _shown(db: Path | str) -> str:
+    """How to name the database in messages: a URL without its password."""
+    url = postgres_url(db)
+    if url is None:
+        return str(db)
+    from .store.postgres import redact
+
+    return redact(url)
+
+
 def _open(db: Path, *, must_exist: bool = False) -> Store:
-    if must_exist and not db.exists():
+    if must_exist and postgres_url(db) is None and not db.exists():
         _fail(f"no database at {db} (run a workflow first, or pass --db)")
     try:
         return open_store(db)
@@ -166,7 +177,7 @@ def _execute(
     # `call: mypkg.tasks:f` finds ./mypkg, as `python -m` would.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    log.info("run.start", run_id=run_id, db=str(db))
+    log.info("run.start", run_id=run_id, db=_shown(db))
     try:
         state = asyncio.run(main())
     except RunBusy as exc:
@@ -225,7 +236,7 @@ def run(
     if not as_json:
         out.print(
             f"run [bold]{escape(rid)}[/] ({spec.name}, {len(spec.tasks)} tasks,"
-            f" db {escape(str(db))})",
+            f" db {escape(_shown(db))})",
             markup=True,
         )
     raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency))
@@ -266,7 +277,7 @@ def resume(
     store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
-        _fail(f"no run with id {run_id!r} in {db}")
+        _fail(f"no run with id {run_id!r} in {_shown(db)}")
     if RunState(record.state) in RUN_TERMINAL:
         err.print(f"run {run_id} already ended: {record.state}")
         raise typer.Exit(_report(store, run_id, as_json))
@@ -291,7 +302,7 @@ def _unfinished_run(run_id: str, db: Path) -> tuple[Store, RunRecord]:
     store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
-        _fail(f"no run with id {run_id!r} in {db}")
+        _fail(f"no run with id {run_id!r} in {_shown(db)}")
     if RunState(record.state) in RUN_TERMINAL:
         _fail(f"run {run_id} already ended: {record.state}", EXIT_FAILED)
     return store, record
@@ -364,7 +375,7 @@ def status(
     try:
         doc = run_status(store, run_id)
     except RunNotFound:
-        _fail(f"no run with id {run_id!r} in {db}")
+        _fail(f"no run with id {run_id!r} in {_shown(db)}")
     if as_json:
         _print_json(doc)
     else:
@@ -388,7 +399,7 @@ def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> Non
     """The run's history: every state transition, oldest first."""
     store = _open(db, must_exist=True)
     if store.get_run(run_id) is None:
-        _fail(f"no run with id {run_id!r} in {db}")
+        _fail(f"no run with id {run_id!r} in {_shown(db)}")
     rows = store.get_events(run_id)
     if as_json:
         for ev in rows:
@@ -411,7 +422,7 @@ def graph(
     if path.exists() or target.endswith((".yaml", ".yml")):
         sys.stdout.write(mermaid(_load(path, set_)))
         return
-    if not db.exists():
+    if postgres_url(db) is None and not db.exists():
         _fail(f"{target!r} is neither a file nor a run id in {db}")
     store = _open(db)
     record = store.get_run(target)
@@ -440,6 +451,31 @@ def main() -> None:
     except ReviewflowError as exc:
         err.print(f"error: {exc}", markup=False)
         sys.exit(EXIT_BAD_INPUT)
+
+
+db_app = typer.Typer(help="The database: schema migrations.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
+    """Apply missing schema migrations (idempotent; also done on first use of an empty one)."""
+    url = postgres_url(db)
+    try:
+        if url is None:
+            open_store(db).close()  # SQLite applies its schema when it opens
+            out.print(f"{db}: schema current", markup=False)
+            return
+        from .store.migrate import upgrade
+
+        applied = upgrade(url)
+    except ReviewflowError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    shown = _shown(url)
+    if applied:
+        out.print(f"{shown}: applied {', '.join(applied)}", markup=False)
+    else:
+        out.print(f"{shown}: schema current (nothing to apply)", markup=False)
 
 
 # The review and GitHub commands live in their own modules; importing them registers them.

@@ -28,6 +28,7 @@ from .cli import (
     _fail,
     _logging,
     _open,
+    _shown,
     app,
     err,
     out,
@@ -181,7 +182,7 @@ def _decide(run_id: str, task: str, decision: str, comment: str | None, by: str 
     store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
-        _fail(f"no run with id {run_id!r} in {db}")
+        _fail(f"no run with id {run_id!r} in {_shown(db)}")
     tasks = {t.name: t for t in store.get_tasks(run_id)}
     spec: dict[str, Any] = json.loads(record.spec)
     body = spec.get("tasks", {}).get(task) or spec.get("on_failure", {}).get(task)
