@@ -32,8 +32,12 @@ def test_a_workflow_runs_on_postgresql_by_url(pg_url: str, tmp_path: Path) -> No
     status = rf("status", "pg-1", "--db", pg_url, "--json", cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     assert '"state": "succeeded"' in status.stdout
-    assert {t.name: t.state for t in open_store(pg_url).get_tasks("pg-1")} == {
-        "a": "succeeded", "b": "succeeded"}
+    store = open_store(pg_url)
+    try:
+        assert {t.name: t.state for t in store.get_tasks("pg-1")} == {
+            "a": "succeeded", "b": "succeeded"}
+    finally:
+        store.close()
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
