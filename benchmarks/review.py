@@ -171,9 +171,58 @@ def make_setup(tmp: Path, repo: Path, count: int, tests: list[str]) -> Setup:
 # ---------------------------------------------------------------------------------- timing
 
 
+def cpu_busy(seconds: float = 1.0) -> float | None:
+    """Percent of all CPUs busy over `seconds` (from /proc/stat), None where there is none."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            values = [int(v) for v in fh.readline().split()[1:8]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError):
+        return None
+    total = total1 - total0
+    return 100.0 * (total - (idle1 - idle0)) / total if total else None
+
+
 def children_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, steal) CPU seconds of the whole machine so far, from /proc/stat ((0, 0) without).
+
+    Busy is user + nice + system + irq + softirq; steal is time the hypervisor gave the vCPUs
+    to someone else.
+    """
+    try:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / tick, v[7] / tick
+
+
+def wait_idle(limit: float) -> None:
+    """Wait (at most `limit` seconds) until the CPUs are < 8% busy in 3 seconds in a row."""
+    deadline = time.monotonic() + limit
+    calm, said = 0, False
+    while calm < 3 and time.monotonic() < deadline:
+        busy = cpu_busy()
+        if busy is None:
+            return
+        calm = calm + 1 if busy < 8 else 0
+        if calm == 0 and not said:
+            print(f"waiting for idle CPUs ({busy:.0f}% busy)...", file=sys.stderr, flush=True)
+            said = True
+    if calm < 3:
+        print(f"warning: CPUs still busy after {limit:g} s; going on", file=sys.stderr)
 
 
 @dataclass
@@ -185,17 +234,30 @@ class Timed:
     stderr: str
     started: float  # time.time() just before the spawn
     ended: float
+    foreign: float  # CPU seconds other processes used meanwhile (machine busy - ours)
+    steal: float
 
 
 def timed(argv: list[str], *, cwd: Path, env: dict[str, str]) -> Timed:
     cpu0 = children_cpu()
+    busy0, steal0 = machine_cpu()
     started = time.time()
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     ended = time.time()
+    busy1, steal1 = machine_cpu()
+    cpu = children_cpu() - cpu0
     return Timed(
-        wall, children_cpu() - cpu0, proc.returncode, proc.stdout, proc.stderr, started, ended
+        wall,
+        cpu,
+        proc.returncode,
+        proc.stdout,
+        proc.stderr,
+        started,
+        ended,
+        max(0.0, busy1 - busy0 - cpu),
+        steal1 - steal0,
     )
 
 
@@ -268,6 +330,8 @@ def run_review(s: Setup) -> dict[str, Any]:
     return {
         "wall_s": t.wall,
         "cpu_s": t.cpu,
+        "foreign_cpu_s": t.foreign,
+        "steal_s": t.steal,
         "exit": t.code,
         "verdict": report["verdict"],
         "reasons": report["reasons"],
@@ -403,7 +467,7 @@ def run_by_hand(s: Setup) -> dict[str, Any]:
         ("detect-secrets scan", [str(Path(PY).parent / "detect-secrets"), "scan", *files], s.env),
     ]
     out: dict[str, Any] = {"steps": {}, "exit": {}}
-    cpu = 0.0
+    cpu = foreign = steal = 0.0
     t0 = time.perf_counter()
     for name, argv, env in steps:
         t = timed(argv, cwd=root, env=env)
@@ -411,14 +475,44 @@ def run_by_hand(s: Setup) -> dict[str, Any]:
             print(f"warning: {name} exited with {t.code}: {t.stderr[-500:]}", file=sys.stderr)
         out["steps"][name] = t.wall
         out["exit"][name] = t.code
-        cpu += t.cpu
+        cpu, foreign, steal = cpu + t.cpu, foreign + t.foreign, steal + t.steal
     out["total_wall_s"] = time.perf_counter() - t0
     out["serial_sum_s"] = sum(out["steps"].values())
     # The same chain as the review's critical path (syntax -> lint -> tests), by hand: no
     # schedule on any number of cores can finish the review before this.
     out["chain_s"] = sum(out["steps"][n] for n in CHAIN_STEPS)
     out["cpu_s"] = cpu
+    out["foreign_cpu_s"] = foreign
+    out["steal_s"] = steal
     return out
+
+
+SPIN = (
+    "import time\nt = time.perf_counter()\ns = 0\nfor i in range(25_000_000):\n    s += i\n"
+    "print(time.perf_counter() - t)"
+)
+
+
+def two_cores() -> dict[str, Any]:
+    """How much a second CPU-bound process slows the first: a pure-Python loop alone, then two
+    at once. On two free cores both take as long as one; a shared or throttled machine shows
+    a slowdown, which caps what running checks in parallel can gain."""
+
+    def spawn() -> subprocess.Popen[str]:
+        return subprocess.Popen([PY, "-c", SPIN], stdout=subprocess.PIPE, text=True)
+
+    alone = []
+    for _ in range(2):
+        proc = spawn()
+        alone.append(float(proc.communicate()[0]))
+    pair = [spawn(), spawn()]
+    together = [float(p.communicate()[0]) for p in pair]
+    return {
+        "alone_s": min(alone),
+        "together_s": together,
+        "slowdown": max(together) / min(alone),
+        "throughput_of_two": 2 * min(alone) / max(together),
+    }
 
 
 def start_cost(s: Setup, times: int) -> dict[str, Any]:
@@ -473,13 +567,20 @@ def main() -> None:
     parser.add_argument("--repo", type=Path, default=PROJECT, help="repository to clone")
     parser.add_argument("--no-warmup", action="store_true", help="skip the untimed round")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to SECONDS for idle CPUs (< 8%% busy 3 s)",
+    )
     args = parser.parse_args()
 
-    load1 = os.getloadavg()[0]
-    if load1 > 0.5:
+    busy = cpu_busy()
+    if busy is not None and busy > 8:
         print(
-            f"warning: 1-minute load average is {load1:.2f} before starting; results on a "
-            "busy machine are slower and noisier",
+            f"warning: the CPUs were {busy:.0f}% busy over the last second; results on a busy"
+            " machine are slower and noisier",
             file=sys.stderr,
         )
     tmp = Path(tempfile.mkdtemp(prefix="rfbench-review-"))
@@ -493,11 +594,14 @@ def main() -> None:
                 "nproc": os.cpu_count(),
                 "platform": platform.platform(),
                 "loadavg": os.getloadavg(),
+                "cpu_busy_percent": busy,
                 "repeat": args.repeat,
                 "tests": s.tests,
                 **s.info,
             }
         )
+        cores = two_cores()
+        emit({"kind": "cores", "when": "before", **cores})
         if not args.no_warmup:
             run_review(s)
             run_by_hand(s)
@@ -506,6 +610,8 @@ def main() -> None:
         for i in range(args.repeat):
             order = (run_review, run_by_hand) if i % 2 == 0 else (run_by_hand, run_review)
             for fn in order:
+                if args.wait_idle:
+                    wait_idle(args.wait_idle)
                 result = fn(s)
                 (reviews if fn is run_review else hands).append(result)
                 emit(
@@ -513,8 +619,10 @@ def main() -> None:
                 )
         start = start_cost(s, 5)
         emit({"kind": "start", **start})
+        cores_after = two_cores()
+        emit({"kind": "cores", "when": "after", **cores_after})
         emit({"kind": "meta", "name": "end", "loadavg": os.getloadavg()})
-        summarize(reviews, hands, start, s)
+        summarize(reviews, hands, start, s, [cores, cores_after])
     finally:
         if args.keep:
             print(f"kept: {tmp}", file=sys.stderr)
@@ -523,7 +631,11 @@ def main() -> None:
 
 
 def summarize(
-    reviews: list[dict[str, Any]], hands: list[dict[str, Any]], start: dict[str, Any], s: Setup
+    reviews: list[dict[str, Any]],
+    hands: list[dict[str, Any]],
+    start: dict[str, Any],
+    s: Setup,
+    cores: list[dict[str, Any]],
 ) -> None:
     def row(label: str, values: list[float], note: str = "") -> tuple[str, str, str, str]:
         m, lo = med_min(values)
@@ -565,8 +677,27 @@ def summarize(
         )
     rows.append(row("review CPU (user+sys)", [r["cpu_s"] for r in reviews], "whole process tree"))
     rows.append(row("by hand CPU (user+sys)", [h["cpu_s"] for h in hands]))
+    for label, runs in (("review", reviews), ("by hand", hands)):
+        foreign = [r["foreign_cpu_s"] for r in runs]
+        rows.append(
+            (
+                f"other processes' CPU, {label}",
+                f"{statistics.median(foreign):.2f} s",
+                f"max {max(foreign):.2f} s",
+                f"steal max {max(r['steal_s'] for r in runs):.2f} s; ~0 on an idle machine",
+            )
+        )
     rows.append(row("reviewflow --version", start["reviewflow_version_s"], "process start"))
     rows.append(row("python -c pass", start["python_pass_s"], "interpreter alone"))
+    speed = [c["throughput_of_two"] for c in cores]
+    rows.append(
+        (
+            "2 CPU-bound processes",
+            f"{statistics.median(speed):.2f}x",
+            f"{min(speed):.2f}x",
+            "throughput of two vs one (before, after); 2.00x = two free cores",
+        )
+    )
     for name in reviews[0]["checks"]:
         status = reviews[0]["checks"][name]["status"]
         values = [float(r["checks"][name]["duration_s"] or 0.0) for r in reviews]

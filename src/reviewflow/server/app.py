@@ -1,0 +1,182 @@
+"""The app factory: `create_app(store, tokens=..., webhook_secret=...)` builds the HTTP API.
+
+With `execute=True` (the embedded mode) the app hosts an Engine on its event loop: runs
+submitted through the API (or a webhook) start executing at once, one asyncio task each; at
+startup it carries on the runs no live process executes; at shutdown it interrupts its attempts
+and leaves the runs resumable. With `execute=False` it only stores runs, for workers to execute.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .. import __version__
+from ..engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine
+from ..logs import log
+from ..store import Store
+from . import control, runs, webhooks
+from .auth import Token, TokenSet, parse_tokens
+from .context import ServerContext
+from .http import DEFAULT_MAX_BODY, BodyLimit, Json, install_handlers
+from .metrics import Metrics
+from .schemas import Health, Readiness
+
+DEFAULT_WORK_DIR = Path(".reviewflow") / "work"
+READY_PROBE = "__ready_probe__"
+
+DESCRIPTION = """\
+The reviewflow HTTP API: a thin layer over the engine and the store, as the CLI is.
+Every route except /health, /ready, /metrics and the webhook (which is signed instead) needs
+`Authorization: Bearer <token>`; read-only tokens may not change anything. Errors are JSON
+`{"error": ..., "field": ...}`. See docs/api.md.
+"""
+
+
+def create_app(
+    store: Store,
+    *,
+    tokens: Iterable[str | Token] | TokenSet,
+    webhook_secret: str | bytes | None = None,
+    execute: bool = True,
+    runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    work_dir: str | Path = DEFAULT_WORK_DIR,
+    max_body: int = DEFAULT_MAX_BODY,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    webhook_template: str = "pr",
+    webhook_repos: Iterable[str] = (),
+    resume_orphans: bool = True,
+    sse_poll: float = 0.2,
+    sse_keepalive: float = 15.0,
+    sse_max: float | None = 3600.0,
+    reviewflow_cmd: list[str] | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> FastAPI:
+    """The API over `store`. `tokens`: entries `TOKEN` / `ro:TOKEN` (or parsed Tokens).
+
+    Event streams poll every `sse_poll` s, send a keep-alive comment after `sse_keepalive` s
+    of silence and close after `sse_max` s (clients reconnect with Last-Event-ID).
+    `reviewflow_cmd` is how review runs call reviewflow (default: this interpreter's
+    `-m reviewflow` when this server executes runs, else `reviewflow` on the workers' PATH).
+    """
+    if not isinstance(tokens, TokenSet):
+        items = list(tokens)
+        strings = [t for t in items if isinstance(t, str)]
+        tokens = TokenSet([*parse_tokens(strings), *(t for t in items if isinstance(t, Token))])
+    secret = webhook_secret.encode() if isinstance(webhook_secret, str) else webhook_secret
+    runs_path = Path(runs_dir)
+    metrics = Metrics(store)
+    ctx = ServerContext(
+        store=store, tokens=tokens, webhook_secret=secret or None, engine=None, metrics=metrics,
+        runs_dir=runs_path, work_dir=Path(work_dir), webhook_template=webhook_template,
+        webhook_repos=frozenset(r.strip().lower() for r in webhook_repos if r.strip()),
+        sse_poll=sse_poll, sse_keepalive=sse_keepalive, sse_max=sse_max,
+        reviewflow_cmd=reviewflow_cmd or (
+            [sys.executable, "-m", "reviewflow"] if execute else ["reviewflow"]),
+    )
+    metrics.collector.workers_alive = ctx.workers_alive
+    if execute:
+        ctx.engine = Engine(store, runs_dir=runs_path, observer=metrics.observe,
+                            max_concurrency=concurrency, **(engine_options or {}))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if resume_orphans and ctx.engine is not None:
+            ctx.resume_orphans()
+        log.info("server.start", execute=execute)
+        try:
+            yield
+        finally:
+            await ctx.shutdown()
+            log.info("server.stop")
+
+    app = FastAPI(
+        title="reviewflow", version=__version__, description=DESCRIPTION,
+        docs_url=None, redoc_url=None, lifespan=lifespan, default_response_class=Json,
+    )
+    app.state.rf = ctx
+    install_handlers(app)
+    app.add_middleware(BodyLimit, limit=max_body)
+    app.include_router(runs.router)
+    app.include_router(control.router)
+    app.include_router(webhooks.router)
+    _probes(app, ctx)
+    return app
+
+
+def _probes(app: FastAPI, ctx: ServerContext) -> None:
+    @app.get("/health", tags=["probes"], summary="The process is alive", response_model=Health)
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["probes"], summary="Database reachable and schema current",
+             response_model=None,
+             responses={200: {"model": Readiness}, 503: {"model": Readiness,
+                        "description": "Not ready: `reason` says why."}})
+    def ready() -> Json:
+        reason, version = readiness(ctx.store)
+        status = 200 if reason is None else 503
+        return Json({"status": "ready" if reason is None else "unavailable", "reason": reason,
+                     "schema_version": version}, status_code=status)
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics", response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                              "description": f"Prometheus text exposition ({CONTENT_TYPE_LATEST})."
+                              }})
+    def metrics() -> Response:
+        return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def readiness(store: Store) -> tuple[str | None, int | None]:
+    """(None, schema version) when the store answers and its schema is current, else
+    (reason, version if known)."""
+    try:
+        store.get_run(READY_PROBE)
+    except Exception as exc:  # a probe answers whatever the driver raised
+        return f"database unreachable: {exc}", None
+    try:
+        return _schema_check(store)
+    except Exception as exc:
+        return f"cannot read the schema version: {type(exc).__name__}: {exc}", None
+
+
+def _schema_check(store: Store) -> tuple[str | None, int | None]:
+    from ..store import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        from ..store.sqlite import SCHEMA_VERSION
+
+        conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True, timeout=5.0)
+        try:
+            rows = conn.execute("SELECT version FROM schema_version").fetchall()
+        finally:
+            conn.close()
+        version = max((int(r[0]) for r in rows), default=None)
+        if version != SCHEMA_VERSION:
+            return f"schema version {version}, this reviewflow needs {SCHEMA_VERSION}", version
+        return None, version
+    url = getattr(store, "url", None)
+    if isinstance(url, str):
+        try:
+            from ..store import migrate
+            from ..store.postgres import connect
+        except ImportError:
+            return None, None  # reachable is all we can tell
+        if not hasattr(migrate, "current"):
+            return None, None
+        with connect(url) as conn:
+            version = migrate.current(conn)
+        latest = migrate.latest()
+        if version < latest:
+            return (f"schema version {version}, this reviewflow needs {latest}: run "
+                    "`reviewflow db upgrade`"), version
+        return None, version
+    return None, None

@@ -1,0 +1,124 @@
+"""The review run of a repository checkout: what a template run and a GitHub webhook start.
+
+Five shell tasks, argv lists only (nothing from a request or a payload is ever parsed by a
+shell), run one after the other by whichever process executes the run:
+
+    init        git init <work>/<run_id>/repo
+    fetch-base  git -C <repo> fetch --depth 1 <base clone URL> <base sha>
+    fetch-head  git -C <repo> fetch --depth 1 <head clone URL> <head sha>
+    checkout    git -C <repo> checkout --detach <head sha>
+    review      reviewflow review <repo> --base <base sha> --template <t>
+                    --out <work>/<run_id>/report --db <work>/<run_id>/review.db
+
+Clone URLs must be https (no credentials, query or fragment) and shas 40 hex digits. The
+review's own run (its checks) is kept in a SQLite file next to its report, not in the server's
+database: no database URL (or its password) ever lands in a task's argv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..engine import RUN_ID
+from ..spec import WorkflowSpec, validate_spec
+
+SHA = re.compile(r"[0-9a-fA-F]{40}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}  # a private repository fails instead of waiting
+
+
+class BadParam(ValueError):
+    """A review parameter is invalid; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def clone_url(url: Any, field: str) -> str:
+    """`url` if it is a plain https URL to clone from; else BadParam naming `field`."""
+    if not isinstance(url, str) or not url:
+        raise BadParam(field, "missing clone URL")
+    if len(url) > 2000 or _CONTROL.search(url):
+        raise BadParam(field, "clone URL too long or with blanks/control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        raise BadParam(field, "not a URL") from None
+    if parts.scheme != "https" or not host:
+        raise BadParam(field, "clone URL must be https://host/...")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise BadParam(field, "clone URL must not carry credentials, a query or a fragment")
+    return url
+
+
+def commit(sha: Any, field: str) -> str:
+    if not isinstance(sha, str) or not SHA.fullmatch(sha):
+        raise BadParam(field, "must be a commit id: 40 hex digits")
+    return sha.lower()
+
+
+def repo_from_url(url: str) -> str:
+    """owner/name from a clone URL's path (`https://github.com/o/r.git` → `o/r`)."""
+    path = urlsplit(url).path.strip("/")
+    path = path.removesuffix(".git")
+    return "/".join(path.split("/")[-2:]) or urlsplit(url).hostname or "repo"
+
+
+def review_run_id(repo: str, pr: int | str | None, sha: str) -> str:
+    """A deterministic run id for repo + PR + head sha (a redelivered webhook finds it)."""
+    suffix = f"-pr{pr}-{sha}" if pr is not None else f"-{sha}"
+    name = _UNSAFE.sub("_", repo.replace("/", "."))
+    room = 200 - len("gh-") - len(suffix)
+    if len(name) > room:
+        digest = hashlib.sha256(repo.encode()).hexdigest()[:8]
+        name = f"{name[: room - 9]}_{digest}"
+    run_id = f"gh-{name}{suffix}"
+    assert RUN_ID.fullmatch(run_id), run_id
+    return run_id
+
+
+def review_spec(
+    *, template: str, repo_url: str, sha: str, base: str, base_url: str | None,
+    run_id: str, work_dir: Path, reviewflow: list[str],
+) -> WorkflowSpec:
+    """The workflow reviewing `sha` against `base` of a fresh shallow checkout."""
+    work = work_dir / run_id
+    repo, out, db = str(work / "repo"), str(work / "report"), str(work / "review.db")
+    fetch = {"max_retries": 2, "base_delay": "5s"}
+    once = {"max_retries": 0}
+
+    def git(*args: str, needs: str | None = None, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"type": "shell", "run": ["git", *args], "env": GIT_ENV,
+                                "timeout": "2m", "retry": once, **extra}
+        if needs:
+            body["needs"] = [needs]
+        return body
+
+    tasks = {
+        "init": git("init", "--quiet", repo),
+        "fetch-base": git("-C", repo, "fetch", "--quiet", "--no-tags", "--depth", "1",
+                          base_url or repo_url, base, needs="init", timeout="10m",
+                          retry=fetch),
+        "fetch-head": git("-C", repo, "fetch", "--quiet", "--no-tags", "--depth", "1",
+                          repo_url, sha, needs="fetch-base", timeout="10m", retry=fetch),
+        "checkout": git("-C", repo, "-c", "advice.detachedHead=false", "checkout", "--quiet",
+                        "--detach", sha, needs="fetch-head"),
+        "review": {
+            "type": "shell", "needs": ["checkout"], "timeout": "60m", "retry": once,
+            "run": [*reviewflow, "review", repo, "--base", base, "--template", template,
+                    "--out", out, "--db", db, "--log-format", "json"],
+        },
+    }
+    return validate_spec({
+        "name": f"review-{template}",
+        "description": f"review of {sha} against {base} from {repo_url}",
+        "timeout": "90m",
+        "tasks": tasks,
+    })

@@ -1,0 +1,208 @@
+"""POST /webhooks/github: signed pull_request events start one review run per PR head."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import hmac
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apihelpers import AUTH, SECRET, AppFactory, Client
+
+from reviewflow.engine import Engine
+from reviewflow.server.review_run import review_run_id, review_spec
+from reviewflow.store import SQLiteStore
+
+HEAD, BASE = "1" * 40, "2" * 40
+PAYLOAD: dict[str, Any] = {
+    "action": "opened",
+    "number": 42,
+    "repository": {"full_name": "octo/widgets"},
+    "pull_request": {
+        "number": 42,
+        "head": {"sha": HEAD, "repo": {"clone_url": "https://github.com/fork/widgets.git"}},
+        "base": {"sha": BASE, "repo": {"clone_url": "https://github.com/octo/widgets.git"}},
+    },
+}
+
+
+def deliver(client: Client, payload: Any, *, event: str = "pull_request",
+            secret: str | None = SECRET, signature: str | None = None,
+            delivery: str = "d-1") -> Any:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+               "Content-Type": "application/json"}
+    if signature is None and secret is not None:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        signature = f"sha256={digest}"
+    if signature is not None:
+        headers["X-Hub-Signature-256"] = signature
+    return client.post("/webhooks/github", content=body, headers=headers)
+
+
+def runs(client: Client) -> list[dict[str, Any]]:
+    return list(client.get("/runs", headers=AUTH).json()["runs"])
+
+
+def test_an_opened_pr_starts_one_review_run_and_a_redelivery_finds_it(idle: Client) -> None:
+    resp = deliver(idle, PAYLOAD)
+    assert resp.status_code == 202, resp.text
+    run_id = resp.json()["run_id"]
+    assert resp.json() == {"run_id": run_id, "created": True, "ignored": None}
+    assert run_id == review_run_id("octo/widgets", 42, HEAD) == f"gh-octo.widgets-pr42-{HEAD}"
+    listed = idle.get("/runs", params=[("meta", "repo=octo/widgets"), ("meta", "pr=42"),
+                                       ("meta", f"sha={HEAD}")], headers=AUTH).json()["runs"]
+    assert [r["run_id"] for r in listed] == [run_id]
+    assert listed[0]["workflow"] == "review-pr"
+    assert listed[0]["meta"]["base"] == BASE
+
+    again = deliver(idle, PAYLOAD, delivery="d-2")
+    assert again.status_code == 202
+    assert again.json() == {"run_id": run_id, "created": False, "ignored": None}
+    assert len(runs(idle)) == 1
+    events = idle.get(f"/runs/{run_id}/events", headers=AUTH).json()
+    assert len(events) == 1  # only "pending": nothing else started
+
+    pushed = copy.deepcopy(PAYLOAD)
+    pushed["action"], pushed["pull_request"]["head"]["sha"] = "synchronize", "3" * 40
+    assert deliver(idle, pushed).json()["created"] is True
+    assert len(runs(idle)) == 2
+    metrics = idle.get("/metrics").text
+    assert 'reviewflow_webhook_deliveries_total{outcome="created"} 2.0' in metrics
+    assert 'reviewflow_webhook_deliveries_total{outcome="redelivered"} 1.0' in metrics
+
+
+def test_the_review_run_fetches_by_sha_with_argv_only(idle: Client, tmp_path: Path) -> None:
+    run_id = deliver(idle, PAYLOAD).json()["run_id"]
+    store = idle.app.state.rf.store  # type: ignore[attr-defined]
+    spec = json.loads(store.get_run(run_id).spec)
+    repo = str(tmp_path / "work" / run_id / "repo")
+    tasks = spec["tasks"]
+    assert tasks["init"]["run"] == ["git", "init", "--quiet", repo]
+    assert tasks["fetch-base"]["run"][-2:] == ["https://github.com/octo/widgets.git", BASE]
+    assert tasks["fetch-head"]["run"][-2:] == ["https://github.com/fork/widgets.git", HEAD]
+    assert tasks["fetch-head"]["run"][5:8] == ["--no-tags", "--depth", "1"]
+    assert tasks["review"]["run"][1:5] == ["review", repo, "--base", BASE]
+    assert all(t["type"] == "shell" for t in tasks.values())
+
+
+@pytest.mark.parametrize(("signature", "secret"), [
+    (None, None),  # missing
+    ("sha256=" + "0" * 64, None),  # wrong
+    ("sha1=abc", None),  # wrong algorithm
+    (None, "another-secret"),  # signed with another secret
+])
+def test_a_bad_or_missing_signature_is_401_and_stores_nothing(
+    idle: Client, signature: str | None, secret: str | None
+) -> None:
+    resp = deliver(idle, PAYLOAD, signature=signature, secret=secret)
+    assert resp.status_code == 401, resp.text
+    assert resp.json()["field"] == "X-Hub-Signature-256"
+    assert runs(idle) == []
+
+
+def test_without_a_secret_the_webhook_answers_503(make_client: AppFactory) -> None:
+    client = make_client(execute=False, secret=None)
+    with client.allow(503):
+        resp = deliver(client, PAYLOAD)
+        assert resp.status_code == 503
+        assert "REVIEWFLOW_WEBHOOK_SECRET" in resp.json()["error"]
+        assert deliver(client, PAYLOAD, secret="").status_code == 503
+    assert runs(client) == []
+
+
+@pytest.mark.parametrize(("event", "action"), [
+    ("push", "opened"), ("ping", None), ("issues", "opened"), ("pull_request", "closed"),
+    ("pull_request", "labeled"), ("pull_request", None),
+])
+def test_other_events_and_actions_are_ignored(idle: Client, event: str, action: str | None
+                                              ) -> None:
+    payload = {**PAYLOAD, "action": action}
+    resp = deliver(idle, payload, event=event)
+    assert resp.status_code == 202
+    assert resp.json()["run_id"] is None and resp.json()["ignored"]
+    assert runs(idle) == []
+
+
+@pytest.mark.parametrize(("path", "value", "field"), [
+    (("pull_request", "head", "sha"), "abc", "pull_request.head.sha"),
+    (("pull_request", "head", "sha"), None, "pull_request.head.sha"),
+    (("pull_request", "base", "sha"), "z" * 40, "pull_request.base.sha"),
+    (("pull_request", "head", "repo", "clone_url"), "git://github.com/o/r",
+     "pull_request.head.repo.clone_url"),
+    (("pull_request", "head", "repo", "clone_url"), "https://github.com/o/r;rm -rf /",
+     "pull_request.head.repo.clone_url"),
+    (("pull_request", "head", "repo", "clone_url"), "file:///etc",
+     "pull_request.head.repo.clone_url"),
+    (("pull_request", "head", "repo"), None, "pull_request.head.repo.clone_url"),
+    (("pull_request", "number"), "42", "pull_request.number"),
+    (("pull_request", "number"), 10**100, "pull_request.number"),
+    (("repository", "full_name"), 5, "repository.full_name"),
+])
+def test_a_malformed_pull_request_is_422(idle: Client, path: tuple[str, ...], value: Any,
+                                         field: str) -> None:
+    payload = copy.deepcopy(PAYLOAD)
+    node = payload
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = value
+    resp = deliver(idle, payload)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["field"] == field
+    assert runs(idle) == []
+    resp = deliver(idle, b"{not json")
+    assert resp.status_code == 422 and resp.json()["field"] == "body"
+
+
+def test_only_allowed_repositories_are_reviewed(make_client: AppFactory) -> None:
+    client = make_client(execute=False, webhook_repos=["Octo/Other"])
+    resp = deliver(client, PAYLOAD)
+    assert resp.status_code == 202 and "not in" in resp.json()["ignored"]
+    assert runs(client) == []
+
+
+def test_run_ids_stay_valid_for_long_names() -> None:
+    long = review_run_id("o" * 39 + "/" + "r" * 100, 10**9, HEAD)
+    assert len(long) <= 200 and long.endswith(f"-pr1000000000-{HEAD}")
+    assert review_run_id("a b/c~d", 1, HEAD) == f"gh-a_b.c_d-pr1-{HEAD}"
+
+
+def _git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_the_checkout_steps_fetch_both_commits_of_a_real_repository(tmp_path: Path) -> None:
+    """The git tasks against a local repository (file://, which only tests may use), with
+    `echo` standing in for `reviewflow review`."""
+    src = tmp_path / "src"
+    src.mkdir()
+    _git(src, "init", "-q")
+    ident = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
+    _git(src, *ident, "commit", "-q", "--allow-empty", "-m", "base")
+    base = _git(src, "rev-parse", "HEAD")
+    (src / "f.py").write_text("x = 1\n")
+    _git(src, "add", "f.py")
+    _git(src, *ident, "commit", "-q", "-m", "head")
+    head = _git(src, "rev-parse", "HEAD")
+    spec = review_spec(template="pr", repo_url=f"file://{src}", sha=head, base=base,
+                       base_url=None, run_id="r1", work_dir=tmp_path / "work",
+                       reviewflow=["echo"])
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    try:
+        engine = Engine(store, runs_dir=tmp_path / "runs", flush_interval=0.01)
+        state = asyncio.run(engine.run(spec, run_id="r1"))
+        assert state == "succeeded", store.get_tasks("r1")
+    finally:
+        store.close()
+    checkout = tmp_path / "work" / "r1" / "repo"
+    assert _git(checkout, "rev-parse", "HEAD") == head
+    assert _git(checkout, "cat-file", "-t", base) == "commit"
+    assert (checkout / "f.py").read_text() == "x = 1\n"
+    log = (tmp_path / "runs" / "r1" / "review.1.log").read_text()
+    assert f"review {checkout} --base {base} --template pr" in log
