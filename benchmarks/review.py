@@ -1,8 +1,8 @@
 """Wall time of `reviewflow review` on this project against running its tools by hand, one by one.
 
-    python benchmarks/review.py                          # tests/unit as the tests; 3 repeats
-    python benchmarks/review.py --tests tests/review     # a test run of ~40 s instead of ~5 s
-    python benchmarks/review.py --repeat 5 --keep        # keep the clone, reports and databases
+    python benchmarks/review.py                        # tests/unit as the tests (~8 s a review)
+    python benchmarks/review.py --tests tests/cli      # a test run of ~55 s instead
+    python benchmarks/review.py --repeat 5 --wait-idle 1200 --keep   # idle CPUs; keep the files
 
 What is reviewed: a throwaway clone of this repository (`git clone`, its committed HEAD) with a
 synthetic change on top, one commit that appends a small private function to `--files` (20)
@@ -19,7 +19,7 @@ secrets always run next to the pr checks, with the test command narrowed:
     checks:
       tests: {options: {command: [pytest, -q, <--tests>]}}
 
-Per repeat (alternating which goes first; one untimed warm-up round of both before):
+Per repeat (each measurement goes first in turn; one untimed warm-up round before):
 
 - review: `python -m reviewflow review <clone> --base <base> --template <file> --db <tmp>
   --out <tmp> --run-id bench-N`, run from a temp folder, timed from spawn to exit.
@@ -29,13 +29,20 @@ Per repeat (alternating which goes first; one untimed warm-up round of both befo
   `coverage json`, `bandit -f json`, `detect-secrets scan FILES`. pip-audit is not run by hand:
   the `dependencies` check skips because no dependency file changed. The serial sum is the sum
   of these steps.
+- two shells: the same steps at once in two threads, no engine: the review's critical path
+  (syntax, ruff check, coverage run/combine/json) in one, ruff format, bandit and
+  detect-secrets in the other. What running the checks in parallel can gain on this machine.
 - longest tool chain: the longest path through the DAG of checks (needs from the run's stored
   spec), weighted by each check's `duration_s` from report.json. Overhead = review wall time
   minus that chain. The overhead is split with the run's stored timestamps (same clock,
   time.time()): spawn -> run created (interpreter start, imports, template, git diff, spec,
   submit), the `change` task, gaps between tasks on the critical path, the `summary` task (the
   reports), run finished -> process exit.
-- CPU: user+sys of each process tree (RUSAGE_CHILDREN before and after).
+- CPU: user+sys of each process tree (RUSAGE_CHILDREN before and after); other processes' CPU
+  meanwhile = the machine's busy time (/proc/stat) minus ours, to spot a disturbed round.
+  `--wait-idle SECONDS` waits for idle CPUs before each measurement.
+- two CPU-bound processes: a pure-Python loop alone, then two at once (before and after): on
+  two free cores the pair has 2.0x the throughput of one.
 - process start: `python -m reviewflow --version` and `python -c pass`, 5 times each.
 
 Stdout gets one JSON line per measurement, then a table (median and min over the repeats).
@@ -54,6 +61,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -376,8 +384,11 @@ def bandit_config(root: Path) -> list[str]:
     return ["-c", str(root / "pyproject.toml")] if "bandit" in data.get("tool", {}) else []
 
 
-def run_by_hand(s: Setup) -> dict[str, Any]:
-    """The checks' tools with the checks' arguments, one after another."""
+Step = tuple[str, list[str], dict[str, str]]
+
+
+def hand_steps(s: Setup) -> list[Step]:
+    """The checks' tools with the checks' arguments (a fresh coverage data folder each time)."""
     root, files = s.clone, s.files
     py_files = [f for f in files if f.endswith(".py")]
     s.counter += 1
@@ -391,7 +402,7 @@ def run_by_hand(s: Setup) -> dict[str, Any]:
     parse = (
         "import ast, sys\nfor f in sys.argv[1:]:\n    ast.parse(open(f, 'rb').read(), filename=f)"
     )
-    steps: list[tuple[str, list[str], dict[str, str]]] = [
+    return [
         ("syntax (ast.parse)", [PY, "-c", parse, *py_files], s.env),
         (
             "ruff check",
@@ -466,11 +477,15 @@ def run_by_hand(s: Setup) -> dict[str, Any]:
         ),
         ("detect-secrets scan", [str(Path(PY).parent / "detect-secrets"), "scan", *files], s.env),
     ]
+
+
+def run_by_hand(s: Setup) -> dict[str, Any]:
+    """The checks' tools one after another, each in its own process."""
     out: dict[str, Any] = {"steps": {}, "exit": {}}
     cpu = foreign = steal = 0.0
     t0 = time.perf_counter()
-    for name, argv, env in steps:
-        t = timed(argv, cwd=root, env=env)
+    for name, argv, env in hand_steps(s):
+        t = timed(argv, cwd=s.clone, env=env)
         if t.code not in (0, 1):
             print(f"warning: {name} exited with {t.code}: {t.stderr[-500:]}", file=sys.stderr)
         out["steps"][name] = t.wall
@@ -485,6 +500,43 @@ def run_by_hand(s: Setup) -> dict[str, Any]:
     out["foreign_cpu_s"] = foreign
     out["steal_s"] = steal
     return out
+
+
+def run_two_shells(s: Setup) -> dict[str, Any]:
+    """The same tools in two shells at once, no engine: the chain (syntax, ruff check, the
+    tests) in one, ruff format, bandit and detect-secrets in the other. What running the
+    checks in parallel gains on this machine when scheduling them costs nothing."""
+    steps = hand_steps(s)
+    groups = [
+        [st for st in steps if st[0] in CHAIN_STEPS],
+        [st for st in steps if st[0] not in CHAIN_STEPS],
+    ]
+    ends: list[float] = [0.0, 0.0]
+
+    def shell(i: int) -> None:
+        for _, argv, env in groups[i]:
+            subprocess.run(argv, cwd=s.clone, env=env, capture_output=True, check=False)
+        ends[i] = time.perf_counter()
+
+    cpu0 = children_cpu()
+    busy0, steal0 = machine_cpu()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=shell, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    cpu = children_cpu() - cpu0
+    busy1, steal1 = machine_cpu()
+    return {
+        "wall_s": wall,
+        "chain_shell_s": ends[0] - t0,
+        "other_shell_s": ends[1] - t0,
+        "cpu_s": cpu,
+        "foreign_cpu_s": max(0.0, busy1 - busy0 - cpu),
+        "steal_s": steal1 - steal0,
+    }
 
 
 SPIN = (
@@ -605,24 +657,28 @@ def main() -> None:
         if not args.no_warmup:
             run_review(s)
             run_by_hand(s)
+            run_two_shells(s)
         reviews: list[dict[str, Any]] = []
         hands: list[dict[str, Any]] = []
+        shells: list[dict[str, Any]] = []
         for i in range(args.repeat):
-            order = (run_review, run_by_hand) if i % 2 == 0 else (run_by_hand, run_review)
-            for fn in order:
+            order = [
+                ("review", run_review, reviews),
+                ("by_hand", run_by_hand, hands),
+                ("two_shells", run_two_shells, shells),
+            ]
+            for kind, fn, results in order[i % 3 :] + order[: i % 3]:  # each first in turn
                 if args.wait_idle:
                     wait_idle(args.wait_idle)
                 result = fn(s)
-                (reviews if fn is run_review else hands).append(result)
-                emit(
-                    {"kind": "review" if fn is run_review else "by_hand", "round": i + 1, **result}
-                )
+                results.append(result)
+                emit({"kind": kind, "round": i + 1, **result})
         start = start_cost(s, 5)
         emit({"kind": "start", **start})
         cores_after = two_cores()
         emit({"kind": "cores", "when": "after", **cores_after})
         emit({"kind": "meta", "name": "end", "loadavg": os.getloadavg()})
-        summarize(reviews, hands, start, s, [cores, cores_after])
+        summarize(reviews, hands, shells, start, s, [cores, cores_after])
     finally:
         if args.keep:
             print(f"kept: {tmp}", file=sys.stderr)
@@ -633,6 +689,7 @@ def main() -> None:
 def summarize(
     reviews: list[dict[str, Any]],
     hands: list[dict[str, Any]],
+    shells: list[dict[str, Any]],
     start: dict[str, Any],
     s: Setup,
     cores: list[dict[str, Any]],
@@ -668,6 +725,11 @@ def summarize(
             [h["chain_s"] for h in hands],
             "floor for any schedule",
         ),
+        row(
+            "by hand, two shells at once",
+            [x["wall_s"] for x in shells],
+            "chain | format, bandit, detect-secrets; no engine",
+        ),
         row("longest tool chain", [r["tool_chain_s"] for r in reviews], " | ".join(chains)),
         row("engine overhead", [r["overhead_s"] for r in reviews], "review wall - chain"),
     ]
@@ -677,7 +739,8 @@ def summarize(
         )
     rows.append(row("review CPU (user+sys)", [r["cpu_s"] for r in reviews], "whole process tree"))
     rows.append(row("by hand CPU (user+sys)", [h["cpu_s"] for h in hands]))
-    for label, runs in (("review", reviews), ("by hand", hands)):
+    rows.append(row("two shells CPU (user+sys)", [x["cpu_s"] for x in shells]))
+    for label, runs in (("review", reviews), ("by hand", hands), ("two shells", shells)):
         foreign = [r["foreign_cpu_s"] for r in runs]
         rows.append(
             (
