@@ -105,7 +105,8 @@ def review(
                 # A typo is bad input; a check of a broken plugin fails alone (the others run).
                 if not broken and uses not in checks.plugin_errors:
                     _fail(f"{tmpl.source}: checks.{name}: {exc.args[0]}")
-        spec = build_review(tmpl, change, out=target, all_findings=all_findings)
+        spec = build_review(tmpl, change, out=target, all_findings=all_findings,
+                            chosen=chosen)
     except ReviewflowError as exc:
         _fail(str(exc))
     _prepare_out(target)

@@ -77,9 +77,14 @@ def _needs(name: str, checks: dict[str, CheckConfig], chosen: dict[str, str]) ->
 
 def build_review(
     template: ReviewTemplate, change: Change, *, out: Path, all_findings: bool = False,
+    chosen: dict[str, str] | None = None,
 ) -> WorkflowSpec:
-    """The workflow that reviews `change` with `template`, writing its reports to `out`."""
-    chosen = included(template, change)
+    """The workflow that reviews `change` with `template`, writing its reports to `out`.
+
+    `chosen` is `included(template, change)` when the caller computed it already (it diffs
+    the public API against the base: one `git show` per changed Python file)."""
+    if chosen is None:
+        chosen = included(template, change)
     tasks: dict[str, Any] = {
         CHANGE_TASK: {
             "type": "python", "call": f"{RUNNER}:change_result", "priority": "high",
