@@ -218,14 +218,22 @@ def run(
     meta: MetaOpt = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     as_json: JsonOpt = False,
+    submit: Annotated[bool, typer.Option(
+        "--submit", help="Only enqueue the run for `reviewflow worker`s (PostgreSQL --db) "
+        "and print its id.")] = False,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
     """Run a workflow to the end (exit 0 succeeded, 1 failed/cancelled, 2 bad input)."""
     _logging(log_format, log_level)
+    if submit and postgres_url(db) is None:
+        _fail(f"--submit needs a PostgreSQL --db (postgresql://…), not {_shown(db)}: without "
+              "workers, leave --submit out and the run executes here")
     spec = _load(file, set_)
     metadata = _parse_meta(meta)
     store = _open(db)
+    if submit:
+        raise typer.Exit(_submit(store, spec, run_id, metadata, as_json))
     engine = Engine(store)
     try:
         rid, created = engine.submit(spec, run_id=run_id, meta=metadata)
@@ -242,6 +250,28 @@ def run(
     raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency))
 
 
+def _submit(store: Store, spec: WorkflowSpec, run_id: str | None, meta: dict[str, str],
+            as_json: bool) -> int:
+    """`run --submit`: enqueue for the workers, print the run id, return at once."""
+    from .cluster.queue import submit_to_workers
+    from .store.postgres import PostgresStore
+
+    assert isinstance(store, PostgresStore)
+    try:
+        rid, created = submit_to_workers(store, spec, run_id=run_id, meta=meta)
+    except SpecError as exc:
+        _fail(f"--run-id: {exc.message}")
+    except ReviewflowError as exc:
+        _fail(str(exc), EXIT_FAILED)
+    if as_json:
+        out.print(json.dumps({"run_id": rid, "created": created}), markup=False)
+    else:
+        out.print(rid, markup=False)
+        if not created:
+            err.print(f"run {rid} already exists; not submitting another", markup=False)
+    return EXIT_OK
+
+
 def _existing(store: Store, run_id: str, as_json: bool) -> int:
     """`run --run-id` of an existing run: follow it if a live process runs it, then report."""
     record = store.get_run(run_id)
@@ -249,7 +279,8 @@ def _existing(store: Store, run_id: str, as_json: bool) -> int:
     if not as_json:
         err.print(f"run {run_id} already exists ({record.state}); not starting another")
     deadline = time.monotonic() + 24 * 3600
-    while RunState(record.state) not in RUN_TERMINAL and time.monotonic() < deadline:
+    while RunState(record.state) not in RUN_TERMINAL and time.monotonic() < deadline \
+            and not record.mode:
         if not owner_alive(record.owner, record.lease_until, time.time()):
             if not as_json:
                 err.print(f"nothing is executing it: continue with `reviewflow resume {run_id}`")
@@ -281,6 +312,11 @@ def resume(
     if RunState(record.state) in RUN_TERMINAL:
         err.print(f"run {run_id} already ended: {record.state}")
         raise typer.Exit(_report(store, run_id, as_json))
+    if record.mode:
+        state = _workers_control(store, run_id, "resume")
+        out.print(f"{run_id}: {state} (executed by workers: `reviewflow workers` lists them)",
+                  markup=False)
+        raise typer.Exit(EXIT_OK)
     if not force and owner_alive(record.owner, record.lease_until, time.time()):
         if record.state == RunState.PAUSED:
             store.request(run_id, "resume")
@@ -308,6 +344,19 @@ def _unfinished_run(run_id: str, db: Path) -> tuple[Store, RunRecord]:
     return store, record
 
 
+def _workers_control(store: Store, run_id: str, command: str) -> str:
+    """Cancel/pause/resume a run executed by workers: applied here, in the database."""
+    from .cluster.queue import Cluster
+    from .store.postgres import PostgresStore
+
+    if not isinstance(store, PostgresStore):
+        _fail(f"run {run_id} is executed by workers but this is not its PostgreSQL database")
+    try:
+        return Cluster(store).control(run_id, command).value
+    except ReviewflowError as exc:
+        _fail(str(exc), EXIT_FAILED)
+
+
 def _wait_for(store: Store, run_id: str, done: Any, seconds: float = 30.0) -> str:
     deadline = time.monotonic() + seconds
     while True:
@@ -322,6 +371,16 @@ def _wait_for(store: Store, run_id: str, done: Any, seconds: float = 30.0) -> st
 def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     """Cancel a run: tasks not started are cancelled, running ones are stopped."""
     store, record = _unfinished_run(run_id, db)
+    if record.mode:
+        _workers_control(store, run_id, "cancel")
+        # running attempts stop at their workers' next heartbeat (woken by a notification)
+        state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
+        out.print(f"{run_id}: {state}", markup=False)
+        if RunState(state) not in RUN_TERMINAL:
+            err.print("cancelled; attempts still running stop when their workers next "
+                      "heartbeat (or their leases expire)", markup=False)
+            raise typer.Exit(EXIT_OK)
+        raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
     if owner_alive(record.owner, record.lease_until, time.time()):
         store.request(run_id, "cancel")
         # Done when the run ends, or when its process goes away without ending it (it was
@@ -344,6 +403,10 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
 def pause(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     """Pause a run: no new task starts, running tasks finish. Undo with `resume`."""
     store, record = _unfinished_run(run_id, db)
+    if record.mode:
+        state = _workers_control(store, run_id, "pause")
+        out.print(f"{run_id}: {state}", markup=False)
+        raise typer.Exit(EXIT_OK if state == RunState.PAUSED else EXIT_FAILED)
     if not owner_alive(record.owner, record.lease_until, time.time()):
         _fail(
             f"run {run_id} is not being executed by any process; nothing to pause "
@@ -386,6 +449,7 @@ def status(
             and RunState(record.state) not in RUN_TERMINAL
             and not owner_alive(record.owner, record.lease_until, time.time())
             and record.state != RunState.PENDING
+            and not record.mode
         ):
             out.print(
                 f"no process is executing this run: continue it with `reviewflow resume {run_id}`",
@@ -479,7 +543,7 @@ def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
 
 
 # The review and GitHub commands live in their own modules; importing them registers them.
-from . import cli_review  # noqa: E402,F401
+from . import cli_review, cli_worker  # noqa: E402,F401
 from .cli_github import github_app  # noqa: E402
 
 app.add_typer(github_app, name="github")

@@ -215,6 +215,9 @@ class Engine:
             raise RunNotFound(run_id)
         if RunState(record.state) in RUN_TERMINAL:
             return RunState(record.state)
+        if record.mode:
+            raise RunBusy(f"run {run_id!r} is executed by workers (`reviewflow worker`), "
+                          "not by one process")
         self._claim(record, force=force)
         _live_owners.add(self.owner)
         if not self._live:

@@ -36,6 +36,8 @@ class RunRecord:
     owner: str | None = None
     lease_until: float | None = None
     request: str | None = None
+    mode: str | None = None
+    """None: one process executes the run (embedded); "workers": `reviewflow worker`s do."""
 
 
 @dataclass(slots=True)

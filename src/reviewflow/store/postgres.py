@@ -148,6 +148,13 @@ class PostgresStore:
         with translated(self.url), self._pool.connection() as conn:
             yield conn
 
+    session = _session
+    """A pooled autocommit connection, errors translated (for reviewflow.cluster)."""
+
+    @property
+    def pool(self) -> ConnectionPool:
+        return self._pool
+
     def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
         with self._session() as conn, conn.transaction():
             cur = conn.execute(query("insert_run"), {

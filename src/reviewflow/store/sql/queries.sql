@@ -24,12 +24,12 @@ VALUES (%s, %s, %s, %s, %s, %s, %s);
 
 -- name: get_run
 SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at, error,
-       owner, lease_until, request
+       owner, lease_until, request, mode
 FROM runs WHERE run_id = %(run_id)s;
 
 -- name: list_runs
 SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at, error,
-       owner, lease_until, request
+       owner, lease_until, request, mode
 FROM runs ORDER BY created_at DESC, run_id DESC LIMIT %(limit)s;
 
 -- name: get_tasks
@@ -99,3 +99,220 @@ ON CONFLICT (run_id, task) DO UPDATE
         comment = excluded.comment, decided_at = excluded.decided_at
     WHERE approvals.decision IS NULL
 RETURNING run_id, task, requested_at, decision, approver, comment, decided_at;
+
+-- ===================================================================== workers (cluster/)
+-- Runs with mode 'workers' are executed task by task by `reviewflow worker` processes. Every
+-- time below is the database clock (db_now), so hosts with skewed clocks agree on leases.
+
+-- name: db_now
+SELECT extract(epoch FROM clock_timestamp())::double precision;
+
+-- name: insert_cluster_run
+INSERT INTO runs (run_id, workflow, state, spec, meta, created_at, started_at, mode,
+                  open_main, open_hooks, deadline)
+VALUES (%(run_id)s, %(workflow)s, 'running', %(spec)s, %(meta)s, %(now)s, %(now)s, 'workers',
+        %(open_main)s, %(open_hooks)s, %(deadline)s)
+ON CONFLICT (run_id) DO NOTHING;
+
+-- name: copy_cluster_tasks
+COPY tasks (run_id, name, position, state, hook, remaining, concurrency_key, key_limit,
+            run_limit) FROM STDIN;
+
+-- name: lock_cluster_run
+-- Every transaction that changes a workers-mode run's tasks beyond a claim holds this lock.
+SELECT state, outcome, error, open_main, open_hooks, hooks_started, request, spec, meta,
+       created_at, mode
+FROM runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE;
+
+-- name: write_cluster_run
+UPDATE runs SET state = %(state)s, outcome = %(outcome)s, error = %(error)s,
+                open_main = %(open_main)s, open_hooks = %(open_hooks)s,
+                hooks_started = %(hooks_started)s, finished_at = %(finished_at)s,
+                request = %(request)s, deadline = %(deadline)s
+WHERE run_id = %(run_id)s;
+
+-- name: cluster_rows
+-- The columns the DAG logic needs (not result: it can be large and is never rewritten).
+SELECT name, state, attempts, hook, remaining, owner, lease_until, lost_attempts, errors,
+       error, concurrency_key, key_limit, run_limit, pid, held, started_at, ready_at,
+       finished_at, next_attempt_at, wait_reason, due_at, cancel_reason, sort_key
+FROM tasks WHERE run_id = %(run_id)s AND name = ANY(%(names)s);
+
+-- name: save_cluster_row
+-- Guarded by the state (and owner) the decision was made on: a claim or a heartbeat racing
+-- with it makes it apply to nothing, which the caller sees as a missing row.
+UPDATE tasks SET state = %(state)s, attempts = %(attempts)s, ready_at = %(ready_at)s,
+                 finished_at = %(finished_at)s, next_attempt_at = %(next_attempt_at)s,
+                 error = %(error)s, errors = %(errors)s, wait_reason = %(wait_reason)s,
+                 pid = %(pid)s, remaining = %(remaining)s, held = %(held)s,
+                 due_at = %(due_at)s, owner = %(owner)s, lease_until = %(lease_until)s,
+                 lost_attempts = %(lost_attempts)s, cancel_reason = %(cancel_reason)s,
+                 sort_key = %(sort_key)s
+WHERE run_id = %(run_id)s AND name = %(name)s AND state = %(old_state)s
+  AND owner IS NOT DISTINCT FROM %(old_owner)s
+RETURNING name;
+
+-- name: save_result
+UPDATE tasks SET result = %(result)s WHERE run_id = %(run_id)s AND name = %(name)s;
+
+-- name: decrement_remaining
+UPDATE tasks t SET remaining = t.remaining - v.n
+FROM (SELECT unnest(%(names)s::text[]) AS name, unnest(%(counts)s::int[]) AS n) v
+WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = 'blocked'
+RETURNING t.name, t.remaining;
+
+-- name: set_remaining
+UPDATE tasks t SET remaining = v.n
+FROM (SELECT unnest(%(names)s::text[]) AS name, unnest(%(counts)s::int[]) AS n) v
+WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = 'blocked';
+
+-- name: open_tasks
+-- Tasks a stopping run cancels. FOR UPDATE waits for a claim in flight; the row it claimed is
+-- then re-checked and left out (it is running: see mark_running_cancelled).
+SELECT name, state, hook, concurrency_key FROM tasks
+WHERE run_id = %(run_id)s AND state IN ('blocked', 'ready', 'retry_wait')
+  AND (%(hooks)s OR NOT hook)
+FOR UPDATE;
+
+-- name: cancel_tasks
+UPDATE tasks SET state = %(to)s, finished_at = %(now)s, wait_reason = NULL, held = NULL,
+                 due_at = NULL, next_attempt_at = NULL
+WHERE run_id = %(run_id)s AND name = ANY(%(names)s)
+  AND state IN ('blocked', 'ready', 'retry_wait');
+
+-- name: mark_running_cancelled
+-- Running attempts of a stopping run: their workers see the reason at their next heartbeat.
+UPDATE tasks SET cancel_reason = %(reason)s
+WHERE run_id = %(run_id)s AND state = 'running' AND cancel_reason IS NULL
+  AND (%(hooks)s OR NOT hook)
+RETURNING name;
+
+-- name: failed_main_tasks
+SELECT name FROM tasks WHERE run_id = %(run_id)s AND state = 'failed' AND NOT hook
+ORDER BY position;
+
+-- name: hold_run_ready
+UPDATE tasks SET held = 'paused', wait_reason = 'run paused'
+WHERE run_id = %(run_id)s AND state = 'ready' AND held IS NULL;
+
+-- name: release_paused
+UPDATE tasks SET held = NULL, wait_reason = NULL
+WHERE run_id = %(run_id)s AND state = 'ready' AND held = 'paused';
+
+-- name: claim_tasks
+-- The claim: the best ready tasks, locked without waiting for other workers' locks, turned
+-- running in the same statement. Attempts are counted when they start.
+WITH picked AS (
+    SELECT run_id, name, started_at FROM tasks
+    WHERE state = 'ready' AND held IS NULL
+    ORDER BY sort_key
+    LIMIT %(n)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks t SET state = 'running', attempts = t.attempts + 1, started_at = %(now)s,
+                   owner = %(owner)s, lease_until = %(now)s + %(ttl)s, wait_reason = NULL,
+                   cancel_reason = NULL, pid = NULL
+FROM picked
+WHERE t.run_id = picked.run_id AND t.name = picked.name AND t.state = 'ready'
+RETURNING t.run_id, t.name, t.attempts, t.concurrency_key, t.key_limit, t.run_limit,
+          t.sort_key, picked.started_at, t.ready_at, t.lost_attempts;
+
+-- name: key_lock
+-- Serialises the limit checks (and the hand-over of freed slots) of one key across workers.
+SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 7301));
+
+-- name: count_key_running
+SELECT count(*) FROM tasks WHERE concurrency_key = %(key)s AND state = 'running';
+
+-- name: count_run_running
+SELECT count(*) FROM tasks WHERE run_id = %(run_id)s AND state = 'running';
+
+-- name: hold_back
+-- A claimed task over its key's or run's limit goes back to ready, held until a slot frees.
+UPDATE tasks SET state = 'ready', attempts = attempts - 1, started_at = %(started_at)s,
+                 owner = NULL, lease_until = NULL, held = %(held)s, wait_reason = %(reason)s
+WHERE run_id = %(run_id)s AND name = %(name)s AND owner = %(owner)s AND state = 'running';
+
+-- name: unhold_key
+UPDATE tasks SET held = NULL, wait_reason = NULL
+WHERE (run_id, name) IN (
+    SELECT run_id, name FROM tasks
+    WHERE concurrency_key = %(key)s AND held = 'key' AND state = 'ready'
+    ORDER BY sort_key LIMIT %(n)s FOR UPDATE SKIP LOCKED
+);
+
+-- name: unhold_run
+UPDATE tasks SET held = NULL, wait_reason = NULL
+WHERE (run_id, name) IN (
+    SELECT run_id, name FROM tasks
+    WHERE run_id = %(run_id)s AND held = 'run' AND state = 'ready'
+    ORDER BY sort_key LIMIT %(n)s FOR UPDATE SKIP LOCKED
+);
+
+-- name: inputs
+-- What claimed attempts get from their dependencies: results, and errors for all_done tasks.
+SELECT t.run_id, t.name, t.state, t.result, t.error
+FROM tasks t
+JOIN (SELECT unnest(%(runs)s::text[]) AS run_id, unnest(%(names)s::text[]) AS name) v
+  ON t.run_id = v.run_id AND t.name = v.name;
+
+-- name: run_specs
+SELECT run_id, spec, meta FROM runs WHERE run_id = ANY(%(runs)s);
+
+-- name: heartbeat_tasks
+-- An expired lease is not renewed: the task may already be on its way back to ready.
+UPDATE tasks SET lease_until = %(now)s + %(ttl)s
+WHERE owner = %(owner)s AND state = 'running' AND lease_until >= %(now)s
+RETURNING run_id, name, attempts, cancel_reason;
+
+-- name: set_task_detail
+-- What a running attempt reports about itself (its process group, what it waits for).
+UPDATE tasks SET pid = coalesce(%(pid)s, pid), wait_reason = %(wait_reason)s
+WHERE run_id = %(run_id)s AND name = %(name)s AND attempts = %(attempt)s
+  AND owner = %(owner)s AND state = 'running';
+
+-- name: expired_leases
+SELECT DISTINCT run_id FROM tasks
+WHERE state = 'running' AND owner IS NOT NULL AND lease_until < %(now)s LIMIT 100;
+
+-- name: expired_in_run
+SELECT name FROM tasks
+WHERE run_id = %(run_id)s AND state = 'running' AND owner IS NOT NULL
+  AND lease_until < %(now)s;
+
+-- name: due_runs
+SELECT DISTINCT run_id FROM tasks WHERE due_at <= %(now)s LIMIT 100;
+
+-- name: due_in_run
+SELECT name FROM tasks WHERE run_id = %(run_id)s AND due_at <= %(now)s;
+
+-- name: requested_runs
+SELECT run_id FROM runs WHERE request IS NOT NULL AND mode IS NOT NULL LIMIT 100;
+
+-- name: overdue_runs
+SELECT run_id FROM runs
+WHERE deadline < %(now)s AND mode IS NOT NULL AND state IN ('running', 'paused') LIMIT 100;
+
+-- name: upsert_worker
+INSERT INTO workers (name, owner, host, pid, started_at, heartbeat_at, concurrency,
+                     lease_ttl, running, state)
+VALUES (%(name)s, %(owner)s, %(host)s, %(pid)s, %(now)s, %(now)s, %(concurrency)s,
+        %(ttl)s, %(running)s, %(state)s)
+ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host = excluded.host,
+    pid = excluded.pid,
+    started_at = CASE WHEN workers.owner = excluded.owner THEN workers.started_at
+                      ELSE excluded.started_at END,
+    heartbeat_at = excluded.heartbeat_at, concurrency = excluded.concurrency,
+    lease_ttl = excluded.lease_ttl,
+    running = excluded.running, state = excluded.state;
+
+-- name: remove_worker
+DELETE FROM workers WHERE name = %(name)s AND owner = %(owner)s;
+
+-- name: list_workers
+-- Live: heard from within its lease time (the leases of its attempts are still valid).
+SELECT name, host, pid, started_at, %(now)s - heartbeat_at, concurrency, running, state
+FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl ORDER BY name;
+
+-- name: prune_workers
+DELETE FROM workers WHERE heartbeat_at < %(before)s;

@@ -1,6 +1,6 @@
 -- The PostgreSQL schema in one go, for an empty database.
--- version: 2
--- It must equal migrations 0001..0002 applied one by one (tests/integration/
+-- version: 3
+-- It must equal migrations 0001..0003 applied one by one (tests/integration/
 -- test_postgres_store.py diffs the two): add a migration AND change this file, then bump the
 -- version above. Column order matters (ALTER TABLE ... ADD COLUMN appends).
 CREATE TABLE runs (
@@ -15,9 +15,17 @@ CREATE TABLE runs (
     error        text,
     owner        text,
     lease_until  double precision,
-    request      text
+    request      text,
+    mode         text,
+    outcome      text,
+    open_main    integer,
+    open_hooks   integer,
+    hooks_started boolean NOT NULL DEFAULT false,
+    deadline     double precision
 );
 CREATE INDEX runs_created ON runs (created_at);
+CREATE INDEX runs_requested ON runs (run_id) WHERE request IS NOT NULL AND mode IS NOT NULL;
+CREATE INDEX runs_deadline ON runs (deadline) WHERE deadline IS NOT NULL;
 
 CREATE TABLE tasks (
     run_id          text NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
@@ -34,10 +42,30 @@ CREATE TABLE tasks (
     errors          text,
     wait_reason     text,
     pid             integer,
+    hook            boolean NOT NULL DEFAULT false,
+    remaining       integer,
+    sort_key        double precision,
+    concurrency_key text,
+    key_limit       integer,
+    run_limit       integer,
+    held            text,
+    due_at          double precision,
+    owner           text,
+    lease_until     double precision,
+    lost_attempts   integer NOT NULL DEFAULT 0,
+    cancel_reason   text,
     PRIMARY KEY (run_id, name)
 );
--- Ready tasks, for workers claiming them from the database (... FOR UPDATE SKIP LOCKED).
-CREATE INDEX tasks_ready ON tasks (ready_at) WHERE state = 'ready';
+-- Claims by workers (... FOR UPDATE SKIP LOCKED): ready, not held back, best sort key first.
+CREATE INDEX tasks_claim ON tasks (sort_key) WHERE state = 'ready' AND held IS NULL;
+CREATE INDEX tasks_leased ON tasks (lease_until) WHERE state = 'running' AND owner IS NOT NULL;
+CREATE INDEX tasks_due ON tasks (due_at) WHERE due_at IS NOT NULL;
+CREATE INDEX tasks_key_running ON tasks (concurrency_key)
+    WHERE state = 'running' AND concurrency_key IS NOT NULL;
+CREATE INDEX tasks_run_running ON tasks (run_id) WHERE state = 'running';
+CREATE INDEX tasks_owner ON tasks (owner) WHERE state = 'running';
+CREATE INDEX tasks_held_key ON tasks (concurrency_key, sort_key) WHERE held = 'key';
+CREATE INDEX tasks_held_run ON tasks (run_id, sort_key) WHERE held IN ('run', 'paused');
 
 CREATE TABLE events (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -60,4 +88,17 @@ CREATE TABLE approvals (
     comment       text,
     decided_at    double precision,
     PRIMARY KEY (run_id, task)
+);
+
+CREATE TABLE workers (
+    name         text PRIMARY KEY,
+    owner        text NOT NULL,
+    host         text NOT NULL,
+    pid          integer NOT NULL,
+    started_at   double precision NOT NULL,
+    heartbeat_at double precision NOT NULL,
+    concurrency  integer NOT NULL,
+    lease_ttl    double precision NOT NULL,
+    running      integer NOT NULL DEFAULT 0,
+    state        text NOT NULL DEFAULT 'running'
 );

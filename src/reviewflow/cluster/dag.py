@@ -1,0 +1,501 @@
+"""How a workers-mode run advances: the embedded engine's rules, applied to rows.
+
+In the embedded mode one process holds a whole run in memory (`engine.py`). With workers, tasks
+of one run complete on many machines, so every decision is taken inside the transaction that
+records the event causing it, while holding the run's row lock (`RunTx`): a completion
+decrements its dependents' `remaining` counters and readies those reaching zero, a failure
+retries or fails (and `fail_fast` stops the run), the last task to end decides the run's
+outcome and starts `on_failure` tasks. The rules — retries, triggers, skips, hooks, outcomes,
+messages — are the engine's, so both modes give the same results for the same workflow.
+
+Rows are loaded on demand (the tasks an event touches, never the whole run) and written back
+guarded by the state they were read in: the one writer that does not take the run lock is a
+claim (ready -> running), and a guard that no longer holds rolls the transaction back to be
+tried again (`Conflict`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from ..engine import LOST, RUN_TIMEOUT, SKIPPED_DETAIL
+from ..errors import InvalidTransition, RunNotFound
+from ..spec import TaskSpec, WorkflowSpec
+from ..states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, TASK_TRANSITIONS, RunState
+from ..states import TaskState as T
+from ..store.base import Event
+from ..store.sql import query
+
+CHANNEL = "reviewflow_ready"
+"""NOTIFY channel: tasks became ready (payload "") or running attempts must stop ("cancel")."""
+
+
+class Conflict(Exception):
+    """A row changed between the read and the guarded write: roll back and try again."""
+
+
+@dataclass(slots=True)
+class Graph:
+    """A run's spec, indexed for the DAG logic (cached per run: specs never change)."""
+
+    spec: WorkflowSpec
+    meta: dict[str, str]
+    tasks: dict[str, TaskSpec]
+    hooks: frozenset[str]
+    dependents: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, spec: WorkflowSpec, meta: dict[str, str]) -> Graph:
+        tasks = {**spec.tasks, **spec.on_failure}
+        dependents: dict[str, list[str]] = {name: [] for name in tasks}
+        for task in tasks.values():
+            for dep in task.needs:
+                dependents[dep].append(task.name)
+        return cls(spec, meta, tasks, frozenset(spec.on_failure), dependents)
+
+
+@dataclass(slots=True)
+class Row:
+    """A task row as the DAG logic reads and writes it (order: the cluster_rows query)."""
+
+    name: str
+    state: str
+    attempts: int
+    hook: bool
+    remaining: int | None
+    owner: str | None
+    lease_until: float | None
+    lost_attempts: int
+    errors: str | None
+    error: str | None
+    concurrency_key: str | None
+    key_limit: int | None
+    run_limit: int | None
+    pid: int | None
+    held: str | None
+    started_at: float | None
+    ready_at: float | None
+    finished_at: float | None
+    next_attempt_at: float | None
+    wait_reason: str | None
+    due_at: float | None
+    cancel_reason: str | None
+    sort_key: float | None
+    old_state: str = field(default="", repr=False)
+    old_owner: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.old_state, self.old_owner = self.state, self.owner
+
+
+_SAVED = [f.name for f in fields(Row) if f.name not in (
+    "hook", "concurrency_key", "key_limit", "run_limit", "started_at", "old_state", "old_owner",
+)]
+
+
+def loads_spec(text: str) -> WorkflowSpec:
+    return WorkflowSpec.model_validate_json(text)
+
+
+class RunTx:
+    """One run's changes inside one transaction, with its row lock held."""
+
+    def __init__(
+        self, conn: psycopg.Connection, run_id: str, now: float, graphs: dict[str, Graph], *,
+        aging_interval: float, rand: Any,
+    ) -> None:
+        row = conn.execute(query("lock_cluster_run"), {"run_id": run_id}).fetchone()
+        if row is None:
+            raise RunNotFound(run_id)
+        (state, outcome, error, open_main, open_hooks, hooks_started, request, spec_text, meta,
+         created_at, mode) = row
+        self.conn, self.run_id, self.now = conn, run_id, now
+        self.mode = mode
+        graph = graphs.get(run_id)
+        if graph is None:
+            graph = graphs[run_id] = Graph.of(loads_spec(spec_text), dict(meta or {}))
+        self.graph = graph
+        self.state = RunState(state)
+        self.outcome = RunState(outcome) if outcome else None
+        self.error: str | None = error
+        self.open_main: int = open_main or 0
+        self.open_hooks: int = open_hooks or 0
+        self.hooks_started: bool = hooks_started
+        self.request: str | None = request
+        self.created_at: float = created_at
+        self.finished_at: float | None = None
+        self.deadline_cleared = False
+        self.run_dirty = False
+        self.rows: dict[str, Row] = {}
+        self.dirty: dict[str, Row] = {}
+        self.results: dict[str, str | None] = {}
+        self.events: list[Event] = []
+        self.notify: set[str] = set()
+        self.freed_keys: Counter[str] = Counter()
+        self.freed_run = 0
+        self.aging_interval = aging_interval
+        self.rand = rand
+
+    # ------------------------------------------------------------------ rows and events
+
+    def load(self, names: list[str] | set[str]) -> dict[str, Row]:
+        missing = [n for n in names if n not in self.rows]
+        if missing:
+            for r in self.conn.execute(
+                query("cluster_rows"), {"run_id": self.run_id, "names": missing}
+            ):
+                self.rows[r[0]] = Row(*r)
+        return {n: self.rows[n] for n in names if n in self.rows}
+
+    def event(self, task: str | None, frm: str | None, to: str, attempt: int | None,
+              detail: str | None, at: float | None = None) -> None:
+        self.events.append((self.run_id, task, frm, to, attempt, at or self.now, detail))
+
+    def to(self, row: Row, to: T, detail: str | None = None) -> None:
+        frm = T(row.state)
+        if to not in TASK_TRANSITIONS[frm]:
+            raise InvalidTransition("task", row.name, frm, to)
+        if frm is T.RUNNING:
+            self._free_slot(row)
+        row.state = to.value
+        self.event(row.name, frm.value, to.value, row.attempts, detail)
+        self.dirty[row.name] = row
+        if to in TASK_TERMINAL:
+            self._ended(row)
+
+    def _ended(self, row: Row) -> None:
+        row.finished_at = self.now
+        row.wait_reason = row.held = None
+        row.due_at = row.next_attempt_at = None
+        row.owner = row.lease_until = None
+        if row.hook:
+            self.open_hooks -= 1
+        else:
+            self.open_main -= 1
+        self.run_dirty = True
+
+    def _free_slot(self, row: Row) -> None:
+        """A running attempt ends: its key's and run's next held tasks may go."""
+        if row.concurrency_key is not None and row.key_limit is not None:
+            self.freed_keys[row.concurrency_key] += 1
+        if row.run_limit is not None:
+            self.freed_run += 1
+        row.owner = row.lease_until = None
+        row.cancel_reason = None
+        row.pid = None
+
+    def run_to(self, to: RunState, detail: str | None = None) -> None:
+        if to not in RUN_TRANSITIONS[self.state]:
+            raise InvalidTransition("run", self.run_id, self.state, to)
+        self.event(None, self.state.value, to.value, None, detail)
+        self.state = to
+        self.run_dirty = True
+
+    # ------------------------------------------------------------------ readiness
+
+    def deps_met(self, names: list[str], since: float | None = None) -> None:
+        """All dependencies done: ready now (held if paused), or due after delay/not_before."""
+        rows = self.load(names)
+        spec = self.graph.spec
+        run_not_before = (
+            self._absolute(spec.not_before) if spec.not_before is not None else None
+        )
+        for name in names:
+            row = rows.get(name)
+            if row is None or row.state != T.BLOCKED:
+                continue
+            task = self.graph.tasks[name]
+            base = since if since is not None else self.now
+            due = base + task.delay if task.delay else 0.0
+            if task.not_before is not None:
+                due = max(due, self._absolute(task.not_before))
+            if run_not_before is not None and not task.needs:
+                due = max(due, run_not_before)
+            row.remaining = 0
+            if due > self.now + 0.0005:
+                row.due_at = due
+                row.wait_reason = f"delayed until {datetime.fromtimestamp(due):%H:%M:%S.%f}"[:-3]
+                self.dirty[name] = row
+            else:
+                self.make_ready(row)
+
+    def make_ready(self, row: Row) -> None:
+        row.ready_at = self.now
+        row.due_at = row.next_attempt_at = None
+        row.wait_reason = None
+        row.sort_key = self.now - self.graph.tasks[row.name].priority * self.aging_interval
+        if self.state is RunState.PAUSED:
+            row.held, row.wait_reason = "paused", "run paused"
+        else:
+            row.held = None
+            self.notify.add("")
+        self.to(row, T.READY)
+
+    def _absolute(self, when: datetime | float) -> float:
+        return when.timestamp() if isinstance(when, datetime) else self.created_at + when
+
+    def advance(self, succeeded: list[str], unsucceeded: list[str]) -> None:
+        """Dependencies ended: count them off their dependents; skip what can no longer run."""
+        while succeeded or unsucceeded:
+            counts: Counter[str] = Counter()
+            skip: list[str] = []
+            for name in succeeded:
+                counts.update(self.graph.dependents[name])
+            for name in unsucceeded:
+                for dep in self.graph.dependents[name]:
+                    if self.graph.tasks[dep].trigger == "all_done":
+                        counts[dep] += 1
+                    else:
+                        skip.append(dep)
+            if skip:
+                for row in self.load(set(skip)).values():
+                    if row.state == T.BLOCKED:
+                        self.to(row, T.SKIPPED, SKIPPED_DETAIL)
+            skipped = [n for n in dict.fromkeys(skip) if self.rows[n].state == T.SKIPPED
+                       and self.dirty.get(n) is self.rows[n]]
+            counts = Counter({n: c for n, c in counts.items()
+                              if not (n in self.rows and self.rows[n].state != T.BLOCKED)})
+            ready = self._decrement(counts)
+            self.deps_met(ready)
+            succeeded, unsucceeded = [], skipped
+
+    def _decrement(self, counts: Counter[str]) -> list[str]:
+        if not counts:
+            return []
+        names = list(counts)
+        for name in names:  # rows already loaded here must not be saved with a stale counter
+            row = self.rows.get(name)
+            if row is not None and row.remaining is not None:
+                row.remaining -= counts[name]
+        ready = []
+        for name, remaining in self.conn.execute(query("decrement_remaining"), {
+            "run_id": self.run_id, "names": names, "counts": [counts[n] for n in names],
+        }):
+            if remaining == 0:
+                ready.append(name)
+        return ready
+
+    # ------------------------------------------------------------------ attempts ending
+
+    def succeeded(self, row: Row, result: str | None) -> None:
+        row.error = None
+        self.results[row.name] = result
+        self.to(row, T.SUCCEEDED)
+
+    def failed(self, row: Row, message: str, retryable: bool, *, timed_out: bool = False,
+               lost: bool = False) -> None:
+        """An attempt ended without success: retry after backoff, or fail for good."""
+        self.record_error(row, message)
+        if timed_out:
+            self.to(row, T.TIMED_OUT, message)
+        task = self.graph.tasks[row.name]
+        retry = task.retry
+        used = row.attempts - row.lost_attempts  # lost attempts do not use up retries
+        if retryable and not lost and used <= retry.max_retries and self.outcome is None:
+            delay = retry.delay(used, self.rand())
+            row.next_attempt_at = row.due_at = self.now + delay
+            self.to(row, T.RETRY_WAIT,
+                    f"{message}; attempt {row.attempts + 1} in {delay:.3f}s")
+        else:
+            self.to(row, T.FAILED, message)
+            self.task_failed(row)
+
+    def record_error(self, row: Row, message: str) -> None:
+        row.error = message
+        errors = json.loads(row.errors) if row.errors else []
+        errors.append({"attempt": row.attempts, "error": message, "at": self.now})
+        row.errors = json.dumps(errors)
+
+    def task_failed(self, row: Row) -> None:
+        if not row.hook and self.graph.spec.failure_policy == "fail_fast":
+            self.stop(RunState.FAILED, f"task {row.name!r} failed: {row.error}")
+        else:
+            self.advance([], [row.name])
+
+    def cancelled(self, row: Row, reason: str) -> None:
+        if reason.startswith(RUN_TIMEOUT):
+            self.record_error(row, reason)
+            self.to(row, T.TIMED_OUT, reason)
+            self.to(row, T.FAILED, reason)
+        else:
+            self.to(row, T.CANCELLED, reason)
+
+    def interrupted(self, row: Row, detail: str) -> None:
+        """Handed back by a draining worker: the attempt does not count."""
+        row.attempts -= 1
+        self.back_to_ready(row, detail)
+
+    def back_to_ready(self, row: Row, detail: str) -> None:
+        row.ready_at = self.now
+        row.sort_key = self.now - self.graph.tasks[row.name].priority * self.aging_interval
+        if self.state is RunState.PAUSED:
+            row.held, row.wait_reason = "paused", "run paused"
+        else:
+            row.held, row.wait_reason = None, None
+            self.notify.add("")
+        self.to(row, T.READY, detail)
+
+    def lost(self, row: Row, max_lost: int, durable: bool) -> None:
+        """The attempt's lease expired (its worker died or hung)."""
+        row.lost_attempts += 1
+        detail = f"{LOST}: the lease of attempt {row.attempts} ({row.owner}) expired"
+        if self.outcome is not None and not row.hook:
+            self.to(row, T.CANCELLED, self.error)
+        elif row.lost_attempts >= max_lost and not durable:
+            message = f"{LOST}: {row.lost_attempts} attempts lost (max_lost_attempts {max_lost})"
+            self.record_error(row, message)
+            self.to(row, T.FAILED, message)
+            self.task_failed(row)
+        else:
+            if durable:
+                row.lost_attempts -= 1  # a wait for a person costs nothing to lose
+            self.back_to_ready(row, detail)
+
+    # ------------------------------------------------------------------ the run
+
+    def stop(self, outcome: RunState, reason: str) -> None:
+        """Decide the outcome; cancel what has not started, ask workers to stop the rest."""
+        if self.outcome is not None and not (
+            outcome is RunState.CANCELLED and self.outcome is RunState.FAILED
+        ):
+            return
+        self.outcome, self.error = outcome, reason
+        self.run_dirty = True
+        self._save_rows()  # the queries below must see this transaction's changes so far
+        hooks = outcome is RunState.CANCELLED
+        params = {"run_id": self.run_id, "hooks": hooks}
+        found = self.conn.execute(query("open_tasks"), params).fetchall()
+        if found:
+            for name, state, hook, _key in found:
+                row = self.rows.get(name)
+                if row is not None:
+                    row.state = row.old_state = T.CANCELLED.value  # written by cancel_tasks
+                self.event(name, state, T.CANCELLED.value, row.attempts if row else None, reason)
+                if hook:
+                    self.open_hooks -= 1
+                else:
+                    self.open_main -= 1
+            self.conn.execute(query("cancel_tasks"), {
+                "run_id": self.run_id, "names": [f[0] for f in found],
+                "to": T.CANCELLED.value, "now": self.now,
+            })
+        marked = self.conn.execute(
+            query("mark_running_cancelled"), dict(params, reason=reason)
+        ).fetchall()
+        for (name,) in marked:
+            row = self.rows.get(name)
+            if row is not None and row.state == T.RUNNING:
+                row.cancel_reason = reason
+        if marked:
+            self.notify.add("cancel")
+
+    def pause(self) -> None:
+        if self.state is RunState.RUNNING:
+            self.run_to(RunState.PAUSED)
+            self.conn.execute(query("hold_run_ready"), {"run_id": self.run_id})
+
+    def unpause(self) -> None:
+        if self.state is RunState.PAUSED:
+            self.run_to(RunState.RUNNING, "resumed")
+            self.conn.execute(query("release_paused"), {"run_id": self.run_id})
+            self.notify.add("")
+
+    def check_done(self) -> None:
+        if self.state in RUN_TERMINAL or self.open_main > 0:
+            return
+        if self.outcome is None:
+            failed = [n for (n,) in self.conn.execute(
+                query("failed_main_tasks"), {"run_id": self.run_id})]
+            self.outcome = RunState.FAILED if failed else RunState.SUCCEEDED
+            if failed:
+                self.error = f"failed tasks: {', '.join(failed)}"
+            self.run_dirty = True
+        if self.open_hooks > 0:
+            if self.outcome is RunState.FAILED:
+                if not self.hooks_started:
+                    self.start_hooks()
+                return
+            to = T.SKIPPED if self.outcome is RunState.SUCCEEDED else T.CANCELLED
+            for row in self.load(list(self.graph.hooks)).values():
+                if row.state == T.BLOCKED:
+                    self.to(row, to, "on_failure not needed")
+            if self.open_hooks > 0:
+                return
+        self.finished_at = self.now
+        self.run_to(self.outcome,
+                    self.error if self.outcome is not RunState.SUCCEEDED else None)
+
+    def start_hooks(self) -> None:
+        self.hooks_started = True
+        self.run_dirty = True
+        hooks = [self.graph.tasks[n] for n in self.graph.hooks]
+        with_needs = [h for h in hooks if h.needs]
+        if with_needs:
+            self.conn.execute(query("set_remaining"), {
+                "run_id": self.run_id, "names": [h.name for h in with_needs],
+                "counts": [len(h.needs) for h in with_needs],
+            })
+            for h in with_needs:
+                row = self.rows.get(h.name)
+                if row is not None:
+                    row.remaining = len(h.needs)
+        self.deps_met([h.name for h in hooks if not h.needs])
+
+    # ------------------------------------------------------------------ writing
+
+    def save(self) -> None:
+        """Write every changed row (guarded), results, the run row and the events."""
+        self.check_done()
+        self._save_rows()
+        if self.results:
+            with self.conn.cursor() as cur:
+                cur.executemany(query("save_result"), [
+                    {"run_id": self.run_id, "name": n, "result": v}
+                    for n, v in self.results.items()
+                ])
+            self.results.clear()
+        if self.run_dirty:
+            self.conn.execute(query("write_cluster_run"), {
+                "run_id": self.run_id, "state": self.state.value,
+                "outcome": self.outcome.value if self.outcome else None, "error": self.error,
+                "open_main": self.open_main, "open_hooks": self.open_hooks,
+                "hooks_started": self.hooks_started, "finished_at": self.finished_at,
+                "request": self.request,
+                "deadline": None if self.outcome is not None else self._deadline(),
+            })
+            self.run_dirty = False
+        if self.events:
+            with self.conn.cursor() as cur:
+                cur.executemany(query("insert_event"), self.events)
+            self.events.clear()
+
+    def _save_rows(self) -> None:
+        if not self.dirty:
+            return
+        rows = list(self.dirty.values())
+        with self.conn.cursor() as cur:
+            cur.executemany(query("save_cluster_row"), [
+                {**{k: getattr(r, k) for k in _SAVED}, "run_id": self.run_id,
+                 "old_state": r.old_state, "old_owner": r.old_owner}
+                for r in rows
+            ], returning=True)
+            applied = 0
+            while True:
+                applied += len(cur.fetchall())
+                if not cur.nextset():
+                    break
+        if applied != len(rows):
+            raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
+        for r in rows:
+            r.old_state, r.old_owner = r.state, r.owner
+        self.dirty.clear()
+
+    def _deadline(self) -> float | None:
+        timeout = self.graph.spec.timeout
+        return self.created_at + timeout if timeout else None

@@ -1,0 +1,534 @@
+"""The workers-mode queue on PostgreSQL: submit, claim, record, heartbeat, maintain, control.
+
+Every operation is one transaction on the database clock (`db_now`), safe to run from any
+number of processes at once:
+
+- `claim` takes a batch in one statement (`claim_tasks`: SELECT … ORDER BY sort_key LIMIT n
+  FOR UPDATE SKIP LOCKED feeding UPDATE … WHERE state='ready' RETURNING). Claimed tasks with a
+  per-key or per-run limit are then checked under a transaction-scoped advisory lock per key
+  (counting running tasks, committed and this claim's); those over the limit go back to
+  `ready`, *held* (out of the claim index) with the reason, until a slot frees.
+- `record` applies a batch of attempt outcomes and the start events of earlier claims, run by
+  run under each run's row lock (`dag.RunTx`). A completion is conditional on (task, attempt,
+  owner): one from a worker that lost its lease is rejected and recorded as an event.
+- `heartbeat` renews the leases of this worker's running tasks (never an expired one) and
+  returns what must stop: cancelled attempts, and attempts this worker no longer owns.
+- `maintain` (every worker, every poll interval; overlapping calls are harmless) returns
+  expired leases to ready (after `max_lost_attempts` the task fails, reason `lost`), readies
+  delayed tasks and retries that are due, applies cancel/pause/resume requests and run timeouts.
+- `control` applies cancel/pause/resume at once, from any process (CLI, API server).
+
+NOTIFY on the channel `reviewflow_ready` tells idle workers that tasks became ready.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Json
+
+from ..engine import RUN_ID, RUN_TIMEOUT, new_run_id
+from ..errors import RunNotFound, SpecError, StoreError
+from ..executors import registry
+from ..executors.shell import kill_orphans
+from ..scheduler import DEFAULT_AGING_INTERVAL
+from ..spec import TaskSpec, WorkflowSpec
+from ..states import RUN_TERMINAL, RunState
+from ..store.base import Event
+from ..store.postgres import PostgresStore, translated
+from ..store.sql import query
+from .dag import CHANNEL, Conflict, Graph, Row, RunTx, loads_spec
+
+DEFAULT_LEASE_TTL = 30.0
+DEFAULT_MAX_LOST_ATTEMPTS = 3
+RETRIES = 8  # attempts of one transaction that hit a conflict or a deadlock
+WORKER_FORGET_AFTER = 3600.0  # rows of workers silent for this long are removed
+
+
+@dataclass(slots=True)
+class Claimed:
+    """One attempt this worker must run."""
+
+    run_id: str
+    name: str
+    attempt: int
+    spec: TaskSpec | None  # None: the run's spec cannot be read here (error in `problem`)
+    meta: dict[str, str]
+    results: dict[str, Any]
+    failures: dict[str, str]
+    started_at: float
+    problem: str | None = None
+
+    @property
+    def event(self) -> Event:
+        return (self.run_id, self.name, "ready", "running", self.attempt, self.started_at, None)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an attempt ended, as its worker reports it."""
+
+    run_id: str
+    name: str
+    attempt: int
+    kind: str  # succeeded | failed | cancelled | interrupted
+    result: Any = None
+    error: str | None = None
+    retryable: bool = True
+    timed_out: bool = False
+
+
+@dataclass(slots=True)
+class Pending:
+    """What a worker has to write under runs' locks: outcomes and events."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.outcomes or self.events)
+
+
+def _durable(spec: TaskSpec) -> bool:
+    try:
+        return bool(getattr(registry.get(spec.type), "durable_wait", False))
+    except KeyError:
+        return False
+
+
+class Cluster:
+    """The queue operations of one process (a worker, or a client submitting and controlling)."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        *,
+        owner: str | None = None,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS,
+        aging_interval: float = DEFAULT_AGING_INTERVAL,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        if not isinstance(store, PostgresStore):
+            raise StoreError("workers need a PostgreSQL database (--db postgresql://…)")
+        self.store = store
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+        self.host = self.owner.split(":", 1)[0]
+        self.lease_ttl = lease_ttl
+        self.max_lost_attempts = max_lost_attempts
+        self.aging_interval = aging_interval
+        self.rand = rand
+        self.graphs: dict[str, Graph] = {}
+        self.bad_specs: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _tx(self) -> Iterator[tuple[psycopg.Connection, float]]:
+        with translated(self.store.url), self.store.pool.connection() as conn, \
+                conn.transaction():
+            row = conn.execute(query("db_now")).fetchone()
+            assert row is not None
+            yield conn, float(row[0])
+
+    def _retrying(self, fn: Callable[[psycopg.Connection, float], Any]) -> Any:
+        """Run `fn` in a transaction; again (bounded) on a guard conflict or a deadlock."""
+        for attempt in range(RETRIES):
+            try:
+                with self._tx() as (conn, now):
+                    return fn(conn, now)
+            except Conflict:
+                if attempt == RETRIES - 1:
+                    raise StoreError("gave up after repeated conflicting updates") from None
+            except StoreError as exc:
+                cause = exc.__cause__
+                retry = isinstance(cause, psycopg.errors.DeadlockDetected | Conflict)
+                if not retry or attempt == RETRIES - 1:
+                    raise
+            time.sleep(0.01 * (attempt + 1) * (0.5 + self.rand()))
+        raise AssertionError("unreachable")
+
+    def _run_tx(self, conn: psycopg.Connection, run_id: str, now: float) -> RunTx:
+        return RunTx(conn, run_id, now, self.graphs, aging_interval=self.aging_interval,
+                     rand=self.rand)
+
+    @staticmethod
+    def _notify(conn: psycopg.Connection, payloads: set[str]) -> None:
+        for payload in payloads:
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
+
+    def _unhold(self, conn: psycopg.Connection, keys: Counter[str], runs: Counter[str]) -> bool:
+        """Freed slots let held tasks go (under the same advisory locks as the claims)."""
+        locks = sorted([f"key:{k}" for k in keys] + [f"run:{r}" for r in runs])
+        for lock in locks:
+            conn.execute(query("key_lock"), {"lock": lock})
+        released = 0
+        for key, n in keys.items():
+            released += conn.execute(query("unhold_key"), {"key": key, "n": n}).rowcount
+        for run_id, n in runs.items():
+            released += conn.execute(query("unhold_run"), {"run_id": run_id, "n": n}).rowcount
+        return released > 0
+
+    def _finish_txs(self, conn: psycopg.Connection, txs: list[RunTx]) -> None:
+        keys: Counter[str] = Counter()
+        runs: Counter[str] = Counter()
+        notify: set[str] = set()
+        for tx in txs:
+            tx.save()
+            keys.update(tx.freed_keys)
+            if tx.freed_run:
+                runs[tx.run_id] += tx.freed_run
+            notify |= tx.notify
+        if (keys or runs) and self._unhold(conn, keys, runs):
+            notify.add("")
+        self._notify(conn, notify)
+
+    # ------------------------------------------------------------------ submit
+
+    def submit(
+        self, spec: WorkflowSpec, *, run_id: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> tuple[str, bool]:
+        """Store a run for the workers and make its first tasks ready. Returns (run_id,
+        created); an existing id is left untouched (idempotency key)."""
+        if run_id is None:
+            run_id = new_run_id(spec.name)
+        if not RUN_ID.fullmatch(run_id):
+            raise SpecError(
+                f"bad run id {run_id!r}: use letters, digits, '_', '.', '-' (at most 200),"
+                " starting with a letter, digit or '_'", field="run_id",
+            )
+        rid: str = run_id
+        key_limits = spec.key_limits()
+
+        def go(conn: psycopg.Connection, now: float) -> bool:
+            inserted = conn.execute(query("insert_cluster_run"), {
+                "run_id": rid, "workflow": spec.name, "spec": spec.model_dump_json(),
+                "meta": Json(dict(meta or {})), "now": now,
+                "open_main": len(spec.tasks), "open_hooks": len(spec.on_failure),
+                "deadline": now + spec.timeout if spec.timeout else None,
+            }).rowcount
+            if not inserted:
+                return False
+            with conn.cursor() as cur, cur.copy(query("copy_cluster_tasks")) as copy:
+                for position, task in enumerate([*spec.tasks.values(),
+                                                 *spec.on_failure.values()]):
+                    hook = task.name in spec.on_failure
+                    key = task.concurrency_key
+                    copy.write_row((
+                        rid, task.name, position, "blocked", hook,
+                        None if hook else len(task.needs), key,
+                        key_limits.get(key) if key else None, spec.max_concurrency,
+                    ))
+            self.graphs[rid] = Graph.of(spec, dict(meta or {}))
+            tx = self._run_tx(conn, rid, now)
+            tx.event(None, None, RunState.PENDING.value, None, None)
+            tx.event(None, RunState.PENDING.value, RunState.RUNNING.value, None,
+                     "submitted to workers")
+            tx.deps_met([t.name for t in spec.tasks.values() if not t.needs])
+            self._finish_txs(conn, [tx])
+            return True
+
+        return rid, bool(self._retrying(go))
+
+    # ------------------------------------------------------------------ claim
+
+    def claim(self, n: int) -> list[Claimed]:
+        """Claim up to `n` ready tasks. Their start events (`Claimed.event`) are the caller's to
+        record: with the outcomes, under the runs' locks, so a run's events stay in order."""
+        if n <= 0:
+            return []
+
+        def go(conn: psycopg.Connection, now: float) -> list[Any]:
+            rows = conn.execute(query("claim_tasks"), {
+                "n": n, "now": now, "owner": self.owner, "ttl": self.lease_ttl,
+            }).fetchall()
+            if rows:
+                rows = self._enforce_limits(conn, rows)
+            return [(r, now) for r in rows]
+
+        claimed = self._retrying(go)
+        if not claimed:
+            return []
+        return self._describe(claimed)
+
+    def _enforce_limits(self, conn: psycopg.Connection, rows: list[Any]) -> list[Any]:
+        """Keep only the claimed tasks within their key's and run's limits."""
+        keyed = defaultdict(list)
+        per_run = defaultdict(list)
+        for r in rows:
+            run_id, _name, _att, key, key_limit, run_limit = r[:6]
+            if key is not None and key_limit is not None:
+                keyed[key].append(r)
+            if run_limit is not None:
+                per_run[run_id].append(r)
+        if not keyed and not per_run:
+            return rows
+        for lock in sorted([f"key:{k}" for k in keyed] + [f"run:{r}" for r in per_run]):
+            conn.execute(query("key_lock"), {"lock": lock})
+        dropped: set[tuple[str, str]] = set()
+        for key, mine in keyed.items():
+            row = conn.execute(query("count_key_running"), {"key": key}).fetchone()
+            assert row is not None
+            limit = mine[0][4]
+            extra = int(row[0]) - limit
+            for r in sorted(mine, key=lambda r: r[6], reverse=True)[:max(extra, 0)]:
+                self._hold_back(conn, r, "key",
+                                f"waiting for key {key}: {limit}/{limit} in use")
+                dropped.add((r[0], r[1]))
+        for run_id, mine in per_run.items():
+            row = conn.execute(query("count_run_running"), {"run_id": run_id}).fetchone()
+            assert row is not None
+            limit = mine[0][5]
+            extra = int(row[0]) - limit
+            for r in sorted((r for r in mine if (r[0], r[1]) not in dropped),
+                            key=lambda r: r[6], reverse=True)[:max(extra, 0)]:
+                self._hold_back(conn, r, "run",
+                                f"waiting for run max_concurrency: {limit}/{limit} in use")
+                dropped.add((r[0], r[1]))
+        return [r for r in rows if (r[0], r[1]) not in dropped]
+
+    def _hold_back(self, conn: psycopg.Connection, r: Any, held: str, reason: str) -> None:
+        conn.execute(query("hold_back"), {
+            "run_id": r[0], "name": r[1], "owner": self.owner, "started_at": r[7],
+            "held": held, "reason": reason,
+        })
+
+    def _describe(self, claimed: list[Any]) -> list[Claimed]:
+        """Specs, metadata and dependency results of claimed attempts."""
+        runs = sorted({r[0] for r, _ in claimed} - set(self.graphs))
+        if runs:
+            with self.store.session() as conn:
+                for run_id, text, meta in conn.execute(query("run_specs"), {"runs": runs}):
+                    try:
+                        self.graphs[run_id] = Graph.of(loads_spec(text), dict(meta or {}))
+                    except (SpecError, ValueError) as exc:
+                        self.bad_specs[run_id] = f"cannot read the run's workflow here: {exc}"
+        wanted: list[tuple[str, str]] = []
+        for r, _ in claimed:
+            graph = self.graphs.get(r[0])
+            if graph is not None:
+                wanted.extend((r[0], d) for d in graph.tasks[r[1]].needs)
+        inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
+        if wanted:
+            with self.store.session() as conn:
+                for run_id, name, state, result, error in conn.execute(query("inputs"), {
+                    "runs": [w[0] for w in wanted], "names": [w[1] for w in wanted],
+                }):
+                    inputs[(run_id, name)] = (state, result, error)
+        out = []
+        for r, now in claimed:
+            run_id, name, attempt = r[0], r[1], r[2]
+            graph = self.graphs.get(run_id)
+            if graph is None:
+                problem = self.bad_specs.get(run_id, "the run's workflow is missing")
+                out.append(Claimed(run_id, name, attempt, None, {}, {}, {}, now, problem))
+                continue
+            spec = graph.tasks[name]
+            results: dict[str, Any] = {}
+            failures: dict[str, str] = {}
+            for dep in spec.needs:
+                state, result, error = inputs.get((run_id, dep), ("blocked", None, None))
+                results[dep] = None if result is None else json.loads(result)
+                if state != "succeeded":
+                    failures[dep] = error or state
+            if spec.trigger == "all_succeeded":
+                failures = {}
+            out.append(Claimed(run_id, name, attempt, spec, graph.meta, results, failures, now))
+        return out
+
+    # ------------------------------------------------------------------ record
+
+    def record(self, pending: Pending) -> list[Outcome]:
+        """Write outcomes and events (all or nothing); returns the outcomes rejected as late.
+        The caller must not add to `pending` meanwhile (the worker hands over a batch)."""
+        by_run: dict[str, tuple[list[Outcome], list[Event]]] = defaultdict(lambda: ([], []))
+        for o in pending.outcomes:
+            by_run[o.run_id][0].append(o)
+        for e in pending.events:
+            by_run[e[0]][1].append(e)
+
+        def go(conn: psycopg.Connection, now: float) -> list[Outcome]:
+            rejected: list[Outcome] = []
+            txs = []
+            for run_id in sorted(by_run):
+                outcomes, events = by_run[run_id]
+                try:
+                    tx = self._run_tx(conn, run_id, now)
+                except RunNotFound:
+                    continue  # deleted meanwhile: nothing to record
+                tx.events.extend(events)
+                rejected += self._apply(tx, outcomes)
+                txs.append(tx)
+            self._finish_txs(conn, txs)
+            return rejected
+
+        rejected: list[Outcome] = self._retrying(go)
+        return rejected
+
+    def _apply(self, tx: RunTx, outcomes: list[Outcome]) -> list[Outcome]:
+        rows = tx.load([o.name for o in outcomes])
+        rejected = []
+        succeeded = []
+        for o in outcomes:
+            row = rows.get(o.name)
+            if row is None:
+                continue
+            if row.state != "running" or row.attempts != o.attempt or row.owner != self.owner:
+                rejected.append(o)
+                tx.event(o.name, row.state, row.state, o.attempt,
+                         f"late completion of attempt {o.attempt} by {self.owner} rejected"
+                         f" ({o.kind}): the task is {row.state}, attempt {row.attempts}")
+                continue
+            if o.kind == "succeeded":
+                tx.succeeded(row, None if o.result is None else json.dumps(o.result))
+                succeeded.append(row.name)
+            elif o.kind == "failed":
+                tx.failed(row, o.error or "failed", o.retryable, timed_out=o.timed_out)
+            elif o.kind == "cancelled":
+                tx.cancelled(row, o.error or row.cancel_reason or "cancelled")
+            else:
+                tx.interrupted(row, o.error or "interrupted")
+        if succeeded:
+            tx.advance(succeeded, [])
+        return rejected
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def heartbeat(self, name: str, *, concurrency: int, running: int,
+                  state: str = "running") -> dict[tuple[str, str, int], str | None]:
+        """Renew this worker's leases; returns each attempt it still owns with the reason it
+        must stop (None: carry on). An attempt missing from the answer lost its lease."""
+        with self._tx() as (conn, now):
+            rows = conn.execute(query("heartbeat_tasks"), {
+                "now": now, "ttl": self.lease_ttl, "owner": self.owner,
+            }).fetchall()
+            conn.execute(query("upsert_worker"), {
+                "name": name, "owner": self.owner, "host": self.host, "pid": os.getpid(),
+                "now": now, "concurrency": concurrency, "running": running, "state": state,
+                "ttl": self.lease_ttl,
+            })
+        return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def leave(self, name: str) -> None:
+        with self.store.session() as conn:
+            conn.execute(query("remove_worker"), {"name": name, "owner": self.owner})
+
+    def detail(self, run_id: str, name: str, attempt: int, *, pid: int | None = None,
+               wait_reason: str | None = None) -> None:
+        with self.store.session() as conn:
+            conn.execute(query("set_task_detail"), {
+                "run_id": run_id, "name": name, "attempt": attempt, "owner": self.owner,
+                "pid": pid, "wait_reason": wait_reason,
+            })
+
+    # ------------------------------------------------------------------ maintenance
+
+    def maintain(self) -> int:
+        """Leases, due tasks, requests, run timeouts; returns how many runs were touched."""
+        with self.store.session() as conn:
+            now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
+            expired = [r for (r,) in conn.execute(query("expired_leases"), {"now": now})]
+            due = [r for (r,) in conn.execute(query("due_runs"), {"now": now})]
+            requested = [r for (r,) in conn.execute(query("requested_runs"))]
+            overdue = [r for (r,) in conn.execute(query("overdue_runs"), {"now": now})]
+            conn.execute(query("prune_workers"), {"before": now - WORKER_FORGET_AFTER})
+        for run_id in expired:
+            self._per_run(run_id, self._reap)
+        for run_id in due:
+            self._per_run(run_id, self._promote)
+        for run_id in requested:
+            self._per_run(run_id, self._requested)
+        for run_id in overdue:
+            self._per_run(run_id, self._overdue)
+        return len(expired) + len(due) + len(requested) + len(overdue)
+
+    def _per_run(self, run_id: str, fn: Callable[[RunTx], None]) -> RunState:
+        def go(conn: psycopg.Connection, now: float) -> RunState:
+            tx = self._run_tx(conn, run_id, now)
+            if tx.state not in RUN_TERMINAL:
+                fn(tx)
+            self._finish_txs(conn, [tx])
+            return tx.state
+
+        result: RunState = self._retrying(go)
+        return result
+
+    def _reap(self, tx: RunTx) -> None:
+        names = [n for (n,) in tx.conn.execute(
+            query("expired_in_run"), {"run_id": tx.run_id, "now": tx.now})]
+        for row in tx.load(names).values():
+            if row.state != "running" or row.lease_until is None or row.lease_until >= tx.now:
+                continue
+            self._kill_orphans(tx.run_id, row)
+            tx.lost(row, self.max_lost_attempts, _durable(tx.graph.tasks[row.name]))
+
+    def _kill_orphans(self, run_id: str, row: Row) -> None:
+        """A dead worker on this host may have left a process group running."""
+        if row.pid is not None and row.owner and row.owner.split(":", 1)[0] == self.host:
+            kill_orphans(row.pid, run_id, row.name)
+
+    @staticmethod
+    def _promote(tx: RunTx) -> None:
+        names = [n for (n,) in tx.conn.execute(
+            query("due_in_run"), {"run_id": tx.run_id, "now": tx.now})]
+        for row in tx.load(names).values():
+            if row.due_at is None or row.due_at > tx.now:
+                continue
+            if row.state in ("blocked", "retry_wait"):
+                tx.make_ready(row)
+
+    def _requested(self, tx: RunTx) -> None:
+        command, tx.request = tx.request, None
+        tx.run_dirty = True
+        self._command(tx, command)
+
+    @staticmethod
+    def _command(tx: RunTx, command: str | None) -> None:
+        if command == "cancel":
+            tx.stop(RunState.CANCELLED, "cancelled by user")
+        elif command == "pause":
+            tx.pause()
+        elif command == "resume":
+            tx.unpause()
+
+    @staticmethod
+    def _overdue(tx: RunTx) -> None:
+        timeout = tx.graph.spec.timeout or 0.0
+        if tx.outcome is None and timeout and tx.now >= tx.created_at + timeout:
+            tx.stop(RunState.FAILED,
+                    f"{RUN_TIMEOUT}: the run took longer than {timeout:g}s")
+
+    # ------------------------------------------------------------------ control
+
+    def control(self, run_id: str, command: str) -> RunState:
+        """Cancel, pause or resume a workers-mode run now; returns its state after."""
+        if command not in ("cancel", "pause", "resume"):
+            raise ValueError(command)
+        return self._per_run(run_id, lambda tx: self._command(tx, command))
+
+
+def list_workers(store: PostgresStore, *, include_silent: bool = False) -> list[dict[str, Any]]:
+    """Live workers of this database (heard from within their lease time); with
+    `include_silent`, also those not heard from since (forgotten after an hour)."""
+    with store.session() as conn:
+        now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
+        rows = conn.execute(query("list_workers"), {"now": now, "all": include_silent}).fetchall()
+    keys = ("name", "host", "pid", "started_at", "heartbeat_age", "concurrency", "running",
+            "state")
+    return [dict(zip(keys, r, strict=True)) for r in rows]
+
+
+def submit_to_workers(store: PostgresStore, spec: WorkflowSpec, *, run_id: str | None = None,
+                      meta: dict[str, str] | None = None) -> tuple[str, bool]:
+    return Cluster(store).submit(spec, run_id=run_id, meta=meta)

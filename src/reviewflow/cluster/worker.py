@@ -1,0 +1,400 @@
+"""`reviewflow worker`: claims tasks of any workers-mode run in a PostgreSQL database and runs them.
+
+One asyncio loop runs the attempts (the same task types as the embedded engine); database calls
+run on two threads so the loop never blocks on them: one for claims and completions (the hot
+path, group-committed: every outcome and start event since the last write goes in one
+transaction), one for heartbeats, maintenance and small updates. A third thread LISTENs on a
+dedicated autocommit connection (reconnecting after a database restart) and wakes the loop when
+tasks become ready or attempts must stop; polling every `poll_interval` remains the fallback.
+
+SIGTERM (or SIGINT) drains: no more claims, running attempts get `grace` seconds to finish,
+those still running are then stopped and handed back (ready again, the attempt not counted),
+and the process exits 0. A second signal hands back at once. SIGKILL loses nothing: the leases
+of its attempts expire and any other worker's maintenance returns them to ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from ..engine import ABANDONED, ATTEMPT_TIMEOUT, DEFAULT_RUNS_DIR, INTERRUPTED
+from ..errors import StoreError, TaskFailed
+from ..executors import TaskContext, registry
+from ..logs import log
+from ..store.postgres import PostgresStore, connect
+from .dag import CHANNEL
+from .queue import DEFAULT_LEASE_TTL, DEFAULT_MAX_LOST_ATTEMPTS, Claimed, Cluster, Outcome, Pending
+
+R = TypeVar("R")
+DEFAULT_WORKER_CONCURRENCY = 8
+DEFAULT_POLL_INTERVAL = 0.5
+DEFAULT_GRACE = 30.0
+
+
+class _Attempt:
+    __slots__ = ("claimed", "detached", "handle", "key", "reason", "timer")
+
+    def __init__(self, claimed: Claimed) -> None:
+        self.claimed = claimed
+        self.key = (claimed.run_id, claimed.name, claimed.attempt)
+        self.handle: asyncio.Task[Any] | None = None
+        self.reason: str | None = None  # why it was cancelled, if it was
+        self.timer: asyncio.TimerHandle | None = None
+        self.detached = False  # waits on a person: gave its slot back
+
+
+class Worker:
+    """One worker process's loop."""
+
+    def __init__(
+        self,
+        store: PostgresStore,
+        *,
+        name: str | None = None,
+        concurrency: int = DEFAULT_WORKER_CONCURRENCY,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        heartbeat_interval: float | None = None,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        grace: float = DEFAULT_GRACE,
+        max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS,
+        runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    ) -> None:
+        self.store = store
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}"
+        self.concurrency = concurrency
+        self.cluster = Cluster(store, lease_ttl=lease_ttl, max_lost_attempts=max_lost_attempts)
+        self.heartbeat_interval = heartbeat_interval or max(lease_ttl / 3, 0.05)
+        self.poll_interval = poll_interval
+        self.grace = grace
+        self.runs_dir = Path(runs_dir)
+        self.pending = Pending()
+        self.attempts: dict[tuple[str, str, int], _Attempt] = {}
+        self.completed = 0
+        self._draining = False
+        self._hand_back = False
+        self._closed = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._beat_now: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hot = ThreadPoolExecutor(1, thread_name_prefix="reviewflow-claims")
+        self._cold = ThreadPoolExecutor(1, thread_name_prefix="reviewflow-upkeep")
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def active(self) -> int:
+        """Attempts holding a slot (a wait for a person gives its slot back)."""
+        return sum(1 for a in self.attempts.values() if not a.detached)
+
+    def drain(self) -> None:
+        """Stop claiming; hand back what still runs after `grace` (a second call: now)."""
+        if self._draining:
+            self._hand_back = True
+        self._draining = True
+        self._poke()
+
+    async def run(self) -> None:
+        """Work until drained."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._beat_now = asyncio.Event()
+        listener = threading.Thread(target=self._listen, name="reviewflow-listen", daemon=True)
+        listener.start()
+        await self._cold_call(self._beat)  # registers the worker (fails fast if the db is down)
+        log.info("worker.start", worker=self.name, owner=self.cluster.owner,
+                 concurrency=self.concurrency)
+        upkeep = [asyncio.ensure_future(self._heartbeats()),
+                  asyncio.ensure_future(self._maintenance())]
+        try:
+            await self._main()
+        finally:
+            for task in upkeep:
+                task.cancel()
+            for task in upkeep:
+                with contextlib.suppress(BaseException):
+                    await task
+            self._closed.set()
+            with contextlib.suppress(StoreError):
+                await self._cold_call(self.cluster.leave, self.name)
+            self._hot.shutdown(wait=False)
+            self._cold.shutdown(wait=False)
+            log.info("worker.stop", worker=self.name, completed=self.completed)
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _main(self) -> None:
+        assert self._wake is not None
+        backoff = 0.0
+        drain_deadline: float | None = None
+        while True:
+            if self._draining:
+                if drain_deadline is None:
+                    drain_deadline = time.monotonic() + self.grace
+                    log.info("worker.draining", worker=self.name, running=len(self.attempts))
+                if self._hand_back or time.monotonic() >= drain_deadline:
+                    self._interrupt_all()
+                if not self.attempts and not self.pending:
+                    return
+            try:
+                worked = False
+                if self.pending:
+                    batch, self.pending = self.pending, Pending()
+                    try:
+                        await self._hot_call(self._record, batch)
+                    except BaseException:
+                        batch.outcomes += self.pending.outcomes  # kept for the next try
+                        batch.events += self.pending.events
+                        self.pending = batch
+                        raise
+                    worked = True
+                free = self.concurrency - self.active
+                if free > 0 and not self._draining:
+                    claimed = await self._hot_call(self.cluster.claim, free)
+                    for c in claimed:
+                        self.pending.events.append(c.event)
+                        self._start(c)
+                    if claimed:
+                        worked = True
+                        await asyncio.sleep(0)  # let quick attempts finish before the write
+                backoff = 0.0
+            except StoreError as exc:
+                backoff = min(max(backoff * 2, 0.2), 5.0)
+                log.warning("worker.db_error", worker=self.name, error=str(exc),
+                            retry_in=backoff)
+                await asyncio.sleep(backoff)
+                continue
+            if worked:
+                continue
+            timeout = self.poll_interval
+            if drain_deadline is not None:
+                timeout = min(timeout, max(drain_deadline - time.monotonic(), 0.01))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            self._wake.clear()
+
+    def _record(self, batch: Pending) -> None:
+        rejected = self.cluster.record(batch)
+        for o in rejected:
+            log.warning("worker.late_completion", worker=self.name, run_id=o.run_id,
+                        task=o.name, attempt=o.attempt, kind=o.kind)
+
+    def _poke(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _hot_call(self, fn: Callable[..., R], *args: Any) -> R:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._hot, partial(fn, *args))
+
+    async def _cold_call(self, fn: Callable[..., R], *args: Any, **kw: Any) -> R:
+        assert self._loop is not None
+        return await self._loop.run_in_executor(self._cold, partial(fn, *args, **kw))
+
+    # ------------------------------------------------------------------ upkeep
+
+    def _beat(self) -> dict[tuple[str, str, int], str | None]:
+        return self.cluster.heartbeat(
+            self.name, concurrency=self.concurrency, running=len(self.attempts),
+            state="draining" if self._draining else "running",
+        )
+
+    async def _heartbeats(self) -> None:
+        assert self._beat_now is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+            self._beat_now.clear()
+            before = set(self.attempts)
+            try:
+                alive = await self._cold_call(self._beat)
+            except StoreError as exc:
+                log.warning("worker.heartbeat_failed", worker=self.name, error=str(exc))
+                continue
+            for key in before:
+                attempt = self.attempts.get(key)
+                if attempt is None:
+                    continue
+                if key not in alive:
+                    self._cancel(attempt, ABANDONED)  # the lease expired: someone else's now
+                elif alive[key]:
+                    self._cancel(attempt, alive[key] or "cancelled")
+
+    async def _maintenance(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                await self._cold_call(self.cluster.maintain)
+            except StoreError as exc:
+                log.warning("worker.maintenance_failed", worker=self.name, error=str(exc))
+
+    def _listen(self) -> None:
+        """LISTEN on a dedicated autocommit connection; reconnect until the worker stops."""
+        delay = 0.2
+        while not self._closed.is_set():
+            try:
+                with connect(self.store.url) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 0.2
+                    self._from_thread("")  # something may have become ready while deaf
+                    while not self._closed.is_set():
+                        for note in conn.notifies(timeout=0.5, stop_after=64):
+                            self._from_thread(note.payload)
+            except (StoreError, psycopg.Error) as exc:
+                log.debug("worker.listen_failed", worker=self.name, error=str(exc))
+                self._closed.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _from_thread(self, payload: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._notified, payload)
+
+    def _notified(self, payload: str) -> None:
+        if payload == "cancel":
+            if self._beat_now is not None and self.attempts:
+                self._beat_now.set()
+        else:
+            self._poke()
+
+    # ------------------------------------------------------------------ attempts
+
+    def _start(self, c: Claimed) -> None:
+        assert self._loop is not None
+        attempt = _Attempt(c)
+        self.attempts[attempt.key] = attempt
+        attempt.handle = self._loop.create_task(self._execute(attempt))
+        attempt.handle.add_done_callback(partial(self._ended, attempt))
+
+    def _cancel(self, attempt: _Attempt, reason: str) -> None:
+        if attempt.reason is None and attempt.handle is not None:
+            attempt.reason = reason
+            attempt.handle.cancel()
+
+    def _interrupt_all(self) -> None:
+        for attempt in list(self.attempts.values()):
+            self._cancel(attempt, INTERRUPTED)
+
+    async def _execute(self, attempt: _Attempt) -> Any:
+        c = attempt.claimed
+        if c.spec is None:
+            raise TaskFailed(c.problem or "the run's workflow cannot be read", retryable=False)
+        spec = c.spec
+        try:
+            task_type = registry.get(spec.type)
+        except Exception as exc:
+            raise TaskFailed(f"task type {spec.type!r} unavailable: {exc}",
+                             retryable=False) from exc
+        if spec.timeout and not getattr(task_type, "owns_timeout", False):
+            assert self._loop is not None
+            attempt.timer = self._loop.call_later(
+                spec.timeout, self._cancel, attempt, ATTEMPT_TIMEOUT)
+        ctx = TaskContext(
+            c.run_id, c.name, c.attempt, spec.params, c.results, c.meta,
+            self.runs_dir / c.run_id, spec, partial(self._set_pid, attempt), c.failures,
+            self.store, partial(self._note, attempt), partial(self._waiting, attempt),
+            partial(self._run_view, c.run_id),
+        )
+        result = await task_type.execute(ctx)
+        try:
+            json.dumps(result)
+        except (TypeError, ValueError) as exc:
+            raise TaskFailed(f"the result is not JSON: {exc}", retryable=False) from None
+        return result
+
+    def _ended(self, attempt: _Attempt, handle: asyncio.Task[Any]) -> None:
+        self.attempts.pop(attempt.key, None)
+        if attempt.timer is not None:
+            attempt.timer.cancel()
+        c = attempt.claimed
+        outcome = Outcome(c.run_id, c.name, c.attempt, "failed")
+        if handle.cancelled():
+            reason = attempt.reason
+            if reason is ABANDONED or reason is None:
+                return  # the lease is gone: another worker has (or will have) the task
+            if reason is ATTEMPT_TIMEOUT:
+                timeout = c.spec.timeout if c.spec else 0
+                outcome.error, outcome.timed_out = f"timed out after {timeout:g}s", True
+            elif reason is INTERRUPTED:
+                outcome.kind, outcome.error = "interrupted", "handed back by a stopping worker"
+            else:
+                outcome.kind, outcome.error = "cancelled", reason
+        else:
+            exc = handle.exception()
+            if exc is None:
+                outcome.kind, outcome.result = "succeeded", handle.result()
+                self.completed += 1
+            elif isinstance(exc, TaskFailed):
+                outcome.error, outcome.retryable = str(exc), exc.retryable
+            else:
+                outcome.error = f"{type(exc).__name__}: {exc}"
+        self.pending.outcomes.append(outcome)
+        self._poke()
+
+    def _set_pid(self, attempt: _Attempt, pid: int) -> None:
+        c = attempt.claimed
+        self._background(self.cluster.detail, c.run_id, c.name, c.attempt, pid=pid)
+
+    def _note(self, attempt: _Attempt, detail: str) -> None:
+        c = attempt.claimed
+        self.pending.events.append(
+            (c.run_id, c.name, "running", "running", c.attempt, time.time(), detail))
+        self._poke()
+
+    def _waiting(self, attempt: _Attempt, reason: str | None) -> None:
+        c = attempt.claimed
+        if reason is not None and not attempt.detached:
+            attempt.detached = True
+            self._poke()  # a slot is free
+        self._background(self.cluster.detail, c.run_id, c.name, c.attempt, wait_reason=reason)
+
+    def _background(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        def run() -> None:
+            try:
+                fn(*args, **kw)
+            except StoreError as exc:
+                log.warning("worker.update_failed", worker=self.name, error=str(exc))
+
+        self._cold.submit(run)
+
+    def _run_view(self, run_id: str) -> dict[str, dict[str, Any]]:
+        graph = self.cluster.graphs.get(run_id)
+        view = {}
+        for t in self.store.get_tasks(run_id):
+            spec = graph.tasks.get(t.name) if graph else None
+            view[t.name] = {
+                "state": t.state, "attempts": t.attempts, "started_at": t.started_at,
+                "finished_at": t.finished_at, "error": t.error,
+                "needs": list(spec.needs) if spec else [], "type": spec.type if spec else "",
+                "hook": bool(graph and t.name in graph.hooks),
+            }
+        return view
+
+
+def run_worker(store: PostgresStore, **options: Any) -> int:
+    """Run a worker until SIGTERM/SIGINT; returns the exit code (0 after a drain)."""
+    worker = Worker(store, **options)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.drain)
+        await worker.run()
+
+    asyncio.run(main())
+    return 0
