@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from fastapi import Request
 from ..engine import Engine, RunBusy, owner_alive
 from ..errors import ReviewflowError
 from ..logs import log
+from ..spec import WorkflowSpec
 from ..states import RunState
 from ..store import RunRecord, Store
+from ..store.postgres import PostgresStore
 from .auth import TokenSet
 from .http import ApiError
 from .metrics import Metrics
@@ -48,6 +51,20 @@ class ServerContext:
     stopping: bool = False
 
     # ------------------------------------------------------------------ execution
+
+    def submit(self, spec: WorkflowSpec, *, run_id: str | None,
+               meta: dict[str, str]) -> tuple[str, bool]:
+        """Store a new run: executed here, or — without an engine, on PostgreSQL — queued for
+        `reviewflow worker`s. Returns (run_id, created)."""
+        if self.engine is None and isinstance(self.store, PostgresStore):
+            from ..cluster.queue import Cluster
+
+            return Cluster(self.store).submit(spec, run_id=run_id, meta=meta)
+        engine = self.engine or Engine(self.store, runs_dir=self.runs_dir)
+        rid, created = engine.submit(spec, run_id=run_id, meta=meta)
+        if created:
+            self.spawn(rid)
+        return rid, created
 
     def spawn(self, run_id: str) -> bool:
         """Execute the run on this server's event loop (call from the loop); False if this
@@ -84,6 +101,8 @@ class ServerContext:
             log.warning("server.resume_scan_failed", error=str(exc))
             return started
         for record in records:
+            if record.mode:
+                continue  # executed by workers, task by task
             orphan = record.state == RunState.RUNNING or (
                 record.state == RunState.PENDING and now - record.created_at > ORPHAN_MIN_AGE)
             if orphan and not owner_alive(record.owner, record.lease_until, now) \
@@ -104,7 +123,16 @@ class ServerContext:
             await asyncio.wait(tasks, timeout=SHUTDOWN_WAIT)
 
     def workers_alive(self) -> int:
-        return int(self.engine is not None and not self.stopping)
+        """This server when it executes runs, plus the live `reviewflow worker`s of a
+        PostgreSQL database."""
+        alive = int(self.engine is not None and not self.stopping)
+        if isinstance(self.store, PostgresStore):
+            from ..cluster.queue import list_workers
+
+            # when the database does not answer, reviewflow_store_up says so
+            with contextlib.suppress(ReviewflowError):
+                alive += len(list_workers(self.store))
+        return alive
 
 
 def context(request: Request) -> ServerContext:

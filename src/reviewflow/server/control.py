@@ -8,6 +8,7 @@ resume, executed here (or left for a worker with `--no-execute`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Annotated, Any, Literal
@@ -55,6 +56,21 @@ def _accepted(ctx: ServerContext, run_id: str, action: str, how: str) -> Json:
                 status_code=202)
 
 
+async def _by_workers(ctx: ServerContext, record: RunRecord, action: str) -> Json | None:
+    """A run executed by `reviewflow worker`s: the command is applied in the database now
+    (running attempts stop at their workers' next heartbeat); None for other runs."""
+    if not record.mode:
+        return None
+    from ..cluster.queue import Cluster
+    from ..store.postgres import PostgresStore
+
+    if not isinstance(ctx.store, PostgresStore):
+        raise ApiError(409, f"run {record.run_id} is executed by workers", "run_id")
+    cluster = Cluster(ctx.store)
+    await asyncio.to_thread(cluster.control, record.run_id, action)
+    return _accepted(ctx, record.run_id, action, "workers")
+
+
 def _elsewhere(ctx: ServerContext, record: RunRecord) -> bool:
     """Another process (or this server, about to start it) executes the run."""
     return record.run_id in ctx.running or owner_alive(
@@ -65,6 +81,8 @@ def _elsewhere(ctx: ServerContext, record: RunRecord) -> bool:
              response_model=None, responses=CONTROL_RESPONSES)
 async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     record = _unfinished(ctx, run_id)
+    if (done := await _by_workers(ctx, record, "cancel")) is not None:
+        return done
     if _here(ctx, run_id):
         assert ctx.engine is not None
         ctx.engine.cancel(run_id)
@@ -86,6 +104,8 @@ async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
              status_code=202, response_model=None, responses=CONTROL_RESPONSES)
 async def pause(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     record = _unfinished(ctx, run_id)
+    if (done := await _by_workers(ctx, record, "pause")) is not None:
+        return done
     if _here(ctx, run_id):
         assert ctx.engine is not None
         ctx.engine.pause(run_id)
@@ -101,6 +121,8 @@ async def pause(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
              status_code=202, response_model=None, responses=CONTROL_RESPONSES)
 async def resume(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     record = _unfinished(ctx, run_id)
+    if (done := await _by_workers(ctx, record, "resume")) is not None:
+        return done
     if _here(ctx, run_id):
         assert ctx.engine is not None
         ctx.engine.resume(run_id)
@@ -148,7 +170,7 @@ def _decide(ctx: ServerContext, run_id: str, task: str,
         store.decide_approval(run_id, task, decision, who, body.comment, now, event)
     except ApprovalDecided as exc:
         raise ApiError(409, str(exc), "task") from None
-    if not owner_alive(record.owner, record.lease_until, now):
+    if not record.mode and not owner_alive(record.owner, record.lease_until, now):
         ctx.spawn(run_id)  # nothing executes it: carry on here (when this server executes)
     return Json({"run_id": run_id, "task": task, "decision": decision, "by": who,
                  "detail": detail})

@@ -15,7 +15,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from ..engine import Engine, new_run_id
+from ..engine import new_run_id
 from ..errors import ReviewflowError, RunNotFound, SpecError
 from ..spec import WorkflowSpec
 from ..states import RUN_TERMINAL, RunState
@@ -124,17 +124,14 @@ async def submit_run(
 
 def _create(ctx: ServerContext, spec: WorkflowSpec, run_id: str | None,
             meta: dict[str, str]) -> Response:
-    engine = ctx.engine or Engine(ctx.store, runs_dir=ctx.runs_dir)
     try:
-        rid, created = engine.submit(spec, run_id=run_id, meta=meta)
+        rid, created = ctx.submit(spec, run_id=run_id, meta=meta)
     except SpecError as exc:
         raise ApiError(422, exc.message, "Idempotency-Key") from None
     record = load_run(ctx.store, rid)
     if not created and (record.spec != spec.model_dump_json() or record.meta != meta):
         raise ApiError(422, f"Idempotency-Key {rid!r} was used for a different request",
                        "Idempotency-Key")
-    if created:
-        ctx.spawn(rid)
     doc = {"run_id": rid, "workflow": record.workflow, "state": record.state,
            "created": created}
     return Json(doc, status_code=201 if created else 200, headers={"Location": f"/runs/{rid}"})

@@ -113,10 +113,12 @@ class ControlAccepted(BaseModel):
     run_id: str
     action: Literal["cancel", "pause", "resume"]
     state: str
-    how: Literal["here", "requested", "queued"] = Field(
+    how: Literal["here", "requested", "queued", "workers"] = Field(
         description="here: this server executes the run and acted on it; requested: left for "
         "the process executing it (picked up within about half a second); queued: no process "
-        "executes it, a worker (or this server) will carry it out when it takes the run."
+        "executes it, a worker (or this server) will carry it out when it takes the run; "
+        "workers: a run executed by `reviewflow worker`s, changed in the database at once "
+        "(running attempts stop at their workers' next heartbeat)."
     )
 
 

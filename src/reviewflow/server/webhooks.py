@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 
-from ..engine import Engine
 from ..logs import log
 from .context import ServerContext, context
 from .http import ApiError, Json
@@ -107,10 +106,7 @@ async def github(
             "template": ctx.webhook_template}
     if delivery:
         meta["delivery"] = delivery
-    engine = ctx.engine or Engine(ctx.store, runs_dir=ctx.runs_dir)
-    rid, created = engine.submit(spec, run_id=run_id, meta=meta)
-    if created:
-        ctx.spawn(rid)
+    rid, created = ctx.submit(spec, run_id=run_id, meta=meta)
     ctx.metrics.webhooks.labels("created" if created else "redelivered").inc()
     log.info("webhook.pull_request", repo=repo, pr=number, sha=sha, run_id=rid,
              created=created, delivery=delivery)
