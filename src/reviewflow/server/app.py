@@ -8,6 +8,8 @@ and leaves the runs resumable. With `execute=False` it only stores runs, for wor
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterable
@@ -21,17 +23,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from ..engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine
+from ..errors import ReviewflowError
 from ..logs import log
 from ..store import Store
+from ..store.postgres import PostgresStore
 from . import control, runs, webhooks
 from .auth import Token, TokenSet, parse_tokens
 from .context import ServerContext
 from .http import DEFAULT_MAX_BODY, BodyLimit, Json, install_handlers
-from .metrics import Metrics
+from .metrics import EventFollower, Metrics
 from .schemas import Health, Readiness
 
 DEFAULT_WORK_DIR = Path(".reviewflow") / "work"
 READY_PROBE = "__ready_probe__"
+FOLLOW_INTERVAL = 1.0
+"""Seconds between reads of new events for the metrics of runs executed by workers."""
 
 DESCRIPTION = """\
 The reviewflow HTTP API: a thin layer over the engine and the store, as the CLI is.
@@ -39,6 +45,22 @@ Every route except /health, /ready, /metrics and the webhook (which is signed in
 `Authorization: Bearer <token>`; read-only tokens may not change anything. Errors are JSON
 `{"error": ..., "field": ...}`. See docs/api.md.
 """
+
+
+async def _follow_events(store: PostgresStore, metrics: Metrics,
+                         interval: float = FOLLOW_INTERVAL) -> None:
+    """Metrics of runs executed by workers, from their events (see EventFollower)."""
+    follower: EventFollower | None = None
+    with contextlib.suppress(ReviewflowError):
+        follower = EventFollower(store, metrics)  # before the first request is served
+    while True:
+        try:
+            if follower is None:
+                follower = await asyncio.to_thread(EventFollower, store, metrics)
+            await asyncio.to_thread(follower.poll)
+        except ReviewflowError as exc:
+            log.warning("server.metrics_events_failed", error=str(exc))
+        await asyncio.sleep(interval)
 
 
 def create_app(
@@ -91,10 +113,17 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if resume_orphans and ctx.engine is not None:
             ctx.resume_orphans()
+        follower = None
+        if ctx.engine is None and isinstance(store, PostgresStore):
+            follower = asyncio.ensure_future(_follow_events(store, metrics))
         log.info("server.start", execute=execute)
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(BaseException):
+                    await follower
             await ctx.shutdown()
             log.info("server.stop")
 

@@ -130,9 +130,10 @@ class Metrics:
 
     def observe(
         self, run_id: str, task: str | None, frm: str | None, to: str, attempt: int | None,
-        detail: str | None,
+        detail: str | None, at: float | None = None,
     ) -> None:
-        """Engine observer: (run_id, task, from, to, attempt, detail) of every transition."""
+        """Engine observer: (run_id, task, from, to, attempt, detail) of every transition;
+        `at` is the event's time when it comes from the store (workers), else now."""
         if task is None:
             if to in RUN_TERMINAL:
                 self._ready.pop(run_id, None)
@@ -140,7 +141,7 @@ class Metrics:
             return
         if frm == to:  # a note (approval waiting, escalation): no state change
             return
-        now = time.monotonic()
+        now = time.monotonic() if at is None else at
         to = str(to)
         self.transitions.labels(to).inc()
         if detail and detail.startswith(LOST):
@@ -158,3 +159,33 @@ class Metrics:
             self._running.setdefault(run_id, {})[task] = now
         elif to == TaskState.RETRY_WAIT:
             self.retries.inc()
+
+
+class EventFollower:
+    """Feeds `Metrics` from the events table when `reviewflow worker`s execute the runs (the
+    server's own engine sees nothing then). Ids of different runs commit out of order, so each
+    poll reads again the last WINDOW ids below the highest seen and skips those counted."""
+
+    WINDOW = 5000
+    LIMIT = 20000
+
+    def __init__(self, store: Any, metrics: Metrics) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.start = self.high = int(store.max_event_id())  # history is not replayed
+        self.seen: set[int] = set()
+
+    def poll(self) -> int:
+        """Observe the events not seen yet; returns how many."""
+        fed = 0
+        for e in self.store.events_window(max(self.high - self.WINDOW, self.start), self.LIMIT):
+            if e.id in self.seen:
+                continue
+            self.seen.add(e.id)
+            self.high = max(self.high, e.id)
+            self.metrics.observe(e.run_id, e.task, e.from_state, e.to_state, e.attempt,
+                                 e.detail, at=e.at)
+            fed += 1
+        floor = self.high - self.WINDOW
+        self.seen = {i for i in self.seen if i > floor}
+        return fed

@@ -196,6 +196,18 @@ class PostgresStore:
             ).fetchall()
         return [EventRecord(*r) for r in rows]
 
+    def events_window(self, after_id: int, limit: int = 5000) -> list[EventRecord]:
+        """Events of all runs with id > after_id (for metrics; see queries.sql)."""
+        with self._session() as conn:
+            rows = conn.execute(
+                query("events_window"), {"after_id": after_id, "limit": limit}).fetchall()
+        return [EventRecord(*r) for r in rows]
+
+    def max_event_id(self) -> int:
+        with self._session() as conn:
+            row = conn.execute(query("max_event_id")).fetchone()
+        return int(row[0]) if row else 0
+
     def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
         with self._session() as conn:
             row = conn.execute(query("claim_run"), {

@@ -316,3 +316,13 @@ FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl ORDER BY name;
 
 -- name: prune_workers
 DELETE FROM workers WHERE heartbeat_at < %(before)s;
+
+-- name: events_window
+-- Events of every run from a low-water mark on (the API server feeds its metrics from them
+-- when workers execute the runs). Ids commit out of order across runs, so callers re-read a
+-- window and skip the ids they have seen.
+SELECT id, run_id, task, from_state, to_state, attempt, at, detail
+FROM events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: max_event_id
+SELECT coalesce(max(id), 0) FROM events;
