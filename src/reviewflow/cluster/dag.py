@@ -410,6 +410,7 @@ class RunTx:
         if self.state in RUN_TERMINAL or self.open_main > 0:
             return
         if self.outcome is None:
+            self._save_rows()  # the query must see failures recorded in this transaction
             failed = [n for (n,) in self.conn.execute(
                 query("failed_main_tasks"), {"run_id": self.run_id})]
             self.outcome = RunState.FAILED if failed else RunState.SUCCEEDED

@@ -11,8 +11,10 @@ number of processes at once:
 - `record` applies a batch of attempt outcomes and the start events of earlier claims, run by
   run under each run's row lock (`dag.RunTx`). A completion is conditional on (task, attempt,
   owner): one from a worker that lost its lease is rejected and recorded as an event.
-- `heartbeat` renews the leases of this worker's running tasks (never an expired one) and
-  returns what must stop: cancelled attempts, and attempts this worker no longer owns.
+- `heartbeat` renews the leases of this worker's attempts — its row in `workers`: a task's
+  lease has expired once both its claim's `lease_until` and its worker's last heartbeat +
+  lease_ttl have passed, so renewing takes no task row lock — and returns what must stop:
+  cancelled attempts, and attempts this worker no longer owns.
 - `maintain` (every worker, every poll interval; overlapping calls are harmless) returns
   expired leases to ready (after `max_lost_attempts` the task fails, reason `lost`), readies
   delayed tasks and retries that are due, applies cancel/pause/resume requests and run timeouts.
@@ -407,17 +409,19 @@ class Cluster:
 
     def heartbeat(self, name: str, *, concurrency: int, running: int,
                   state: str = "running") -> dict[tuple[str, str, int], str | None]:
-        """Renew this worker's leases; returns each attempt it still owns with the reason it
-        must stop (None: carry on). An attempt missing from the answer lost its lease."""
+        """Renew the leases of this worker's attempts (its `workers` row: a lease lasts until
+        both the claim's lease_until and the worker's last heartbeat + lease_ttl have passed);
+        returns each attempt it still owns with the reason it must stop (None: carry on). An
+        attempt missing from the answer lost its lease."""
         with self._tx() as (conn, now):
-            rows = conn.execute(query("heartbeat_tasks"), {
-                "now": now, "ttl": self.lease_ttl, "owner": self.owner,
-            }).fetchall()
             conn.execute(query("upsert_worker"), {
                 "name": name, "owner": self.owner, "host": self.host, "pid": os.getpid(),
                 "now": now, "concurrency": concurrency, "running": running, "state": state,
                 "ttl": self.lease_ttl,
             })
+        # read after the renewal committed: a task missing here was reaped before it
+        with self.store.session() as conn:
+            rows = conn.execute(query("my_running"), {"owner": self.owner}).fetchall()
         return {(r[0], r[1], r[2]): r[3] for r in rows}
 
     def leave(self, name: str) -> None:

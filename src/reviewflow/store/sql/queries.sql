@@ -192,8 +192,10 @@ SELECT name FROM tasks WHERE run_id = %(run_id)s AND state = 'failed' AND NOT ho
 ORDER BY position;
 
 -- name: hold_run_ready
+-- Tasks held for a key or the run's limit too: a slot freeing must not release them while
+-- the run is paused (once resumed, their claim checks the limits again).
 UPDATE tasks SET held = 'paused', wait_reason = 'run paused'
-WHERE run_id = %(run_id)s AND state = 'ready' AND held IS NULL;
+WHERE run_id = %(run_id)s AND state = 'ready' AND held IS DISTINCT FROM 'paused';
 
 -- name: release_paused
 UPDATE tasks SET held = NULL, wait_reason = NULL
@@ -259,11 +261,11 @@ JOIN (SELECT unnest(%(runs)s::text[]) AS run_id, unnest(%(names)s::text[]) AS na
 -- name: run_specs
 SELECT run_id, spec, meta FROM runs WHERE run_id = ANY(%(runs)s);
 
--- name: heartbeat_tasks
--- An expired lease is not renewed: the task may already be on its way back to ready.
-UPDATE tasks SET lease_until = %(now)s + %(ttl)s
-WHERE owner = %(owner)s AND state = 'running' AND lease_until >= %(now)s
-RETURNING run_id, name, attempts, cancel_reason;
+-- name: my_running
+-- A worker's heartbeat renews its row in `workers` (one row, no task row locks: a renewal never
+-- waits on a completion); this read tells it which attempts it still owns and which to stop.
+SELECT run_id, name, attempts, cancel_reason FROM tasks
+WHERE owner = %(owner)s AND state = 'running';
 
 -- name: set_task_detail
 -- What a running attempt reports about itself (its process group, what it waits for).
@@ -272,13 +274,18 @@ WHERE run_id = %(run_id)s AND name = %(name)s AND attempts = %(attempt)s
   AND owner = %(owner)s AND state = 'running';
 
 -- name: expired_leases
-SELECT DISTINCT run_id FROM tasks
-WHERE state = 'running' AND owner IS NOT NULL AND lease_until < %(now)s LIMIT 100;
+-- A running task's lease has expired when the lease taken at its claim has passed and its
+-- worker has not heartbeat within its lease time since (or is gone).
+SELECT DISTINCT t.run_id FROM tasks t LEFT JOIN workers w ON w.owner = t.owner
+WHERE t.state = 'running' AND t.owner IS NOT NULL AND t.lease_until < %(now)s
+  AND (w.owner IS NULL OR w.heartbeat_at + w.lease_ttl < %(now)s)
+LIMIT 100;
 
 -- name: expired_in_run
-SELECT name FROM tasks
-WHERE run_id = %(run_id)s AND state = 'running' AND owner IS NOT NULL
-  AND lease_until < %(now)s;
+SELECT t.name FROM tasks t LEFT JOIN workers w ON w.owner = t.owner
+WHERE t.run_id = %(run_id)s AND t.state = 'running' AND t.owner IS NOT NULL
+  AND t.lease_until < %(now)s
+  AND (w.owner IS NULL OR w.heartbeat_at + w.lease_ttl < %(now)s);
 
 -- name: due_runs
 SELECT DISTINCT run_id FROM tasks WHERE due_at <= %(now)s LIMIT 100;
