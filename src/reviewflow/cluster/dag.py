@@ -253,12 +253,12 @@ class RunTx:
                         counts[dep] += 1
                     else:
                         skip.append(dep)
+            skipped = []  # skipped in this round only: their dependents are counted once
             if skip:
                 for row in self.load(set(skip)).values():
                     if row.state == T.BLOCKED:
                         self.to(row, T.SKIPPED, SKIPPED_DETAIL)
-            skipped = [n for n in dict.fromkeys(skip) if self.rows[n].state == T.SKIPPED
-                       and self.dirty.get(n) is self.rows[n]]
+                        skipped.append(row.name)
             counts = Counter({n: c for n, c in counts.items()
                               if not (n in self.rows and self.rows[n].state != T.BLOCKED)})
             ready = self._decrement(counts)
