@@ -207,7 +207,7 @@ WHERE run_id = %(run_id)s AND state = 'ready' AND held = 'paused';
 WITH picked AS (
     SELECT run_id, name, started_at FROM tasks
     WHERE state = 'ready' AND held IS NULL
-    ORDER BY sort_key
+    ORDER BY sort_key, position  -- ties: definition order, as in the embedded engine
     LIMIT %(n)s
     FOR UPDATE SKIP LOCKED
 )
@@ -240,7 +240,7 @@ UPDATE tasks SET held = NULL, wait_reason = NULL
 WHERE (run_id, name) IN (
     SELECT run_id, name FROM tasks
     WHERE concurrency_key = %(key)s AND held = 'key' AND state = 'ready'
-    ORDER BY sort_key LIMIT %(n)s FOR UPDATE SKIP LOCKED
+    ORDER BY sort_key, position LIMIT %(n)s FOR UPDATE SKIP LOCKED
 );
 
 -- name: unhold_run
@@ -248,7 +248,7 @@ UPDATE tasks SET held = NULL, wait_reason = NULL
 WHERE (run_id, name) IN (
     SELECT run_id, name FROM tasks
     WHERE run_id = %(run_id)s AND held = 'run' AND state = 'ready'
-    ORDER BY sort_key LIMIT %(n)s FOR UPDATE SKIP LOCKED
+    ORDER BY sort_key, position LIMIT %(n)s FOR UPDATE SKIP LOCKED
 );
 
 -- name: inputs

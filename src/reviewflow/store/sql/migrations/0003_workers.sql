@@ -22,15 +22,15 @@ ALTER TABLE tasks ADD COLUMN lost_attempts integer NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN cancel_reason text;
 DROP INDEX tasks_ready;
 -- The claim: ready, not held back by a limit or a pause, best sort key first.
-CREATE INDEX tasks_claim ON tasks (sort_key) WHERE state = 'ready' AND held IS NULL;
+CREATE INDEX tasks_claim ON tasks (sort_key, position) WHERE state = 'ready' AND held IS NULL;
 CREATE INDEX tasks_leased ON tasks (lease_until) WHERE state = 'running' AND owner IS NOT NULL;
 CREATE INDEX tasks_due ON tasks (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX tasks_key_running ON tasks (concurrency_key)
     WHERE state = 'running' AND concurrency_key IS NOT NULL;
 CREATE INDEX tasks_run_running ON tasks (run_id) WHERE state = 'running';
 CREATE INDEX tasks_owner ON tasks (owner) WHERE state = 'running';
-CREATE INDEX tasks_held_key ON tasks (concurrency_key, sort_key) WHERE held = 'key';
-CREATE INDEX tasks_held_run ON tasks (run_id, sort_key) WHERE held IN ('run', 'paused');
+CREATE INDEX tasks_held_key ON tasks (concurrency_key, sort_key, position) WHERE held = 'key';
+CREATE INDEX tasks_held_run ON tasks (run_id, sort_key, position) WHERE held IN ('run', 'paused');
 CREATE INDEX runs_requested ON runs (run_id) WHERE request IS NOT NULL AND mode IS NOT NULL;
 CREATE INDEX runs_deadline ON runs (deadline) WHERE deadline IS NOT NULL;
 
