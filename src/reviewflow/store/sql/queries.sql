@@ -236,16 +236,21 @@ UPDATE tasks SET state = 'ready', attempts = attempts - 1, started_at = %(starte
 WHERE run_id = %(run_id)s AND name = %(name)s AND owner = %(owner)s AND state = 'running';
 
 -- name: unhold_key
-UPDATE tasks SET held = NULL, wait_reason = NULL
-WHERE (run_id, name) IN (
+-- A task of a run paused meanwhile stays held, for the pause.
+UPDATE tasks t SET held = CASE WHEN r.state = 'paused' THEN 'paused' END,
+                   wait_reason = CASE WHEN r.state = 'paused' THEN 'run paused' END
+FROM runs r
+WHERE r.run_id = t.run_id AND (t.run_id, t.name) IN (
     SELECT run_id, name FROM tasks
     WHERE concurrency_key = %(key)s AND held = 'key' AND state = 'ready'
     ORDER BY sort_key, position LIMIT %(n)s FOR UPDATE SKIP LOCKED
 );
 
 -- name: unhold_run
-UPDATE tasks SET held = NULL, wait_reason = NULL
-WHERE (run_id, name) IN (
+UPDATE tasks t SET held = CASE WHEN r.state = 'paused' THEN 'paused' END,
+                   wait_reason = CASE WHEN r.state = 'paused' THEN 'run paused' END
+FROM runs r
+WHERE r.run_id = t.run_id AND (t.run_id, t.name) IN (
     SELECT run_id, name FROM tasks
     WHERE run_id = %(run_id)s AND held = 'run' AND state = 'ready'
     ORDER BY sort_key, position LIMIT %(n)s FOR UPDATE SKIP LOCKED
