@@ -106,6 +106,8 @@ class Worker:
             self._hand_back = True
         self._draining = True
         self._poke()
+        if self._beat_now is not None:
+            self._beat_now.set()  # `reviewflow workers` shows it draining now, not next beat
 
     async def run(self) -> None:
         """Work until drained."""
@@ -183,7 +185,8 @@ class Worker:
             if drain_deadline is not None:
                 timeout = min(timeout, max(drain_deadline - time.monotonic(), 0.01))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             self._wake.clear()
 
     def _record(self, batch: Pending) -> None:
@@ -215,8 +218,11 @@ class Worker:
     async def _heartbeats(self) -> None:
         assert self._beat_now is not None
         while True:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that comes as
+            # the event is set (drain() sets it), and the worker never stopped.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._beat_now.wait(), self.heartbeat_interval)
+                async with asyncio.timeout(self.heartbeat_interval):
+                    await self._beat_now.wait()
             self._beat_now.clear()
             before = set(self.attempts)
             try:
