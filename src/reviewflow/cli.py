@@ -372,13 +372,16 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
     """Cancel a run: tasks not started are cancelled, running ones are stopped."""
     store, record = _unfinished_run(run_id, db)
     if record.mode:
-        _workers_control(store, run_id, "cancel")
-        # running attempts stop at their workers' next heartbeat (woken by a notification)
-        state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
+        from .cluster.queue import list_workers
+
+        state = _workers_control(store, run_id, "cancel")
+        alive = RunState(state) not in RUN_TERMINAL and bool(list_workers(store))  # type: ignore[arg-type]
+        if alive:  # running attempts stop at their workers' next heartbeat (notified now)
+            state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
         out.print(f"{run_id}: {state}", markup=False)
         if RunState(state) not in RUN_TERMINAL:
-            err.print("cancelled; attempts still running stop when their workers next "
-                      "heartbeat (or their leases expire)", markup=False)
+            err.print("cancelled; its running attempts end when their workers stop them, or, for"
+                      " workers that died, when a worker finds their leases expired", markup=False)
             raise typer.Exit(EXIT_OK)
         raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
     if owner_alive(record.owner, record.lease_until, time.time()):

@@ -519,7 +519,11 @@ class Cluster:
         """Cancel, pause or resume a workers-mode run now; returns its state after."""
         if command not in ("cancel", "pause", "resume"):
             raise ValueError(command)
-        return self._per_run(run_id, lambda tx: self._command(tx, command))
+        def apply(tx: RunTx) -> None:
+            self._reap(tx)  # attempts of dead workers: settled now, not by some later worker
+            self._command(tx, command)
+
+        return self._per_run(run_id, apply)
 
 
 def list_workers(store: PostgresStore, *, include_silent: bool = False) -> list[dict[str, Any]]:

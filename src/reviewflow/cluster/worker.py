@@ -32,17 +32,29 @@ from typing import Any, TypeVar
 import psycopg
 
 from ..engine import ABANDONED, ATTEMPT_TIMEOUT, DEFAULT_RUNS_DIR, INTERRUPTED
-from ..errors import StoreError, TaskFailed
+from ..errors import ReviewflowError, StoreError, TaskFailed
 from ..executors import TaskContext, registry
 from ..logs import log
 from ..store.postgres import PostgresStore, connect
 from .dag import CHANNEL
-from .queue import DEFAULT_LEASE_TTL, DEFAULT_MAX_LOST_ATTEMPTS, Claimed, Cluster, Outcome, Pending
+from .queue import (
+    DEFAULT_LEASE_TTL,
+    DEFAULT_MAX_LOST_ATTEMPTS,
+    Claimed,
+    Cluster,
+    Outcome,
+    Pending,
+    list_workers,
+)
 
 R = TypeVar("R")
 DEFAULT_WORKER_CONCURRENCY = 8
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_GRACE = 30.0
+
+
+class WorkerNameTaken(ReviewflowError):
+    """Another live worker has this name (names tell workers apart in `reviewflow workers`)."""
 
 
 class _Attempt:
@@ -116,7 +128,7 @@ class Worker:
         self._beat_now = asyncio.Event()
         listener = threading.Thread(target=self._listen, name="reviewflow-listen", daemon=True)
         listener.start()
-        await self._cold_call(self._beat)  # registers the worker (fails fast if the db is down)
+        await self._cold_call(self._register)  # fails fast if the db is down or name taken
         log.info("worker.start", worker=self.name, owner=self.cluster.owner,
                  concurrency=self.concurrency)
         upkeep = [asyncio.ensure_future(self._heartbeats()),
@@ -208,6 +220,30 @@ class Worker:
         return await self._loop.run_in_executor(self._cold, partial(fn, *args, **kw))
 
     # ------------------------------------------------------------------ upkeep
+
+    def _register(self) -> None:
+        for other in list_workers(self.store):
+            if other["name"] == self.name and not self._was_me(other):
+                raise WorkerNameTaken(
+                    f"a live worker is already named {self.name!r} (pid {other['pid']} on "
+                    f"{other['host']}): give this one another --name")
+        self._beat()
+
+    @staticmethod
+    def _was_me(other: dict[str, Any]) -> bool:
+        """A row of this name left by an earlier process of this host that is gone (a
+        restarted container keeps its hostname and often its pid): taken over."""
+        if other["host"] != socket.gethostname():
+            return False
+        if other["pid"] == os.getpid():
+            return True
+        try:
+            os.kill(other["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
 
     def _beat(self) -> dict[tuple[str, str, int], str | None]:
         return self.cluster.heartbeat(

@@ -323,7 +323,10 @@ DELETE FROM workers WHERE name = %(name)s AND owner = %(owner)s;
 
 -- name: list_workers
 -- Live: heard from within its lease time (the leases of its attempts are still valid).
-SELECT name, host, pid, started_at, %(now)s - heartbeat_at, concurrency, running, state
+-- Tasks running: counted now (the worker's own count is as old as its last heartbeat).
+SELECT name, host, pid, started_at, %(now)s - heartbeat_at, concurrency,
+       (SELECT count(*) FROM tasks t WHERE t.owner = workers.owner AND t.state = 'running'),
+       state
 FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl ORDER BY name;
 
 -- name: prune_workers
