@@ -505,3 +505,26 @@ def test_pause_lets_the_running_attempt_finish_and_starts_nothing_new(
     assert rf.stop(w1) == 0, rf.log(w1)
 
 
+
+
+def test_a_second_live_worker_with_the_same_name_is_refused(rf: Rf, tmp_path: Path) -> None:
+    """Names tell workers apart (`reviewflow workers`, task owners in logs): two live ones may
+    not share one."""
+    w1 = rf.worker("same", "--lease-ttl", "3")
+    wait_for(lambda: rf.live("same"), "the first worker to register")
+    second = rf.worker("same")
+    assert second.wait(timeout=30) == 1
+    assert "already named 'same'" in rf.log(second)
+    assert "Traceback" not in rf.log(second)
+    assert rf.live("same")["pid"] == w1.pid  # type: ignore[index]
+    assert rf.stop(w1) == 0
+
+
+def test_cancel_without_any_live_worker_does_not_wait(rf: Rf, db: Db, tmp_path: Path) -> None:
+    """No worker alive: cancel applies what it can and says what is left, at once."""
+    wf = two_tasks(tmp_path, started("a", 30))
+    run_id = rf.submit(wf)
+    done = rf("cancel", run_id, "--db", rf.url, timeout=20)
+    assert done.returncode == 0, done.stderr
+    assert db.run_state(run_id) == "cancelled"  # nothing was running: everything cancelled
+    assert db.states(run_id) == {"a": "cancelled", "b": "cancelled"}
