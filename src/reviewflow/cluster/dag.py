@@ -99,6 +99,15 @@ _SAVED = [f.name for f in fields(Row) if f.name not in (
 )]
 
 
+_EVENT_FIELDS = ("run_id", "task", "from_state", "to_state", "attempt", "at", "detail")
+
+
+def insert_events(conn: psycopg.Connection, events: list[Event]) -> None:
+    """Insert events in one statement, ids in list order."""
+    conn.execute(query("insert_events"), {
+        key: [e[i] for e in events] for i, key in enumerate(_EVENT_FIELDS)})
+
+
 def loads_spec(text: str) -> WorkflowSpec:
     return WorkflowSpec.model_validate_json(text)
 
@@ -110,14 +119,15 @@ class RunTx:
         self, conn: psycopg.Connection, run_id: str, now: float, graphs: dict[str, Graph], *,
         aging_interval: float, rand: Any,
     ) -> None:
-        row = conn.execute(query("lock_cluster_run"), {"run_id": run_id}).fetchone()
+        graph = graphs.get(run_id)
+        row = conn.execute(query("lock_cluster_run"), {
+            "run_id": run_id, "with_spec": graph is None}).fetchone()
         if row is None:
             raise RunNotFound(run_id)
         (state, outcome, error, open_main, open_hooks, hooks_started, request, spec_text, meta,
          created_at, mode) = row
         self.conn, self.run_id, self.now = conn, run_id, now
         self.mode = mode
-        graph = graphs.get(run_id)
         if graph is None:
             graph = graphs[run_id] = Graph.of(loads_spec(spec_text), dict(meta or {}))
         self.graph = graph
@@ -451,15 +461,17 @@ class RunTx:
     # ------------------------------------------------------------------ writing
 
     def save(self) -> None:
-        """Write every changed row (guarded), results, the run row and the events."""
+        """Write every changed row (guarded), results, the run row and the events: one
+        statement each, whatever the number of rows."""
         self.check_done()
         self._save_rows()
         if self.results:
-            with self.conn.cursor() as cur:
-                cur.executemany(query("save_result"), [
-                    {"run_id": self.run_id, "name": n, "result": v}
-                    for n, v in self.results.items()
-                ])
+            names = [n for n, v in self.results.items() if v is not None]
+            if names:  # the column is NULL until the one success: NULL results need no write
+                self.conn.execute(query("save_results"), {
+                    "run_id": self.run_id, "names": names,
+                    "results": [self.results[n] for n in names],
+                })
             self.results.clear()
         if self.run_dirty:
             self.conn.execute(query("write_cluster_run"), {
@@ -472,25 +484,18 @@ class RunTx:
             })
             self.run_dirty = False
         if self.events:
-            with self.conn.cursor() as cur:
-                cur.executemany(query("insert_event"), self.events)
+            insert_events(self.conn, self.events)
             self.events.clear()
 
     def _save_rows(self) -> None:
         if not self.dirty:
             return
         rows = list(self.dirty.values())
-        with self.conn.cursor() as cur:
-            cur.executemany(query("save_cluster_row"), [
-                {**{k: getattr(r, k) for k in _SAVED}, "run_id": self.run_id,
-                 "old_state": r.old_state, "old_owner": r.old_owner}
-                for r in rows
-            ], returning=True)
-            applied = 0
-            while True:
-                applied += len(cur.fetchall())
-                if not cur.nextset():
-                    break
+        params: dict[str, Any] = {k: [getattr(r, k) for r in rows] for k in _SAVED}
+        params["old_state"] = [r.old_state for r in rows]
+        params["old_owner"] = [r.old_owner for r in rows]
+        params["run_id"] = self.run_id
+        applied = len(self.conn.execute(query("save_cluster_rows"), params).fetchall())
         if applied != len(rows):
             raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
         for r in rows:

@@ -120,8 +120,9 @@ COPY tasks (run_id, name, position, state, hook, remaining, concurrency_key, key
 
 -- name: lock_cluster_run
 -- Every transaction that changes a workers-mode run's tasks beyond a claim holds this lock.
-SELECT state, outcome, error, open_main, open_hooks, hooks_started, request, spec, meta,
-       created_at, mode
+-- The spec (4.4 MB for 10k tasks) only for a process that has not parsed it yet.
+SELECT state, outcome, error, open_main, open_hooks, hooks_started, request,
+       CASE WHEN %(with_spec)s THEN spec END, meta, created_at, mode
 FROM runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE;
 
 -- name: write_cluster_run
@@ -138,22 +139,44 @@ SELECT name, state, attempts, hook, remaining, owner, lease_until, lost_attempts
        finished_at, next_attempt_at, wait_reason, due_at, cancel_reason, sort_key
 FROM tasks WHERE run_id = %(run_id)s AND name = ANY(%(names)s);
 
--- name: save_cluster_row
--- Guarded by the state (and owner) the decision was made on: a claim or a heartbeat racing
--- with it makes it apply to nothing, which the caller sees as a missing row.
-UPDATE tasks SET state = %(state)s, attempts = %(attempts)s, ready_at = %(ready_at)s,
-                 finished_at = %(finished_at)s, next_attempt_at = %(next_attempt_at)s,
-                 error = %(error)s, errors = %(errors)s, wait_reason = %(wait_reason)s,
-                 pid = %(pid)s, remaining = %(remaining)s, held = %(held)s,
-                 due_at = %(due_at)s, owner = %(owner)s, lease_until = %(lease_until)s,
-                 lost_attempts = %(lost_attempts)s, cancel_reason = %(cancel_reason)s,
-                 sort_key = %(sort_key)s
-WHERE run_id = %(run_id)s AND name = %(name)s AND state = %(old_state)s
-  AND owner IS NOT DISTINCT FROM %(old_owner)s
-RETURNING name;
+-- name: save_cluster_rows
+-- Every changed row of a run in one statement, each guarded by the state (and owner) the
+-- decision was made on: a claim racing with it makes that row apply to nothing, which the
+-- caller sees in the count of rows returned.
+UPDATE tasks t SET state = v.state, attempts = v.attempts, ready_at = v.ready_at,
+                   finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
+                   error = v.error, errors = v.errors, wait_reason = v.wait_reason,
+                   pid = v.pid, remaining = v.remaining, held = v.held, due_at = v.due_at,
+                   owner = v.owner, lease_until = v.lease_until,
+                   lost_attempts = v.lost_attempts, cancel_reason = v.cancel_reason,
+                   sort_key = v.sort_key
+FROM unnest(%(name)s::text[], %(state)s::text[], %(attempts)s::int[],
+            %(remaining)s::int[], %(owner)s::text[], %(lease_until)s::float8[],
+            %(lost_attempts)s::int[], %(errors)s::text[], %(error)s::text[], %(pid)s::int[],
+            %(held)s::text[], %(ready_at)s::float8[], %(finished_at)s::float8[],
+            %(next_attempt_at)s::float8[], %(wait_reason)s::text[], %(due_at)s::float8[],
+            %(cancel_reason)s::text[], %(sort_key)s::float8[], %(old_state)s::text[],
+            %(old_owner)s::text[])
+     AS v(name, state, attempts, remaining, owner, lease_until, lost_attempts, errors, error,
+          pid, held, ready_at, finished_at, next_attempt_at, wait_reason, due_at,
+          cancel_reason, sort_key, old_state, old_owner)
+WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = v.old_state
+  AND t.owner IS NOT DISTINCT FROM v.old_owner
+RETURNING t.name;
 
--- name: save_result
-UPDATE tasks SET result = %(result)s WHERE run_id = %(run_id)s AND name = %(name)s;
+-- name: save_results
+UPDATE tasks t SET result = v.result
+FROM unnest(%(names)s::text[], %(results)s::text[]) AS v(name, result)
+WHERE t.run_id = %(run_id)s AND t.name = v.name;
+
+-- name: insert_events
+-- A batch of events in one statement, ids in list order (see insert_event on the run lock).
+INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)
+SELECT run_id, task, from_state, to_state, attempt, at, detail
+FROM unnest(%(run_id)s::text[], %(task)s::text[], %(from_state)s::text[],
+            %(to_state)s::text[], %(attempt)s::int[], %(at)s::float8[], %(detail)s::text[])
+     WITH ORDINALITY AS v(run_id, task, from_state, to_state, attempt, at, detail, i)
+ORDER BY i;
 
 -- name: decrement_remaining
 UPDATE tasks t SET remaining = t.remaining - v.n
