@@ -95,8 +95,28 @@ class Row:
 
 
 _SAVED = [f.name for f in fields(Row) if f.name not in (
-    "hook", "concurrency_key", "key_limit", "run_limit", "started_at", "old_state", "old_owner",
+    "hook", "concurrency_key", "key_limit", "run_limit", "old_state", "old_owner",
 )]
+
+
+@dataclass(slots=True)
+class HandOff:
+    """Dependents a recording worker starts itself, in the transaction that readies them (no
+    claim round trip, no wake-up): at most `budget` (its free slots), only tasks without a
+    key or run limit, and only while no other ready task has a better sort key."""
+
+    owner: str
+    lease_ttl: float
+    budget: int
+    best: float | None = None  # the best sort key among other ready tasks (read once)
+    looked: bool = False
+    started: list[tuple[str, str, int, float]] = field(default_factory=list)
+
+    def first(self, conn: psycopg.Connection, sort_key: float) -> bool:
+        if not self.looked:
+            row = conn.execute(query("best_ready")).fetchone()
+            self.best, self.looked = (row[0] if row else None), True
+        return self.best is None or sort_key <= self.best
 
 
 _EVENT_FIELDS = ("run_id", "task", "from_state", "to_state", "attempt", "at", "detail")
@@ -151,6 +171,7 @@ class RunTx:
         self.freed_run = 0
         self.aging_interval = aging_interval
         self.rand = rand
+        self.handoff: HandOff | None = None
 
     # ------------------------------------------------------------------ rows and events
 
@@ -244,8 +265,25 @@ class RunTx:
             row.held, row.wait_reason = "paused", "run paused"
         else:
             row.held = None
-            self.notify.add("")
         self.to(row, T.READY)
+        if row.held is None and not self._hand_off(row):
+            self.notify.add("")
+
+    def _hand_off(self, row: Row) -> bool:
+        """Start the task right here for the recording worker (see HandOff)."""
+        h = self.handoff
+        if (h is None or h.budget <= 0 or self.outcome is not None or row.hook
+                or row.key_limit is not None or row.run_limit is not None
+                or not h.first(self.conn, row.sort_key or 0.0)):
+            return False
+        h.budget -= 1
+        row.attempts += 1
+        row.started_at = self.now
+        row.owner, row.lease_until = h.owner, self.now + h.lease_ttl
+        row.cancel_reason = row.pid = None
+        self.to(row, T.RUNNING)
+        h.started.append((self.run_id, row.name, row.attempts, self.now))
+        return True
 
     def _absolute(self, when: datetime | float) -> float:
         return when.timestamp() if isinstance(when, datetime) else self.created_at + when

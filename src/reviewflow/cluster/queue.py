@@ -49,7 +49,7 @@ from ..states import RUN_TERMINAL, RunState
 from ..store.base import Event
 from ..store.postgres import PostgresStore, translated
 from ..store.sql import query
-from .dag import CHANNEL, Conflict, Graph, Row, RunTx, loads_spec
+from .dag import CHANNEL, Conflict, Graph, HandOff, Row, RunTx, loads_spec
 
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_MAX_LOST_ATTEMPTS = 3
@@ -354,6 +354,12 @@ class Cluster:
     def record(self, pending: Pending) -> list[Outcome]:
         """Write outcomes and events (all or nothing); returns the outcomes rejected as late.
         The caller must not add to `pending` meanwhile (the worker hands over a batch)."""
+        return self.record_and_take(pending, 0)[0]
+
+    def record_and_take(self, pending: Pending, take: int) -> tuple[list[Outcome], list[Claimed]]:
+        """`record`, and start up to `take` of the dependents it readies for this worker in
+        the same transaction (dag.HandOff): returns (rejected outcomes, attempts to run)."""
+        handoff: HandOff | None = None
         by_run: dict[str, tuple[list[Outcome], list[Event]]] = defaultdict(lambda: ([], []))
         for o in pending.outcomes:
             by_run[o.run_id][0].append(o)
@@ -361,6 +367,8 @@ class Cluster:
             by_run[e[0]][1].append(e)
 
         def go(conn: psycopg.Connection, now: float) -> list[Outcome]:
+            nonlocal handoff
+            handoff = HandOff(self.owner, self.lease_ttl, take) if take > 0 else None
             rejected: list[Outcome] = []
             txs = []
             for run_id in sorted(by_run):
@@ -369,6 +377,7 @@ class Cluster:
                     tx = self._run_tx(conn, run_id, now)
                 except RunNotFound:
                     continue  # deleted meanwhile: nothing to record
+                tx.handoff = handoff
                 tx.events.extend(events)
                 rejected += self._apply(tx, outcomes)
                 txs.append(tx)
@@ -376,7 +385,9 @@ class Cluster:
             return rejected
 
         rejected: list[Outcome] = self._retrying(go)
-        return rejected
+        started = handoff.started if handoff is not None else []
+        claimed = self._describe([((r, n, a), at) for r, n, a, at in started]) if started else []
+        return rejected, claimed
 
     def _apply(self, tx: RunTx, outcomes: list[Outcome]) -> list[Outcome]:
         rows = tx.load([o.name for o in outcomes])

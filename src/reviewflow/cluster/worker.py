@@ -167,13 +167,16 @@ class Worker:
                 worked = False
                 if self.pending:
                     batch, self.pending = self.pending, Pending()
+                    take = 0 if self._draining else self.concurrency - self.active
                     try:
-                        await self._hot_call(self._record, batch)
+                        handed = await self._hot_call(self._record, batch, take)
                     except BaseException:
                         batch.outcomes += self.pending.outcomes  # kept for the next try
                         batch.events += self.pending.events
                         self.pending = batch
                         raise
+                    for c in handed:  # dependents this worker started in that transaction
+                        self._start(c)
                     worked = True
                 free = self.concurrency - self.active
                 if free > 0 and not self._draining:
@@ -201,11 +204,12 @@ class Worker:
                     await self._wake.wait()
             self._wake.clear()
 
-    def _record(self, batch: Pending) -> None:
-        rejected = self.cluster.record(batch)
+    def _record(self, batch: Pending, take: int) -> list[Claimed]:
+        rejected, handed = self.cluster.record_and_take(batch, take)
         for o in rejected:
             log.warning("worker.late_completion", worker=self.name, run_id=o.run_id,
                         task=o.name, attempt=o.attempt, kind=o.kind)
+        return handed
 
     def _poke(self) -> None:
         if self._wake is not None:

@@ -149,17 +149,17 @@ UPDATE tasks t SET state = v.state, attempts = v.attempts, ready_at = v.ready_at
                    pid = v.pid, remaining = v.remaining, held = v.held, due_at = v.due_at,
                    owner = v.owner, lease_until = v.lease_until,
                    lost_attempts = v.lost_attempts, cancel_reason = v.cancel_reason,
-                   sort_key = v.sort_key
+                   sort_key = v.sort_key, started_at = v.started_at
 FROM unnest(%(name)s::text[], %(state)s::text[], %(attempts)s::int[],
             %(remaining)s::int[], %(owner)s::text[], %(lease_until)s::float8[],
             %(lost_attempts)s::int[], %(errors)s::text[], %(error)s::text[], %(pid)s::int[],
             %(held)s::text[], %(ready_at)s::float8[], %(finished_at)s::float8[],
             %(next_attempt_at)s::float8[], %(wait_reason)s::text[], %(due_at)s::float8[],
-            %(cancel_reason)s::text[], %(sort_key)s::float8[], %(old_state)s::text[],
-            %(old_owner)s::text[])
+            %(cancel_reason)s::text[], %(sort_key)s::float8[], %(started_at)s::float8[],
+            %(old_state)s::text[], %(old_owner)s::text[])
      AS v(name, state, attempts, remaining, owner, lease_until, lost_attempts, errors, error,
           pid, held, ready_at, finished_at, next_attempt_at, wait_reason, due_at,
-          cancel_reason, sort_key, old_state, old_owner)
+          cancel_reason, sort_key, started_at, old_state, old_owner)
 WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = v.old_state
   AND t.owner IS NOT DISTINCT FROM v.old_owner
 RETURNING t.name;
@@ -241,6 +241,12 @@ FROM picked
 WHERE t.run_id = picked.run_id AND t.name = picked.name AND t.state = 'ready'
 RETURNING t.run_id, t.name, t.attempts, t.concurrency_key, t.key_limit, t.run_limit,
           t.sort_key, picked.started_at, t.ready_at, t.lost_attempts;
+
+-- name: best_ready
+-- The best sort key among ready tasks: a recording worker starts a dependent itself only if
+-- no ready task should go first.
+SELECT sort_key FROM tasks WHERE state = 'ready' AND held IS NULL
+ORDER BY sort_key, position LIMIT 1;
 
 -- name: key_lock
 -- Serialises the limit checks (and the hand-over of freed slots) of one key across workers.
