@@ -26,12 +26,14 @@ One JSON line per measurement on stdout, then a table with targets and pass/fail
   Also reported: CPU seconds of the worker processes and of the server's processes (/proc; own
   server only) and of everything else on the machine (`cpu_other_s`, ~0 when undisturbed).
 - `latency_chain_200_wN`, `latency_diamond_100_wN`: then, on the same workers, a 200-task chain
-  and a 1 -> 100 -> 1 diamond. An edge's latency = the dependent's started_at - the
-  dependency's finished_at (task rows, database clock; for the sink, its latest dependency).
-  finished_at is taken at the start of the transaction that records the completion and
-  started_at at the start of the claim transaction, so the latency covers that record
-  transaction, its commit and NOTIFY, the wake-up and the claim. The tasks return their worker's
-  pid (`postgres:whoami`, in this file), which splits edges into same-worker and cross-worker.
+  and a 1 -> 100 -> 1 diamond. An edge's latency = the time the dependent's body ran - the
+  time the dependency's body ran (`postgres:whoami`, in this file, returns time.time() and its
+  worker's pid; for the sink, its latest dependency). So it covers everything in between: the
+  worker noticing the end, the record transaction and its commit, then either the hand-off
+  (the recording worker starts the dependent itself) or NOTIFY, wake-up and claim, and the
+  start of the attempt. Database timestamps cannot serve: a handed-off dependent's started_at
+  is its dependency's finished_at (the same transaction). The pids split edges into
+  same-worker and cross-worker.
 - `claim_bB_pP`: the claim call alone, with B = 1 and B = --concurrency, P = 1 and P = the largest
   worker count. P client processes (no task execution) share one run of --tasks ready tasks.
   Each loops `Cluster.claim(B)` then `Cluster.record` of those attempts as succeeded (at most
@@ -79,9 +81,10 @@ TARGETS: dict[str, tuple[str, str, float, str]] = {
 }
 
 
-async def whoami(ctx: Any) -> int:
-    """A no-op task that returns its worker's pid (to tell same- from cross-worker edges)."""
-    return os.getpid()
+async def whoami(ctx: Any) -> dict[str, Any]:
+    """A no-op task that returns its worker's pid (to tell same- from cross-worker edges) and
+    the wall-clock time its body ran (one machine: all workers share the clock)."""
+    return {"pid": os.getpid(), "at": time.time()}
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -522,12 +525,11 @@ def latency_samples(rows: list[tuple[Any, ...]], shape: str, n: int
     by = {r[0]: r for r in rows}
     same: list[float] = []
     cross: list[float] = []
+    ran = {name: json.loads(r[6]) for name, r in by.items()}
     for task, deps in edges(shape, n):
-        last = max(deps, key=lambda d: by[d][5])
-        value = by[task][4] - by[last][5]
-        pid_dep = json.loads(by[last][6]) if by[last][6] else None
-        pid_task = json.loads(by[task][6]) if by[task][6] else None
-        (same if pid_dep == pid_task else cross).append(value)
+        last = max(deps, key=lambda d: ran[d]["at"])
+        value = ran[task]["at"] - ran[last]["at"]
+        (same if ran[last]["pid"] == ran[task]["pid"] else cross).append(value)
     return same, cross
 
 

@@ -652,3 +652,22 @@ def test_submitting_the_same_run_id_twice_creates_one_run(pg: PostgresStore) -> 
     assert sorted(t.name for t in pg.get_tasks("once")) == ["a", "b"]
     assert [e.to_state for e in pg.get_events("once") if e.task is None] == [
         "pending", "running"]
+
+
+def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> None:
+    """Errors and notes are stored through JSON batches: a NUL (which PostgreSQL text cannot
+    hold) becomes U+FFFD as everywhere in the store, and a literal backslash-u0000 stays."""
+    spec = workflow({"a": py("anoop", retry={"max_retries": 0})})
+    cluster = Cluster(pg)
+    run_id, _ = cluster.submit(spec)
+    (a,) = cluster.claim(1)
+    note = (run_id, "a", "running", "running", a.attempt, time.time(), "literal \\u0000 kept")
+    error = "binary\x00output"
+    cluster.record(Pending([Outcome(run_id, "a", a.attempt, "failed", error=error,
+                                    retryable=False)], [a.event, note]))
+    (task,) = pg.get_tasks(run_id)
+    assert (task.state, task.error) == ("failed", "binary\ufffdoutput")
+    details = [e.detail for e in pg.get_events(run_id) if e.task == "a"]
+    assert "literal \\u0000 kept" in details
+    assert "binary\ufffdoutput" in details
+    assert pg.get_run(run_id).state == "failed"  # type: ignore[union-attr]

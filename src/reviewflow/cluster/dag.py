@@ -119,13 +119,28 @@ class HandOff:
         return self.best is None or sort_key <= self.best
 
 
-_EVENT_FIELDS = ("run_id", "task", "from_state", "to_state", "attempt", "at", "detail")
+def _json(data: Any) -> str:
+    """JSON for json_to_recordset. PostgreSQL text cannot hold NUL: stored as U+FFFD, as the
+    store does for every text parameter (checked on the text: NUL is rare)."""
+    text = json.dumps(data, separators=(",", ":"))
+    if "\\u0000" in text:
+        text = json.dumps(_nul_free(data), separators=(",", ":"))
+    return text
+
+
+def _nul_free(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list | tuple):
+        return [_nul_free(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nul_free(v) for k, v in value.items()}
+    return value
 
 
 def insert_events(conn: psycopg.Connection, events: list[Event]) -> None:
     """Insert events in one statement, ids in list order."""
-    conn.execute(query("insert_events"), {
-        key: [e[i] for e in events] for i, key in enumerate(_EVENT_FIELDS)})
+    conn.execute(query("insert_events"), {"events": _json(events)})
 
 
 def loads_spec(text: str) -> WorkflowSpec:
@@ -322,11 +337,13 @@ class RunTx:
             if row is not None and row.remaining is not None:
                 row.remaining -= counts[name]
         ready = []
-        for name, remaining in self.conn.execute(query("decrement_remaining"), {
+        for r in self.conn.execute(query("decrement_remaining"), {
             "run_id": self.run_id, "names": names, "counts": [counts[n] for n in names],
         }):
-            if remaining == 0:
-                ready.append(name)
+            if r[4] == 0:
+                ready.append(r[0])
+                if r[0] not in self.rows:
+                    self.rows[r[0]] = Row(*r)  # read once: deps_met needs it next
         return ready
 
     # ------------------------------------------------------------------ attempts ending
@@ -529,11 +546,10 @@ class RunTx:
         if not self.dirty:
             return
         rows = list(self.dirty.values())
-        params: dict[str, Any] = {k: [getattr(r, k) for r in rows] for k in _SAVED}
-        params["old_state"] = [r.old_state for r in rows]
-        params["old_owner"] = [r.old_owner for r in rows]
-        params["run_id"] = self.run_id
-        applied = len(self.conn.execute(query("save_cluster_rows"), params).fetchall())
+        data = [{**{k: getattr(r, k) for k in _SAVED}, "old_state": r.old_state,
+                 "old_owner": r.old_owner} for r in rows]
+        applied = len(self.conn.execute(query("save_cluster_rows"), {
+            "run_id": self.run_id, "rows": _json(data)}).fetchall())
         if applied != len(rows):
             raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
         for r in rows:

@@ -140,9 +140,10 @@ SELECT name, state, attempts, hook, remaining, owner, lease_until, lost_attempts
 FROM tasks WHERE run_id = %(run_id)s AND name = ANY(%(names)s);
 
 -- name: save_cluster_rows
--- Every changed row of a run in one statement, each guarded by the state (and owner) the
--- decision was made on: a claim racing with it makes that row apply to nothing, which the
--- caller sees in the count of rows returned.
+-- Every changed row of a run in one statement (rows as one JSON array: one parameter to send,
+-- whatever their number), each guarded by the state (and owner) the decision was made on: a
+-- claim racing with it makes that row apply to nothing, which the caller sees in the count
+-- of rows returned.
 UPDATE tasks t SET state = v.state, attempts = v.attempts, ready_at = v.ready_at,
                    finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
                    error = v.error, errors = v.errors, wait_reason = v.wait_reason,
@@ -150,16 +151,12 @@ UPDATE tasks t SET state = v.state, attempts = v.attempts, ready_at = v.ready_at
                    owner = v.owner, lease_until = v.lease_until,
                    lost_attempts = v.lost_attempts, cancel_reason = v.cancel_reason,
                    sort_key = v.sort_key, started_at = v.started_at
-FROM unnest(%(name)s::text[], %(state)s::text[], %(attempts)s::int[],
-            %(remaining)s::int[], %(owner)s::text[], %(lease_until)s::float8[],
-            %(lost_attempts)s::int[], %(errors)s::text[], %(error)s::text[], %(pid)s::int[],
-            %(held)s::text[], %(ready_at)s::float8[], %(finished_at)s::float8[],
-            %(next_attempt_at)s::float8[], %(wait_reason)s::text[], %(due_at)s::float8[],
-            %(cancel_reason)s::text[], %(sort_key)s::float8[], %(started_at)s::float8[],
-            %(old_state)s::text[], %(old_owner)s::text[])
-     AS v(name, state, attempts, remaining, owner, lease_until, lost_attempts, errors, error,
-          pid, held, ready_at, finished_at, next_attempt_at, wait_reason, due_at,
-          cancel_reason, sort_key, started_at, old_state, old_owner)
+FROM json_to_recordset(%(rows)s::json)
+     AS v(name text, state text, attempts int, remaining int, owner text,
+          lease_until float8, lost_attempts int, errors text, error text, pid int, held text,
+          ready_at float8, finished_at float8, next_attempt_at float8, wait_reason text,
+          due_at float8, cancel_reason text, sort_key float8, started_at float8,
+          old_state text, old_owner text)
 WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = v.old_state
   AND t.owner IS NOT DISTINCT FROM v.old_owner
 RETURNING t.name;
@@ -170,19 +167,22 @@ FROM unnest(%(names)s::text[], %(results)s::text[]) AS v(name, result)
 WHERE t.run_id = %(run_id)s AND t.name = v.name;
 
 -- name: insert_events
--- A batch of events in one statement, ids in list order (see insert_event on the run lock).
+-- A batch of events in one statement (one JSON array of [run_id, task, from, to, attempt,
+-- at, detail]), ids in list order (see insert_event on the run lock).
 INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)
-SELECT run_id, task, from_state, to_state, attempt, at, detail
-FROM unnest(%(run_id)s::text[], %(task)s::text[], %(from_state)s::text[],
-            %(to_state)s::text[], %(attempt)s::int[], %(at)s::float8[], %(detail)s::text[])
-     WITH ORDINALITY AS v(run_id, task, from_state, to_state, attempt, at, detail, i)
+SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::int, (e->>5)::float8, e->>6
+FROM json_array_elements(%(events)s::json) WITH ORDINALITY AS v(e, i)
 ORDER BY i;
 
 -- name: decrement_remaining
+-- Returns the rows as cluster_rows reads them: those reaching zero are made ready next.
 UPDATE tasks t SET remaining = t.remaining - v.n
 FROM (SELECT unnest(%(names)s::text[]) AS name, unnest(%(counts)s::int[]) AS n) v
 WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = 'blocked'
-RETURNING t.name, t.remaining;
+RETURNING t.name, t.state, t.attempts, t.hook, t.remaining, t.owner, t.lease_until,
+          t.lost_attempts, t.errors, t.error, t.concurrency_key, t.key_limit, t.run_limit,
+          t.pid, t.held, t.started_at, t.ready_at, t.finished_at, t.next_attempt_at,
+          t.wait_reason, t.due_at, t.cancel_reason, t.sort_key;
 
 -- name: set_remaining
 UPDATE tasks t SET remaining = v.n
