@@ -84,7 +84,9 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 def _logging(log_format: str, log_level: str) -> None:
     if log_format not in ("auto", "human", "json"):
         _fail(f"bad --log-format {log_format!r}: use auto, human or json")
-    level = log_level or ("info" if log_format == "json" else "warning")
+    if log_level and log_level.lower() not in ("debug", "info", "warning", "error"):
+        _fail(f"bad --log-level {log_level!r}: use debug, info, warning or error")
+    level = (log_level or ("info" if log_format == "json" else "warning")).lower()
     configure_logging(log_format, level)  # type: ignore[arg-type]
 
 
@@ -490,11 +492,11 @@ def graph(
         sys.stdout.write(mermaid(_load(path, set_)))
         return
     if postgres_url(db) is None and not db.exists():
-        _fail(f"{target!r} is neither a file nor a run id in {db}")
+        _fail(f"{target!r} is neither a file nor a run id in {_shown(db)}")
     store = _open(db)
     record = store.get_run(target)
     if record is None:
-        _fail(f"{target!r} is neither a file nor a run id in {db}")
+        _fail(f"{target!r} is neither a file nor a run id in {_shown(db)}")
     spec = WorkflowSpec.model_validate_json(record.spec)
     states = {t.name: t.state for t in store.get_tasks(target)}
     sys.stdout.write(mermaid(spec, states))

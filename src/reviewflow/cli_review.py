@@ -213,7 +213,7 @@ def _decide(run_id: str, task: str, decision: str, comment: str | None, by: str 
     except ApprovalDecided as exc:
         _fail(str(exc), EXIT_FAILED)
     out.print(f"{run_id}/{task}: {detail}", markup=False)
-    if not owner_alive(record.owner, record.lease_until, now):
+    if not record.mode and not owner_alive(record.owner, record.lease_until, now):
         out.print(f"nothing is executing the run: continue with `reviewflow resume {run_id}`",
                   markup=False)
 

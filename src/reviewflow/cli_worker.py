@@ -32,8 +32,9 @@ from .store import DEFAULT_DB, postgres_url
 def _postgres(db: object) -> str:
     url = postgres_url(db)  # type: ignore[arg-type]
     if url is None:
-        _fail(f"--db {db}: workers need a PostgreSQL database (postgresql://user@host/db); "
-              "with SQLite, `reviewflow run` executes the run in its own process")
+        _fail(f"--db {_shown(db)}: workers need a PostgreSQL database "
+              "(--db postgresql://user@host:port/dbname); without one, `reviewflow run` "
+              "executes a run in its own process")
     return url
 
 

@@ -671,3 +671,128 @@ def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> No
     assert "literal \\u0000 kept" in details
     assert "binary\ufffdoutput" in details
     assert pg.get_run(run_id).state == "failed"  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------- stopping, holds, strays
+
+
+def _row(store: PostgresStore, run_id: str, name: str) -> tuple[Any, ...]:
+    with store.session() as conn:
+        row = conn.execute("SELECT state, held, attempts, owner FROM tasks WHERE run_id = %s"
+                           " AND name = %s", (run_id, name)).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_an_attempt_handed_back_after_a_cancel_ends_cancelled(pg: PostgresStore) -> None:
+    """A draining worker hands back an attempt of a run the user just cancelled: it must not
+    go back to the queue (nothing would cancel it again)."""
+    cluster = Cluster(pg)
+    run_id, _ = cluster.submit(workflow({"a": py("anoop"), "b": py("anoop", needs=["a"])}))
+    (a,) = cluster.claim(1)
+    assert cluster.control(run_id, "cancel") is RunState.RUNNING  # `a` still running
+    cluster.record(Pending([Outcome(run_id, "a", a.attempt, "interrupted")], [a.event]))
+    assert _row(pg, run_id, "a")[0] == "cancelled"
+    assert pg.get_run(run_id).state == "cancelled"  # type: ignore[union-attr]
+
+
+def test_a_hook_of_a_cancelled_run_whose_worker_died_is_not_run_again(
+    pg: PostgresStore,
+) -> None:
+    dead = Cluster(pg, lease_ttl=0.2)
+    spec = workflow({"a": py("fail_now", retry=NO_RETRY)},
+                    on_failure={"notify": py("anoop")})
+    run_id, _ = dead.submit(spec)
+    (a,) = dead.claim(1)
+    dead.record(Pending([Outcome(run_id, "a", a.attempt, "failed", error="boom",
+                                 retryable=False)], [a.event]))
+    (hook,) = dead.claim(1)
+    assert hook.name == "notify"
+    Cluster(pg).control(run_id, "cancel")
+    time.sleep(0.3)  # the hook's lease expires: its worker is gone
+    Cluster(pg).maintain()
+    assert _row(pg, run_id, "notify")[0] == "cancelled"
+    assert pg.get_run(run_id).state == "cancelled"  # type: ignore[union-attr]
+
+
+def test_resume_that_settles_a_dead_workers_attempt_leaves_nothing_held(
+    pg: PostgresStore,
+) -> None:
+    dead = Cluster(pg, lease_ttl=0.2)
+    run_id, _ = dead.submit(workflow({"a": py("anoop")}))
+    (a,) = dead.claim(1)
+    dead.record(Pending([], [a.event]))
+    assert dead.control(run_id, "pause") is RunState.PAUSED
+    time.sleep(0.3)
+    assert Cluster(pg).control(run_id, "resume") is RunState.RUNNING  # reaps `a`, then resumes
+    state, held, _attempts, owner = _row(pg, run_id, "a")
+    assert (state, held, owner) == ("ready", None, None)
+    assert Cluster(pg).claim(1)[0].name == "a"
+
+
+def test_a_key_without_a_limit_elsewhere_never_strands_held_tasks(pg: PostgresStore) -> None:
+    """Run B names key gpu without a limit; run A limits gpu to 1. B's running tasks do not
+    count against A's limit (so they cannot hold A's tasks back with no slot ever freed)."""
+    cluster = Cluster(pg)
+    cluster.submit(workflow({"b": py("anoop", concurrency_key="gpu")}, name="b"))
+    (b,) = cluster.claim(1)
+    a_id, _ = cluster.submit(workflow({
+        "a1": py("anoop", concurrency_key="gpu", concurrency_limit=1),
+        "a2": py("anoop", concurrency_key="gpu", concurrency_limit=1)}, name="a"))
+    claimed = cluster.claim(5)
+    assert [c.name for c in claimed] == ["a1"]  # a2 held by A's own limit, not by B
+    assert _row(pg, a_id, "a2")[:2] == ("ready", "key")
+    cluster.record(Pending([Outcome(a_id, "a1", claimed[0].attempt, "succeeded")],
+                           [claimed[0].event, b.event]))
+    assert [c.name for c in cluster.claim(5)] == ["a2"]
+
+
+def test_a_claim_the_worker_never_learned_of_is_handed_back(pg_url: str, tmp_path: Path) -> None:
+    """Tasks leased to a worker that lost the claim's reply are not held forever: its
+    heartbeats notice them and hand them back; then they run."""
+
+    async def main() -> None:
+        async with workers(pg_url, tmp_path, 1) as (w,):
+            await wait_until(lambda: w._last_beat > 0, timeout=5)
+            store = w.store
+            w.concurrency = 0  # keep the worker from claiming: the stray is ours to make
+            assert isinstance(store, PostgresStore)
+            run_id, _ = Cluster(store).submit(workflow({"a": py("anoop")}))
+            stray = Cluster(store, owner=w.cluster.owner).claim(1)
+            assert [c.name for c in stray] == ["a"]
+            w.concurrency = 2
+            run = await until_done(store, run_id, timeout=15)
+            assert run.state == "succeeded"
+            events = [e.detail for e in store.get_events(run_id) if e.task == "a"]
+            assert any(d and d.startswith("lost: attempt 1 leased to w0") for d in events)
+            assert store.get_tasks(run_id)[0].attempts == 2  # the stray's number stays used
+
+    arun(main())
+
+
+def test_workers_leave_runs_one_process_executes_alone(pg_url: str, tmp_path: Path) -> None:
+    """`reviewflow run` without --submit (or a serve that executes) runs on the same database
+    as live workers: its ready tasks are its own, never claimed by a worker."""
+    spec = workflow({f"t{i}": py("asleep", params={"seconds": 0.05}) for i in range(6)},
+                    max_concurrency=1)
+
+    def embedded() -> tuple[str, RunState]:
+        store = PostgresStore(pg_url)
+        try:
+            return run_sync(spec, store=store, runs_dir=tmp_path / "emb",
+                            flush_interval=FLUSH, heartbeat_interval=HEARTBEAT)
+        finally:
+            store.close()
+
+    async def main() -> None:
+        async with workers(pg_url, tmp_path, 2) as pool:
+            await wait_until(lambda: all(w._last_beat > 0 for w in pool), timeout=5)
+            run_id, state = await asyncio.to_thread(embedded)
+            assert state is RunState.SUCCEEDED
+            assert [w.completed for w in pool] == [0, 0]
+            store = pool[0].store
+            assert all(t.attempts == 1 for t in store.get_tasks(run_id))
+            ran = [e for e in store.get_events(run_id) if e.to_state == "running" and e.task]
+            assert len(ran) == 6
+
+    arun(main())

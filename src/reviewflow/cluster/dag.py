@@ -17,6 +17,7 @@ tried again (`Conflict`).
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -26,6 +27,7 @@ import psycopg
 
 from ..engine import LOST, RUN_TIMEOUT, SKIPPED_DETAIL
 from ..errors import InvalidTransition, RunNotFound
+from ..executors.registry import STORED
 from ..spec import TaskSpec, WorkflowSpec
 from ..states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, TASK_TRANSITIONS, RunState
 from ..states import TaskState as T
@@ -120,21 +122,26 @@ class HandOff:
 
 
 def _json(data: Any) -> str:
-    """JSON for json_to_recordset. PostgreSQL text cannot hold NUL: stored as U+FFFD, as the
-    store does for every text parameter (checked on the text: NUL is rare)."""
+    """JSON for json_to_recordset. PostgreSQL text holds neither NUL nor lone surrogates (a
+    file name decoded with surrogateescape): both become U+FFFD, as the store does for every
+    text parameter. Checked on the text: both are rare (a surrogate escape there may also be
+    half of a valid pair, which the clean-up keeps)."""
     text = json.dumps(data, separators=(",", ":"))
-    if "\\u0000" in text:
-        text = json.dumps(_nul_free(data), separators=(",", ":"))
+    if "\\u0000" in text or "\\ud" in text:
+        text = json.dumps(_clean(data), separators=(",", ":"))
     return text
 
 
-def _nul_free(value: Any) -> Any:
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _clean(value: Any) -> Any:
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _BAD_TEXT.sub("\ufffd", value)
     if isinstance(value, list | tuple):
-        return [_nul_free(v) for v in value]
+        return [_clean(v) for v in value]
     if isinstance(value, dict):
-        return {k: _nul_free(v) for k, v in value.items()}
+        return {k: _clean(v) for k, v in value.items()}
     return value
 
 
@@ -144,7 +151,13 @@ def insert_events(conn: psycopg.Connection, events: list[Event]) -> None:
 
 
 def loads_spec(text: str) -> WorkflowSpec:
-    return WorkflowSpec.model_validate_json(text)
+    """A run's stored spec. It was validated at submit; a task type this process lacks (a
+    plugin installed on other workers only) must not keep the run's logic from working here."""
+    token = STORED.set(True)
+    try:
+        return WorkflowSpec.model_validate_json(text)
+    finally:
+        STORED.reset(token)
 
 
 class RunTx:
@@ -392,7 +405,11 @@ class RunTx:
             self.to(row, T.CANCELLED, reason)
 
     def interrupted(self, row: Row, detail: str) -> None:
-        """Handed back by a draining worker: the attempt does not count."""
+        """Handed back by a draining worker: the attempt does not count — unless the run (or
+        the task) was being stopped: then it ends cancelled, never to run again."""
+        if row.cancel_reason or (self.outcome is not None and not row.hook):
+            self.cancelled(row, row.cancel_reason or self.error or "cancelled")
+            return
         row.attempts -= 1
         self.back_to_ready(row, detail)
 
@@ -406,20 +423,19 @@ class RunTx:
             self.notify.add("")
         self.to(row, T.READY, detail)
 
-    def lost(self, row: Row, max_lost: int, durable: bool) -> None:
-        """The attempt's lease expired (its worker died or hung)."""
+    def lost(self, row: Row, max_lost: int, durable: bool, why: str | None = None) -> None:
+        """The attempt is lost: its lease expired (its worker died or hung), or `why`."""
         row.lost_attempts += 1
-        detail = f"{LOST}: the lease of attempt {row.attempts} ({row.owner}) expired"
-        if self.outcome is not None and not row.hook:
-            self.to(row, T.CANCELLED, self.error)
+        detail = f"{LOST}: " + (why or f"the lease of attempt {row.attempts} ({row.owner}) "
+                                "expired")
+        if row.cancel_reason or (self.outcome is not None and not row.hook):
+            self.to(row, T.CANCELLED, row.cancel_reason or self.error)
         elif row.lost_attempts >= max_lost and not durable:
             message = f"{LOST}: {row.lost_attempts} attempts lost (max_lost_attempts {max_lost})"
             self.record_error(row, message)
             self.to(row, T.FAILED, message)
             self.task_failed(row)
-        else:
-            if durable:
-                row.lost_attempts -= 1  # a wait for a person costs nothing to lose
+        else:  # a lost attempt never uses up retries; a wait for a person is never failed
             self.back_to_ready(row, detail)
 
     # ------------------------------------------------------------------ the run
@@ -461,11 +477,13 @@ class RunTx:
             self.notify.add("cancel")
 
     def pause(self) -> None:
+        self._save_rows()  # rows readied in this transaction must be held too
         if self.state is RunState.RUNNING:
             self.run_to(RunState.PAUSED)
             self.conn.execute(query("hold_run_ready"), {"run_id": self.run_id})
 
     def unpause(self) -> None:
+        self._save_rows()  # rows held in this transaction must be released too
         if self.state is RunState.PAUSED:
             self.run_to(RunState.RUNNING, "resumed")
             self.conn.execute(query("release_paused"), {"run_id": self.run_id})

@@ -43,6 +43,7 @@ from ..engine import RUN_ID, RUN_TIMEOUT, new_run_id
 from ..errors import RunNotFound, SpecError, StoreError
 from ..executors import registry
 from ..executors.shell import kill_orphans
+from ..logs import log
 from ..scheduler import DEFAULT_AGING_INTERVAL
 from ..spec import TaskSpec, WorkflowSpec
 from ..states import RUN_TERMINAL, RunState
@@ -83,7 +84,7 @@ class Outcome:
     run_id: str
     name: str
     attempt: int
-    kind: str  # succeeded | failed | cancelled | interrupted
+    kind: str  # succeeded | failed | cancelled | interrupted | lost
     result: Any = None
     error: str | None = None
     retryable: bool = True
@@ -262,7 +263,17 @@ class Cluster:
         claimed = self._retrying(go)
         if not claimed:
             return []
-        return self._describe(claimed)
+        return self._described(claimed)
+
+    def _described(self, claimed: list[Any]) -> list[Claimed]:
+        """`_describe` after the claim committed: if it fails, the attempts are leased to this
+        worker but unknown to it; its heartbeat hands such strays back (see Worker)."""
+        try:
+            return self._describe(claimed)
+        except StoreError as exc:
+            log.warning("claim.describe_failed", owner=self.owner, error=str(exc),
+                        tasks=len(claimed))
+            return []
 
     def _enforce_limits(self, conn: psycopg.Connection, rows: list[Any]) -> list[Any]:
         """Keep only the claimed tasks within their key's and run's limits."""
@@ -284,7 +295,7 @@ class Cluster:
             assert row is not None
             limit = mine[0][4]
             extra = int(row[0]) - limit
-            for r in sorted(mine, key=lambda r: r[6], reverse=True)[:max(extra, 0)]:
+            for r in sorted(mine, key=lambda r: (r[6], r[10]), reverse=True)[:max(extra, 0)]:
                 self._hold_back(conn, r, "key",
                                 f"waiting for key {key}: {limit}/{limit} in use")
                 dropped.add((r[0], r[1]))
@@ -294,7 +305,7 @@ class Cluster:
             limit = mine[0][5]
             extra = int(row[0]) - limit
             for r in sorted((r for r in mine if (r[0], r[1]) not in dropped),
-                            key=lambda r: r[6], reverse=True)[:max(extra, 0)]:
+                            key=lambda r: (r[6], r[10]), reverse=True)[:max(extra, 0)]:
                 self._hold_back(conn, r, "run",
                                 f"waiting for run max_concurrency: {limit}/{limit} in use")
                 dropped.add((r[0], r[1]))
@@ -386,7 +397,7 @@ class Cluster:
 
         rejected: list[Outcome] = self._retrying(go)
         started = handoff.started if handoff is not None else []
-        claimed = self._describe([((r, n, a), at) for r, n, a, at in started]) if started else []
+        claimed = self._described([((r, n, a), at) for r, n, a, at in started]) if started else []
         return rejected, claimed
 
     def _apply(self, tx: RunTx, outcomes: list[Outcome]) -> list[Outcome]:
@@ -410,6 +421,9 @@ class Cluster:
                 tx.failed(row, o.error or "failed", o.retryable, timed_out=o.timed_out)
             elif o.kind == "cancelled":
                 tx.cancelled(row, o.error or row.cancel_reason or "cancelled")
+            elif o.kind == "lost":  # its worker never ran it: the number stays used
+                tx.lost(row, self.max_lost_attempts, _durable(tx.graph.tasks[row.name]),
+                        o.error)
             else:
                 tx.interrupted(row, o.error or "interrupted")
         if succeeded:
@@ -437,7 +451,7 @@ class Cluster:
 
     def leave(self, name: str) -> None:
         with self.store.session() as conn:
-            conn.execute(query("remove_worker"), {"name": name, "owner": self.owner})
+            conn.execute(query("remove_worker"), {"owner": self.owner})
 
     def detail(self, run_id: str, name: str, attempt: int, *, pid: int | None = None,
                wait_reason: str | None = None) -> None:

@@ -96,6 +96,8 @@ class Worker:
         self.pending = Pending()
         self.attempts: dict[tuple[str, str, int], _Attempt] = {}
         self.completed = 0
+        self._recording: set[tuple[str, str, int]] = set()
+        self._last_beat = 0.0
         self._draining = False
         self._hand_back = False
         self._closed = threading.Event()
@@ -126,9 +128,15 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._beat_now = asyncio.Event()
+        try:
+            await self._cold_call(self._register)  # fails fast if the db is down or name taken
+        except BaseException:
+            self._hot.shutdown(wait=False)
+            self._cold.shutdown(wait=False)
+            raise
+        self._last_beat = time.monotonic()
         listener = threading.Thread(target=self._listen, name="reviewflow-listen", daemon=True)
         listener.start()
-        await self._cold_call(self._register)  # fails fast if the db is down or name taken
         log.info("worker.start", worker=self.name, owner=self.cluster.owner,
                  concurrency=self.concurrency)
         upkeep = [asyncio.ensure_future(self._heartbeats()),
@@ -167,14 +175,17 @@ class Worker:
                 worked = False
                 if self.pending:
                     batch, self.pending = self.pending, Pending()
+                    self._recording = {(o.run_id, o.name, o.attempt) for o in batch.outcomes}
                     take = 0 if self._draining else self.concurrency - self.active
                     try:
                         handed = await self._hot_call(self._record, batch, take)
                     except BaseException:
+                        self._recording = set()
                         batch.outcomes += self.pending.outcomes  # kept for the next try
                         batch.events += self.pending.events
                         self.pending = batch
                         raise
+                    self._recording = set()
                     for c in handed:  # dependents this worker started in that transaction
                         self._start(c)
                     worked = True
@@ -188,7 +199,7 @@ class Worker:
                         worked = True
                         await asyncio.sleep(0)  # let quick attempts finish before the write
                 backoff = 0.0
-            except StoreError as exc:
+            except ReviewflowError as exc:  # the database, or a run it cannot handle now
                 backoff = min(max(backoff * 2, 0.2), 5.0)
                 log.warning("worker.db_error", worker=self.name, error=str(exc),
                             retry_in=backoff)
@@ -257,19 +268,35 @@ class Worker:
 
     async def _heartbeats(self) -> None:
         assert self._beat_now is not None
+        interval = self.heartbeat_interval
+        unknown: set[tuple[str, str, int]] = set()
         while True:
             # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancel that comes as
             # the event is set (drain() sets it), and the worker never stopped.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.heartbeat_interval):
+                async with asyncio.timeout(interval):
                     await self._beat_now.wait()
             self._beat_now.clear()
             before = set(self.attempts)
             try:
                 alive = await self._cold_call(self._beat)
-            except StoreError as exc:
+            except ReviewflowError as exc:
                 log.warning("worker.heartbeat_failed", worker=self.name, error=str(exc))
+                interval = min(self.poll_interval, self.heartbeat_interval)  # retry soon
                 continue
+            interval = self.heartbeat_interval
+            self._last_beat = time.monotonic()
+            # Attempts the database says are ours but this process does not run (a claim whose
+            # reply was lost): handed back once seen twice, so none stays leased forever.
+            strays = {k for k in alive if k not in self.attempts and k not in before}
+            lost = [k for k in strays & unknown if not self._outcome_pending(k)]
+            unknown = strays - set(lost)
+            if lost:
+                self.pending.outcomes.extend(
+                    Outcome(r, n, a, "lost", error=f"attempt {a} leased to {self.name}, "
+                            "which never learned of it (the claim's reply was lost)")
+                    for r, n, a in lost)
+                self._poke()
             for key in before:
                 attempt = self.attempts.get(key)
                 if attempt is None:
@@ -279,13 +306,20 @@ class Worker:
                 elif alive[key]:
                     self._cancel(attempt, alive[key] or "cancelled")
 
+    def _outcome_pending(self, key: tuple[str, str, int]) -> bool:
+        return any((o.run_id, o.name, o.attempt) == key for o in self.pending.outcomes) or \
+            key in self._recording
+
     async def _maintenance(self) -> None:
         while True:
             await asyncio.sleep(self.poll_interval)
+            if time.monotonic() - self._last_beat > self.heartbeat_interval * 1.5:
+                continue  # cut off from the database lately: judge no one else's leases
             try:
                 await self._cold_call(self.cluster.maintain)
-            except StoreError as exc:
-                log.warning("worker.maintenance_failed", worker=self.name, error=str(exc))
+            except Exception as exc:  # one bad pass must not end maintenance for good
+                log.warning("worker.maintenance_failed", worker=self.name,
+                            error=f"{type(exc).__name__}: {exc}")
 
     def _listen(self) -> None:
         """LISTEN on a dedicated autocommit connection; reconnect until the worker stops."""

@@ -10,6 +10,7 @@ The object named there is a TaskType instance or a class that builds one with no
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from ..spec import TaskSpec
 
 ENTRY_POINT_GROUP = "reviewflow.task_types"
+
+
+STORED: ContextVar[bool] = ContextVar("reviewflow_stored_spec", default=False)
+"""Set while a spec read back from the store is parsed (see `validate_task`)."""
 
 
 class TaskTypeRegistry:
@@ -50,6 +55,9 @@ class TaskTypeRegistry:
 
     def validate_task(self, spec: TaskSpec) -> None:
         """Check that the task's type exists and that the task has what the type needs."""
+        if STORED.get():
+            return  # a spec validated at submit: this process may lack a plugin; its attempts
+            # fail then ("task type unavailable"), the run's logic must still work here
         try:
             task_type = self.get(spec.type)
         except KeyError:

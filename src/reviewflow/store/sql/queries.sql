@@ -229,7 +229,7 @@ WHERE run_id = %(run_id)s AND state = 'ready' AND held = 'paused';
 -- running in the same statement. Attempts are counted when they start.
 WITH picked AS (
     SELECT run_id, name, started_at FROM tasks
-    WHERE state = 'ready' AND held IS NULL
+    WHERE state = 'ready' AND held IS NULL AND sort_key IS NOT NULL  -- workers runs only
     ORDER BY sort_key, position  -- ties: definition order, as in the embedded engine
     LIMIT %(n)s
     FOR UPDATE SKIP LOCKED
@@ -240,12 +240,12 @@ UPDATE tasks t SET state = 'running', attempts = t.attempts + 1, started_at = %(
 FROM picked
 WHERE t.run_id = picked.run_id AND t.name = picked.name AND t.state = 'ready'
 RETURNING t.run_id, t.name, t.attempts, t.concurrency_key, t.key_limit, t.run_limit,
-          t.sort_key, picked.started_at, t.ready_at, t.lost_attempts;
+          t.sort_key, picked.started_at, t.ready_at, t.lost_attempts, t.position;
 
 -- name: best_ready
 -- The best sort key among ready tasks: a recording worker starts a dependent itself only if
 -- no ready task should go first.
-SELECT sort_key FROM tasks WHERE state = 'ready' AND held IS NULL
+SELECT sort_key FROM tasks WHERE state = 'ready' AND held IS NULL AND sort_key IS NOT NULL
 ORDER BY sort_key, position LIMIT 1;
 
 -- name: key_lock
@@ -253,7 +253,10 @@ ORDER BY sort_key, position LIMIT 1;
 SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 7301));
 
 -- name: count_key_running
-SELECT count(*) FROM tasks WHERE concurrency_key = %(key)s AND state = 'running';
+-- Tasks of the key that count against a limit (a run naming the key without a limit neither
+-- counts nor frees slots: its tasks never release held ones).
+SELECT count(*) FROM tasks
+WHERE concurrency_key = %(key)s AND state = 'running' AND key_limit IS NOT NULL;
 
 -- name: count_run_running
 SELECT count(*) FROM tasks WHERE run_id = %(run_id)s AND state = 'running';
@@ -309,17 +312,20 @@ WHERE run_id = %(run_id)s AND name = %(name)s AND attempts = %(attempt)s
 
 -- name: expired_leases
 -- A running task's lease has expired when the lease taken at its claim has passed and its
--- worker has not heartbeat within its lease time since (or is gone).
+-- worker has not heartbeat within its lease time since (or is gone). Time the database was
+-- down does not count: after a restart, workers get a full lease time to heartbeat again.
 SELECT DISTINCT t.run_id FROM tasks t LEFT JOIN workers w ON w.owner = t.owner
 WHERE t.state = 'running' AND t.owner IS NOT NULL AND t.lease_until < %(now)s
-  AND (w.owner IS NULL OR w.heartbeat_at + w.lease_ttl < %(now)s)
+  AND (w.owner IS NULL OR greatest(w.heartbeat_at,
+        extract(epoch FROM pg_postmaster_start_time())) + w.lease_ttl < %(now)s)
 LIMIT 100;
 
 -- name: expired_in_run
 SELECT t.name FROM tasks t LEFT JOIN workers w ON w.owner = t.owner
 WHERE t.run_id = %(run_id)s AND t.state = 'running' AND t.owner IS NOT NULL
   AND t.lease_until < %(now)s
-  AND (w.owner IS NULL OR w.heartbeat_at + w.lease_ttl < %(now)s);
+  AND (w.owner IS NULL OR greatest(w.heartbeat_at,
+        extract(epoch FROM pg_postmaster_start_time())) + w.lease_ttl < %(now)s);
 
 -- name: due_runs
 SELECT DISTINCT run_id FROM tasks WHERE due_at <= %(now)s LIMIT 100;
@@ -339,16 +345,13 @@ INSERT INTO workers (name, owner, host, pid, started_at, heartbeat_at, concurren
                      lease_ttl, running, state)
 VALUES (%(name)s, %(owner)s, %(host)s, %(pid)s, %(now)s, %(now)s, %(concurrency)s,
         %(ttl)s, %(running)s, %(state)s)
-ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, host = excluded.host,
-    pid = excluded.pid,
-    started_at = CASE WHEN workers.owner = excluded.owner THEN workers.started_at
-                      ELSE excluded.started_at END,
-    heartbeat_at = excluded.heartbeat_at, concurrency = excluded.concurrency,
+ON CONFLICT (owner) DO UPDATE SET name = excluded.name, host = excluded.host,
+    pid = excluded.pid, heartbeat_at = excluded.heartbeat_at, concurrency = excluded.concurrency,
     lease_ttl = excluded.lease_ttl,
     running = excluded.running, state = excluded.state;
 
 -- name: remove_worker
-DELETE FROM workers WHERE name = %(name)s AND owner = %(owner)s;
+DELETE FROM workers WHERE owner = %(owner)s;
 
 -- name: list_workers
 -- Live: heard from within its lease time (the leases of its attempts are still valid).
@@ -356,7 +359,7 @@ DELETE FROM workers WHERE name = %(name)s AND owner = %(owner)s;
 SELECT name, host, pid, started_at, %(now)s - heartbeat_at, concurrency,
        (SELECT count(*) FROM tasks t WHERE t.owner = workers.owner AND t.state = 'running'),
        state
-FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl ORDER BY name;
+FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl ORDER BY name, started_at;
 
 -- name: prune_workers
 DELETE FROM workers WHERE heartbeat_at < %(before)s;

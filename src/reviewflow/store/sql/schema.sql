@@ -57,7 +57,9 @@ CREATE TABLE tasks (
     PRIMARY KEY (run_id, name)
 );
 -- Claims by workers (... FOR UPDATE SKIP LOCKED): ready, not held back, best sort key first.
-CREATE INDEX tasks_claim ON tasks (sort_key, position) WHERE state = 'ready' AND held IS NULL;
+-- Only tasks of workers runs have a sort key: a run one process executes (embedded) is its.
+CREATE INDEX tasks_claim ON tasks (sort_key, position)
+    WHERE state = 'ready' AND held IS NULL AND sort_key IS NOT NULL;
 CREATE INDEX tasks_leased ON tasks (lease_until) WHERE state = 'running' AND owner IS NOT NULL;
 CREATE INDEX tasks_due ON tasks (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX tasks_key_running ON tasks (concurrency_key)
@@ -90,9 +92,10 @@ CREATE TABLE approvals (
     PRIMARY KEY (run_id, task)
 );
 
+-- One row per worker process (owner: host:pid:random), named for people (`--name`).
 CREATE TABLE workers (
-    name         text PRIMARY KEY,
-    owner        text NOT NULL,
+    owner        text PRIMARY KEY,
+    name         text NOT NULL,
     host         text NOT NULL,
     pid          integer NOT NULL,
     started_at   double precision NOT NULL,

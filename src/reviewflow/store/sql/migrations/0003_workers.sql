@@ -22,7 +22,9 @@ ALTER TABLE tasks ADD COLUMN lost_attempts integer NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN cancel_reason text;
 DROP INDEX tasks_ready;
 -- The claim: ready, not held back by a limit or a pause, best sort key first.
-CREATE INDEX tasks_claim ON tasks (sort_key, position) WHERE state = 'ready' AND held IS NULL;
+-- Only tasks of workers runs have a sort key: a run one process executes (embedded) is its.
+CREATE INDEX tasks_claim ON tasks (sort_key, position)
+    WHERE state = 'ready' AND held IS NULL AND sort_key IS NOT NULL;
 CREATE INDEX tasks_leased ON tasks (lease_until) WHERE state = 'running' AND owner IS NOT NULL;
 CREATE INDEX tasks_due ON tasks (due_at) WHERE due_at IS NOT NULL;
 CREATE INDEX tasks_key_running ON tasks (concurrency_key)
@@ -34,9 +36,10 @@ CREATE INDEX tasks_held_run ON tasks (run_id, sort_key, position) WHERE held IN 
 CREATE INDEX runs_requested ON runs (run_id) WHERE request IS NOT NULL AND mode IS NOT NULL;
 CREATE INDEX runs_deadline ON runs (deadline) WHERE deadline IS NOT NULL;
 
+-- One row per worker process (owner: host:pid:random), named for people (`--name`).
 CREATE TABLE workers (
-    name         text PRIMARY KEY,
-    owner        text NOT NULL,
+    owner        text PRIMARY KEY,
+    name         text NOT NULL,
     host         text NOT NULL,
     pid          integer NOT NULL,
     started_at   double precision NOT NULL,
