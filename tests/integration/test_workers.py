@@ -796,3 +796,27 @@ def test_workers_leave_runs_one_process_executes_alone(pg_url: str, tmp_path: Pa
             assert len(ran) == 6
 
     arun(main())
+
+
+def test_an_approval_waiting_gives_back_its_run_slot(
+    pg: PostgresStore, pg_url: str, tmp_path: Path
+) -> None:
+    """max_concurrency 1: while the approval waits for a person, the run's other task runs
+    (as in the embedded engine), across workers."""
+    spec = workflow({
+        "build": py("anoop"),
+        "approve": {"type": "approval", "needs": ["build"]},
+        "meanwhile": py("anoop", needs=["build"]),
+    }, max_concurrency=1)
+
+    async def main() -> RunRecord:
+        Cluster(pg).submit(spec, run_id="slot")
+        async with workers(pg_url, tmp_path, n=2, concurrency=2):
+            assert await wait_until(
+                lambda: tasks_by_name(pg, "slot")["meanwhile"].state == "succeeded", timeout=8)
+            assert tasks_by_name(pg, "slot")["approve"].state == "running"
+            now = time.time()
+            pg.decide_approval("slot", "approve", "approved", "bob", None, now)
+            return await until_done(pg, "slot")
+
+    assert arun(main()).state == "succeeded"

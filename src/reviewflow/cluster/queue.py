@@ -455,11 +455,21 @@ class Cluster:
 
     def detail(self, run_id: str, name: str, attempt: int, *, pid: int | None = None,
                wait_reason: str | None = None) -> None:
-        with self.store.session() as conn:
-            conn.execute(query("set_task_detail"), {
+        """What a running attempt reports: its process group, or what it waits for. An
+        attempt waiting on a person gives its key's and run's slots back, as in the embedded
+        engine: the best held task may go (the claims' count leaves waiting attempts out)."""
+        with self._tx() as (conn, _now):
+            row = conn.execute(query("set_task_detail"), {
                 "run_id": run_id, "name": name, "attempt": attempt, "owner": self.owner,
                 "pid": pid, "wait_reason": wait_reason,
-            })
+            }).fetchone()
+            if wait_reason is None or row is None:
+                return
+            key, key_limit, run_limit = row
+            keys = Counter({key: 1}) if key is not None and key_limit is not None else Counter()
+            runs = Counter({run_id: 1}) if run_limit is not None else Counter()
+            if (keys or runs) and self._unhold(conn, keys, runs):
+                self._notify(conn, {""})
 
     # ------------------------------------------------------------------ maintenance
 

@@ -256,10 +256,12 @@ SELECT pg_advisory_xact_lock(hashtextextended(%(lock)s, 7301));
 -- Tasks of the key that count against a limit (a run naming the key without a limit neither
 -- counts nor frees slots: its tasks never release held ones).
 SELECT count(*) FROM tasks
-WHERE concurrency_key = %(key)s AND state = 'running' AND key_limit IS NOT NULL;
+WHERE concurrency_key = %(key)s AND state = 'running' AND key_limit IS NOT NULL
+  AND wait_reason IS NULL;
 
 -- name: count_run_running
-SELECT count(*) FROM tasks WHERE run_id = %(run_id)s AND state = 'running';
+SELECT count(*) FROM tasks
+WHERE run_id = %(run_id)s AND state = 'running' AND wait_reason IS NULL;
 
 -- name: hold_back
 -- A claimed task over its key's or run's limit goes back to ready, held until a slot frees.
@@ -306,9 +308,11 @@ WHERE owner = %(owner)s AND state = 'running';
 
 -- name: set_task_detail
 -- What a running attempt reports about itself (its process group, what it waits for).
+-- A running attempt with a wait reason waits on a person (an approval): it holds no slot.
 UPDATE tasks SET pid = coalesce(%(pid)s, pid), wait_reason = %(wait_reason)s
 WHERE run_id = %(run_id)s AND name = %(name)s AND attempts = %(attempt)s
-  AND owner = %(owner)s AND state = 'running';
+  AND owner = %(owner)s AND state = 'running'
+RETURNING concurrency_key, key_limit, run_limit;
 
 -- name: expired_leases
 -- A running task's lease has expired when the lease taken at its claim has passed and its
