@@ -56,6 +56,7 @@ def run_summary(console: Console, doc: dict[str, Any]) -> None:
     wait = m["wait_time_s"]["mean"]
     console.print(
         f"tasks {m['tasks']}  attempts {m['attempts']}  retries {m['retries']}"
+        + (f"  lost {m['lost_attempts']}" if m.get("lost_attempts") else "")
         + (f"  success {rate:.0%}" if rate is not None else "")
         + (f"  mean wait {wait * 1000:.1f}ms" if wait is not None else ""),
         markup=False,

@@ -52,7 +52,11 @@ def run_metrics(
     failed = counts.get(TaskState.FAILED, 0)
     started_tasks = [t for t in tasks if t.attempts > 0]
     attempts = sum(t.attempts for t in tasks)
-    retried = sum(1 for t in started_tasks if t.attempts > 1)
+    # Attempts lost with their process (or lease) were not retries: counted apart.
+    lost = Counter(e.task for e in events
+                   if e.task and e.from_state == TaskState.RUNNING and e.to_state != e.from_state
+                   and (e.detail or "").startswith("lost:"))
+    retried = sum(1 for t in started_tasks if t.attempts - lost[t.name] > 1)
     end = finished if finished is not None else time.time()
     duration = (end - started) if started is not None else None
     waits, runs = attempt_timings(events)
@@ -71,7 +75,8 @@ def run_metrics(
         "tasks": len(tasks),
         "tasks_by_state": dict(sorted(counts.items())),
         "attempts": attempts,
-        "retries": max(attempts - len(started_tasks), 0),
+        "retries": max(attempts - len(started_tasks) - sum(lost.values()), 0),
+        "lost_attempts": sum(lost.values()),
         "success_rate": round(succeeded / ended, 4) if ended else None,
         "failure_rate": round(failed / ended, 4) if ended else None,
         "retry_rate": round(retried / len(started_tasks), 4) if started_tasks else None,

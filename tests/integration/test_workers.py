@@ -820,3 +820,20 @@ def test_an_approval_waiting_gives_back_its_run_slot(
             return await until_done(pg, "slot")
 
     assert arun(main()).state == "succeeded"
+
+
+def test_status_counts_lost_attempts_apart_from_retries(pg: PostgresStore) -> None:
+    from reviewflow.status import run_status
+
+    dead = Cluster(pg, lease_ttl=0.1)
+    run_id, _ = dead.submit(workflow({"a": py("anoop")}))
+    (a,) = dead.claim(1)
+    dead.record(Pending([], [a.event]))
+    time.sleep(0.2)
+    live = Cluster(pg)
+    live.maintain()  # the lease expired: back to ready, a lost attempt
+    (again,) = live.claim(1)
+    live.record(Pending([Outcome(run_id, "a", again.attempt, "succeeded")], [again.event]))
+    metrics = run_status(pg, run_id)["metrics"]
+    assert (metrics["attempts"], metrics["retries"], metrics["lost_attempts"]) == (2, 0, 1)
+    assert metrics["retry_rate"] == 0
