@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import signal
@@ -71,6 +70,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from engine import percentile, spec_data  # noqa: E402  (benchmarks/engine.py: one of each)
+
 NOOP = "noop_tasks:noop"
 WHOAMI = "postgres:whoami"  # this file, imported by the workers (cwd = benchmarks/)
 
@@ -90,13 +94,6 @@ async def whoami(ctx: Any) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- helpers
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    k = max(0, math.ceil(p / 100 * len(ordered)) - 1)
-    return ordered[k]
-
-
 def spread(values: list[float], scale: float = 1000.0) -> dict[str, float]:
     """p50/p99/min/max (milliseconds by default) of a list of seconds."""
     if not values:
@@ -105,25 +102,6 @@ def spread(values: list[float], scale: float = 1000.0) -> dict[str, float]:
         "p50_ms": percentile(values, 50) * scale, "p99_ms": percentile(values, 99) * scale,
         "min_ms": min(values) * scale, "max_ms": max(values) * scale, "samples": len(values),
     }
-
-
-def spec_data(shape: str, n: int, call: str) -> dict[str, Any]:
-    """`wide` (n independent tasks), `chain` (n in a line) or `diamond` (1 -> n -> 1)."""
-    tasks: dict[str, Any] = {}
-    if shape == "wide":
-        tasks = {f"t{i}": {"call": call} for i in range(n)}
-    elif shape == "chain":
-        tasks["t0"] = {"call": call}
-        for i in range(1, n):
-            tasks[f"t{i}"] = {"call": call, "needs": [f"t{i - 1}"]}
-    elif shape == "diamond":
-        tasks["src"] = {"call": call}
-        for i in range(n):
-            tasks[f"m{i}"] = {"call": call, "needs": ["src"]}
-        tasks["sink"] = {"call": call, "needs": [f"m{i}" for i in range(n)]}
-    else:
-        raise ValueError(f"unknown shape {shape!r}")
-    return {"name": f"bench-{shape}-{n}", "tasks": tasks}
 
 
 def label(n: int) -> str:

@@ -49,7 +49,7 @@ from .executors.shell import kill_orphans
 from .logs import log
 from .runtime import LiveRun, LiveTask
 from .scheduler import DEFAULT_AGING_INTERVAL, ReadyQueue
-from .spec import WorkflowSpec
+from .spec import TaskSpec, WorkflowSpec
 from .states import (
     RUN_TERMINAL,
     RUN_TRANSITIONS,
@@ -91,13 +91,27 @@ def new_run_id(workflow: str) -> str:
     return f"{workflow}-{stamp}-{secrets.token_hex(3)}"
 
 
-def _durable_wait(task: LiveTask) -> bool:
+def durable_wait(spec: TaskSpec) -> bool:
     """Task types whose attempt only waits on a stored signal (an approval): losing the
     process that waited costs nothing, so it never uses up the task's retries."""
     try:
-        return bool(getattr(registry.get(task.spec.type), "durable_wait", False))
+        return bool(getattr(registry.get(spec.type), "durable_wait", False))
     except KeyError:
         return False
+
+
+def run_id_for(spec: WorkflowSpec, run_id: str | None) -> str:
+    """The id a new run gets: `run_id` if it is a valid one (SpecError naming run_id if not),
+    else a fresh one."""
+    if run_id is None:
+        return new_run_id(spec.name)
+    if not RUN_ID.fullmatch(run_id):
+        raise SpecError(
+            f"bad run id {run_id!r}: use letters, digits, '_', '.', '-' (at most 200),"
+            " starting with a letter, digit or '_'",
+            field="run_id",
+        )
+    return run_id
 
 
 def owner_alive(owner: str | None, lease_until: float | None, now: float) -> bool:
@@ -168,14 +182,7 @@ class Engine:
     ) -> tuple[str, bool]:
         """Store a new run (all tasks blocked). Returns (run_id, created); an existing id is
         left untouched and reported with created=False (idempotency key)."""
-        if run_id is None:
-            run_id = new_run_id(spec.name)
-        if not RUN_ID.fullmatch(run_id):
-            raise SpecError(
-                f"bad run id {run_id!r}: use letters, digits, '_', '.', '-' (at most 200),"
-                " starting with a letter, digit or '_'",
-                field="run_id",
-            )
+        run_id = run_id_for(spec, run_id)
         now = time.time()
         record = RunRecord(
             run_id=run_id, workflow=spec.name, state=RunState.PENDING.value,
@@ -449,7 +456,7 @@ class Engine:
         self._kill_orphans(task)
         if task.run.outcome is not None and not task.hook:
             self._task_to(task, T.CANCELLED, task.run.error, now)
-        elif task.attempts > task.spec.retry.max_retries and not _durable_wait(task):
+        elif task.attempts > task.spec.retry.max_retries and not durable_wait(task.spec):
             task.error = detail
             self._task_to(task, T.FAILED, detail, now)
             self._task_failed(task, now)

@@ -173,9 +173,8 @@ class RunTx:
         if row is None:
             raise RunNotFound(run_id)
         (state, outcome, error, open_main, open_hooks, hooks_started, request, spec_text, meta,
-         created_at, mode) = row
+         created_at) = row
         self.conn, self.run_id, self.now = conn, run_id, now
-        self.mode = mode
         if graph is None:
             graph = graphs[run_id] = Graph.of(loads_spec(spec_text), dict(meta or {}))
         self.graph = graph
@@ -188,7 +187,6 @@ class RunTx:
         self.request: str | None = request
         self.created_at: float = created_at
         self.finished_at: float | None = None
-        self.deadline_cleared = False
         self.run_dirty = False
         self.rows: dict[str, Row] = {}
         self.dirty: dict[str, Row] = {}

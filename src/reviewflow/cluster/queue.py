@@ -39,9 +39,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
-from ..engine import RUN_ID, RUN_TIMEOUT, new_run_id
+from ..engine import RUN_TIMEOUT, durable_wait, run_id_for
 from ..errors import RunNotFound, SpecError, StoreError
-from ..executors import registry
 from ..executors.shell import kill_orphans
 from ..logs import log
 from ..scheduler import DEFAULT_AGING_INTERVAL
@@ -102,13 +101,6 @@ class Pending:
         return bool(self.outcomes or self.events)
 
 
-def _durable(spec: TaskSpec) -> bool:
-    try:
-        return bool(getattr(registry.get(spec.type), "durable_wait", False))
-    except KeyError:
-        return False
-
-
 class Cluster:
     """The queue operations of one process (a worker, or a client submitting and controlling)."""
 
@@ -155,7 +147,7 @@ class Cluster:
                     raise StoreError("gave up after repeated conflicting updates") from None
             except StoreError as exc:
                 cause = exc.__cause__
-                retry = isinstance(cause, psycopg.errors.DeadlockDetected | Conflict)
+                retry = isinstance(cause, psycopg.errors.DeadlockDetected)
                 if not retry or attempt == RETRIES - 1:
                     raise
             time.sleep(0.01 * (attempt + 1) * (0.5 + self.rand()))
@@ -204,14 +196,7 @@ class Cluster:
     ) -> tuple[str, bool]:
         """Store a run for the workers and make its first tasks ready. Returns (run_id,
         created); an existing id is left untouched (idempotency key)."""
-        if run_id is None:
-            run_id = new_run_id(spec.name)
-        if not RUN_ID.fullmatch(run_id):
-            raise SpecError(
-                f"bad run id {run_id!r}: use letters, digits, '_', '.', '-' (at most 200),"
-                " starting with a letter, digit or '_'", field="run_id",
-            )
-        rid: str = run_id
+        rid = run_id_for(spec, run_id)
         key_limits = spec.key_limits()
 
         def go(conn: psycopg.Connection, now: float) -> bool:
@@ -422,7 +407,7 @@ class Cluster:
             elif o.kind == "cancelled":
                 tx.cancelled(row, o.error or row.cancel_reason or "cancelled")
             elif o.kind == "lost":  # its worker never ran it: the number stays used
-                tx.lost(row, self.max_lost_attempts, _durable(tx.graph.tasks[row.name]),
+                tx.lost(row, self.max_lost_attempts, durable_wait(tx.graph.tasks[row.name]),
                         o.error)
             else:
                 tx.interrupted(row, o.error or "interrupted")
@@ -510,7 +495,7 @@ class Cluster:
             if row.state != "running" or row.lease_until is None or row.lease_until >= tx.now:
                 continue
             self._kill_orphans(tx.run_id, row)
-            tx.lost(row, self.max_lost_attempts, _durable(tx.graph.tasks[row.name]))
+            tx.lost(row, self.max_lost_attempts, durable_wait(tx.graph.tasks[row.name]))
 
     def _kill_orphans(self, run_id: str, row: Row) -> None:
         """A dead worker on this host may have left a process group running."""

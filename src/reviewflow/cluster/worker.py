@@ -303,8 +303,8 @@ class Worker:
                     continue
                 if key not in alive:
                     self._cancel(attempt, ABANDONED)  # the lease expired: someone else's now
-                elif alive[key]:
-                    self._cancel(attempt, alive[key] or "cancelled")
+                elif reason := alive[key]:
+                    self._cancel(attempt, reason)
 
     def _outcome_pending(self, key: tuple[str, str, int]) -> bool:
         return any((o.run_id, o.name, o.attempt) == key for o in self.pending.outcomes) or \

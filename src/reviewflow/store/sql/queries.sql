@@ -122,7 +122,7 @@ COPY tasks (run_id, name, position, state, hook, remaining, concurrency_key, key
 -- Every transaction that changes a workers-mode run's tasks beyond a claim holds this lock.
 -- The spec (4.4 MB for 10k tasks) only for a process that has not parsed it yet.
 SELECT state, outcome, error, open_main, open_hooks, hooks_started, request,
-       CASE WHEN %(with_spec)s THEN spec END, meta, created_at, mode
+       CASE WHEN %(with_spec)s THEN spec END, meta, created_at
 FROM runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE;
 
 -- name: write_cluster_run
