@@ -36,8 +36,11 @@ def measure(kind: str) -> dict[str, float | str]:
         (rows[f"d{i}"].started_at - root_end - (0.1 + i * 0.007)) * 1000 for i in range(TASKS)
     )
     return {
-        "name": f"delay_error_{kind}", "samples": TASKS, "min_ms": round(errors[0], 3),
-        "p50_ms": round(statistics.median(errors), 3), "max_ms": round(errors[-1], 3),
+        "name": f"delay_error_{kind}",
+        "samples": TASKS,
+        "min_ms": round(errors[0], 3),
+        "p50_ms": round(statistics.median(errors), 3),
+        "max_ms": round(errors[-1], 3),
     }
 
 

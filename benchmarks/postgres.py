@@ -99,8 +99,11 @@ def spread(values: list[float], scale: float = 1000.0) -> dict[str, float]:
     if not values:
         return {}
     return {
-        "p50_ms": percentile(values, 50) * scale, "p99_ms": percentile(values, 99) * scale,
-        "min_ms": min(values) * scale, "max_ms": max(values) * scale, "samples": len(values),
+        "p50_ms": percentile(values, 50) * scale,
+        "p99_ms": percentile(values, 99) * scale,
+        "min_ms": min(values) * scale,
+        "max_ms": max(values) * scale,
+        "samples": len(values),
     }
 
 
@@ -188,8 +191,14 @@ class Databases:
             self.admin.execute("CREATE DATABASE rfbench_template TEMPLATE template0")
             migrate.upgrade(self.with_database(self.local.url, "rfbench_template"))
         with psycopg.connect(self.any_url(), autocommit=True) as conn:
-            for key in ("server_version", "fsync", "synchronous_commit", "full_page_writes",
-                        "shared_buffers", "max_connections"):
+            for key in (
+                "server_version",
+                "fsync",
+                "synchronous_commit",
+                "full_page_writes",
+                "shared_buffers",
+                "max_connections",
+            ):
                 self.settings[key] = conn.execute(f"SHOW {key}").fetchone()[0]  # type: ignore[index]
 
     def any_url(self) -> str:
@@ -272,7 +281,8 @@ def task_rows(store: Any, run_id: str) -> list[tuple[Any, ...]]:
     with store.session() as conn:
         return conn.execute(
             "SELECT name, state, attempts, ready_at, started_at, finished_at, result"
-            " FROM tasks WHERE run_id = %s", (run_id,)
+            " FROM tasks WHERE run_id = %s",
+            (run_id,),
         ).fetchall()
 
 
@@ -286,8 +296,13 @@ def top_statements(store: Any, limit: int = 12) -> list[dict[str, Any]]:
             (limit,),
         ).fetchall()
     return [
-        {"calls": c, "total_ms": round(t, 1), "mean_ms": round(m, 4), "rows": r,
-         "query": " ".join(q.split())[:110]}
+        {
+            "calls": c,
+            "total_ms": round(t, 1),
+            "mean_ms": round(m, 4),
+            "rows": r,
+            "query": " ".join(q.split())[:110],
+        }
         for c, t, m, r, q in rows
     ]
 
@@ -317,18 +332,37 @@ class WorkerProcs:
 
     def start(self) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(HERE), *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [env.get("PYTHONPATH")])])
         for i in range(self.n):
             name = f"bench-{os.getpid()}-{len(self.names)}-{i}"
             log = (self.logs / f"{name}.log").open("wb")
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "reviewflow", "worker", "--db", self.url,
-                 "--concurrency", str(self.concurrency),
-                 "--poll-interval", str(self.poll_interval), "--name", name,
-                 "--log-format", "json", "--log-level", "info"],
-                cwd=HERE, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            ))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "reviewflow",
+                        "worker",
+                        "--db",
+                        self.url,
+                        "--concurrency",
+                        str(self.concurrency),
+                        "--poll-interval",
+                        str(self.poll_interval),
+                        "--name",
+                        name,
+                        "--log-format",
+                        "json",
+                        "--log-level",
+                        "info",
+                    ],
+                    cwd=HERE,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                )
+            )
             log.close()
             self.names.append(name)
 
@@ -340,8 +374,9 @@ class WorkerProcs:
         while True:
             for name, proc in zip(self.names, self.procs, strict=True):
                 if proc.poll() is not None:
-                    raise RuntimeError(f"worker {name} exited ({proc.returncode}):\n"
-                                       + self.log_of(name)[-2000:])
+                    raise RuntimeError(
+                        f"worker {name} exited ({proc.returncode}):\n" + self.log_of(name)[-2000:]
+                    )
             up = {w["name"] for w in list_workers(store)}
             if up >= set(self.names):
                 return db_now(store)
@@ -407,9 +442,16 @@ class Reporter:
         print(json.dumps(result), flush=True)
 
     def table(self) -> None:
-        rows = [(r["name"], describe(r), r.get("target", ""),
-                 "" if r.get("pass") is None else ("PASS" if r["pass"] else "FAIL"))
-                for r in self.results if r.get("kind") not in ("meta", "statements")]
+        rows = [
+            (
+                r["name"],
+                describe(r),
+                r.get("target", ""),
+                "" if r.get("pass") is None else ("PASS" if r["pass"] else "FAIL"),
+            )
+            for r in self.results
+            if r.get("kind") not in ("meta", "statements")
+        ]
         heads = ("measurement", "result", "target", "pass")
         width = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(heads)]
         print("  ".join(h.ljust(w) for h, w in zip(heads, width, strict=True)))
@@ -417,8 +459,10 @@ class Reporter:
             print("  ".join(c.ljust(w) for c, w in zip(row, width, strict=True)))
         judged = [r for r in self.results if r.get("pass") is not None]
         missed = [r["name"] for r in judged if not r["pass"]]
-        print(f"targets met: {len(judged) - len(missed)}/{len(judged)}"
-              + (f"; missed: {', '.join(missed)}" if missed else ""))
+        print(
+            f"targets met: {len(judged) - len(missed)}/{len(judged)}"
+            + (f"; missed: {', '.join(missed)}" if missed else "")
+        )
 
 
 def describe(r: dict[str, Any]) -> str:
@@ -426,20 +470,28 @@ def describe(r: dict[str, Any]) -> str:
     if kind == "baseline":
         return f"{r['tx_per_s']:,.0f} tx/s (INSERT+UPDATE per transaction, one connection)"
     if kind == "throughput":
-        return (f"median {r['tasks_per_s']:,.0f} tasks/s, best {r['best_tasks_per_s']:,.0f}"
-                f" (span {r['span_s']:.2f} s, wall {r['wall_s']:.2f} s, submit"
-                f" {r['submit_s']:.2f} s; CPU workers {r['cpu_workers_s']:.1f} s, server"
-                f" {r['cpu_server_s']:.1f} s)")
+        return (
+            f"median {r['tasks_per_s']:,.0f} tasks/s, best {r['best_tasks_per_s']:,.0f}"
+            f" (span {r['span_s']:.2f} s, wall {r['wall_s']:.2f} s, submit"
+            f" {r['submit_s']:.2f} s; CPU workers {r['cpu_workers_s']:.1f} s, server"
+            f" {r['cpu_server_s']:.1f} s)"
+        )
     if kind == "latency":
-        return (f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms (max {r['max_ms']:.1f};"
-                f" n={r['samples']}, cross-worker {r['cross_worker']})")
+        return (
+            f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms (max {r['max_ms']:.1f};"
+            f" n={r['samples']}, cross-worker {r['cross_worker']})"
+        )
     if kind == "claim":
-        return (f"claim p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms; record p50"
-                f" {r['record_p50_ms']:.2f} ms, p99 {r['record_p99_ms']:.2f} ms; first claim"
-                f" {r['first_claim_ms']:.0f} ms; {r['tasks_per_s']:,.0f} tasks/s")
+        return (
+            f"claim p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms; record p50"
+            f" {r['record_p50_ms']:.2f} ms, p99 {r['record_p99_ms']:.2f} ms; first claim"
+            f" {r['first_claim_ms']:.0f} ms; {r['tasks_per_s']:,.0f} tasks/s"
+        )
     if kind == "fanout":
-        return (f"record of 1 success readying {r['dependents']}: p50 {r['p50_ms']:.2f} ms,"
-                f" min {r['min_ms']:.2f}, max {r['max_ms']:.2f} (n={r['samples']})")
+        return (
+            f"record of 1 success readying {r['dependents']}: p50 {r['p50_ms']:.2f} ms,"
+            f" min {r['min_ms']:.2f}, max {r['max_ms']:.2f} (n={r['samples']})"
+        )
     if kind == "profile":
         return f"{r['tasks_per_s']:,.0f} tasks/s in-process (under cProfile)"
     return json.dumps(r)
@@ -457,13 +509,21 @@ def baseline(rep: Reporter, dbs: Databases, n: int = 2000) -> None:
             for i in range(n):
                 with conn.transaction():
                     (row_id,) = conn.execute(
-                        "INSERT INTO bench_tx (v) VALUES (%s) RETURNING id", (i,)).fetchone()
+                        "INSERT INTO bench_tx (v) VALUES (%s) RETURNING id", (i,)
+                    ).fetchone()
                     conn.execute("UPDATE bench_tx SET v = v + 1 WHERE id = %s", (row_id,))
             seconds = time.perf_counter() - t0
     finally:
         dbs.done(url)
-    rep.emit({"kind": "baseline", "name": "baseline_tx", "transactions": n,
-              "seconds": seconds, "tx_per_s": n / seconds})
+    rep.emit(
+        {
+            "kind": "baseline",
+            "name": "baseline_tx",
+            "transactions": n,
+            "seconds": seconds,
+            "tx_per_s": n / seconds,
+        }
+    )
 
 
 @dataclass
@@ -479,8 +539,14 @@ class Span:
 def span_of(rows: list[tuple[Any, ...]]) -> Span:
     starts = [r[4] for r in rows if r[4] is not None]
     ends = [r[5] for r in rows if r[5] is not None]
-    return Span(len(rows), sum(1 for r in rows if r[1] == "succeeded"),
-                sum(1 for r in rows if r[2] > 1), max(ends) - min(starts), min(starts), max(ends))
+    return Span(
+        len(rows),
+        sum(1 for r in rows if r[1] == "succeeded"),
+        sum(1 for r in rows if r[2] > 1),
+        max(ends) - min(starts),
+        min(starts),
+        max(ends),
+    )
 
 
 def run_to_end(store: Any, run_id: str, args: argparse.Namespace) -> float:
@@ -497,8 +563,9 @@ def edges(shape: str, n: int) -> list[tuple[str, list[str]]]:
     return [(f"m{i}", ["src"]) for i in range(n)] + [("sink", [f"m{i}" for i in range(n)])]
 
 
-def latency_samples(rows: list[tuple[Any, ...]], shape: str, n: int
-                    ) -> tuple[list[float], list[float]]:
+def latency_samples(
+    rows: list[tuple[Any, ...]], shape: str, n: int
+) -> tuple[list[float], list[float]]:
     """Dependency -> start latencies (seconds): (same worker, cross-worker)."""
     by = {r[0]: r for r in rows}
     same: list[float] = []
@@ -511,8 +578,9 @@ def latency_samples(rows: list[tuple[Any, ...]], shape: str, n: int
     return same, cross
 
 
-def cluster_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path,
-                 words: list[str]) -> None:
+def cluster_runs(
+    rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path, words: list[str]
+) -> None:
     """For each worker count, per repeat: fresh database and workers, the wide run, then the
     latency runs on the same workers."""
     lat_shapes = [("chain", 200), ("diamond", 100)]
@@ -524,8 +592,7 @@ def cluster_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: P
         if not do_wide and not do_lat:
             continue
         spans: list[dict[str, Any]] = []
-        samples: dict[str, tuple[list[float], list[float]]] = {
-            s: ([], []) for s, _ in lat_shapes}
+        samples: dict[str, tuple[list[float], list[float]]] = {s: ([], []) for s, _ in lat_shapes}
         statements: list[dict[str, Any]] = []
         for _ in range(args.repeat):
             url = dbs.new()
@@ -549,28 +616,50 @@ def cluster_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: P
                 store.close()
                 dbs.done(url)
             if do_wide:
-                spans[-1].update(completed_per_worker=procs.completed,
-                                 worker_exit_codes=procs.exit_codes, stop_s=procs.stop_s)
+                spans[-1].update(
+                    completed_per_worker=procs.completed,
+                    worker_exit_codes=procs.exit_codes,
+                    stop_s=procs.stop_s,
+                )
         if do_wide:
             emit_wide(rep, wide_name, n, args, spans)
             if statements:
-                rep.emit({"kind": "statements", "name": f"statements_{wide_name}",
-                          "top": statements})
-                print(f"\n=== {wide_name}: server time per statement (pg_stat_statements,"
-                      " last repeat) ===", file=sys.stderr)
+                rep.emit(
+                    {"kind": "statements", "name": f"statements_{wide_name}", "top": statements}
+                )
+                print(
+                    f"\n=== {wide_name}: server time per statement (pg_stat_statements,"
+                    " last repeat) ===",
+                    file=sys.stderr,
+                )
                 for s in statements:
-                    print(f"{s['total_ms']:>10.1f} ms {s['calls']:>7} calls {s['mean_ms']:>8.3f}"
-                          f" ms/call {s['rows']:>7} rows  {s['query']}", file=sys.stderr)
+                    print(
+                        f"{s['total_ms']:>10.1f} ms {s['calls']:>7} calls {s['mean_ms']:>8.3f}"
+                        f" ms/call {s['rows']:>7} rows  {s['query']}",
+                        file=sys.stderr,
+                    )
         for shape, k in do_lat:
             same, cross = samples[shape]
-            rep.emit({"kind": "latency", "name": lat_names[shape], "shape": shape, "n": k,
-                      "workers": n, "concurrency": args.concurrency, "repeats": args.repeat,
-                      **spread(same + cross), "cross_worker": len(cross),
-                      "same_worker": spread(same), "cross": spread(cross)})
+            rep.emit(
+                {
+                    "kind": "latency",
+                    "name": lat_names[shape],
+                    "shape": shape,
+                    "n": k,
+                    "workers": n,
+                    "concurrency": args.concurrency,
+                    "repeats": args.repeat,
+                    **spread(same + cross),
+                    "cross_worker": len(cross),
+                    "same_worker": spread(same),
+                    "cross": spread(cross),
+                }
+            )
 
 
-def wide_once(store: Any, procs: WorkerProcs, args: argparse.Namespace, up_at: float
-              ) -> dict[str, Any]:
+def wide_once(
+    store: Any, procs: WorkerProcs, args: argparse.Namespace, up_at: float
+) -> dict[str, Any]:
     spids = server_pids(store) if args.db is None else []  # the server's pids are ours to read
     server_before = {pid: cpu_seconds(pid) for pid in spids}
     workers_before = procs.cpu()
@@ -583,43 +672,73 @@ def wide_once(store: Any, procs: WorkerProcs, args: argparse.Namespace, up_at: f
     busy1, total1 = machine_busy()
     cpu_self = time.process_time() - self0
     workers_after = procs.cpu()
-    server_after = ({pid: cpu_seconds(pid) for pid in server_pids(store)}
-                    if args.db is None else {})
+    server_after = {pid: cpu_seconds(pid) for pid in server_pids(store)} if args.db is None else {}
     rows = task_rows(store, run_id)
     span = span_of(rows)
     if span.succeeded != args.tasks:
         raise RuntimeError(f"{span.succeeded}/{args.tasks} tasks succeeded")
-    cpu_workers = sum((a or 0) - (b or 0) for a, b in zip(workers_after, workers_before,
-                                                          strict=True))
-    cpu_server = sum((after or 0) - (server_before.get(pid) or 0)
-                     for pid, after in server_after.items())
+    cpu_workers = sum(
+        (a or 0) - (b or 0) for a, b in zip(workers_after, workers_before, strict=True)
+    )
+    cpu_server = sum(
+        (after or 0) - (server_before.get(pid) or 0) for pid, after in server_after.items()
+    )
     waits = [r[4] - r[3] for r in rows if r[3] is not None and r[4] is not None]
     return {
-        "tasks": span.tasks, "span_s": span.span_s, "tasks_per_s": span.tasks / span.span_s,
-        "wall_s": finished - up_at, "submit_s": submit_s,
-        "first_start_after_up_s": span.first_start - up_at, "retried": span.retried,
-        "cpu_workers_s": cpu_workers, "cpu_server_s": cpu_server,
-        "cpu_machine_busy_s": busy1 - busy0, "cpu_machine_total_s": total1 - total0,
+        "tasks": span.tasks,
+        "span_s": span.span_s,
+        "tasks_per_s": span.tasks / span.span_s,
+        "wall_s": finished - up_at,
+        "submit_s": submit_s,
+        "first_start_after_up_s": span.first_start - up_at,
+        "retried": span.retried,
+        "cpu_workers_s": cpu_workers,
+        "cpu_server_s": cpu_server,
+        "cpu_machine_busy_s": busy1 - busy0,
+        "cpu_machine_total_s": total1 - total0,
         "cpu_other_s": (busy1 - busy0) - cpu_workers - cpu_server - cpu_self,
         "queue_wait_p50_ms": percentile(waits, 50) * 1000,
     }
 
 
-def emit_wide(rep: Reporter, name: str, n: int, args: argparse.Namespace,
-              spans: list[dict[str, Any]]) -> None:
+def emit_wide(
+    rep: Reporter, name: str, n: int, args: argparse.Namespace, spans: list[dict[str, Any]]
+) -> None:
     rates = [s["tasks_per_s"] for s in spans]
     mid = spans[rates.index(statistics.median_low(rates))]
-    rep.emit({
-        "kind": "throughput", "name": name, "workers": n, "concurrency": args.concurrency,
-        "poll_interval": args.poll_interval, "tasks": args.tasks, "repeats": len(spans),
-        "rates": [round(r, 1) for r in rates],
-        "tasks_per_s": statistics.median(rates), "best_tasks_per_s": max(rates),
-        **{k: mid[k] for k in ("span_s", "wall_s", "submit_s", "first_start_after_up_s",
-                               "retried", "cpu_workers_s", "cpu_server_s",
-                               "cpu_machine_busy_s", "cpu_machine_total_s", "cpu_other_s",
-                               "queue_wait_p50_ms", "completed_per_worker",
-                               "worker_exit_codes", "stop_s")},
-    })
+    rep.emit(
+        {
+            "kind": "throughput",
+            "name": name,
+            "workers": n,
+            "concurrency": args.concurrency,
+            "poll_interval": args.poll_interval,
+            "tasks": args.tasks,
+            "repeats": len(spans),
+            "rates": [round(r, 1) for r in rates],
+            "tasks_per_s": statistics.median(rates),
+            "best_tasks_per_s": max(rates),
+            **{
+                k: mid[k]
+                for k in (
+                    "span_s",
+                    "wall_s",
+                    "submit_s",
+                    "first_start_after_up_s",
+                    "retried",
+                    "cpu_workers_s",
+                    "cpu_server_s",
+                    "cpu_machine_busy_s",
+                    "cpu_machine_total_s",
+                    "cpu_other_s",
+                    "queue_wait_p50_ms",
+                    "completed_per_worker",
+                    "worker_exit_codes",
+                    "stop_s",
+                )
+            },
+        }
+    )
 
 
 # ---------------------------------------------------------------------------------- claim harness
@@ -649,15 +768,27 @@ def claim_child(url: str, batch: int, limit: int, start_at: float) -> None:
             first = t1 - t0
         else:
             claims.append(t1 - t0)
-        cluster.record(Pending(
-            [Outcome(c.run_id, c.name, c.attempt, "succeeded") for c in claimed],
-            [c.event for c in claimed]))
+        cluster.record(
+            Pending(
+                [Outcome(c.run_id, c.name, c.attempt, "succeeded") for c in claimed],
+                [c.event for c in claimed],
+            )
+        )
         records.append(time.perf_counter() - t1)
         tasks += len(claimed)
     seconds = time.perf_counter() - t_begin
     store.close()
-    print(json.dumps({"claims": claims, "records": records, "first": first, "tasks": tasks,
-                      "seconds": seconds}))
+    print(
+        json.dumps(
+            {
+                "claims": claims,
+                "records": records,
+                "first": first,
+                "tasks": tasks,
+                "seconds": seconds,
+            }
+        )
+    )
 
 
 def claim_latency(rep: Reporter, dbs: Databases, args: argparse.Namespace) -> None:
@@ -674,11 +805,23 @@ def claim_latency(rep: Reporter, dbs: Databases, args: argparse.Namespace) -> No
                 submit(store, "wide", args.tasks, NOOP)
                 limit = max(2, min(args.tasks // batch // procs, 300))
                 start_at = time.time() + 1.5  # after the children's imports
-                children = [subprocess.Popen(
-                    [sys.executable, str(Path(__file__).resolve()), "--claim-child", url,
-                     str(batch), str(limit), repr(start_at)],
-                    stdout=subprocess.PIPE, text=True, cwd=HERE,
-                ) for _ in range(procs)]
+                children = [
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            str(Path(__file__).resolve()),
+                            "--claim-child",
+                            url,
+                            str(batch),
+                            str(limit),
+                            repr(start_at),
+                        ],
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        cwd=HERE,
+                    )
+                    for _ in range(procs)
+                ]
                 outs = []
                 for child in children:
                     out, _ = child.communicate(timeout=args.run_timeout)
@@ -692,18 +835,26 @@ def claim_latency(rep: Reporter, dbs: Databases, args: argparse.Namespace) -> No
             records = [c for o in outs for c in o["records"]]
             tasks = sum(o["tasks"] for o in outs)
             seconds = max(o["seconds"] for o in outs)
-            rep.emit({
-                "kind": "claim", "name": name, "batch": batch, "processes": procs,
-                **spread(claims),
-                "record_p50_ms": percentile(records, 50) * 1000,
-                "record_p99_ms": percentile(records, 99) * 1000,
-                "first_claim_ms": statistics.median(o["first"] for o in outs) * 1000,
-                "tasks": tasks, "seconds": seconds, "tasks_per_s": tasks / seconds,
-            })
+            rep.emit(
+                {
+                    "kind": "claim",
+                    "name": name,
+                    "batch": batch,
+                    "processes": procs,
+                    **spread(claims),
+                    "record_p50_ms": percentile(records, 50) * 1000,
+                    "record_p99_ms": percentile(records, 99) * 1000,
+                    "first_claim_ms": statistics.median(o["first"] for o in outs) * 1000,
+                    "tasks": tasks,
+                    "seconds": seconds,
+                    "tasks_per_s": tasks / seconds,
+                }
+            )
 
 
-def fanout_record(rep: Reporter, dbs: Databases, args: argparse.Namespace, n: int = 100,
-                  runs: int = 10) -> None:
+def fanout_record(
+    rep: Reporter, dbs: Databases, args: argparse.Namespace, n: int = 100, runs: int = 10
+) -> None:
     """The transaction behind a fan-out edge: `Cluster.record` of a task whose success readies
     `n` dependents (a fresh diamond run each time, in this process; one untimed warm-up)."""
     from reviewflow.cluster.queue import Cluster, Outcome, Pending
@@ -750,8 +901,12 @@ def profile_worker(rep: Reporter, dbs: Databases, args: argparse.Namespace) -> N
     store = open_store(url, size=4)
     loop_prof, hot_prof = cProfile.Profile(), cProfile.Profile()
     try:
-        worker = Worker(store, name="bench-profile", concurrency=args.concurrency,
-                        poll_interval=args.poll_interval)
+        worker = Worker(
+            store,
+            name="bench-profile",
+            concurrency=args.concurrency,
+            poll_interval=args.poll_interval,
+        )
 
         async def main() -> str:
             running = asyncio.ensure_future(worker.run())
@@ -776,12 +931,20 @@ def profile_worker(rep: Reporter, dbs: Databases, args: argparse.Namespace) -> N
     finally:
         store.close()
         dbs.done(url)
-    rep.emit({"kind": "profile", "name": f"profile_wide_{label(args.tasks)}_inprocess",
-              "tasks_per_s": span.tasks / span.span_s, "span_s": span.span_s,
-              "concurrency": args.concurrency})
+    rep.emit(
+        {
+            "kind": "profile",
+            "name": f"profile_wide_{label(args.tasks)}_inprocess",
+            "tasks_per_s": span.tasks / span.span_s,
+            "span_s": span.span_s,
+            "concurrency": args.concurrency,
+        }
+    )
     for title, prof in (("event loop thread", loop_prof), ("claim/record thread", hot_prof)):
-        print(f"\n=== profile: in-process Worker, wide {label(args.tasks)}: {title} ===",
-              file=sys.stderr)
+        print(
+            f"\n=== profile: in-process Worker, wide {label(args.tasks)}: {title} ===",
+            file=sys.stderr,
+        )
         pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(20)
         pstats.Stats(prof, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
 
@@ -797,30 +960,60 @@ def wanted(words: list[str], name: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--workers", default="1,2,4",
-                        help="worker process counts, comma-separated (default 1,2,4)")
+    parser.add_argument(
+        "--workers", default="1,2,4", help="worker process counts, comma-separated (default 1,2,4)"
+    )
     parser.add_argument("--tasks", type=int, default=10_000, help="width of the wide run")
-    parser.add_argument("--concurrency", type=int, default=64,
-                        help="--concurrency of each worker (attempts at once; claim batch)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=64,
+        help="--concurrency of each worker (attempts at once; claim batch)",
+    )
     parser.add_argument("--poll-interval", type=float, default=0.5)
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="fresh database and workers per repeat (median reported)")
-    parser.add_argument("--db", default=None, help="an existing database instead of a server"
-                        " started here (runs accumulate in it)")
-    parser.add_argument("--fast", action="store_true",
-                        help="own server with the tests' settings (fsync, synchronous_commit,"
-                        " full_page_writes off)")
-    parser.add_argument("--only", default="",
-                        help="comma-separated words: measurements whose name contains one")
-    parser.add_argument("--statements", action="store_true",
-                        help="server time per SQL statement of the wide runs (own server)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also run one in-process Worker under cProfile (stderr)")
-    parser.add_argument("--run-timeout", type=float, default=300.0,
-                        help="seconds one run may take before the benchmark gives up")
-    parser.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
-                        help="before each measurement, wait up to SECONDS for idle CPUs"
-                        " (< 8%% busy 3 s in a row)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="fresh database and workers per repeat (median reported)",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="an existing database instead of a server started here (runs accumulate in it)",
+    )
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        help="own server with the tests' settings (fsync, synchronous_commit,"
+        " full_page_writes off)",
+    )
+    parser.add_argument(
+        "--only", default="", help="comma-separated words: measurements whose name contains one"
+    )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="server time per SQL statement of the wide runs (own server)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run one in-process Worker under cProfile (stderr)",
+    )
+    parser.add_argument(
+        "--run-timeout",
+        type=float,
+        default=300.0,
+        help="seconds one run may take before the benchmark gives up",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each measurement, wait up to SECONDS for idle CPUs (< 8%% busy 3 s in a row)",
+    )
     parser.add_argument("--claim-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.claim_child:
@@ -838,18 +1031,31 @@ def main() -> None:
     started = time.perf_counter()
     dbs = Databases(args.db, fast=args.fast, statements=args.statements)
     try:
-        rep.emit({
-            "kind": "meta", "name": "meta", "date": time.strftime("%Y-%m-%d %H:%M"),
-            "python": platform.python_version(), "nproc": os.cpu_count(),
-            "platform": platform.platform(), "reviewflow": str(Path(reviewflow.__file__).parent),
-            "server": "given --db" if args.db else "started here", "settings": dbs.settings,
-            "workers": args.workers, "tasks": args.tasks, "concurrency": args.concurrency,
-            "poll_interval": args.poll_interval, "repeat": args.repeat,
-            "loadavg": os.getloadavg(),
-        })
+        rep.emit(
+            {
+                "kind": "meta",
+                "name": "meta",
+                "date": time.strftime("%Y-%m-%d %H:%M"),
+                "python": platform.python_version(),
+                "nproc": os.cpu_count(),
+                "platform": platform.platform(),
+                "reviewflow": str(Path(reviewflow.__file__).parent),
+                "server": "given --db" if args.db else "started here",
+                "settings": dbs.settings,
+                "workers": args.workers,
+                "tasks": args.tasks,
+                "concurrency": args.concurrency,
+                "poll_interval": args.poll_interval,
+                "repeat": args.repeat,
+                "loadavg": os.getloadavg(),
+            }
+        )
         if os.getloadavg()[0] > 0.5:
-            print(f"warning: 1-minute load average is {os.getloadavg()[0]:.2f}: results on a"
-                  " busy machine are slower and noisier", file=sys.stderr)
+            print(
+                f"warning: 1-minute load average is {os.getloadavg()[0]:.2f}: results on a"
+                " busy machine are slower and noisier",
+                file=sys.stderr,
+            )
         if wanted(WORDS, "baseline_tx"):
             if args.wait_idle:
                 wait_idle(args.wait_idle)
@@ -862,8 +1068,14 @@ def main() -> None:
             profile_worker(rep, dbs, args)
     finally:
         dbs.stop()
-    rep.emit({"kind": "meta", "name": "total", "seconds": time.perf_counter() - started,
-              "loadavg": os.getloadavg()})
+    rep.emit(
+        {
+            "kind": "meta",
+            "name": "total",
+            "seconds": time.perf_counter() - started,
+            "loadavg": os.getloadavg(),
+        }
+    )
     rep.table()
 
 

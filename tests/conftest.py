@@ -197,5 +197,3 @@ def make_engine(tmp_path: Path) -> Callable[..., Engine]:
         return Engine(store, **options)
 
     return make
-
-

@@ -157,8 +157,10 @@ class PgServer:
             self._spares.put(with_database(self.url, name))
 
     def _drop(self, conn: psycopg.Connection, name: str) -> None:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
-                     + sql.SQL(self._force))
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name))
+            + sql.SQL(self._force)
+        )
 
     def _work(self) -> None:
         with psycopg.connect(self.url, autocommit=True, connect_timeout=10) as conn:
@@ -191,9 +193,11 @@ class PgServer:
 
 
 def _create(conn: psycopg.Connection, name: str, template: str) -> None:
-    conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-        sql.Identifier(name), sql.Identifier(template)
-    ))
+    conn.execute(
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    )
 
 
 class LocalServer:
@@ -240,10 +244,24 @@ class LocalServer:
 
     def _initdb(self) -> None:
         done = subprocess.run(
-            [str(self.bindir / "initdb"), "-D", str(self.data), "-U", SERVER_USER,
-             "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
-            cwd=self.base, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, timeout=120, check=False,
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                SERVER_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+            cwd=self.base,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=120,
+            check=False,
             **self._as_server_user(),
         )
         if done.returncode != 0:
@@ -258,8 +276,13 @@ class LocalServer:
         with self.log.open("ab") as log:
             self._proc = subprocess.Popen(
                 [str(self.bindir / "postgres"), "-D", str(self.data), "-p", str(port)],
-                cwd=self.base, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, preexec_fn=_die_with_parent(), **self._as_server_user(),
+                cwd=self.base,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+                **self._as_server_user(),
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -304,8 +327,18 @@ def _server_user() -> pwd.struct_passwd | None:
     try:
         return pwd.getpwnam(SERVER_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home",
-                        "--shell", "/usr/sbin/nologin", SERVER_USER], check=True)
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SERVER_USER,
+            ],
+            check=True,
+        )
         return pwd.getpwnam(SERVER_USER)
 
 

@@ -16,7 +16,6 @@ FLUSH = 0.01
 HEARTBEAT = 0.1
 
 
-
 def arun(coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
     """Run a coroutine to completion on a fresh event loop, failing (not hanging) after
     `timeout` seconds so that an engine that never finishes a run shows up as a test failure."""

@@ -24,13 +24,13 @@ def callable_ref(fn: Callable[..., Any]) -> str:
 class Workflow:
     """A workflow under construction.
 
-        wf = Workflow("pr-review", max_concurrency=4, timeout="30m")
-        wf.shell("lint", ["ruff", "check", "."], priority="high")
+    wf = Workflow("pr-review", max_concurrency=4, timeout="30m")
+    wf.shell("lint", ["ruff", "check", "."], priority="high")
 
-        @wf.task(needs=["lint"])
-        def summary(ctx): ...
+    @wf.task(needs=["lint"])
+    def summary(ctx): ...
 
-        spec = wf.build()
+    spec = wf.build()
     """
 
     def __init__(self, name: str, **options: Any) -> None:
@@ -57,9 +57,7 @@ class Workflow:
         ref = call if isinstance(call, str) else callable_ref(call)
         return self.add(name, type="python", call=ref, **fields)
 
-    def task(
-        self, fn: F | None = None, *, name: str | None = None, **fields: Any
-    ) -> Any:
+    def task(self, fn: F | None = None, *, name: str | None = None, **fields: Any) -> Any:
         """Decorator adding a `python` task that calls the decorated function."""
 
         def decorate(func: F) -> F:

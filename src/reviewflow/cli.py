@@ -44,16 +44,22 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 DbOpt = Annotated[
     Path,
-    typer.Option("--db", envvar="REVIEWFLOW_DB",
-                 help="SQLite database file, or postgresql://user@host:port/dbname."),
+    typer.Option(
+        "--db",
+        envvar="REVIEWFLOW_DB",
+        help="SQLite database file, or postgresql://user@host:port/dbname.",
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 LogFormatOpt = Annotated[
     str, typer.Option("--log-format", help="Log format on stderr: auto, human or json.")
 ]
 LogLevelOpt = Annotated[
-    str, typer.Option("--log-level", help="debug, info, warning, error (default: info with"
-                      " --log-format json, else warning).")
+    str,
+    typer.Option(
+        "--log-level",
+        help="debug, info, warning, error (default: info with --log-format json, else warning).",
+    ),
 ]
 SetOpt = Annotated[
     list[str] | None,
@@ -62,7 +68,9 @@ SetOpt = Annotated[
 ConcurrencyOpt = Annotated[
     int,
     typer.Option(
-        "--concurrency", min=1, envvar="REVIEWFLOW_CONCURRENCY",
+        "--concurrency",
+        min=1,
+        envvar="REVIEWFLOW_CONCURRENCY",
         help="Global limit: tasks running at once in this process, all runs together.",
     ),
 ]
@@ -71,8 +79,14 @@ MetaOpt = Annotated[
     typer.Option("--meta", help="Run metadata key=value, e.g. pr=42 (repeatable)."),
 ]
 
-LOG_LEVELS = {"failed": "warning", "retry_wait": "warning", "timed_out": "warning",
-              "succeeded": "info", "cancelled": "info", "skipped": "info"}
+LOG_LEVELS = {
+    "failed": "warning",
+    "retry_wait": "warning",
+    "timed_out": "warning",
+    "succeeded": "info",
+    "cancelled": "info",
+    "skipped": "info",
+}
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -145,27 +159,45 @@ def _report(store: Store, run_id: str, as_json: bool) -> int:
 
 
 def _execute(
-    store: Store, db: Path, run_id: str, *, as_json: bool, force: bool = False,
-    cancel_only: bool = False, concurrency: int = DEFAULT_CONCURRENCY,
+    store: Store,
+    db: Path,
+    run_id: str,
+    *,
+    as_json: bool,
+    force: bool = False,
+    cancel_only: bool = False,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code."""
     progress = Progress(out, enabled=not as_json and not cancel_only)
 
     def observe(
-        rid: str, task: str | None, frm: str | None, to: str, attempt: int | None,
+        rid: str,
+        task: str | None,
+        frm: str | None,
+        to: str,
+        attempt: int | None,
         detail: str | None,
     ) -> None:
         progress.on_transition(rid, task, frm, to, attempt, detail)
         level = LOG_LEVELS.get(to, "debug") if task else "info"
         getattr(log, level)(
-            "transition", run_id=rid, task=task, from_state=frm, to_state=to, attempt=attempt,
+            "transition",
+            run_id=rid,
+            task=task,
+            from_state=frm,
+            to_state=to,
+            attempt=attempt,
             detail=detail,
         )
 
     engine = Engine(
         # Logs go to .reviewflow/runs/<run_id>/ under the current directory wherever the
         # database is: --db moves the state, not the logs.
-        store, runs_dir=DEFAULT_RUNS_DIR, observer=observe, max_concurrency=concurrency
+        store,
+        runs_dir=DEFAULT_RUNS_DIR,
+        observer=observe,
+        max_concurrency=concurrency,
     )
 
     async def main() -> RunState:
@@ -220,17 +252,24 @@ def run(
     meta: MetaOpt = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     as_json: JsonOpt = False,
-    submit: Annotated[bool, typer.Option(
-        "--submit", help="Only enqueue the run for `reviewflow worker`s (PostgreSQL --db) "
-        "and print its id.")] = False,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit",
+            help="Only enqueue the run for `reviewflow worker`s (PostgreSQL --db) "
+            "and print its id.",
+        ),
+    ] = False,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
     """Run a workflow to the end (exit 0 succeeded, 1 failed/cancelled, 2 bad input)."""
     _logging(log_format, log_level)
     if submit and postgres_url(db) is None:
-        _fail(f"--submit needs a PostgreSQL --db (postgresql://…), not {_shown(db)}: without "
-              "workers, leave --submit out and the run executes here")
+        _fail(
+            f"--submit needs a PostgreSQL --db (postgresql://…), not {_shown(db)}: without "
+            "workers, leave --submit out and the run executes here"
+        )
     spec = _load(file, set_)
     metadata = _parse_meta(meta)
     store = _open(db)
@@ -252,8 +291,9 @@ def run(
     raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency))
 
 
-def _submit(store: Store, spec: WorkflowSpec, run_id: str | None, meta: dict[str, str],
-            as_json: bool) -> int:
+def _submit(
+    store: Store, spec: WorkflowSpec, run_id: str | None, meta: dict[str, str], as_json: bool
+) -> int:
     """`run --submit`: enqueue for the workers, print the run id, return at once."""
     from .cluster.queue import submit_to_workers
     from .store.postgres import PostgresStore
@@ -281,8 +321,11 @@ def _existing(store: Store, run_id: str, as_json: bool) -> int:
     if not as_json:
         err.print(f"run {run_id} already exists ({record.state}); not starting another")
     deadline = time.monotonic() + 24 * 3600
-    while RunState(record.state) not in RUN_TERMINAL and time.monotonic() < deadline \
-            and not record.mode:
+    while (
+        RunState(record.state) not in RUN_TERMINAL
+        and time.monotonic() < deadline
+        and not record.mode
+    ):
         if not owner_alive(record.owner, record.lease_until, time.time()):
             if not as_json:
                 err.print(f"nothing is executing it: continue with `reviewflow resume {run_id}`")
@@ -316,8 +359,10 @@ def resume(
         raise typer.Exit(_report(store, run_id, as_json))
     if record.mode:
         state = _workers_control(store, run_id, "resume")
-        out.print(f"{run_id}: {state} (executed by workers: `reviewflow workers` lists them)",
-                  markup=False)
+        out.print(
+            f"{run_id}: {state} (executed by workers: `reviewflow workers` lists them)",
+            markup=False,
+        )
         raise typer.Exit(EXIT_OK)
     if not force and owner_alive(record.owner, record.lease_until, time.time()):
         if record.state == RunState.PAUSED:
@@ -382,8 +427,11 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
             state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
         out.print(f"{run_id}: {state}", markup=False)
         if RunState(state) not in RUN_TERMINAL:
-            err.print("cancelled; its running attempts end when their workers stop them, or, for"
-                      " workers that died, when a worker finds their leases expired", markup=False)
+            err.print(
+                "cancelled; its running attempts end when their workers stop them, or, for"
+                " workers that died, when a worker finds their leases expired",
+                markup=False,
+            )
             raise typer.Exit(EXIT_OK)
         raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
     if owner_alive(record.owner, record.lease_until, time.time()):
@@ -391,9 +439,12 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
         # Done when the run ends, or when its process goes away without ending it (it was
         # interrupted, or died): then the cancellation is carried out here.
         state = _wait_for(
-            store, run_id,
-            lambda r: RunState(r.state) in RUN_TERMINAL
-            or not owner_alive(r.owner, r.lease_until, time.time()),
+            store,
+            run_id,
+            lambda r: (
+                RunState(r.state) in RUN_TERMINAL
+                or not owner_alive(r.owner, r.lease_until, time.time())
+            ),
         )
         if RunState(state) in RUN_TERMINAL:
             out.print(f"{run_id}: {state}", markup=False)
@@ -472,10 +523,21 @@ def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> Non
     rows = store.get_events(run_id)
     if as_json:
         for ev in rows:
-            sys.stdout.write(json.dumps({
-                "id": ev.id, "run_id": ev.run_id, "task": ev.task, "from": ev.from_state,
-                "to": ev.to_state, "attempt": ev.attempt, "at": ev.at, "detail": ev.detail,
-            }) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "id": ev.id,
+                        "run_id": ev.run_id,
+                        "task": ev.task,
+                        "from": ev.from_state,
+                        "to": ev.to_state,
+                        "attempt": ev.attempt,
+                        "at": ev.at,
+                        "detail": ev.detail,
+                    }
+                )
+                + "\n"
+            )
     else:
         render.event_table(out, rows)
 

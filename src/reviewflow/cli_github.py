@@ -63,14 +63,16 @@ def comment(
     api_url: Annotated[
         str | None,
         typer.Option(
-            "--api-url", metavar="URL",
+            "--api-url",
+            metavar="URL",
             help=f"REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL}).",
         ),
     ] = None,
     marker: Annotated[
         str,
         typer.Option(
-            "--marker", metavar="TEXT",
+            "--marker",
+            metavar="TEXT",
             help="Hidden marker that identifies the comment to update: a name (e.g. security)"
             " or a full HTML comment.",
         ),

@@ -39,8 +39,9 @@ from .plugins import load_plugin_folders
 from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
 from .store import DEFAULT_DB
 
-templates_app = typer.Typer(help="Review templates: list the shipped ones, show one.",
-                            no_args_is_help=True)
+templates_app = typer.Typer(
+    help="Review templates: list the shipped ones, show one.", no_args_is_help=True
+)
 app.add_typer(templates_app, name="templates")
 
 REPORTS_DIR = Path(".reviewflow/reviews")
@@ -49,19 +50,36 @@ REPORTS_DIR = Path(".reviewflow/reviews")
 @app.command()
 def review(
     path: Annotated[Path, typer.Argument(help="The git repository (or a folder in it).")] = Path(
-        "."),
-    base: Annotated[str | None, typer.Option(
-        "--base", help="Commit to compare with (default: merge-base with origin/main, else "
-        "main, else HEAD~1).")] = None,
-    template: Annotated[str, typer.Option(
-        "--template", help="pr, security, content, or a template YAML file.")] = "pr",
-    out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="Folder for report.md, report.json, report.sarif "
-        "(default: .reviewflow/reviews/<run id>).")] = None,
+        "."
+    ),
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base",
+            help="Commit to compare with (default: merge-base with origin/main, else "
+            "main, else HEAD~1).",
+        ),
+    ] = None,
+    template: Annotated[
+        str, typer.Option("--template", help="pr, security, content, or a template YAML file.")
+    ] = "pr",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for report.md, report.json, report.sarif "
+            "(default: .reviewflow/reviews/<run id>).",
+        ),
+    ] = None,
     db: DbOpt = DEFAULT_DB,
-    all_findings: Annotated[bool, typer.Option(
-        "--all-findings", help="Report and count findings on unchanged lines of changed files "
-        "too (by default only changed lines count).")] = False,
+    all_findings: Annotated[
+        bool,
+        typer.Option(
+            "--all-findings",
+            help="Report and count findings on unchanged lines of changed files "
+            "too (by default only changed lines count).",
+        ),
+    ] = False,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run id to use.")] = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     log_format: LogFormatOpt = "auto",
@@ -88,15 +106,16 @@ def review(
 
         root = repo_root(path.resolve())
         _check_out(target, root)
-        exclude: tuple[str, ...] = (target.relative_to(root).as_posix() + "/",) \
-            if target.is_relative_to(root) else ()
+        exclude: tuple[str, ...] = (
+            (target.relative_to(root).as_posix() + "/",) if target.is_relative_to(root) else ()
+        )
         db_path = db.resolve()
         if db_path.is_relative_to(root):  # the database, its -wal and -shm files
             exclude += (db_path.relative_to(root).as_posix(),)
         change = collect_change(path, base, exclude=exclude)
         chosen = included(tmpl, change)
         for name, config in tmpl.checks.items():  # all of them: a typo must not wait for a
-            if config.when == "never":          # change that happens to include its check
+            if config.when == "never":  # change that happens to include its check
                 continue
             uses = config.uses or name
             try:
@@ -105,16 +124,22 @@ def review(
                 # A typo is bad input; a check of a broken plugin fails alone (the others run).
                 if not broken and uses not in checks.plugin_errors:
                     _fail(f"{tmpl.source}: checks.{name}: {exc.args[0]}")
-        spec = build_review(tmpl, change, out=target, all_findings=all_findings,
-                            chosen=chosen)
+        spec = build_review(tmpl, change, out=target, all_findings=all_findings, chosen=chosen)
     except ReviewflowError as exc:
         _fail(str(exc))
     _prepare_out(target)
     store = _open(db)
     try:
-        rid, created = Engine(store).submit(spec, run_id=rid, meta={
-            "template": tmpl.name, "base": change.base, "head": change.head or "",
-            "path": change.root})
+        rid, created = Engine(store).submit(
+            spec,
+            run_id=rid,
+            meta={
+                "template": tmpl.name,
+                "base": change.base,
+                "head": change.head or "",
+                "path": change.root,
+            },
+        )
     except SpecError as exc:
         _fail(f"--run-id: {exc.message}")
     if not created:
@@ -138,8 +163,10 @@ def _check_out(target: Path, root: Path) -> None:
 
     if target.exists() and not target.is_dir():
         _fail(f"--out {target}: exists and is not a folder")
-    if target == root or (target.is_relative_to(root) and git(
-            root, "ls-files", "-z", "--", target.relative_to(root).as_posix()).stdout):
+    if target == root or (
+        target.is_relative_to(root)
+        and git(root, "ls-files", "-z", "--", target.relative_to(root).as_posix()).stdout
+    ):
         _fail(f"--out {target}: holds files of the repository; choose a new or empty folder")
 
 
@@ -178,8 +205,9 @@ def _approver(by: str | None) -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _decide(run_id: str, task: str, decision: str, comment: str | None, by: str | None,
-            db: Path) -> None:
+def _decide(
+    run_id: str, task: str, decision: str, comment: str | None, by: str | None, db: Path
+) -> None:
     store = _open(db, must_exist=True)
     record = store.get_run(run_id)
     if record is None:
@@ -199,8 +227,10 @@ def _decide(run_id: str, task: str, decision: str, comment: str | None, by: str 
     if state in TASK_TERMINAL:
         _fail(f"task {task} already ended: {state.value}", EXIT_FAILED)
     if state is TaskState.BLOCKED:
-        _fail(f"task {task} is not waiting for approval yet (its dependencies are not done)",
-              EXIT_FAILED)
+        _fail(
+            f"task {task} is not waiting for approval yet (its dependencies are not done)",
+            EXIT_FAILED,
+        )
     who = _approver(by)
     allowed = (body.get("params") or {}).get("approvers") or []
     if allowed and who not in allowed:
@@ -214,19 +244,27 @@ def _decide(run_id: str, task: str, decision: str, comment: str | None, by: str 
         _fail(str(exc), EXIT_FAILED)
     out.print(f"{run_id}/{task}: {detail}", markup=False)
     if not record.mode and not owner_alive(record.owner, record.lease_until, now):
-        out.print(f"nothing is executing the run: continue with `reviewflow resume {run_id}`",
-                  markup=False)
+        out.print(
+            f"nothing is executing the run: continue with `reviewflow resume {run_id}`",
+            markup=False,
+        )
 
 
-ByOpt = Annotated[str | None, typer.Option(
-    "--by", envvar="REVIEWFLOW_APPROVER", help="Who decides (default: your user name).")]
+ByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--by", envvar="REVIEWFLOW_APPROVER", help="Who decides (default: your user name)."
+    ),
+]
 
 
 @app.command()
 def approve(
-    run_id: str, task: str,
+    run_id: str,
+    task: str,
     comment: Annotated[str | None, typer.Option("--comment", help="Why.")] = None,
-    by: ByOpt = None, db: DbOpt = DEFAULT_DB,
+    by: ByOpt = None,
+    db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Approve a waiting approval task (recorded durably; the run continues)."""
     _decide(run_id, task, "approved", comment, by, db)
@@ -234,9 +272,11 @@ def approve(
 
 @app.command()
 def reject(
-    run_id: str, task: str,
+    run_id: str,
+    task: str,
     comment: Annotated[str, typer.Option("--comment", help="Why (required).")],
-    by: ByOpt = None, db: DbOpt = DEFAULT_DB,
+    by: ByOpt = None,
+    db: DbOpt = DEFAULT_DB,
 ) -> None:
     """Reject a waiting approval task (the task fails with your comment)."""
     if not comment.strip():

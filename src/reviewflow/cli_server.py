@@ -36,26 +36,40 @@ LEVELS = ("debug", "info", "warning", "error")
 
 @app.command()
 def serve(
-    db: Annotated[str, typer.Option(
-        "--db", envvar="REVIEWFLOW_DB", help="SQLite file or postgresql:// URL.")
+    db: Annotated[
+        str, typer.Option("--db", envvar="REVIEWFLOW_DB", help="SQLite file or postgresql:// URL.")
     ] = str(DEFAULT_DB),
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8000,
-    tokens_file: Annotated[Path | None, typer.Option(
-        "--tokens-file", help="API tokens, one per line (`ro:TOKEN` for read-only); added to "
-        f"those of {TOKENS_ENV}.")] = None,
-    execute: Annotated[bool, typer.Option(
-        "--execute/--no-execute", help="Execute submitted runs in this process (default), or "
-        "only store them for workers.")] = True,
+    tokens_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--tokens-file",
+            help="API tokens, one per line (`ro:TOKEN` for read-only); added to "
+            f"those of {TOKENS_ENV}.",
+        ),
+    ] = None,
+    execute: Annotated[
+        bool,
+        typer.Option(
+            "--execute/--no-execute",
+            help="Execute submitted runs in this process (default), or "
+            "only store them for workers.",
+        ),
+    ] = True,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
-    max_body: Annotated[int, typer.Option(
-        "--max-body-bytes", min=1, help="Largest request body accepted (413 beyond).")
+    max_body: Annotated[
+        int,
+        typer.Option("--max-body-bytes", min=1, help="Largest request body accepted (413 beyond)."),
     ] = 1024 * 1024,
-    work_dir: Annotated[Path, typer.Option(
-        "--work-dir", help="Where review runs check repositories out (per run).")
+    work_dir: Annotated[
+        Path, typer.Option("--work-dir", help="Where review runs check repositories out (per run).")
     ] = Path(".reviewflow/work"),
-    webhook_template: Annotated[str, typer.Option(
-        "--webhook-template", help="Review template of webhook runs: pr, security, content.")
+    webhook_template: Annotated[
+        str,
+        typer.Option(
+            "--webhook-template", help="Review template of webhook runs: pr, security, content."
+        ),
     ] = "pr",
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
@@ -78,8 +92,10 @@ def serve(
         except (OSError, UnicodeDecodeError) as exc:
             _fail(f"--tokens-file {tokens_file}: {exc}")
     if not tokens:
-        _fail(f"no API tokens: set {TOKENS_ENV} (comma-separated) or pass --tokens-file",
-              EXIT_BAD_INPUT)
+        _fail(
+            f"no API tokens: set {TOKENS_ENV} (comma-separated) or pass --tokens-file",
+            EXIT_BAD_INPUT,
+        )
     if webhook_template not in shipped():
         _fail(f"--webhook-template {webhook_template!r}: use one of {', '.join(sorted(shipped()))}")
     secret = os.environ.pop(SECRET_ENV, None) or None
@@ -91,16 +107,27 @@ def serve(
     if execute and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # `call: mypkg.tasks:f` finds ./mypkg, as `run` does
     api = create_app(
-        store, tokens=tokens, webhook_secret=secret, execute=execute,
-        runs_dir=DEFAULT_RUNS_DIR, work_dir=work_dir, max_body=max_body,
-        concurrency=concurrency, webhook_template=webhook_template, webhook_repos=repos,
+        store,
+        tokens=tokens,
+        webhook_secret=secret,
+        execute=execute,
+        runs_dir=DEFAULT_RUNS_DIR,
+        work_dir=work_dir,
+        max_body=max_body,
+        concurrency=concurrency,
+        webhook_template=webhook_template,
+        webhook_repos=repos,
     )
     shown = "postgresql database" if postgres_url(db) else db
-    err.print(f"reviewflow serve: http://{host}:{port} ({shown}; "
-              f"{'executing runs' if execute else 'not executing runs'}; "
-              f"webhooks {'on' if secret else 'off'})", markup=False)
-    config = uvicorn.Config(api, host=host, port=port, timeout_graceful_shutdown=5,
-                            log_level=level, lifespan="on")
+    err.print(
+        f"reviewflow serve: http://{host}:{port} ({shown}; "
+        f"{'executing runs' if execute else 'not executing runs'}; "
+        f"webhooks {'on' if secret else 'off'})",
+        markup=False,
+    )
+    config = uvicorn.Config(
+        api, host=host, port=port, timeout_graceful_shutdown=5, log_level=level, lifespan="on"
+    )
     try:
         uvicorn.Server(config).run()
     finally:

@@ -32,33 +32,64 @@ from .store import DEFAULT_DB, postgres_url
 def _postgres(db: object) -> str:
     url = postgres_url(db)  # type: ignore[arg-type]
     if url is None:
-        _fail(f"--db {_shown(db)}: workers need a PostgreSQL database "
-              "(--db postgresql://user@host:port/dbname); without one, `reviewflow run` "
-              "executes a run in its own process")
+        _fail(
+            f"--db {_shown(db)}: workers need a PostgreSQL database "
+            "(--db postgresql://user@host:port/dbname); without one, `reviewflow run` "
+            "executes a run in its own process"
+        )
     return url
 
 
 @app.command()
 def worker(
     db: DbOpt = DEFAULT_DB,
-    concurrency: Annotated[int, typer.Option(
-        "--concurrency", min=1, envvar="REVIEWFLOW_CONCURRENCY",
-        help="Attempts this worker runs at once.")] = DEFAULT_WORKER_CONCURRENCY,
-    name: Annotated[str | None, typer.Option(
-        "--name", help="Shown by `reviewflow workers` (default: host-pid).")] = None,
-    lease_ttl: Annotated[float, typer.Option(
-        "--lease-ttl", min=0.5, help="Seconds an attempt's lease lasts without a heartbeat "
-        "(heartbeats every third of it).")] = DEFAULT_LEASE_TTL,
-    max_lost_attempts: Annotated[int, typer.Option(
-        "--max-lost-attempts", min=1, help="Expired leases after which a task fails (reason "
-        "lost).")] = DEFAULT_MAX_LOST_ATTEMPTS,
-    poll_interval: Annotated[float, typer.Option(
-        "--poll-interval", min=0.01, help="Seconds between checks for work without a "
-        "notification; also how often delays, retries and lost leases are looked at.")
+    concurrency: Annotated[
+        int,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            envvar="REVIEWFLOW_CONCURRENCY",
+            help="Attempts this worker runs at once.",
+        ),
+    ] = DEFAULT_WORKER_CONCURRENCY,
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Shown by `reviewflow workers` (default: host-pid)."),
+    ] = None,
+    lease_ttl: Annotated[
+        float,
+        typer.Option(
+            "--lease-ttl",
+            min=0.5,
+            help="Seconds an attempt's lease lasts without a heartbeat "
+            "(heartbeats every third of it).",
+        ),
+    ] = DEFAULT_LEASE_TTL,
+    max_lost_attempts: Annotated[
+        int,
+        typer.Option(
+            "--max-lost-attempts",
+            min=1,
+            help="Expired leases after which a task fails (reason lost).",
+        ),
+    ] = DEFAULT_MAX_LOST_ATTEMPTS,
+    poll_interval: Annotated[
+        float,
+        typer.Option(
+            "--poll-interval",
+            min=0.01,
+            help="Seconds between checks for work without a "
+            "notification; also how often delays, retries and lost leases are looked at.",
+        ),
     ] = DEFAULT_POLL_INTERVAL,
-    grace: Annotated[float, typer.Option(
-        "--grace", min=0, help="On SIGTERM: seconds running attempts get to finish before "
-        "they are handed back.")] = DEFAULT_GRACE,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            min=0,
+            help="On SIGTERM: seconds running attempts get to finish before they are handed back.",
+        ),
+    ] = DEFAULT_GRACE,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
@@ -75,8 +106,13 @@ def worker(
         sys.path.insert(0, os.getcwd())
     try:
         code = run_worker(
-            store, name=name, concurrency=concurrency, lease_ttl=lease_ttl,
-            max_lost_attempts=max_lost_attempts, poll_interval=poll_interval, grace=grace,
+            store,
+            name=name,
+            concurrency=concurrency,
+            lease_ttl=lease_ttl,
+            max_lost_attempts=max_lost_attempts,
+            poll_interval=poll_interval,
+            grace=grace,
         )
     except ReviewflowError as exc:
         _fail(str(exc), EXIT_FAILED)
@@ -89,8 +125,9 @@ def worker(
 def workers(
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
-    show_all: Annotated[bool, typer.Option(
-        "--all", help="Also workers not heard from within their lease time.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also workers not heard from within their lease time.")
+    ] = False,
 ) -> None:
     """List live workers of a PostgreSQL database: name, host, pid, heartbeat age, tasks running."""
     from .store.postgres import PostgresStore
@@ -112,6 +149,12 @@ def workers(
         return
     table = Table("name", "host", "pid", "heartbeat", "running", "state")
     for w in found:
-        table.add_row(w["name"], w["host"], str(w["pid"]), f"{w['heartbeat_age']:.1f}s ago",
-                      f"{w['running']}/{w['concurrency']}", w["state"])
+        table.add_row(
+            w["name"],
+            w["host"],
+            str(w["pid"]),
+            f"{w['heartbeat_age']:.1f}s ago",
+            f"{w['running']}/{w['concurrency']}",
+            w["state"],
+        )
     out.print(table)

@@ -43,9 +43,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     return mapping
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 # YAML 1.2 booleans: only true/false. PyYAML follows YAML 1.1, where `yes`, `no`, `on` and `off`
 # are booleans too, so `run: [echo, yes]` would run `echo True`.
@@ -61,6 +59,7 @@ _UniqueKeyLoader.add_implicit_resolver(
 def interpolate(value: Any, env: Mapping[str, str], path: str = "") -> Any:
     """Replace `${VAR}` and `${VAR:-default}` in every string; `$$` is a literal `$`."""
     if isinstance(value, str):
+
         def sub(match: re.Match[str]) -> str:
             if match.group(0) == "$$":
                 return "$"
@@ -98,9 +97,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
                 nxt = {}
                 node[part] = nxt
             if not isinstance(nxt, dict):
-                raise SpecError(
-                    f"bad --set {item!r}: {'.'.join(parts[: i + 1])} is not a mapping"
-                )
+                raise SpecError(f"bad --set {item!r}: {'.'.join(parts[: i + 1])} is not a mapping")
             node = nxt
         node[parts[-1]] = value
     return data
@@ -140,8 +137,9 @@ def load_workflow_text(
         plugins = data.get("plugins")
         if isinstance(plugins, list):
             here = Path(file).parent if not file.startswith("<") else Path.cwd()
-            data["plugins"] = [str((here / p).resolve()) if isinstance(p, str) else p
-                               for p in plugins]
+            data["plugins"] = [
+                str((here / p).resolve()) if isinstance(p, str) else p for p in plugins
+            ]
         return validate_spec(data)
     except SpecError as exc:
         line = _task_line(text, exc.task) if exc.task else None

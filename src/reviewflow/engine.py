@@ -185,8 +185,12 @@ class Engine:
         run_id = run_id_for(spec, run_id)
         now = time.time()
         record = RunRecord(
-            run_id=run_id, workflow=spec.name, state=RunState.PENDING.value,
-            spec=spec.model_dump_json(), meta=dict(meta or {}), created_at=now,
+            run_id=run_id,
+            workflow=spec.name,
+            state=RunState.PENDING.value,
+            spec=spec.model_dump_json(),
+            meta=dict(meta or {}),
+            created_at=now,
         )
         names = [*spec.tasks, *spec.on_failure]
         blocked = T.BLOCKED.value
@@ -204,9 +208,7 @@ class Engine:
         run_id, _ = self.submit(spec, run_id=run_id, meta=meta)
         return await self.execute(run_id)
 
-    async def execute(
-        self, run_id: str, *, force: bool = False, cancel: bool = False
-    ) -> RunState:
+    async def execute(self, run_id: str, *, force: bool = False, cancel: bool = False) -> RunState:
         """Execute (or carry on) a stored run until it ends; returns its final state.
 
         Takes over a run whose owner died; raises RunBusy if a live process owns it (unless
@@ -223,8 +225,9 @@ class Engine:
         if RunState(record.state) in RUN_TERMINAL:
             return RunState(record.state)
         if record.mode:
-            raise RunBusy(f"run {run_id!r} is executed by workers (`reviewflow worker`), "
-                          "not by one process")
+            raise RunBusy(
+                f"run {run_id!r} is executed by workers (`reviewflow worker`), not by one process"
+            )
         self._claim(record, force=force)
         _live_owners.add(self.owner)
         if not self._live:
@@ -331,9 +334,7 @@ class Engine:
                 f"run {record.run_id!r} is being executed by {record.owner}"
                 f" (lease until {datetime.fromtimestamp(record.lease_until or 0):%H:%M:%S})"
             )
-        if not self.store.claim_run(
-            record.run_id, self.owner, now + self.lease_ttl, record.owner
-        ):
+        if not self.store.claim_run(record.run_id, self.owner, now + self.lease_ttl, record.owner):
             raise RunBusy(f"run {record.run_id!r} was claimed by another process first")
 
     def _load(self, record: RunRecord) -> LiveRun:
@@ -376,8 +377,9 @@ class Engine:
         elif run.outcome is None and any(t.state is T.CANCELLED for t in main):
             # Only _stop_run cancels main tasks: the run was being stopped when its process died.
             err = run.error or "cancelled"
-            self._stop_run(run, RunState.FAILED if err.startswith(RUN_TIMEOUT)
-                           else RunState.CANCELLED, err)
+            self._stop_run(
+                run, RunState.FAILED if err.startswith(RUN_TIMEOUT) else RunState.CANCELLED, err
+            )
         hooks_begun = any(t.hook and t.state is not T.BLOCKED for t in run.tasks.values())
         if hooks_begun:
             run.hooks_started = True
@@ -418,9 +420,11 @@ class Engine:
                     self._skip_dependents_of([task], now)
                     continue
             if task.remaining == 0:
-                self._deps_met(task, now, max(
-                    (d.finished_at or now for d in deps), default=run.started_at or now
-                ))
+                self._deps_met(
+                    task,
+                    now,
+                    max((d.finished_at or now for d in deps), default=run.started_at or now),
+                )
 
     @staticmethod
     def _kill_orphans(task: LiveTask) -> None:
@@ -627,14 +631,25 @@ class Engine:
         run = task.run
         tasks = run.tasks
         ctx = TaskContext(
-            run.run_id, task.name, task.attempts, spec.params,
-            {d: tasks[d].result for d in spec.needs}, run.meta, run.run_dir, spec,
+            run.run_id,
+            task.name,
+            task.attempts,
+            spec.params,
+            {d: tasks[d].result for d in spec.needs},
+            run.meta,
+            run.run_dir,
+            spec,
             partial(self._set_pid, task),
-            NO_FAILURES if spec.trigger == "all_succeeded" else {
+            NO_FAILURES
+            if spec.trigger == "all_succeeded"
+            else {
                 d: tasks[d].error or tasks[d].state.value
-                for d in spec.needs if tasks[d].state is not T.SUCCEEDED
+                for d in spec.needs
+                if tasks[d].state is not T.SUCCEEDED
             },
-            self.store, partial(self._note, task), partial(self._waiting, task),
+            self.store,
+            partial(self._note, task),
+            partial(self._waiting, task),
             partial(self._run_view, run),
         )
         try:
@@ -682,9 +697,14 @@ class Engine:
     def _run_view(run: LiveRun) -> dict[str, dict[str, Any]]:
         return {
             t.name: {
-                "state": t.state._value_, "attempts": t.attempts, "started_at": t.started_at,
-                "finished_at": t.finished_at, "error": t.error, "needs": list(t.spec.needs),
-                "type": t.spec.type, "hook": t.hook,
+                "state": t.state._value_,
+                "attempts": t.attempts,
+                "started_at": t.started_at,
+                "finished_at": t.finished_at,
+                "error": t.error,
+                "needs": list(t.spec.needs),
+                "type": t.spec.type,
+                "hook": t.hook,
             }
             for t in run.tasks.values()
         }
@@ -724,8 +744,11 @@ class Engine:
         # all) when claim order cannot matter: nothing else is queued, no run limit applies and
         # the global limit has room for every dependent.
         eager = (
-            queue.idle and run.max_concurrency is None and not self._stopping
-            and run.state is RunState.RUNNING and not run.halted
+            queue.idle
+            and run.max_concurrency is None
+            and not self._stopping
+            and run.state is RunState.RUNNING
+            and not run.halted
             and queue.running + len(dependents) <= queue.global_limit
         )
         loop = self._loop
@@ -734,8 +757,12 @@ class Engine:
             dep.remaining -= 1
             if dep.remaining == 0 and dep.state is T.BLOCKED:
                 spec = dep.spec
-                if (eager and spec.concurrency_key is None and not spec.delay
-                        and spec.not_before is None):
+                if (
+                    eager
+                    and spec.concurrency_key is None
+                    and not spec.delay
+                    and spec.not_before is None
+                ):
                     # Ready and claimed at once: no heap round trip.
                     dep.ready_at = now
                     self._task_to(dep, T.READY, None, now)
@@ -747,8 +774,13 @@ class Engine:
         self._check_done(run)
 
     def _settle(
-        self, task: LiveTask, message: str | None, retryable: bool, *,
-        timed_out: bool = False, cancelled: bool = False,
+        self,
+        task: LiveTask,
+        message: str | None,
+        retryable: bool,
+        *,
+        timed_out: bool = False,
+        cancelled: bool = False,
     ) -> None:
         """An attempt ended without success: retry, fail, or record the cancellation."""
         self._end_attempt(task)
@@ -857,8 +889,9 @@ class Engine:
         run.timeout_handle = None
         if run.run_id in self._live:
             self._stop_run(
-                run, RunState.FAILED, f"{RUN_TIMEOUT}: the run took longer than "
-                f"{run.spec.timeout:g}s"
+                run,
+                RunState.FAILED,
+                f"{RUN_TIMEOUT}: the run took longer than {run.spec.timeout:g}s",
             )
 
     def _pause(self, run: LiveRun) -> None:
@@ -918,8 +951,9 @@ class Engine:
             run.timeout_handle = None
         if outcome is not RunState.RUNNING:
             run.finished_at = now
-            self._run_to(run, outcome, run.error if outcome is not RunState.SUCCEEDED else None,
-                         now)
+            self._run_to(
+                run, outcome, run.error if outcome is not RunState.SUCCEEDED else None, now
+            )
         try:
             self._flush_run(run)
         except StoreError as exc:  # LeaseLost, or the database refused the write
@@ -993,8 +1027,12 @@ class Engine:
 
 
 def run_sync(
-    spec: WorkflowSpec, *, store: Store | None = None, run_id: str | None = None,
-    meta: dict[str, str] | None = None, **engine_options: Any,
+    spec: WorkflowSpec,
+    *,
+    store: Store | None = None,
+    run_id: str | None = None,
+    meta: dict[str, str] | None = None,
+    **engine_options: Any,
 ) -> tuple[str, RunState]:
     """Run a workflow to the end from synchronous code; returns (run_id, final state)."""
     engine = Engine(store, **engine_options)

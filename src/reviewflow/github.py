@@ -123,8 +123,9 @@ def _open_fence(text: str) -> bool:
 class GitHubClient:
     """A few REST calls with auth headers, timeouts, bounded retries and one-line errors."""
 
-    def __init__(self, token: str, api_url: str = DEFAULT_API_URL,
-                 *, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, token: str, api_url: str = DEFAULT_API_URL, *, timeout: float = TIMEOUT
+    ) -> None:
         if not token:
             raise GitHubError("no GitHub token given")
         base = api_url.rstrip("/")
@@ -137,8 +138,9 @@ class GitHubClient:
         self.timeout = timeout
         self._opener = urllib.request.build_opener(_SameOriginRedirects())
 
-    def request(self, method: str, url_or_path: str,
-                payload: dict[str, Any] | None = None) -> tuple[Any, dict[str, str]]:
+    def request(
+        self, method: str, url_or_path: str, payload: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, str]]:
         """Send one request (retried when GitHub says it is transient); returns JSON, headers.
 
         A POST is not retried on 502/503/504: GitHub may have created the comment before the
@@ -225,8 +227,9 @@ class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
     redirected POST into a GET; refusing makes the 3xx an ordinary error message instead.
     """
 
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self, req: urllib.request.Request, fp: Any, code: int, msg: str, headers: Any, newurl: str
+    ) -> urllib.request.Request | None:
         if req.get_method() != "GET" or _origin(newurl) != _origin(req.full_url):
             return None
         return super().redirect_request(req, fp, code, msg, headers, newurl)
@@ -238,7 +241,12 @@ def _origin(url: str) -> tuple[str, str]:
 
 
 def post_or_update_comment(
-    repo: str, pr: int, body: str, *, token: str, api_url: str = DEFAULT_API_URL,
+    repo: str,
+    pr: int,
+    body: str,
+    *,
+    token: str,
+    api_url: str = DEFAULT_API_URL,
     marker: str = DEFAULT_MARKER,
 ) -> CommentResult:
     """Create the pull request's report comment, or edit the one an earlier run created.
@@ -352,6 +360,6 @@ def _next_link(link: str) -> str | None:
 def _shown_path(url: str, base: str) -> str:
     """The URL without the API host, as GitHub's docs write endpoints."""
     if url.startswith(base):
-        return url[len(base):] or "/"
+        return url[len(base) :] or "/"
     parts = urllib.parse.urlsplit(url)
     return parts.path + (f"?{parts.query}" if parts.query else "")

@@ -65,7 +65,8 @@ def _load(path: Path, name: str) -> str | None:
     module_name = f"reviewflow_plugin_{name}_{digest}"
     try:
         spec = importlib.util.spec_from_file_location(
-            module_name, path,
+            module_name,
+            path,
             submodule_search_locations=[str(path.parent)] if path.name == "__init__.py" else None,
         )
         assert spec is not None and spec.loader is not None

@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .runtime import LiveRun
 
-PLAIN_STATES = {"running", "succeeded", "failed", "retry_wait", "timed_out", "cancelled",
-                "skipped"}
+PLAIN_STATES = {"running", "succeeded", "failed", "retry_wait", "timed_out", "cancelled", "skipped"}
 MAX_ROWS = 25
 QUIET_ABOVE = 200  # plain output: tasks beyond this many print only problems
 
@@ -35,7 +34,12 @@ class Progress:
         self.quiet = False
 
     def on_transition(
-        self, run_id: str, task: str | None, frm: str | None, to: str, attempt: int | None,
+        self,
+        run_id: str,
+        task: str | None,
+        frm: str | None,
+        to: str,
+        attempt: int | None,
         detail: str | None,
     ) -> None:
         if not self.enabled or self.live:
@@ -100,8 +104,11 @@ class Progress:
                 elapsed = f"{end - t.started_at:.1f}s"
             note = t.wait_reason or (t.error or "")
             table.add_row(
-                t.name, Text(t.state.value, style=STATE_COLORS.get(t.state.value, "")),
-                str(t.attempts), elapsed, note[:80],
+                t.name,
+                Text(t.state.value, style=STATE_COLORS.get(t.state.value, "")),
+                str(t.attempts),
+                elapsed,
+                note[:80],
             )
         if len(tasks) > len(shown):
             table.add_row(f"... {len(tasks) - len(shown)} more", "", "", "", "")

@@ -12,9 +12,17 @@ from rich.text import Text
 from .store import EventRecord
 
 STATE_COLORS = {
-    "succeeded": "green", "failed": "red", "timed_out": "red", "cancelled": "magenta",
-    "running": "yellow", "retry_wait": "dark_orange", "ready": "cyan", "blocked": "dim",
-    "skipped": "dim", "paused": "blue", "pending": "dim",
+    "succeeded": "green",
+    "failed": "red",
+    "timed_out": "red",
+    "cancelled": "magenta",
+    "running": "yellow",
+    "retry_wait": "dark_orange",
+    "ready": "cyan",
+    "blocked": "dim",
+    "skipped": "dim",
+    "paused": "blue",
+    "pending": "dim",
 }
 
 
@@ -36,8 +44,9 @@ def run_summary(console: Console, doc: dict[str, Any]) -> None:
         head.append(f"  {m['duration_s']:.2f}s")
     console.print(head)
     if doc.get("meta"):
-        console.print("meta: " + ", ".join(f"{k}={v}" for k, v in doc["meta"].items()),
-                      markup=False)
+        console.print(
+            "meta: " + ", ".join(f"{k}={v}" for k, v in doc["meta"].items()), markup=False
+        )
     if doc.get("error"):
         console.print(Text(f"error: {doc['error']}", style="red"))
     table = Table(box=None, pad_edge=False)
@@ -85,7 +94,11 @@ def event_table(console: Console, events: list[EventRecord]) -> None:
     for ev in events:
         stamp = datetime.fromtimestamp(ev.at).strftime("%H:%M:%S.%f")[:-3]
         table.add_row(
-            stamp, ev.task or "(run)", ev.from_state or "", _state(ev.to_state),
-            str(ev.attempt or ""), ev.detail or "",
+            stamp,
+            ev.task or "(run)",
+            ev.from_state or "",
+            _state(ev.to_state),
+            str(ev.attempt or ""),
+            ev.detail or "",
         )
     console.print(table)

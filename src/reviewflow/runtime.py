@@ -178,9 +178,20 @@ class LiveRun:
     def drain(self, owner: str, lease_until: float) -> Batch:
         """Take the changes not yet written (dirty tasks, events, run row) as one batch."""
         rows = [
-            (t.state._value_, t.attempts, t.ready_at, t.started_at, t.finished_at,
-             t.next_attempt_at, _json(t.result), t.error, _json(t.errors), t.wait_reason, t.pid,
-             t.name)
+            (
+                t.state._value_,
+                t.attempts,
+                t.ready_at,
+                t.started_at,
+                t.finished_at,
+                t.next_attempt_at,
+                _json(t.result),
+                t.error,
+                _json(t.errors),
+                t.wait_reason,
+                t.pid,
+                t.name,
+            )
             for t in self.dirty
         ]
         batch = Batch(
@@ -188,7 +199,8 @@ class LiveRun:
             owner=owner,
             lease_until=lease_until,
             run=(self.state.value, self.started_at, self.finished_at, self.error)
-            if self.run_dirty else None,
+            if self.run_dirty
+            else None,
             tasks=rows,
             events=self.events,
         )

@@ -40,9 +40,7 @@ def parse_duration(value: Any) -> float:
         except ValueError:
             parts = _DURATION_PART.findall(text)
             if not text or "".join(n + u for n, u in parts) != text:
-                raise ValueError(
-                    f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h"
-                ) from None
+                raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h") from None
             seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
     else:
         raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h")
@@ -79,8 +77,11 @@ def _parse_argv(value: Any) -> Any:
     if isinstance(value, list):
         # YAML reads `run: [true]` or `run: [sleep, 1]` as a bool and an int: argv wants text.
         return [
-            ("true" if v else "false") if isinstance(v, bool)
-            else str(v) if isinstance(v, int | float) else v
+            ("true" if v else "false")
+            if isinstance(v, bool)
+            else str(v)
+            if isinstance(v, int | float)
+            else v
             for v in value
         ]
     return value
@@ -194,8 +195,9 @@ class TaskSpec(BaseModel):
         from .executors import registry
 
         if self.on_timeout is not None and self.type != "approval":
-            raise SpecError("only approval tasks have on_timeout", task=self.name,
-                            field="on_timeout")
+            raise SpecError(
+                "only approval tasks have on_timeout", task=self.name, field="on_timeout"
+            )
         registry.validate_task(self)
         return self
 
@@ -307,8 +309,10 @@ def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
     default_env = defaults.get("env")
     if isinstance(default_env, dict) and default_env:
         task_env = body.get("env")
-        merged["env"] = {**default_env, **task_env} if isinstance(task_env, dict) else (
-            task_env if "env" in body else dict(default_env)
+        merged["env"] = (
+            {**default_env, **task_env}
+            if isinstance(task_env, dict)
+            else (task_env if "env" in body else dict(default_env))
         )
     default_retry = defaults.get("retry")
     if isinstance(default_retry, dict) and default_retry:
@@ -343,9 +347,7 @@ def _check_needs(tasks: dict[str, TaskSpec], section: str) -> None:
 def validate_spec(data: Any, *, file: str | None = None) -> WorkflowSpec:
     """Build a WorkflowSpec from plain data, turning every problem into one SpecError."""
     if not isinstance(data, dict):
-        raise SpecError(
-            f"a workflow must be a mapping, got {type(data).__name__}", file=file
-        )
+        raise SpecError(f"a workflow must be a mapping, got {type(data).__name__}", file=file)
     try:
         return WorkflowSpec.model_validate(data)
     except SpecError as exc:
@@ -369,11 +371,13 @@ def spec_error_from(exc: ValidationError, *, file: str | None = None) -> SpecErr
     ctx_error = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_error, SpecError):
         return SpecError(
-            ctx_error.message, file=file, task=ctx_error.task or task,
+            ctx_error.message,
+            file=file,
+            task=ctx_error.task or task,
             field=ctx_error.field or field,
         )
     if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+        message = message[len("Value error, ") :]
     if first["type"] == "missing":
         message = "missing required field"
     elif first["type"] == "extra_forbidden":

@@ -47,9 +47,7 @@ TASK_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     T.BLOCKED: frozenset({T.READY, T.SKIPPED, T.CANCELLED}),
     T.READY: frozenset({T.RUNNING, T.CANCELLED, T.SKIPPED}),
     # running -> ready is the recovery edge: the process running the attempt died (reason "lost").
-    T.RUNNING: frozenset(
-        {T.SUCCEEDED, T.FAILED, T.CANCELLED, T.RETRY_WAIT, T.TIMED_OUT, T.READY}
-    ),
+    T.RUNNING: frozenset({T.SUCCEEDED, T.FAILED, T.CANCELLED, T.RETRY_WAIT, T.TIMED_OUT, T.READY}),
     T.TIMED_OUT: frozenset({T.RETRY_WAIT, T.FAILED, T.CANCELLED}),
     T.RETRY_WAIT: frozenset({T.READY, T.CANCELLED}),
     T.SUCCEEDED: frozenset(),

@@ -43,7 +43,9 @@ def attempt_timings(events: list[EventRecord]) -> tuple[list[float], list[float]
 
 
 def run_metrics(
-    tasks: list[TaskRecord], events: list[EventRecord], started: float | None,
+    tasks: list[TaskRecord],
+    events: list[EventRecord],
+    started: float | None,
     finished: float | None,
 ) -> dict[str, Any]:
     """Duration, counts by state, success/failure/retry rates, wait and run times, throughput."""
@@ -53,9 +55,14 @@ def run_metrics(
     started_tasks = [t for t in tasks if t.attempts > 0]
     attempts = sum(t.attempts for t in tasks)
     # Attempts lost with their process (or lease) were not retries: counted apart.
-    lost = Counter(e.task for e in events
-                   if e.task and e.from_state == TaskState.RUNNING and e.to_state != e.from_state
-                   and (e.detail or "").startswith("lost:"))
+    lost = Counter(
+        e.task
+        for e in events
+        if e.task
+        and e.from_state == TaskState.RUNNING
+        and e.to_state != e.from_state
+        and (e.detail or "").startswith("lost:")
+    )
     retried = sum(1 for t in started_tasks if t.attempts - lost[t.name] > 1)
     end = finished if finished is not None else time.time()
     duration = (end - started) if started is not None else None

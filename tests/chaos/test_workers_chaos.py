@@ -52,6 +52,7 @@ LATE = re.compile(r"late completion of attempt (\d+) by (\S+) rejected \((\w+)\)
 
 # --------------------------------------------------------------------------------- workflow
 
+
 def chaos_workflow() -> WorkflowSpec:
     """2,000 tasks: root -> 50 -> 50x30 (fan-out) -> 50 fan-ins -> 10 fan-ins -> 388 -> final.
 
@@ -63,7 +64,9 @@ def chaos_workflow() -> WorkflowSpec:
 
     def task(name: str, needs: list[str], i: int, *, flaky: bool = False) -> None:
         tasks[name] = {
-            "call": "chaos_tasks:work", "needs": needs, "priority": priorities[i % 3],
+            "call": "chaos_tasks:work",
+            "needs": needs,
+            "priority": priorities[i % 3],
             "params": {"seconds": 0.05 * (1 + i % 4), "flaky": flaky},
             "retry": {"max_retries": 3, "base_delay": 0.05, "max_delay": 0.2},
             "timeout": 30,
@@ -89,6 +92,7 @@ FLAKY = 50 * 3 + 39  # tasks failing their first attempt (b*_3, b*_13, b*_23; e7
 
 # --------------------------------------------------------------------------------- workers
 
+
 def _die_with_parent() -> Callable[[], None] | None:
     """SIGKILL a worker if this test process dies (a killed test run leaves none behind)."""
     if not sys.platform.startswith("linux"):
@@ -112,8 +116,12 @@ class Workers:
         self.started: dict[str, subprocess.Popen[bytes]] = {}
         self.live: list[str] = []
         self.killed: list[str] = []
-        self.env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(CHAOS_DIR), os.environ.get("PYTHONPATH", "")) if p)}
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(CHAOS_DIR), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
         self.env.pop("REVIEWFLOW_DB", None)
         self.env["PYTHONFAULTHANDLER"] = "1"
         self.hung: list[Any] = []
@@ -122,12 +130,34 @@ class Workers:
         name = f"chaos-{len(self.started) + 1}"
         with (self.logs / f"{name}.log").open("wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "reviewflow", "worker", "--db", self.url,
-                 "--name", name, "--lease-ttl", str(LEASE_TTL), "--poll-interval", "0.1",
-                 "--concurrency", "16", "--max-lost-attempts", "20", "--grace", "10",
-                 "--log-format", "json"],
-                cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "reviewflow",
+                    "worker",
+                    "--db",
+                    self.url,
+                    "--name",
+                    name,
+                    "--lease-ttl",
+                    str(LEASE_TTL),
+                    "--poll-interval",
+                    "0.1",
+                    "--concurrency",
+                    "16",
+                    "--max-lost-attempts",
+                    "20",
+                    "--grace",
+                    "10",
+                    "--log-format",
+                    "json",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
                 preexec_fn=_die_with_parent(),
             )
         self.started[name] = proc
@@ -145,8 +175,10 @@ class Workers:
         """Until every live worker is past its start-up (registered, signal handlers set)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all('"worker.start"' in (self.logs / f"{n}.log").read_text(errors="replace")
-                   for n in self.live):
+            if all(
+                '"worker.start"' in (self.logs / f"{n}.log").read_text(errors="replace")
+                for n in self.live
+            ):
                 return
             time.sleep(0.05)
 
@@ -155,8 +187,7 @@ class Workers:
 
     def crashed(self) -> dict[str, int | None]:
         """Workers that ended without being killed (exit code), with their log tails."""
-        return {n: self.started[n].poll() for n in self.live
-                if self.started[n].poll() is not None}
+        return {n: self.started[n].poll() for n in self.live if self.started[n].poll() is not None}
 
     def stop(self) -> dict[str, int]:
         """SIGTERM the live workers (a drain); their exit codes."""
@@ -229,11 +260,17 @@ def restart(server: pg.LocalServer) -> float:
     proc.wait(60)
     time.sleep(LEASE_TTL + 1)  # the leases of attempts running meanwhile expire
     assert server._start(server.port), server.log.read_text(errors="replace")[-3000:]
-    return float(scalar(server.url, "SELECT extract(epoch FROM pg_postmaster_start_time())"
-                        "::double precision", {}))
+    return float(
+        scalar(
+            server.url,
+            "SELECT extract(epoch FROM pg_postmaster_start_time())::double precision",
+            {},
+        )
+    )
 
 
 # --------------------------------------------------------------------------------- the run
+
 
 def scalar(url: str, sql: str, params: dict[str, Any]) -> Any:
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
@@ -246,34 +283,45 @@ def sessions(url: str) -> list[Any]:
         return conn.execute(
             "SELECT pid, state, wait_event_type, wait_event, xact_start, left(query, 200)"
             " FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()").fetchall()
+            " AND pid <> pg_backend_pid()"
+        ).fetchall()
 
 
-def back_after(url: str, run_id: str, workers: Workers, names: list[str],
-               since: float) -> dict[str, Any]:
+def back_after(
+    url: str, run_id: str, workers: Workers, names: list[str], since: float
+) -> dict[str, Any]:
     """Which of these workers, since the server restarted: heartbeat (their pool reconnected),
     completed an attempt of the run (claims and records work again), and how many LISTEN
     again (no other worker is started meanwhile)."""
     pids = {str(workers.started[n].pid): n for n in names}
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        beating = {n for (n,) in conn.execute(
-            "SELECT name FROM workers WHERE name = ANY(%(names)s) AND heartbeat_at > %(t)s",
-            {"names": names, "t": since})}
-        working = {pids[p] for (p,) in conn.execute(
-            "SELECT DISTINCT t.result::json->>'pid' FROM events e JOIN tasks t"
-            " ON t.run_id = e.run_id AND t.name = e.task"
-            " WHERE e.run_id = %(r)s AND e.to_state = 'succeeded' AND e.at > %(t)s",
-            {"r": run_id, "t": since}) if p in pids}
+        beating = {
+            n
+            for (n,) in conn.execute(
+                "SELECT name FROM workers WHERE name = ANY(%(names)s) AND heartbeat_at > %(t)s",
+                {"names": names, "t": since},
+            )
+        }
+        working = {
+            pids[p]
+            for (p,) in conn.execute(
+                "SELECT DISTINCT t.result::json->>'pid' FROM events e JOIN tasks t"
+                " ON t.run_id = e.run_id AND t.name = e.task"
+                " WHERE e.run_id = %(r)s AND e.to_state = 'succeeded' AND e.at > %(t)s",
+                {"r": run_id, "t": since},
+            )
+            if p in pids
+        }
         listening = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN reviewflow_ready'"
         ).fetchone()
     assert listening is not None
-    return {"beating": sorted(beating), "working": sorted(working),
-            "listening": int(listening[0])}
+    return {"beating": sorted(beating), "working": sorted(working), "listening": int(listening[0])}
 
 
-def restart_mid_run(url: str, run_id: str, workers: Workers,
-                    server: pg.LocalServer) -> dict[str, Any]:
+def restart_mid_run(
+    url: str, run_id: str, workers: Workers, server: pg.LocalServer
+) -> dict[str, Any]:
     """Restart the server under the live workers; wait (bounded) until they all work again."""
     # A worker starting while the server is down exits (it cannot register): let the newest
     # one start first, so that every live worker has to live through the restart.
@@ -285,15 +333,21 @@ def restart_mid_run(url: str, run_id: str, workers: Workers,
     while True:
         back = back_after(url, run_id, workers, names, since)
         done = back["beating"] == back["working"] == sorted(names) and (
-            back["listening"] >= len(names))
+            back["listening"] >= len(names)
+        )
         if done or time.monotonic() > deadline:
-            return {"restarted": True, "through_restart": sorted(names), "back": back,
-                    "back_within": round(time.monotonic() - started, 1)}
+            return {
+                "restarted": True,
+                "through_restart": sorted(names),
+                "back": back,
+                "back_within": round(time.monotonic() - started, 1),
+            }
         time.sleep(0.1)
 
 
-def run_chaos(url: str, workers: Workers, *,
-              server: pg.LocalServer | None = None) -> tuple[str, dict[str, Any]]:
+def run_chaos(
+    url: str, workers: Workers, *, server: pg.LocalServer | None = None
+) -> tuple[str, dict[str, Any]]:
     """Submit the workflow, kill and replace workers while it runs (restarting `server` once,
     mid-run, if given), wait for the run's end, drain the workers."""
     seed = random.randrange(1 << 32)
@@ -309,8 +363,9 @@ def run_chaos(url: str, workers: Workers, *,
     assert created
 
     def count(sql: str) -> int:
-        return int(scalar(url, f"SELECT count(*) FROM tasks WHERE run_id = %(r)s AND {sql}",
-                          {"r": run_id}))
+        return int(
+            scalar(url, f"SELECT count(*) FROM tasks WHERE run_id = %(r)s AND {sql}", {"r": run_id})
+        )
 
     def state() -> str:
         return str(scalar(url, "SELECT state FROM runs WHERE run_id = %(r)s", {"r": run_id}))
@@ -323,8 +378,10 @@ def run_chaos(url: str, workers: Workers, *,
         workers.kill(rng.choice(workers.live))
         info["kills"] += 1
         workers.start()
-        if server is not None and not info["restarted"] and (
-            count("state = 'succeeded'") >= RESTART_AFTER
+        if (
+            server is not None
+            and not info["restarted"]
+            and (count("state = 'succeeded'") >= RESTART_AFTER)
         ):
             paused = time.monotonic()
             info.update(restart_mid_run(url, run_id, workers, server))
@@ -344,6 +401,7 @@ def run_chaos(url: str, workers: Workers, *,
 
 # --------------------------------------------------------------------------------- checks
 
+
 def check_exactly_once(url: str, run_id: str, workers: Workers, info: dict[str, Any]) -> None:
     """What the contract promises, read back from the store."""
     store = PostgresStore(url)
@@ -360,9 +418,15 @@ def check_exactly_once(url: str, run_id: str, workers: Workers, info: dict[str, 
     assert run.state == "succeeded", context
     assert len(tasks) == 2000
     assert Counter(t.state for t in tasks.values()) == {"succeeded": 2000}, context
-    assert scalar(url, "SELECT count(*) FROM tasks WHERE run_id = %(r)s AND (owner IS NOT NULL"
-                  " OR lease_until IS NOT NULL OR due_at IS NOT NULL OR held IS NOT NULL)",
-                  {"r": run_id}) == 0
+    assert (
+        scalar(
+            url,
+            "SELECT count(*) FROM tasks WHERE run_id = %(r)s AND (owner IS NOT NULL"
+            " OR lease_until IS NOT NULL OR due_at IS NOT NULL OR held IS NOT NULL)",
+            {"r": run_id},
+        )
+        == 0
+    )
 
     # every task succeeded exactly once: one transition to succeeded, for its last attempt,
     # whose result was written by one of this test's worker processes running that attempt
@@ -382,9 +446,11 @@ def check_exactly_once(url: str, run_id: str, workers: Workers, info: dict[str, 
 
     # every attempt ended once: completed by one worker, or taken back once (lease expired);
     # no attempt has two completions
-    ends = Counter((e.task, e.attempt) for e in events
-                   if e.task is not None and e.from_state == "running"
-                   and e.to_state != "running")
+    ends = Counter(
+        (e.task, e.attempt)
+        for e in events
+        if e.task is not None and e.from_state == "running" and e.to_state != "running"
+    )
     twice = {k: n for k, n in ends.items() if n > 1}
     assert not twice, twice
 
@@ -413,15 +479,19 @@ def check_exactly_once(url: str, run_id: str, workers: Workers, info: dict[str, 
     # workers not killed were still alive at the end and drained cleanly (exit 0)
     assert not info["crashed"], {n: workers.log_tail(n) for n in info["crashed"]}
     assert info["exit_codes"] and set(info["exit_codes"].values()) == {0}, (
-        info["exit_codes"], workers.hung,
-        {n: workers.log_tail(n, 80) for n in info["exit_codes"]})
+        info["exit_codes"],
+        workers.hung,
+        {n: workers.log_tail(n, 80) for n in info["exit_codes"]},
+    )
 
 
 # --------------------------------------------------------------------------------- the tests
 
+
 @pytest.mark.timeout(120)
 def test_killed_workers_lose_nothing_and_complete_nothing_twice(
-    pg_url: str, make_workers: Callable[[str], Workers],
+    pg_url: str,
+    make_workers: Callable[[str], Workers],
 ) -> None:
     workers = make_workers(pg_url)
     run_id, info = run_chaos(pg_url, workers)
@@ -430,7 +500,8 @@ def test_killed_workers_lose_nothing_and_complete_nothing_twice(
 
 @pytest.mark.timeout(120)
 def test_chaos_survives_a_database_restart(
-    private_server: pg.LocalServer, make_workers: Callable[[str], Workers],
+    private_server: pg.LocalServer,
+    make_workers: Callable[[str], Workers],
 ) -> None:
     url = private_server.url
     workers = make_workers(url)
@@ -442,5 +513,7 @@ def test_chaos_survives_a_database_restart(
     names = info["through_restart"]
     back = info["back"]
     assert back["beating"] == names and back["working"] == names, (
-        info, {n: workers.log_tail(n) for n in names})
+        info,
+        {n: workers.log_tail(n) for n in names},
+    )
     assert back["listening"] >= len(names), info

@@ -153,9 +153,7 @@ def cli_env() -> dict[str, str]:
     """Environment of a `reviewflow` subprocess: python tasks of tests/cli importable."""
     env = dict(os.environ)
     env.pop("REVIEWFLOW_DB", None)
-    env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(CLI_DIR), env.get("PYTHONPATH", "")) if p
-    )
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CLI_DIR), env.get("PYTHONPATH", "")) if p)
     env["NO_COLOR"] = "1"
     return env
 
@@ -186,8 +184,13 @@ class Procs:
     ) -> subprocess.CompletedProcess[str]:
         """Run `reviewflow ARGS...` to its end in the test's directory."""
         done = subprocess.run(
-            [str(RF), *args], cwd=self.cwd, env=cli_env(), capture_output=True, text=True,
-            timeout=timeout, start_new_session=True,
+            [str(RF), *args],
+            cwd=self.cwd,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
         )
         if check_clean:
             assert "Traceback" not in done.stderr, done.stderr
@@ -199,8 +202,13 @@ class Procs:
         if run_id:
             self.run_ids.add(run_id)
         proc = subprocess.Popen(
-            [str(RF), *args], cwd=self.cwd, env=cli_env(), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            [str(RF), *args],
+            cwd=self.cwd,
+            env=cli_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         self.started.append(proc)
         return proc

@@ -49,29 +49,45 @@ def new_id(prefix: str) -> str:
 
 def gate_workflow(path: Path, **gate: Any) -> Path:
     """build -> approve (alice decides) -> ship; build and ship record themselves."""
-    return write_workflow(path, {
-        "build": sh(record()),
-        GATE: {"type": "approval", "needs": ["build"], "params": {"approvers": ["alice"]},
-               **gate},
-        "ship": sh(record(), needs=[GATE]),
-    }, name="gate")
+    return write_workflow(
+        path,
+        {
+            "build": sh(record()),
+            GATE: {
+                "type": "approval",
+                "needs": ["build"],
+                "params": {"approvers": ["alice"]},
+                **gate,
+            },
+            "ship": sh(record(), needs=[GATE]),
+        },
+        name="gate",
+    )
 
 
 def task_row(db: Path, run_id: str, task: str) -> tuple[str, str | None] | None:
-    rows = try_query(db, "SELECT state, wait_reason FROM tasks WHERE run_id = ? AND name = ?",
-                     (run_id, task))
+    rows = try_query(
+        db, "SELECT state, wait_reason FROM tasks WHERE run_id = ? AND name = ?", (run_id, task)
+    )
     return rows[0] if rows else None
 
 
 def is_waiting(db: Path, run_id: str, task: str = GATE) -> bool:
     row = task_row(db, run_id, task)
-    return row is not None and row[0] == "running" and bool(row[1]) and row[1].startswith(
-        "waiting for approval")
+    return (
+        row is not None
+        and row[0] == "running"
+        and bool(row[1])
+        and row[1].startswith("waiting for approval")
+    )
 
 
 def approval_row(db: Path, run_id: str, task: str) -> tuple[Any, ...] | None:
-    rows = query(db, "SELECT decision, approver, comment FROM approvals"
-                 " WHERE run_id = ? AND task = ?", (run_id, task))
+    rows = query(
+        db,
+        "SELECT decision, approver, comment FROM approvals WHERE run_id = ? AND task = ?",
+        (run_id, task),
+    )
     return rows[0] if rows else None
 
 
@@ -113,9 +129,7 @@ def start_and_wait(procs: Procs, tmp_path: Path, run_id: str) -> subprocess.Pope
 # ---------------------------------------------------------------------------- durability
 
 
-def test_approve_after_the_waiting_process_died_then_resume(
-    procs: Procs, tmp_path: Path
-) -> None:
+def test_approve_after_the_waiting_process_died_then_resume(procs: Procs, tmp_path: Path) -> None:
     gate_workflow(tmp_path / "gate.yaml")
     db = tmp_path / DB
     run_id = new_id("gate")
@@ -132,7 +146,8 @@ def test_approve_after_the_waiting_process_died_then_resume(
     assert done.returncode == 0, done.stderr
     assert f"{run_id}/{GATE}: approved by alice: ok" in done.stdout
     assert f"nothing is executing the run: continue with `reviewflow resume {run_id}`" in (
-        done.stdout)
+        done.stdout
+    )
     assert run_state(db, run_id) == "running"  # decided, not yet carried on
     assert recorded(tmp_path / "done.txt") == [("build", 1)]
 
@@ -202,8 +217,7 @@ def test_reject_from_another_process_fails_the_run(procs: Procs, tmp_path: Path)
     db = tmp_path / DB
     run_id = new_id("nay")
     proc = start_and_wait(procs, tmp_path, run_id)
-    done = procs.run("reject", run_id, GATE, "--comment", "too long", "--by", "alice",
-                     "--db", DB)
+    done = procs.run("reject", run_id, GATE, "--comment", "too long", "--by", "alice", "--db", DB)
     assert done.returncode == 0, done.stderr
     assert f"{run_id}/{GATE}: rejected by alice: too long" in done.stdout
     code, out, err = procs.finish(proc, timeout=20)
@@ -211,8 +225,7 @@ def test_reject_from_another_process_fails_the_run(procs: Procs, tmp_path: Path)
     assert run_state(db, run_id) == "failed"
     states = task_states(db, run_id)
     assert (states[GATE], states["ship"]) == ("failed", "cancelled")
-    error = query(db, "SELECT error FROM tasks WHERE run_id = ? AND name = ?",
-                  (run_id, GATE))[0][0]
+    error = query(db, "SELECT error FROM tasks WHERE run_id = ? AND name = ?", (run_id, GATE))[0][0]
     assert error == "rejected by alice: too long"
     assert recorded(tmp_path / "done.txt") == [("build", 1)]
     assert approval_row(db, run_id, GATE) == ("rejected", "alice", "too long")
@@ -255,34 +268,46 @@ def parked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parked]:
     procs = Procs(root)
     try:
         approval = {"type": "approval", "needs": ["build"]}
-        write_workflow(root / "parked.yaml", {
-            "build": sh("true"),
-            "gate": {**approval, "params": {"approvers": ["alice"]}},
-            "twice": approval,
-            "by_default": approval,
-            "by_env": approval,
-            "early": {"type": "approval", "timeout": "0.1s", "on_timeout": "approve"},
-            "slow": sh("sleep 30"),
-            "late": {"type": "approval", "needs": ["slow"]},
-            "plain": sh("true", needs=["build"]),
-        }, name="parked")
-        write_workflow(root / "ended.yaml", {
-            "broken": sh("exit 3", retry={"max_retries": 0}),
-            "gate": {"type": "approval", "needs": ["broken"]},
-        }, name="ended")
+        write_workflow(
+            root / "parked.yaml",
+            {
+                "build": sh("true"),
+                "gate": {**approval, "params": {"approvers": ["alice"]}},
+                "twice": approval,
+                "by_default": approval,
+                "by_env": approval,
+                "early": {"type": "approval", "timeout": "0.1s", "on_timeout": "approve"},
+                "slow": sh("sleep 30"),
+                "late": {"type": "approval", "needs": ["slow"]},
+                "plain": sh("true", needs=["build"]),
+            },
+            name="parked",
+        )
+        write_workflow(
+            root / "ended.yaml",
+            {
+                "broken": sh("exit 3", retry={"max_retries": 0}),
+                "gate": {"type": "approval", "needs": ["broken"]},
+            },
+            name="ended",
+        )
         db = root / DB
         ended = procs.run("run", "ended.yaml", "--db", DB, "--run-id", ENDED, timeout=30)
         assert ended.returncode == 1, ended.stdout + ended.stderr
         proc = procs.start("run", "parked.yaml", "--db", DB, "--run-id", PARKED, run_id=PARKED)
 
         def ready() -> bool:
-            states = dict(try_query(db, "SELECT name, state FROM tasks WHERE run_id = ?",
-                                    (PARKED,)) or [])
-            return (
-                all(is_waiting(db, PARKED, g) for g in ("gate", "twice", "by_default", "by_env"))
-                and (states.get("early"), states.get("plain"), states.get("slow"),
-                     states.get("late")) == ("succeeded", "succeeded", "running", "blocked")
+            states = dict(
+                try_query(db, "SELECT name, state FROM tasks WHERE run_id = ?", (PARKED,)) or []
             )
+            return all(
+                is_waiting(db, PARKED, g) for g in ("gate", "twice", "by_default", "by_env")
+            ) and (
+                states.get("early"),
+                states.get("plain"),
+                states.get("slow"),
+                states.get("late"),
+            ) == ("succeeded", "succeeded", "running", "blocked")
 
         wait_for(ready, "the parked run's gates to wait", timeout=20)
         procs.kill(proc)
@@ -292,36 +317,73 @@ def parked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parked]:
 
 
 ERRORS = [
-    pytest.param(["approve", "nope", "gate"], 2, "error: no run with id 'nope' in {db}",
-                 id="unknown-run"),
-    pytest.param(["approve", PARKED, "nope"], 2,
-                 f"error: run {PARKED} has no task 'nope' (approval tasks: gate, twice, "
-                 "by_default, by_env, early, late)", id="unknown-task"),
-    pytest.param(["approve", ENDED, "nope"], 2,
-                 f"error: run {ENDED} has no task 'nope' (approval tasks: gate)",
-                 id="unknown-task-ended-run"),
-    pytest.param(["approve", PARKED, "plain"], 2,
-                 "error: task 'plain' is not an approval task (type shell)", id="not-approval"),
-    pytest.param(["reject", PARKED, "build", "--comment", "x"], 2,
-                 "error: task 'build' is not an approval task (type shell)",
-                 id="reject-not-approval"),
-    pytest.param(["approve", PARKED, "gate", "--by", "mallory"], 1,
-                 "error: mallory may not decide on gate (approvers: alice)", id="not-approver"),
-    pytest.param(["reject", PARKED, "gate", "--by", "mallory", "--comment", "no"], 1,
-                 "error: mallory may not decide on gate (approvers: alice)",
-                 id="reject-not-approver"),
-    pytest.param(["approve", PARKED, "late", "--by", "alice"], 1,
-                 "error: task late is not waiting for approval yet (its dependencies are not "
-                 "done)", id="blocked"),
-    pytest.param(["approve", PARKED, "early"], 1,
-                 "error: task early already ended: succeeded", id="task-ended"),
-    pytest.param(["approve", ENDED, "gate"], 1, f"error: run {ENDED} already ended: failed",
-                 id="run-ended"),
-    pytest.param(["reject", PARKED, "gate", "--by", "alice", "--comment", "  "], 2,
-                 "error: --comment must say why", id="blank-comment"),
-    pytest.param(["approve", PARKED, "gate", "--db", "missing.db"], 2,
-                 "error: no database at missing.db (run a workflow first, or pass --db)",
-                 id="no-database"),
+    pytest.param(
+        ["approve", "nope", "gate"], 2, "error: no run with id 'nope' in {db}", id="unknown-run"
+    ),
+    pytest.param(
+        ["approve", PARKED, "nope"],
+        2,
+        f"error: run {PARKED} has no task 'nope' (approval tasks: gate, twice, "
+        "by_default, by_env, early, late)",
+        id="unknown-task",
+    ),
+    pytest.param(
+        ["approve", ENDED, "nope"],
+        2,
+        f"error: run {ENDED} has no task 'nope' (approval tasks: gate)",
+        id="unknown-task-ended-run",
+    ),
+    pytest.param(
+        ["approve", PARKED, "plain"],
+        2,
+        "error: task 'plain' is not an approval task (type shell)",
+        id="not-approval",
+    ),
+    pytest.param(
+        ["reject", PARKED, "build", "--comment", "x"],
+        2,
+        "error: task 'build' is not an approval task (type shell)",
+        id="reject-not-approval",
+    ),
+    pytest.param(
+        ["approve", PARKED, "gate", "--by", "mallory"],
+        1,
+        "error: mallory may not decide on gate (approvers: alice)",
+        id="not-approver",
+    ),
+    pytest.param(
+        ["reject", PARKED, "gate", "--by", "mallory", "--comment", "no"],
+        1,
+        "error: mallory may not decide on gate (approvers: alice)",
+        id="reject-not-approver",
+    ),
+    pytest.param(
+        ["approve", PARKED, "late", "--by", "alice"],
+        1,
+        "error: task late is not waiting for approval yet (its dependencies are not done)",
+        id="blocked",
+    ),
+    pytest.param(
+        ["approve", PARKED, "early"],
+        1,
+        "error: task early already ended: succeeded",
+        id="task-ended",
+    ),
+    pytest.param(
+        ["approve", ENDED, "gate"], 1, f"error: run {ENDED} already ended: failed", id="run-ended"
+    ),
+    pytest.param(
+        ["reject", PARKED, "gate", "--by", "alice", "--comment", "  "],
+        2,
+        "error: --comment must say why",
+        id="blank-comment",
+    ),
+    pytest.param(
+        ["approve", PARKED, "gate", "--db", "missing.db"],
+        2,
+        "error: no database at missing.db (run a workflow first, or pass --db)",
+        id="no-database",
+    ),
 ]
 
 
@@ -348,8 +410,9 @@ def test_reject_needs_a_comment(parked: Parked) -> None:
 
 
 def test_a_gate_is_decided_once(parked: Parked) -> None:
-    first = parked("approve", PARKED, "twice", "--by", "alice", "--comment", "ok",
-                   "--db", parked.db)
+    first = parked(
+        "approve", PARKED, "twice", "--by", "alice", "--comment", "ok", "--db", parked.db
+    )
     assert first.exit_code == 0, first.output
     assert first.stdout.splitlines() == [
         f"{PARKED}/twice: approved by alice: ok",
@@ -358,8 +421,7 @@ def test_a_gate_is_decided_once(parked: Parked) -> None:
     again = parked("approve", PARKED, "twice", "--by", "alice", "--db", parked.db)
     assert again.exit_code == 1, again.output
     assert one_line_error(again.stderr) == "error: twice was already approved by alice"
-    other = parked("reject", PARKED, "twice", "--by", "bob", "--comment", "no",
-                   "--db", parked.db)
+    other = parked("reject", PARKED, "twice", "--by", "bob", "--comment", "no", "--db", parked.db)
     assert other.exit_code == 1, other.output
     assert one_line_error(other.stderr) == "error: twice was already approved by alice"
     assert approval_row(parked.db, PARKED, "twice") == ("approved", "alice", "ok")
@@ -369,8 +431,9 @@ def test_a_gate_is_decided_once(parked: Parked) -> None:
 
 def test_the_approver_defaults_to_the_user_name(parked: Parked) -> None:
     expected = getpass.getuser()
-    result = parked("approve", PARKED, "by_default", "--db", parked.db,
-                    env={"REVIEWFLOW_APPROVER": None})
+    result = parked(
+        "approve", PARKED, "by_default", "--db", parked.db, env={"REVIEWFLOW_APPROVER": None}
+    )
     assert result.exit_code == 0, result.output
     assert f"{PARKED}/by_default: approved by {expected}" in result.stdout
     assert approval_row(parked.db, PARKED, "by_default") == ("approved", expected, None)
@@ -378,8 +441,16 @@ def test_the_approver_defaults_to_the_user_name(parked: Parked) -> None:
 
 
 def test_the_approver_from_the_environment(parked: Parked) -> None:
-    result = parked("reject", PARKED, "by_env", "--comment", "not yet", "--db", parked.db,
-                    env={"REVIEWFLOW_APPROVER": "dave"})
+    result = parked(
+        "reject",
+        PARKED,
+        "by_env",
+        "--comment",
+        "not yet",
+        "--db",
+        parked.db,
+        env={"REVIEWFLOW_APPROVER": "dave"},
+    )
     assert result.exit_code == 0, result.output
     assert f"{PARKED}/by_env: rejected by dave: not yet" in result.stdout
     assert approval_row(parked.db, PARKED, "by_env") == ("rejected", "dave", "not yet")
@@ -414,16 +485,26 @@ Keep going until the report is clean. Ask a friend to read the text when you are
 A second pair of eyes finds the things you missed. Then send the change for a last look.
 """
 
-GIT_ENV = {"GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-           "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-           "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
+}
 
 
 def git(root: Path, *args: str) -> None:
     import os
 
-    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
-                   env={**os.environ, **GIT_ENV}, timeout=30)
+    subprocess.run(
+        ["git", "-C", str(root), *args],
+        check=True,
+        capture_output=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=30,
+    )
 
 
 def article_repo(root: Path) -> None:
@@ -440,31 +521,43 @@ def article_repo(root: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-@pytest.mark.parametrize(("command", "decision", "comment", "code", "verdict"), [
-    ("approve", "approved", "lgtm", 0, "approve"),
-    ("reject", "rejected", "too short", 1, "request_changes"),
-])
+@pytest.mark.parametrize(
+    ("command", "decision", "comment", "code", "verdict"),
+    [
+        ("approve", "approved", "lgtm", 0, "approve"),
+        ("reject", "rejected", "too short", 1, "request_changes"),
+    ],
+)
 def test_a_content_review_waits_for_a_person(
-    procs: Procs, tmp_path: Path, command: str, decision: str, comment: str, code: int,
+    procs: Procs,
+    tmp_path: Path,
+    command: str,
+    decision: str,
+    comment: str,
+    code: int,
     verdict: str,
 ) -> None:
     article_repo(tmp_path)
     db = tmp_path / ".reviewflow" / DB  # .reviewflow/ is never part of the change
     run_id = new_id("content")
-    proc = procs.start("review", "--template", "content", "--db", str(db), "--run-id", run_id,
-                       run_id=run_id)
+    proc = procs.start(
+        "review", "--template", "content", "--db", str(db), "--run-id", run_id, run_id=run_id
+    )
     try:
-        wait_for(lambda: is_waiting(db, run_id, "approval"), "the review's approval gate",
-                 timeout=30)
+        wait_for(
+            lambda: is_waiting(db, run_id, "approval"), "the review's approval gate", timeout=30
+        )
     except AssertionError:
         proc.kill()
         raise AssertionError(f"never waited: {proc.communicate(timeout=10)}") from None
     states = task_states(db, run_id)
     assert states["summary"] == "blocked"
-    assert {states[c] for c in ("metadata", "headings", "readability", "spelling", "links",
-                                "length")} == {"succeeded"}
-    decided = procs.run(command, run_id, "approval", "--comment", comment, "--by", "alice",
-                        "--db", str(db))
+    assert {
+        states[c] for c in ("metadata", "headings", "readability", "spelling", "links", "length")
+    } == {"succeeded"}
+    decided = procs.run(
+        command, run_id, "approval", "--comment", comment, "--by", "alice", "--db", str(db)
+    )
     assert decided.returncode == 0, decided.stderr
     rc, out, err = procs.finish(proc, timeout=30)
     assert rc == code, out + err

@@ -20,19 +20,40 @@ from hypothesis import strategies as st
 
 from reviewflow import Engine, SQLiteStore, __version__, load_workflow
 
-TASK_KEYS = {"name", "state", "attempts", "started_at", "finished_at", "duration_s", "result",
-             "error"}
-METRIC_KEYS = {"duration_s", "tasks_by_state", "success_rate", "failure_rate", "retry_rate",
-               "wait_time_s", "run_time_s", "throughput_tasks_per_s"}
+TASK_KEYS = {
+    "name",
+    "state",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "duration_s",
+    "result",
+    "error",
+}
+METRIC_KEYS = {
+    "duration_s",
+    "tasks_by_state",
+    "success_rate",
+    "failure_rate",
+    "retry_rate",
+    "wait_time_s",
+    "run_time_s",
+    "throughput_tasks_per_s",
+}
 
 
 def review_workflow(path: Path, **fields: Any) -> Path:
     """lint and tests (independent), then summary; every task records itself in done.txt."""
-    return write_workflow(path, {
-        "lint": sh(record(), priority="high"),
-        "tests": sh(record()),
-        "summary": {"type": "python", "call": "cli_tasks:record", "needs": ["lint", "tests"]},
-    }, name="review", **fields)
+    return write_workflow(
+        path,
+        {
+            "lint": sh(record(), priority="high"),
+            "tests": sh(record()),
+            "summary": {"type": "python", "call": "cli_tasks:record", "needs": ["lint", "tests"]},
+        },
+        name="review",
+        **fields,
+    )
 
 
 def one_line_error(stderr: str) -> str:
@@ -71,22 +92,38 @@ def test_validate_applies_set(cli: Cli) -> None:
 
 
 BAD_FILES = {
-    "cycle": ("name: wf\ntasks:\n  a: {run: [x], needs: [b]}\n  b: {run: [x], needs: [a]}\n",
-              ["wf.yaml:3: task 'a': field 'needs': cycle: a -> b -> a"]),
-    "duplicate": ("name: wf\ntasks:\n  a: {run: [x]}\n  a: {run: [y]}\n",
-                  ["wf.yaml", "duplicate key 'a'", "line 4"]),
-    "unknown-type": ("name: wf\ntasks:\n  a: {type: docker}\n",
-                     ["wf.yaml:3:", "unknown task type 'docker'", "python", "shell"]),
-    "missing-call": ("name: wf\ntasks:\n  ok: {run: [x]}\n  a: {type: python}\n",
-                     ["wf.yaml:4: task 'a': field 'call'"]),
-    "typo": ("name: wf\ntasks:\n  a: {run: [x], retires: 3}\n",
-             ["wf.yaml:3: task 'a': field 'retires': unknown field"]),
-    "unknown-dep": ("name: wf\ntasks:\n  a: {run: [x], needs: [ghost]}\n",
-                    ["unknown dependency 'ghost'"]),
-    "bad-duration": ("name: wf\ntimeout: 10 minutes\ntasks:\n  a: {run: [x]}\n",
-                     ["wf.yaml: field 'timeout': bad duration"]),
-    "missing-var": ("name: wf\ntasks:\n  a: {run: [echo, '${RF_SURELY_UNSET_VAR}']}\n",
-                    ["RF_SURELY_UNSET_VAR is not set"]),
+    "cycle": (
+        "name: wf\ntasks:\n  a: {run: [x], needs: [b]}\n  b: {run: [x], needs: [a]}\n",
+        ["wf.yaml:3: task 'a': field 'needs': cycle: a -> b -> a"],
+    ),
+    "duplicate": (
+        "name: wf\ntasks:\n  a: {run: [x]}\n  a: {run: [y]}\n",
+        ["wf.yaml", "duplicate key 'a'", "line 4"],
+    ),
+    "unknown-type": (
+        "name: wf\ntasks:\n  a: {type: docker}\n",
+        ["wf.yaml:3:", "unknown task type 'docker'", "python", "shell"],
+    ),
+    "missing-call": (
+        "name: wf\ntasks:\n  ok: {run: [x]}\n  a: {type: python}\n",
+        ["wf.yaml:4: task 'a': field 'call'"],
+    ),
+    "typo": (
+        "name: wf\ntasks:\n  a: {run: [x], retires: 3}\n",
+        ["wf.yaml:3: task 'a': field 'retires': unknown field"],
+    ),
+    "unknown-dep": (
+        "name: wf\ntasks:\n  a: {run: [x], needs: [ghost]}\n",
+        ["unknown dependency 'ghost'"],
+    ),
+    "bad-duration": (
+        "name: wf\ntimeout: 10 minutes\ntasks:\n  a: {run: [x]}\n",
+        ["wf.yaml: field 'timeout': bad duration"],
+    ),
+    "missing-var": (
+        "name: wf\ntasks:\n  a: {run: [echo, '${RF_SURELY_UNSET_VAR}']}\n",
+        ["RF_SURELY_UNSET_VAR is not set"],
+    ),
     "empty": ("", ["wf.yaml: the file is empty"]),
     "not-a-mapping": ("[1, 2]\n", ["must be a mapping"]),
     "bad-yaml": ("name: wf\ntasks: {a: [\n", ["wf.yaml: line "]),
@@ -150,10 +187,16 @@ def test_run_ids_that_could_escape_the_runs_folder_are_bad_input(cli: Cli, run_i
 
 def test_markup_like_text_in_tables_is_shown_verbatim(cli: Cli) -> None:
     message = "bad [/x] and [bold]y[/bold]"
-    write_workflow(cli.cwd / "wf.yaml", {"a": {
-        "call": "cli_tasks:fail_with", "params": {"message": message},
-        "retry": {"max_retries": 0},
-    }})
+    write_workflow(
+        cli.cwd / "wf.yaml",
+        {
+            "a": {
+                "call": "cli_tasks:fail_with",
+                "params": {"message": message},
+                "retry": {"max_retries": 0},
+            }
+        },
+    )
     result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "mk", "--meta", "note=[/x]")
     assert result.exit_code == 1
     assert f"RuntimeError: {message}" in result.stdout
@@ -167,29 +210,52 @@ def test_markup_like_text_in_tables_is_shown_verbatim(cli: Cli) -> None:
 # -- garbage in, exit 0 or 2 out (never a traceback)
 
 SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
     | st.sampled_from(["5m", "250ms", "high", "${HOME}", "$$", "shell", "python", "a:b", "[/x]"])
 )
 ANY_DATA = st.recursive(
     SCALARS,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
-TASK_FIELDS = ["type", "run", "call", "needs", "priority", "timeout", "retry", "env", "params",
-               "delay", "not_before", "concurrency_key", "concurrency_limit", "kill_grace", "cwd",
-               "timout"]
+TASK_FIELDS = [
+    "type",
+    "run",
+    "call",
+    "needs",
+    "priority",
+    "timeout",
+    "retry",
+    "env",
+    "params",
+    "delay",
+    "not_before",
+    "concurrency_key",
+    "concurrency_limit",
+    "kill_grace",
+    "cwd",
+    "timout",
+]
 TASK_NAMES = st.sampled_from(["a", "b", "c", "lint", "bad name"])
-TASK_BODY = st.dictionaries(st.sampled_from(TASK_FIELDS), ANY_DATA | TASK_NAMES.map(
-    lambda n: [n]), max_size=5)
+TASK_BODY = st.dictionaries(
+    st.sampled_from(TASK_FIELDS), ANY_DATA | TASK_NAMES.map(lambda n: [n]), max_size=5
+)
 WORKFLOW_LIKE = st.fixed_dictionaries(
     {"name": st.sampled_from(["wf", "", 3, None]) | st.text(max_size=5)},
     optional={
         "tasks": st.dictionaries(TASK_NAMES, TASK_BODY, max_size=4) | ANY_DATA,
         "on_failure": st.dictionaries(TASK_NAMES, TASK_BODY, max_size=2),
         "defaults": st.dictionaries(
-            st.sampled_from(["timeout", "priority", "retry", "env", "kill_grace", "x"]), ANY_DATA,
-            max_size=3),
+            st.sampled_from(["timeout", "priority", "retry", "env", "kill_grace", "x"]),
+            ANY_DATA,
+            max_size=3,
+        ),
         "timeout": ANY_DATA,
         "max_concurrency": ANY_DATA,
         "failure_policy": st.sampled_from(["fail_fast", "continue", "panic"]),
@@ -197,7 +263,8 @@ WORKFLOW_LIKE = st.fixed_dictionaries(
     },
 )
 GARBAGE_SETTINGS = settings(
-    max_examples=120, deadline=None,
+    max_examples=120,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
@@ -252,16 +319,21 @@ def test_run_success_and_status_json_shape(cli: Cli) -> None:
         assert task["attempts"] == 1
         assert task["error"] is None
         assert task["started_at"] <= task["finished_at"]
-        assert task["duration_s"] == pytest.approx(task["finished_at"] - task["started_at"],
-                                                   abs=1e-5)
+        assert task["duration_s"] == pytest.approx(
+            task["finished_at"] - task["started_at"], abs=1e-5
+        )
     lint = doc["tasks"][0]["result"]
     assert lint["exit_code"] == 0
     # The issue's contract: .reviewflow/runs/<run_id>/<task>.<attempt>.log under the current
     # directory, even when --db puts the database elsewhere.
     assert Path(lint["log"]) == Path(".reviewflow") / "runs" / "r1" / "lint.1.log"
     assert (cli.cwd / lint["log"]).is_file()
-    assert doc["tasks"][2]["result"] == {"task": "summary", "params": {}, "meta": {},
-                                         "inputs": ["lint", "tests"]}
+    assert doc["tasks"][2]["result"] == {
+        "task": "summary",
+        "params": {},
+        "meta": {},
+        "inputs": ["lint", "tests"],
+    }
     m = doc["metrics"]
     assert set(m) >= METRIC_KEYS
     assert m["tasks_by_state"] == {"succeeded": 3}
@@ -280,11 +352,15 @@ def test_run_success_and_status_json_shape(cli: Cli) -> None:
 
 
 def test_failing_run_exits_1_and_reports_the_error(cli: Cli) -> None:
-    write_workflow(cli.cwd / "wf.yaml", {
-        "ok": sh("true"),
-        "bad": sh("echo broken; exit 3", retry={"max_retries": 1, "base_delay": "10ms"}),
-        "after": sh(record(), needs=["bad"]),
-    }, on_failure={"notify": sh(record("notified.txt"))})
+    write_workflow(
+        cli.cwd / "wf.yaml",
+        {
+            "ok": sh("true"),
+            "bad": sh("echo broken; exit 3", retry={"max_retries": 1, "base_delay": "10ms"}),
+            "after": sh(record(), needs=["bad"]),
+        },
+        on_failure={"notify": sh(record("notified.txt"))},
+    )
     result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "f1")
     assert result.exit_code == 1, result.output
     doc = status_json(cli, "f1")
@@ -332,11 +408,24 @@ def test_existing_failed_run_id_exits_1(cli: Cli) -> None:
 
 
 def test_meta_shows_in_status(cli: Cli) -> None:
-    write_workflow(cli.cwd / "wf.yaml", {
-        "a": {"type": "python", "call": "cli_tasks:record", "params": {"file": "a.txt"}},
-    })
-    result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "m", "--meta", "pr=42",
-                 "--meta", "branch=feature=x")
+    write_workflow(
+        cli.cwd / "wf.yaml",
+        {
+            "a": {"type": "python", "call": "cli_tasks:record", "params": {"file": "a.txt"}},
+        },
+    )
+    result = cli(
+        "run",
+        "wf.yaml",
+        "--db",
+        cli.db,
+        "--run-id",
+        "m",
+        "--meta",
+        "pr=42",
+        "--meta",
+        "branch=feature=x",
+    )
     assert result.exit_code == 0, result.output
     doc = status_json(cli, "m")
     assert doc["meta"] == {"pr": "42", "branch": "feature=x"}
@@ -357,9 +446,20 @@ def test_bad_meta_is_bad_input(cli: Cli, bad: str) -> None:
 
 def test_set_applies_to_run(cli: Cli) -> None:
     write_workflow(cli.cwd / "wf.yaml", {"a": sh("exit 9", retry={"max_retries": 0})})
-    result = cli("run", "wf.yaml", "--db", cli.db, "--run-id", "s",
-                 "--set", f"tasks.a.run=[sh, -c, '{record()}']",
-                 "--set", "tasks.b.run=[sh, -c, 'echo b > b.txt']", "--set", "tasks.b.needs=[a]")
+    result = cli(
+        "run",
+        "wf.yaml",
+        "--db",
+        cli.db,
+        "--run-id",
+        "s",
+        "--set",
+        f"tasks.a.run=[sh, -c, '{record()}']",
+        "--set",
+        "tasks.b.run=[sh, -c, 'echo b > b.txt']",
+        "--set",
+        "tasks.b.needs=[a]",
+    )
     assert result.exit_code == 0, result.output
     assert recorded(cli.cwd / "done.txt") == [("a", 1)]
     assert (cli.cwd / "b.txt").read_text() == "b\n"
@@ -408,8 +508,17 @@ def test_log_format_json_emits_json_lines_on_stderr(cli: Cli) -> None:
     assert not any(line.startswith("{") for line in result.stdout.splitlines())
 
 
-@pytest.mark.parametrize("command", [["status"], ["status", "r"], ["events", "r"],
-                                     ["run", "wf.yaml"], ["resume", "r"], ["graph", "r"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "r"],
+        ["events", "r"],
+        ["run", "wf.yaml"],
+        ["resume", "r"],
+        ["graph", "r"],
+    ],
+)
 def test_db_that_is_not_a_database_is_bad_input(cli: Cli, command: list[str]) -> None:
     """`--db wf.yaml` (an easy slip): a one-line error, exit 2, and the file left alone."""
     review_workflow(cli.cwd / "wf.yaml")
@@ -509,8 +618,10 @@ def test_status_without_id_lists_runs(cli: Cli) -> None:
     runs = json.loads(listing.stdout)
     assert [r["run_id"] for r in runs] == ["two", "one"]
     assert all(r["state"] == "succeeded" and r["workflow"] == "review" for r in runs)
-    assert [r["run_id"] for r in json.loads(
-        cli("status", "--db", cli.db, "--json", "--limit", "1").stdout)] == ["two"]
+    assert [
+        r["run_id"]
+        for r in json.loads(cli("status", "--db", cli.db, "--json", "--limit", "1").stdout)
+    ] == ["two"]
     text = cli("status", "--db", cli.db)
     assert text.exit_code == 0
     assert "one" in text.stdout and "two" in text.stdout
@@ -533,8 +644,15 @@ def test_status_without_a_database(cli: Cli) -> None:
 
 @pytest.mark.parametrize(
     "command",
-    [["status", "ghost"], ["status", "ghost", "--json"], ["events", "ghost"],
-     ["resume", "ghost"], ["cancel", "ghost"], ["pause", "ghost"], ["graph", "ghost"]],
+    [
+        ["status", "ghost"],
+        ["status", "ghost", "--json"],
+        ["events", "ghost"],
+        ["resume", "ghost"],
+        ["cancel", "ghost"],
+        ["pause", "ghost"],
+        ["graph", "ghost"],
+    ],
 )
 def test_unknown_run_id_is_bad_input(cli: Cli, command: list[str]) -> None:
     review_workflow(cli.cwd / "wf.yaml")
@@ -619,12 +737,14 @@ def test_console_script_validate_and_run(procs: Procs, tmp_path: Path) -> None:
     ok = procs.run("validate", "wf.yaml")
     assert ok.returncode == 0
     assert ok.stdout.strip() == "wf.yaml: ok (review: 3 tasks)"
-    (tmp_path / "bad.yaml").write_text(textwrap.dedent("""\
+    (tmp_path / "bad.yaml").write_text(
+        textwrap.dedent("""\
         name: wf
         tasks:
           a: {run: [x], needs: [b]}
           b: {run: [x], needs: [a]}
-        """))
+        """)
+    )
     bad = procs.run("validate", "bad.yaml")
     assert bad.returncode == 2
     assert one_line_error(bad.stderr) == (

@@ -12,8 +12,13 @@ WORKFLOW = "name: pg\ntasks:\n  a: {run: [echo, hi]}\n  b: {run: [echo, there], 
 
 
 def rf(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "reviewflow", *args], cwd=cwd, text=True,
-                          capture_output=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "reviewflow", *args],
+        cwd=cwd,
+        text=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 def test_db_upgrade_migrates_an_empty_database_once(pg_empty_url: str, tmp_path: Path) -> None:
@@ -35,7 +40,9 @@ def test_a_workflow_runs_on_postgresql_by_url(pg_url: str, tmp_path: Path) -> No
     store = open_store(pg_url)
     try:
         assert {t.name: t.state for t in store.get_tasks("pg-1")} == {
-            "a": "succeeded", "b": "succeeded"}
+            "a": "succeeded",
+            "b": "succeeded",
+        }
     finally:
         store.close()
 

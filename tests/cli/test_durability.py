@@ -39,9 +39,18 @@ from clihelpers import (
 DB = "rf.db"
 
 DAG: dict[str, list[str]] = {
-    "t01": [], "t02": [], "t03": ["t01"], "t04": ["t01", "t02"], "t05": ["t03"],
-    "t06": ["t04"], "t07": ["t05", "t06"], "t08": ["t04"], "t09": ["t07"],
-    "t10": ["t07", "t08"], "t11": ["t09"], "t12": ["t10", "t11"],
+    "t01": [],
+    "t02": [],
+    "t03": ["t01"],
+    "t04": ["t01", "t02"],
+    "t05": ["t03"],
+    "t06": ["t04"],
+    "t07": ["t05", "t06"],
+    "t08": ["t04"],
+    "t09": ["t07"],
+    "t10": ["t07", "t08"],
+    "t11": ["t09"],
+    "t12": ["t10", "t11"],
 }
 
 
@@ -50,8 +59,7 @@ def new_id(prefix: str) -> str:
 
 
 GATED = (
-    "i=0; while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; "
-    + record()
+    "i=0; while [ ! -e release ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; " + record()
 )
 """Waits (at most 30 s) until the test creates `release`, then records itself."""
 
@@ -65,7 +73,8 @@ def count_in_state(db: Path, run_id: str, state: str) -> int | None:
 
 def task_row(db: Path, run_id: str, task: str) -> tuple[str, int, int | None] | None:
     rows = try_query(
-        db, "SELECT state, attempts, pid FROM tasks WHERE run_id = ? AND name = ?",
+        db,
+        "SELECT state, attempts, pid FROM tasks WHERE run_id = ? AND name = ?",
         (run_id, task),
     )
     return rows[0] if rows else None
@@ -121,8 +130,11 @@ def test_sigkill_mid_run_then_resume_loses_nothing(procs: Procs, tmp_path: Path)
         max_concurrency=2,
     )
     proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
-    wait_for(lambda: (count_in_state(db, run_id, "succeeded") or 0) >= 3,
-             "three tasks to succeed", timeout=30)
+    wait_for(
+        lambda: (count_in_state(db, run_id, "succeeded") or 0) >= 3,
+        "three tasks to succeed",
+        timeout=30,
+    )
     procs.kill(proc)
     assert proc.returncode == -9, "the run ended before it could be killed"
 
@@ -132,8 +144,9 @@ def test_sigkill_mid_run_then_resume_loses_nothing(procs: Procs, tmp_path: Path)
     done_before = {n for n, s in before.items() if s == "succeeded"}
     running_before = {n for n, s in before.items() if s == "running"}
     assert 3 <= len(done_before) < len(DAG)
-    attempts_before = dict(query(db, "SELECT name, attempts FROM tasks WHERE run_id = ?",
-                                 (run_id,)))
+    attempts_before = dict(
+        query(db, "SELECT name, attempts FROM tasks WHERE run_id = ?", (run_id,))
+    )
 
     resumed = procs.run("resume", run_id, "--db", DB, timeout=60)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
@@ -147,8 +160,9 @@ def test_sigkill_mid_run_then_resume_loses_nothing(procs: Procs, tmp_path: Path)
         assert attempts[name] == 1
     for name in running_before:
         assert attempts[name] == attempts_before[name] + 1
-        lost = [e for e in evs if e["task"] == name and e["from"] == "running"
-                and e["to"] == "ready"]
+        lost = [
+            e for e in evs if e["task"] == name and e["from"] == "running" and e["to"] == "ready"
+        ]
         assert len(lost) == 1 and "lost" in (lost[0]["detail"] or ""), lost
     for name in set(DAG) - running_before:
         assert attempts[name] == 1
@@ -170,15 +184,17 @@ def test_sigkill_during_a_long_task_reruns_it(procs: Procs, tmp_path: Path) -> N
     run_id = new_id("long")
     db = tmp_path / DB
     long_script = (
-        'if [ "$REVIEWFLOW_ATTEMPT" = 1 ]; then touch long.started; sleep 60; fi; '
-        + record()
+        'if [ "$REVIEWFLOW_ATTEMPT" = 1 ]; then touch long.started; sleep 60; fi; ' + record()
     )
     needs = {"prep": [], "long": ["prep"], "after": ["long"]}
-    write_workflow(tmp_path / "wf.yaml", {
-        "prep": sh(record()),
-        "long": sh(long_script, needs=["prep"]),
-        "after": sh(record(), needs=["long"]),
-    })
+    write_workflow(
+        tmp_path / "wf.yaml",
+        {
+            "prep": sh(record()),
+            "long": sh(long_script, needs=["prep"]),
+            "after": sh(record(), needs=["long"]),
+        },
+    )
     proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
 
     def long_pid() -> int | None:
@@ -201,11 +217,15 @@ def test_sigkill_during_a_long_task_reruns_it(procs: Procs, tmp_path: Path) -> N
     assert_dependencies_respected(evs, needs)
     long_path = [(e["from"], e["to"], e["attempt"]) for e in evs if e["task"] == "long"]
     assert long_path == [
-        ("blocked", "ready", 0), ("ready", "running", 1), ("running", "ready", 1),
-        ("ready", "running", 2), ("running", "succeeded", 2),
+        ("blocked", "ready", 0),
+        ("ready", "running", 1),
+        ("running", "ready", 1),
+        ("ready", "running", 2),
+        ("running", "succeeded", 2),
     ]
-    lost = next(e for e in evs if e["task"] == "long" and e["to"] == "ready"
-                and e["from"] == "running")
+    lost = next(
+        e for e in evs if e["task"] == "long" and e["to"] == "ready" and e["from"] == "running"
+    )
     assert "lost" in lost["detail"]
     assert task_row(db, run_id, "long")[1] == 2
     assert sorted(recorded(tmp_path / "done.txt")) == [("after", 1), ("long", 2), ("prep", 1)]
@@ -217,16 +237,23 @@ def test_sigkill_during_a_long_task_reruns_it(procs: Procs, tmp_path: Path) -> N
 def test_cancel_from_another_process(procs: Procs, tmp_path: Path) -> None:
     run_id = new_id("cancel")
     db = tmp_path / DB
-    write_workflow(tmp_path / "wf.yaml", {
-        "slow1": sh("sleep 60"),
-        "slow2": sh("sleep 60"),
-        "later": sh(record(), needs=["slow1"]),
-    }, max_concurrency=2)
+    write_workflow(
+        tmp_path / "wf.yaml",
+        {
+            "slow1": sh("sleep 60"),
+            "slow2": sh("sleep 60"),
+            "later": sh(record(), needs=["slow1"]),
+        },
+        max_concurrency=2,
+    )
     proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
 
     def both_running() -> list[int] | None:
-        rows = try_query(db, "SELECT pid FROM tasks WHERE run_id = ? AND state = 'running'"
-                         " AND pid IS NOT NULL", (run_id,))
+        rows = try_query(
+            db,
+            "SELECT pid FROM tasks WHERE run_id = ? AND state = 'running' AND pid IS NOT NULL",
+            (run_id,),
+        )
         return [r[0] for r in rows] if rows and len(rows) == 2 else None
 
     pgids = wait_for(both_running, "both slow tasks to run", timeout=30)
@@ -243,8 +270,11 @@ def test_cancel_from_another_process(procs: Procs, tmp_path: Path) -> None:
     assert code == 1, out + err
     assert "database is locked" not in out + err
     assert run_state(db, run_id) == "cancelled"
-    assert task_states(db, run_id) == {"slow1": "cancelled", "slow2": "cancelled",
-                                       "later": "cancelled"}
+    assert task_states(db, run_id) == {
+        "slow1": "cancelled",
+        "slow2": "cancelled",
+        "later": "cancelled",
+    }
     assert all(pid_gone(pid) for pid in members), "the cancelled tasks' processes were stopped"
     assert not (tmp_path / "done.txt").exists()
     again = procs.run("cancel", run_id, "--db", DB)
@@ -255,12 +285,16 @@ def test_pause_and_resume_from_other_processes(procs: Procs, tmp_path: Path) -> 
     run_id = new_id("pause")
     db = tmp_path / DB
     needs = {"a": [], "b": ["a"], "c": ["b"], "d": []}
-    write_workflow(tmp_path / "wf.yaml", {
-        "a": sh(GATED),
-        "b": sh(record(), needs=["a"]),
-        "c": sh(record(), needs=["b"]),
-        "d": sh(record(), priority="low"),
-    }, max_concurrency=1)
+    write_workflow(
+        tmp_path / "wf.yaml",
+        {
+            "a": sh(GATED),
+            "b": sh(record(), needs=["a"]),
+            "c": sh(record(), needs=["b"]),
+            "d": sh(record(), priority="low"),
+        },
+        max_concurrency=1,
+    )
     proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
     wait_for(lambda: is_running(db, run_id, "a"), "task a to run", timeout=30)
 
@@ -272,8 +306,11 @@ def test_pause_and_resume_from_other_processes(procs: Procs, tmp_path: Path) -> 
 
     # The running task finishes; nothing new starts while the run is paused.
     (tmp_path / "release").touch()
-    wait_for(lambda: (task_row(db, run_id, "a") or ("",))[0] == "succeeded",
-             "task a to finish while paused", timeout=30)
+    wait_for(
+        lambda: (task_row(db, run_id, "a") or ("",))[0] == "succeeded",
+        "task a to finish while paused",
+        timeout=30,
+    )
     time.sleep(1.0)  # a few heartbeats of the executing process
     states = task_states(db, run_id)
     assert states["b"] in ("blocked", "ready") and states["d"] in ("blocked", "ready"), states
@@ -298,7 +335,8 @@ def test_pause_and_resume_from_other_processes(procs: Procs, tmp_path: Path) -> 
     pause_at = next(e["id"] for e in evs if e["task"] is None and e["to"] == "paused")
     resume_at = next(e["id"] for e in evs if e["task"] is None and e["from"] == "paused")
     started_while_paused = [
-        e["task"] for e in evs
+        e["task"]
+        for e in evs
         if e["to"] == "running" and e["task"] and pause_at < e["id"] < resume_at
     ]
     assert started_while_paused == []
@@ -309,11 +347,14 @@ def test_resume_a_run_killed_while_paused(procs: Procs, tmp_path: Path) -> None:
     run_id = new_id("paused-kill")
     db = tmp_path / DB
     needs = {"a": [], "b": ["a"], "c": ["b"]}
-    write_workflow(tmp_path / "wf.yaml", {
-        "a": sh(GATED),
-        "b": sh(record(), needs=["a"]),
-        "c": sh(record(), needs=["b"]),
-    })
+    write_workflow(
+        tmp_path / "wf.yaml",
+        {
+            "a": sh(GATED),
+            "b": sh(record(), needs=["a"]),
+            "c": sh(record(), needs=["b"]),
+        },
+    )
     proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
     wait_for(lambda: is_running(db, run_id, "a"), "task a to run", timeout=30)
     paused = procs.run("pause", run_id, "--db", DB, timeout=30)
@@ -349,18 +390,31 @@ def test_processes_share_one_database(procs: Procs, tmp_path: Path) -> None:
     ids = {k: new_id(k) for k in ("one", "two", "victim")}
     chain = {f"s{i}": [f"s{i - 1}"] if i else [] for i in range(5)}
     for key in ("one", "two"):
-        write_workflow(tmp_path / f"{key}.yaml", {
-            name: sh(record(f"{key}.txt", sleep=0.15), needs=deps) for name, deps in chain.items()
-        }, name=key, max_concurrency=2)
-    write_workflow(tmp_path / "victim.yaml", {"slow": sh("sleep 60"),
-                                               "never": sh(record("victim.txt"), needs=["slow"])},
-                   name="victim")
+        write_workflow(
+            tmp_path / f"{key}.yaml",
+            {
+                name: sh(record(f"{key}.txt", sleep=0.15), needs=deps)
+                for name, deps in chain.items()
+            },
+            name=key,
+            max_concurrency=2,
+        )
+    write_workflow(
+        tmp_path / "victim.yaml",
+        {"slow": sh("sleep 60"), "never": sh(record("victim.txt"), needs=["slow"])},
+        name="victim",
+    )
 
-    runs = {key: procs.start("run", f"{key}.yaml", "--db", DB, "--run-id", rid, run_id=rid)
-            for key, rid in ids.items()}
+    runs = {
+        key: procs.start("run", f"{key}.yaml", "--db", DB, "--run-id", rid, run_id=rid)
+        for key, rid in ids.items()
+    }
     wait_for(lambda: is_running(db, ids["victim"], "slow"), "the victim to run", timeout=30)
-    wait_for(lambda: (try_query(db, "SELECT count(*) FROM runs") or [(0,)])[0][0] == 3,
-             "the three runs to be stored", timeout=30)
+    wait_for(
+        lambda: (try_query(db, "SELECT count(*) FROM runs") or [(0,)])[0][0] == 3,
+        "the three runs to be stored",
+        timeout=30,
+    )
     follower = procs.start("run", "one.yaml", "--db", DB, "--run-id", ids["one"])
     cancel = procs.start("cancel", ids["victim"], "--db", DB)
 
@@ -404,13 +458,19 @@ def test_interrupted_run_is_resumable(procs: Procs, tmp_path: Path, signame: str
 
     run_id = new_id("int")
     db = tmp_path / DB
-    write_workflow(tmp_path / "wf.yaml", {
-        "a": sh("if [ ! -e a.once ]; then touch a.once; sleep 60; fi; " + record()),
-        "b": sh(record(), needs=["a"]),
-    })
+    write_workflow(
+        tmp_path / "wf.yaml",
+        {
+            "a": sh("if [ ! -e a.once ]; then touch a.once; sleep 60; fi; " + record()),
+            "b": sh(record(), needs=["a"]),
+        },
+    )
     proc = procs.start("run", "wf.yaml", "--db", DB, "--run-id", run_id, run_id=run_id)
-    wait_for(lambda: (task_row(db, run_id, "a") or ("", 0, None))[2],
-             "task a to start its process", timeout=30)
+    wait_for(
+        lambda: (task_row(db, run_id, "a") or ("", 0, None))[2],
+        "task a to start its process",
+        timeout=30,
+    )
     proc.send_signal(getattr(signal, signame))
     code, out, err = procs.finish(proc, timeout=30)
     assert code == 130, out + err
@@ -433,8 +493,11 @@ def test_cancel_a_paused_run_from_another_process(procs: Procs, tmp_path: Path) 
     wait_for(lambda: is_running(db, run_id, "a"), "task a to run", timeout=30)
     assert procs.run("pause", run_id, "--db", DB, timeout=30).returncode == 0
     (tmp_path / "release").touch()
-    wait_for(lambda: (task_row(db, run_id, "a") or ("",))[0] == "succeeded",
-             "task a to finish while paused", timeout=30)
+    wait_for(
+        lambda: (task_row(db, run_id, "a") or ("",))[0] == "succeeded",
+        "task a to finish while paused",
+        timeout=30,
+    )
     cancelled = procs.run("cancel", run_id, "--db", DB, timeout=30)
     assert cancelled.returncode == 0, cancelled.stderr
     code, out, err = procs.finish(proc, timeout=30)
@@ -442,10 +505,17 @@ def test_cancel_a_paused_run_from_another_process(procs: Procs, tmp_path: Path) 
     assert run_state(db, run_id) == "cancelled"
     assert task_states(db, run_id) == {"a": "succeeded", "b": "cancelled"}
     assert recorded(tmp_path / "done.txt") == [("a", 1)]
-    run_path = [(e["from"], e["to"]) for e in events(db, run_id)
-                if e["task"] is None and e["from"] != e["to"]]
-    assert run_path == [(None, "pending"), ("pending", "running"), ("running", "paused"),
-                        ("paused", "cancelled")]
+    run_path = [
+        (e["from"], e["to"])
+        for e in events(db, run_id)
+        if e["task"] is None and e["from"] != e["to"]
+    ]
+    assert run_path == [
+        (None, "pending"),
+        ("pending", "running"),
+        ("running", "paused"),
+        ("paused", "cancelled"),
+    ]
 
 
 def test_resume_force_takes_over_a_live_run(procs: Procs, tmp_path: Path) -> None:
@@ -460,8 +530,11 @@ def test_resume_force_takes_over_a_live_run(procs: Procs, tmp_path: Path) -> Non
     old_owner = query(db, "SELECT owner FROM runs WHERE run_id = ?", (run_id,))[0][0]
 
     new = procs.start("resume", run_id, "--db", DB, "--force")
-    wait_for(lambda: new.poll() is not None or (task_row(db, run_id, "a") or ("", 0))[1] == 2,
-             "the new owner to restart task a", timeout=30)
+    wait_for(
+        lambda: new.poll() is not None or (task_row(db, run_id, "a") or ("", 0))[1] == 2,
+        "the new owner to restart task a",
+        timeout=30,
+    )
     if new.poll() is not None:
         code, out, err = procs.finish(new)
         pytest.fail(f"resume --force exited {code} instead of taking over: {out}{err}")

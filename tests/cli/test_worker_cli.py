@@ -38,8 +38,10 @@ def once_then_quick(name: str, first_sleep: float = 30.0) -> str:
     """Its first execution creates `<name>.started` and sleeps; any later one records itself
     at once. (An attempt handed back by a draining worker keeps its number, so the attempt
     number cannot tell them apart.)"""
-    return (f'if [ -e {name}.started ]; then {record()}; '
-            f'else touch {name}.started; sleep {first_sleep}; {record()}; fi')
+    return (
+        f"if [ -e {name}.started ]; then {record()}; "
+        f"else touch {name}.started; sleep {first_sleep}; {record()}; fi"
+    )
 
 
 def started(name: str, sleep: float) -> str:
@@ -67,9 +69,12 @@ class Db:
         return rows[0][0] if rows else None
 
     def task(self, run_id: str, name: str) -> dict[str, Any]:
-        (state, attempts, owner, lost), = self.rows(
+        ((state, attempts, owner, lost),) = self.rows(
             "SELECT state, attempts, owner, lost_attempts FROM tasks"
-            " WHERE run_id = %s AND name = %s", run_id, name)
+            " WHERE run_id = %s AND name = %s",
+            run_id,
+            name,
+        )
         return {"state": state, "attempts": attempts, "owner": owner, "lost": lost}
 
     def worker(self, name: str) -> str | None:
@@ -83,14 +88,20 @@ class Db:
     def events(self, run_id: str, task: str | None = None) -> list[dict[str, Any]]:
         rows = self.rows(
             "SELECT task, from_state, to_state, attempt, detail FROM events WHERE run_id = %s"
-            " ORDER BY id", run_id)
+            " ORDER BY id",
+            run_id,
+        )
         keys = ("task", "from", "to", "attempt", "detail")
         found = [dict(zip(keys, r, strict=True)) for r in rows]
         return [e for e in found if task is None or e["task"] == task]
 
     def wait_run(self, run_id: str, *states: str, timeout: float = 20.0) -> str:
-        return wait_for(lambda: (s := self.run_state(run_id)) in states and s,
-                        f"run {run_id} to be {'/'.join(states)}", timeout, 0.05)
+        return wait_for(
+            lambda: (s := self.run_state(run_id)) in states and s,
+            f"run {run_id} to be {'/'.join(states)}",
+            timeout,
+            0.05,
+        )
 
     def close(self) -> None:
         self.conn.close()
@@ -108,11 +119,17 @@ class Rf:
         self.cwd, self.url, self.procs = cwd, url, procs
         self.logs: dict[int, Path] = {}
 
-    def __call__(self, *args: str, timeout: float = CMD_TIMEOUT
-                 ) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, timeout: float = CMD_TIMEOUT
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
-            [sys.executable, "-m", "reviewflow", *args], cwd=self.cwd, env=cli_env(),
-            capture_output=True, text=True, timeout=timeout, start_new_session=True,
+            [sys.executable, "-m", "reviewflow", *args],
+            cwd=self.cwd,
+            env=cli_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            start_new_session=True,
         )
         assert "Traceback" not in done.stderr, done.stderr
         return done
@@ -130,10 +147,26 @@ class Rf:
         log_path = self.cwd / f"worker-{name}-{len(self.logs)}.log"
         with log_path.open("w") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "reviewflow", "worker", "--db", self.url, "--name", name,
-                 "--poll-interval", "0.1", *options],
-                cwd=self.cwd, env=cli_env(), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "reviewflow",
+                    "worker",
+                    "--db",
+                    self.url,
+                    "--name",
+                    name,
+                    "--poll-interval",
+                    "0.1",
+                    *options,
+                ],
+                cwd=self.cwd,
+                env=cli_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
             )
         self.procs.started.append(proc)
         self.logs[proc.pid] = log_path
@@ -142,8 +175,9 @@ class Rf:
     def log(self, proc: subprocess.Popen[str]) -> str:
         return self.logs[proc.pid].read_text(errors="replace")
 
-    def stop(self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM,
-             timeout: float = 15.0) -> int:
+    def stop(
+        self, proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 15.0
+    ) -> int:
         """Signal the worker (only it) and wait for its exit; its exit code."""
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, sig)
@@ -151,8 +185,8 @@ class Rf:
             return proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise AssertionError(
-                f"worker {proc.pid} still running {timeout}s after signal {sig}:\n"
-                + self.log(proc)) from None
+                f"worker {proc.pid} still running {timeout}s after signal {sig}:\n" + self.log(proc)
+            ) from None
 
     def workers(self) -> list[dict[str, Any]]:
         done = self("workers", "--db", self.url, "--json")
@@ -171,8 +205,10 @@ def leftovers(run_id: str) -> list[int]:
     for p in psutil.process_iter(["pid"]):
         try:
             env = p.environ()
-            if f"REVIEWFLOW_RUN_ID={env.get('REVIEWFLOW_RUN_ID')}" == marker \
-                    and p.status() != psutil.STATUS_ZOMBIE:
+            if (
+                f"REVIEWFLOW_RUN_ID={env.get('REVIEWFLOW_RUN_ID')}" == marker
+                and p.status() != psutil.STATUS_ZOMBIE
+            ):
                 found.append(p.pid)
         except (psutil.Error, OSError):
             continue
@@ -200,10 +236,15 @@ def rf(tmp_path: Path, pg_url: str, db: Db) -> Iterator[Rf]:
 
 def two_tasks(tmp_path: Path, first: str, *, name: str = "wf", **fields: Any) -> Path:
     """`a` (a shell script) then `b` (a python task, after `a`)."""
-    return write_workflow(tmp_path / f"{name}.yaml", {
-        "a": sh(first),
-        "b": {"type": "python", "call": "cli_tasks:record", "needs": ["a"]},
-    }, name=name, **fields)
+    return write_workflow(
+        tmp_path / f"{name}.yaml",
+        {
+            "a": sh(first),
+            "b": {"type": "python", "call": "cli_tasks:record", "needs": ["a"]},
+        },
+        name=name,
+        **fields,
+    )
 
 
 # ------------------------------------------------------------------------------ submit
@@ -240,8 +281,13 @@ def test_submit_prints_only_the_run_id_and_leaves_the_run_to_workers(
     assert as_json.returncode == 0, as_json.stderr
     assert json.loads(as_json.stdout) == {"run_id": "pr-42", "created": False}
     assert db.rows("SELECT count(*) FROM runs")[0][0] == 2
-    assert db.rows("SELECT count(*) FROM events WHERE run_id = 'pr-42' AND task IS NULL"
-                   " AND to_state = 'running'")[0][0] == 1
+    assert (
+        db.rows(
+            "SELECT count(*) FROM events WHERE run_id = 'pr-42' AND task IS NULL"
+            " AND to_state = 'running'"
+        )[0][0]
+        == 1
+    )
 
 
 def test_submit_with_a_sqlite_database_is_a_one_line_error(rf: Rf, tmp_path: Path) -> None:
@@ -280,11 +326,17 @@ def test_a_worker_executes_submitted_runs_and_workers_lists_it_until_sigterm(
 
     # `reviewflow workers`: the live worker, by name, host, pid, heartbeat age, running.
     # (the count is as of the worker's last heartbeat: wait for one after the runs ended)
-    (listed,) = wait_for(lambda: [w for w in rf.workers() if w["running"] == 0],
-                         "the worker to report no running attempt")
+    (listed,) = wait_for(
+        lambda: [w for w in rf.workers() if w["running"] == 0],
+        "the worker to report no running attempt",
+    )
     assert {"name", "host", "pid", "heartbeat_age", "running"} <= set(listed)
     assert (listed["name"], listed["host"], listed["pid"], listed["running"]) == (
-        "w1", socket.gethostname(), w1.pid, 0)
+        "w1",
+        socket.gethostname(),
+        w1.pid,
+        0,
+    )
     assert isinstance(listed["heartbeat_age"], float) and listed["heartbeat_age"] >= 0
     table = rf("workers", "--db", rf.url)
     assert table.returncode == 0, table.stderr
@@ -353,16 +405,22 @@ def test_sigterm_hands_a_long_attempt_back_uncounted_and_another_worker_runs_it(
 def test_a_second_signal_hands_back_at_once_even_a_python_task(
     rf: Rf, db: Db, tmp_path: Path
 ) -> None:
-    wf = write_workflow(tmp_path / "wf.yaml", {
-        "p": {"type": "python", "call": "worker_cli_tasks:nap_once", "params": {"seconds": 30}},
-    })
+    wf = write_workflow(
+        tmp_path / "wf.yaml",
+        {
+            "p": {"type": "python", "call": "worker_cli_tasks:nap_once", "params": {"seconds": 30}},
+        },
+    )
     rid = rf.submit(wf)
     w1 = rf.worker("w1", "--grace", "30", "--lease-ttl", "60")  # heartbeats every 20 s
     wait_for(lambda: (tmp_path / "p.started").exists(), "the task to start")
     os.kill(w1.pid, signal.SIGINT)  # Ctrl-C drains like SIGTERM: the attempt gets its grace
     # `reviewflow workers` shows it draining at once, not at its next heartbeat
-    wait_for(lambda: w1.poll() is not None or db.worker("w1") == "draining",
-             "the worker to report draining", timeout=10)
+    wait_for(
+        lambda: w1.poll() is not None or db.worker("w1") == "draining",
+        "the worker to report draining",
+        timeout=10,
+    )
     assert w1.poll() is None, rf.log(w1)
     assert rf.live("w1")["state"] == "draining"  # type: ignore[index]
     assert rf.stop(w1, timeout=10) == 0, rf.log(w1)  # the second signal: hand back now
@@ -399,8 +457,10 @@ def test_a_sigkilled_workers_task_is_taken_over_after_its_lease_expires(
     rid = rf.submit(wf)
     w1 = rf.worker("w1", "--lease-ttl", "1")
     wait_for(lambda: (tmp_path / "t.started").exists(), "the task's process to start")
-    wait_for(lambda: db.rows("SELECT pid FROM tasks WHERE run_id = %s", rid)[0][0],
-             "the task's process to be recorded")
+    wait_for(
+        lambda: db.rows("SELECT pid FROM tasks WHERE run_id = %s", rid)[0][0],
+        "the task's process to be recorded",
+    )
     assert rf.stop(w1, signal.SIGKILL) == -signal.SIGKILL
 
     w2 = rf.worker("w2", "--lease-ttl", "1")
@@ -420,9 +480,7 @@ def test_a_sigkilled_workers_task_is_taken_over_after_its_lease_expires(
 # ------------------------------------------------------------------------------ control
 
 
-def test_cancel_stops_the_running_attempt_at_its_worker(
-    rf: Rf, db: Db, tmp_path: Path
-) -> None:
+def test_cancel_stops_the_running_attempt_at_its_worker(rf: Rf, db: Db, tmp_path: Path) -> None:
     wf = two_tasks(tmp_path, started("a", 30))
     rid = rf.submit(wf)
     w1 = rf.worker("w1")
@@ -503,8 +561,6 @@ def test_pause_lets_the_running_attempt_finish_and_starts_nothing_new(
     assert db.wait_run(rid, "succeeded", "failed") == "succeeded", db.events(rid)
     assert recorded(tmp_path / "done.txt") == [("a", 1), ("b", 1)]
     assert rf.stop(w1) == 0, rf.log(w1)
-
-
 
 
 def test_a_second_live_worker_with_the_same_name_is_refused(rf: Rf, tmp_path: Path) -> None:

@@ -64,7 +64,9 @@ class FakeGitHub:
             self._next_id += 1
             cid = self._next_id
             doc = {
-                "id": cid, "body": body, "user": {"login": login},
+                "id": cid,
+                "body": body,
+                "user": {"login": login},
                 "html_url": f"https://github.com/{REPO}/pull/{pr}#issuecomment-{cid}",
             }
             self.comments.setdefault(pr, []).append(doc)
@@ -146,7 +148,7 @@ class FakeGitHub:
         per_page = min(int(query.get("per_page", ["30"])[0]), self.page_size)
         page = int(query.get("page", ["1"])[0])
         comments = self.comments.get(pr, [])
-        chunk = comments[(page - 1) * per_page: page * per_page]
+        chunk = comments[(page - 1) * per_page : page * per_page]
         headers = {}
         if page * per_page < len(comments):
             base = self.link_base or self.url
@@ -155,8 +157,9 @@ class FakeGitHub:
         return 200, chunk, headers
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, doc: Any,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, doc: Any, headers: dict[str, str] | None = None
+    ) -> None:
         raw = json.dumps(doc).encode()
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")

@@ -54,7 +54,9 @@ def test_files_pass_githubs_schema(schema: str, path: Path) -> None:
     assert CHECK_JSONSCHEMA.exists(), "check-jsonschema is a dev dependency"
     done = subprocess.run(
         [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(path)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -127,7 +129,9 @@ def test_workflow_shape() -> None:
     on = doc[True] if True in doc else doc["on"]  # YAML 1.1 reads a bare `on` as true
     assert on == {"pull_request": {"types": ["opened", "synchronize", "reopened"]}}
     assert doc["permissions"] == {
-        "contents": "read", "pull-requests": "write", "security-events": "write",
+        "contents": "read",
+        "pull-requests": "write",
+        "security-events": "write",
         "actions": "read",
     }
     steps = workflow_steps()
@@ -198,7 +202,11 @@ def run_step(name: str, env: dict[str, str], cwd: Path, **step_env: str) -> int:
     script.write_text(s["run"], encoding="utf-8")
     done = subprocess.run(
         [str(BASH), "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-        env={**env, **step_env}, cwd=cwd, capture_output=True, text=True, timeout=60,
+        env={**env, **step_env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert "Traceback" not in done.stderr
     return done.returncode
@@ -213,17 +221,28 @@ def review_env(out: str) -> dict[str, str]:
     return {"BASE": "abc123", "TEMPLATE": "pr", "INPUT_PATH": "my dir/$(touch pwned)", "OUT": out}
 
 
-def test_review_step_keeps_going_on_request_changes(runner_env: dict[str, str],
-                                                    tmp_path: Path) -> None:
+def test_review_step_keeps_going_on_request_changes(
+    runner_env: dict[str, str], tmp_path: Path
+) -> None:
     ws = tmp_path / "ws"
     env = {**runner_env, "FAKE_VERDICT": "request_changes", "FAKE_CODE": "1"}
     assert run_step("Review", env, ws, **review_env("out dir")) == 0
     args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
-    assert args == ["review", "my dir/$(touch pwned)", "--base", "abc123", "--template", "pr",
-                    "--out", "out dir"]
+    assert args == [
+        "review",
+        "my dir/$(touch pwned)",
+        "--base",
+        "abc123",
+        "--template",
+        "pr",
+        "--out",
+        "out dir",
+    ]
     assert not (ws / "pwned").exists()  # values are data, never code
     assert outputs(env) == {
-        "exit-code": "1", "verdict": "request_changes", "report": "out dir/report.md",
+        "exit-code": "1",
+        "verdict": "request_changes",
+        "report": "out dir/report.md",
         "sarif": "out dir/report.sarif",
     }
     assert Path(env["GITHUB_STEP_SUMMARY"]).read_text(encoding="utf-8") == "# report\n"
@@ -233,8 +252,9 @@ def test_review_step_keeps_going_on_request_changes(runner_env: dict[str, str],
     assert run_step("Verdict", env, ws, CODE="0", VERDICT="approve") == 0
 
 
-def test_review_step_on_bad_input_reports_nothing(runner_env: dict[str, str],
-                                                  tmp_path: Path) -> None:
+def test_review_step_on_bad_input_reports_nothing(
+    runner_env: dict[str, str], tmp_path: Path
+) -> None:
     env = {**runner_env, "FAKE_VERDICT": "", "FAKE_CODE": "2"}
     assert run_step("Review", env, tmp_path / "ws", **review_env("rf")) == 0
     assert outputs(env) == {"exit-code": "2", "verdict": "", "report": "", "sarif": ""}
@@ -248,31 +268,50 @@ def test_a_forged_verdict_cannot_add_outputs(runner_env: dict[str, str], tmp_pat
     assert outputs(env)["report"] == "rf/report.md"
 
 
-@pytest.mark.parametrize(("code", "fork", "expected"),
-                         [("0", "false", 0), ("1", "false", 1), ("1", "true", 0)])
-def test_comment_step_forgives_forks_only(runner_env: dict[str, str], tmp_path: Path,
-                                          code: str, fork: str, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("code", "fork", "expected"), [("0", "false", 0), ("1", "false", 1), ("1", "true", 0)]
+)
+def test_comment_step_forgives_forks_only(
+    runner_env: dict[str, str], tmp_path: Path, code: str, fork: str, expected: int
+) -> None:
     env = {**runner_env, "FAKE_CODE": code}
-    rc = run_step("Comment on the pull request", env, tmp_path / "ws", GITHUB_TOKEN="t",
-                  PR="7", REPORT="rf/report.md", FROM_FORK=fork)
+    rc = run_step(
+        "Comment on the pull request",
+        env,
+        tmp_path / "ws",
+        GITHUB_TOKEN="t",
+        PR="7",
+        REPORT="rf/report.md",
+        FROM_FORK=fork,
+    )
     assert rc == expected
     args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
-    assert args == ["github", "comment", "--repo", "octo-org/octo-repo", "--pr", "7",
-                    "--report", "rf/report.md"]
+    assert args == [
+        "github",
+        "comment",
+        "--repo",
+        "octo-org/octo-repo",
+        "--pr",
+        "7",
+        "--report",
+        "rf/report.md",
+    ]
 
 
-def test_install_step_self_installs_the_action_checkout(runner_env: dict[str, str],
-                                                       tmp_path: Path) -> None:
+def test_install_step_self_installs_the_action_checkout(
+    runner_env: dict[str, str], tmp_path: Path
+) -> None:
     bin_dir = Path(runner_env["PATH"].split(os.pathsep)[0])
     (bin_dir / "python").unlink()
     fake_python = bin_dir / "python"
-    fake_python.write_text('#!/bin/sh\nprintf "%s\\n" "$@" >> "$FAKE_ARGS.py"\n',
-                           encoding="utf-8")
+    fake_python.write_text('#!/bin/sh\nprintf "%s\\n" "$@" >> "$FAKE_ARGS.py"\n', encoding="utf-8")
     fake_python.chmod(0o755)
     env = {**runner_env, "FAKE_CODE": "0", "GITHUB_ACTION_PATH": "/actions/rf dir"}
     assert run_step("Install reviewflow", env, tmp_path / "ws", VERSION="self") == 0
-    assert run_step("Install reviewflow", env, tmp_path / "ws",
-                    VERSION="reviewflow[review]==0.1.0") == 0
+    assert (
+        run_step("Install reviewflow", env, tmp_path / "ws", VERSION="reviewflow[review]==0.1.0")
+        == 0
+    )
     args = Path(env["FAKE_ARGS"] + ".py").read_text(encoding="utf-8").splitlines()
     specs = [a for a in args if "review]" in a]
     assert specs == ["/actions/rf dir[review]", "reviewflow[review]==0.1.0"]

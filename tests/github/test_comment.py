@@ -236,13 +236,16 @@ def test_bad_credentials_are_reported(
 ) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", "wrong")
     assert_one_line_error(
-        post(write_report(tmp_path, "r")), 1, f"GET {COMMENTS}?per_page=100&page=1",
+        post(write_report(tmp_path, "r")),
+        1,
+        f"GET {COMMENTS}?per_page=100&page=1",
         "answered 401: Bad credentials",
     )
 
 
-def test_unreachable_api_is_a_one_line_failure(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_api_is_a_one_line_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -310,9 +313,7 @@ def test_post_lost_in_a_gateway_error_is_not_posted_twice(
     assert len(fake_github.calls("POST")) == 1
 
 
-def test_post_refused_by_a_gateway_is_posted_again(
-    fake_github: FakeGitHub, tmp_path: Path
-) -> None:
+def test_post_refused_by_a_gateway_is_posted_again(fake_github: FakeGitHub, tmp_path: Path) -> None:
     fake_github.fail("POST", 502)
     result = post(write_report(tmp_path, "r"))
     assert result.exit_code == 0, result.stderr
@@ -324,8 +325,12 @@ def test_post_refused_by_a_gateway_is_posted_again(
 def test_secondary_rate_limit_waits_for_retry_after(
     fake_github: FakeGitHub, tmp_path: Path
 ) -> None:
-    fake_github.fail("POST", 403, message="You have exceeded a secondary rate limit",
-                     headers={"Retry-After": "0"})
+    fake_github.fail(
+        "POST",
+        403,
+        message="You have exceeded a secondary rate limit",
+        headers={"Retry-After": "0"},
+    )
     fake_github.fail("GET", 429, headers={"Retry-After": "0"})
     result = post(write_report(tmp_path, "r"))
     assert result.exit_code == 0, result.stderr
@@ -379,10 +384,13 @@ def test_comment_deleted_meanwhile_is_created_again(
 
 
 def test_validation_errors_are_one_line(fake_github: FakeGitHub, tmp_path: Path) -> None:
-    errors = [{"resource": "IssueComment", "code": "custom",
-               "message": "body is too long\n(maximum is 65536 characters)"}]
+    errors = [
+        {
+            "resource": "IssueComment",
+            "code": "custom",
+            "message": "body is too long\n(maximum is 65536 characters)",
+        }
+    ]
     fake_github.fail("POST", 422, message="Validation Failed", extra={"errors": errors})
     line = assert_one_line_error(post(write_report(tmp_path, "r")), 1, "answered 422")
-    assert line.endswith(
-        "Validation Failed (body is too long (maximum is 65536 characters))"
-    )
+    assert line.endswith("Validation Failed (body is too long (maximum is 65536 characters))")

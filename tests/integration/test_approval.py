@@ -28,23 +28,39 @@ GATE = "approve"
 
 def gate_spec(gate: dict[str, Any] | None = None, **run_fields: Any):
     """build -> approve (an approval gate) -> ship."""
-    body = {"type": "approval", "needs": ["build"], "params": {"approvers": ["alice", "bob"]},
-            **(gate or {})}
-    return workflow({
-        "build": sh("echo built"),
-        GATE: body,
-        "ship": sh("echo shipped", needs=[GATE]),
-    }, name="gate", **run_fields)
+    body = {
+        "type": "approval",
+        "needs": ["build"],
+        "params": {"approvers": ["alice", "bob"]},
+        **(gate or {}),
+    }
+    return workflow(
+        {
+            "build": sh("echo built"),
+            GATE: body,
+            "ship": sh("echo shipped", needs=[GATE]),
+        },
+        name="gate",
+        **run_fields,
+    )
 
 
-def decide(store: Store, run_id: str, decision: str, who: str, comment: str | None = None,
-           task: str = GATE):
+def decide(
+    store: Store, run_id: str, decision: str, who: str, comment: str | None = None, task: str = GATE
+):
     """Record a decision as `reviewflow approve|reject` does (event included)."""
     row = tasks_by_name(store, run_id)[task]
     now = time.time()
     detail = f"{decision} by {who}" + (f": {comment}" if comment else "")
-    return store.decide_approval(run_id, task, decision, who, comment, now,
-                                 (run_id, task, row.state, row.state, row.attempts, now, detail))
+    return store.decide_approval(
+        run_id,
+        task,
+        decision,
+        who,
+        comment,
+        now,
+        (run_id, task, row.state, row.state, row.attempts, now, detail),
+    )
 
 
 def waiting(store: Store, run_id: str, task: str = GATE) -> bool:
@@ -60,8 +76,9 @@ def hint(run_id: str, task: str = GATE) -> str:
     return f"waiting for approval: reviewflow approve {run_id} {task}"
 
 
-def run_with_decision(engine, store, other: Store, run_id: str, decision: str, who: str,
-                      comment: str | None) -> RunState:
+def run_with_decision(
+    engine, store, other: Store, run_id: str, decision: str, who: str, comment: str | None
+) -> RunState:
     """Execute the run; once the gate waits, decide through `other`."""
 
     async def main() -> RunState:
@@ -81,17 +98,18 @@ def test_an_approval_written_to_the_store_lets_the_run_continue(stores, make_eng
     store = stores.main
     engine = make_engine(store)
     run_id, _ = engine.submit(gate_spec())
-    state = run_with_decision(engine, store, stores.second_handle(), run_id, "approved",
-                              "alice", "ok")
+    state = run_with_decision(
+        engine, store, stores.second_handle(), run_id, "approved", "alice", "ok"
+    )
     assert state is RunState.SUCCEEDED
     rows = tasks_by_name(store, run_id)
     assert {n: r.state for n, r in rows.items()} == dict.fromkeys(
-        ("build", GATE, "ship"), "succeeded")
+        ("build", GATE, "ship"), "succeeded"
+    )
     assert rows[GATE].attempts == 1
     assert rows[GATE].wait_reason is None  # no longer waiting
     doc = {t["name"]: t for t in run_status(store, run_id)["tasks"]}
-    assert doc[GATE]["result"] == {
-        "decision": "approved", "approver": "alice", "comment": "ok"}
+    assert doc[GATE]["result"] == {"decision": "approved", "approver": "alice", "comment": "ok"}
     said = details(store, run_id)
     assert said == [hint(run_id), "approved by alice: ok"]
     evs = task_events(store, run_id, GATE)
@@ -106,16 +124,16 @@ def test_an_approval_written_to_the_store_lets_the_run_continue(stores, make_eng
     assert record.requested_at <= record.decided_at
 
 
-@pytest.mark.parametrize(("policy", "ship"), [("fail_fast", "cancelled"),
-                                              ("continue", "skipped")])
+@pytest.mark.parametrize(("policy", "ship"), [("fail_fast", "cancelled"), ("continue", "skipped")])
 def test_a_rejection_fails_the_gate_and_its_dependents_do_not_run(
     stores, make_engine, policy: str, ship: str
 ) -> None:
     store = stores.main
     engine = make_engine(store)
     run_id, _ = engine.submit(gate_spec(failure_policy=policy))
-    state = run_with_decision(engine, store, stores.second_handle(), run_id, "rejected", "bob",
-                              "too long")
+    state = run_with_decision(
+        engine, store, stores.second_handle(), run_id, "rejected", "bob", "too long"
+    )
     assert state is RunState.FAILED
     rows = tasks_by_name(store, run_id)
     assert rows[GATE].state == "failed"
@@ -130,17 +148,20 @@ def test_a_decision_taken_before_the_gate_starts_is_used_at_once(stores, make_en
     """Decided while the gate is still blocked: no wait, no "waiting for approval" note."""
     store = stores.main
     engine = make_engine(store)
-    spec = workflow({
-        "build": sh("sleep 0.3"),
-        GATE: {"type": "approval", "needs": ["build"]},
-        "ship": sh("true", needs=[GATE]),
-    })
+    spec = workflow(
+        {
+            "build": sh("sleep 0.3"),
+            GATE: {"type": "approval", "needs": ["build"]},
+            "ship": sh("true", needs=[GATE]),
+        }
+    )
     run_id, _ = engine.submit(spec)
 
     async def main() -> RunState:
         execution = asyncio.create_task(engine.execute(run_id))
         assert await wait_until(
-            lambda: tasks_by_name(store, run_id)["build"].state == "running", timeout=10)
+            lambda: tasks_by_name(store, run_id)["build"].state == "running", timeout=10
+        )
         assert tasks_by_name(store, run_id)[GATE].state == "blocked"
         decide(stores.second_handle(), run_id, "approved", "alice")
         return await execution
@@ -235,7 +256,10 @@ def test_no_decision_in_time_rejects(store, make_engine) -> None:
     assert rows["ship"].state == "cancelled"
     record = store.get_approval(run_id, GATE)
     assert (record.decision, record.approver, record.comment) == (
-        "rejected", "timeout", "no decision within 0.4s")
+        "rejected",
+        "timeout",
+        "no decision within 0.4s",
+    )
     assert record.decided_at - record.requested_at >= 0.4
     assert "rejected by timeout: no decision within 0.4s" in details(store, run_id)
     assert not [e for e in task_events(store, run_id, GATE) if e.to_state == "timed_out"]
@@ -249,7 +273,8 @@ def test_reject_is_the_default_policy(make_engine) -> None:
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
     assert tasks_by_name(store, run_id)[GATE].error == (
-        "rejected by timeout: no decision within 0.2s")
+        "rejected by timeout: no decision within 0.2s"
+    )
 
 
 def test_no_decision_in_time_approves_with_on_timeout_approve(store, make_engine) -> None:
@@ -259,8 +284,11 @@ def test_no_decision_in_time_approves_with_on_timeout_approve(store, make_engine
     rows = tasks_by_name(store, run_id)
     assert rows["ship"].state == "succeeded"
     doc = {t["name"]: t for t in run_status(store, run_id)["tasks"]}
-    assert doc[GATE]["result"] == {"decision": "approved", "approver": "timeout",
-                                   "comment": "no decision within 0.3s"}
+    assert doc[GATE]["result"] == {
+        "decision": "approved",
+        "approver": "timeout",
+        "comment": "no decision within 0.3s",
+    }
     assert "approved by timeout: no decision within 0.3s" in details(store, run_id)
 
 
@@ -269,8 +297,9 @@ def test_escalation_notes_who_and_keeps_waiting(stores, make_engine) -> None:
     engine = make_engine(store)
     params: dict[str, Any] = {"approvers": ["alice"], "escalate_to": "carol"}
     text = "escalated to carol: no decision within 0.2s"
-    run_id, _ = engine.submit(gate_spec({"timeout": "0.2s", "on_timeout": "escalate",
-                                         "params": params}))
+    run_id, _ = engine.submit(
+        gate_spec({"timeout": "0.2s", "on_timeout": "escalate", "params": params})
+    )
     reason: list[str | None] = []
 
     async def main() -> RunState:
@@ -302,18 +331,24 @@ def test_escalation_to_nobody_in_particular(make_engine) -> None:
         return await execution
 
     assert arun(main()) is RunState.SUCCEEDED
-    assert details(store, run_id) == [hint(run_id), "escalated: no decision within 0.1s",
-                                      "approved by bob"]
+    assert details(store, run_id) == [
+        hint(run_id),
+        "escalated: no decision within 0.1s",
+        "approved by bob",
+    ]
 
 
 def test_an_approval_without_timeout_has_no_limit(make_engine) -> None:
     """Neither the 60 s default nor `defaults.timeout` bounds the wait for a person; the
     shell tasks of the same workflow keep their timeout."""
-    spec = workflow({
-        "build": sh("true"),
-        GATE: {"type": "approval", "needs": ["build"]},
-        "ship": sh("true", needs=[GATE]),
-    }, defaults={"timeout": "0.2s"})
+    spec = workflow(
+        {
+            "build": sh("true"),
+            GATE: {"type": "approval", "needs": ["build"]},
+            "ship": sh("true", needs=[GATE]),
+        },
+        defaults={"timeout": "0.2s"},
+    )
     assert spec.tasks[GATE].timeout is None
     assert spec.tasks["build"].timeout == 0.2
     assert gate_spec().tasks[GATE].timeout is None
@@ -388,11 +423,19 @@ def test_the_store_keeps_the_first_request_and_one_decision(stores, make_engine)
     assert store.get_approval(run_id, GATE) is None
     first = store.open_approval(run_id, GATE, 100.0)
     assert (first.run_id, first.task, first.requested_at, first.decision) == (
-        run_id, GATE, 100.0, None)
+        run_id,
+        GATE,
+        100.0,
+        None,
+    )
     assert other.open_approval(run_id, GATE, 200.0).requested_at == 100.0
     decided = other.decide_approval(run_id, GATE, "approved", "alice", "ok", 300.0)
     assert (decided.decision, decided.approver, decided.comment, decided.decided_at) == (
-        "approved", "alice", "ok", 300.0)
+        "approved",
+        "alice",
+        "ok",
+        300.0,
+    )
     assert store.get_approval(run_id, GATE) == decided
     with pytest.raises(ApprovalDecided, match="already approved by alice"):
         store.decide_approval(run_id, GATE, "rejected", "bob", "no", 400.0)
@@ -455,8 +498,13 @@ def test_approvers_are_a_list_of_names(approvers: Any) -> None:
 
 
 def test_a_valid_gate() -> None:
-    spec = gate_spec({"timeout": "72h", "on_timeout": "escalate",
-                      "params": {"approvers": ["alice"], "escalate_to": "carol"}})
+    spec = gate_spec(
+        {
+            "timeout": "72h",
+            "on_timeout": "escalate",
+            "params": {"approvers": ["alice"], "escalate_to": "carol"},
+        }
+    )
     task = spec.tasks[GATE]
     assert (task.type, task.timeout, task.on_timeout) == ("approval", 72 * 3600, "escalate")
     assert (task.run, task.call) == (None, None)
@@ -477,11 +525,30 @@ def test_a_recorded_approval_survives_many_lost_processes(stores, make_engine) -
 
     def row(name: str, state: str, attempts: int) -> tuple[Any, ...]:
         wait = hint(run_id) if name == GATE else None
-        return (state, attempts, now, now, now if state == "succeeded" else None, None, None,
-                None, None, wait, None, name)
+        return (
+            state,
+            attempts,
+            now,
+            now,
+            now if state == "succeeded" else None,
+            None,
+            None,
+            None,
+            None,
+            wait,
+            None,
+            name,
+        )
 
-    store.write(Batch(run_id, dead, now + 30, run=("running", now, None, None),
-                      tasks=[row("build", "succeeded", 1), row(GATE, "running", 4)]))
+    store.write(
+        Batch(
+            run_id,
+            dead,
+            now + 30,
+            run=("running", now, None, None),
+            tasks=[row("build", "succeeded", 1), row(GATE, "running", 4)],
+        )
+    )
     store.open_approval(run_id, GATE, now - 60)
     decide(stores.second_handle(), run_id, "approved", "alice", "ok")
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -491,17 +558,21 @@ def test_a_recorded_approval_survives_many_lost_processes(stores, make_engine) -
 def test_a_waiting_gate_does_not_hold_a_concurrency_slot(make_engine) -> None:
     store = MemoryStore()
     engine = make_engine(store)
-    spec = workflow({
-        GATE: {"type": "approval", "priority": "high"},
-        "other": sh("true"),
-    }, max_concurrency=1)
+    spec = workflow(
+        {
+            GATE: {"type": "approval", "priority": "high"},
+            "other": sh("true"),
+        },
+        max_concurrency=1,
+    )
     run_id, _ = engine.submit(spec)
 
     async def main() -> bool:
         execution = asyncio.create_task(engine.execute(run_id))
         try:
             return await wait_until(
-                lambda: tasks_by_name(store, run_id)["other"].state == "succeeded", timeout=1)
+                lambda: tasks_by_name(store, run_id)["other"].state == "succeeded", timeout=1
+            )
         finally:
             decide(store, run_id, "approved", "alice")
             await execution
@@ -512,8 +583,9 @@ def test_a_waiting_gate_does_not_hold_a_concurrency_slot(make_engine) -> None:
 def test_a_gate_is_escalated_once_across_restarts(stores, make_engine) -> None:
     store = stores.main
     first = make_engine(store)
-    run_id, _ = first.submit(gate_spec({"timeout": "0.2s", "on_timeout": "escalate",
-                                        "params": {"escalate_to": "carol"}}))
+    run_id, _ = first.submit(
+        gate_spec({"timeout": "0.2s", "on_timeout": "escalate", "params": {"escalate_to": "carol"}})
+    )
     text = "escalated to carol: no decision within 0.2s"
 
     async def interrupted() -> RunState:

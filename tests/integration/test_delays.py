@@ -14,10 +14,12 @@ SLACK = 0.25  # upper-bound tolerance for a loaded machine
 
 
 def test_delay_counts_from_the_dependency_finishing(store, make_engine) -> None:
-    spec = workflow({
-        "a": py("asleep", params={"seconds": 0.1}),
-        "b": py("anoop", needs=["a"], delay="300ms"),
-    })
+    spec = workflow(
+        {
+            "a": py("asleep", params={"seconds": 0.1}),
+            "b": py("anoop", needs=["a"], delay="300ms"),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -27,11 +29,13 @@ def test_delay_counts_from_the_dependency_finishing(store, make_engine) -> None:
 
 
 def test_delay_counts_from_the_last_dependency(store, make_engine) -> None:
-    spec = workflow({
-        "fast": py("anoop"),
-        "slow": py("asleep", params={"seconds": 0.3}),
-        "join": py("anoop", needs=["fast", "slow"], delay="200ms"),
-    })
+    spec = workflow(
+        {
+            "fast": py("anoop"),
+            "slow": py("asleep", params={"seconds": 0.3}),
+            "join": py("anoop", needs=["fast", "slow"], delay="200ms"),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -73,10 +77,12 @@ def test_delayed_task_shows_when_it_will_start(store, make_engine) -> None:
 
 
 def test_not_before_duration_counts_from_run_creation(store, make_engine) -> None:
-    spec = workflow({
-        "a": py("anoop", not_before="400ms"),
-        "b": py("anoop"),
-    })
+    spec = workflow(
+        {
+            "a": py("anoop", not_before="400ms"),
+            "b": py("anoop"),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
 
@@ -93,10 +99,12 @@ def test_not_before_duration_counts_from_run_creation(store, make_engine) -> Non
 
 
 def test_not_before_already_passed_adds_no_wait(store, make_engine) -> None:
-    spec = workflow({
-        "a": py("asleep", params={"seconds": 0.3}),
-        "b": py("anoop", needs=["a"], not_before="100ms"),
-    })
+    spec = workflow(
+        {
+            "a": py("asleep", params={"seconds": 0.3}),
+            "b": py("anoop", needs=["a"], not_before="100ms"),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED

@@ -43,19 +43,22 @@ def _succeeded_once(store, run_id: str) -> None:
 
 def _executions(log: Path) -> Counter:
     """How many attempts of each task ran to their end (lines `end <task> ...`)."""
-    return Counter(line.split()[1] for line in log.read_text().splitlines()
-                   if line.startswith("end "))
+    return Counter(
+        line.split()[1] for line in log.read_text().splitlines() if line.startswith("end ")
+    )
 
 
 def _layered_spec(log: Path):
     p = {"seconds": 0.3, "log": str(log)}
-    return workflow({
-        "a1": py("asleep", params=p),
-        "a2": py("asleep", params=p),
-        "a3": py("asleep", params=p),
-        "b": py("asleep", params={**p, "seconds": 0.05}, needs=["a1", "a2", "a3"]),
-        "c": py("asleep", params={**p, "seconds": 0.05}, needs=["b"]),
-    })
+    return workflow(
+        {
+            "a1": py("asleep", params=p),
+            "a2": py("asleep", params=p),
+            "a3": py("asleep", params=p),
+            "b": py("asleep", params={**p, "seconds": 0.05}, needs=["a1", "a2", "a3"]),
+            "c": py("asleep", params={**p, "seconds": 0.05}, needs=["b"]),
+        }
+    )
 
 
 def test_shutdown_mid_run_then_another_engine_finishes_it(
@@ -69,8 +72,9 @@ def test_shutdown_mid_run_then_another_engine_finishes_it(
     async def first() -> RunState:
         execution = asyncio.create_task(engine_a.execute(run_id))
         assert await wait_until(
-            lambda: all(tasks_by_name(store_a, run_id)[n].state == "running"
-                        for n in ("a1", "a2", "a3"))
+            lambda: all(
+                tasks_by_name(store_a, run_id)[n].state == "running" for n in ("a1", "a2", "a3")
+            )
         )
         engine_a.shutdown()
         return await execution
@@ -113,21 +117,33 @@ def test_tasks_left_running_by_a_dead_owner_are_recovered(
     the store, as that process would have) is taken over; the lost attempts count."""
     log = tmp_path / "exec.log"
     store = sqlite_stores()
-    spec = workflow({
-        "a": py("asleep", params={"seconds": 0.05, "log": str(log)},
-                retry={"max_retries": max_retries}),
-        "b": py("asleep", params={"seconds": 0.05, "log": str(log)}, needs=["a"]),
-    })
+    spec = workflow(
+        {
+            "a": py(
+                "asleep",
+                params={"seconds": 0.05, "log": str(log)},
+                retry={"max_retries": max_retries},
+            ),
+            "b": py("asleep", params={"seconds": 0.05, "log": str(log)}, needs=["a"]),
+        }
+    )
     run_id, _ = make_engine(store).submit(spec)
     dead = f"{socket.gethostname()}:{_dead_pid()}:deadbeef"
     now = time.time()
     assert store.claim_run(run_id, dead, now + 60, expected=None)  # lease not even expired
-    store.write(Batch(
-        run_id, dead, now + 60, run=("running", now, None, None),
-        tasks=[_task_row("a", state="running", attempts=1, ready_at=now, started_at=now)],
-        events=[(run_id, None, "pending", "running", None, now, None),
-                (run_id, "a", "ready", "running", 1, now, None)],
-    ))
+    store.write(
+        Batch(
+            run_id,
+            dead,
+            now + 60,
+            run=("running", now, None, None),
+            tasks=[_task_row("a", state="running", attempts=1, ready_at=now, started_at=now)],
+            events=[
+                (run_id, None, "pending", "running", None, now, None),
+                (run_id, "a", "ready", "running", 1, now, None),
+            ],
+        )
+    )
 
     engine = make_engine(sqlite_stores())
     final = arun(engine.execute(run_id))
@@ -174,13 +190,19 @@ def test_forced_takeover_fences_off_the_old_owner(
     store records each completion once - B's."""
     store_a, store_b = sqlite_stores(), sqlite_stores()
     engine_a, engine_b = make_engine(store_a), make_engine(store_b)
-    spec = workflow({
-        "first": py("anoop"),
-        # A's attempt (the first) would sleep 30 s: it only ends early if A stops it.
-        "long": sh('echo $$ >> pids; [ "$REVIEWFLOW_ATTEMPT" = 1 ] && exec sleep 30; sleep 0.2',
-                   cwd=str(tmp_path), kill_grace="1s", needs=["first"]),
-        "last": py("anoop", needs=["long"]),
-    })
+    spec = workflow(
+        {
+            "first": py("anoop"),
+            # A's attempt (the first) would sleep 30 s: it only ends early if A stops it.
+            "long": sh(
+                'echo $$ >> pids; [ "$REVIEWFLOW_ATTEMPT" = 1 ] && exec sleep 30; sleep 0.2',
+                cwd=str(tmp_path),
+                kill_grace="1s",
+                needs=["first"],
+            ),
+            "last": py("anoop", needs=["long"]),
+        }
+    )
     run_id, _ = engine_a.submit(spec)
 
     async def main() -> tuple[BaseException | RunState, RunState]:
@@ -213,8 +235,21 @@ def test_forced_takeover_fences_off_the_old_owner(
 
     # whatever A would still write is refused
     with pytest.raises(LeaseLost):
-        store_a.write(Batch(run_id, engine_a.owner, time.time() + 30,
-                            events=[(run_id, "long", "running", "succeeded", 1, time.time(),
-                                     None)]))
-    assert len([e for e in store_b.get_events(run_id) if e.to_state == "succeeded"
-                and e.task == "long"]) == 1
+        store_a.write(
+            Batch(
+                run_id,
+                engine_a.owner,
+                time.time() + 30,
+                events=[(run_id, "long", "running", "succeeded", 1, time.time(), None)],
+            )
+        )
+    assert (
+        len(
+            [
+                e
+                for e in store_b.get_events(run_id)
+                if e.to_state == "succeeded" and e.task == "long"
+            ]
+        )
+        == 1
+    )

@@ -50,11 +50,17 @@ def test_run_records_spec_meta_and_times(store, make_engine) -> None:
     assert state is RunState.SUCCEEDED
     run = store.get_run("r")
     assert (run.state, run.workflow, run.meta, run.error, run.owner) == (
-        "succeeded", "wf", {"pr": "1"}, None, None
+        "succeeded",
+        "wf",
+        {"pr": "1"},
+        None,
+        None,
     )
     assert run.created_at <= run.started_at <= run.finished_at
     assert [(e.from_state, e.to_state) for e in store.get_events("r") if e.task is None] == [
-        (None, "pending"), ("pending", "running"), ("running", "succeeded"),
+        (None, "pending"),
+        ("pending", "running"),
+        ("running", "succeeded"),
     ]
 
 
@@ -73,8 +79,11 @@ def test_observer_sees_every_stored_transition(store, make_engine) -> None:
 def test_run_sync(tmp_path: Path) -> None:
     store = MemoryStore()
     run_id, state = run_sync(
-        workflow({"t": py("anoop")}), store=store, run_id="sync-1",
-        runs_dir=tmp_path / "runs", flush_interval=0.01,
+        workflow({"t": py("anoop")}),
+        store=store,
+        run_id="sync-1",
+        runs_dir=tmp_path / "runs",
+        flush_interval=0.01,
     )
     assert (run_id, state) == ("sync-1", RunState.SUCCEEDED)
     assert store.get_run("sync-1").state == "succeeded"
@@ -110,9 +119,15 @@ def test_cancelling_execute_stops_the_attempts_it_started(
     """`asyncio.wait_for(engine.execute(r), t)` cancels execute when t passes. The processes
     of the run's running attempts must not be left behind, running unsupervised."""
     engine = make_engine(store)
-    run_id, _ = engine.submit(workflow({
-        "long": sh("echo $$ > long.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="500ms"),
-    }))
+    run_id, _ = engine.submit(
+        workflow(
+            {
+                "long": sh(
+                    "echo $$ > long.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="500ms"
+                ),
+            }
+        )
+    )
 
     async def main() -> bool:
         with pytest.raises(TimeoutError):

@@ -21,13 +21,15 @@ def _wait_gone(pid: int, within: float = 3.0) -> bool:
 
 
 def test_fail_fast_cancels_waiting_and_running_tasks(store, make_engine, tmp_path: Path) -> None:
-    spec = workflow({
-        "bad": py("fail", params={"seconds": 0.2}, retry=NO_RETRY),
-        "long": sh("echo $$ > long.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="1s"),
-        "after_long": py("anoop", needs=["long"]),
-        "after_bad": py("anoop", needs=["bad"]),
-        "delayed": py("anoop", delay="10s"),
-    })
+    spec = workflow(
+        {
+            "bad": py("fail", params={"seconds": 0.2}, retry=NO_RETRY),
+            "long": sh("echo $$ > long.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="1s"),
+            "after_long": py("anoop", needs=["long"]),
+            "after_bad": py("anoop", needs=["bad"]),
+            "delayed": py("anoop", delay="10s"),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
@@ -45,7 +47,8 @@ def test_fail_fast_cancels_waiting_and_running_tasks(store, make_engine, tmp_pat
     # the running task was stopped (not waited for): its process is gone and the run ended
     # long before its 30 s sleep would have
     assert [(e.from_state, e.to_state) for e in task_events(store, run_id, "long")][-1] == (
-        "running", "cancelled"
+        "running",
+        "cancelled",
     )
     assert "task 'bad' failed" in task_events(store, run_id, "long")[-1].detail
     assert _wait_gone(int((tmp_path / "long.pid").read_text()))
@@ -53,7 +56,8 @@ def test_fail_fast_cancels_waiting_and_running_tasks(store, make_engine, tmp_pat
     # nothing started after the failure
     bad_failed = next(e.id for e in task_events(store, run_id, "bad") if e.to_state == "failed")
     assert not [
-        e for e in store.get_events(run_id)
+        e
+        for e in store.get_events(run_id)
         if e.task and e.to_state == "running" and e.id > bad_failed
     ]
 

@@ -18,10 +18,7 @@ def _layered_dag() -> dict[str, dict]:
     tasks: dict[str, dict] = {}
     for layer in range(LAYERS):
         for i in range(WIDTH):
-            needs = (
-                [_name(layer - 1, i), _name(layer - 1, (i * 7 + 3) % WIDTH)]
-                if layer else []
-            )
+            needs = [_name(layer - 1, i), _name(layer - 1, (i * 7 + 3) % WIDTH)] if layer else []
             if len(set(needs)) < len(needs):
                 needs = [needs[0], _name(layer - 1, (i + 1) % WIDTH)]
             tasks[_name(layer, i)] = py("anoop", needs=needs)
@@ -49,6 +46,8 @@ def test_two_thousand_tasks_on_sqlite(sqlite_stores, make_engine) -> None:
 
     evs = store.get_events(run_id)
     assert Counter(e.to_state for e in evs if e.task) == {
-        "ready": 2000, "running": 2000, "succeeded": 2000,
+        "ready": 2000,
+        "running": 2000,
+        "succeeded": 2000,
     }
     assert store.get_run(run_id).state == "succeeded"

@@ -24,8 +24,14 @@ OWNER = "host-a:1:aaaa"
 
 
 def _create(store: PostgresStore, run_id: str = "r1", tasks: tuple[str, ...] = ("a", "b")) -> None:
-    run = RunRecord(run_id=run_id, workflow="wf", state="pending", spec="{}",
-                    meta={"z": "1", "a": "2"}, created_at=1000.0)
+    run = RunRecord(
+        run_id=run_id,
+        workflow="wf",
+        state="pending",
+        spec="{}",
+        meta={"z": "1", "a": "2"},
+        created_at=1000.0,
+    )
     event = (run_id, None, None, "pending", None, 1000.0, None)
     assert store.create_run(run, [TaskRecord(run_id, n, "blocked") for n in tasks], [event])
 
@@ -58,8 +64,15 @@ def test_everything_survives_reopen_and_meta_keeps_its_order(pg_url: str) -> Non
     try:
         _create(first)
         assert first.claim_run("r1", OWNER, 2000.0, expected=None)
-        first.write(Batch("r1", OWNER, 2000.0, run=("running", 1.0, None, None),
-                          events=[("r1", None, "pending", "running", None, 1.0, None)]))
+        first.write(
+            Batch(
+                "r1",
+                OWNER,
+                2000.0,
+                run=("running", 1.0, None, None),
+                events=[("r1", None, "pending", "running", None, 1.0, None)],
+            )
+        )
     finally:
         first.close()
     again = PostgresStore(pg_url)
@@ -132,11 +145,15 @@ def _schema_dump(server: pg.PgServer, url: str) -> str:
         pytest.skip("pg_dump not found")
     dump = subprocess.run(
         [pg_dump, "--schema-only", "--no-owner", "--no-privileges", "--dbname", url],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     ).stdout
     # pg_dump >= 15.14 brackets the dump with \restrict <random key>
-    return "\n".join(line for line in dump.splitlines() if not line.startswith(("\\restrict",
-                                                                             "\\unrestrict")))
+    return "\n".join(
+        line for line in dump.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
+    )
 
 
 def test_a_database_migrated_step_by_step_equals_a_fresh_one(pg_server: pg.PgServer) -> None:
@@ -160,8 +177,10 @@ def test_a_database_migrated_step_by_step_equals_a_fresh_one(pg_server: pg.PgSer
 
 def test_a_connection_error_is_one_line_without_the_password() -> None:
     port = pg._free_port()  # nothing listens there
-    for url in (f"postgresql://rf:s3cret@127.0.0.1:{port}/db",
-                f"postgresql://rf@127.0.0.1:{port}/db?password=s3cret&connect_timeout=5"):
+    for url in (
+        f"postgresql://rf:s3cret@127.0.0.1:{port}/db",
+        f"postgresql://rf@127.0.0.1:{port}/db?password=s3cret&connect_timeout=5",
+    ):
         with pytest.raises(StoreError) as caught:
             PostgresStore(url)
         message = str(caught.value)
@@ -200,9 +219,14 @@ def test_a_batch_naming_an_unknown_task_is_refused_whole(pg_url: str) -> None:
         _create(store)
         assert store.claim_run("r1", OWNER, 2000.0, expected=None)
         row = ("running", 1, None, None, None, None, None, None, None, None, None)
-        batch = Batch("r1", OWNER, 3000.0, run=("running", 1.0, None, None),
-                      tasks=[(*row, "a"), (*row, "ghost")],
-                      events=[("r1", "a", None, "running", 1, 1.0, None)])
+        batch = Batch(
+            "r1",
+            OWNER,
+            3000.0,
+            run=("running", 1.0, None, None),
+            tasks=[(*row, "a"), (*row, "ghost")],
+            events=[("r1", "a", None, "running", 1, 1.0, None)],
+        )
         with pytest.raises(StoreError, match="ghost"):
             store.write(batch)
         assert store.get_run("r1").lease_until == 2000.0
@@ -220,9 +244,16 @@ def test_nul_characters_are_stored_as_replacement_characters(pg_url: str) -> Non
         _create(store)
         assert store.claim_run("r1", OWNER, 2000.0, expected=None)
         row = ("failed", 1, None, None, None, None, None, "bad \x00 byte", None, None, None)
-        store.write(Batch("r1", OWNER, 2000.0, run=("failed", 1.0, 2.0, "a\x00"),
-                          tasks=[(*row, "a")],
-                          events=[("r1", "a", "running", "failed", 1, 2.0, "x\x00y")]))
+        store.write(
+            Batch(
+                "r1",
+                OWNER,
+                2000.0,
+                run=("failed", 1.0, 2.0, "a\x00"),
+                tasks=[(*row, "a")],
+                events=[("r1", "a", "running", "failed", 1, 2.0, "x\x00y")],
+            )
+        )
         assert store.get_run("r1").error == "a\ufffd"
         assert {t.name: t.error for t in store.get_tasks("r1")}["a"] == "bad \ufffd byte"
         assert store.get_events("r1")[-1].detail == "x\ufffdy"
@@ -246,15 +277,29 @@ def test_a_reader_following_events_misses_none_while_two_processes_add_them(
 
         def owner() -> None:
             for k in range(60):
-                owner_side.write(Batch("r1", OWNER, 9e9, events=[
-                    ("r1", None, None, f"o{k}", None, 1.0, None),
-                    ("r1", None, None, f"o{k}b", None, 1.0, None),
-                ]))
+                owner_side.write(
+                    Batch(
+                        "r1",
+                        OWNER,
+                        9e9,
+                        events=[
+                            ("r1", None, None, f"o{k}", None, 1.0, None),
+                            ("r1", None, None, f"o{k}b", None, 1.0, None),
+                        ],
+                    )
+                )
 
         def approver() -> None:
             for i in range(20):
-                approver_side.decide_approval("r1", f"gate{i}", "approved", "ann", None, 1.0,
-                                              ("r1", f"gate{i}", None, "approved", 1, 1.0, None))
+                approver_side.decide_approval(
+                    "r1",
+                    f"gate{i}",
+                    "approved",
+                    "ann",
+                    None,
+                    1.0,
+                    ("r1", f"gate{i}", None, "approved", 1, 1.0, None),
+                )
 
         seen: list[int] = []
 

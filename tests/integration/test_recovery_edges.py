@@ -24,10 +24,12 @@ def test_a_cancelled_run_interrupted_before_its_attempts_stopped_resumes_as_canc
 ):
     """cancel, then Ctrl-C while an attempt ignores SIGTERM: the resumed run ends cancelled,
     not succeeded, and the cancelled task never runs."""
-    spec = workflow({
-        "a": sh("trap '' TERM; sleep 1", kill_grace=30),
-        "b": sh("true", needs=["a"]),
-    })
+    spec = workflow(
+        {
+            "a": sh("trap '' TERM; sleep 1", kill_grace=30),
+            "b": sh("true", needs=["a"]),
+        }
+    )
     first = make_engine(store)
     run_id, _ = first.submit(spec, run_id="c1")
 
@@ -53,10 +55,12 @@ def test_recovering_a_failing_fail_fast_run_does_not_rerun_its_other_tasks(
     """A dead process left `a` (no retries left) and `b` running. Recovery fails the run on
     `a`; `b` must be cancelled, not started again."""
     marker = tmp_path / "b-ran"
-    spec = workflow({
-        "a": sh("sleep 1", retry={"max_retries": 0}),
-        "b": sh(f"echo ran >> {marker}; sleep 1"),
-    })
+    spec = workflow(
+        {
+            "a": sh("sleep 1", retry={"max_retries": 0}),
+            "b": sh(f"echo ran >> {marker}; sleep 1"),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec, run_id="f1")
     dead = f"{socket.gethostname()}:999999:dead"
@@ -66,8 +70,9 @@ def test_recovering_a_failing_fail_fast_run_does_not_rerun_its_other_tasks(
     def row(name: str) -> tuple:
         return ("running", 1, now, now, None, None, None, None, None, None, None, name)
 
-    store.write(Batch(run_id, dead, now + 30, run=("running", now, None, None),
-                      tasks=[row("a"), row("b")]))
+    store.write(
+        Batch(run_id, dead, now + 30, run=("running", now, None, None), tasks=[row("a"), row("b")])
+    )
     assert arun(engine.execute(run_id)) is RunState.FAILED
     tasks = tasks_by_name(store, run_id)
     assert tasks["a"].state == "failed" and "lost" in tasks["a"].error
@@ -77,11 +82,18 @@ def test_recovering_a_failing_fail_fast_run_does_not_rerun_its_other_tasks(
 
 def test_a_paused_run_does_not_swallow_a_key_slot_meant_for_another_run(tmp_path: Path):
     store = MemoryStore()
-    engine = Engine(store, key_limits={"k": 1}, flush_interval=FLUSH,
-                    heartbeat_interval=HEARTBEAT, runs_dir=tmp_path / "runs")
+    engine = Engine(
+        store,
+        key_limits={"k": 1},
+        flush_interval=FLUSH,
+        heartbeat_interval=HEARTBEAT,
+        runs_dir=tmp_path / "runs",
+    )
     specs = {
-        name: workflow({name.lower(): py("asleep", params={"seconds": seconds},
-                                         concurrency_key="k")}, name=name)
+        name: workflow(
+            {name.lower(): py("asleep", params={"seconds": seconds}, concurrency_key="k")},
+            name=name,
+        )
         for name, seconds in (("H", 0.3), ("A", 0.05), ("B", 0.05))
     }
     ids = {name: engine.submit(spec)[0] for name, spec in specs.items()}
@@ -119,10 +131,14 @@ class FlakyStore(MemoryStore):
 def test_a_failed_group_commit_is_written_again_by_the_next_flush(tmp_path: Path):
     store = FlakyStore()
     engine = Engine(store, flush_interval=0.01, heartbeat_interval=5, runs_dir=tmp_path)
-    run_id, _ = engine.submit(workflow({
-        "a": py("asleep", params={"seconds": 0.05}),
-        "b": py("asleep", params={"seconds": 0.3}, needs=["a"]),
-    }))
+    run_id, _ = engine.submit(
+        workflow(
+            {
+                "a": py("asleep", params={"seconds": 0.05}),
+                "b": py("asleep", params={"seconds": 0.3}, needs=["a"]),
+            }
+        )
+    )
 
     async def main() -> RunState:
         execution = asyncio.ensure_future(engine.execute(run_id))
@@ -132,7 +148,8 @@ def test_a_failed_group_commit_is_written_again_by_the_next_flush(tmp_path: Path
 
     assert arun(main()) is RunState.SUCCEEDED
     assert {t.name: t.state for t in store.get_tasks(run_id)} == {
-        "a": "succeeded", "b": "succeeded",
+        "a": "succeeded",
+        "b": "succeeded",
     }
     transitions = [(e.task, e.to_state) for e in store.get_events(run_id) if e.task]
     for task in ("a", "b"):

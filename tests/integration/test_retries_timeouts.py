@@ -35,13 +35,15 @@ def _transitions(store, run_id: str, task: str) -> list[tuple[str | None, str]]:
 
 def test_python_task_failing_twice_then_succeeding(store, make_engine, tmp_path: Path) -> None:
     counter = tmp_path / "count"
-    spec = workflow({
-        "flaky": py(
-            "flaky",
-            params={"counter": str(counter), "fail_times": 2},
-            retry={"max_retries": 3, "base_delay": "100ms", "multiplier": 2, "jitter": False},
-        ),
-    })
+    spec = workflow(
+        {
+            "flaky": py(
+                "flaky",
+                params={"counter": str(counter), "fail_times": 2},
+                retry={"max_retries": 3, "base_delay": "100ms", "multiplier": 2, "jitter": False},
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -57,9 +59,14 @@ def test_python_task_failing_twice_then_succeeding(store, make_engine, tmp_path:
     assert json.loads(row.result) == {"executions": 3}
     assert _transitions(store, run_id, "flaky") == [
         ("blocked", "ready"),
-        ("ready", "running"), ("running", "retry_wait"), ("retry_wait", "ready"),
-        ("ready", "running"), ("running", "retry_wait"), ("retry_wait", "ready"),
-        ("ready", "running"), ("running", "succeeded"),
+        ("ready", "running"),
+        ("running", "retry_wait"),
+        ("retry_wait", "ready"),
+        ("ready", "running"),
+        ("running", "retry_wait"),
+        ("retry_wait", "ready"),
+        ("ready", "running"),
+        ("running", "succeeded"),
     ]
     evs = task_events(store, run_id, "flaky")
     assert [e.attempt for e in evs if e.to_state == "running"] == [1, 2, 3]
@@ -80,13 +87,15 @@ def test_jitter_scales_the_delay_down_to_half(store, make_engine, tmp_path: Path
     """With jitter the delay is base * (0.5 + 0.5 * rand); the engine's `rand` source is
     pinned to 0 so the first retry waits exactly half of base_delay (0.2 s of 0.4 s)."""
     counter = tmp_path / "count"
-    spec = workflow({
-        "flaky": py(
-            "flaky",
-            params={"counter": str(counter), "fail_times": 1},
-            retry={"max_retries": 1, "base_delay": "400ms", "jitter": True},
-        ),
-    })
+    spec = workflow(
+        {
+            "flaky": py(
+                "flaky",
+                params={"counter": str(counter), "fail_times": 1},
+                retry={"max_retries": 1, "base_delay": "400ms", "jitter": True},
+            ),
+        }
+    )
     engine = make_engine(store, rand=lambda: 0.0)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -99,13 +108,15 @@ def test_jitter_scales_the_delay_down_to_half(store, make_engine, tmp_path: Path
 
 def test_retries_exhausted_fail_the_task_and_run(store, make_engine, tmp_path: Path) -> None:
     counter = tmp_path / "count"
-    spec = workflow({
-        "flaky": py(
-            "flaky",
-            params={"counter": str(counter), "fail_times": 100},
-            retry={"max_retries": 2, "base_delay": "10ms", "jitter": False},
-        ),
-    })
+    spec = workflow(
+        {
+            "flaky": py(
+                "flaky",
+                params={"counter": str(counter), "fail_times": 100},
+                retry={"max_retries": 2, "base_delay": "10ms", "jitter": False},
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
@@ -128,16 +139,20 @@ def test_retry_on_retries_only_the_named_exceptions(
     store, make_engine, tmp_path: Path, exc: str, retried: bool
 ) -> None:
     counter = tmp_path / "count"
-    spec = workflow({
-        "t": py(
-            "raise_named",
-            params={"counter": str(counter), "exc": exc},
-            retry={
-                "max_retries": 2, "base_delay": "10ms", "jitter": False,
-                "retry_on": ["ValueError", "CustomError"],
-            },
-        ),
-    })
+    spec = workflow(
+        {
+            "t": py(
+                "raise_named",
+                params={"counter": str(counter), "exc": exc},
+                retry={
+                    "max_retries": 2,
+                    "base_delay": "10ms",
+                    "jitter": False,
+                    "retry_on": ["ValueError", "CustomError"],
+                },
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
@@ -155,13 +170,15 @@ def test_retry_on_retries_only_the_named_exceptions(
 def test_shell_retry_on_exit_codes(
     store, make_engine, tmp_path: Path, code: int, retried: bool
 ) -> None:
-    spec = workflow({
-        "t": sh(
-            f"echo run >> count; exit {code}",
-            cwd=str(tmp_path),
-            retry={"max_retries": 2, "base_delay": "10ms", "retry_on_exit_codes": [3]},
-        ),
-    })
+    spec = workflow(
+        {
+            "t": sh(
+                f"echo run >> count; exit {code}",
+                cwd=str(tmp_path),
+                retry={"max_retries": 2, "base_delay": "10ms", "retry_on_exit_codes": [3]},
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
@@ -173,9 +190,13 @@ def test_shell_retry_on_exit_codes(
 
 
 def test_shell_task_output_and_environment(store, make_engine, tmp_path: Path) -> None:
-    spec = workflow({
-        "t": sh('echo "$REVIEWFLOW_TASK $REVIEWFLOW_ATTEMPT $GREETING"', env={"GREETING": "hi"}),
-    })
+    spec = workflow(
+        {
+            "t": sh(
+                'echo "$REVIEWFLOW_TASK $REVIEWFLOW_ATTEMPT $GREETING"', env={"GREETING": "hi"}
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -201,15 +222,17 @@ def _wait_gone(pid: int, within: float = 3.0) -> bool:
 def test_shell_timeout_kills_the_whole_process_group(
     store, make_engine, tmp_path: Path, max_retries: int
 ) -> None:
-    spec = workflow({
-        "slow": sh(
-            'sleep 30 & echo $! > "child.$REVIEWFLOW_ATTEMPT.pid"; sleep 30',
-            cwd=str(tmp_path),
-            timeout="500ms",
-            kill_grace="500ms",
-            retry={"max_retries": max_retries, "base_delay": "50ms"},
-        ),
-    })
+    spec = workflow(
+        {
+            "slow": sh(
+                'sleep 30 & echo $! > "child.$REVIEWFLOW_ATTEMPT.pid"; sleep 30',
+                cwd=str(tmp_path),
+                timeout="500ms",
+                kill_grace="500ms",
+                retry={"max_retries": max_retries, "base_delay": "50ms"},
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
@@ -221,8 +244,11 @@ def test_shell_timeout_kills_the_whole_process_group(
     expected = [("blocked", "ready")]
     for attempt in range(max_retries + 1):
         expected += per_attempt
-        expected += [("timed_out", "retry_wait"), ("retry_wait", "ready")] if (
-            attempt < max_retries) else [("timed_out", "failed")]
+        expected += (
+            [("timed_out", "retry_wait"), ("retry_wait", "ready")]
+            if (attempt < max_retries)
+            else [("timed_out", "failed")]
+        )
     assert _transitions(store, run_id, "slow") == expected
     evs = task_events(store, run_id, "slow")
     started = [e.at for e in evs if e.to_state == "running"]
@@ -239,12 +265,17 @@ def test_shell_timeout_kills_children_that_ignore_sigterm(
     store, make_engine, tmp_path: Path
 ) -> None:
     stubborn = "trap '' TERM; echo $$ > stubborn.pid; while :; do sleep 0.05; done"
-    spec = workflow({
-        "slow": sh(
-            f'sh -c "{stubborn}" & sleep 30',
-            cwd=str(tmp_path), timeout="300ms", kill_grace="300ms", retry={"max_retries": 0},
-        ),
-    })
+    spec = workflow(
+        {
+            "slow": sh(
+                f'sh -c "{stubborn}" & sleep 30',
+                cwd=str(tmp_path),
+                timeout="300ms",
+                kill_grace="300ms",
+                retry={"max_retries": 0},
+            ),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
@@ -253,16 +284,19 @@ def test_shell_timeout_kills_children_that_ignore_sigterm(
 
 
 def test_python_task_timeout(store, make_engine) -> None:
-    spec = workflow({
-        "slow": py("asleep", params={"seconds": 10}, timeout="200ms", retry={"max_retries": 0}),
-    })
+    spec = workflow(
+        {
+            "slow": py("asleep", params={"seconds": 10}, timeout="200ms", retry={"max_retries": 0}),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
     assert arun(engine.execute(run_id)) is RunState.FAILED
     row = tasks_by_name(store, run_id)["slow"]
     assert (row.state, row.error) == ("failed", "timed out after 0.2s")
     assert _transitions(store, run_id, "slow")[-2:] == [
-        ("running", "timed_out"), ("timed_out", "failed"),
+        ("running", "timed_out"),
+        ("timed_out", "failed"),
     ]
     assert 0.2 - EPS <= row.finished_at - row.started_at < 0.2 + SLACK
 
@@ -270,8 +304,7 @@ def test_python_task_timeout(store, make_engine) -> None:
 def test_run_timeout_fails_the_run(store, make_engine, tmp_path: Path) -> None:
     spec = workflow(
         {
-            "slow": sh("echo $$ > slow.pid; exec sleep 30", cwd=str(tmp_path),
-                       kill_grace="500ms"),
+            "slow": sh("echo $$ > slow.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="500ms"),
             "after": py("anoop", needs=["slow"]),
         },
         timeout="500ms",
@@ -289,7 +322,8 @@ def test_run_timeout_fails_the_run(store, make_engine, tmp_path: Path) -> None:
     assert "run timeout" in rows["slow"].error
     assert rows["after"].state == "cancelled"
     assert _transitions(store, run_id, "slow")[-2:] == [
-        ("running", "timed_out"), ("timed_out", "failed"),
+        ("running", "timed_out"),
+        ("timed_out", "failed"),
     ]
     assert run_events(store, run_id)[-1].to_state == "failed"
     assert _wait_gone(int((tmp_path / "slow.pid").read_text()))
@@ -308,7 +342,10 @@ def test_a_sync_task_that_hangs_past_its_timeout_does_not_keep_the_process_alive
     exe = str(Path(sys.executable).parent / "reviewflow")
     started = _time.monotonic()
     proc = subprocess.run(
-        [exe, "run", "wf.yaml", "--db", "h.db"], cwd=tmp_path, capture_output=True, text=True,
+        [exe, "run", "wf.yaml", "--db", "h.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
         timeout=60,
     )
     assert proc.returncode == 1, proc.stderr

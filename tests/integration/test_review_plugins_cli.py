@@ -28,9 +28,12 @@ from reviewflow.store import SQLiteStore
 PACKAGE = Path(__file__).resolve().parents[1] / "data" / "plugins" / "rf_tiny_plugin"
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Test", "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "Test", "GIT_COMMITTER_EMAIL": "test@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1", "HOME": "/nonexistent",
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "HOME": "/nonexistent",
 }
 
 
@@ -42,14 +45,21 @@ def write(folder: Path, files: dict[str, str]) -> Path:
     return folder
 
 
-def rf(*args: Any, cwd: Path, path: list[Path] | None = None,
-       timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def rf(
+    *args: Any, cwd: Path, path: list[Path] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """`python -m reviewflow ARGS` in `cwd` with `path` on PYTHONPATH; never a traceback."""
     env = {k: v for k, v in os.environ.items() if k not in ("REVIEWFLOW_DB", "PYTHONPATH")}
     if path:
         env["PYTHONPATH"] = os.pathsep.join(str(p) for p in path)
-    done = subprocess.run([sys.executable, "-m", "reviewflow", *map(str, args)], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "reviewflow", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
     return done
 
@@ -64,8 +74,13 @@ def one_line_error(done: subprocess.CompletedProcess[str]) -> str:
 
 
 def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=True,
-                   env={**os.environ, **GIT_ENV}, timeout=60)
+    subprocess.run(
+        ["git", "-C", str(root), *args],
+        capture_output=True,
+        check=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=60,
+    )
 
 
 def repo_with_change(root: Path, change: dict[str, str]) -> Path:
@@ -81,11 +96,26 @@ def repo_with_change(root: Path, change: dict[str, str]) -> Path:
     return root
 
 
-def review(repo: Path, template: Path | str, *, cwd: Path, path: list[Path] | None = None,
-           ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+def review(
+    repo: Path,
+    template: Path | str,
+    *,
+    cwd: Path,
+    path: list[Path] | None = None,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
     out = cwd / "report"
-    done = rf("review", repo, "--template", template, "--out", out, "--db", cwd / "rf.db",
-              cwd=cwd, path=path)
+    done = rf(
+        "review",
+        repo,
+        "--template",
+        template,
+        "--out",
+        out,
+        "--db",
+        cwd / "rf.db",
+        cwd=cwd,
+        path=path,
+    )
     report = out / "report.json"
     return done, json.loads(report.read_text()) if report.exists() else None
 
@@ -99,9 +129,24 @@ def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     site = work / "site"
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-         "--no-build-isolation", "--no-cache-dir", "--target", str(site), str(source)],
-        capture_output=True, text=True, env=env, timeout=110,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-cache-dir",
+            "--target",
+            str(site),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=110,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     (dist,) = site.glob("rf_tiny_plugin-0.1.0.dist-info")
@@ -114,30 +159,39 @@ def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ghost_dist(tmp_path: Path) -> Path:
     """An installed distribution whose entry points name a module that is not there."""
     site = tmp_path / "ghost-site"
-    write(site, {
-        "rf_ghost-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: rf-ghost\nVersion: 1.0\n",
-        "rf_ghost-1.0.dist-info/entry_points.txt": """
+    write(
+        site,
+        {
+            "rf_ghost-1.0.dist-info/METADATA": (
+                "Metadata-Version: 2.1\nName: rf-ghost\nVersion: 1.0\n"
+            ),
+            "rf_ghost-1.0.dist-info/entry_points.txt": """
             [reviewflow.task_types]
             ghost_type = rf_ghost_not_installed:GhostType
 
             [reviewflow.checks]
             ghost = rf_ghost_not_installed:ghost
         """,
-    })
+        },
+    )
     return site
 
 
 # ------------------------------------------------------------------ an installed plugin package
 
 
-def test_installed_package_task_type_validates_runs_and_its_result_is_stored(
-        tiny_site, tmp_path):
-    write(tmp_path, {"wf.yaml": """
+def test_installed_package_task_type_validates_runs_and_its_result_is_stored(tiny_site, tmp_path):
+    write(
+        tmp_path,
+        {
+            "wf.yaml": """
         name: tiny
         tasks:
           first: {type: echo_param, params: {greeting: hello, n: 2}}
           second: {type: echo_param, needs: [first], params: {after: first}}
-    """})
+    """
+        },
+    )
     # Without the package the type does not exist: the install is what provides it.
     message = one_line_error(rf("validate", "wf.yaml", cwd=tmp_path))
     assert "unknown task type 'echo_param'" in message
@@ -146,8 +200,17 @@ def test_installed_package_task_type_validates_runs_and_its_result_is_stored(
     assert done.returncode == 0, done.stderr
     assert "wf.yaml: ok (tiny: 2 tasks)" in done.stdout
 
-    done = rf("run", "wf.yaml", "--db", "rf.db", "--run-id", "t1", "--json", cwd=tmp_path,
-              path=[tiny_site])
+    done = rf(
+        "run",
+        "wf.yaml",
+        "--db",
+        "rf.db",
+        "--run-id",
+        "t1",
+        "--json",
+        cwd=tmp_path,
+        path=[tiny_site],
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["state"] == "succeeded"
     # The result is in the database: a new process (which needs no plugin to read it) sees it.
@@ -161,12 +224,18 @@ def test_installed_package_task_type_validates_runs_and_its_result_is_stored(
 
 @needs_git
 def test_installed_package_check_runs_in_a_review(tiny_site, tmp_path):
-    repo = repo_with_change(tmp_path / "repo", {
-        "src/no_header.py": "x = 1\n",
-        "src/with_header.py": "# SPDX-License-Identifier: MIT\ny = 2\n",
-        "docs/notes.md": "not python, not checked\n",
-    })
-    write(tmp_path, {"tmpl.yaml": """
+    repo = repo_with_change(
+        tmp_path / "repo",
+        {
+            "src/no_header.py": "x = 1\n",
+            "src/with_header.py": "# SPDX-License-Identifier: MIT\ny = 2\n",
+            "docs/notes.md": "not python, not checked\n",
+        },
+    )
+    write(
+        tmp_path,
+        {
+            "tmpl.yaml": """
         name: licensed
         extends: pr
         checks:
@@ -176,7 +245,9 @@ def test_installed_package_check_runs_in_a_review(tiny_site, tmp_path):
           format: {when: never}
           tests: {when: never}
         gates: {min_changed_line_coverage: null}
-    """})
+    """
+        },
+    )
     done, doc = review(repo, "tmpl.yaml", cwd=tmp_path, path=[tiny_site])
     assert doc is not None, done.stdout + done.stderr
     assert done.returncode == 1  # the licence error on a changed line requests changes
@@ -185,11 +256,16 @@ def test_installed_package_check_runs_in_a_review(tiny_site, tmp_path):
     assert doc["checks"]["syntax"]["status"] == "passed"
     assert doc["checks"]["licence"]["status"] == "failed"
     assert doc["checks"]["licence"]["summary"] == "licence headers: 1 error(s), 0 warning(s)"
-    assert doc["findings"] == [{
-        "check": "licence", "file": "src/no_header.py", "line": 1, "severity": "error",
-        "rule": "licence-header",
-        "message": "no SPDX-License-Identifier line at the top of the file",
-    }]
+    assert doc["findings"] == [
+        {
+            "check": "licence",
+            "file": "src/no_header.py",
+            "line": 1,
+            "severity": "error",
+            "rule": "licence-header",
+            "message": "no SPDX-License-Identifier line at the top of the file",
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------- plugin folders
@@ -211,16 +287,19 @@ MYTYPE = """
 
 
 def test_folder_plugin_task_type_from_a_workflow_run_from_another_directory(tmp_path):
-    project = write(tmp_path / "project", {
-        "plugins/mytype.py": MYTYPE,
-        "wf.yaml": """
+    project = write(
+        tmp_path / "project",
+        {
+            "plugins/mytype.py": MYTYPE,
+            "wf.yaml": """
             name: folder
             plugins: [plugins/]
             tasks:
               a: {type: shout, params: {text: hi}}
               b: {type: shell, run: [sh, -c, "echo done"], needs: [a]}
         """,
-    })
+        },
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     done = rf("validate", "../project/wf.yaml", cwd=elsewhere)
@@ -234,21 +313,29 @@ def test_folder_plugin_task_type_from_a_workflow_run_from_another_directory(tmp_
 
 
 def test_folder_plugin_task_type_is_found_again_when_a_new_process_resumes(tmp_path):
-    project = write(tmp_path / "project", {
-        "plugins/mytype.py": MYTYPE,
-        "wf.yaml": """
+    project = write(
+        tmp_path / "project",
+        {
+            "plugins/mytype.py": MYTYPE,
+            "wf.yaml": """
             name: resumable
             plugins: [plugins/]
             tasks:
               gate: {type: approval}
               a: {type: shout, needs: [gate], params: {text: later}}
         """,
-    })
+        },
+    )
     db = tmp_path / "rf.db"
     env = {k: v for k, v in os.environ.items() if k not in ("REVIEWFLOW_DB", "PYTHONPATH")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "reviewflow", "run", "wf.yaml", "--db", str(db), "--run-id", "r1"],
-        cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         state = None
@@ -318,14 +405,19 @@ MYCHECKS = """
 
 @needs_git
 def test_folder_plugin_checks_sync_async_and_finding_dicts_run_in_a_review(tmp_path):
-    repo = repo_with_change(tmp_path / "repo", {
-        "app.py": "def f():\n    return 1  # TODO: real value\n",
-        "tool.py": "print('hi')\n",
-    })
+    repo = repo_with_change(
+        tmp_path / "repo",
+        {
+            "app.py": "def f():\n    return 1  # TODO: real value\n",
+            "tool.py": "print('hi')\n",
+        },
+    )
     # The plugin folder is named by a parent template, relative to that template's file.
-    write(tmp_path, {
-        "shared/plugins/mycheck.py": MYCHECKS,
-        "shared/base.yaml": """
+    write(
+        tmp_path,
+        {
+            "shared/plugins/mycheck.py": MYCHECKS,
+            "shared/base.yaml": """
             name: base
             plugins: [plugins/]
             checks:
@@ -334,11 +426,12 @@ def test_folder_plugin_checks_sync_async_and_finding_dicts_run_in_a_review(tmp_p
               printless: {uses: no-print, when: always}
             gates: {max_errors: 0}
         """,
-        "team/review.yaml": """
+            "team/review.yaml": """
             name: team
             extends: ../shared/base.yaml
         """,
-    })
+        },
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     done, doc = review(repo, "../team/review.yaml", cwd=elsewhere)
@@ -352,10 +445,22 @@ def test_folder_plugin_checks_sync_async_and_finding_dicts_run_in_a_review(tmp_p
     assert checks["py-count"]["metrics"] == {"files": 2}
     assert checks["printless"]["status"] == "failed"
     assert sorted(doc["findings"], key=lambda f: f["check"]) == [
-        {"check": "printless", "file": "tool.py", "line": 1, "severity": "error",
-         "rule": "print", "message": "print() call"},
-        {"check": "todo-free", "file": "app.py", "line": 2, "severity": "warning",
-         "rule": "todo", "message": "a TODO is left"},
+        {
+            "check": "printless",
+            "file": "tool.py",
+            "line": 1,
+            "severity": "error",
+            "rule": "print",
+            "message": "print() call",
+        },
+        {
+            "check": "todo-free",
+            "file": "app.py",
+            "line": 2,
+            "severity": "warning",
+            "rule": "todo",
+            "message": "a TODO is left",
+        },
     ]
 
 
@@ -363,33 +468,40 @@ def test_folder_plugin_checks_sync_async_and_finding_dicts_run_in_a_review(tmp_p
 
 
 BROKEN = {
-    "import": ("import rf_module_that_is_not_installed\n",
-               "ModuleNotFoundError: No module named 'rf_module_that_is_not_installed'"),
-    "syntax": ("class Broken:\n    name = 'broken_type'\n    def validate(self, spec) pass\n",
-               "SyntaxError: "),
+    "import": (
+        "import rf_module_that_is_not_installed\n",
+        "ModuleNotFoundError: No module named 'rf_module_that_is_not_installed'",
+    ),
+    "syntax": (
+        "class Broken:\n    name = 'broken_type'\n    def validate(self, spec) pass\n",
+        "SyntaxError: ",
+    ),
 }
 
 
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_a_broken_folder_plugin_breaks_only_the_workflows_that_use_it(tmp_path, kind):
     source, cause = BROKEN[kind]
-    project = write(tmp_path / "project", {
-        "plugins/good.py": MYTYPE,
-        "plugins/broken.py": source,
-        "good.yaml": """
+    project = write(
+        tmp_path / "project",
+        {
+            "plugins/good.py": MYTYPE,
+            "plugins/broken.py": source,
+            "good.yaml": """
             name: good
             plugins: [plugins/]
             tasks:
               a: {type: shout, params: {text: ok}}
         """,
-        "bad.yaml": """
+            "bad.yaml": """
             name: bad
             plugins: [plugins/]
             tasks:
               a: {type: shout, params: {text: ok}}
               b: {type: broken_type, needs: [a]}
         """,
-    })
+        },
+    )
     done = rf("validate", "good.yaml", cwd=project)
     assert done.returncode == 0, done.stderr
     done = rf("run", "good.yaml", "--db", "rf.db", "--json", cwd=project)
@@ -405,12 +517,17 @@ def test_a_broken_folder_plugin_breaks_only_the_workflows_that_use_it(tmp_path, 
 
 
 def test_a_missing_plugin_folder_of_a_workflow_is_named(tmp_path):
-    write(tmp_path, {"wf.yaml": """
+    write(
+        tmp_path,
+        {
+            "wf.yaml": """
         name: typo
         plugins: [plugins/, plugnis/]
         tasks:
           a: {type: shell, run: ["true"]}
-    """})
+    """
+        },
+    )
     (tmp_path / "plugins").mkdir()
     for command in (["validate", "wf.yaml"], ["run", "wf.yaml", "--db", "rf.db"]):
         message = one_line_error(rf(*command, cwd=tmp_path))
@@ -420,15 +537,20 @@ def test_a_missing_plugin_folder_of_a_workflow_is_named(tmp_path):
 
 
 def test_a_broken_entry_point_breaks_only_what_uses_it(tiny_site, ghost_dist, tmp_path):
-    write(tmp_path, {
-        "ghost.yaml": "name: ghost\ntasks:\n  a: {type: ghost_type}\n",
-        "tiny.yaml": "name: tiny\ntasks:\n  a: {type: echo_param, params: {k: v}}\n",
-    })
+    write(
+        tmp_path,
+        {
+            "ghost.yaml": "name: ghost\ntasks:\n  a: {type: ghost_type}\n",
+            "tiny.yaml": "name: tiny\ntasks:\n  a: {type: echo_param, params: {k: v}}\n",
+        },
+    )
     path = [tiny_site, ghost_dist]
     message = one_line_error(rf("validate", "ghost.yaml", cwd=tmp_path, path=path))
     assert "unknown task type 'ghost_type'" in message
-    assert ("plugin ghost_type failed to load: "
-            "ModuleNotFoundError: No module named 'rf_ghost_not_installed'") in message
+    assert (
+        "plugin ghost_type failed to load: "
+        "ModuleNotFoundError: No module named 'rf_ghost_not_installed'"
+    ) in message
     assert "echo_param" in message  # the working package's type is known
 
     done = rf("run", "tiny.yaml", "--db", "rf.db", "--json", cwd=tmp_path, path=path)
@@ -438,13 +560,19 @@ def test_a_broken_entry_point_breaks_only_what_uses_it(tiny_site, ghost_dist, tm
 
 @needs_git
 def test_a_review_with_a_broken_entry_point_installed_runs_the_working_checks(
-        tiny_site, ghost_dist, tmp_path):
+    tiny_site, ghost_dist, tmp_path
+):
     repo = repo_with_change(tmp_path / "repo", {"a.py": "a = 1\n"})
-    write(tmp_path, {"tmpl.yaml": """
+    write(
+        tmp_path,
+        {
+            "tmpl.yaml": """
         name: licence-only
         checks:
           licence: {when: always}
-    """})
+    """
+        },
+    )
     done, doc = review(repo, "tmpl.yaml", cwd=tmp_path, path=[tiny_site, ghost_dist])
     assert doc is not None, done.stdout + done.stderr
     assert doc["checks"]["licence"]["status"] == "failed"
@@ -453,14 +581,20 @@ def test_a_review_with_a_broken_entry_point_installed_runs_the_working_checks(
 
 @needs_git
 def test_a_review_using_a_broken_entry_point_check_runs_the_others_and_reports_it(
-        tiny_site, ghost_dist, tmp_path):
+    tiny_site, ghost_dist, tmp_path
+):
     repo = repo_with_change(tmp_path / "repo", {"a.py": "a = 1\n"})
-    write(tmp_path, {"tmpl.yaml": """
+    write(
+        tmp_path,
+        {
+            "tmpl.yaml": """
         name: with-ghost
         checks:
           licence: {when: always}
           ghost: {when: always}
-    """})
+    """
+        },
+    )
     done, doc = review(repo, "tmpl.yaml", cwd=tmp_path, path=[tiny_site, ghost_dist])
     assert doc is not None, done.stdout + done.stderr
     assert done.returncode == 1
@@ -480,21 +614,24 @@ GOOD_CHECK = """
 
 
 @pytest.fixture(scope="module")
-def broken_folder_review(tmp_path_factory: pytest.TempPathFactory,
-                         ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
+def broken_folder_review(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any] | None]:
     """A review whose template's plugin folder holds a good check plugin and a broken one."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     work = tmp_path_factory.mktemp("broken-review")
     repo = repo_with_change(work / "repo", {"a.py": "a = 1  # TODO\n"})
-    write(work, {
-        "plugins/good.py": GOOD_CHECK,
-        "plugins/broken.py": """
+    write(
+        work,
+        {
+            "plugins/good.py": GOOD_CHECK,
+            "plugins/broken.py": """
             import rf_module_that_is_not_installed
 
             CHECKS = {"broken-check": lambda ctx: []}
         """,
-        "tmpl.yaml": """
+            "tmpl.yaml": """
             name: half-broken
             plugins: [plugins/]
             checks:
@@ -502,15 +639,18 @@ def broken_folder_review(tmp_path_factory: pytest.TempPathFactory,
               broken-check: {when: always}
               syntax: {when: always}
         """,
-    })
+        },
+    )
     return review(repo, "tmpl.yaml", cwd=work)
 
 
 def test_a_review_with_a_broken_folder_plugin_runs_the_other_checks(broken_folder_review):
     done, doc = broken_folder_review
     assert doc is not None, done.stdout + done.stderr
-    assert ("warning: plugin broken.py failed to load: ModuleNotFoundError: "
-            "No module named 'rf_module_that_is_not_installed'") in done.stderr
+    assert (
+        "warning: plugin broken.py failed to load: ModuleNotFoundError: "
+        "No module named 'rf_module_that_is_not_installed'"
+    ) in done.stderr
     assert done.returncode == 1  # a check that could not run means request_changes
     checks = doc["checks"]
     assert checks["todo-free"]["status"] == "passed" and checks["todo-free"]["findings"] == 1

@@ -29,10 +29,12 @@ def _state(store, run_id: str, task: str) -> str:
 
 
 def _long_spec(tmp_path: Path):
-    return workflow({
-        "long": sh("echo $$ > long.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="1s"),
-        "next": py("anoop", needs=["long"]),
-    })
+    return workflow(
+        {
+            "long": sh("echo $$ > long.pid; exec sleep 30", cwd=str(tmp_path), kill_grace="1s"),
+            "next": py("anoop", needs=["long"]),
+        }
+    )
 
 
 def _assert_cancelled(store, run_id: str) -> None:
@@ -42,7 +44,8 @@ def _assert_cancelled(store, run_id: str) -> None:
     rows = tasks_by_name(store, run_id)
     assert (rows["long"].state, rows["next"].state) == ("cancelled", "cancelled")
     assert [(e.from_state, e.to_state) for e in task_events(store, run_id, "long")][-1] == (
-        "running", "cancelled"
+        "running",
+        "cancelled",
     )
     assert run.owner is None  # released
 
@@ -91,12 +94,14 @@ def test_cancel_requested_through_a_second_store_handle(
 
 
 def _pause_spec():
-    return workflow({
-        "a": py("asleep", params={"seconds": 0.2}),
-        "b": py("asleep", params={"seconds": 0.05}, needs=["a"]),
-        "c": py("anoop", needs=["b"]),
-        "d": py("anoop", needs=["a"]),
-    })
+    return workflow(
+        {
+            "a": py("asleep", params={"seconds": 0.2}),
+            "b": py("asleep", params={"seconds": 0.05}, needs=["a"]),
+            "c": py("anoop", needs=["b"]),
+            "d": py("anoop", needs=["a"]),
+        }
+    )
 
 
 def _assert_nothing_started_while_paused(store, run_id: str) -> None:
@@ -133,9 +138,7 @@ def test_pause_and_resume_in_the_executing_engine(store, make_engine) -> None:
         loop = asyncio.get_running_loop()
         end = loop.time() + 0.5
         while loop.time() < end:  # a finishes meanwhile; b and d must wait
-            reasons.update(
-                t.wait_reason for t in store.get_tasks(run_id) if t.wait_reason
-            )
+            reasons.update(t.wait_reason for t in store.get_tasks(run_id) if t.wait_reason)
             await asyncio.sleep(0.02)
         assert _state(store, run_id, "b") == "ready"
         engine.resume(run_id)
@@ -147,9 +150,7 @@ def test_pause_and_resume_in_the_executing_engine(store, make_engine) -> None:
     assert {t.state for t in store.get_tasks(run_id)} == {"succeeded"}
 
 
-def test_pause_and_resume_requested_through_a_second_store_handle(
-    stores, make_engine
-) -> None:
+def test_pause_and_resume_requested_through_a_second_store_handle(stores, make_engine) -> None:
     store = stores.main
     engine = make_engine(store)
     other = make_engine(stores.second_handle())

@@ -30,8 +30,15 @@ from rfhelpers import (
 
 def test_start_order_is_priority_desc_then_definition_order(store, make_engine) -> None:
     defined = {
-        "t_low": "low", "t_med": "medium", "t_high": "high", "t_int10": 10, "t_int3": 3,
-        "t_neg": -5, "t_med2": "medium", "t_int0": 0, "t_low2": "low",
+        "t_low": "low",
+        "t_med": "medium",
+        "t_high": "high",
+        "t_int10": 10,
+        "t_int3": 3,
+        "t_neg": -5,
+        "t_med2": "medium",
+        "t_int0": 0,
+        "t_low2": "low",
     }
     spec = workflow(
         {name: py("anoop", priority=prio) for name, prio in defined.items()}, max_concurrency=1
@@ -41,7 +48,15 @@ def test_start_order_is_priority_desc_then_definition_order(store, make_engine) 
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
     # high == 3, medium == 2, low == 1; equal priorities keep their definition order.
     assert start_order(store, run_id) == [
-        "t_int10", "t_high", "t_int3", "t_med", "t_med2", "t_low", "t_low2", "t_int0", "t_neg",
+        "t_int10",
+        "t_high",
+        "t_int3",
+        "t_med",
+        "t_med2",
+        "t_low",
+        "t_low2",
+        "t_int0",
+        "t_neg",
     ]
 
 
@@ -102,7 +117,9 @@ def dags(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 @given(tasks=dags(), max_concurrency=st.one_of(st.none(), st.integers(1, 4)))
 def test_a_task_never_starts_before_all_its_dependencies_succeeded(
@@ -110,7 +127,9 @@ def test_a_task_never_starts_before_all_its_dependencies_succeeded(
 ) -> None:
     store = MemoryStore()
     engine = Engine(
-        store, flush_interval=FLUSH, heartbeat_interval=HEARTBEAT,
+        store,
+        flush_interval=FLUSH,
+        heartbeat_interval=HEARTBEAT,
         runs_dir=tmp_path_factory.getbasetemp() / "runs",
     )
     spec = workflow(tasks, max_concurrency=max_concurrency)
@@ -128,10 +147,12 @@ def test_a_task_never_starts_before_all_its_dependencies_succeeded(
 
 
 def test_results_of_dependencies_reach_the_dependent(store, make_engine) -> None:
-    spec = workflow({
-        "a": py("context_echo", params={"x": 1}),
-        "b": py("context_echo", needs=["a"]),
-    })
+    spec = workflow(
+        {
+            "a": py("context_echo", params={"x": 1}),
+            "b": py("context_echo", needs=["a"]),
+        }
+    )
     engine = make_engine(store)
     run_id, _ = engine.submit(spec, meta={"pr": "42"})
     assert arun(engine.execute(run_id)) is RunState.SUCCEEDED
@@ -147,9 +168,7 @@ def test_results_of_dependencies_reach_the_dependent(store, make_engine) -> None
 
 
 @pytest.mark.parametrize("declared", ["on-task", "on-run"])
-def test_concurrency_key_limit_one_serialises_the_key(
-    store, make_engine, declared: str
-) -> None:
+def test_concurrency_key_limit_one_serialises_the_key(store, make_engine, declared: str) -> None:
     key_fields: dict[str, Any] = {"concurrency_key": "gpu"}
     run_fields: dict[str, Any] = {}
     if declared == "on-task":
@@ -206,7 +225,8 @@ def test_run_max_concurrency_is_respected(store, make_engine) -> None:
     async def watch() -> None:
         while True:
             reasons.update(
-                r.wait_reason for r in store.get_tasks(run_id)
+                r.wait_reason
+                for r in store.get_tasks(run_id)
                 if r.state == "ready" and r.wait_reason
             )
             await asyncio.sleep(0.02)
@@ -233,9 +253,7 @@ def test_engine_max_concurrency_limits_all_runs_together(store, make_engine) -> 
         return list(await asyncio.gather(*(engine.execute(r) for r in run_ids)))
 
     assert arun(main()) == [RunState.SUCCEEDED, RunState.SUCCEEDED]
-    intervals = [
-        (t.started_at, t.finished_at) for r in run_ids for t in store.get_tasks(r)
-    ]
+    intervals = [(t.started_at, t.finished_at) for r in run_ids for t in store.get_tasks(r)]
     assert len(intervals) == 8
     assert max_overlap(intervals) == 2
 
@@ -243,9 +261,7 @@ def test_engine_max_concurrency_limits_all_runs_together(store, make_engine) -> 
 # --------------------------------------------- waiting tasks must not be stranded (bug hunt)
 
 
-def test_on_failure_hooks_run_after_fail_fast_under_max_concurrency_1(
-    store, make_engine
-) -> None:
+def test_on_failure_hooks_run_after_fail_fast_under_max_concurrency_1(store, make_engine) -> None:
     """`a` fails while `b` and `c` wait for the run's only slot; fail_fast cancels them. The two
     on_failure hooks must then both run (one after the other) and the run must end failed."""
     spec = workflow(
@@ -270,7 +286,11 @@ def test_on_failure_hooks_run_after_fail_fast_under_max_concurrency_1(
     assert arun(main()) is RunState.FAILED
     states = {t.name: t.state for t in store.get_tasks(run_id)}
     assert states == {
-        "a": "failed", "b": "cancelled", "c": "cancelled", "h1": "succeeded", "h2": "succeeded",
+        "a": "failed",
+        "b": "cancelled",
+        "c": "cancelled",
+        "h1": "succeeded",
+        "h2": "succeeded",
     }
 
 

@@ -17,8 +17,13 @@ OWNER_B = "host-b:2:bbbb"
 
 def _run(run_id: str = "r1", created_at: float = 1000.0, **kw) -> RunRecord:
     return RunRecord(
-        run_id=run_id, workflow="wf", state="pending", spec='{"name": "wf"}',
-        meta={"pr": "7"}, created_at=created_at, **kw,
+        run_id=run_id,
+        workflow="wf",
+        state="pending",
+        spec='{"name": "wf"}',
+        meta={"pr": "7"},
+        created_at=created_at,
+        **kw,
     )
 
 
@@ -46,7 +51,12 @@ def test_create_run_then_read_it_back(store) -> None:
     _create(store)
     run = store.get_run("r1")
     assert (run.run_id, run.workflow, run.state, run.spec, run.meta, run.created_at) == (
-        "r1", "wf", "pending", '{"name": "wf"}', {"pr": "7"}, 1000.0
+        "r1",
+        "wf",
+        "pending",
+        '{"name": "wf"}',
+        {"pr": "7"},
+        1000.0,
     )
     assert (run.owner, run.lease_until, run.request, run.started_at) == (None, None, None, None)
     tasks = store.get_tasks("r1")
@@ -130,7 +140,9 @@ def test_write_applies_run_tasks_and_events_and_renews_the_lease(store) -> None:
     _create(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     batch = Batch(
-        run_id="r1", owner=OWNER_A, lease_until=2500.0,
+        run_id="r1",
+        owner=OWNER_A,
+        lease_until=2500.0,
         run=("running", 1001.0, None, None),
         tasks=[_task_row("a", ready_at=1001.0, started_at=1001.5, wait_reason=None)],
         events=[_event("r1", "running", at=1001.0), _event("r1", "running", "a", 1001.5)],
@@ -141,7 +153,9 @@ def test_write_applies_run_tasks_and_events_and_renews_the_lease(store) -> None:
     a = {t.name: t for t in store.get_tasks("r1")}["a"]
     assert (a.state, a.attempts, a.ready_at, a.started_at) == ("running", 1, 1001.0, 1001.5)
     assert [(e.task, e.to_state) for e in store.get_events("r1")] == [
-        (None, "pending"), (None, "running"), ("a", "running"),
+        (None, "pending"),
+        (None, "running"),
+        ("a", "running"),
     ]
     # a batch without run columns leaves them alone but still renews the lease
     assert store.write(Batch(run_id="r1", owner=OWNER_A, lease_until=2600.0)) is None
@@ -154,7 +168,9 @@ def test_write_with_a_wrong_owner_raises_lease_lost_and_applies_nothing(store) -
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     before = (store.get_run("r1"), store.get_tasks("r1"), store.get_events("r1"))
     stale = Batch(
-        run_id="r1", owner=OWNER_B, lease_until=9999.0,
+        run_id="r1",
+        owner=OWNER_B,
+        lease_until=9999.0,
         run=("succeeded", 1.0, 2.0, None),
         tasks=[_task_row("a", state="succeeded")],
         events=[_event("r1", "succeeded", "a")],
@@ -216,9 +232,17 @@ def test_events_are_ordered_and_paged_with_after_id(store) -> None:
     for i in range(3):  # interleave the two runs' events
         store.write(Batch("r1", OWNER_A, 2000.0, events=[_event("r1", f"s{i}", "a", at=i)]))
         store.write(Batch("r2", OWNER_A, 2000.0, events=[_event("r2", f"s{i}", "a", at=i)]))
-    store.write(Batch("r1", OWNER_A, 2000.0, events=[
-        _event("r1", "x", "b", at=10), _event("r1", "y", "b", at=5),  # order of the batch wins
-    ]))
+    store.write(
+        Batch(
+            "r1",
+            OWNER_A,
+            2000.0,
+            events=[
+                _event("r1", "x", "b", at=10),
+                _event("r1", "y", "b", at=5),  # order of the batch wins
+            ],
+        )
+    )
     evs = store.get_events("r1")
     assert [e.to_state for e in evs] == ["pending", "s0", "s1", "s2", "x", "y"]
     assert all(e.run_id == "r1" for e in evs)
@@ -255,9 +279,16 @@ def test_concurrent_writers_on_separate_handles(stores) -> None:
     def writer(i: int) -> None:
         try:
             for k in range(n_writes):
-                handles[i].write(Batch(f"r{i}", OWNER_A, 2000.0, events=[
-                    _event(f"r{i}", f"e{k}", "a", at=time.time()),
-                ]))
+                handles[i].write(
+                    Batch(
+                        f"r{i}",
+                        OWNER_A,
+                        2000.0,
+                        events=[
+                            _event(f"r{i}", f"e{k}", "a", at=time.time()),
+                        ],
+                    )
+                )
                 handles[i].get_events(f"r{i}")
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
@@ -280,8 +311,16 @@ def test_sqlite_store_keeps_everything_across_reopen(tmp_path) -> None:
     try:
         _create(first)
         assert first.claim_run("r1", OWNER_A, 2000.0, expected=None)
-        first.write(Batch("r1", OWNER_A, 2000.0, run=("running", 1.0, None, None),
-                          tasks=[_task_row("a")], events=[_event("r1", "running")]))
+        first.write(
+            Batch(
+                "r1",
+                OWNER_A,
+                2000.0,
+                run=("running", 1.0, None, None),
+                tasks=[_task_row("a")],
+                events=[_event("r1", "running")],
+            )
+        )
     finally:
         first.close()
     again = SQLiteStore(path)

@@ -26,8 +26,11 @@ def test_all_done_task_runs_after_a_failure_and_sees_it(store, make_engine):
     tasks = tasks_by_name(store, run_id)
     states = {n: t.state for n, t in tasks.items()}
     assert states == {
-        "ok": "succeeded", "bad": "failed", "after_bad": "skipped",
-        "report": "succeeded", "after_report": "succeeded",
+        "ok": "succeeded",
+        "bad": "failed",
+        "after_bad": "skipped",
+        "report": "succeeded",
+        "after_report": "succeeded",
     }
     result = json.loads(tasks["report"].result)
     assert set(result["failures"]) == {"bad", "after_bad"}

@@ -105,7 +105,8 @@ async def until_done(store: Store, run_id: str, timeout: float = 10.0) -> RunRec
     """The run once it ended (polled from the loop, so the workers keep running)."""
     ended = await wait_until(
         lambda: store.get_run(run_id).state in RUN_TERMINAL_STATES,  # type: ignore[union-attr]
-        timeout=timeout, interval=0.02,
+        timeout=timeout,
+        interval=0.02,
     )
     if not ended:
         states = {t.name: (t.state, t.attempts, t.wait_reason) for t in store.get_tasks(run_id)}
@@ -142,74 +143,110 @@ def log_intervals(log: Path) -> list[tuple[float, float]]:
 
 
 def _flaky(d: Path, fail_times: int, max_retries: int) -> dict[str, Any]:
-    return py("flaky", params={"counter": str(d / "count"), "fail_times": fail_times},
-              retry={"max_retries": max_retries, "base_delay": "10ms", "jitter": False})
+    return py(
+        "flaky",
+        params={"counter": str(d / "count"), "fail_times": fail_times},
+        retry={"max_retries": max_retries, "base_delay": "10ms", "jitter": False},
+    )
 
 
 def _hook_log(d: Path) -> dict[str, Any]:
-    return {"notify": py("record", params={"log": str(d / "hooks.log")}),
-            "cleanup": py("record", params={"log": str(d / "hooks.log")}, needs=["notify"])}
+    return {
+        "notify": py("record", params={"log": str(d / "hooks.log")}),
+        "cleanup": py("record", params={"log": str(d / "hooks.log")}, needs=["notify"]),
+    }
 
 
 PARITY: dict[str, Callable[[Path], WorkflowSpec]] = {
     "retry-then-succeed": lambda d: workflow({"flaky": _flaky(d, 2, 3)}),
     "retries-exhausted": lambda d: workflow({"flaky": _flaky(d, 100, 2)}),
-    "fail-fast": lambda d: workflow({
-        "bad": py("fail", params={"seconds": 0.1}, retry=NO_RETRY),
-        "long": py("asleep", params={"seconds": 30}),
-        "after_long": py("anoop", needs=["long"]),
-        "after_bad": py("anoop", needs=["bad"]),
-        "delayed": py("anoop", delay="10s"),
-    }),
-    "continue": lambda d: workflow({
-        "bad": py("fail", retry=NO_RETRY),
-        "child": py("anoop", needs=["bad"]),
-        "grandchild": py("anoop", needs=["child"]),
-        "x": py("asleep", params={"seconds": 0.1}),
-        "y": py("anoop", needs=["x"]),
-        "join": py("anoop", needs=["x", "bad"]),
-    }, failure_policy="continue"),
-    "continue-last-task-fails": lambda d: workflow({
-        "ok": py("anoop"),
-        "bad": py("fail", params={"seconds": 0.2}, retry=NO_RETRY),
-    }, failure_policy="continue"),
-    "all-done-trigger": lambda d: workflow({
-        "bad": py("fail", retry=NO_RETRY),
-        "ok": py("asleep", params={"seconds": 0.05}),
-        "report": py("failures_echo", needs=["bad", "ok"], trigger="all_done"),
-        "after_report": py("anoop", needs=["report"]),
-    }, failure_policy="continue"),
+    "fail-fast": lambda d: workflow(
+        {
+            "bad": py("fail", params={"seconds": 0.1}, retry=NO_RETRY),
+            "long": py("asleep", params={"seconds": 30}),
+            "after_long": py("anoop", needs=["long"]),
+            "after_bad": py("anoop", needs=["bad"]),
+            "delayed": py("anoop", delay="10s"),
+        }
+    ),
+    "continue": lambda d: workflow(
+        {
+            "bad": py("fail", retry=NO_RETRY),
+            "child": py("anoop", needs=["bad"]),
+            "grandchild": py("anoop", needs=["child"]),
+            "x": py("asleep", params={"seconds": 0.1}),
+            "y": py("anoop", needs=["x"]),
+            "join": py("anoop", needs=["x", "bad"]),
+        },
+        failure_policy="continue",
+    ),
+    "continue-last-task-fails": lambda d: workflow(
+        {
+            "ok": py("anoop"),
+            "bad": py("fail", params={"seconds": 0.2}, retry=NO_RETRY),
+        },
+        failure_policy="continue",
+    ),
+    "all-done-trigger": lambda d: workflow(
+        {
+            "bad": py("fail", retry=NO_RETRY),
+            "ok": py("asleep", params={"seconds": 0.05}),
+            "report": py("failures_echo", needs=["bad", "ok"], trigger="all_done"),
+            "after_report": py("anoop", needs=["report"]),
+        },
+        failure_policy="continue",
+    ),
     "hooks-on-failure": lambda d: workflow(
         {"bad": py("fail", retry=NO_RETRY), "ok": py("anoop")},
-        failure_policy="continue", on_failure=_hook_log(d),
+        failure_policy="continue",
+        on_failure=_hook_log(d),
     ),
     "hooks-fail-fast": lambda d: workflow(
         {"bad": py("fail", retry=NO_RETRY), "ok": py("asleep", params={"seconds": 30})},
         on_failure=_hook_log(d),
     ),
     "hooks-not-needed": lambda d: workflow(
-        {"ok": py("anoop"), "then": py("anoop", needs=["ok"])}, on_failure=_hook_log(d),
+        {"ok": py("anoop"), "then": py("anoop", needs=["ok"])},
+        on_failure=_hook_log(d),
     ),
-    "task-timeout-retried": lambda d: workflow({
-        "slow": py("asleep", params={"seconds": 30}, timeout="200ms",
-                   retry={"max_retries": 1, "base_delay": "10ms", "jitter": False}),
-        "after": py("anoop", needs=["slow"]),
-    }),
-    "task-timeout-then-success": lambda d: workflow({
-        "t": wt("flaky_slow", params={"counter": str(d / "count"), "slow_times": 1},
-                timeout="200ms", retry={"max_retries": 2, "base_delay": "10ms"}),
-    }),
-    "run-timeout": lambda d: workflow({
-        "long": py("asleep", params={"seconds": 30}),
-        "after": py("anoop", needs=["long"]),
-        "quick": py("anoop"),
-    }, timeout="500ms", on_failure={"notify": py("anoop")}),
-    "delay-and-not-before": lambda d: workflow({
-        "a": py("anoop", delay="200ms"),
-        "b": py("anoop", needs=["a"], delay="100ms"),
-        "c": py("anoop", not_before="300ms"),
-        "d": py("anoop", needs=["c"]),
-    }),
+    "task-timeout-retried": lambda d: workflow(
+        {
+            "slow": py(
+                "asleep",
+                params={"seconds": 30},
+                timeout="200ms",
+                retry={"max_retries": 1, "base_delay": "10ms", "jitter": False},
+            ),
+            "after": py("anoop", needs=["slow"]),
+        }
+    ),
+    "task-timeout-then-success": lambda d: workflow(
+        {
+            "t": wt(
+                "flaky_slow",
+                params={"counter": str(d / "count"), "slow_times": 1},
+                timeout="200ms",
+                retry={"max_retries": 2, "base_delay": "10ms"},
+            ),
+        }
+    ),
+    "run-timeout": lambda d: workflow(
+        {
+            "long": py("asleep", params={"seconds": 30}),
+            "after": py("anoop", needs=["long"]),
+            "quick": py("anoop"),
+        },
+        timeout="500ms",
+        on_failure={"notify": py("anoop")},
+    ),
+    "delay-and-not-before": lambda d: workflow(
+        {
+            "a": py("anoop", delay="200ms"),
+            "b": py("anoop", needs=["a"], delay="100ms"),
+            "c": py("anoop", not_before="300ms"),
+            "d": py("anoop", needs=["c"]),
+        }
+    ),
 }
 
 
@@ -234,8 +271,12 @@ def test_workers_give_the_embedded_engines_results(
     sqlite = SQLiteStore(tmp_path / "db.sqlite")
     try:
         run_id, _ = run_sync(
-            PARITY[case](embedded_dir), store=sqlite, run_id="parity",
-            flush_interval=FLUSH, heartbeat_interval=HEARTBEAT, runs_dir=tmp_path / "runs",
+            PARITY[case](embedded_dir),
+            store=sqlite,
+            run_id="parity",
+            flush_interval=FLUSH,
+            heartbeat_interval=HEARTBEAT,
+            runs_dir=tmp_path / "runs",
         )
         expected = _summary(sqlite, run_id)
     finally:
@@ -272,8 +313,10 @@ def test_a_concurrency_key_limit_holds_across_workers(
     log = tmp_path / "log"
     names = [f"t{i:02}" for i in range(30)]
     spec = workflow(
-        {n: py("asleep", params={"seconds": 0.05, "log": str(log)}, concurrency_key="k")
-         for n in names},
+        {
+            n: py("asleep", params={"seconds": 0.05, "log": str(log)}, concurrency_key="k")
+            for n in names
+        },
         concurrency_limits={"k": 2},
     )
     reasons: set[str] = set()
@@ -283,8 +326,11 @@ def test_a_concurrency_key_limit_holds_across_workers(
 
         async def watch() -> None:
             while True:
-                reasons.update(t.wait_reason for t in pg.get_tasks(run_id)
-                               if t.state == "ready" and t.wait_reason)
+                reasons.update(
+                    t.wait_reason
+                    for t in pg.get_tasks(run_id)
+                    if t.state == "ready" and t.wait_reason
+                )
                 await asyncio.sleep(0.01)
 
         watcher = asyncio.create_task(watch())
@@ -311,8 +357,9 @@ def test_a_runs_max_concurrency_holds_across_workers(
         {f"t{i:02}": py("asleep", params={"seconds": 0.05, "log": str(log)}) for i in range(12)},
         max_concurrency=2,
     )
-    other = workflow({f"o{i}": py("asleep", params={"seconds": 0.05}) for i in range(4)},
-                     name="other")
+    other = workflow(
+        {f"o{i}": py("asleep", params={"seconds": 0.05}) for i in range(4)}, name="other"
+    )
     reasons: set[str] = set()
 
     async def main() -> tuple[str, str]:
@@ -320,8 +367,11 @@ def test_a_runs_max_concurrency_holds_across_workers(
 
         async def watch() -> None:
             while True:
-                reasons.update(t.wait_reason for t in pg.get_tasks(run_id)
-                               if t.state == "ready" and t.wait_reason)
+                reasons.update(
+                    t.wait_reason
+                    for t in pg.get_tasks(run_id)
+                    if t.state == "ready" and t.wait_reason
+                )
                 await asyncio.sleep(0.01)
 
         watcher = asyncio.create_task(watch())
@@ -348,8 +398,14 @@ def test_a_runs_max_concurrency_holds_across_workers(
 def test_a_worker_starts_ready_tasks_in_priority_order(
     pg: PostgresStore, pg_url: str, tmp_path: Path
 ) -> None:
-    defined = {"t_low": "low", "t_high": "high", "t_int10": 10, "t_med": "medium",
-               "t_neg": -5, "t_int0": 0}
+    defined = {
+        "t_low": "low",
+        "t_high": "high",
+        "t_int10": 10,
+        "t_med": "medium",
+        "t_neg": -5,
+        "t_int0": 0,
+    }
     spec = workflow({n: py("anoop", priority=p) for n, p in defined.items()})
 
     async def main() -> RunRecord:
@@ -439,8 +495,7 @@ def test_a_late_completion_after_the_lease_expired_is_rejected(
     async def main() -> RunRecord:
         async with workers(pg_url, tmp_path, n=1):
             # while another worker runs attempt 2, the first one's completion is refused ...
-            assert await wait_until(
-                lambda: tasks_by_name(pg, "late")["t"].attempts == 2, timeout=5)
+            assert await wait_until(lambda: tasks_by_name(pg, "late")["t"].attempts == 2, timeout=5)
             assert slow.record(Pending(outcomes=[late])) == [late]
             assert tasks_by_name(pg, "late")["t"].state == "running"
             return await until_done(pg, "late")
@@ -455,7 +510,8 @@ def test_a_late_completion_after_the_lease_expired_is_rejected(
     assert [(e.from_state, e.to_state) for e in evs].count(("running", "succeeded")) == 1
     rejected = [e for e in evs if (e.detail or "").startswith("late completion")]
     assert [(e.from_state, e.to_state) for e in rejected] == [
-        ("running", "running"), ("succeeded", "succeeded"),
+        ("running", "running"),
+        ("succeeded", "succeeded"),
     ]
     assert all(slow.owner in e.detail for e in rejected)
     run = pg.get_run("late")
@@ -471,13 +527,16 @@ def test_pause_holds_ready_tasks_and_resume_lets_them_run(
     """`k2` waits for key k and `d` for the run's only slot when the run is paused; `b` and `c`
     become ready while it is paused. The slots `a` frees must not let any of them start."""
     key = {"concurrency_key": "k", "concurrency_limit": 1}
-    spec = workflow({
-        "a": py("asleep", params={"seconds": 0.4}, priority="high", **key),
-        "k2": py("anoop", **key),
-        "d": py("anoop", priority="low"),
-        "b": py("anoop", needs=["a"]),
-        "c": py("anoop", needs=["a"]),
-    }, max_concurrency=1)
+    spec = workflow(
+        {
+            "a": py("asleep", params={"seconds": 0.4}, priority="high", **key),
+            "k2": py("anoop", **key),
+            "d": py("anoop", priority="low"),
+            "b": py("anoop", needs=["a"]),
+            "c": py("anoop", needs=["a"]),
+        },
+        max_concurrency=1,
+    )
     waiting = ["k2", "d", "b", "c"]
 
     async def main() -> RunRecord:
@@ -485,7 +544,8 @@ def test_pause_holds_ready_tasks_and_resume_lets_them_run(
         cluster.submit(spec, run_id="paused")
         async with workers(pg_url, tmp_path, n=1, concurrency=3):
             assert await wait_until(
-                lambda: tasks_by_name(pg, "paused")["a"].state == "running", timeout=5)
+                lambda: tasks_by_name(pg, "paused")["a"].state == "running", timeout=5
+            )
             rows = tasks_by_name(pg, "paused")
             assert {n: (rows[n].state, rows[n].wait_reason) for n in ("k2", "d")} == {
                 "k2": ("ready", "waiting for key k: 1/1 in use"),
@@ -494,11 +554,13 @@ def test_pause_holds_ready_tasks_and_resume_lets_them_run(
             assert cluster.control("paused", "pause") is RunState.PAUSED
             # `a` finishes; what was ready, and what became ready meanwhile, waits
             assert await wait_until(
-                lambda: tasks_by_name(pg, "paused")["a"].state == "succeeded", timeout=5)
+                lambda: tasks_by_name(pg, "paused")["a"].state == "succeeded", timeout=5
+            )
             await asyncio.sleep(0.3)
             rows = tasks_by_name(pg, "paused")
             assert {n: (rows[n].state, rows[n].wait_reason) for n in waiting} == dict.fromkeys(
-                waiting, ("ready", "run paused"))
+                waiting, ("ready", "run paused")
+            )
             assert pg.get_run("paused").state == "paused"  # type: ignore[union-attr]
             assert cluster.control("paused", "resume") is RunState.RUNNING
             return await until_done(pg, "paused")
@@ -530,8 +592,16 @@ def test_cancel_stops_running_attempts_and_ends_the_run_cancelled(
         cluster.submit(spec, run_id="stopped")
         async with workers(pg_url, tmp_path, n=2, concurrency=1):
             assert await wait_until(
-                lambda: {t.state for n, t in tasks_by_name(pg, "stopped").items()
-                         if n in ("long", "other")} == {"running"}, timeout=5)
+                lambda: (
+                    {
+                        t.state
+                        for n, t in tasks_by_name(pg, "stopped").items()
+                        if n in ("long", "other")
+                    }
+                    == {"running"}
+                ),
+                timeout=5,
+            )
             assert cluster.control("stopped", "cancel") is RunState.RUNNING  # until they stop
             return await until_done(pg, "stopped", timeout=5)
 
@@ -539,10 +609,12 @@ def test_cancel_stops_running_attempts_and_ends_the_run_cancelled(
     assert (run.state, run.error) == ("cancelled", "cancelled by user")
     rows = tasks_by_name(pg, "stopped")
     assert {n: r.state for n, r in rows.items()} == dict.fromkeys(
-        ["long", "other", "after", "notify"], "cancelled")
+        ["long", "other", "after", "notify"], "cancelled"
+    )
     for name in ("long", "other"):
         assert [(e.from_state, e.to_state, e.detail) for e in task_events(pg, "stopped", name)][
-            -1] == ("running", "cancelled", "cancelled by user")
+            -1
+        ] == ("running", "cancelled", "cancelled by user")
     # the attempts really stopped: they started and never reached their end
     lines = log.read_text().splitlines()
     assert sorted(line.split()[:2] for line in lines) == [["start", "long"], ["start", "other"]]
@@ -555,20 +627,29 @@ def test_drain_hands_back_what_outlives_the_grace_and_another_worker_finishes_it
     pg: PostgresStore, pg_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "log"
-    spec = workflow({
-        "long": py("asleep", params={"seconds": 1.0, "log": str(log)}),
-        "short": py("asleep", params={"seconds": 0.1, "log": str(log)}),
-    })
+    spec = workflow(
+        {
+            "long": py("asleep", params={"seconds": 1.0, "log": str(log)}),
+            "short": py("asleep", params={"seconds": 0.1, "log": str(log)}),
+        }
+    )
 
     async def main() -> RunRecord:
         Cluster(pg).submit(spec, run_id="drained")
         store = PostgresStore(pg_url)
         try:
-            first = Worker(store, name="first", lease_ttl=LEASE, poll_interval=POLL, grace=0.3,
-                           runs_dir=tmp_path / "runs")
+            first = Worker(
+                store,
+                name="first",
+                lease_ttl=LEASE,
+                poll_interval=POLL,
+                grace=0.3,
+                runs_dir=tmp_path / "runs",
+            )
             loop = asyncio.create_task(first.run())
             assert await wait_until(
-                lambda: {t.state for t in pg.get_tasks("drained")} == {"running"}, timeout=5)
+                lambda: {t.state for t in pg.get_tasks("drained")} == {"running"}, timeout=5
+            )
             first.drain()
             await asyncio.wait_for(loop, 5)  # run() returns once the attempts are settled
         finally:
@@ -584,12 +665,17 @@ def test_drain_hands_back_what_outlives_the_grace_and_another_worker_finishes_it
     assert arun(main()).state == "succeeded"
     row = tasks_by_name(pg, "drained")["long"]
     assert (row.state, row.attempts) == ("succeeded", 1)
-    back = [e for e in task_events(pg, "drained", "long")
-            if (e.from_state, e.to_state) == ("running", "ready")]
+    back = [
+        e
+        for e in task_events(pg, "drained", "long")
+        if (e.from_state, e.to_state) == ("running", "ready")
+    ]
     assert len(back) == 1 and back[0].detail == "handed back by a stopping worker"
     # attempt 1 ran twice: cut short on the first worker, to its end on the second
     assert [line.split()[:3] for line in log.read_text().splitlines() if "long" in line] == [
-        ["start", "long", "1"], ["start", "long", "1"], ["end", "long", "1"],
+        ["start", "long", "1"],
+        ["start", "long", "1"],
+        ["end", "long", "1"],
     ]
 
 
@@ -599,12 +685,14 @@ def test_drain_hands_back_what_outlives_the_grace_and_another_worker_finishes_it
 def test_an_approval_waits_without_a_slot_until_a_person_decides(
     pg: PostgresStore, pg_url: str, tmp_path: Path
 ) -> None:
-    spec = workflow({
-        "build": py("anoop"),
-        "approve": {"type": "approval", "needs": ["build"], "params": {"approvers": ["alice"]}},
-        "ship": py("anoop", needs=["approve"]),
-        "meanwhile": py("anoop", needs=["build"], delay="300ms"),
-    })
+    spec = workflow(
+        {
+            "build": py("anoop"),
+            "approve": {"type": "approval", "needs": ["build"], "params": {"approvers": ["alice"]}},
+            "ship": py("anoop", needs=["approve"]),
+            "meanwhile": py("anoop", needs=["build"], delay="300ms"),
+        }
+    )
 
     async def main() -> RunRecord:
         Cluster(pg).submit(spec, run_id="gate")
@@ -619,20 +707,31 @@ def test_an_approval_waits_without_a_slot_until_a_person_decides(
             assert row.wait_reason == "waiting for approval: reviewflow approve gate approve"
             # the wait gives its slot back: the worker's only slot runs another task meanwhile
             assert await wait_until(
-                lambda: tasks_by_name(pg, "gate")["meanwhile"].state == "succeeded", timeout=5)
+                lambda: tasks_by_name(pg, "gate")["meanwhile"].state == "succeeded", timeout=5
+            )
             assert tasks_by_name(pg, "gate")["ship"].state == "blocked"
             now = time.time()
-            pg.decide_approval("gate", "approve", "approved", "alice", "lgtm", now,
-                               ("gate", "approve", "running", "running", 1, now,
-                                "approved by alice: lgtm"))
+            pg.decide_approval(
+                "gate",
+                "approve",
+                "approved",
+                "alice",
+                "lgtm",
+                now,
+                ("gate", "approve", "running", "running", 1, now, "approved by alice: lgtm"),
+            )
             return await until_done(pg, "gate")
 
     assert arun(main()).state == "succeeded"
     rows = tasks_by_name(pg, "gate")
     assert {n: r.state for n, r in rows.items()} == dict.fromkeys(
-        ["build", "approve", "ship", "meanwhile"], "succeeded")
+        ["build", "approve", "ship", "meanwhile"], "succeeded"
+    )
     assert json.loads(rows["approve"].result) == {
-        "decision": "approved", "approver": "alice", "comment": "lgtm"}
+        "decision": "approved",
+        "approver": "alice",
+        "comment": "lgtm",
+    }
     assert rows["approve"].attempts == 1 and rows["approve"].wait_reason is None
     assert "approved by alice: lgtm" in [e.detail for e in task_events(pg, "gate", "approve")]
 
@@ -650,8 +749,7 @@ def test_submitting_the_same_run_id_twice_creates_one_run(pg: PostgresStore) -> 
     assert len(runs) == 1
     assert (runs[0].workflow, runs[0].meta, runs[0].mode) == ("wf", {"pr": "1"}, "workers")
     assert sorted(t.name for t in pg.get_tasks("once")) == ["a", "b"]
-    assert [e.to_state for e in pg.get_events("once") if e.task is None] == [
-        "pending", "running"]
+    assert [e.to_state for e in pg.get_events("once") if e.task is None] == ["pending", "running"]
 
 
 def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> None:
@@ -663,8 +761,12 @@ def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> No
     (a,) = cluster.claim(1)
     note = (run_id, "a", "running", "running", a.attempt, time.time(), "literal \\u0000 kept")
     error = "binary\x00output"
-    cluster.record(Pending([Outcome(run_id, "a", a.attempt, "failed", error=error,
-                                    retryable=False)], [a.event, note]))
+    cluster.record(
+        Pending(
+            [Outcome(run_id, "a", a.attempt, "failed", error=error, retryable=False)],
+            [a.event, note],
+        )
+    )
     (task,) = pg.get_tasks(run_id)
     assert (task.state, task.error) == ("failed", "binary\ufffdoutput")
     details = [e.detail for e in pg.get_events(run_id) if e.task == "a"]
@@ -678,8 +780,10 @@ def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> No
 
 def _row(store: PostgresStore, run_id: str, name: str) -> tuple[Any, ...]:
     with store.session() as conn:
-        row = conn.execute("SELECT state, held, attempts, owner FROM tasks WHERE run_id = %s"
-                           " AND name = %s", (run_id, name)).fetchone()
+        row = conn.execute(
+            "SELECT state, held, attempts, owner FROM tasks WHERE run_id = %s AND name = %s",
+            (run_id, name),
+        ).fetchone()
     assert row is not None
     return tuple(row)
 
@@ -700,12 +804,14 @@ def test_a_hook_of_a_cancelled_run_whose_worker_died_is_not_run_again(
     pg: PostgresStore,
 ) -> None:
     dead = Cluster(pg, lease_ttl=0.2)
-    spec = workflow({"a": py("fail_now", retry=NO_RETRY)},
-                    on_failure={"notify": py("anoop")})
+    spec = workflow({"a": py("fail_now", retry=NO_RETRY)}, on_failure={"notify": py("anoop")})
     run_id, _ = dead.submit(spec)
     (a,) = dead.claim(1)
-    dead.record(Pending([Outcome(run_id, "a", a.attempt, "failed", error="boom",
-                                 retryable=False)], [a.event]))
+    dead.record(
+        Pending(
+            [Outcome(run_id, "a", a.attempt, "failed", error="boom", retryable=False)], [a.event]
+        )
+    )
     (hook,) = dead.claim(1)
     assert hook.name == "notify"
     Cluster(pg).control(run_id, "cancel")
@@ -736,14 +842,21 @@ def test_a_key_without_a_limit_elsewhere_never_strands_held_tasks(pg: PostgresSt
     cluster = Cluster(pg)
     cluster.submit(workflow({"b": py("anoop", concurrency_key="gpu")}, name="b"))
     (b,) = cluster.claim(1)
-    a_id, _ = cluster.submit(workflow({
-        "a1": py("anoop", concurrency_key="gpu", concurrency_limit=1),
-        "a2": py("anoop", concurrency_key="gpu", concurrency_limit=1)}, name="a"))
+    a_id, _ = cluster.submit(
+        workflow(
+            {
+                "a1": py("anoop", concurrency_key="gpu", concurrency_limit=1),
+                "a2": py("anoop", concurrency_key="gpu", concurrency_limit=1),
+            },
+            name="a",
+        )
+    )
     claimed = cluster.claim(5)
     assert [c.name for c in claimed] == ["a1"]  # a2 held by A's own limit, not by B
     assert _row(pg, a_id, "a2")[:2] == ("ready", "key")
-    cluster.record(Pending([Outcome(a_id, "a1", claimed[0].attempt, "succeeded")],
-                           [claimed[0].event, b.event]))
+    cluster.record(
+        Pending([Outcome(a_id, "a1", claimed[0].attempt, "succeeded")], [claimed[0].event, b.event])
+    )
     assert [c.name for c in cluster.claim(5)] == ["a2"]
 
 
@@ -773,14 +886,20 @@ def test_a_claim_the_worker_never_learned_of_is_handed_back(pg_url: str, tmp_pat
 def test_workers_leave_runs_one_process_executes_alone(pg_url: str, tmp_path: Path) -> None:
     """`reviewflow run` without --submit (or a serve that executes) runs on the same database
     as live workers: its ready tasks are its own, never claimed by a worker."""
-    spec = workflow({f"t{i}": py("asleep", params={"seconds": 0.05}) for i in range(6)},
-                    max_concurrency=1)
+    spec = workflow(
+        {f"t{i}": py("asleep", params={"seconds": 0.05}) for i in range(6)}, max_concurrency=1
+    )
 
     def embedded() -> tuple[str, RunState]:
         store = PostgresStore(pg_url)
         try:
-            return run_sync(spec, store=store, runs_dir=tmp_path / "emb",
-                            flush_interval=FLUSH, heartbeat_interval=HEARTBEAT)
+            return run_sync(
+                spec,
+                store=store,
+                runs_dir=tmp_path / "emb",
+                flush_interval=FLUSH,
+                heartbeat_interval=HEARTBEAT,
+            )
         finally:
             store.close()
 
@@ -803,17 +922,21 @@ def test_an_approval_waiting_gives_back_its_run_slot(
 ) -> None:
     """max_concurrency 1: while the approval waits for a person, the run's other task runs
     (as in the embedded engine), across workers."""
-    spec = workflow({
-        "build": py("anoop"),
-        "approve": {"type": "approval", "needs": ["build"]},
-        "meanwhile": py("anoop", needs=["build"]),
-    }, max_concurrency=1)
+    spec = workflow(
+        {
+            "build": py("anoop"),
+            "approve": {"type": "approval", "needs": ["build"]},
+            "meanwhile": py("anoop", needs=["build"]),
+        },
+        max_concurrency=1,
+    )
 
     async def main() -> RunRecord:
         Cluster(pg).submit(spec, run_id="slot")
         async with workers(pg_url, tmp_path, n=2, concurrency=2):
             assert await wait_until(
-                lambda: tasks_by_name(pg, "slot")["meanwhile"].state == "succeeded", timeout=8)
+                lambda: tasks_by_name(pg, "slot")["meanwhile"].state == "succeeded", timeout=8
+            )
             assert tasks_by_name(pg, "slot")["approve"].state == "running"
             now = time.time()
             pg.decide_approval("slot", "approve", "approved", "bob", None, now)

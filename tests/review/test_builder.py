@@ -28,9 +28,17 @@ ALWAYS = ["syntax", "lint", "format", "tests"]
 
 
 def change(root: Path, *paths: str, status: str = "modified") -> Change:
-    return Change(root=str(root), base=EMPTY_TREE, base_ref="test", head=None, dirty=True,
-                  files=[ChangedFile(path=p, status=status, lines=[(1, 2)])  # type: ignore[arg-type]
-                         for p in paths])
+    return Change(
+        root=str(root),
+        base=EMPTY_TREE,
+        base_ref="test",
+        head=None,
+        dirty=True,
+        files=[
+            ChangedFile(path=p, status=status, lines=[(1, 2)])  # type: ignore[arg-type]
+            for p in paths
+        ],
+    )
 
 
 def custom(checks: dict[str, Any], **fields: Any) -> ReviewTemplate:
@@ -46,8 +54,10 @@ def pr() -> ReviewTemplate:
 def pr_bench(tmp_path_factory: pytest.TempPathFactory) -> ReviewTemplate:
     """The pr template with a benchmark command (without one there is no performance check)."""
     path = tmp_path_factory.mktemp("tmpl") / "bench.yaml"
-    path.write_text("extends: pr\nname: bench\n"
-                    "checks:\n  performance: {options: {command: [python, bench.py]}}\n")
+    path.write_text(
+        "extends: pr\nname: bench\n"
+        "checks:\n  performance: {options: {command: [python, bench.py]}}\n"
+    )
     return load_template(str(path))
 
 
@@ -63,17 +73,27 @@ def test_the_code_checks_are_always_included(pr: ReviewTemplate, tmp_path: Path)
     assert chosen == dict.fromkeys(ALWAYS, "always")
 
 
-def test_an_empty_change_still_gets_the_always_checks(pr: ReviewTemplate,
-                                                      tmp_path: Path) -> None:
+def test_an_empty_change_still_gets_the_always_checks(pr: ReviewTemplate, tmp_path: Path) -> None:
     assert list(included(pr, change(tmp_path))) == ALWAYS
 
 
-@pytest.mark.parametrize("path", [
-    "app/config.py", "settings_config.yaml", "secret_store.txt", "keys/id_rsa.pub",
-    "monkey.py", "password_reset.py", "auth/login.py", "api/token.txt", "credentials.json",
-])
-def test_sensitive_paths_bring_in_security_and_secrets(pr: ReviewTemplate, tmp_path: Path,
-                                                       path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "app/config.py",
+        "settings_config.yaml",
+        "secret_store.txt",
+        "keys/id_rsa.pub",
+        "monkey.py",
+        "password_reset.py",
+        "auth/login.py",
+        "api/token.txt",
+        "credentials.json",
+    ],
+)
+def test_sensitive_paths_bring_in_security_and_secrets(
+    pr: ReviewTemplate, tmp_path: Path, path: str
+) -> None:
     chosen = included(pr, change(tmp_path, "main.py", path))
     assert chosen["security"] == f"sensitive files changed: {path}"
     assert chosen["secrets"] == f"sensitive files changed: {path}"
@@ -86,14 +106,14 @@ def test_a_deleted_sensitive_file_counts_too(pr: ReviewTemplate, tmp_path: Path)
 
 
 @pytest.mark.parametrize("path", ["main.py", "README.md", "docs/guide.md", "src/app/views.py"])
-def test_other_paths_leave_security_and_secrets_out(pr: ReviewTemplate, tmp_path: Path,
-                                                    path: str) -> None:
+def test_other_paths_leave_security_and_secrets_out(
+    pr: ReviewTemplate, tmp_path: Path, path: str
+) -> None:
     chosen = included(pr, change(tmp_path, path))
     assert "security" not in chosen and "secrets" not in chosen
 
 
-def test_the_sensitive_reason_names_at_most_three_files(pr: ReviewTemplate,
-                                                        tmp_path: Path) -> None:
+def test_the_sensitive_reason_names_at_most_three_files(pr: ReviewTemplate, tmp_path: Path) -> None:
     paths = ["a_token.txt", "b_token.txt", "c_token.txt", "d_token.txt"]
     chosen = included(pr, change(tmp_path, *paths))
     assert chosen["secrets"] == "sensitive files changed: a_token.txt, b_token.txt, c_token.txt"
@@ -102,32 +122,50 @@ def test_the_sensitive_reason_names_at_most_three_files(pr: ReviewTemplate,
 def test_the_security_template_always_scans(tmp_path: Path) -> None:
     security = load_template("security")
     chosen = included(security, change(tmp_path, "notes.txt"))
-    assert chosen == {**dict.fromkeys(ALWAYS, "always"), "security": "always",
-                      "secrets": "always", "dependencies": "always"}
+    assert chosen == {
+        **dict.fromkeys(ALWAYS, "always"),
+        "security": "always",
+        "secrets": "always",
+        "dependencies": "always",
+    }
     assert security.gates.require_all_checks is True and security.gates.max_warnings is None
     assert security.gates.min_changed_line_coverage == 80  # inherited from pr
 
 
-@pytest.mark.parametrize("path", [
-    "requirements.txt", "requirements-dev.txt", "pyproject.toml", "poetry.lock", "uv.lock",
-    "Pipfile", "Pipfile.lock", "setup.cfg", "setup.py", "sub/requirements.txt",
-])
-def test_dependency_files_bring_in_dependencies(pr: ReviewTemplate, tmp_path: Path,
-                                                path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    [
+        "requirements.txt",
+        "requirements-dev.txt",
+        "pyproject.toml",
+        "poetry.lock",
+        "uv.lock",
+        "Pipfile",
+        "Pipfile.lock",
+        "setup.cfg",
+        "setup.py",
+        "sub/requirements.txt",
+    ],
+)
+def test_dependency_files_bring_in_dependencies(
+    pr: ReviewTemplate, tmp_path: Path, path: str
+) -> None:
     chosen = included(pr, change(tmp_path, path))
     assert chosen["dependencies"] == f"dependency files changed: {path}"
 
 
 @pytest.mark.parametrize("path", ["requirements.md", "lockfile.py", "deps/notes.txt"])
-def test_other_files_leave_dependencies_out(pr: ReviewTemplate, tmp_path: Path,
-                                            path: str) -> None:
+def test_other_files_leave_dependencies_out(pr: ReviewTemplate, tmp_path: Path, path: str) -> None:
     assert "dependencies" not in included(pr, change(tmp_path, path))
 
 
-@pytest.mark.parametrize("path", ["core/x.py", "src/app/engine/run.py", "database/q.sql",
-                                  "cache/lru.py", "api/handlers/h.py"])
-def test_performance_critical_paths_bring_in_performance(pr_bench: ReviewTemplate,
-                                                         tmp_path: Path, path: str) -> None:
+@pytest.mark.parametrize(
+    "path",
+    ["core/x.py", "src/app/engine/run.py", "database/q.sql", "cache/lru.py", "api/handlers/h.py"],
+)
+def test_performance_critical_paths_bring_in_performance(
+    pr_bench: ReviewTemplate, tmp_path: Path, path: str
+) -> None:
     chosen = included(pr_bench, change(tmp_path, path))
     assert chosen["performance"] == f"performance-critical paths changed: {path}"
 
@@ -137,14 +175,19 @@ def test_no_benchmark_command_no_performance_check(pr: ReviewTemplate, tmp_path:
 
 
 @pytest.mark.parametrize("path", ["corex/y.py", "x/core.py", "api/views.py", "core"])
-def test_other_paths_leave_performance_out(pr: ReviewTemplate, tmp_path: Path,
-                                           path: str) -> None:
+def test_other_paths_leave_performance_out(pr: ReviewTemplate, tmp_path: Path, path: str) -> None:
     assert "performance" not in included(pr, change(tmp_path, path))
 
 
 def test_the_performance_paths_come_from_the_check_options(tmp_path: Path) -> None:
-    tmpl = custom({"performance": {"when": "performance",
-                                   "options": {"paths": ["hot/"], "command": ["true"]}}})
+    tmpl = custom(
+        {
+            "performance": {
+                "when": "performance",
+                "options": {"paths": ["hot/"], "command": ["true"]},
+            }
+        }
+    )
     assert "performance" in included(tmpl, change(tmp_path, "hot/loop.py"))
     assert "performance" not in included(tmpl, change(tmp_path, "core/x.py"))
 
@@ -155,10 +198,10 @@ def test_a_public_api_change_brings_in_docs(pr: ReviewTemplate, tmp_path: Path) 
     assert chosen["docs"] == "public API changed: greet"
 
 
-@pytest.mark.parametrize("path", ["_private.py", "tests/test_lib.py", "test_lib.py",
-                                  "conftest.py"])
-def test_private_and_test_modules_are_not_public_api(pr: ReviewTemplate, tmp_path: Path,
-                                                     path: str) -> None:
+@pytest.mark.parametrize("path", ["_private.py", "tests/test_lib.py", "test_lib.py", "conftest.py"])
+def test_private_and_test_modules_are_not_public_api(
+    pr: ReviewTemplate, tmp_path: Path, path: str
+) -> None:
     target = tmp_path / path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text("def greet(name):\n    return name\n")
@@ -178,8 +221,9 @@ def test_when_never_leaves_a_check_out(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- build_review()
 
 
-def test_the_order_is_syntax_then_lint_then_tests_and_format(pr: ReviewTemplate,
-                                                              tmp_path: Path) -> None:
+def test_the_order_is_syntax_then_lint_then_tests_and_format(
+    pr: ReviewTemplate, tmp_path: Path
+) -> None:
     spec = build_review(pr, change(tmp_path, "main.py"), out=tmp_path / "out")
     assert list(spec.tasks) == [CHANGE_TASK, *ALWAYS, SUMMARY_TASK]
     assert needs(spec, CHANGE_TASK) == []
@@ -193,8 +237,7 @@ def test_the_order_is_syntax_then_lint_then_tests_and_format(pr: ReviewTemplate,
     assert spec.name == "review-pr"
 
 
-def test_every_check_is_a_python_task_of_the_runner(pr: ReviewTemplate,
-                                                    tmp_path: Path) -> None:
+def test_every_check_is_a_python_task_of_the_runner(pr: ReviewTemplate, tmp_path: Path) -> None:
     spec = build_review(pr, change(tmp_path, "auth.py"), out=tmp_path / "out")
     for name in ("syntax", "lint", "format", "tests", "security", "secrets"):
         task = spec.tasks[name]
@@ -208,21 +251,23 @@ def test_every_check_is_a_python_task_of_the_runner(pr: ReviewTemplate,
     assert spec.tasks["change"].params["change"]["files"][0]["path"] == "auth.py"
 
 
-def test_independent_checks_only_need_the_change(pr_bench: ReviewTemplate,
-                                                 tmp_path: Path) -> None:
-    spec = build_review(pr_bench, change(tmp_path, "auth.py", "requirements.txt", "core/x.py"),
-                        out=tmp_path / "out")
+def test_independent_checks_only_need_the_change(pr_bench: ReviewTemplate, tmp_path: Path) -> None:
+    spec = build_review(
+        pr_bench, change(tmp_path, "auth.py", "requirements.txt", "core/x.py"), out=tmp_path / "out"
+    )
     for name in ("security", "secrets", "dependencies", "performance"):
         assert needs(spec, name) == [CHANGE_TASK], name
 
 
 def test_a_left_out_check_passes_its_needs_on(tmp_path: Path) -> None:
-    tmpl = custom({
-        "syntax": {},
-        "lint": {"when": "never", "needs": ["syntax"]},
-        "tests": {"needs": ["lint"]},
-        "format": {"needs": ["lint"]},
-    })
+    tmpl = custom(
+        {
+            "syntax": {},
+            "lint": {"when": "never", "needs": ["syntax"]},
+            "tests": {"needs": ["lint"]},
+            "format": {"needs": ["lint"]},
+        }
+    )
     spec = build_review(tmpl, change(tmp_path, "a.py"), out=tmp_path / "out")
     assert "lint" not in spec.tasks
     assert needs(spec, "tests") == [CHANGE_TASK, "syntax"]
@@ -230,30 +275,43 @@ def test_a_left_out_check_passes_its_needs_on(tmp_path: Path) -> None:
 
 
 def test_needs_skip_over_a_chain_of_left_out_checks(tmp_path: Path) -> None:
-    tmpl = custom({
-        "a": {}, "b": {"when": "sensitive", "needs": ["a"]},
-        "c": {"when": "never", "needs": ["b"]}, "d": {"needs": ["c"]},
-        "e": {"needs": ["b", "a"]},
-    })
+    tmpl = custom(
+        {
+            "a": {},
+            "b": {"when": "sensitive", "needs": ["a"]},
+            "c": {"when": "never", "needs": ["b"]},
+            "d": {"needs": ["c"]},
+            "e": {"needs": ["b", "a"]},
+        }
+    )
     spec = build_review(tmpl, change(tmp_path, "x.txt"), out=tmp_path / "out")
     assert list(spec.tasks) == [CHANGE_TASK, "a", "d", "e", SUMMARY_TASK]
     assert needs(spec, "d") == [CHANGE_TASK, "a"]
     assert needs(spec, "e") == [CHANGE_TASK, "a"]  # once, though reached twice
 
 
-def test_the_pr_template_without_lint_runs_tests_after_syntax(pr: ReviewTemplate,
-                                                              tmp_path: Path) -> None:
-    no_lint = ReviewTemplate.model_validate({
-        **pr.model_dump(), "checks": {**{k: v.model_dump() for k, v in pr.checks.items()},
-                                      "lint": {"when": "never", "needs": ["syntax"]}}})
+def test_the_pr_template_without_lint_runs_tests_after_syntax(
+    pr: ReviewTemplate, tmp_path: Path
+) -> None:
+    no_lint = ReviewTemplate.model_validate(
+        {
+            **pr.model_dump(),
+            "checks": {
+                **{k: v.model_dump() for k, v in pr.checks.items()},
+                "lint": {"when": "never", "needs": ["syntax"]},
+            },
+        }
+    )
     spec = build_review(no_lint, change(tmp_path, "a.py"), out=tmp_path / "out")
     assert "syntax" in needs(spec, "tests") and "syntax" in needs(spec, "format")
 
 
-def test_the_summary_needs_everything_and_runs_whatever_happened(pr: ReviewTemplate,
-                                                                 tmp_path: Path) -> None:
-    spec = build_review(pr, change(tmp_path, "auth.py", "requirements.txt"),
-                        out=tmp_path / "out", all_findings=True)
+def test_the_summary_needs_everything_and_runs_whatever_happened(
+    pr: ReviewTemplate, tmp_path: Path
+) -> None:
+    spec = build_review(
+        pr, change(tmp_path, "auth.py", "requirements.txt"), out=tmp_path / "out", all_findings=True
+    )
     summary = spec.tasks[SUMMARY_TASK]
     assert set(summary.needs) == set(spec.tasks) - {SUMMARY_TASK}
     assert summary.trigger == "all_done"
@@ -261,10 +319,13 @@ def test_the_summary_needs_everything_and_runs_whatever_happened(pr: ReviewTempl
     assert summary.params["out"] == str(tmp_path / "out")
     assert summary.params["all_findings"] is True
     assert summary.params["template"] == "pr"
-    assert summary.params["gates"] == {"max_errors": 0, "max_warnings": None,
-                                       "min_changed_line_coverage": 80.0,
-                                       "fail_on_check_error": True,
-                                       "require_all_checks": False}
+    assert summary.params["gates"] == {
+        "max_errors": 0,
+        "max_warnings": None,
+        "min_changed_line_coverage": 80.0,
+        "fail_on_check_error": True,
+        "require_all_checks": False,
+    }
 
 
 def test_the_summary_of_a_review_with_no_checks_needs_the_change(tmp_path: Path) -> None:
@@ -306,8 +367,10 @@ def test_a_template_needing_an_unknown_check_is_invalid(tmp_path: Path) -> None:
 
 def test_a_user_template_extends_pr_key_by_key(tmp_path: Path) -> None:
     mine = tmp_path / "mine.yaml"
-    mine.write_text("name: mine\nextends: pr\ngates: {min_changed_line_coverage: 0}\n"
-                    "checks:\n  tests: {options: {args: [-x]}}\n  performance: {when: never}\n")
+    mine.write_text(
+        "name: mine\nextends: pr\ngates: {min_changed_line_coverage: 0}\n"
+        "checks:\n  tests: {options: {args: [-x]}}\n  performance: {when: never}\n"
+    )
     tmpl = load_template(str(mine))
     assert tmpl.gates.min_changed_line_coverage == 0
     assert tmpl.gates.max_errors == 0

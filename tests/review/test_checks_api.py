@@ -51,21 +51,28 @@ def run(root: Path, change: Change, **options) -> CheckResult:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    return make_repo(tmp_path / "repo", {"README.md": "# demo\n", "pkg/__init__.py": "",
-                                          "pkg/mod.py": MOD})
+    return make_repo(
+        tmp_path / "repo", {"README.md": "# demo\n", "pkg/__init__.py": "", "pkg/mod.py": MOD}
+    )
 
 
-def summary(changes: list[ApiChange]) -> list[tuple[str, str, int | None, str | None,
-                                                      str | None]]:
+def summary(changes: list[ApiChange]) -> list[tuple[str, str, int | None, str | None, str | None]]:
     return [(c.name, c.change, c.line, c.old, c.new) for c in changes]
 
 
 def test_body_only_and_private_changes_are_not_api_changes(repo: Path) -> None:
-    text = MOD.replace('"hi " + name', '"hello " + name').replace("def _helper(x)",
-                                                                     "def _helper(x, y=1)")
+    text = MOD.replace('"hi " + name', '"hello " + name').replace(
+        "def _helper(x)", "def _helper(x, y=1)"
+    )
     text = text.replace("def _cache(self)", "def _cache(self, deep=False)")
-    change = branch_with(repo, {"pkg/mod.py": text, "pkg/_impl.py": "def run(a):\n    pass\n",
-                                "tests/test_mod.py": "def test_x():\n    pass\n"})
+    change = branch_with(
+        repo,
+        {
+            "pkg/mod.py": text,
+            "pkg/_impl.py": "def run(a):\n    pass\n",
+            "tests/test_mod.py": "def test_x():\n    pass\n",
+        },
+    )
     assert public_api_changes(change) == []
     result = run(repo, change)
     assert result.status == "passed" and result.summary == "public API unchanged"
@@ -73,17 +80,24 @@ def test_body_only_and_private_changes_are_not_api_changes(repo: Path) -> None:
 
 
 def test_signature_changes_without_docs_fail_with_one_finding_per_symbol(repo: Path) -> None:
-    text = (MOD.replace("def greet(name)", "def greet(name, punctuation='!')")
-            .replace("def get(self, key: str) -> bytes", "def get(self, key: str) -> str")
-            .replace("class Store(Base)", "class Store(Base, Mapping)")
-            .replace("async def fetch", "def fetch")
-            + "\n\ndef new_one(a, b):\n    return a\n")
+    text = (
+        MOD.replace("def greet(name)", "def greet(name, punctuation='!')")
+        .replace("def get(self, key: str) -> bytes", "def get(self, key: str) -> str")
+        .replace("class Store(Base)", "class Store(Base, Mapping)")
+        .replace("async def fetch", "def fetch")
+        + "\n\ndef new_one(a, b):\n    return a\n"
+    )
     change = branch_with(repo, {"pkg/mod.py": text})
     assert summary(public_api_changes(change)) == [
         ("greet", "changed", 4, "greet(name)", "greet(name, punctuation='!')"),
         ("Store", "changed", 12, "Store(Base)", "Store(Base, Mapping)"),
-        ("Store.get", "changed", 13, "Store.get(self, key: str) -> bytes",
-         "Store.get(self, key: str) -> str"),
+        (
+            "Store.get",
+            "changed",
+            13,
+            "Store.get(self, key: str) -> bytes",
+            "Store.get(self, key: str) -> str",
+        ),
         ("fetch", "changed", 20, "async fetch(url, *, timeout=10)", "fetch(url, *, timeout=10)"),
         ("new_one", "added", 24, None, "new_one(a, b)"),
     ]
@@ -92,16 +106,25 @@ def test_signature_changes_without_docs_fail_with_one_finding_per_symbol(repo: P
     assert {f.rule for f in result.findings} == {"api-undocumented"}
     assert {f.severity for f in result.findings} == {"error"}
     assert {f.file for f in result.findings} == {"pkg/mod.py"}
-    assert result.findings[0].message == ("public function greet(name, punctuation='!') changed "
-                                          "(was greet(name)); update README/docs/CHANGELOG")
-    assert result.findings[-1].message == \
-        "public function new_one(a, b) added; update README/docs/CHANGELOG"
+    assert result.findings[0].message == (
+        "public function greet(name, punctuation='!') changed "
+        "(was greet(name)); update README/docs/CHANGELOG"
+    )
+    assert (
+        result.findings[-1].message
+        == "public function new_one(a, b) added; update README/docs/CHANGELOG"
+    )
     assert result.metrics["api_changes"] == 5
 
 
 def test_doc_changes_make_an_api_change_pass(repo: Path) -> None:
-    change = branch_with(repo, {"pkg/mod.py": MOD.replace("(name)", "(name, loud)"),
-                                "README.md": "# demo\n\ngreet(name, loud)\n"})
+    change = branch_with(
+        repo,
+        {
+            "pkg/mod.py": MOD.replace("(name)", "(name, loud)"),
+            "README.md": "# demo\n\ngreet(name, loud)\n",
+        },
+    )
     result = run(repo, change)
     assert result.status == "passed"
     assert result.summary == "public API changed; docs updated (README.md)"
@@ -110,14 +133,16 @@ def test_doc_changes_make_an_api_change_pass(repo: Path) -> None:
 
 @pytest.mark.parametrize("doc", ["CHANGELOG.md", "docs/api.rst", "doc/index.md", "HISTORY.txt"])
 def test_every_default_doc_path_counts(repo: Path, doc: str) -> None:
-    change = branch_with(repo, {"pkg/mod.py": MOD.replace("(name)", "(name, loud)"),
-                                doc: "changed\n"})
+    change = branch_with(
+        repo, {"pkg/mod.py": MOD.replace("(name)", "(name, loud)"), doc: "changed\n"}
+    )
     assert run(repo, change).status == "passed"
 
 
 def test_options_doc_paths_and_severity(repo: Path) -> None:
-    change = branch_with(repo, {"pkg/mod.py": MOD.replace("(name)", "(name, loud)"),
-                                "README.md": "# demo\n\nmore\n"})
+    change = branch_with(
+        repo, {"pkg/mod.py": MOD.replace("(name)", "(name, loud)"), "README.md": "# demo\n\nmore\n"}
+    )
     # README no longer counts; findings are warnings, so the check passes with them.
     result = run(repo, change, doc_paths=["manual/"], severity="warning")
     assert result.status == "passed"
@@ -141,19 +166,27 @@ def test_removed_symbols_and_deleted_modules(repo: Path) -> None:
 
 
 def test_a_new_class_is_one_change(repo: Path) -> None:
-    change = branch_with(repo, {"pkg/extra.py": "class Thing:\n    def __init__(self, a):\n"
-                                                "        pass\n\n    def run(self):\n"
-                                                "        pass\n"})
+    change = branch_with(
+        repo,
+        {
+            "pkg/extra.py": "class Thing:\n    def __init__(self, a):\n"
+            "        pass\n\n    def run(self):\n"
+            "        pass\n"
+        },
+    )
     assert summary(public_api_changes(change)) == [("Thing", "added", 1, None, "Thing")]
 
 
 def test_methods_constructors_and_properties(repo: Path) -> None:
-    base = "class A:\n    def __init__(self, a):\n        pass\n\n    def size(self):\n" \
-           "        return 1\n"
+    base = (
+        "class A:\n    def __init__(self, a):\n        pass\n\n    def size(self):\n"
+        "        return 1\n"
+    )
     (repo / "pkg" / "a.py").write_text(base)
     commit(repo)
     new = base.replace("__init__(self, a)", "__init__(self, a, b)").replace(
-        "    def size", "    @property\n    def size")
+        "    def size", "    @property\n    def size"
+    )
     change = branch_with(repo, {"pkg/a.py": new})
     assert summary(public_api_changes(change)) == [
         ("A.__init__", "changed", 2, "A.__init__(self, a)", "A.__init__(self, a, b)"),
@@ -165,8 +198,10 @@ def test_dunder_all_decides_what_is_public(repo: Path) -> None:
     text = '__all__ = ["greet"]\n\n' + MOD.replace("(url,", "(uri,")
     # fetch is no longer exported: removed from the API; Store too.
     change = branch_with(repo, {"pkg/mod.py": text})
-    assert [(c.name, c.change) for c in public_api_changes(change)] == \
-        [("Store", "removed"), ("fetch", "removed")]
+    assert [(c.name, c.change) for c in public_api_changes(change)] == [
+        ("Store", "removed"),
+        ("fetch", "removed"),
+    ]
 
 
 def test_renamed_public_module_is_a_change(repo: Path) -> None:
@@ -175,13 +210,16 @@ def test_renamed_public_module_is_a_change(repo: Path) -> None:
     commit(repo)
     changes = public_api_changes(collect_change(repo))
     assert summary(changes) == [("pkg.module", "renamed", None, "pkg.mod", "pkg.module")]
-    assert changes[0].message == \
-        "public module pkg.mod moved to pkg.module; update README/docs/CHANGELOG"
+    assert (
+        changes[0].message
+        == "public module pkg.mod moved to pkg.module; update README/docs/CHANGELOG"
+    )
 
 
 def test_files_that_do_not_parse_are_left_to_the_syntax_check(repo: Path) -> None:
-    change = branch_with(repo, {"pkg/mod.py": MOD + "\ndef broken(:\n",
-                                "pkg/other.py": "def ok(a):\n    pass\n"})
+    change = branch_with(
+        repo, {"pkg/mod.py": MOD + "\ndef broken(:\n", "pkg/other.py": "def ok(a):\n    pass\n"}
+    )
     assert [c.name for c in public_api_changes(change)] == ["ok"]
 
 
@@ -195,8 +233,12 @@ def test_hostile_file_names_reach_git_as_arguments_only(repo: Path) -> None:
     (repo / "$(touch pwned).py").write_text("def a(x):\n    pass\n")
     (repo / "-rf.py").write_text("def b(x):\n    pass\n")
     commit(repo)
-    change = branch_with(repo, {"$(touch pwned).py": "def a(x, y):\n    pass\n",
-                                "-rf.py": "def b(x, y):\n    pass\n"})
+    change = branch_with(
+        repo,
+        {"$(touch pwned).py": "def a(x, y):\n    pass\n", "-rf.py": "def b(x, y):\n    pass\n"},
+    )
     assert sorted(summary(public_api_changes(change))) == [
-        ("a", "changed", 1, "a(x)", "a(x, y)"), ("b", "changed", 1, "b(x)", "b(x, y)")]
+        ("a", "changed", 1, "a(x)", "a(x, y)"),
+        ("b", "changed", 1, "b(x)", "b(x, y)"),
+    ]
     assert not (repo / "pwned").exists() and not (repo.parent / "pwned").exists()

@@ -53,11 +53,22 @@ HOSTILE = ("$(touch pwned).py", "; touch pwned2 #.py", "-rf.py", "--version.py",
 CheckFn = Callable[[CheckContext], Any]
 
 
-def run(fn: CheckFn, name: str, change: Change, options: Mapping[str, Any] | None = None,
-        upstream: Mapping[str, CheckResult] | None = None) -> CheckResult:
+def run(
+    fn: CheckFn,
+    name: str,
+    change: Change,
+    options: Mapping[str, Any] | None = None,
+    upstream: Mapping[str, CheckResult] | None = None,
+) -> CheckResult:
     root = Path(change.root)
-    ctx = CheckContext(check=name, root=root, change=change, options=options or {},
-                       upstream=upstream or {}, log_path=root.parent / f"{name}.log")
+    ctx = CheckContext(
+        check=name,
+        root=root,
+        change=change,
+        options=options or {},
+        upstream=upstream or {},
+        log_path=root.parent / f"{name}.log",
+    )
     return asyncio.run(fn(ctx))
 
 
@@ -72,14 +83,18 @@ def repo(tmp_path: Path) -> Path:
 
 # --- syntax ----------------------------------------------------------------------------------
 
+
 def test_syntax_reports_each_broken_changed_file(repo: Path) -> None:
-    change = branch_with(repo, {
-        "src/ok.py": "x = '\\d'\n",  # an invalid escape is a warning, not a syntax error
-        "src/broken.py": "x = 1\ndef f(:\n    pass\n",
-        "src/indent.py": "if True:\n\tx = 1\n        y = 2\n",
-        "src/nul.py": "x = 1\ny = 2\x00\n",
-        "src/stub.pyi": "def f(x: int) -> int: ...\nclass\n",
-    })
+    change = branch_with(
+        repo,
+        {
+            "src/ok.py": "x = '\\d'\n",  # an invalid escape is a warning, not a syntax error
+            "src/broken.py": "x = 1\ndef f(:\n    pass\n",
+            "src/indent.py": "if True:\n\tx = 1\n        y = 2\n",
+            "src/nul.py": "x = 1\ny = 2\x00\n",
+            "src/stub.pyi": "def f(x: int) -> int: ...\nclass\n",
+        },
+    )
     (repo / "src" / "latin.py").write_bytes(b"x = 1\ny = '\xff'\n")  # untracked counts too
     from reviewflow.review.change import collect_change
 
@@ -106,8 +121,12 @@ def test_syntax_passes_clean_files_and_skips_without_python(repo: Path) -> None:
     assert run(code.syntax, "syntax", change).status == "passed"
     docs = make_repo(repo.parent / "docs", {"README.md": "# a\n"})
     change = branch_with(docs, {"guide.md": "# guide\n", "data.json": "{}\n"})
-    for fn, name in ((code.syntax, "syntax"), (code.lint, "lint"),
-                     (code.format_check, "format"), (code.security, "security")):
+    for fn, name in (
+        (code.syntax, "syntax"),
+        (code.lint, "lint"),
+        (code.format_check, "format"),
+        (code.security, "security"),
+    ):
         result = run(fn, name, change)
         assert (result.status, result.summary) == ("skipped", "skipped: no Python files changed")
 
@@ -123,14 +142,18 @@ def test_deleted_python_files_are_not_checked(repo: Path) -> None:
 
 # --- lint ------------------------------------------------------------------------------------
 
+
 def test_lint_reports_ruff_findings_with_the_project_config(repo: Path) -> None:
-    change = branch_with(repo, {
-        "src/unused.py": "import os\n\n\ndef f():\n    return undefined_name\n",
-        "src/style.py": "x = 1\nif x == None:\n    pass\n",
-        "src/long.py": f"x = '{'a' * 120}'  # noqa: E501\ny = '{'b' * 120}'\n",
-        "generated/skip.py": "import os\n",  # excluded by the project's ruff config
-        "src/ok.py": "x = 1\n",
-    })
+    change = branch_with(
+        repo,
+        {
+            "src/unused.py": "import os\n\n\ndef f():\n    return undefined_name\n",
+            "src/style.py": "x = 1\nif x == None:\n    pass\n",
+            "src/long.py": f"x = '{'a' * 120}'  # noqa: E501\ny = '{'b' * 120}'\n",
+            "generated/skip.py": "import os\n",  # excluded by the project's ruff config
+            "src/ok.py": "x = 1\n",
+        },
+    )
     result = run(code.lint, "lint", change)
     assert result.status == "failed"
     assert found(result) == {
@@ -162,7 +185,8 @@ def test_lint_reports_syntax_errors_as_errors(repo: Path) -> None:
     result = run(code.lint, "lint", change, {"error_rules": []})
     assert result.status == "failed"
     assert {(f.file, f.line, f.rule, f.severity) for f in result.findings} == {
-        ("src/broken.py", 2, "syntax-error", "error")}
+        ("src/broken.py", 2, "syntax-error", "error")
+    }
 
 
 def test_lint_raises_when_ruff_itself_fails(repo: Path) -> None:
@@ -173,17 +197,23 @@ def test_lint_raises_when_ruff_itself_fails(repo: Path) -> None:
 
 # --- format ----------------------------------------------------------------------------------
 
+
 def test_format_reports_files_ruff_would_reformat(repo: Path) -> None:
-    change = branch_with(repo, {
-        "src/messy.py": "x = 1\n\n\n\ndef f( a ):\n    return a\n",
-        "src/tight.py": "x=1\n",
-        "src/clean.py": "x = 1\n",
-        "generated/messy.py": "x=1\n",
-    })
+    change = branch_with(
+        repo,
+        {
+            "src/messy.py": "x = 1\n\n\n\ndef f( a ):\n    return a\n",
+            "src/tight.py": "x=1\n",
+            "src/clean.py": "x = 1\n",
+            "generated/messy.py": "x=1\n",
+        },
+    )
     result = run(code.format_check, "format", change)
     assert result.status == "passed"  # formatting is a warning
-    assert found(result) == {("src/messy.py", 4, "format", "warning"),
-                             ("src/tight.py", 1, "format", "warning")}
+    assert found(result) == {
+        ("src/messy.py", 4, "format", "warning"),
+        ("src/tight.py", 1, "format", "warning"),
+    }
     assert {f.message for f in result.findings} == {"would be reformatted by ruff format"}
     assert result.summary == "ruff format on 4 file(s): 0 error(s), 2 warning(s)"
 
@@ -200,20 +230,26 @@ def test_format_skips_after_syntax_errors_and_tolerates_unparsable_files(repo: P
 
 def test_format_diff_parsing_only_trusts_known_headers(tmp_path: Path) -> None:
     paths = code.PathMap(tmp_path, ["a.py", "-x.py", "sub/b c.py"])
-    diff = ("--- a.py\n+++ a.py\n@@ -3,4 +3,3 @@\n x\n \n-x=1\n--- not/ours.py\n+++ y\n"
-            "--- ./-x.py\n+++ ./-x.py\n@@ -0,0 +1 @@\n+x\n"
-            f"--- {tmp_path}/sub/b c.py\n+++ {tmp_path}/sub/b c.py\n@@ -7 +7 @@\n")
+    diff = (
+        "--- a.py\n+++ a.py\n@@ -3,4 +3,3 @@\n x\n \n-x=1\n--- not/ours.py\n+++ y\n"
+        "--- ./-x.py\n+++ ./-x.py\n@@ -0,0 +1 @@\n+x\n"
+        f"--- {tmp_path}/sub/b c.py\n+++ {tmp_path}/sub/b c.py\n@@ -7 +7 @@\n"
+    )
     assert code.format_diff_files(diff, paths) == [("a.py", 5), ("-x.py", 1), ("sub/b c.py", 7)]
 
 
 # --- security --------------------------------------------------------------------------------
 
+
 def test_security_maps_bandit_severities(repo: Path) -> None:
-    change = branch_with(repo, {
-        "src/shell.py": SHELL,
-        "src/hashing.py": "import hashlib\n\n\ndef h(b):\n    return hashlib.md5(b)\n",
-        "src/ok.py": "def f(x):\n    return x\n",
-    })
+    change = branch_with(
+        repo,
+        {
+            "src/shell.py": SHELL,
+            "src/hashing.py": "import hashlib\n\n\ndef h(b):\n    return hashlib.md5(b)\n",
+            "src/ok.py": "def f(x):\n    return x\n",
+        },
+    )
     result = run(code.security, "security", change)
     assert result.status == "failed"
     assert found(result) == {
@@ -223,15 +259,17 @@ def test_security_maps_bandit_severities(repo: Path) -> None:
     }
     b602 = next(f for f in result.findings if f.rule == "B602")
     assert b602.message == "subprocess call with shell=True identified, security issue."
-    assert run(code.security, "security", change, {"skip": ["B404", "B602", "B324"]}
-               ).findings == []
+    assert run(code.security, "security", change, {"skip": ["B404", "B602", "B324"]}).findings == []
 
 
 def test_security_reads_the_projects_bandit_config(repo: Path) -> None:
-    change = branch_with(repo, {
-        "pyproject.toml": PYPROJECT + '\n[tool.bandit]\nskips = ["B404"]\n',
-        "src/shell.py": SHELL,
-    })
+    change = branch_with(
+        repo,
+        {
+            "pyproject.toml": PYPROJECT + '\n[tool.bandit]\nskips = ["B404"]\n',
+            "src/shell.py": SHELL,
+        },
+    )
     result = run(code.security, "security", change)
     assert found(result) == {("src/shell.py", 5, "B602", "error")}
     with pytest.raises(ValueError, match="not a file in the repository"):
@@ -240,13 +278,17 @@ def test_security_reads_the_projects_bandit_config(repo: Path) -> None:
 
 # --- secrets ---------------------------------------------------------------------------------
 
+
 def test_secrets_are_found_and_never_written_out(repo: Path) -> None:
-    change = branch_with(repo, {
-        "config/settings.py": f'ACCESS_KEY = "{ACCESS_KEY}"\n'
-                              f'aws_secret_access_key = "{SECRET_KEY}"\n',
-        "deploy/notes.txt": f"use {ACCESS_KEY} for the bucket\n",
-        "src/ok.py": "x = 1\n",
-    })
+    change = branch_with(
+        repo,
+        {
+            "config/settings.py": f'ACCESS_KEY = "{ACCESS_KEY}"\n'
+            f'aws_secret_access_key = "{SECRET_KEY}"\n',
+            "deploy/notes.txt": f"use {ACCESS_KEY} for the bucket\n",
+            "src/ok.py": "x = 1\n",
+        },
+    )
     (repo / "blob.bin").write_bytes(b"\0" * 64 + ACCESS_KEY.encode())
     from reviewflow.review.change import collect_change
 
@@ -283,10 +325,13 @@ def test_secrets_skip_symlinks_and_binary_only_changes(repo: Path, tmp_path: Pat
 
 # --- hostile file names ----------------------------------------------------------------------
 
-def test_hostile_file_names_are_only_file_names(repo: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    body = ("import os\nimport subprocess\nx=1\nsubprocess.call(x, shell=True)\n"
-            f"K = '{ACCESS_KEY}'\n")
+
+def test_hostile_file_names_are_only_file_names(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = (
+        f"import os\nimport subprocess\nx=1\nsubprocess.call(x, shell=True)\nK = '{ACCESS_KEY}'\n"
+    )
     change = branch_with(repo, {f"src/{name}": body for name in HOSTILE})
     assert sorted(change.paths(".py")) == sorted(f"src/{n}" for n in HOSTILE)
     monkeypatch.chdir(tmp_path)
@@ -306,30 +351,39 @@ def test_hostile_file_names_are_only_file_names(repo: Path, tmp_path: Path,
     assert {(f, line) for f, line, rule, _ in lint} == {(p, 1) for p in expected}
     assert {f for f, _, _, _ in found(results["format"])} == expected
     security = found(results["security"])
-    assert {(f, line, rule) for f, line, rule, _ in security if rule == "B602"} == \
-        {(p, 4, "B602") for p in expected}
-    assert {(f, line) for f, line, _, _ in found(results["secrets"])} == \
-        {(p, 5) for p in expected}
+    assert {(f, line, rule) for f, line, rule, _ in security if rule == "B602"} == {
+        (p, 4, "B602") for p in expected
+    }
+    assert {(f, line) for f, line, _, _ in found(results["secrets"])} == {(p, 5) for p in expected}
 
 
 # --- missing tools ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fn", "name", "module"), [
-    (code.lint, "lint", "ruff"), (code.format_check, "format", "ruff"),
-    (code.security, "security", "bandit"), (code.secrets, "secrets", "detect_secrets"),
-])
-def test_missing_tool_raises_tool_missing(repo: Path, monkeypatch: pytest.MonkeyPatch,
-                                          fn: CheckFn, name: str, module: str) -> None:
+
+@pytest.mark.parametrize(
+    ("fn", "name", "module"),
+    [
+        (code.lint, "lint", "ruff"),
+        (code.format_check, "format", "ruff"),
+        (code.security, "security", "bandit"),
+        (code.secrets, "secrets", "detect_secrets"),
+    ],
+)
+def test_missing_tool_raises_tool_missing(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, fn: CheckFn, name: str, module: str
+) -> None:
     change = branch_with(repo, {"src/m.py": "x = 1\n"})
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda mod, *a: None if mod == module else real(mod, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda mod, *a: None if mod == module else real(mod, *a)
+    )
     with pytest.raises(ToolMissing) as caught:
         run(fn, name, change)
     assert caught.value.tool == module.replace("_", "-")
 
 
 # --- parsing units ---------------------------------------------------------------------------
+
 
 def test_tool_paths_map_back_to_change_paths(tmp_path: Path) -> None:
     (tmp_path / "real").mkdir()
@@ -346,16 +400,36 @@ def test_tool_paths_map_back_to_change_paths(tmp_path: Path) -> None:
 def test_ruff_and_bandit_json_mapping(tmp_path: Path) -> None:
     paths = code.PathMap(tmp_path, ["a.py"])
     diagnostics = [
-        {"code": "F841", "filename": str(tmp_path / "a.py"), "location": {"row": 3},
-         "message": "Local variable `x` is assigned to but never used"},
-        {"code": None, "filename": str(tmp_path / "a.py"), "location": {"row": 9},
-         "message": "SyntaxError: Expected an expression"},
-        {"code": "E999", "filename": str(tmp_path / "a.py"), "location": {"row": 10},
-         "message": "SyntaxError: x"},
-        {"code": "W291", "filename": str(tmp_path / "a.py"), "location": {"row": 4},
-         "message": "Trailing whitespace\x1b[0m"},
-        {"code": "F401", "filename": str(tmp_path / "elsewhere.py"), "location": {"row": 1},
-         "message": "x"},
+        {
+            "code": "F841",
+            "filename": str(tmp_path / "a.py"),
+            "location": {"row": 3},
+            "message": "Local variable `x` is assigned to but never used",
+        },
+        {
+            "code": None,
+            "filename": str(tmp_path / "a.py"),
+            "location": {"row": 9},
+            "message": "SyntaxError: Expected an expression",
+        },
+        {
+            "code": "E999",
+            "filename": str(tmp_path / "a.py"),
+            "location": {"row": 10},
+            "message": "SyntaxError: x",
+        },
+        {
+            "code": "W291",
+            "filename": str(tmp_path / "a.py"),
+            "location": {"row": 4},
+            "message": "Trailing whitespace\x1b[0m",
+        },
+        {
+            "code": "F401",
+            "filename": str(tmp_path / "elsewhere.py"),
+            "location": {"row": 1},
+            "message": "x",
+        },
     ]
     result = code.ruff_findings(diagnostics, paths, "lint")
     assert [(f.line, f.rule, f.severity, f.message) for f in result] == [
@@ -364,11 +438,25 @@ def test_ruff_and_bandit_json_mapping(tmp_path: Path) -> None:
         (10, "syntax-error", "error", "SyntaxError: x"),
         (4, "W291", "warning", "Trailing whitespace"),
     ]
-    report = {"results": [
-        {"filename": "./a.py", "issue_severity": "MEDIUM", "test_id": "B108", "line_number": 2,
-         "issue_text": "Probable insecure usage of temp file/directory."},
-        {"filename": "./b.py", "issue_severity": "HIGH", "test_id": "B602", "line_number": 1,
-         "issue_text": "x"},
-    ]}
-    assert [(f.file, f.line, f.rule, f.severity) for f in
-            code.bandit_findings(report, paths, "security")] == [("a.py", 2, "B108", "warning")]
+    report = {
+        "results": [
+            {
+                "filename": "./a.py",
+                "issue_severity": "MEDIUM",
+                "test_id": "B108",
+                "line_number": 2,
+                "issue_text": "Probable insecure usage of temp file/directory.",
+            },
+            {
+                "filename": "./b.py",
+                "issue_severity": "HIGH",
+                "test_id": "B602",
+                "line_number": 1,
+                "issue_text": "x",
+            },
+        ]
+    }
+    assert [
+        (f.file, f.line, f.rule, f.severity)
+        for f in code.bandit_findings(report, paths, "security")
+    ] == [("a.py", 2, "B108", "warning")]

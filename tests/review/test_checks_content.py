@@ -124,26 +124,45 @@ def articles(root: Path, files: dict[str, str]) -> Change:
     for rel, text in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text, encoding="utf-8")
-    return Change(root=str(root), base="0" * 40, base_ref="test", head=None, dirty=True,
-                  files=[ChangedFile(path=p, status="added") for p in sorted(files)])
+    return Change(
+        root=str(root),
+        base="0" * 40,
+        base_ref="test",
+        head=None,
+        dirty=True,
+        files=[ChangedFile(path=p, status="added") for p in sorted(files)],
+    )
 
 
 @pytest.fixture(scope="module")
 def review(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Change]:
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
-    root = make_repo(tmp_path_factory.mktemp("content") / "repo", {
-        "README.md": "# project\n", "docs/setup.md": SETUP, "img/logo.png": "png",
-        ".reviewflow/words.txt": "# the project's words\nReviewflow\n",
-        "posts/old.md": "no title, recieve, [x](gone.md)\n",
-    })
-    change = branch_with(root, {"posts/clean.md": CLEAN, "posts/bad.md": BAD,
-                                "posts/hard.md": HARD, "docs/guide.rst": GUIDE,
-                                "notes.txt": "recieve [x](gone.md)\n"})
+    root = make_repo(
+        tmp_path_factory.mktemp("content") / "repo",
+        {
+            "README.md": "# project\n",
+            "docs/setup.md": SETUP,
+            "img/logo.png": "png",
+            ".reviewflow/words.txt": "# the project's words\nReviewflow\n",
+            "posts/old.md": "no title, recieve, [x](gone.md)\n",
+        },
+    )
+    change = branch_with(
+        root,
+        {
+            "posts/clean.md": CLEAN,
+            "posts/bad.md": BAD,
+            "posts/hard.md": HARD,
+            "docs/guide.rst": GUIDE,
+            "notes.txt": "recieve [x](gone.md)\n",
+        },
+    )
     return root, change
 
 
 # --- the planted problems, check by check ----------------------------------------------------
+
 
 def test_metadata_reports_a_missing_title_a_bad_date_and_missing_recommended_keys(review):
     result = run("metadata", *review)
@@ -241,27 +260,41 @@ def test_a_change_without_articles_skips_every_check(tmp_path: Path):
 
 # --- metadata --------------------------------------------------------------------------------
 
+
 def test_front_matter_errors_name_their_line(tmp_path: Path):
-    change = articles(tmp_path, {
-        "a.md": "---\ntitle: ok\ntags: [one\ndate: 2024-01-01\n---\n# A\n",
-        "b.md": "---\n- a list\n---\n# B\n",
-        "c.md": "# No front matter\n",
-        "d.md": "---\ntitle:\n---\n",
-    })
+    change = articles(
+        tmp_path,
+        {
+            "a.md": "---\ntitle: ok\ntags: [one\ndate: 2024-01-01\n---\n# A\n",
+            "b.md": "---\n- a list\n---\n# B\n",
+            "c.md": "# No front matter\n",
+            "d.md": "---\ntitle:\n---\n",
+        },
+    )
     result = run("metadata", tmp_path, change, recommended=[])
-    assert rows(result) == [("a.md", 4, "error", "metadata-invalid"),
-                            ("b.md", 2, "error", "metadata-invalid"),
-                            ("c.md", 1, "error", "metadata-missing"),
-                            ("d.md", 2, "error", "metadata-required")]
+    assert rows(result) == [
+        ("a.md", 4, "error", "metadata-invalid"),
+        ("b.md", 2, "error", "metadata-invalid"),
+        ("c.md", 1, "error", "metadata-missing"),
+        ("d.md", 2, "error", "metadata-required"),
+    ]
     assert result.findings[0].message.startswith("invalid YAML front matter")
     assert result.findings[3].message == "required key 'title' is empty"
 
 
 def test_dates_must_be_iso_and_real(tmp_path: Path):
-    dates = ["2024-01-05", "2024-01-05T10:00:00Z", "2024-01-05 10:00:00 +0200",
-             "'2024-01-05'", "2024-13-40", "yesterday", "05/01/2024"]
-    change = articles(tmp_path, {f"p{i}.md": f"---\ntitle: T\ndate: {d}\n---\n"
-                                 for i, d in enumerate(dates)})
+    dates = [
+        "2024-01-05",
+        "2024-01-05T10:00:00Z",
+        "2024-01-05 10:00:00 +0200",
+        "'2024-01-05'",
+        "2024-13-40",
+        "yesterday",
+        "05/01/2024",
+    ]
+    change = articles(
+        tmp_path, {f"p{i}.md": f"---\ntitle: T\ndate: {d}\n---\n" for i, d in enumerate(dates)}
+    )
     result = run("metadata", tmp_path, change, recommended=[])
     assert rows(result) == [(f"p{i}.md", 3, "warning", "metadata-date") for i in (4, 5, 6)]
 
@@ -270,15 +303,20 @@ def test_without_required_keys_a_missing_front_matter_is_only_a_hint(tmp_path: P
     change = articles(tmp_path, {"a.md": "# A\n", "b.rst": "Title\n=====\n\ntext\n"})
     result = run("metadata", tmp_path, change, required=[], recommended=["author"])
     assert result.status == "passed"
-    assert rows(result) == [("a.md", 1, "info", "metadata-recommended"),
-                            ("b.rst", 1, "info", "metadata-recommended")]
+    assert rows(result) == [
+        ("a.md", 1, "info", "metadata-recommended"),
+        ("b.rst", 1, "info", "metadata-recommended"),
+    ]
 
 
 # --- headings --------------------------------------------------------------------------------
 
+
 def test_heading_rules(tmp_path: Path):
-    text = ("# Title\n\n## Setup\n\n### Notes\n\n## Usage\n\n### Notes\n\n### Notes\n\n"
-            "## Options:\n\n#\n\n# Second title\n\n```\n# not a heading\n```\n#hashtag\n")
+    text = (
+        "# Title\n\n## Setup\n\n### Notes\n\n## Usage\n\n### Notes\n\n### Notes\n\n"
+        "## Options:\n\n#\n\n# Second title\n\n```\n# not a heading\n```\n#hashtag\n"
+    )
     change = articles(tmp_path, {"a.md": text})
     result = run("headings", tmp_path, change)
     assert rows(result) == [
@@ -292,33 +330,43 @@ def test_heading_rules(tmp_path: Path):
 
 
 def test_a_front_matter_title_counts_as_the_top_heading(tmp_path: Path):
-    change = articles(tmp_path, {
-        "a.md": "---\ntitle: T\n---\n\n## Part\n\n### Sub\n",
-        "b.md": "---\ntitle: T\n---\n\n# T\n\n## Part\n",
-        "c.md": "---\ntitle: T\n---\n\n### Too deep\n",
-    })
+    change = articles(
+        tmp_path,
+        {
+            "a.md": "---\ntitle: T\n---\n\n## Part\n\n### Sub\n",
+            "b.md": "---\ntitle: T\n---\n\n# T\n\n## Part\n",
+            "c.md": "---\ntitle: T\n---\n\n### Too deep\n",
+        },
+    )
     assert rows(run("headings", tmp_path, change)) == [("c.md", 5, "warning", "heading-skip")]
 
 
 def test_setext_headings_and_thematic_breaks(tmp_path: Path):
     text = "Title\n=====\n\nSection\n-------\n\ntext\n\n---\n\nmore text\n"
     doc = markup.parse("a.md", text)
-    assert [(h.line, h.level, h.text) for h in doc.headings] == [(1, 1, "Title"),
-                                                                (4, 2, "Section")]
+    assert [(h.line, h.level, h.text) for h in doc.headings] == [(1, 1, "Title"), (4, 2, "Section")]
 
 
 def test_rest_title_levels_follow_the_order_of_first_use():
-    text = ("=====\nTitle\n=====\n\n:author: Ada\n\nOne\n---\n\nTwo\n~~~\n\nThree\n-----\n\n"
-            "::\n\n   Code\n   ----\n\nFour\n^^^^\n\nNot a title\n~~\n\nShort underline\n~~~~\n")
+    text = (
+        "=====\nTitle\n=====\n\n:author: Ada\n\nOne\n---\n\nTwo\n~~~\n\nThree\n-----\n\n"
+        "::\n\n   Code\n   ----\n\nFour\n^^^^\n\nNot a title\n~~\n\nShort underline\n~~~~\n"
+    )
     doc = markup.parse("a.rst", text)
     assert [(h.line, h.level, h.text) for h in doc.headings] == [
-        (2, 1, "Title"), (7, 2, "One"), (10, 3, "Two"), (13, 2, "Three"), (21, 4, "Four"),
-        (27, 3, "Short underline")]
+        (2, 1, "Title"),
+        (7, 2, "One"),
+        (10, 3, "Two"),
+        (13, 2, "Three"),
+        (21, 4, "Four"),
+        (27, 3, "Short underline"),
+    ]
     assert doc.meta == {"author": "Ada"} and doc.meta_lines == {"author": 5}
     assert doc.title == ("Title", 2)
 
 
 # --- readability -----------------------------------------------------------------------------
+
 
 def test_readability_thresholds_are_options(tmp_path: Path):
     text = "---\ntitle: T\n---\n\n" + "The cat sat on the mat and it was warm. " * 10 + "\n"
@@ -333,12 +381,17 @@ def test_readability_thresholds_are_options(tmp_path: Path):
 
 
 def test_readability_ignores_code_headings_and_link_targets():
-    text = ("# A very long heading with many extraordinarily complicated words\n\n"
-            "Short words. [Link](https://example.com/a/very/long/path) here.\n\n"
-            "```\nsupercalifragilistic expialidocious\n```\n\n- item one\n- item two\n")
+    text = (
+        "# A very long heading with many extraordinarily complicated words\n\n"
+        "Short words. [Link](https://example.com/a/very/long/path) here.\n\n"
+        "```\nsupercalifragilistic expialidocious\n```\n\n- item one\n- item two\n"
+    )
     blocks = markup.paragraphs(markup.parse("a.md", text))
     assert [(line, " ".join(t.split())) for line, t in blocks] == [
-        (3, "Short words. Link here."), (9, "item one."), (10, "item two.")]
+        (3, "Short words. Link here."),
+        (9, "item one."),
+        (10, "item two."),
+    ]
 
 
 def test_readability_never_downloads_a_dictionary(monkeypatch: pytest.MonkeyPatch):
@@ -358,19 +411,25 @@ def test_readability_never_downloads_a_dictionary(monkeypatch: pytest.MonkeyPatc
 
 def test_flesch_scores_easy_text_higher_than_hard_text():
     easy = content.flesch("The cat sat on the mat. The dog ran to the park.")
-    hard = content.flesch("Institutional considerations necessitate comprehensive "
-                          "reconsideration of organizational responsibilities.")
+    hard = content.flesch(
+        "Institutional considerations necessitate comprehensive "
+        "reconsideration of organizational responsibilities."
+    )
     assert easy[0] > hard[0] and easy[1] < hard[1]
 
 
 # --- spelling --------------------------------------------------------------------------------
 
+
 def test_project_words_come_from_the_wordlists_and_the_options(tmp_path: Path):
-    change = articles(tmp_path, {
-        "a.md": "---\ntitle: T\n---\n\nWe use kubectl, ansible and grafana daily.\n",
-        ".wordlist.txt": "Kubectl  # comment\n# grafana\n",
-        "cfg/words.txt": "ANSIBLE\n",
-    })
+    change = articles(
+        tmp_path,
+        {
+            "a.md": "---\ntitle: T\n---\n\nWe use kubectl, ansible and grafana daily.\n",
+            ".wordlist.txt": "Kubectl  # comment\n# grafana\n",
+            "cfg/words.txt": "ANSIBLE\n",
+        },
+    )
     found = run("spelling", tmp_path, change)
     assert [f.message.split("'")[1] for f in found.findings] == ["ansible", "grafana"]
     ok = run("spelling", tmp_path, change, wordlist="cfg/words.txt", words=["Grafana"])
@@ -378,12 +437,14 @@ def test_project_words_come_from_the_wordlists_and_the_options(tmp_path: Path):
 
 
 def test_spelling_skips_what_is_not_prose(tmp_path: Path):
-    text = ("---\ntitle: A speling test\ndescription: >\n  Anothr line\nslug: not-a-wrd\n---\n\n"
-            "NASA and APIs use JavaScript and iPhone. Version v2 and abc123 and snake_case.\n"
-            "Mail bob@exampel.com or see docs/setp/guide.md and config.yml today.\n"
-            "Visit <https://exampel.com> or www.exampel.com and `codde` here.\n"
-            "<!-- a commment -->\n<span class=\"wrongg\">Fine</span> words.\n"
-            "Don't worry, it's the team's work. xx ab zz.\n")
+    text = (
+        "---\ntitle: A speling test\ndescription: >\n  Anothr line\nslug: not-a-wrd\n---\n\n"
+        "NASA and APIs use JavaScript and iPhone. Version v2 and abc123 and snake_case.\n"
+        "Mail bob@exampel.com or see docs/setp/guide.md and config.yml today.\n"
+        "Visit <https://exampel.com> or www.exampel.com and `codde` here.\n"
+        '<!-- a commment -->\n<span class="wrongg">Fine</span> words.\n'
+        "Don't worry, it's the team's work. xx ab zz.\n"
+    )
     change = articles(tmp_path, {"a.md": text})
     result = run("spelling", tmp_path, change)
     assert [(f.line, f.message) for f in result.findings] == [
@@ -396,7 +457,9 @@ def test_spelling_findings_are_capped_per_file(tmp_path: Path):
     change = articles(tmp_path, {"a.md": "# T\n\n" + "Zorblax qwertyx.\n" * 4})
     result = run("spelling", tmp_path, change, max_per_file=3)
     assert rows(result) == [("a.md", 3, "warning", "spelling")] * 2 + [
-        ("a.md", 4, "warning", "spelling"), ("a.md", 4, "info", "spelling")]
+        ("a.md", 4, "warning", "spelling"),
+        ("a.md", 4, "info", "spelling"),
+    ]
     assert result.findings[-1].message == "5 more unknown word(s) not listed (max_per_file: 3)"
     assert result.metrics["unknown"] == 8
 
@@ -408,6 +471,7 @@ def test_an_unknown_language_skips_spelling(tmp_path: Path):
 
 
 # --- links -----------------------------------------------------------------------------------
+
 
 def test_link_forms_and_how_targets_resolve(tmp_path: Path):
     text = """# Doc
@@ -425,10 +489,16 @@ def test_link_forms_and_how_targets_resolve(tmp_path: Path):
 
 <!-- [hidden](missing.md) -->
 """
-    change = articles(tmp_path, {
-        "a.md": text, "other.md": "# Top Title\n", "my file.md": "x\n", "img/a.png": "x",
-        "docs/x.rst": "X\n=\n",
-    })
+    change = articles(
+        tmp_path,
+        {
+            "a.md": text,
+            "other.md": "# Top Title\n",
+            "my file.md": "x\n",
+            "img/a.png": "x",
+            "docs/x.rst": "X\n=\n",
+        },
+    )
     result = run("links", tmp_path, change, ignore=["drafts/*"])
     assert [(f.line, f.rule, f.message) for f in result.findings if f.file == "a.md"] == [
         (6, "link-anchor", "no heading or anchor #nope in this file"),
@@ -446,15 +516,16 @@ def test_a_symlink_out_of_the_repository_is_not_followed(tmp_path: Path):
     outside.mkdir()
     (outside / "secret.md").write_text("Secret text without a title\n")
     root = tmp_path / "repo"
-    change = articles(root, {"a.md": "# A\n\n[s](link/secret.md)\n",
-                             "b.md": "# B\n\n[ok](a.md)\n"})
+    change = articles(root, {"a.md": "# A\n\n[s](link/secret.md)\n", "b.md": "# B\n\n[ok](a.md)\n"})
     os.symlink(outside, root / "link")
     os.symlink(outside / "secret.md", root / "c.md")
-    change = change.model_copy(update={"files": [*change.files,
-                                                 ChangedFile(path="c.md", status="added")]})
+    change = change.model_copy(
+        update={"files": [*change.files, ChangedFile(path="c.md", status="added")]}
+    )
     result = run("links", root, change)
     assert [(f.file, f.message) for f in result.findings] == [
-        ("a.md", "link target 'link/secret.md' points outside the repository")]
+        ("a.md", "link target 'link/secret.md' points outside the repository")
+    ]
     assert run("headings", root, change).findings == []  # c.md is not read at all
 
 
@@ -477,8 +548,9 @@ See `the guide <guide.md#install>`_, `missing <gone.rst>`_ and `named`_.
 
    .. image:: in-code.png
 """
-    change = articles(tmp_path, {"a.rst": text, "guide.md": "# G\n\n## Setup\n",
-                                 "img/logo.png": "x"})
+    change = articles(
+        tmp_path, {"a.rst": text, "guide.md": "# G\n\n## Setup\n", "img/logo.png": "x"}
+    )
     result = run("links", tmp_path, change)
     assert [(f.line, f.rule, f.message) for f in result.findings] == [
         (4, "link-anchor", "no heading or anchor #install in guide.md"),
@@ -489,25 +561,36 @@ See `the guide <guide.md#install>`_, `missing <gone.rst>`_ and `named`_.
 
 
 def test_github_slugs():
-    doc = markup.parse("a.md", "# Hello, World!\n\n## `code` and [link](x)\n\n## Hello, World\n"
-                       "\n## Ünïcode ok_name\n\n### Custom {#my-id}\n<a name=\"old\"></a>\n")
-    assert markup.anchors(doc) == {"hello-world", "code-and-link", "hello-world-1",
-                                   "ünïcode-ok_name", "my-id", "old"}
+    doc = markup.parse(
+        "a.md",
+        "# Hello, World!\n\n## `code` and [link](x)\n\n## Hello, World\n"
+        '\n## Ünïcode ok_name\n\n### Custom {#my-id}\n<a name="old"></a>\n',
+    )
+    assert markup.anchors(doc) == {
+        "hello-world",
+        "code-and-link",
+        "hello-world-1",
+        "ünïcode-ok_name",
+        "my-id",
+        "old",
+    }
     assert markup.docutils_id("1. Ünïcode Title!") == "unicode-title"
 
 
 # --- length ----------------------------------------------------------------------------------
 
+
 def test_length_limits_are_options(tmp_path: Path):
     title = "A title that goes on and on, well past what a page of search results shows"
     change = articles(tmp_path, {"a.md": f"---\ntitle: {title}\n---\n\n" + "word " * 60})
     result = run("length", tmp_path, change, min_words=10, max_words=50)
-    assert rows(result) == [("a.md", 1, "warning", "length-words"),
-                            ("a.md", 2, "warning", "length-title")]
+    assert rows(result) == [
+        ("a.md", 1, "warning", "length-words"),
+        ("a.md", 2, "warning", "length-title"),
+    ]
     assert result.findings[0].message == "60 words: longer than 50"
     assert result.findings[1].message == f"title is {len(title)} characters (maximum 70)"
-    off = run("length", tmp_path, change, min_words=None, max_words=None,
-              max_title_length=None)
+    off = run("length", tmp_path, change, min_words=None, max_words=None, max_title_length=None)
     assert off.findings == [] and off.metrics["words"] == 60
 
 
@@ -527,9 +610,12 @@ def test_the_extensions_option_narrows_the_files(tmp_path: Path):
 
 # --- the parser ------------------------------------------------------------------------------
 
+
 def test_code_is_hidden_with_line_numbers_kept():
-    text = ("````md\n```\nnot the end\n```\n````\ntext\n~~~\ncode\n~~~\n<!--\nhidden\n-->\n"
-            "<pre>\nraw\n</pre>\nlast\n1. step\n\n    ```\n    code in a list\n    ```\n")
+    text = (
+        "````md\n```\nnot the end\n```\n````\ntext\n~~~\ncode\n~~~\n<!--\nhidden\n-->\n"
+        "<pre>\nraw\n</pre>\nlast\n1. step\n\n    ```\n    code in a list\n    ```\n"
+    )
     doc = markup.parse("a.md", text)
     visible = [i + 1 for i, line in enumerate(markup.prose_lines(doc)) if line.strip()]
     assert visible == [6, 16, 17]

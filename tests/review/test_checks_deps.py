@@ -61,31 +61,62 @@ attrs = "23.1.0"
 click = {version = "^8.0"}
 """
 VULNS: dict[tuple[str, str], list[dict[str, Any]]] = {
-    ("requests", "2.19.0"): [{
-        "id": "PYSEC-2018-28", "aliases": ["CVE-2018-18074"],
-        "summary": "Authorization header leak on redirect",
-        "affected": [{"package": {"name": "requests", "ecosystem": "PyPI"},
-                      "ranges": [{"type": "ECOSYSTEM",
-                                  "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}]}],
-    }],
-    ("django", "3.2.0"): [{
-        "id": "GHSA-xxxx-yyyy-zzzz", "summary": "SQL injection",
-        "affected": [{"package": {"name": "django", "ecosystem": "PyPI"},
-                      "ranges": [{"type": "ECOSYSTEM", "events": [
-                          {"introduced": "3.2"}, {"fixed": "3.2.14"}, {"introduced": "4.0"},
-                          {"fixed": "4.0.6"}]}]}],
-    }],
-    ("pyyaml", "5.3"): [{
-        "id": "PYSEC-2020-96", "aliases": [],
-        "affected": [{"package": {"name": "pyyaml", "ecosystem": "PyPI"}, "ranges": []}],
-    }],
+    ("requests", "2.19.0"): [
+        {
+            "id": "PYSEC-2018-28",
+            "aliases": ["CVE-2018-18074"],
+            "summary": "Authorization header leak on redirect",
+            "affected": [
+                {
+                    "package": {"name": "requests", "ecosystem": "PyPI"},
+                    "ranges": [
+                        {"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}
+                    ],
+                }
+            ],
+        }
+    ],
+    ("django", "3.2.0"): [
+        {
+            "id": "GHSA-xxxx-yyyy-zzzz",
+            "summary": "SQL injection",
+            "affected": [
+                {
+                    "package": {"name": "django", "ecosystem": "PyPI"},
+                    "ranges": [
+                        {
+                            "type": "ECOSYSTEM",
+                            "events": [
+                                {"introduced": "3.2"},
+                                {"fixed": "3.2.14"},
+                                {"introduced": "4.0"},
+                                {"fixed": "4.0.6"},
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
+    ],
+    ("pyyaml", "5.3"): [
+        {
+            "id": "PYSEC-2020-96",
+            "aliases": [],
+            "affected": [{"package": {"name": "pyyaml", "ecosystem": "PyPI"}, "ranges": []}],
+        }
+    ],
 }
 
 
 def run(change: Change, options: Mapping[str, Any] | None = None) -> CheckResult:
     root = Path(change.root)
-    ctx = CheckContext(check="dependencies", root=root, change=change, options=options or {},
-                       log_path=root.parent / "deps.log")
+    ctx = CheckContext(
+        check="dependencies",
+        root=root,
+        change=change,
+        options=options or {},
+        log_path=root.parent / "deps.log",
+    )
     return asyncio.run(deps.dependencies(ctx))
 
 
@@ -143,9 +174,11 @@ def _closed_port() -> int:
 
 # --- whole check -----------------------------------------------------------------------------
 
+
 def test_vulnerable_pins_are_errors_where_they_are_written(repo: Path, osv: str) -> None:
-    change = branch_with(repo, {"requirements.txt": REQUIREMENTS, "pyproject.toml": PYPROJECT,
-                                "app.py": "x = 2\n"})
+    change = branch_with(
+        repo, {"requirements.txt": REQUIREMENTS, "pyproject.toml": PYPROJECT, "app.py": "x = 2\n"}
+    )
     result = run(change, {"service": "osv", "osv_url": osv})
     assert result.status == "failed"
     assert found(result) == {
@@ -158,14 +191,22 @@ def test_vulnerable_pins_are_errors_where_they_are_written(repo: Path, osv: str)
         ("pyproject.toml", 18, "unpinned", "info"),
     }
     messages = {(f.file, f.rule): f.message for f in result.findings}
-    assert messages["requirements.txt", "PYSEC-2018-28"] == \
-        "requests 2.19.0 has PYSEC-2018-28 (CVE-2018-18074) (fix: 2.20.0)"
-    assert messages["requirements.txt", "GHSA-xxxx-yyyy-zzzz"] == \
-        "django 3.2.0 has GHSA-xxxx-yyyy-zzzz (fix: 3.2.14, 4.0.6)"
-    assert messages["pyproject.toml", "PYSEC-2020-96"] == "pyyaml 5.3 has PYSEC-2020-96 " \
+    assert (
+        messages["requirements.txt", "PYSEC-2018-28"]
+        == "requests 2.19.0 has PYSEC-2018-28 (CVE-2018-18074) (fix: 2.20.0)"
+    )
+    assert (
+        messages["requirements.txt", "GHSA-xxxx-yyyy-zzzz"]
+        == "django 3.2.0 has GHSA-xxxx-yyyy-zzzz (fix: 3.2.14, 4.0.6)"
+    )
+    assert (
+        messages["pyproject.toml", "PYSEC-2020-96"] == "pyyaml 5.3 has PYSEC-2020-96 "
         "(fix: none yet)"
-    assert messages["requirements.txt", "unpinned"] == \
-        "flask>=1.0 is not pinned to one version, so it was not audited"
+    )
+    assert (
+        messages["requirements.txt", "unpinned"]
+        == "flask>=1.0 is not pinned to one version, so it was not audited"
+    )
     assert result.metrics["audited"] == 5  # requests, django, pyyaml, pytest, attrs
     assert result.metrics["vulnerabilities"] == 4
     assert result.summary == "5 pinned dependencies audited against osv: 4 error(s), 0 warning(s)"
@@ -197,7 +238,8 @@ def test_default_service_from_this_machine(repo: Path) -> None:
 
 
 def test_nothing_audited_is_unreachable_even_when_the_probe_answers(
-        repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    repo: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     """pip-audit's own false pass: every dependency "could not be audited", exit 0."""
     monkeypatch.setattr(deps, "reachable", lambda *a: True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -219,14 +261,17 @@ def test_skips_without_dependency_files_or_pins(repo: Path) -> None:
     assert (result.status, result.summary) == ("skipped", "skipped: no dependency files changed")
     change = branch_with(repo, {"requirements.txt": "flask>=1\n"}, name="ranges")
     result = run(change)
-    assert (result.status, result.summary) == \
-        ("skipped", "skipped: no pinned dependencies to audit")
+    assert (result.status, result.summary) == (
+        "skipped",
+        "skipped: no pinned dependencies to audit",
+    )
     assert found(result) == {("requirements.txt", 1, "unpinned", "info")}
 
 
 def test_unparsable_file_is_a_warning(repo: Path, osv: str) -> None:
-    change = branch_with(repo, {"pyproject.toml": "[project\n",
-                                "requirements.txt": "attrs==23.1.0\n"})
+    change = branch_with(
+        repo, {"pyproject.toml": "[project\n", "requirements.txt": "attrs==23.1.0\n"}
+    )
     result = run(change, {"service": "osv", "osv_url": osv})
     assert result.status == "passed"
     assert found(result) == {("pyproject.toml", None, "unreadable", "warning")}
@@ -246,8 +291,9 @@ def test_options_are_checked(repo: Path) -> None:
 def test_missing_pip_audit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     change = branch_with(repo, {"requirements.txt": "attrs==23.1.0\n"})
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda mod, *a: None if mod == "pip_audit" else real(mod, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda mod, *a: None if mod == "pip_audit" else real(mod, *a)
+    )
     with pytest.raises(ToolMissing) as caught:
         run(change)
     assert caught.value.tool == "pip-audit"
@@ -255,10 +301,16 @@ def test_missing_pip_audit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- probe -----------------------------------------------------------------------------------
 
+
 def test_probe_needs_vulnerabilities_in_the_answer(osv: str) -> None:
     assert deps.reachable(deps.Probe.for_service("osv", osv), 2, 5)
-    empty = deps.Probe(osv, json.dumps({"package": {"name": "attrs", "ecosystem": "PyPI"},
-                                        "version": "23.1.0"}).encode(), "vulns")
+    empty = deps.Probe(
+        osv,
+        json.dumps(
+            {"package": {"name": "attrs", "ecosystem": "PyPI"}, "version": "23.1.0"}
+        ).encode(),
+        "vulns",
+    )
     assert not deps.reachable(empty, 2, 5)
     closed = f"http://127.0.0.1:{_closed_port()}/v1/query"
     assert not deps.reachable(deps.Probe.for_service("osv", closed), 1, 1)
@@ -267,92 +319,182 @@ def test_probe_needs_vulnerabilities_in_the_answer(osv: str) -> None:
 
 # --- parsing ---------------------------------------------------------------------------------
 
+
 def pins(path: str, text: str) -> list[tuple[str, str | None, int | None]]:
     return [(r.name, r.version, r.line) for r in deps.read_requirements(path, text.encode())]
 
 
 def test_dependency_kinds() -> None:
-    kinds = {p: deps.dependency_kind(p) for p in (
-        "requirements.txt", "requirements-dev.txt", "requirements/base.txt", "sub/pyproject.toml",
-        "poetry.lock", "uv.lock", "pdm.lock", "Pipfile", "Pipfile.lock", "pylock.toml",
-        "pylock.dev.toml", "setup.cfg", "setup.py", "yarn.lock", "notes.txt", "README.md")}
+    kinds = {
+        p: deps.dependency_kind(p)
+        for p in (
+            "requirements.txt",
+            "requirements-dev.txt",
+            "requirements/base.txt",
+            "sub/pyproject.toml",
+            "poetry.lock",
+            "uv.lock",
+            "pdm.lock",
+            "Pipfile",
+            "Pipfile.lock",
+            "pylock.toml",
+            "pylock.dev.toml",
+            "setup.cfg",
+            "setup.py",
+            "yarn.lock",
+            "notes.txt",
+            "README.md",
+        )
+    }
     assert kinds == {
-        "requirements.txt": "requirements", "requirements-dev.txt": "requirements",
-        "requirements/base.txt": "requirements", "sub/pyproject.toml": "pyproject",
-        "poetry.lock": "lock", "uv.lock": "lock", "pdm.lock": "lock", "Pipfile": "pipfile",
-        "Pipfile.lock": "pipfile.lock", "pylock.toml": "pylock", "pylock.dev.toml": "pylock",
-        "setup.cfg": "setup.cfg", "setup.py": None, "yarn.lock": None, "notes.txt": None,
+        "requirements.txt": "requirements",
+        "requirements-dev.txt": "requirements",
+        "requirements/base.txt": "requirements",
+        "sub/pyproject.toml": "pyproject",
+        "poetry.lock": "lock",
+        "uv.lock": "lock",
+        "pdm.lock": "lock",
+        "Pipfile": "pipfile",
+        "Pipfile.lock": "pipfile.lock",
+        "pylock.toml": "pylock",
+        "pylock.dev.toml": "pylock",
+        "setup.cfg": "setup.cfg",
+        "setup.py": None,
+        "yarn.lock": None,
+        "notes.txt": None,
         "README.md": None,
     }
 
 
 def test_requirements_txt() -> None:
     assert pins("requirements.txt", REQUIREMENTS) == [
-        ("requests", "2.19.0", 2), ("flask", None, 4), ("django", "3.2.0", 8)]
-    assert pins("requirements.txt", "a===1.0\nb==1.*\nc==1.0,<2\nd[x]==01.0.0\ne @ "
-                "https://x.invalid/e.whl\n") == [
-        ("a", "1.0", 1), ("b", None, 2), ("c", None, 3), ("d", "1.0.0", 4), ("e", None, 5)]
+        ("requests", "2.19.0", 2),
+        ("flask", None, 4),
+        ("django", "3.2.0", 8),
+    ]
+    assert pins(
+        "requirements.txt",
+        "a===1.0\nb==1.*\nc==1.0,<2\nd[x]==01.0.0\ne @ https://x.invalid/e.whl\n",
+    ) == [("a", "1.0", 1), ("b", None, 2), ("c", None, 3), ("d", "1.0.0", 4), ("e", None, 5)]
 
 
 def test_pyproject() -> None:
     assert pins("pyproject.toml", PYPROJECT) == [
-        ("rich", None, 5), ("pyyaml", "5.3", 6), ("django", "3.2.0", 10),
-        ("pytest", "8.0.0", 13), ("attrs", "23.1.0", 17), ("click", None, 18)]
+        ("rich", None, 5),
+        ("pyyaml", "5.3", 6),
+        ("django", "3.2.0", 10),
+        ("pytest", "8.0.0", 13),
+        ("attrs", "23.1.0", 17),
+        ("click", None, 18),
+    ]
 
 
 def test_lock_files() -> None:
-    poetry = ('[[package]]\nname = "Requests"\nversion = "2.19.0"\n\n'
-              '[[package]]\nname = "mylib"\nversion = "1.0"\n[package.source]\ntype = "git"\n'
-              'url = "https://x.invalid/mylib.git"\n\n'
-              '[[package]]\nname = "private"\nversion = "2.0"\n[package.source]\n'
-              'type = "legacy"\nurl = "https://pkgs.invalid/simple"\n')
+    poetry = (
+        '[[package]]\nname = "Requests"\nversion = "2.19.0"\n\n'
+        '[[package]]\nname = "mylib"\nversion = "1.0"\n[package.source]\ntype = "git"\n'
+        'url = "https://x.invalid/mylib.git"\n\n'
+        '[[package]]\nname = "private"\nversion = "2.0"\n[package.source]\n'
+        'type = "legacy"\nurl = "https://pkgs.invalid/simple"\n'
+    )
     assert pins("poetry.lock", poetry) == [("requests", "2.19.0", 2), ("private", "2.0", 13)]
-    uv = ('version = 1\n\n[[package]]\nname = "demo"\nversion = "0.1"\n'
-          'source = { editable = "." }\n\n[[package]]\nname = "attrs"\nversion = "23.1.0"\n'
-          'source = { registry = "https://pypi.org/simple" }\n')
+    uv = (
+        'version = 1\n\n[[package]]\nname = "demo"\nversion = "0.1"\n'
+        'source = { editable = "." }\n\n[[package]]\nname = "attrs"\nversion = "23.1.0"\n'
+        'source = { registry = "https://pypi.org/simple" }\n'
+    )
     assert pins("uv.lock", uv) == [("attrs", "23.1.0", 9)]
-    pylock = ('lock-version = "1.0"\n[[packages]]\nname = "attrs"\nversion = "23.1.0"\n'
-              '[[packages]]\nname = "local"\ndirectory = { path = "." }\n')
+    pylock = (
+        'lock-version = "1.0"\n[[packages]]\nname = "attrs"\nversion = "23.1.0"\n'
+        '[[packages]]\nname = "local"\ndirectory = { path = "." }\n'
+    )
     assert pins("pylock.toml", pylock) == [("attrs", "23.1.0", 3)]
-    pipfile_lock = json.dumps({"_meta": {"hash": {}}, "default": {
-        "requests": {"version": "==2.19.0", "hashes": []}, "gitpkg": {"git": "x"}},
-        "develop": {"pytest": {"version": "==8.0.0"}}}, indent=4)
+    pipfile_lock = json.dumps(
+        {
+            "_meta": {"hash": {}},
+            "default": {"requests": {"version": "==2.19.0", "hashes": []}, "gitpkg": {"git": "x"}},
+            "develop": {"pytest": {"version": "==8.0.0"}},
+        },
+        indent=4,
+    )
     assert pins("Pipfile.lock", pipfile_lock) == [
-        ("requests", "2.19.0", 6), ("gitpkg", None, 10), ("pytest", "8.0.0", 15)]
-    pipfile = '[packages]\nrequests = "==2.19.0"\nflask = "*"\n[dev-packages]\n' \
-              'pytest = {version = "==8.0.0"}\n'
+        ("requests", "2.19.0", 6),
+        ("gitpkg", None, 10),
+        ("pytest", "8.0.0", 15),
+    ]
+    pipfile = (
+        '[packages]\nrequests = "==2.19.0"\nflask = "*"\n[dev-packages]\n'
+        'pytest = {version = "==8.0.0"}\n'
+    )
     assert pins("Pipfile", pipfile) == [
-        ("requests", "2.19.0", 2), ("flask", None, 3), ("pytest", "8.0.0", 5)]
+        ("requests", "2.19.0", 2),
+        ("flask", None, 3),
+        ("pytest", "8.0.0", 5),
+    ]
 
 
 def test_setup_cfg() -> None:
-    cfg = ("[metadata]\nname = demo\n\n[options]\ninstall_requires =\n    requests==2.19.0\n"
-           "    click>=8  # cli\n\n[options.extras_require]\ntest =\n    pytest==8.0.0\n")
+    cfg = (
+        "[metadata]\nname = demo\n\n[options]\ninstall_requires =\n    requests==2.19.0\n"
+        "    click>=8  # cli\n\n[options.extras_require]\ntest =\n    pytest==8.0.0\n"
+    )
     assert pins("setup.cfg", cfg) == [
-        ("requests", "2.19.0", 6), ("click", None, 7), ("pytest", "8.0.0", 11)]
+        ("requests", "2.19.0", 6),
+        ("click", None, 7),
+        ("pytest", "8.0.0", 11),
+    ]
     with pytest.raises(ValueError):
         deps.read_requirements("setup.cfg", b"no section\n")
 
 
 def test_canned_pip_audit_report() -> None:
-    report = {"dependencies": [
-        {"name": "requests", "version": "2.19.0", "vulns": [
-            {"id": "PYSEC-2018-28", "fix_versions": ["2.20.0"],
-             "aliases": ["CVE-2018-18074", "PYSEC-2018-28"], "description": "leak\x1b[31m"}]},
-        {"name": "attrs", "version": "23.1.0", "vulns": []},
-        {"name": "private-pkg", "skip_reason": "Dependency not found on PyPI and could not be "
-                                               "audited: private-pkg (1.0)"},
-    ], "fixes": []}
+    report = {
+        "dependencies": [
+            {
+                "name": "requests",
+                "version": "2.19.0",
+                "vulns": [
+                    {
+                        "id": "PYSEC-2018-28",
+                        "fix_versions": ["2.20.0"],
+                        "aliases": ["CVE-2018-18074", "PYSEC-2018-28"],
+                        "description": "leak\x1b[31m",
+                    }
+                ],
+            },
+            {"name": "attrs", "version": "23.1.0", "vulns": []},
+            {
+                "name": "private-pkg",
+                "skip_reason": "Dependency not found on PyPI and could not be "
+                "audited: private-pkg (1.0)",
+            },
+        ],
+        "fixes": [],
+    }
     vulns, skipped = deps.parse_audit(report)
     assert set(vulns) == {("requests", "2.19.0"), ("attrs", "23.1.0")}
     assert set(skipped) == {"private-pkg"}
-    pinned = [r for r in deps.read_requirements(
-        "requirements.txt", b"attrs==23.1.0\nRequests==2.19.0\nprivate_pkg==1.0\n")]
+    pinned = [
+        r
+        for r in deps.read_requirements(
+            "requirements.txt", b"attrs==23.1.0\nRequests==2.19.0\nprivate_pkg==1.0\n"
+        )
+    ]
     findings = deps.audit_findings(pinned, vulns, skipped, "dependencies")
     assert [(f.file, f.line, f.rule, f.severity, f.message) for f in findings] == [
-        ("requirements.txt", 2, "PYSEC-2018-28", "error",
-         "requests 2.19.0 has PYSEC-2018-28 (CVE-2018-18074) (fix: 2.20.0)"),
-        ("requirements.txt", 3, "not-audited", "info",
-         "private-pkg 1.0 was not audited: Dependency not found on PyPI and could not be "
-         "audited: private-pkg (1.0)"),
+        (
+            "requirements.txt",
+            2,
+            "PYSEC-2018-28",
+            "error",
+            "requests 2.19.0 has PYSEC-2018-28 (CVE-2018-18074) (fix: 2.20.0)",
+        ),
+        (
+            "requirements.txt",
+            3,
+            "not-audited",
+            "info",
+            "private-pkg 1.0 was not audited: Dependency not found on PyPI and could not be "
+            "audited: private-pkg (1.0)",
+        ),
     ]

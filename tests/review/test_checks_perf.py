@@ -83,8 +83,9 @@ def test_no_regression_passes(tmp_path: Path, private_tmp: Path) -> None:
     assert result.summary == "benchmark: 100 → 95 (-5.0%)"
     assert result.metrics["regression_percent"] == 5.0
     # A tighter threshold and a milder severity.
-    result = run(root, change, command=RATE_CMD, metric=METRIC, repeat=1, threshold=2,
-                 severity="warning")
+    result = run(
+        root, change, command=RATE_CMD, metric=METRIC, repeat=1, threshold=2, severity="warning"
+    )
     assert result.status == "passed"
     assert [f.severity for f in result.findings] == ["warning"]
     assert_clean(root, private_tmp)
@@ -94,14 +95,12 @@ def test_lower_is_better_metric(tmp_path: Path) -> None:
     root = rate_repo(tmp_path)
     change = branch_with(root, {"core/work.py": "RATE = 50\n"})
     # Read as a latency, 100 → 50 is an improvement.
-    result = run(root, change, command=RATE_CMD, metric=METRIC, higher_is_better=False,
-                 repeat=1)
+    result = run(root, change, command=RATE_CMD, metric=METRIC, higher_is_better=False, repeat=1)
     assert result.status == "passed" and result.metrics["regression_percent"] == -50.0
 
 
 def test_wall_time_mode(tmp_path: Path, private_tmp: Path) -> None:
-    root = make_repo(tmp_path / "repo", {"core/work.py": "DELAY = 0.0\n",
-                                         "bench.py": SLEEP_BENCH})
+    root = make_repo(tmp_path / "repo", {"core/work.py": "DELAY = 0.0\n", "bench.py": SLEEP_BENCH})
     change = branch_with(root, {"core/work.py": "DELAY = 0.5\n"})
     # A string command is split like a shell would, and never run by one.
     command = f"{shlex.quote(sys.executable)} bench.py"
@@ -137,22 +136,22 @@ def test_benchmark_failing_on_head_is_a_finding(tmp_path: Path, private_tmp: Pat
 
     change = branch_with(root, {"core/work.py": "RATE = 'fast'\n"}, name="other")
     [finding] = run(root, change, command=RATE_CMD, metric=METRIC).findings
-    assert finding.message == \
-        "benchmark fails on head: no match for '([0-9.]+) ops/s' in its output"
+    assert (
+        finding.message == "benchmark fails on head: no match for '([0-9.]+) ops/s' in its output"
+    )
 
 
 def test_timeouts_count_as_failures(tmp_path: Path) -> None:
-    root = make_repo(tmp_path / "repo", {"core/work.py": "DELAY = 0.0\n",
-                                         "bench.py": SLEEP_BENCH})
+    root = make_repo(tmp_path / "repo", {"core/work.py": "DELAY = 0.0\n", "bench.py": SLEEP_BENCH})
     change = branch_with(root, {"core/work.py": "DELAY = 30\n"})
     result = run(root, change, command=[sys.executable, "bench.py"], timeout=1, repeat=1)
     assert [f.message for f in result.findings] == ["benchmark fails on head: no result within 1s"]
 
 
-def test_cancel_stops_the_benchmark_and_removes_the_worktree(tmp_path: Path,
-                                                             private_tmp: Path) -> None:
-    root = make_repo(tmp_path / "repo", {"core/work.py": "DELAY = 60\n",
-                                         "bench.py": SLEEP_BENCH})
+def test_cancel_stops_the_benchmark_and_removes_the_worktree(
+    tmp_path: Path, private_tmp: Path
+) -> None:
+    root = make_repo(tmp_path / "repo", {"core/work.py": "DELAY = 60\n", "bench.py": SLEEP_BENCH})
     change = branch_with(root, {"core/work.py": "DELAY = 61\n"})
     pids: list[int] = []
 
@@ -164,8 +163,13 @@ def test_cancel_stops_the_benchmark_and_removes_the_worktree(tmp_path: Path,
             if len(pids) == 2:  # git worktree add, then the benchmark
                 started.set()
 
-        ctx = CheckContext(check="performance", root=root, change=change, on_process=on_process,
-                           options={"command": [sys.executable, "bench.py"]})
+        ctx = CheckContext(
+            check="performance",
+            root=root,
+            change=change,
+            on_process=on_process,
+            options={"command": [sys.executable, "bench.py"]},
+        )
         task = asyncio.create_task(performance(ctx))
         await asyncio.wait_for(started.wait(), 30)
         task.cancel()
@@ -178,11 +182,18 @@ def test_cancel_stops_the_benchmark_and_removes_the_worktree(tmp_path: Path,
     assert_clean(root, private_tmp)
 
 
-def test_hostile_file_names_and_commands_never_reach_a_shell(tmp_path: Path,
-                                                              private_tmp: Path) -> None:
+def test_hostile_file_names_and_commands_never_reach_a_shell(
+    tmp_path: Path, private_tmp: Path
+) -> None:
     root = rate_repo(tmp_path)
-    change = branch_with(root, {"core/$(touch pwned).py": "import os\nos.system('touch x')\n",
-                                "core/-rf.py": "x = 1\n", "core/work.py": "RATE = 100 \n"})
+    change = branch_with(
+        root,
+        {
+            "core/$(touch pwned).py": "import os\nos.system('touch x')\n",
+            "core/-rf.py": "x = 1\n",
+            "core/work.py": "RATE = 100 \n",
+        },
+    )
     command = f"{shlex.quote(sys.executable)} bench.py ; touch pwned2 $(touch pwned3)"
     result = run(root, change, command=command, metric=METRIC, repeat=1)
     assert result.status == "passed"
@@ -193,8 +204,10 @@ def test_hostile_file_names_and_commands_never_reach_a_shell(tmp_path: Path,
 
 def test_skips_without_critical_paths_or_base(tmp_path: Path) -> None:
     root = rate_repo(tmp_path)
-    assert run(root, collect_change(root), command=RATE_CMD).summary == \
-        "skipped: no base commit to compare with"
+    assert (
+        run(root, collect_change(root), command=RATE_CMD).summary
+        == "skipped: no base commit to compare with"
+    )
     change = branch_with(root, {"README.md": "# perf\n"})
     assert critical_paths(change) == []
     result = run(root, change, command=RATE_CMD)

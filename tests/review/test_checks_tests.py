@@ -50,8 +50,12 @@ def test_an_untested_new_function_is_reported_line_by_line(repo: Path) -> None:
     # calc.py: 7 statements, 4 run (3 defs + add's return); the test file: 3 of 3.
     assert result.metrics["total_coverage"] == 70.0
     [finding] = result.findings
-    assert (finding.file, finding.line, finding.rule, finding.severity) == \
-        ("calc.py", 11, "uncovered", "warning")
+    assert (finding.file, finding.line, finding.rule, finding.severity) == (
+        "calc.py",
+        11,
+        "uncovered",
+        "warning",
+    )
     assert finding.message == "lines 11-12 not covered by tests"
     # The user's tree is as it was: no data file, no cache, no bytecode.
     assert git(repo, "status", "--porcelain", "--ignored") == ""
@@ -59,11 +63,17 @@ def test_an_untested_new_function_is_reported_line_by_line(repo: Path) -> None:
 
 def test_the_projects_own_coverage_setup_does_not_interfere(tmp_path: Path) -> None:
     """Parallel data files are combined; a pytest-cov threshold in addopts is switched off."""
-    root = make_repo(tmp_path / "repo", {
-        "pyproject.toml": "[tool.pytest.ini_options]\naddopts = '--cov=calc --cov-fail-under=100'"
-                          "\n\n[tool.coverage.run]\nparallel = true\nbranch = true\n"
-                          "source = ['elsewhere']\n",
-        "calc.py": CALC, "tests/test_calc.py": TEST_CALC})
+    root = make_repo(
+        tmp_path / "repo",
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\n"
+            "addopts = '--cov=calc --cov-fail-under=100'"
+            "\n\n[tool.coverage.run]\nparallel = true\nbranch = true\n"
+            "source = ['elsewhere']\n",
+            "calc.py": CALC,
+            "tests/test_calc.py": TEST_CALC,
+        },
+    )
     result = run(root, branch_with(root, {"calc.py": CALC + MUL}))
     assert result.status == "passed"
     assert result.metrics["changed_line_coverage"] == 33.33
@@ -72,8 +82,10 @@ def test_the_projects_own_coverage_setup_does_not_interfere(tmp_path: Path) -> N
 
 
 def test_covered_changes_score_100_and_test_files_do_not_count(repo: Path) -> None:
-    test = TEST_CALC.replace("import add", "import add, mul") + \
-        "\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
+    test = (
+        TEST_CALC.replace("import add", "import add, mul")
+        + "\n\ndef test_mul():\n    assert mul(2, 3) == 6\n"
+    )
     change = branch_with(repo, {"calc.py": CALC + MUL, "tests/test_calc.py": test})
     result = run(repo, change)
     assert result.status == "passed" and result.findings == []
@@ -83,10 +95,13 @@ def test_covered_changes_score_100_and_test_files_do_not_count(repo: Path) -> No
 
 
 def test_a_failing_test_fails_the_check_and_names_the_test(repo: Path) -> None:
-    test = TEST_CALC + "\n\nclass TestSub:\n    def test_sub(self):\n" \
+    test = (
+        TEST_CALC + "\n\nclass TestSub:\n    def test_sub(self):\n"
         "        from calc import sub\n        assert sub(3, 1) == 1\n"
-    change = branch_with(repo, {"calc.py": CALC.replace("a - b", "a - b  # changed"),
-                                "tests/test_calc.py": test})
+    )
+    change = branch_with(
+        repo, {"calc.py": CALC.replace("a - b", "a - b  # changed"), "tests/test_calc.py": test}
+    )
     result = run(repo, change)
     assert result.status == "failed"
     assert result.metrics["tests_failed"] == 1 and result.metrics["tests_passed"] == 1
@@ -100,14 +115,16 @@ def test_a_failing_test_fails_the_check_and_names_the_test(repo: Path) -> None:
 
 
 def test_a_test_module_that_does_not_import_is_a_test_error(repo: Path) -> None:
-    change = branch_with(repo, {"calc.py": CALC + MUL,
-                                "tests/test_broken.py": "from calc import nothing\n"})
+    change = branch_with(
+        repo, {"calc.py": CALC + MUL, "tests/test_broken.py": "from calc import nothing\n"}
+    )
     result = run(repo, change)
     assert result.status == "failed"
     errors = [f for f in result.findings if f.rule == "test-error"]
     assert [(f.file, f.line) for f in errors] == [("tests/test_broken.py", None)]
-    assert errors[0].message.startswith("test tests/test_broken.py errored: ImportError: "
-                                        "cannot import name 'nothing'")
+    assert errors[0].message.startswith(
+        "test tests/test_broken.py errored: ImportError: cannot import name 'nothing'"
+    )
 
 
 def test_only_non_python_changes_skip(repo: Path) -> None:
@@ -119,8 +136,12 @@ def test_only_non_python_changes_skip(repo: Path) -> None:
 
 def test_syntax_errors_upstream_skip(repo: Path) -> None:
     change = branch_with(repo, {"calc.py": CALC + MUL})
-    ctx = CheckContext(check="tests", root=repo, change=change,
-                       upstream={"syntax": CheckResult(check="syntax", status="failed")})
+    ctx = CheckContext(
+        check="tests",
+        root=repo,
+        change=change,
+        upstream={"syntax": CheckResult(check="syntax", status="failed")},
+    )
     result = asyncio.run(tests_check.tests(ctx))
     assert result.status == "skipped" and "syntax errors" in result.summary
 
@@ -130,8 +151,9 @@ def test_no_tests_collected_is_an_info_finding(tmp_path: Path) -> None:
     change = branch_with(root, {"calc.py": CALC + MUL})
     result = run(root, change)
     assert result.status == "passed"
-    assert [(f.rule, f.severity, f.message) for f in result.findings] == \
-        [("no-tests", "info", "no tests found")]
+    assert [(f.rule, f.severity, f.message) for f in result.findings] == [
+        ("no-tests", "info", "no tests found")
+    ]
     assert result.metrics["tests_collected"] == 0
     assert result.metrics["changed_line_coverage"] is None
 
@@ -154,26 +176,34 @@ def test_command_option_and_minimum_coverage(repo: Path) -> None:
 
 
 def test_src_layout_module_that_no_test_imports_counts_as_uncovered(tmp_path: Path) -> None:
-    root = make_repo(tmp_path / "repo", {
-        "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['src']\n",
-        "src/pkg/__init__.py": "",
-        "src/pkg/calc.py": CALC,
-        "tests/test_calc.py": TEST_CALC.replace("from calc", "from pkg.calc"),
-    })
-    change = branch_with(root, {"src/pkg/new.py": '"""Doc."""\n\nX = 1\n\n\ndef f():\n'
-                                                  "    return X\n"})
+    root = make_repo(
+        tmp_path / "repo",
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['src']\n",
+            "src/pkg/__init__.py": "",
+            "src/pkg/calc.py": CALC,
+            "tests/test_calc.py": TEST_CALC.replace("from calc", "from pkg.calc"),
+        },
+    )
+    change = branch_with(
+        root, {"src/pkg/new.py": '"""Doc."""\n\nX = 1\n\n\ndef f():\n    return X\n'}
+    )
     result = run(root, change)
     # Statements: X = 1, def f, return X (the docstring is not one).
     assert result.metrics["changed_executable_lines"] == 3
     assert result.metrics["changed_line_coverage"] == 0.0
     [finding] = result.findings
-    assert (finding.file, finding.line, finding.message) == \
-        ("src/pkg/new.py", 3, "lines 3-7 not covered by tests")
+    assert (finding.file, finding.line, finding.message) == (
+        "src/pkg/new.py",
+        3,
+        "lines 3-7 not covered by tests",
+    )
 
 
 def test_hostile_file_names_are_never_run(repo: Path) -> None:
-    change = branch_with(repo, {"$(touch pwned).py": "x = 1\n", "-rf.py": "y = 2\n",
-                                "calc.py": CALC + MUL})
+    change = branch_with(
+        repo, {"$(touch pwned).py": "x = 1\n", "-rf.py": "y = 2\n", "calc.py": CALC + MUL}
+    )
     result = run(repo, change)
     assert result.status == "passed"
     assert not (repo / "pwned").exists() and not (repo.parent / "pwned").exists()
@@ -187,8 +217,9 @@ def test_uncommitted_work_is_measured(repo: Path) -> None:
 
 
 def test_missing_runs_group_untested_lines_around_blank_ones() -> None:
-    runs = tests_check._missing_runs([(1, 10), (20, 22)], executed={1, 5, 21},
-                                     missing={2, 4, 6, 7, 9, 20, 22})
+    runs = tests_check._missing_runs(
+        [(1, 10), (20, 22)], executed={1, 5, 21}, missing={2, 4, 6, 7, 9, 20, 22}
+    )
     assert runs == [(2, 4), (6, 9), (20, 20), (22, 22)]
 
 
@@ -200,9 +231,11 @@ def test_pytest_summary_counts() -> None:
 
 
 def test_coverage_paths_map_back_to_the_repository(tmp_path: Path) -> None:
-    cov = {"files": {
-        str(tmp_path / "pkg" / "a.py"): {"executed_lines": [1], "missing_lines": [2]},
-        "b.py": {"executed_lines": [3], "missing_lines": []},
-        "/elsewhere/c.py": {"executed_lines": [1], "missing_lines": []},
-    }}
+    cov = {
+        "files": {
+            str(tmp_path / "pkg" / "a.py"): {"executed_lines": [1], "missing_lines": [2]},
+            "b.py": {"executed_lines": [3], "missing_lines": []},
+            "/elsewhere/c.py": {"executed_lines": [1], "missing_lines": []},
+        }
+    }
     assert tests_check._line_data(cov, tmp_path) == {"pkg/a.py": ({1}, {2}), "b.py": ({3}, set())}

@@ -30,19 +30,37 @@ from reviewflow.review.template import Gates
 SCHEMA = json.loads((Path(__file__).parent / "sarif-schema-2.1.0.json").read_text("utf-8"))
 VALIDATOR = jsonschema.Draft4Validator(SCHEMA)
 
-CHANGE = Change(root="/work/repo", base="b" * 40, base_ref="merge-base with main",
-                head="h" * 40, dirty=False, files=[
-                    ChangedFile(path="app.py", status="modified", lines=[(10, 12)]),
-                    ChangedFile(path="new.py", status="added", lines=[(1, 5)]),
-                    ChangedFile(path="gone.py", status="deleted"),
-                ])
+CHANGE = Change(
+    root="/work/repo",
+    base="b" * 40,
+    base_ref="merge-base with main",
+    head="h" * 40,
+    dirty=False,
+    files=[
+        ChangedFile(path="app.py", status="modified", lines=[(10, 12)]),
+        ChangedFile(path="new.py", status="added", lines=[(1, 5)]),
+        ChangedFile(path="gone.py", status="deleted"),
+    ],
+)
 PR_GATES = Gates(max_errors=0, min_changed_line_coverage=80)
 
 
-def f(check: str = "lint", file: str | None = "app.py", line: int | None = 10,
-      severity: str = "error", rule: str = "F401", message: str = "m") -> Finding:
-    return Finding(check=check, file=file, line=line, severity=severity,  # type: ignore[arg-type]
-                   rule=rule, message=message)
+def f(
+    check: str = "lint",
+    file: str | None = "app.py",
+    line: int | None = 10,
+    severity: str = "error",
+    rule: str = "F401",
+    message: str = "m",
+) -> Finding:
+    return Finding(
+        check=check,
+        file=file,
+        line=line,
+        severity=severity,  # type: ignore[arg-type]
+        rule=rule,
+        message=message,
+    )
 
 
 def result(name: str, *findings: Finding, **fields: Any) -> CheckResult:
@@ -113,9 +131,10 @@ def test_warnings_and_notes_comment_without_blocking() -> None:
     assert (v.decision, v.reasons) == ("comment", [])
 
 
-@pytest.mark.parametrize(("max_errors", "decision"), [(0, "request_changes"),
-                                                      (1, "request_changes"),
-                                                      (2, "comment"), (None, "comment")])
+@pytest.mark.parametrize(
+    ("max_errors", "decision"),
+    [(0, "request_changes"), (1, "request_changes"), (2, "comment"), (None, "comment")],
+)
 def test_the_max_errors_gate(max_errors: int | None, decision: str) -> None:
     lint = result("lint", f(line=10), f(line=11))
     v = decide(results(lint), CHANGE, Gates(max_errors=max_errors))
@@ -124,22 +143,32 @@ def test_the_max_errors_gate(max_errors: int | None, decision: str) -> None:
         assert v.reasons == [f"2 error(s) on changed lines (max {max_errors})"]
 
 
-@pytest.mark.parametrize(("max_warnings", "decision"), [(0, "request_changes"),
-                                                        (1, "comment"), (None, "comment")])
+@pytest.mark.parametrize(
+    ("max_warnings", "decision"), [(0, "request_changes"), (1, "comment"), (None, "comment")]
+)
 def test_the_max_warnings_gate(max_warnings: int | None, decision: str) -> None:
     lint = result("lint", f(severity="warning", rule="E501"))
     v = decide(results(lint), CHANGE, Gates(max_warnings=max_warnings))
     assert v.decision == decision
-    assert v.reasons == ([f"1 warning(s) (max {max_warnings})"]
-                         if decision == "request_changes" else [])
+    assert v.reasons == (
+        [f"1 warning(s) (max {max_warnings})"] if decision == "request_changes" else []
+    )
 
 
-@pytest.mark.parametrize(("coverage", "minimum", "decision"), [
-    (79.9, 80, "request_changes"), (80.0, 80, "approve"), (100.0, 80, "approve"),
-    (0.0, None, "approve"), (0.0, 0, "approve"), (None, 80, "approve"),
-])
-def test_the_changed_line_coverage_gate(coverage: float | None, minimum: float | None,
-                                        decision: str) -> None:
+@pytest.mark.parametrize(
+    ("coverage", "minimum", "decision"),
+    [
+        (79.9, 80, "request_changes"),
+        (80.0, 80, "approve"),
+        (100.0, 80, "approve"),
+        (0.0, None, "approve"),
+        (0.0, 0, "approve"),
+        (None, 80, "approve"),
+    ],
+)
+def test_the_changed_line_coverage_gate(
+    coverage: float | None, minimum: float | None, decision: str
+) -> None:
     tests = result("tests", metrics={"changed_line_coverage": coverage})
     v = decide(results(tests), CHANGE, Gates(min_changed_line_coverage=minimum))
     assert v.decision == decision
@@ -161,13 +190,23 @@ def test_a_broken_check_does_not_block_when_the_gate_is_off() -> None:
     assert v.decision == "approve"
 
 
-@pytest.mark.parametrize("skipped", [
-    CheckResult(check="deps", status="skipped", summary="skipped: service unreachable"),
-    CheckResult(check="deps", status="skipped",
-                summary="skipped: pip-audit is not installed: pip install 'reviewflow[review]'"),
-    CheckResult(check="deps", status="skipped", summary="skipped: not run (lint failed)",
-                metrics={"incomplete": True}),
-])
+@pytest.mark.parametrize(
+    "skipped",
+    [
+        CheckResult(check="deps", status="skipped", summary="skipped: service unreachable"),
+        CheckResult(
+            check="deps",
+            status="skipped",
+            summary="skipped: pip-audit is not installed: pip install 'reviewflow[review]'",
+        ),
+        CheckResult(
+            check="deps",
+            status="skipped",
+            summary="skipped: not run (lint failed)",
+            metrics={"incomplete": True},
+        ),
+    ],
+)
 def test_a_check_that_could_not_run_comments(skipped: CheckResult) -> None:
     assert incomplete(skipped)
     v = decide(results(result("lint"), skipped), CHANGE, PR_GATES)
@@ -201,12 +240,19 @@ def test_every_broken_gate_is_a_reason() -> None:
     lint = result("lint", f(line=10), f(severity="warning", rule="E501", line=11))
     tests = result("tests", metrics={"changed_line_coverage": 10.0})
     broken = result("docs", status="error", summary="crashed")
-    v = decide(results(lint, tests, broken), CHANGE,
-               Gates(max_errors=0, max_warnings=0, min_changed_line_coverage=50),
-               approval={"decision": "rejected", "approver": "bob", "comment": None})
-    assert v.reasons == ["1 error(s) on changed lines (max 0)", "1 warning(s) (max 0)",
-                         "changed-line coverage 10.0% (min 50%)",
-                         "check docs could not run: crashed", "rejected by bob"]
+    v = decide(
+        results(lint, tests, broken),
+        CHANGE,
+        Gates(max_errors=0, max_warnings=0, min_changed_line_coverage=50),
+        approval={"decision": "rejected", "approver": "bob", "comment": None},
+    )
+    assert v.reasons == [
+        "1 error(s) on changed lines (max 0)",
+        "1 warning(s) (max 0)",
+        "changed-line coverage 10.0% (min 50%)",
+        "check docs could not run: crashed",
+        "rejected by bob",
+    ]
 
 
 def test_a_failing_test_in_an_unchanged_file_counts() -> None:
@@ -220,10 +266,18 @@ def test_a_failing_test_in_an_unchanged_file_counts() -> None:
 
 
 def _doc(v: Any, res: dict[str, CheckResult], gates: Gates = PR_GATES) -> dict[str, Any]:
-    view = {name: {"state": "succeeded", "started_at": 100.0, "finished_at": 101.25,
-                   "needs": ["change"]} for name in res}
-    return report_json(v, res, CHANGE, run_id="r1", template="pr", view=view, approval=None,
-                       gates=gates)
+    view = {
+        name: {
+            "state": "succeeded",
+            "started_at": 100.0,
+            "finished_at": 101.25,
+            "needs": ["change"],
+        }
+        for name in res
+    }
+    return report_json(
+        v, res, CHANGE, run_id="r1", template="pr", view=view, approval=None, gates=gates
+    )
 
 
 def test_report_json_shape() -> None:
@@ -232,12 +286,28 @@ def test_report_json_shape() -> None:
     doc = _doc(v, res)
     assert doc["verdict"] == "request_changes"
     assert doc["counts"] == {"error": 1, "warning": 0, "info": 0, "hidden": 1}
-    assert doc["checks"]["lint"] == {"status": "failed", "summary": res["lint"].summary,
-                                     "metrics": {}, "duration_s": 1.25, "findings": 2}
-    assert doc["findings"] == [{"check": "lint", "file": "app.py", "line": 10,
-                                "severity": "error", "rule": "F401", "message": "m"}]
-    assert doc["change"]["files"][0] == {"path": "app.py", "status": "modified",
-                                         "lines": [(10, 12)]}
+    assert doc["checks"]["lint"] == {
+        "status": "failed",
+        "summary": res["lint"].summary,
+        "metrics": {},
+        "duration_s": 1.25,
+        "findings": 2,
+    }
+    assert doc["findings"] == [
+        {
+            "check": "lint",
+            "file": "app.py",
+            "line": 10,
+            "severity": "error",
+            "rule": "F401",
+            "message": "m",
+        }
+    ]
+    assert doc["change"]["files"][0] == {
+        "path": "app.py",
+        "status": "modified",
+        "lines": [(10, 12)],
+    }
     json.dumps(doc)  # serialisable as it is
 
 
@@ -262,9 +332,11 @@ def test_report_markdown_caps_the_rows_of_a_check() -> None:
 
 
 def test_mermaid_view_nodes_edges_and_states() -> None:
-    view = {"change": {"state": "succeeded", "needs": []},
-            "lint": {"state": "failed", "needs": ["change"]},
-            "summary": {"state": "running", "needs": ["change", "lint"]}}
+    view = {
+        "change": {"state": "succeeded", "needs": []},
+        "lint": {"state": "failed", "needs": ["change"]},
+        "summary": {"state": "running", "needs": ["change", "lint"]},
+    }
     diagram = mermaid_view(view, {"summary": "succeeded"})
     assert diagram.splitlines()[:4] == [
         "flowchart LR",
@@ -279,12 +351,18 @@ def test_mermaid_view_nodes_edges_and_states() -> None:
 
 
 def test_sarif_shape() -> None:
-    shown = [f(line=10), f(line=11), f(check="format", file="dir/a b.py", line=None,
-                                       severity="warning", rule="format"),
-             f(check="tests", file=None, line=None, severity="info", rule="no-tests"),
-             f(file="new.py", line=0)]
-    res = results(result("lint", shown[0], shown[1], shown[4]), result("format", shown[2]),
-                  result("tests", shown[3]))
+    shown = [
+        f(line=10),
+        f(line=11),
+        f(check="format", file="dir/a b.py", line=None, severity="warning", rule="format"),
+        f(check="tests", file=None, line=None, severity="info", rule="no-tests"),
+        f(file="new.py", line=0),
+    ]
+    res = results(
+        result("lint", shown[0], shown[1], shown[4]),
+        result("format", shown[2]),
+        result("tests", shown[3]),
+    )
     v = decide(res, CHANGE, PR_GATES, all_findings=True)
     sarif = report_sarif(v, root="/work/my repo")
     assert list(VALIDATOR.iter_errors(sarif)) == []
@@ -297,11 +375,17 @@ def test_sarif_shape() -> None:
     assert [r["defaultConfiguration"]["level"] for r in rules] == ["error", "warning", "note"]
     out = run["results"]
     assert [(r["ruleId"], r["ruleIndex"], r["level"]) for r in out] == [
-        ("lint/F401", 0, "error"), ("lint/F401", 0, "error"), ("lint/F401", 0, "error"),
-        ("format/format", 1, "warning"), ("tests/no-tests", 2, "note")]
+        ("lint/F401", 0, "error"),
+        ("lint/F401", 0, "error"),
+        ("lint/F401", 0, "error"),
+        ("format/format", 1, "warning"),
+        ("tests/no-tests", 2, "note"),
+    ]
     where = [r.get("locations", [{}])[0].get("physicalLocation") for r in out]
-    assert where[0] == {"artifactLocation": {"uri": "app.py", "uriBaseId": "%SRCROOT%"},
-                        "region": {"startLine": 10}}
+    assert where[0] == {
+        "artifactLocation": {"uri": "app.py", "uriBaseId": "%SRCROOT%"},
+        "region": {"startLine": 10},
+    }
     # SARIF lines start at 1: a finding at "line 0" is about the whole file.
     assert where[2] == {"artifactLocation": {"uri": "new.py", "uriBaseId": "%SRCROOT%"}}
     assert where[3] == {"artifactLocation": {"uri": "dir/a%20b.py", "uriBaseId": "%SRCROOT%"}}
@@ -316,10 +400,13 @@ def test_an_empty_sarif_is_valid() -> None:
 
 
 def test_write_reports_writes_three_files(tmp_path: Path) -> None:
-    paths = write_reports(tmp_path / "out", {"verdict": "approve"}, "# md\n",
-                          {"version": "2.1.0"})
-    assert paths == {n: str(tmp_path / "out" / n)
-                     for n in ("report.md", "report.json", "report.sarif")}
+    paths = write_reports(tmp_path / "out", {"verdict": "approve"}, "# md\n", {"version": "2.1.0"})
+    assert paths == {
+        n: str(tmp_path / "out" / n) for n in ("report.md", "report.json", "report.sarif")
+    }
     assert json.loads((tmp_path / "out" / "report.json").read_text()) == {"verdict": "approve"}
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "report.json", "report.md", "report.sarif"]
+        "report.json",
+        "report.md",
+        "report.sarif",
+    ]

@@ -92,8 +92,10 @@ class Review:
     @property
     def findings(self) -> set[tuple[str, str | None, int | None, str, str]]:
         """(check, file, line, severity, rule) of every reported finding."""
-        return {(f["check"], f["file"], f["line"], f["severity"], f["rule"])
-                for f in self.report["findings"]}
+        return {
+            (f["check"], f["file"], f["line"], f["severity"], f["rule"])
+            for f in self.report["findings"]
+        }
 
     def check(self, name: str) -> dict[str, Any]:
         return self.report["checks"][name]
@@ -125,18 +127,30 @@ def review(cwd: Path, repo: Path, *args: str | Path, out: str = "out") -> Review
     """`reviewflow review REPO --db CWD/rf.db --out CWD/<out> ARGS` with CliRunner."""
     argv = ["review", repo, "--db", cwd / "rf.db", "--out", cwd / out, *args]
     result = rf(cwd, *argv)
-    return Review(result.exit_code, result.stdout, result.stderr, cwd, cwd / out,
-                  [str(a) for a in argv])
+    return Review(
+        result.exit_code, result.stdout, result.stderr, cwd, cwd / out, [str(a) for a in argv]
+    )
 
 
 def review_process(cwd: Path, repo: Path, *args: str | Path, out: str = "out") -> Review:
     """The same as a real process: `python -m reviewflow review ...` with cwd=CWD."""
     env = {**os.environ, "NO_COLOR": "1"}
     env.pop("REVIEWFLOW_DB", None)
-    argv = [sys.executable, "-m", "reviewflow", "review", str(repo), "--db", str(cwd / "rf.db"),
-            "--out", str(cwd / out), *(str(a) for a in args)]
-    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=110,
-                          start_new_session=True)
+    argv = [
+        sys.executable,
+        "-m",
+        "reviewflow",
+        "review",
+        str(repo),
+        "--db",
+        str(cwd / "rf.db"),
+        "--out",
+        str(cwd / out),
+        *(str(a) for a in args),
+    ]
+    done = subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=110, start_new_session=True
+    )
     return Review(done.returncode, done.stdout, done.stderr, cwd, cwd / out, argv)
 
 
@@ -344,8 +358,13 @@ def secret_review(tmp_path_factory: pytest.TempPathFactory) -> Review:
     """
     cwd = tmp_path_factory.mktemp("secrets")
     repo = make_repo(cwd / "repo")
-    branch(repo, {"config.py": f"AWS_ACCESS_KEY_ID = '{AWS_KEY_ID}'\n"
-                               f"AWS_SECRET_ACCESS_KEY = '{AWS_SECRET}'\n"})
+    branch(
+        repo,
+        {
+            "config.py": f"AWS_ACCESS_KEY_ID = '{AWS_KEY_ID}'\n"
+            f"AWS_SECRET_ACCESS_KEY = '{AWS_SECRET}'\n"
+        },
+    )
     return review_process(cwd, repo)
 
 
@@ -364,8 +383,10 @@ def test_a_hard_coded_key_runs_the_secret_scan_and_requests_changes(secret_revie
         ("tests", None, None, "info", "no-tests"),
     }
     assert r.check("secrets")["status"] == "failed"
-    assert r.report["reasons"] == ["2 error(s) on changed lines (max 0)",
-                                   "no tests ran: changed-line coverage not measured (min 80%)"]
+    assert r.report["reasons"] == [
+        "2 error(s) on changed lines (max 0)",
+        "no tests ran: changed-line coverage not measured (min 80%)",
+    ]
     # bandit's B105 quotes the value: dropped before the result is stored
     assert "Possible hardcoded password (value not shown)" in json.dumps(r.report)
 
@@ -416,8 +437,9 @@ def test_a_public_api_change_without_docs_requests_changes(docs_reviews) -> None
     assert "docs" in r.report["checks"]
     assert r.findings == {("docs", "lib.py", 5, "error", "api-undocumented")}
     (finding,) = r.report["findings"]
-    assert finding["message"] == ("public function farewell(name) added; "
-                                  "update README/docs/CHANGELOG")
+    assert finding["message"] == (
+        "public function farewell(name) added; update README/docs/CHANGELOG"
+    )
     assert r.check("docs")["status"] == "failed"
 
 
@@ -548,10 +570,19 @@ def test_hostile_file_names_are_named_correctly_in_findings(hostile_review) -> N
     assert "| `$(touch pwned).py:1` | error | F401 |" in r.markdown
     assert "| `; rm -rf x.py:1` | error | F401 |" in r.markdown
     assert "| `new line.py:1` | error | F401 |" in r.markdown  # one table row per finding
-    uris = {loc["physicalLocation"]["artifactLocation"]["uri"]
-            for res in r.sarif["runs"][0]["results"] for loc in res.get("locations", [])}
-    assert uris == {"%24%28touch%20pwned%29.py", "%3B%20rm%20-rf%20x.py", "-rf.py",
-                    "new%0Aline.py", "x.py", "config.py"}
+    uris = {
+        loc["physicalLocation"]["artifactLocation"]["uri"]
+        for res in r.sarif["runs"][0]["results"]
+        for loc in res.get("locations", [])
+    }
+    assert uris == {
+        "%24%28touch%20pwned%29.py",
+        "%3B%20rm%20-rf%20x.py",
+        "-rf.py",
+        "new%0Aline.py",
+        "x.py",
+        "config.py",
+    }
 
 
 # ---------------------------------------------------------------------------- 9. the base
@@ -591,20 +622,34 @@ def test_a_dirty_tree_reviews_the_uncommitted_change(tmp_path: Path) -> None:
     assert "+ uncommitted changes" in r.markdown
 
 
-def test_reviewing_twice_from_inside_the_repository_reviews_the_same_change(
-        tmp_path: Path) -> None:
+def test_reviewing_twice_from_inside_the_repository_reviews_the_same_change(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo")
     write(repo, {"notes.txt": "x\n"})
     commit(repo, "second")
-    first = rf(repo, "review", "--db", repo / ".reviewflow" / "rf.db", "--out",
-               repo / ".reviewflow" / "first")
-    second = rf(repo, "review", "--db", repo / ".reviewflow" / "rf.db", "--out",
-                repo / ".reviewflow" / "second")
+    first = rf(
+        repo,
+        "review",
+        "--db",
+        repo / ".reviewflow" / "rf.db",
+        "--out",
+        repo / ".reviewflow" / "first",
+    )
+    second = rf(
+        repo,
+        "review",
+        "--db",
+        repo / ".reviewflow" / "rf.db",
+        "--out",
+        repo / ".reviewflow" / "second",
+    )
     assert first.exit_code == 0 and second.exit_code == 0
-    docs = [json.loads((repo / ".reviewflow" / name / "report.json").read_text())
-            for name in ("first", "second")]
+    docs = [
+        json.loads((repo / ".reviewflow" / name / "report.json").read_text())
+        for name in ("first", "second")
+    ]
     assert docs[0]["change"]["files"] == [
-        {"path": "notes.txt", "status": "added", "lines": [[1, 1]]}]
+        {"path": "notes.txt", "status": "added", "lines": [[1, 1]]}
+    ]
     assert docs[1]["change"]["files"] == docs[0]["change"]["files"]
     assert docs[1]["change"]["base"] == docs[0]["change"]["base"]
 
@@ -632,8 +677,15 @@ def test_the_security_template_scans_any_change_for_secrets(tmp_path: Path) -> N
     branch(repo, {"notes.txt": f"id {AWS_KEY_ID}\n"})
     r = review(tmp_path, repo, "--template", "security")
     assert r.code == 1, r
-    assert set(r.report["checks"]) == {"syntax", "lint", "format", "tests", "security",
-                                       "secrets", "dependencies"}
+    assert set(r.report["checks"]) == {
+        "syntax",
+        "lint",
+        "format",
+        "tests",
+        "security",
+        "secrets",
+        "dependencies",
+    }
     assert r.findings == {("secrets", "notes.txt", 1, "error", "AWS Access Key")}
     assert r.check("security")["summary"] == "skipped: no Python files changed"
     assert r.check("dependencies")["summary"] == "skipped: no dependency files changed"
@@ -697,8 +749,7 @@ def test_a_template_needing_an_unknown_check_is_bad_input(tmp_path: Path) -> Non
 # ---------------------------------------------------------------------------- 10. SARIF
 
 
-SARIF_REVIEWS = ["syntax_review", "secret_review", "docs_reviews", "hostile_review",
-                 "lint_reviews"]
+SARIF_REVIEWS = ["syntax_review", "secret_review", "docs_reviews", "hostile_review", "lint_reviews"]
 
 
 def _reviews(request: pytest.FixtureRequest, name: str) -> list[Review]:
@@ -736,19 +787,38 @@ def test_sarif_results_carry_rule_level_and_location(lint_reviews) -> None:
 
 def test_sarif_levels_follow_severities(secret_review) -> None:
     levels = {(res["ruleId"], res["level"]) for res in secret_review.sarif["runs"][0]["results"]}
-    assert levels == {("secrets/AWS Access Key", "error"), ("security/B105", "note"),
-                      ("format/format", "warning"), ("tests/no-tests", "note")}
-    no_file = [res for res in secret_review.sarif["runs"][0]["results"]
-               if res["ruleId"] == "tests/no-tests"]
+    assert levels == {
+        ("secrets/AWS Access Key", "error"),
+        ("security/B105", "note"),
+        ("format/format", "warning"),
+        ("tests/no-tests", "note"),
+    }
+    no_file = [
+        res
+        for res in secret_review.sarif["runs"][0]["results"]
+        if res["ruleId"] == "tests/no-tests"
+    ]
     assert "locations" not in no_file[0]
 
 
 # ---------------------------------------------------------------------------- 11. reports
 
 
-REPORT_KEYS = {"verdict", "reasons", "run_id", "template", "generated_at", "change", "gates",
-               "counts", "changed_line_coverage", "incomplete_checks", "approval", "checks",
-               "findings"}
+REPORT_KEYS = {
+    "verdict",
+    "reasons",
+    "run_id",
+    "template",
+    "generated_at",
+    "change",
+    "gates",
+    "counts",
+    "changed_line_coverage",
+    "incomplete_checks",
+    "approval",
+    "checks",
+    "findings",
+}
 
 
 def test_report_json_has_the_documented_keys(coverage_reviews) -> None:
@@ -785,21 +855,35 @@ def test_report_md_has_verdict_tables_dag_and_timings(coverage_reviews) -> None:
     assert block is not None
     diagram = block.group(1)
     assert diagram.startswith("flowchart LR")
-    nodes = dict(re.findall(r'^\s+(t\d+)\["(\w+)<br/><small>\w+</small>"\]', diagram,
-                            re.MULTILINE))
+    nodes = dict(re.findall(r'^\s+(t\d+)\["(\w+)<br/><small>\w+</small>"\]', diagram, re.MULTILINE))
     states = dict(re.findall(r'\["(\w+)<br/><small>(\w+)</small>"\]', diagram))
-    assert states == {"change": "succeeded", "syntax": "succeeded", "lint": "succeeded",
-                      "format": "succeeded", "tests": "succeeded", "summary": "failed"}
+    assert states == {
+        "change": "succeeded",
+        "syntax": "succeeded",
+        "lint": "succeeded",
+        "format": "succeeded",
+        "tests": "succeeded",
+        "summary": "failed",
+    }
     ids = {name: node for node, name in nodes.items()}
-    for dep, task in (("syntax", "lint"), ("lint", "tests"), ("lint", "format"),
-                      ("tests", "summary"), ("format", "summary")):
+    for dep, task in (
+        ("syntax", "lint"),
+        ("lint", "tests"),
+        ("lint", "format"),
+        ("tests", "summary"),
+        ("format", "summary"),
+    ):
         assert f"{ids[dep]} --> {ids[task]}" in diagram, (dep, task)
 
 
 def test_the_review_prints_the_verdict_and_where_the_reports_are(coverage_reviews) -> None:
     r = coverage_reviews["covered"]
-    assert re.search(r"^review review-pr-\S+ \(pr: 2 changed file\(s\) since merge-base with "
-                     r"main; checks: syntax, lint, format, tests\)$", r.stdout, re.MULTILINE)
+    assert re.search(
+        r"^review review-pr-\S+ \(pr: 2 changed file\(s\) since merge-base with "
+        r"main; checks: syntax, lint, format, tests\)$",
+        r.stdout,
+        re.MULTILINE,
+    )
     assert f"report: {r.out / 'report.md'} (also report.json, report.sarif)" in r.stdout
     for name in ("report.md", "report.json", "report.sarif"):
         assert (r.out / name).is_file()
@@ -840,4 +924,7 @@ def test_templates_show_prints_a_user_file(tmp_path: Path) -> None:
     result = rf(tmp_path, "templates", "show", mine)
     assert result.exit_code == 0
     assert yaml.safe_load(result.stdout) == {
-        "name": "mine", "extends": "pr", "gates": {"min_changed_line_coverage": 0}}
+        "name": "mine",
+        "extends": "pr",
+        "gates": {"min_changed_line_coverage": 0},
+    }

@@ -38,9 +38,14 @@ def make_repo(root: Path, files: dict[str, str | bytes]) -> Path:
             path.write_bytes(content)
         else:
             path.write_text(content)
-    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.invalid",
-           "PATH": "/usr/bin:/bin:/usr/local/bin", "HOME": str(root)}
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.invalid",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.invalid",
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+        "HOME": str(root),
+    }
     for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
         subprocess.run(argv, cwd=root, check=True, env=env)
     return root
@@ -49,8 +54,9 @@ def make_repo(root: Path, files: dict[str, str | bytes]) -> Path:
 def review(repo: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, dict]:
     monkeypatch.chdir(repo)
     db = repo.parent / "rf.db"
-    result = CliRunner().invoke(app, ["run", str(EXAMPLE), "--db", str(db), "--json",
-                                      "--run-id", "r1"])
+    result = CliRunner().invoke(
+        app, ["run", str(EXAMPLE), "--db", str(db), "--json", "--run-id", "r1"]
+    )
     return result.exit_code, json.loads(result.stdout)
 
 

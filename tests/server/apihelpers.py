@@ -28,8 +28,9 @@ class Client(TestClient):
         code = response.status_code
         if code >= 500 and code not in self.allowed_5xx:
             response.read()
-            raise AssertionError(f"{request.method} {request.url.path} answered {code}: "
-                                 f"{response.text[:500]}")
+            raise AssertionError(
+                f"{request.method} {request.url.path} answered {code}: {response.text[:500]}"
+            )
         return response
 
     @contextmanager
@@ -43,12 +44,19 @@ class Client(TestClient):
 
     # ------------------------------------------------------------------ helpers
 
-    def submit(self, doc: dict[str, Any] | str, *, key: str | None = None,
-               meta: list[str] | None = None, expect: int = 201) -> str:
+    def submit(
+        self,
+        doc: dict[str, Any] | str,
+        *,
+        key: str | None = None,
+        meta: list[str] | None = None,
+        expect: int = 201,
+    ) -> str:
         text = doc if isinstance(doc, str) else yaml.safe_dump(doc, sort_keys=False)
         headers = {**YAML, **({"Idempotency-Key": key} if key else {})}
-        resp = self.post("/runs", content=text, headers=headers,
-                         params=[("meta", m) for m in meta or []])
+        resp = self.post(
+            "/runs", content=text, headers=headers, params=[("meta", m) for m in meta or []]
+        )
         assert resp.status_code == expect, resp.text
         return str(resp.json()["run_id"])
 
@@ -57,8 +65,12 @@ class Client(TestClient):
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
 
-    def wait(self, run_id: str, done: Callable[[dict[str, Any]], bool] | None = None,
-             timeout: float = 20.0) -> dict[str, Any]:
+    def wait(
+        self,
+        run_id: str,
+        done: Callable[[dict[str, Any]], bool] | None = None,
+        timeout: float = 20.0,
+    ) -> dict[str, Any]:
         """Poll the run's status until `done` (default: the run ended)."""
         done = done or (lambda doc: doc["state"] in TERMINAL)
         deadline = time.monotonic() + timeout

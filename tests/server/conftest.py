@@ -34,11 +34,15 @@ def make_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[App
 
     def make(*, execute: bool = True, secret: str | None = SECRET, **options: Any) -> Client:
         store = SQLiteStore(tmp_path / "rf.db")
-        options.setdefault("engine_options", {"flush_interval": 0.01,
-                                              "heartbeat_interval": 0.1})
+        options.setdefault("engine_options", {"flush_interval": 0.01, "heartbeat_interval": 0.1})
         app = create_app(
-            store, tokens=[RW, f"ro:{RO}"], webhook_secret=secret, execute=execute,
-            runs_dir=tmp_path / "runs", work_dir=tmp_path / "work", sse_poll=0.05,
+            store,
+            tokens=[RW, f"ro:{RO}"],
+            webhook_secret=secret,
+            execute=execute,
+            runs_dir=tmp_path / "runs",
+            work_dir=tmp_path / "work",
+            sse_poll=0.05,
             **options,
         )
         client = Client(app)

@@ -12,27 +12,43 @@ from apihelpers import AUTH, RO, RO_AUTH, RW, YAML, AppFactory, Client, sh, work
 from reviewflow.server.auth import TokenSet, parse_tokens, tokens_from_env, tokens_from_file
 
 WF = json.dumps(workflow({"a": sh("true")}))
-READS = ["/runs", "/runs/r1", "/runs/r1/events", "/runs/r1/graph", "/runs/r1/tasks/a/log",
-         "/runs/r1/events/stream"]
-WRITES = ["/runs", "/runs/r1/cancel", "/runs/r1/pause", "/runs/r1/resume",
-          "/runs/r1/tasks/a/approve", "/runs/r1/tasks/a/reject"]
+READS = [
+    "/runs",
+    "/runs/r1",
+    "/runs/r1/events",
+    "/runs/r1/graph",
+    "/runs/r1/tasks/a/log",
+    "/runs/r1/events/stream",
+]
+WRITES = [
+    "/runs",
+    "/runs/r1/cancel",
+    "/runs/r1/pause",
+    "/runs/r1/resume",
+    "/runs/r1/tasks/a/approve",
+    "/runs/r1/tasks/a/reject",
+]
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"Authorization": "Bearer nope"}, {"Authorization": f"Basic {RW}"},
-    {"Authorization": "Bearer "}, {"Authorization": f"Bearer {RW}x"},
-    {"Authorization": f"Bearer ro:{RO}"},
-])
-def test_no_token_or_a_wrong_one_is_401_everywhere(idle: Client, headers: dict[str, str]
-                                                   ) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": f"Basic {RW}"},
+        {"Authorization": "Bearer "},
+        {"Authorization": f"Bearer {RW}x"},
+        {"Authorization": f"Bearer ro:{RO}"},
+    ],
+)
+def test_no_token_or_a_wrong_one_is_401_everywhere(idle: Client, headers: dict[str, str]) -> None:
     for path in READS:
         resp = idle.get(path, headers=headers)
         assert resp.status_code == 401, (path, resp.text)
         assert resp.headers["www-authenticate"] == "Bearer"
         assert set(resp.json()) == {"error", "field"}
     for path in WRITES:
-        resp = idle.post(path, headers={**headers, "Content-Type": "application/json"},
-                         content=WF)
+        resp = idle.post(path, headers={**headers, "Content-Type": "application/json"}, content=WF)
         assert resp.status_code == 401, (path, resp.text)
     assert idle.get("/runs", headers=AUTH).json()["runs"] == []
 
@@ -42,8 +58,7 @@ def test_a_read_only_token_reads_but_may_not_change_anything(idle: Client) -> No
     for path in READS[:4]:
         assert idle.get(path, headers=RO_AUTH).status_code == 200, path
     for path in WRITES:
-        resp = idle.post(path, headers={**RO_AUTH, "Content-Type": "application/json"},
-                         content=WF)
+        resp = idle.post(path, headers={**RO_AUTH, "Content-Type": "application/json"}, content=WF)
         assert resp.status_code == 403, (path, resp.text)
         assert resp.json() == {"error": "this token is read-only", "field": None}
     assert idle.status("r1")["state"] == "pending"
@@ -102,8 +117,11 @@ def test_a_chunked_body_over_the_limit_is_413_while_reading(make_client: AppFact
     resp = client.post("/runs", content=chunks(3000), headers=YAML)
     assert resp.status_code == 413, resp.text
     assert resp.json()["field"] == "body"
-    resp = client.post("/runs/r1/tasks/a/approve", content=chunks(3000),
-                       headers={**AUTH, "Content-Type": "application/json"})
+    resp = client.post(
+        "/runs/r1/tasks/a/approve",
+        content=chunks(3000),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
     assert resp.status_code == 413, resp.text
     resp = client.post("/runs", content=chunks(500), headers=YAML)
     assert resp.status_code == 201, resp.text

@@ -14,17 +14,20 @@ JSON = {**AUTH, "Content-Type": "application/json"}
 DEAD_OWNER = "{host}:99999999:deadbeef"
 
 
-def post(client: Client, path: str, body: dict[str, Any] | None = None, code: int = 202
-         ) -> dict[str, Any]:
-    resp = client.post(path, json=body, headers=AUTH) if body is not None else client.post(
-        path, headers=AUTH)
+def post(
+    client: Client, path: str, body: dict[str, Any] | None = None, code: int = 202
+) -> dict[str, Any]:
+    resp = (
+        client.post(path, json=body, headers=AUTH)
+        if body is not None
+        else client.post(path, headers=AUTH)
+    )
     assert resp.status_code == code, resp.text
     return dict(resp.json())
 
 
 def test_cancel_a_run_executing_here(client: Client) -> None:
-    run_id = client.submit(workflow({"slow": sh("sleep 30"), "after": sh("true",
-                                                                        needs=["slow"])}))
+    run_id = client.submit(workflow({"slow": sh("sleep 30"), "after": sh("true", needs=["slow"])}))
     client.wait(run_id, lambda d: d["tasks"][0]["state"] == "running")
     doc = post(client, f"/runs/{run_id}/cancel")
     assert doc["action"] == "cancel" and doc["how"] == "here"
@@ -78,11 +81,20 @@ def _orphan(idle: Client, run_id: str) -> None:
     assert store.claim_run(run_id, owner, now + 60, None)
     row = dict.fromkeys(TASK_COLUMNS)
     row.update(state="running", attempts=1, ready_at=now, started_at=now)
-    store.write(Batch(run_id, owner, now + 60, run=("running", now, None, None),
-                      tasks=[(*row.values(), "a")],
-                      events=[(run_id, None, "pending", "running", None, now, None),
-                              (run_id, "a", "blocked", "ready", 0, now, None),
-                              (run_id, "a", "ready", "running", 1, now, None)]))
+    store.write(
+        Batch(
+            run_id,
+            owner,
+            now + 60,
+            run=("running", now, None, None),
+            tasks=[(*row.values(), "a")],
+            events=[
+                (run_id, None, "pending", "running", None, now, None),
+                (run_id, "a", "blocked", "ready", 0, now, None),
+                (run_id, "a", "ready", "running", 1, now, None),
+            ],
+        )
+    )
 
 
 def test_startup_carries_on_orphaned_runs_and_counts_the_lost_lease(
@@ -96,17 +108,18 @@ def test_startup_carries_on_orphaned_runs_and_counts_the_lost_lease(
     final = server.wait(run_id)
     assert final["state"] == "succeeded"
     assert final["tasks"][0]["attempts"] == 2
-    details = [e["detail"] or "" for e in server.get(f"/runs/{run_id}/events",
-                                                     headers=AUTH).json()]
+    details = [e["detail"] or "" for e in server.get(f"/runs/{run_id}/events", headers=AUTH).json()]
     assert any(d.startswith("lost") for d in details)
     assert "reviewflow_lost_leases_total 1.0" in server.get("/metrics").text
 
 
-GATED = workflow({
-    "build": sh("true"),
-    "gate": {"type": "approval", "needs": ["build"], "params": {"approvers": ["alice"]}},
-    "ship": sh("true", needs=["gate"]),
-})
+GATED = workflow(
+    {
+        "build": sh("true"),
+        "gate": {"type": "approval", "needs": ["build"], "params": {"approvers": ["alice"]}},
+        "ship": sh("true", needs=["gate"]),
+    }
+)
 
 
 def _waiting(client: Client) -> str:
@@ -117,15 +130,19 @@ def _waiting(client: Client) -> str:
 
 def test_approve_over_http(client: Client) -> None:
     run_id = _waiting(client)
-    resp = client.post(f"/runs/{run_id}/tasks/gate/approve", json={"by": "mallory"},
-                       headers=AUTH)
+    resp = client.post(f"/runs/{run_id}/tasks/gate/approve", json={"by": "mallory"}, headers=AUTH)
     assert resp.status_code == 403 and resp.json()["field"] == "by"
-    doc = post(client, f"/runs/{run_id}/tasks/gate/approve", {"by": "alice", "comment": "ok"},
-               code=200)
-    assert doc == {"run_id": run_id, "task": "gate", "decision": "approved", "by": "alice",
-                   "detail": "approved by alice: ok"}
-    again = client.post(f"/runs/{run_id}/tasks/gate/approve", json={"by": "alice"},
-                        headers=AUTH)
+    doc = post(
+        client, f"/runs/{run_id}/tasks/gate/approve", {"by": "alice", "comment": "ok"}, code=200
+    )
+    assert doc == {
+        "run_id": run_id,
+        "task": "gate",
+        "decision": "approved",
+        "by": "alice",
+        "detail": "approved by alice: ok",
+    }
+    again = client.post(f"/runs/{run_id}/tasks/gate/approve", json={"by": "alice"}, headers=AUTH)
     assert again.status_code == 409
     assert client.wait(run_id)["state"] == "succeeded"
     events = client.get(f"/runs/{run_id}/events", headers=AUTH).json()
@@ -134,13 +151,16 @@ def test_approve_over_http(client: Client) -> None:
 
 def test_reject_over_http(client: Client) -> None:
     run_id = _waiting(client)
-    resp = client.post(f"/runs/{run_id}/tasks/gate/reject", json={"by": "alice"},
-                       headers=AUTH)
+    resp = client.post(f"/runs/{run_id}/tasks/gate/reject", json={"by": "alice"}, headers=AUTH)
     assert resp.status_code == 422 and resp.json()["field"] == "comment"
     resp = client.post(f"/runs/{run_id}/tasks/gate/reject", headers=AUTH)
     assert resp.status_code == 422 and resp.json()["field"] == "body"
-    doc = post(client, f"/runs/{run_id}/tasks/gate/reject",
-               {"by": "alice", "comment": "not today"}, code=200)
+    doc = post(
+        client,
+        f"/runs/{run_id}/tasks/gate/reject",
+        {"by": "alice", "comment": "not today"},
+        code=200,
+    )
     assert doc["decision"] == "rejected"
     final = client.wait(run_id)
     assert final["state"] == "failed"
@@ -170,7 +190,8 @@ def test_approval_requests_that_cannot_apply(idle: Client) -> None:
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
 def test_a_decision_on_a_run_nobody_executes_gets_it_going(
-    make_client: AppFactory, decision: str,
+    make_client: AppFactory,
+    decision: str,
 ) -> None:
     server = make_client()
     run_id = _waiting(server)

@@ -15,12 +15,17 @@ from reviewflow.store import PostgresStore, migrate
 
 
 @pytest.fixture
-def pg_client(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-              ) -> Iterator[tuple[Client, str]]:
+def pg_client(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Client, str]]:
     monkeypatch.chdir(tmp_path)
     store = PostgresStore(pg_url)
-    app = create_app(store, tokens=[RW, f"ro:{RO}"], runs_dir=tmp_path / "runs",
-                     engine_options={"flush_interval": 0.01, "heartbeat_interval": 0.1})
+    app = create_app(
+        store,
+        tokens=[RW, f"ro:{RO}"],
+        runs_dir=tmp_path / "runs",
+        engine_options={"flush_interval": 0.01, "heartbeat_interval": 0.1},
+    )
     try:
         with Client(app) as client:
             yield client, pg_url
@@ -30,11 +35,13 @@ def pg_client(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 def test_a_run_through_the_api_on_postgresql(pg_client: tuple[Client, str]) -> None:
     client, url = pg_client
-    run_id = client.submit(workflow({"a": sh("echo hi"), "b": sh("true", needs=["a"])}),
-                           meta=["pr=1"])
+    run_id = client.submit(
+        workflow({"a": sh("echo hi"), "b": sh("true", needs=["a"])}), meta=["pr=1"]
+    )
     assert client.wait(run_id)["state"] == "succeeded"
-    page = client.get("/runs", params={"meta": "pr=1"}, headers={
-        "Authorization": f"Bearer {RO}"}).json()
+    page = client.get(
+        "/runs", params={"meta": "pr=1"}, headers={"Authorization": f"Bearer {RO}"}
+    ).json()
     assert [r["run_id"] for r in page["runs"]] == [run_id]
     ready = client.get("/ready")
     assert ready.status_code == 200, ready.text

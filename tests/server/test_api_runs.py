@@ -37,43 +37,79 @@ def test_a_json_workflow_is_accepted_too(client: Client) -> None:
 def test_the_idempotency_key_is_the_run_id(idle: Client) -> None:
     run_id = idle.submit(OK, key="my-run-1")
     assert run_id == "my-run-1"
-    again = idle.post("/runs", content=json.dumps(OK),
-                      headers={**AUTH, "Content-Type": "application/json",
-                               "Idempotency-Key": "my-run-1"})
+    again = idle.post(
+        "/runs",
+        content=json.dumps(OK),
+        headers={**AUTH, "Content-Type": "application/json", "Idempotency-Key": "my-run-1"},
+    )
     assert again.status_code == 200, again.text
-    assert again.json() == {"run_id": "my-run-1", "workflow": "wf", "state": "pending",
-                            "created": False}
+    assert again.json() == {
+        "run_id": "my-run-1",
+        "workflow": "wf",
+        "state": "pending",
+        "created": False,
+    }
     runs = idle.get("/runs", headers=AUTH).json()["runs"]
     assert [r["run_id"] for r in runs] == ["my-run-1"]
-    other = idle.post("/runs", content="name: other\ntasks: {x: {run: [true]}}\n",
-                      headers={**YAML, "Idempotency-Key": "my-run-1"})
+    other = idle.post(
+        "/runs",
+        content="name: other\ntasks: {x: {run: [true]}}\n",
+        headers={**YAML, "Idempotency-Key": "my-run-1"},
+    )
     assert other.status_code == 422
     assert other.json()["field"] == "Idempotency-Key"
     bad = idle.post("/runs", content="x", headers={**YAML, "Idempotency-Key": ".hidden"})
     assert bad.status_code == 422 and bad.json()["field"] == "Idempotency-Key"
 
 
-@pytest.mark.parametrize(("body", "ctype", "field", "words"), [
-    ("name: wf\ntasks:\n  a: {run: [true]\n", "application/yaml", "body", "line"),
-    ("name: wf\ntasks:\n  a: {run: [true], timeot: 5}\n", "text/yaml", "tasks.a.timeot",
-     "unknown field"),
-    ("name: wf\ntasks:\n  a: {run: [true], needs: [zz]}\n", "application/yaml", "tasks.a.needs",
-     "unknown dependency"),
-    ("name: wf\ntasks: {}\n", "application/yaml", "tasks", "at least one task"),
-    ("- just\n- a list\n", "application/yaml", "body", "mapping"),
-    ("name: wf\ntasks:\n  a: {run: ['${HOME}']}\n", "application/yaml", "tasks.a.run[0]",
-     "HOME is not set"),
-    ('{"name": "wf", "tasks": ', "application/json", "body", "invalid JSON"),
-    ('["a"]', "application/json", "body", "JSON object"),
-    ('{"name": "wf", "tasks": {"a": {"run": ["true"], "retry": {"max_retries": -1}}}}',
-     "application/json", "tasks.a.retry.max_retries", "greater than or equal"),
-    ('{"name": "wf", "tasks": {"a": {"run": 5}}}', "application/json", "tasks.a.run", ""),
-    (b"name: \xff\n", "application/yaml", "body", "UTF-8"),
-    ('{"name": "wf", "tasks": {"a": {"run": ["echo", "\\ud800"]}}}', "application/json", "body",
-     "surrogate"),
-    ('name: wf\ntasks:\n  a: {run: [echo, "\\udc00"]}\n', "application/yaml", "body",
-     "surrogate"),
-])
+@pytest.mark.parametrize(
+    ("body", "ctype", "field", "words"),
+    [
+        ("name: wf\ntasks:\n  a: {run: [true]\n", "application/yaml", "body", "line"),
+        (
+            "name: wf\ntasks:\n  a: {run: [true], timeot: 5}\n",
+            "text/yaml",
+            "tasks.a.timeot",
+            "unknown field",
+        ),
+        (
+            "name: wf\ntasks:\n  a: {run: [true], needs: [zz]}\n",
+            "application/yaml",
+            "tasks.a.needs",
+            "unknown dependency",
+        ),
+        ("name: wf\ntasks: {}\n", "application/yaml", "tasks", "at least one task"),
+        ("- just\n- a list\n", "application/yaml", "body", "mapping"),
+        (
+            "name: wf\ntasks:\n  a: {run: ['${HOME}']}\n",
+            "application/yaml",
+            "tasks.a.run[0]",
+            "HOME is not set",
+        ),
+        ('{"name": "wf", "tasks": ', "application/json", "body", "invalid JSON"),
+        ('["a"]', "application/json", "body", "JSON object"),
+        (
+            '{"name": "wf", "tasks": {"a": {"run": ["true"], "retry": {"max_retries": -1}}}}',
+            "application/json",
+            "tasks.a.retry.max_retries",
+            "greater than or equal",
+        ),
+        ('{"name": "wf", "tasks": {"a": {"run": 5}}}', "application/json", "tasks.a.run", ""),
+        (b"name: \xff\n", "application/yaml", "body", "UTF-8"),
+        (
+            '{"name": "wf", "tasks": {"a": {"run": ["echo", "\\ud800"]}}}',
+            "application/json",
+            "body",
+            "surrogate",
+        ),
+        (
+            'name: wf\ntasks:\n  a: {run: [echo, "\\udc00"]}\n',
+            "application/yaml",
+            "body",
+            "surrogate",
+        ),
+    ],
+)
 def test_bad_workflows_are_422_naming_the_field(
     idle: Client, body: str | bytes, ctype: str, field: str, words: str
 ) -> None:
@@ -93,21 +129,35 @@ def test_unsupported_content_type_is_415(idle: Client) -> None:
 
 
 def test_bad_meta_is_422(idle: Client) -> None:
-    resp = idle.post("/runs", params={"meta": "novalue"}, content=json.dumps(OK),
-                     headers={**AUTH, "Content-Type": "application/json"})
+    resp = idle.post(
+        "/runs",
+        params={"meta": "novalue"},
+        content=json.dumps(OK),
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
     assert resp.status_code == 422 and resp.json()["field"] == "meta"
 
 
 def test_list_filters_by_state_workflow_and_meta_and_pages(idle: Client) -> None:
     for i in range(5):
-        idle.submit(workflow({"a": sh("true")}, name=f"wf{i % 2}"), key=f"run-{i}",
-                    meta=[f"pr={i}", "team=core"])
+        idle.submit(
+            workflow({"a": sh("true")}, name=f"wf{i % 2}"),
+            key=f"run-{i}",
+            meta=[f"pr={i}", "team=core"],
+        )
     store = idle.app.state.rf.store  # type: ignore[attr-defined]
     store.request("run-1", "cancel")  # no state change: filters see pending
     runs = idle.get("/runs", headers=AUTH).json()["runs"]
     assert [r["run_id"] for r in runs] == ["run-4", "run-3", "run-2", "run-1", "run-0"]
-    assert set(runs[0]) == {"run_id", "workflow", "state", "meta", "created_at",
-                            "finished_at", "error"}
+    assert set(runs[0]) == {
+        "run_id",
+        "workflow",
+        "state",
+        "meta",
+        "created_at",
+        "finished_at",
+        "error",
+    }
 
     def ids(**params: object) -> list[str]:
         resp = idle.get("/runs", params=params, headers=AUTH)
@@ -130,22 +180,35 @@ def test_list_filters_by_state_workflow_and_meta_and_pages(idle: Client) -> None
     assert seen == ["run-4", "run-3", "run-2", "run-1", "run-0"]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"limit": 0}, "limit"), ({"limit": 101}, "limit"), ({"limit": "x"}, "limit"),
-    ({"state": "bogus"}, "state"), ({"cursor": "!!"}, "cursor"), ({"meta": "x"}, "meta"),
-    ({"stat": "failed"}, "stat"), ({"workflow": ["a", "b"]}, "workflow"),
-])
-def test_bad_list_parameters_are_422(idle: Client, params: dict[str, object],
-                                     field: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": 101}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"state": "bogus"}, "state"),
+        ({"cursor": "!!"}, "cursor"),
+        ({"meta": "x"}, "meta"),
+        ({"stat": "failed"}, "stat"),
+        ({"workflow": ["a", "b"]}, "workflow"),
+    ],
+)
+def test_bad_list_parameters_are_422(idle: Client, params: dict[str, object], field: str) -> None:
     resp = idle.get("/runs", params=params, headers=AUTH)
     assert resp.status_code == 422, resp.text
     assert resp.json()["field"] == field
 
 
-@pytest.mark.parametrize("path", [
-    "/runs/{id}", "/runs/{id}/events", "/runs/{id}/graph", "/runs/{id}/events/stream",
-    "/runs/{id}/tasks/a/log",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/{id}",
+        "/runs/{id}/events",
+        "/runs/{id}/graph",
+        "/runs/{id}/events/stream",
+        "/runs/{id}/tasks/a/log",
+    ],
+)
 def test_unknown_runs_are_404_and_malformed_ids_422(idle: Client, path: str) -> None:
     resp = idle.get(path.format(id="no-such-run"), headers=AUTH)
     assert resp.status_code == 404, resp.text
@@ -158,18 +221,29 @@ def test_unknown_runs_are_404_and_malformed_ids_422(idle: Client, path: str) -> 
 
 
 def test_events_graph_and_logs(client: Client, tmp_path: Path) -> None:
-    run_id = client.submit(workflow({
-        "a": sh("echo first; exit 1", retry={"max_retries": 1, "base_delay": "10ms"}),
-        "b": sh("echo b", needs=["a"]),
-    }))
+    run_id = client.submit(
+        workflow(
+            {
+                "a": sh("echo first; exit 1", retry={"max_retries": 1, "base_delay": "10ms"}),
+                "b": sh("echo b", needs=["a"]),
+            }
+        )
+    )
     assert client.wait(run_id)["state"] == "failed"
     events = client.get(f"/runs/{run_id}/events", headers=AUTH).json()
     assert events[0]["task"] is None and events[0]["to"] == "pending"
     assert set(events[0]) == {"id", "run_id", "task", "from", "to", "attempt", "at", "detail"}
     assert [e["to"] for e in events if e["task"] == "a"] == [
-        "ready", "running", "retry_wait", "ready", "running", "failed"]
-    later = client.get(f"/runs/{run_id}/events", params={"after": events[-2]["id"]},
-                       headers=AUTH).json()
+        "ready",
+        "running",
+        "retry_wait",
+        "ready",
+        "running",
+        "failed",
+    ]
+    later = client.get(
+        f"/runs/{run_id}/events", params={"after": events[-2]["id"]}, headers=AUTH
+    ).json()
     assert later == events[-1:]
 
     graph = client.get(f"/runs/{run_id}/graph", headers=AUTH)
@@ -182,8 +256,7 @@ def test_events_graph_and_logs(client: Client, tmp_path: Path) -> None:
     assert log.status_code == 200 and "first" in log.text
     first = client.get(f"/runs/{run_id}/tasks/a/log", params={"attempt": 1}, headers=AUTH)
     assert first.status_code == 200 and "first" in first.text
-    for params, field, code in [({"attempt": 3}, "attempt", 404), ({"attempt": 0}, "attempt",
-                                422)]:
+    for params, field, code in [({"attempt": 3}, "attempt", 404), ({"attempt": 0}, "attempt", 422)]:
         resp = client.get(f"/runs/{run_id}/tasks/a/log", params=params, headers=AUTH)
         assert resp.status_code == code and resp.json()["field"] == field
     resp = client.get(f"/runs/{run_id}/tasks/b/log", headers=AUTH)
@@ -194,16 +267,22 @@ def test_events_graph_and_logs(client: Client, tmp_path: Path) -> None:
 
 def test_a_template_run_is_a_review_of_a_checkout(idle: Client, tmp_path: Path) -> None:
     sha, base = "a" * 40, "B" * 40
-    body = {"template": "pr", "params": {"repo_url": "https://github.com/o/r.git", "sha": sha,
-                                         "base": base, "pr": 7}}
+    body = {
+        "template": "pr",
+        "params": {"repo_url": "https://github.com/o/r.git", "sha": sha, "base": base, "pr": 7},
+    }
     resp = idle.post("/runs", json=body, headers={**AUTH, "Idempotency-Key": "tpl-1"})
     assert resp.status_code == 201, resp.text
     doc = idle.status("tpl-1")
     assert doc["workflow"] == "review-pr"
-    assert doc["meta"] == {"template": "pr", "repo": "o/r", "sha": sha, "base": "b" * 40,
-                           "pr": "7"}
-    assert [t["name"] for t in doc["tasks"]] == ["init", "fetch-base", "fetch-head",
-                                                 "checkout", "review"]
+    assert doc["meta"] == {"template": "pr", "repo": "o/r", "sha": sha, "base": "b" * 40, "pr": "7"}
+    assert [t["name"] for t in doc["tasks"]] == [
+        "init",
+        "fetch-base",
+        "fetch-head",
+        "checkout",
+        "review",
+    ]
     store = idle.app.state.rf.store  # type: ignore[attr-defined]
     spec = json.loads(store.get_run("tpl-1").spec)
     review = spec["tasks"]["review"]["run"]
@@ -212,24 +291,40 @@ def test_a_template_run_is_a_review_of_a_checkout(idle: Client, tmp_path: Path) 
     assert spec["tasks"]["fetch-head"]["run"][-2:] == ["https://github.com/o/r.git", sha]
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"repo_url": "http://github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
-     "params.repo_url"),
-    ({"repo_url": "https://u:p@github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
-     "params.repo_url"),
-    ({"repo_url": "--upload-pack=x", "sha": "a" * 40, "base": "b" * 40}, "params.repo_url"),
-    ({"repo_url": "https://github.com/o/r", "sha": "a" * 39, "base": "b" * 40}, "params.sha"),
-    ({"repo_url": "https://github.com/o/r", "sha": "a" * 40}, "params.base"),
-    ({"repo_url": "https://github.com/o/r", "sha": "a" * 40, "base": "b" * 40, "x": 1},
-     "params.x"),
-])
-def test_bad_template_parameters_are_422(idle: Client, params: dict[str, object],
-                                         field: str) -> None:
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        (
+            {"repo_url": "http://github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
+            "params.repo_url",
+        ),
+        (
+            {"repo_url": "https://u:p@github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
+            "params.repo_url",
+        ),
+        ({"repo_url": "--upload-pack=x", "sha": "a" * 40, "base": "b" * 40}, "params.repo_url"),
+        ({"repo_url": "https://github.com/o/r", "sha": "a" * 39, "base": "b" * 40}, "params.sha"),
+        ({"repo_url": "https://github.com/o/r", "sha": "a" * 40}, "params.base"),
+        (
+            {"repo_url": "https://github.com/o/r", "sha": "a" * 40, "base": "b" * 40, "x": 1},
+            "params.x",
+        ),
+    ],
+)
+def test_bad_template_parameters_are_422(
+    idle: Client, params: dict[str, object], field: str
+) -> None:
     resp = idle.post("/runs", json={"template": "pr", "params": params}, headers=AUTH)
     assert resp.status_code == 422, resp.text
     assert resp.json()["field"] == field
-    resp = idle.post("/runs", json={"template": "nope", "params": {
-        "repo_url": "https://github.com/o/r", "sha": "a" * 40, "base": "b" * 40}}, headers=AUTH)
+    resp = idle.post(
+        "/runs",
+        json={
+            "template": "nope",
+            "params": {"repo_url": "https://github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
+        },
+        headers=AUTH,
+    )
     assert resp.status_code == 422 and resp.json()["field"] == "template"
 
 
@@ -238,10 +333,15 @@ def test_health_ready_and_metrics_need_no_token(client: Client) -> None:
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "reason": None, "schema_version": 1}
-    run_id = client.submit(workflow({
-        "a": sh("exit 3", retry={"max_retries": 1, "base_delay": "10ms"}),
-        "b": sh("true", priority="high"),
-    }, failure_policy="continue"))
+    run_id = client.submit(
+        workflow(
+            {
+                "a": sh("exit 3", retry={"max_retries": 1, "base_delay": "10ms"}),
+                "b": sh("true", priority="high"),
+            },
+            failure_policy="continue",
+        )
+    )
     client.wait(run_id)
     text = client.get("/metrics").text
     assert "reviewflow_workers_alive 1.0" in text
@@ -269,12 +369,16 @@ def test_metrics_without_an_engine_and_with_the_store_down(make_client: AppFacto
 
 def test_ready_tasks_are_counted_by_priority(make_client: AppFactory) -> None:
     client = make_client(concurrency=1)
-    run_id = client.submit(workflow({
-        "first": sh("sleep 30", priority="high"), "low": sh("true", priority="low"),
-        "medium": sh("true"),
-    }))
-    client.wait(run_id, lambda d: [t["state"] for t in d["tasks"]] == [
-        "running", "ready", "ready"])
+    run_id = client.submit(
+        workflow(
+            {
+                "first": sh("sleep 30", priority="high"),
+                "low": sh("true", priority="low"),
+                "medium": sh("true"),
+            }
+        )
+    )
+    client.wait(run_id, lambda d: [t["state"] for t in d["tasks"]] == ["running", "ready", "ready"])
     text = client.get("/metrics").text
     assert 'reviewflow_queue_depth{priority="1"} 1.0' in text
     assert 'reviewflow_queue_depth{priority="2"} 1.0' in text

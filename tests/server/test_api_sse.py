@@ -26,8 +26,7 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 
 
 def read_stream(client: Client, run_id: str, **headers: str) -> list[dict[str, Any]]:
-    with client.stream("GET", f"/runs/{run_id}/events/stream",
-                       headers={**AUTH, **headers}) as resp:
+    with client.stream("GET", f"/runs/{run_id}/events/stream", headers={**AUTH, **headers}) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
         assert resp.headers["cache-control"] == "no-cache"
@@ -50,16 +49,16 @@ def test_the_stream_carries_every_transition_then_ends(make_client: AppFactory) 
     resumed = read_stream(client, run_id, **{"Last-Event-ID": str(middle)})
     ids = [int(m["id"]) for m in resumed if m.get("event") == "transition"]
     assert ids == [e["id"] for e in stored if e["id"] > middle]
-    with client.stream("GET", f"/runs/{run_id}/events/stream", params={"after": middle},
-                       headers=AUTH) as resp:
+    with client.stream(
+        "GET", f"/runs/{run_id}/events/stream", params={"after": middle}, headers=AUTH
+    ) as resp:
         after = parse_sse(resp.read().decode())
     assert [m for m in after if "id" in m] == [m for m in resumed if "id" in m]
 
 
 def test_a_bad_last_event_id_is_422(client: Client) -> None:
     run_id = client.submit(workflow({"a": sh("true")}))
-    resp = client.get(f"/runs/{run_id}/events/stream",
-                      headers={**AUTH, "Last-Event-ID": "abc"})
+    resp = client.get(f"/runs/{run_id}/events/stream", headers={**AUTH, "Last-Event-ID": "abc"})
     assert resp.status_code == 422 and resp.json()["field"] == "Last-Event-ID"
 
 

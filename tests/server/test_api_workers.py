@@ -27,8 +27,7 @@ def store(pg_url: str) -> Iterator[PostgresStore]:
 
 
 @pytest.fixture
-def api(store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-        ) -> Iterator[Client]:
+def api(store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     monkeypatch.chdir(tmp_path)
     app = create_app(store, tokens=[RW, f"ro:{RO}"], runs_dir=tmp_path / "runs", execute=False)
     with Client(app) as client:
@@ -39,9 +38,25 @@ def api(store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 def worker(pg_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     with open(tmp_path / "worker.log", "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "reviewflow", "worker", "--db", pg_url, "--name", "api-w1",
-             "--lease-ttl", "2", "--poll-interval", "0.1", "--grace", "1"],
-            cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "reviewflow",
+                "worker",
+                "--db",
+                pg_url,
+                "--name",
+                "api-w1",
+                "--lease-ttl",
+                "2",
+                "--poll-interval",
+                "0.1",
+                "--grace",
+                "1",
+            ],
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         yield proc
@@ -63,8 +78,9 @@ def _metric(client: Client, name: str) -> float:
     return 0.0
 
 
-def test_a_posted_run_is_executed_by_a_worker(api: Client, store: PostgresStore,
-                                              worker: subprocess.Popen[bytes]) -> None:
+def test_a_posted_run_is_executed_by_a_worker(
+    api: Client, store: PostgresStore, worker: subprocess.Popen[bytes]
+) -> None:
     run_id = api.submit(workflow({"a": sh("echo hi"), "b": sh("true", needs=["a"])}))
     record = store.get_run(run_id)
     assert record is not None and record.mode == "workers"
@@ -74,8 +90,10 @@ def test_a_posted_run_is_executed_by_a_worker(api: Client, store: PostgresStore,
         time.sleep(0.1)
     assert _metric(api, "reviewflow_workers_alive") == 1
     # the server executes nothing: its histograms come from the workers' events
-    while (_metric(api, 'reviewflow_task_duration_seconds_count{outcome="succeeded"}') < 2
-           and time.monotonic() < deadline):
+    while (
+        _metric(api, 'reviewflow_task_duration_seconds_count{outcome="succeeded"}') < 2
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert _metric(api, 'reviewflow_task_duration_seconds_count{outcome="succeeded"}') == 2
     assert _metric(api, "reviewflow_claim_latency_seconds_count") == 2
@@ -88,8 +106,9 @@ def test_no_workers_leaves_the_run_queued(api: Client, store: PostgresStore) -> 
     assert _metric(api, "reviewflow_workers_alive") == 0
 
 
-def test_cancel_pause_resume_act_on_a_workers_run(api: Client, store: PostgresStore,
-                                                  worker: subprocess.Popen[bytes]) -> None:
+def test_cancel_pause_resume_act_on_a_workers_run(
+    api: Client, store: PostgresStore, worker: subprocess.Popen[bytes]
+) -> None:
     run_id = api.submit(workflow({"slow": sh("sleep 30"), "after": sh("true", needs=["slow"])}))
     api.wait(run_id, lambda doc: any(t["state"] == "running" for t in doc["tasks"]))
     paused = api.post(f"/runs/{run_id}/pause", headers=AUTH)
@@ -105,8 +124,9 @@ def test_cancel_pause_resume_act_on_a_workers_run(api: Client, store: PostgresSt
     assert states == {"slow": "cancelled", "after": "cancelled"}
 
 
-def test_an_executing_server_leaves_workers_runs_alone(store: PostgresStore, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_executing_server_leaves_workers_runs_alone(
+    store: PostgresStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A server that executes runs must not take a queued workers run over at startup (or
     when asked to resume it): the workers own it."""
     from reviewflow.spec import validate_spec

@@ -29,9 +29,14 @@ EXCLUDED = [positive_data_acceptance]
 naming the field). Every other default check applies."""
 
 
-
-@schemathesis.serializer("text/yaml", "text/x-yaml", "text/vnd.yaml", "text/yml",
-                         "application/yaml", "application/x-yaml")
+@schemathesis.serializer(
+    "text/yaml",
+    "text/x-yaml",
+    "text/vnd.yaml",
+    "text/yml",
+    "application/yaml",
+    "application/x-yaml",
+)
 def _yaml_body(ctx: Any, value: Any) -> bytes:
     """Generated YAML bodies, dumped with PyYAML's pure-Python emitter: schemathesis' default
     (libyaml's CSafeDumper) intermittently fails on plain strings under coverage
@@ -43,8 +48,15 @@ def _yaml_body(ctx: Any, value: Any) -> bytes:
 def api_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(tmp_path)
     store = SQLiteStore(tmp_path / "rf.db")
-    app = create_app(store, tokens=[RW, f"ro:{RO}"], webhook_secret=SECRET, execute=False,
-                     runs_dir=tmp_path / "runs", work_dir=tmp_path / "work", sse_max=0.5)
+    app = create_app(
+        store,
+        tokens=[RW, f"ro:{RO}"],
+        webhook_secret=SECRET,
+        execute=False,
+        runs_dir=tmp_path / "runs",
+        work_dir=tmp_path / "work",
+        sse_max=0.5,
+    )
     yield schemathesis.openapi.from_asgi("/openapi.json", app)
     store.close()
 
@@ -59,9 +71,14 @@ def test_no_input_makes_a_server_error(api_schema: Any) -> None:
     assert len(operations) == 16
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=MAX_EXAMPLES,
+                deadline=None,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             def check(case: Any) -> None:
                 headers = dict(case.headers or {})
                 if "Authorization" in headers:  # generated for the security scheme: a real one
@@ -111,26 +128,35 @@ def _validate(doc: dict[str, Any], path: str, method: str, response: Any) -> Non
 def test_real_answers_match_the_document(client: Client) -> None:
     """Fuzzing rarely reaches an existing run: check the answers about real ones too."""
     doc = client.get("/openapi.json").json()
-    run_id = client.submit(workflow({
-        "build": sh("echo built"),
-        "gate": {"type": "approval", "needs": ["build"]},
-        "ship": {"type": "python", "call": "server_tasks:not_json", "needs": ["gate"]},
-    }), meta=["pr=1"])
+    run_id = client.submit(
+        workflow(
+            {
+                "build": sh("echo built"),
+                "gate": {"type": "approval", "needs": ["build"]},
+                "ship": {"type": "python", "call": "server_tasks:not_json", "needs": ["gate"]},
+            }
+        ),
+        meta=["pr=1"],
+    )
     client.wait(run_id, lambda d: d["tasks"][1]["state"] == "running")
     paused = client.post(f"/runs/{run_id}/pause", headers=AUTH)
     _validate(doc, "/runs/{run_id}/pause", "post", paused)
-    _validate(doc, "/runs/{run_id}/resume", "post", client.post(f"/runs/{run_id}/resume",
-                                                                headers=AUTH))
+    _validate(
+        doc, "/runs/{run_id}/resume", "post", client.post(f"/runs/{run_id}/resume", headers=AUTH)
+    )
     approved = client.post(f"/runs/{run_id}/tasks/gate/approve", headers=AUTH)
     _validate(doc, "/runs/{run_id}/tasks/{task}/approve", "post", approved)
     client.wait(run_id)
     for path, url in [
-        ("/runs", "/runs"), ("/runs/{run_id}", f"/runs/{run_id}"),
+        ("/runs", "/runs"),
+        ("/runs/{run_id}", f"/runs/{run_id}"),
         ("/runs/{run_id}/events", f"/runs/{run_id}/events"),
         ("/runs/{run_id}/graph", f"/runs/{run_id}/graph"),
         ("/runs/{run_id}/tasks/{task}/log", f"/runs/{run_id}/tasks/build/log"),
         ("/runs/{run_id}/events/stream", f"/runs/{run_id}/events/stream"),
-        ("/health", "/health"), ("/ready", "/ready"), ("/metrics", "/metrics"),
+        ("/health", "/health"),
+        ("/ready", "/ready"),
+        ("/metrics", "/metrics"),
     ]:
         response = client.get(url, headers=AUTH)
         assert response.status_code == 200, (url, response.text)

@@ -25,7 +25,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
 def serve(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["serve", "--db", "rf.db", *args], env=env)
     assert not isinstance(result.exception, Exception) or isinstance(
-        result.exception, SystemExit), result.exception
+        result.exception, SystemExit
+    ), result.exception
     return result.exit_code, result.output
 
 
@@ -54,6 +55,7 @@ def test_a_bad_log_level_is_bad_input() -> None:
 
 def test_a_bad_database_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
-    result = CliRunner().invoke(app, ["serve", "--db", str(tmp_path / "dir.db")],
-                                env={"REVIEWFLOW_API_TOKENS": "t"})
+    result = CliRunner().invoke(
+        app, ["serve", "--db", str(tmp_path / "dir.db")], env={"REVIEWFLOW_API_TOKENS": "t"}
+    )
     assert result.exit_code == 2, result.output

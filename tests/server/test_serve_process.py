@@ -36,9 +36,24 @@ class Server:
         env.pop("REVIEWFLOW_DB", None)
         env.pop("REVIEWFLOW_WEBHOOK_SECRET", None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "reviewflow", "serve", "--db", str(tmp_path / "rf.db"),
-             "--host", "127.0.0.1", "--port", str(self.port), "--max-body-bytes", "65536"],
-            cwd=tmp_path, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "reviewflow",
+                "serve",
+                "--db",
+                str(tmp_path / "rf.db"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--max-body-bytes",
+                "65536",
+            ],
+            cwd=tmp_path,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.http = httpx.Client(base_url=self.url, timeout=10.0)
@@ -93,20 +108,22 @@ def sh(script: str, **body: Any) -> dict[str, Any]:
     return {"type": "shell", "run": ["sh", "-c", script], **body}
 
 
-def test_a_real_server_executes_runs_and_streams_them_live(server: Server, tmp_path: Path
-                                                            ) -> None:
+def test_a_real_server_executes_runs_and_streams_them_live(server: Server, tmp_path: Path) -> None:
     assert server.http.get("/ready").json()["status"] == "ready"
     assert server.http.get("/runs").status_code == 401
 
-    run_id = server.submit({
-        "env": sh('echo "token=${REVIEWFLOW_API_TOKENS:-unset}"'),
-        "slow": sh("sleep 1", needs=["env"]),
-        "last": sh("echo done", needs=["slow"]),
-    })
+    run_id = server.submit(
+        {
+            "env": sh('echo "token=${REVIEWFLOW_API_TOKENS:-unset}"'),
+            "slow": sh("sleep 1", needs=["env"]),
+            "last": sh("echo done", needs=["slow"]),
+        }
+    )
     seen: list[dict[str, Any]] = []
     live_state = None
-    with server.http.stream("GET", f"/runs/{run_id}/events/stream", headers=AUTH,
-                            timeout=30) as resp:
+    with server.http.stream(
+        "GET", f"/runs/{run_id}/events/stream", headers=AUTH, timeout=30
+    ) as resp:
         assert resp.status_code == 200
         event = None
         for line in resp.iter_lines():
@@ -136,8 +153,9 @@ def test_a_chunked_body_over_the_limit_is_refused(server: Server) -> None:
             yield b"x" * 8192
         yield b'"}'
 
-    resp = server.http.post("/runs", content=chunks(),
-                            headers={**AUTH, "Content-Type": "application/json"})
+    resp = server.http.post(
+        "/runs", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert resp.status_code == 413, resp.text
     assert resp.json()["field"] == "body"
     assert server.http.get("/runs", headers=AUTH).json()["runs"] == []

@@ -31,12 +31,21 @@ PAYLOAD: dict[str, Any] = {
 }
 
 
-def deliver(client: Client, payload: Any, *, event: str = "pull_request",
-            secret: str | None = SECRET, signature: str | None = None,
-            delivery: str = "d-1") -> Any:
+def deliver(
+    client: Client,
+    payload: Any,
+    *,
+    event: str = "pull_request",
+    secret: str | None = SECRET,
+    signature: str | None = None,
+    delivery: str = "d-1",
+) -> Any:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-               "Content-Type": "application/json"}
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
     if signature is None and secret is not None:
         digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         signature = f"sha256={digest}"
@@ -55,8 +64,11 @@ def test_an_opened_pr_starts_one_review_run_and_a_redelivery_finds_it(idle: Clie
     run_id = resp.json()["run_id"]
     assert resp.json() == {"run_id": run_id, "created": True, "ignored": None}
     assert run_id == review_run_id("octo/widgets", 42, HEAD) == f"gh-octo.widgets-pr42-{HEAD}"
-    listed = idle.get("/runs", params=[("meta", "repo=octo/widgets"), ("meta", "pr=42"),
-                                       ("meta", f"sha={HEAD}")], headers=AUTH).json()["runs"]
+    listed = idle.get(
+        "/runs",
+        params=[("meta", "repo=octo/widgets"), ("meta", "pr=42"), ("meta", f"sha={HEAD}")],
+        headers=AUTH,
+    ).json()["runs"]
     assert [r["run_id"] for r in listed] == [run_id]
     assert listed[0]["workflow"] == "review-pr"
     assert listed[0]["meta"]["base"] == BASE
@@ -91,12 +103,15 @@ def test_the_review_run_fetches_by_sha_with_argv_only(idle: Client, tmp_path: Pa
     assert all(t["type"] == "shell" for t in tasks.values())
 
 
-@pytest.mark.parametrize(("signature", "secret"), [
-    (None, None),  # missing
-    ("sha256=" + "0" * 64, None),  # wrong
-    ("sha1=abc", None),  # wrong algorithm
-    (None, "another-secret"),  # signed with another secret
-])
+@pytest.mark.parametrize(
+    ("signature", "secret"),
+    [
+        (None, None),  # missing
+        ("sha256=" + "0" * 64, None),  # wrong
+        ("sha1=abc", None),  # wrong algorithm
+        (None, "another-secret"),  # signed with another secret
+    ],
+)
 def test_a_bad_or_missing_signature_is_401_and_stores_nothing(
     idle: Client, signature: str | None, secret: str | None
 ) -> None:
@@ -116,12 +131,18 @@ def test_without_a_secret_the_webhook_answers_503(make_client: AppFactory) -> No
     assert runs(client) == []
 
 
-@pytest.mark.parametrize(("event", "action"), [
-    ("push", "opened"), ("ping", None), ("issues", "opened"), ("pull_request", "closed"),
-    ("pull_request", "labeled"), ("pull_request", None),
-])
-def test_other_events_and_actions_are_ignored(idle: Client, event: str, action: str | None
-                                              ) -> None:
+@pytest.mark.parametrize(
+    ("event", "action"),
+    [
+        ("push", "opened"),
+        ("ping", None),
+        ("issues", "opened"),
+        ("pull_request", "closed"),
+        ("pull_request", "labeled"),
+        ("pull_request", None),
+    ],
+)
+def test_other_events_and_actions_are_ignored(idle: Client, event: str, action: str | None) -> None:
     payload = {**PAYLOAD, "action": action}
     resp = deliver(idle, payload, event=event)
     assert resp.status_code == 202
@@ -129,23 +150,36 @@ def test_other_events_and_actions_are_ignored(idle: Client, event: str, action: 
     assert runs(idle) == []
 
 
-@pytest.mark.parametrize(("path", "value", "field"), [
-    (("pull_request", "head", "sha"), "abc", "pull_request.head.sha"),
-    (("pull_request", "head", "sha"), None, "pull_request.head.sha"),
-    (("pull_request", "base", "sha"), "z" * 40, "pull_request.base.sha"),
-    (("pull_request", "head", "repo", "clone_url"), "git://github.com/o/r",
-     "pull_request.head.repo.clone_url"),
-    (("pull_request", "head", "repo", "clone_url"), "https://github.com/o/r;rm -rf /",
-     "pull_request.head.repo.clone_url"),
-    (("pull_request", "head", "repo", "clone_url"), "file:///etc",
-     "pull_request.head.repo.clone_url"),
-    (("pull_request", "head", "repo"), None, "pull_request.head.repo.clone_url"),
-    (("pull_request", "number"), "42", "pull_request.number"),
-    (("pull_request", "number"), 10**100, "pull_request.number"),
-    (("repository", "full_name"), 5, "repository.full_name"),
-])
-def test_a_malformed_pull_request_is_422(idle: Client, path: tuple[str, ...], value: Any,
-                                         field: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "value", "field"),
+    [
+        (("pull_request", "head", "sha"), "abc", "pull_request.head.sha"),
+        (("pull_request", "head", "sha"), None, "pull_request.head.sha"),
+        (("pull_request", "base", "sha"), "z" * 40, "pull_request.base.sha"),
+        (
+            ("pull_request", "head", "repo", "clone_url"),
+            "git://github.com/o/r",
+            "pull_request.head.repo.clone_url",
+        ),
+        (
+            ("pull_request", "head", "repo", "clone_url"),
+            "https://github.com/o/r;rm -rf /",
+            "pull_request.head.repo.clone_url",
+        ),
+        (
+            ("pull_request", "head", "repo", "clone_url"),
+            "file:///etc",
+            "pull_request.head.repo.clone_url",
+        ),
+        (("pull_request", "head", "repo"), None, "pull_request.head.repo.clone_url"),
+        (("pull_request", "number"), "42", "pull_request.number"),
+        (("pull_request", "number"), 10**100, "pull_request.number"),
+        (("repository", "full_name"), 5, "repository.full_name"),
+    ],
+)
+def test_a_malformed_pull_request_is_422(
+    idle: Client, path: tuple[str, ...], value: Any, field: str
+) -> None:
     payload = copy.deepcopy(PAYLOAD)
     node = payload
     for part in path[:-1]:
@@ -173,8 +207,9 @@ def test_run_ids_stay_valid_for_long_names() -> None:
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_the_checkout_steps_fetch_both_commits_of_a_real_repository(tmp_path: Path) -> None:
@@ -190,9 +225,16 @@ def test_the_checkout_steps_fetch_both_commits_of_a_real_repository(tmp_path: Pa
     _git(src, "add", "f.py")
     _git(src, *ident, "commit", "-q", "-m", "head")
     head = _git(src, "rev-parse", "HEAD")
-    spec = review_spec(template="pr", repo_url=f"file://{src}", sha=head, base=base,
-                       base_url=None, run_id="r1", work_dir=tmp_path / "work",
-                       reviewflow=["echo"])
+    spec = review_spec(
+        template="pr",
+        repo_url=f"file://{src}",
+        sha=head,
+        base=base,
+        base_url=None,
+        run_id="r1",
+        work_dir=tmp_path / "work",
+        reviewflow=["echo"],
+    )
     store = SQLiteStore(tmp_path / "db.sqlite")
     try:
         engine = Engine(store, runs_dir=tmp_path / "runs", flush_interval=0.01)

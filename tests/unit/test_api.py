@@ -19,13 +19,20 @@ def summarize(ctx: Any) -> dict[str, Any]:
 
 def build_in_python() -> Workflow:
     wf = Workflow(
-        "pr-review", max_concurrency=4, timeout="30m", failure_policy="continue",
+        "pr-review",
+        max_concurrency=4,
+        timeout="30m",
+        failure_policy="continue",
         defaults={"timeout": "60s", "retry": {"max_retries": 2}},
         concurrency_limits={"gpu": 1},
     )
     wf.shell("lint", ["ruff", "check", "."], priority="high")
-    wf.shell("tests", ("pytest", "-q"), timeout="10m", retry={"max_retries": 1,
-             "retry_on_exit_codes": [1]})
+    wf.shell(
+        "tests",
+        ("pytest", "-q"),
+        timeout="10m",
+        retry={"max_retries": 1, "retry_on_exit_codes": [1]},
+    )
     wf.shell("bench", "python bench.py --gpu", concurrency_key="gpu", delay="5s")
     wf.python("check", "json:dumps", needs=["lint"], priority=7)
     wf.task(needs=["lint", "tests"], params={"pr": "42"})(summarize)
@@ -99,7 +106,11 @@ def test_decorated_function_runs_in_an_engine_run(tmp_path: Path) -> None:
 
     store = MemoryStore()
     run_id, state = run_sync(
-        wf.build(), store=store, run_id="r1", meta={"pr": "7"}, runs_dir=tmp_path / "runs",
+        wf.build(),
+        store=store,
+        run_id="r1",
+        meta={"pr": "7"},
+        runs_dir=tmp_path / "runs",
         flush_interval=0.01,
     )
     assert (run_id, state) == ("r1", RunState.SUCCEEDED)

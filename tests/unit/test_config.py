@@ -110,10 +110,15 @@ def test_set_overrides_a_field() -> None:
 
 
 def test_set_values_are_parsed_as_yaml() -> None:
-    spec = load(BASIC, overrides=[
-        "max_concurrency=3", "tasks.tests.run=[pytest, -x]", "tasks.tests.retry.max_retries=0",
-        "failure_policy=continue",
-    ])
+    spec = load(
+        BASIC,
+        overrides=[
+            "max_concurrency=3",
+            "tasks.tests.run=[pytest, -x]",
+            "tasks.tests.retry.max_retries=0",
+            "failure_policy=continue",
+        ],
+    )
     assert spec.max_concurrency == 3
     assert spec.tasks["tests"].run == ["pytest", "-x"]
     assert spec.tasks["tests"].retry.max_retries == 0
@@ -121,10 +126,15 @@ def test_set_values_are_parsed_as_yaml() -> None:
 
 
 def test_set_creates_new_keys_and_mappings() -> None:
-    spec = load(BASIC, overrides=[
-        "tasks.docs.run=[mkdocs, build]", "tasks.docs.needs=[lint]", "timeout=1h",
-        "tasks.lint.env.MODE=strict",
-    ])
+    spec = load(
+        BASIC,
+        overrides=[
+            "tasks.docs.run=[mkdocs, build]",
+            "tasks.docs.needs=[lint]",
+            "timeout=1h",
+            "tasks.lint.env.MODE=strict",
+        ],
+    )
     assert spec.tasks["docs"].run == ["mkdocs", "build"]
     assert spec.tasks["docs"].needs == ["lint"]
     assert spec.timeout == 3600.0
@@ -152,7 +162,9 @@ def test_set_result_is_validated() -> None:
 def test_apply_overrides_on_plain_data() -> None:
     data: dict[str, Any] = {"a": {"b": 1}, "n": None}
     assert apply_overrides(data, ["a.c=[1, 2]", "n.x=y", "a.b=", "z={k: v}"]) == {
-        "a": {"b": "", "c": [1, 2]}, "n": {"x": "y"}, "z": {"k": "v"},
+        "a": {"b": "", "c": [1, 2]},
+        "n": {"x": "y"},
+        "z": {"k": "v"},
     }
 
 
@@ -226,16 +238,28 @@ CYCLE = """\
 @pytest.mark.parametrize(
     ("text", "line", "task", "field"),
     [
-        ("name: wf\ntasks:\n  ok: {run: [x]}\n  bad: {run: [x], timeout: 5x}\n", 4, "bad",
-         "timeout"),
-        ("name: wf\ntasks:\n  ok: {run: [x]}\n\n\n  typo:\n    run: [x]\n    prority: 3\n", 6,
-         "typo", "prority"),
+        (
+            "name: wf\ntasks:\n  ok: {run: [x]}\n  bad: {run: [x], timeout: 5x}\n",
+            4,
+            "bad",
+            "timeout",
+        ),
+        (
+            "name: wf\ntasks:\n  ok: {run: [x]}\n\n\n  typo:\n    run: [x]\n    prority: 3\n",
+            6,
+            "typo",
+            "prority",
+        ),
         ("name: wf\ntasks:\n  a: {type: python}\n", 3, "a", "call"),
         ("name: wf\ntasks:\n  a: {type: shell}\n", 3, "a", "run"),
         ("name: wf\ntasks:\n  a: {type: nope, run: [x]}\n", 3, "a", "type"),
         ("name: wf\ntasks:\n  a: {run: [x], needs: [ghost]}\n", 3, "a", "needs"),
-        ("name: wf\ntasks:\n  a: {run: [x]}\non_failure:\n  n: {run: [x], retry: 3}\n", 5, "n",
-         "retry"),
+        (
+            "name: wf\ntasks:\n  a: {run: [x]}\non_failure:\n  n: {run: [x], retry: 3}\n",
+            5,
+            "n",
+            "retry",
+        ),
     ],
 )
 def test_task_errors_name_file_and_line(text: str, line: int, task: str, field: str) -> None:

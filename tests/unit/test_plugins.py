@@ -12,7 +12,7 @@ import pytest
 from reviewflow import Engine, MemoryStore, SpecError, validate_spec
 from reviewflow.executors import registry
 
-PLUGIN = '''
+PLUGIN = """
 from reviewflow.errors import SpecError
 
 
@@ -25,7 +25,7 @@ class EchoTaskType:
 
     async def execute(self, ctx):
         return {"echo": ctx.params["message"], "attempt": ctx.attempt}
-'''
+"""
 
 
 @pytest.fixture

@@ -36,10 +36,14 @@ def _claim_all(queue: ReadyQueue) -> list[str]:
 
 
 def test_pop_orders_by_priority_then_readiness_then_push_order() -> None:
-    run = _live_run({
-        "a": py("anoop", priority="low"), "b": py("anoop", priority="high"),
-        "c": py("anoop", priority="high"), "d": py("anoop", priority=7),
-    })
+    run = _live_run(
+        {
+            "a": py("anoop", priority="low"),
+            "b": py("anoop", priority="high"),
+            "c": py("anoop", priority="high"),
+            "d": py("anoop", priority=7),
+        }
+    )
     queue = ReadyQueue(10)
     for name in "abcd":
         _ready(queue, run.tasks[name], at=100.0)
@@ -63,8 +67,10 @@ def test_global_limit_and_wait_reason() -> None:
         _ready(queue, run.tasks[name], at=1.0)
     assert _claim_all(queue) == ["a"]
     # b and c queued while the slot was free; once the limit stops the claim they are told why.
-    assert waits == [("b", "waiting for global limit: 1/1 in use"),
-                     ("c", "waiting for global limit: 1/1 in use")]
+    assert waits == [
+        ("b", "waiting for global limit: 1/1 in use"),
+        ("c", "waiting for global limit: 1/1 in use"),
+    ]
     _ready(queue, run.tasks["a"], at=2.0)  # (re-queue of a retry, say) while the slot is taken
     assert ("a", "waiting for global limit: 1/1 in use") in waits
 

@@ -64,14 +64,16 @@ def test_delay_stays_capped_for_very_many_retries() -> None:
 
 
 def test_retry_policy_from_a_spec_parses_durations_and_defaults() -> None:
-    spec = validate_spec({
-        "name": "wf",
-        "defaults": {"retry": {"max_retries": 5, "base_delay": "100ms"}},
-        "tasks": {
-            "a": {"run": "true", "retry": {"multiplier": 3}},
-            "b": {"run": "true", "retry": {"max_retries": 0}},
-        },
-    })
+    spec = validate_spec(
+        {
+            "name": "wf",
+            "defaults": {"retry": {"max_retries": 5, "base_delay": "100ms"}},
+            "tasks": {
+                "a": {"run": "true", "retry": {"multiplier": 3}},
+                "b": {"run": "true", "retry": {"max_retries": 0}},
+            },
+        }
+    )
     a, b = spec.tasks["a"].retry, spec.tasks["b"].retry
     assert (a.max_retries, a.base_delay, a.multiplier) == (5, 0.1, 3)
     assert (b.max_retries, b.base_delay) == (0, 0.1)

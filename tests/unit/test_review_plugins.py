@@ -85,10 +85,11 @@ BROKEN_IMPORT = """
 # ------------------------------------------------------------------------------ plugin folders
 
 
-def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way(
-        fresh, tmp_path):
-    folder = write(tmp_path / "plugins", {
-        "lists.py": """
+def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way(fresh, tmp_path):
+    folder = write(
+        tmp_path / "plugins",
+        {
+            "lists.py": """
             class AsClass:
                 name = "rfpt_as_class"
                 def validate(self, spec): pass
@@ -105,7 +106,7 @@ def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way
             TASK_TYPES = [AsClass, AsObject()]
             CHECKS = {"rfpt-sync": sync_check}
         """,
-        "registering.py": """
+            "registering.py": """
             class ByRegister:
                 name = "rfpt_by_register"
                 def validate(self, spec): pass
@@ -118,18 +119,19 @@ def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way
                 task_types.register(ByRegister())
                 checks.register("rfpt-registered", async_check)
         """,
-        # A package folder: its __init__ may import its own submodules relatively.
-        "packaged/__init__.py": """
+            # A package folder: its __init__ may import its own submodules relatively.
+            "packaged/__init__.py": """
             from .impl import check
             CHECKS = {"rfpt-packaged": check}
         """,
-        "packaged/impl.py": "def check(ctx):\n    return []\n",
-        # Not plugins: private and hidden files, other files, folders without __init__.py.
-        "_private.py": "raise RuntimeError('a private helper must not be imported')\n",
-        ".hidden.py": "raise RuntimeError('a hidden file must not be imported')\n",
-        "notes.txt": "not python\n",
-        "loose/thing.py": "raise RuntimeError('a folder without __init__ is not a plugin')\n",
-    })
+            "packaged/impl.py": "def check(ctx):\n    return []\n",
+            # Not plugins: private and hidden files, other files, folders without __init__.py.
+            "_private.py": "raise RuntimeError('a private helper must not be imported')\n",
+            ".hidden.py": "raise RuntimeError('a hidden file must not be imported')\n",
+            "notes.txt": "not python\n",
+            "loose/thing.py": "raise RuntimeError('a folder without __init__ is not a plugin')\n",
+        },
+    )
     assert load_plugin_folders([folder]) == {}
     assert plugin_errors() == {}
     for name in ("rfpt_as_class", "rfpt_as_object", "rfpt_by_register"):
@@ -143,12 +145,15 @@ def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way
 
 def test_each_plugin_file_is_imported_once(fresh, tmp_path):
     marker = tmp_path / "imports.txt"
-    folder = write(tmp_path / "plugins", {
-        "counted.py": f"""
+    folder = write(
+        tmp_path / "plugins",
+        {
+            "counted.py": f"""
             with open({str(marker)!r}, "a") as fh:
                 fh.write("imported\\n")
         """,
-    })
+        },
+    )
     for _ in range(3):
         assert load_plugin_folders([folder]) == {}
     assert load_plugin_folders([str(folder)]) == {}  # the same folder named as a string
@@ -156,20 +161,24 @@ def test_each_plugin_file_is_imported_once(fresh, tmp_path):
 
 
 def test_broken_plugins_are_reported_by_name_and_the_others_still_load(fresh, tmp_path):
-    folder = write(tmp_path / "plugins", {
-        "a_good.py": DOUBLE_TYPE,
-        "broken.py": BROKEN_IMPORT,
-        "syntax.py": "def oops(:\n    pass\n",
-        "bad_register.py": """
+    folder = write(
+        tmp_path / "plugins",
+        {
+            "a_good.py": DOUBLE_TYPE,
+            "broken.py": BROKEN_IMPORT,
+            "syntax.py": "def oops(:\n    pass\n",
+            "bad_register.py": """
             def register(task_types, checks):
                 raise ValueError("register refused")
         """,
-        "z_good.py": "CHECKS = {'rfpt-after-the-broken': lambda ctx: []}\n",
-    })
+            "z_good.py": "CHECKS = {'rfpt-after-the-broken': lambda ctx: []}\n",
+        },
+    )
     failures = load_plugin_folders([folder])
     assert set(failures) == {"broken.py", "syntax.py", "bad_register.py"}
     assert failures["broken.py"] == (
-        "ModuleNotFoundError: No module named 'rfpt_missing_dependency'")
+        "ModuleNotFoundError: No module named 'rfpt_missing_dependency'"
+    )
     assert failures["syntax.py"].startswith("SyntaxError: ")
     assert "syntax.py, line 1" in failures["syntax.py"]
     assert failures["bad_register.py"] == "ValueError: register refused"
@@ -182,13 +191,15 @@ def test_broken_plugins_are_reported_by_name_and_the_others_still_load(fresh, tm
     assert load_plugin_folders([folder]) == failures
 
 
-def test_a_plugin_that_exits_at_import_is_reported_and_does_not_end_the_program(
-        fresh, tmp_path):
-    folder = write(tmp_path / "plugins", {
-        "double.py": DOUBLE_TYPE,
-        "script.py": "import sys\n\nsys.exit('usage: script.py FILE')\n",
-        "z_after.py": "CHECKS = {'rfpt-after-the-script': lambda ctx: []}\n",
-    })
+def test_a_plugin_that_exits_at_import_is_reported_and_does_not_end_the_program(fresh, tmp_path):
+    folder = write(
+        tmp_path / "plugins",
+        {
+            "double.py": DOUBLE_TYPE,
+            "script.py": "import sys\n\nsys.exit('usage: script.py FILE')\n",
+            "z_after.py": "CHECKS = {'rfpt-after-the-script': lambda ctx: []}\n",
+        },
+    )
     try:
         failures = load_plugin_folders([folder])
     except SystemExit:
@@ -215,13 +226,19 @@ def test_a_missing_folder_is_an_error_in_a_workflow_and_a_report_elsewhere(fresh
 def test_workflow_plugins_load_before_the_tasks_validate_and_then_run(fresh, tmp_path):
     folder = write(tmp_path / "plugins", {"double.py": DOUBLE_TYPE})
     with pytest.raises(SpecError, match=r"rfpt_double needs params\.n"):
-        validate_spec({"name": "w", "plugins": [str(folder)],
-                       "tasks": {"a": {"type": "rfpt_double"}}})
-    spec = validate_spec({
-        "name": "w", "plugins": [str(folder)],
-        "tasks": {"a": {"type": "rfpt_double", "params": {"n": 21}},
-                  "b": {"type": "shell", "run": ["true"], "needs": ["a"]}},
-    })
+        validate_spec(
+            {"name": "w", "plugins": [str(folder)], "tasks": {"a": {"type": "rfpt_double"}}}
+        )
+    spec = validate_spec(
+        {
+            "name": "w",
+            "plugins": [str(folder)],
+            "tasks": {
+                "a": {"type": "rfpt_double", "params": {"n": 21}},
+                "b": {"type": "shell", "run": ["true"], "needs": ["a"]},
+            },
+        }
+    )
     assert spec.plugins == [str(folder)]
     store = MemoryStore()
     state = arun(Engine(store, runs_dir=tmp_path / "runs").run(spec, run_id="p1"))
@@ -232,15 +249,18 @@ def test_workflow_plugins_load_before_the_tasks_validate_and_then_run(fresh, tmp
 
 def test_workflow_plugin_paths_are_relative_to_the_workflow_file(fresh, tmp_path, monkeypatch):
     project = tmp_path / "project"
-    write(project, {
-        "plugins/double.py": DOUBLE_TYPE,
-        "wf.yaml": """
+    write(
+        project,
+        {
+            "plugins/double.py": DOUBLE_TYPE,
+            "wf.yaml": """
             name: w
             plugins: [plugins/]
             tasks:
               a: {type: rfpt_double, params: {n: 1}}
         """,
-    })
+        },
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -258,23 +278,26 @@ def test_workflow_plugin_paths_are_relative_to_the_workflow_file(fresh, tmp_path
 
 def test_unknown_type_names_the_broken_plugin_that_would_have_provided_it(fresh, tmp_path):
     project = tmp_path / "project"
-    write(project, {
-        "plugins/double.py": DOUBLE_TYPE,
-        "plugins/broken.py": BROKEN_IMPORT,
-        "good.yaml": """
+    write(
+        project,
+        {
+            "plugins/double.py": DOUBLE_TYPE,
+            "plugins/broken.py": BROKEN_IMPORT,
+            "good.yaml": """
             name: w
             plugins: [plugins/]
             tasks:
               a: {type: rfpt_double, params: {n: 1}}
         """,
-        "bad.yaml": """
+            "bad.yaml": """
             name: w
             plugins: [plugins/]
             tasks:
               a: {type: rfpt_double, params: {n: 1}}
               b: {type: rfpt_from_broken}
         """,
-    })
+        },
+    )
     assert load_workflow(project / "good.yaml").tasks["a"].type == "rfpt_double"
     with pytest.raises(SpecError) as info:
         load_workflow(project / "bad.yaml")
@@ -282,8 +305,10 @@ def test_unknown_type_names_the_broken_plugin_that_would_have_provided_it(fresh,
     assert "\n" not in message
     assert "bad.yaml:5" in message and "task 'b'" in message
     assert "unknown task type 'rfpt_from_broken'" in message
-    assert ("plugin broken.py failed to load: "
-            "ModuleNotFoundError: No module named 'rfpt_missing_dependency'") in message
+    assert (
+        "plugin broken.py failed to load: "
+        "ModuleNotFoundError: No module named 'rfpt_missing_dependency'"
+    ) in message
     assert "rfpt_double" in message  # the good plugin's type is among the known ones
 
 
@@ -294,8 +319,10 @@ def test_unknown_type_names_the_broken_plugin_that_would_have_provided_it(fresh,
 def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An installed distribution (dist-info on sys.path) with good and broken entry points."""
     site = tmp_path / "site"
-    write(site, {
-        "rfpt_ep_mod.py": """
+    write(
+        site,
+        {
+            "rfpt_ep_mod.py": """
             class OkType:
                 name = "rfpt_ep_ok"
                 def validate(self, spec): pass
@@ -308,8 +335,10 @@ def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             def check(ctx):
                 return [{"rule": "r", "message": "m"}]
         """,
-        "rfpt_ep-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: rfpt-ep\nVersion: 1.0\n",
-        "rfpt_ep-1.0.dist-info/entry_points.txt": """
+            "rfpt_ep-1.0.dist-info/METADATA": (
+                "Metadata-Version: 2.1\nName: rfpt-ep\nVersion: 1.0\n"
+            ),
+            "rfpt_ep-1.0.dist-info/entry_points.txt": """
             [reviewflow.task_types]
             rfpt_ep_ghost = rfpt_ep_not_installed:Ghost
             rfpt_ep_ok = rfpt_ep_mod:OkType
@@ -320,23 +349,24 @@ def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             rfpt-ep-check = rfpt_ep_mod:check
             rfpt-ep-ghost = rfpt_ep_not_installed:check
         """,
-    })
+        },
+    )
     monkeypatch.syspath_prepend(str(site))
     return site
 
 
 def test_broken_task_type_entry_points_are_listed_and_the_others_work(
-        fresh, entry_point_dist, tmp_path):
+    fresh, entry_point_dist, tmp_path
+):
     assert registry.get("rfpt_ep_ok").name == "rfpt_ep_ok"
     assert registry.plugin_errors["rfpt_ep_ghost"] == (
-        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'")
-    assert registry.plugin_errors["rfpt_ep_raises"] == (
-        "RuntimeError: cannot build this task type")
+        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
+    )
+    assert registry.plugin_errors["rfpt_ep_raises"] == ("RuntimeError: cannot build this task type")
     assert "rfpt_ep_ok" not in registry.plugin_errors
     assert "rfpt_ep_ok" in registry.names() and "rfpt_ep_ghost" not in registry.names()
 
-    spec = validate_spec({"name": "w", "tasks": {"a": {"type": "rfpt_ep_ok",
-                                                       "params": {"x": 5}}}})
+    spec = validate_spec({"name": "w", "tasks": {"a": {"type": "rfpt_ep_ok", "params": {"x": 5}}}})
     store = MemoryStore()
     assert arun(Engine(store, runs_dir=tmp_path / "runs").run(spec, run_id="e1")) == "succeeded"
     assert store.get_tasks("e1")[0].result == '{"ok": 5}'
@@ -345,8 +375,10 @@ def test_broken_task_type_entry_points_are_listed_and_the_others_work(
         validate_spec({"name": "w", "tasks": {"a": {"type": "rfpt_ep_ghost"}}})
     message = str(info.value)
     assert "unknown task type 'rfpt_ep_ghost'" in message
-    assert ("plugin rfpt_ep_ghost failed to load: "
-            "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'") in message
+    assert (
+        "plugin rfpt_ep_ghost failed to load: "
+        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
+    ) in message
     assert "plugin rfpt_ep_raises failed to load: RuntimeError" in message
 
 
@@ -354,7 +386,8 @@ def test_broken_check_entry_points_are_listed_and_the_others_work(fresh, entry_p
     check = checks.get("rfpt-ep-check")
     assert check(None) == [{"rule": "r", "message": "m"}]
     assert checks.plugin_errors["rfpt-ep-ghost"] == (
-        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'")
+        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
+    )
     assert checks.plugin_errors["rfpt-ep-attr"].startswith("AttributeError: ")
     assert "rfpt-ep-check" in checks.names() and "rfpt-ep-ghost" not in checks.names()
     assert checks.get("syntax").__name__ == "syntax"  # built-ins are untouched
@@ -362,5 +395,7 @@ def test_broken_check_entry_points_are_listed_and_the_others_work(fresh, entry_p
         checks.get("rfpt-ep-ghost")
     message = str(info.value.args[0])
     assert "unknown check 'rfpt-ep-ghost'" in message
-    assert ("plugin 'rfpt-ep-ghost' failed to load: "
-            "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'") in message
+    assert (
+        "plugin 'rfpt-ep-ghost' failed to load: "
+        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
+    ) in message

@@ -67,8 +67,28 @@ def test_parse_duration_accepts_units_and_numbers(text: Any, seconds: float) -> 
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "abc", "5x", "m5", "-1", "-5s", "1h-", "5 parsecs", "1.2.3s", "nan", "inf",
-            "1e400", -1, float("nan"), float("inf"), True, None, [1], {"s": 1}],
+    "bad",
+    [
+        "",
+        "abc",
+        "5x",
+        "m5",
+        "-1",
+        "-5s",
+        "1h-",
+        "5 parsecs",
+        "1.2.3s",
+        "nan",
+        "inf",
+        "1e400",
+        -1,
+        float("nan"),
+        float("inf"),
+        True,
+        None,
+        [1],
+        {"s": 1},
+    ],
 )
 def test_parse_duration_rejects_garbage(bad: Any) -> None:
     with pytest.raises(ValueError, match="bad duration"):
@@ -77,9 +97,7 @@ def test_parse_duration_rejects_garbage(bad: Any) -> None:
 
 @given(st.integers(0, 10_000), st.integers(0, 59), st.integers(0, 59), st.integers(0, 999))
 def test_duration_parts_add_up(h: int, m: int, s: int, ms: int) -> None:
-    assert parse_duration(f"{h}h{m}m{s}s{ms}ms") == pytest.approx(
-        h * 3600 + m * 60 + s + ms / 1000
-    )
+    assert parse_duration(f"{h}h{m}m{s}s{ms}ms") == pytest.approx(h * 3600 + m * 60 + s + ms / 1000)
 
 
 @pytest.mark.parametrize(
@@ -122,8 +140,17 @@ def test_huge_integer_duration_is_a_spec_error() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("high", 3), ("medium", 2), ("low", 1), ("HIGH", 3), (" Low ", 1), (7, 7), (-2, -2),
-     ("10", 10), (0, 0)],
+    [
+        ("high", 3),
+        ("medium", 2),
+        ("low", 1),
+        ("HIGH", 3),
+        (" Low ", 1),
+        (7, 7),
+        (-2, -2),
+        ("10", 10),
+        (0, 0),
+    ],
 )
 def test_priorities(value: Any, expected: int) -> None:
     assert parse_priority(value) == expected
@@ -176,8 +203,12 @@ def test_run_level_defaults_apply_unless_the_task_sets_its_own() -> None:
             "plain": shell(),
             "own": shell(timeout="5s", priority="low", kill_grace=1, env={"B": "task", "C": "c"}),
         },
-        defaults={"timeout": "2m", "priority": "high", "kill_grace": "10s",
-                  "env": {"A": "default", "B": "default"}},
+        defaults={
+            "timeout": "2m",
+            "priority": "high",
+            "kill_grace": "10s",
+            "env": {"A": "default", "B": "default"},
+        },
     )
     plain, own = spec.tasks["plain"], spec.tasks["own"]
     assert (plain.timeout, plain.priority, plain.kill_grace) == (120.0, 3, 10.0)
@@ -354,13 +385,17 @@ def test_unknown_field_is_rejected(
 
 def test_concurrency_limit_needs_a_key_and_one_limit_per_key() -> None:
     assert error_of({"a": shell(concurrency_limit=2)}).field == "concurrency_limit"
-    exc = error_of({
-        "a": shell(concurrency_key="k", concurrency_limit=1),
-        "b": shell(concurrency_key="k", concurrency_limit=2),
-    })
+    exc = error_of(
+        {
+            "a": shell(concurrency_key="k", concurrency_limit=1),
+            "b": shell(concurrency_key="k", concurrency_limit=2),
+        }
+    )
     assert "two limits" in exc.message
-    spec = spec_of({"a": shell(concurrency_key="gpu", concurrency_limit=1), "b": shell()},
-                   concurrency_limits={"db": 3})
+    spec = spec_of(
+        {"a": shell(concurrency_key="gpu", concurrency_limit=1), "b": shell()},
+        concurrency_limits={"db": 3},
+    )
     assert spec.key_limits() == {"db": 3, "gpu": 1}
 
 
@@ -379,7 +414,9 @@ def test_not_data_is_rejected() -> None:
 def test_spec_round_trips_through_json() -> None:
     spec = spec_of(
         {"a": shell(priority="high", retry={"max_retries": 1}), "b": shell(needs=["a"])},
-        timeout="30m", max_concurrency=2, on_failure={"n": shell()},
+        timeout="30m",
+        max_concurrency=2,
+        on_failure={"n": shell()},
     )
     assert WorkflowSpec.model_validate_json(spec.model_dump_json()) == spec
 
@@ -392,8 +429,10 @@ def test_durations_over_ten_years_are_bad_input(field):
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"type": "shell", "run": ["x"], "call": "m:f"}, "call"),
-     ({"type": "python", "call": "m:f", "run": ["x"]}, "run")],
+    [
+        ({"type": "shell", "run": ["x"], "call": "m:f"}, "call"),
+        ({"type": "python", "call": "m:f", "run": ["x"]}, "run"),
+    ],
 )
 def test_a_field_of_the_other_task_type_is_rejected(body, field):
     with pytest.raises(SpecError) as info:

@@ -54,14 +54,27 @@ def test_the_documented_edges_users_rely_on_exist() -> None:
     # The task life cycle: blocked -> ready -> running -> succeeded, with retry and timeout
     # detours, and running -> ready as the recovery edge of a lost attempt.
     for edge in [
-        (T.BLOCKED, T.READY), (T.READY, T.RUNNING), (T.RUNNING, T.SUCCEEDED),
-        (T.RUNNING, T.RETRY_WAIT), (T.RETRY_WAIT, T.READY), (T.RUNNING, T.TIMED_OUT),
-        (T.TIMED_OUT, T.RETRY_WAIT), (T.TIMED_OUT, T.FAILED), (T.RUNNING, T.READY),
-        (T.BLOCKED, T.SKIPPED), (T.RUNNING, T.CANCELLED),
+        (T.BLOCKED, T.READY),
+        (T.READY, T.RUNNING),
+        (T.RUNNING, T.SUCCEEDED),
+        (T.RUNNING, T.RETRY_WAIT),
+        (T.RETRY_WAIT, T.READY),
+        (T.RUNNING, T.TIMED_OUT),
+        (T.TIMED_OUT, T.RETRY_WAIT),
+        (T.TIMED_OUT, T.FAILED),
+        (T.RUNNING, T.READY),
+        (T.BLOCKED, T.SKIPPED),
+        (T.RUNNING, T.CANCELLED),
     ]:
         assert edge in TASK_ALLOWED, edge
-    for edge in [(R.PENDING, R.RUNNING), (R.RUNNING, R.PAUSED), (R.PAUSED, R.RUNNING),
-                 (R.RUNNING, R.SUCCEEDED), (R.RUNNING, R.FAILED), (R.PAUSED, R.CANCELLED)]:
+    for edge in [
+        (R.PENDING, R.RUNNING),
+        (R.RUNNING, R.PAUSED),
+        (R.PAUSED, R.RUNNING),
+        (R.RUNNING, R.SUCCEEDED),
+        (R.RUNNING, R.FAILED),
+        (R.PAUSED, R.CANCELLED),
+    ]:
         assert edge in RUN_ALLOWED, edge
 
 
@@ -78,8 +91,12 @@ def test_allowed_task_transition_is_accepted(pair: tuple[TaskState, TaskState]) 
 @pytest.mark.parametrize(
     "pair",
     [
-        (R.SUCCEEDED, R.RUNNING), (R.FAILED, R.RUNNING), (R.CANCELLED, R.PENDING),
-        (R.RUNNING, R.PENDING), (R.PENDING, R.SUCCEEDED), (R.RUNNING, R.RUNNING),
+        (R.SUCCEEDED, R.RUNNING),
+        (R.FAILED, R.RUNNING),
+        (R.CANCELLED, R.PENDING),
+        (R.RUNNING, R.PENDING),
+        (R.PENDING, R.SUCCEEDED),
+        (R.RUNNING, R.RUNNING),
     ],
     ids=_id,
 )
@@ -98,10 +115,17 @@ def test_forbidden_run_transition_raises_naming_both_states(
 @pytest.mark.parametrize(
     "pair",
     [
-        (T.BLOCKED, T.RUNNING), (T.BLOCKED, T.SUCCEEDED), (T.READY, T.SUCCEEDED),
-        (T.RETRY_WAIT, T.RUNNING), (T.SUCCEEDED, T.READY), (T.FAILED, T.RETRY_WAIT),
-        (T.SKIPPED, T.READY), (T.CANCELLED, T.RUNNING), (T.TIMED_OUT, T.SUCCEEDED),
-        (T.RUNNING, T.BLOCKED), (T.RUNNING, T.SKIPPED),
+        (T.BLOCKED, T.RUNNING),
+        (T.BLOCKED, T.SUCCEEDED),
+        (T.READY, T.SUCCEEDED),
+        (T.RETRY_WAIT, T.RUNNING),
+        (T.SUCCEEDED, T.READY),
+        (T.FAILED, T.RETRY_WAIT),
+        (T.SKIPPED, T.READY),
+        (T.CANCELLED, T.RUNNING),
+        (T.TIMED_OUT, T.SUCCEEDED),
+        (T.RUNNING, T.BLOCKED),
+        (T.RUNNING, T.SKIPPED),
     ],
     ids=_id,
 )

@@ -54,8 +54,12 @@ def spec_from(
 
 
 REVIEW = {
-    "syntax": [], "lint": ["syntax"], "tests": ["syntax"], "security": [],
-    "docs": [], "summary": ["lint", "tests", "security", "docs"],
+    "syntax": [],
+    "lint": ["syntax"],
+    "tests": ["syntax"],
+    "security": [],
+    "docs": [],
+    "summary": ["lint", "tests", "security", "docs"],
 }
 
 
@@ -90,8 +94,14 @@ def test_on_failure_tasks_are_rounded_nodes() -> None:
 
 def test_states_colour_every_node_and_define_its_classes() -> None:
     spec = spec_from(REVIEW)
-    states = {"syntax": "succeeded", "lint": "failed", "tests": "running", "security": "retry_wait",
-              "docs": "succeeded", "summary": "blocked"}
+    states = {
+        "syntax": "succeeded",
+        "lint": "failed",
+        "tests": "running",
+        "security": "retry_wait",
+        "docs": "succeeded",
+        "summary": "blocked",
+    }
     chart = mermaid(spec, states)
     nodes, _, class_defs = parse(chart)
     check_structure(spec, chart)
@@ -125,9 +135,7 @@ def dags(draw: st.DrawFn) -> dict[str, list[str]]:
 def test_random_dags_render_all_nodes_and_edges(needs: dict[str, list[str]], data: Any) -> None:
     spec = spec_from(needs)
     check_structure(spec, mermaid(spec))
-    states = {
-        n: data.draw(st.sampled_from(sorted(STATE_STYLES))) for n in needs
-    }
+    states = {n: data.draw(st.sampled_from(sorted(STATE_STYLES))) for n in needs}
     nodes, _, class_defs = parse(mermaid(spec, states))
     assert {name_of(label): cls for label, cls in nodes.values()} == states
     assert len(class_defs) == len(set(states.values()))

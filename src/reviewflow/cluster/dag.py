@@ -96,9 +96,19 @@ class Row:
         self.old_state, self.old_owner = self.state, self.owner
 
 
-_SAVED = [f.name for f in fields(Row) if f.name not in (
-    "hook", "concurrency_key", "key_limit", "run_limit", "old_state", "old_owner",
-)]
+_SAVED = [
+    f.name
+    for f in fields(Row)
+    if f.name
+    not in (
+        "hook",
+        "concurrency_key",
+        "key_limit",
+        "run_limit",
+        "old_state",
+        "old_owner",
+    )
+]
 
 
 @dataclass(slots=True)
@@ -164,16 +174,33 @@ class RunTx:
     """One run's changes inside one transaction, with its row lock held."""
 
     def __init__(
-        self, conn: psycopg.Connection, run_id: str, now: float, graphs: dict[str, Graph], *,
-        aging_interval: float, rand: Any,
+        self,
+        conn: psycopg.Connection,
+        run_id: str,
+        now: float,
+        graphs: dict[str, Graph],
+        *,
+        aging_interval: float,
+        rand: Any,
     ) -> None:
         graph = graphs.get(run_id)
-        row = conn.execute(query("lock_cluster_run"), {
-            "run_id": run_id, "with_spec": graph is None}).fetchone()
+        row = conn.execute(
+            query("lock_cluster_run"), {"run_id": run_id, "with_spec": graph is None}
+        ).fetchone()
         if row is None:
             raise RunNotFound(run_id)
-        (state, outcome, error, open_main, open_hooks, hooks_started, request, spec_text, meta,
-         created_at) = row
+        (
+            state,
+            outcome,
+            error,
+            open_main,
+            open_hooks,
+            hooks_started,
+            request,
+            spec_text,
+            meta,
+            created_at,
+        ) = row
         self.conn, self.run_id, self.now = conn, run_id, now
         if graph is None:
             graph = graphs[run_id] = Graph.of(loads_spec(spec_text), dict(meta or {}))
@@ -210,8 +237,15 @@ class RunTx:
                 self.rows[r[0]] = Row(*r)
         return {n: self.rows[n] for n in names if n in self.rows}
 
-    def event(self, task: str | None, frm: str | None, to: str, attempt: int | None,
-              detail: str | None, at: float | None = None) -> None:
+    def event(
+        self,
+        task: str | None,
+        frm: str | None,
+        to: str,
+        attempt: int | None,
+        detail: str | None,
+        at: float | None = None,
+    ) -> None:
         self.events.append((self.run_id, task, frm, to, attempt, at or self.now, detail))
 
     def to(self, row: Row, to: T, detail: str | None = None) -> None:
@@ -260,9 +294,7 @@ class RunTx:
         """All dependencies done: ready now (held if paused), or due after delay/not_before."""
         rows = self.load(names)
         spec = self.graph.spec
-        run_not_before = (
-            self._absolute(spec.not_before) if spec.not_before is not None else None
-        )
+        run_not_before = self._absolute(spec.not_before) if spec.not_before is not None else None
         for name in names:
             row = rows.get(name)
             if row is None or row.state != T.BLOCKED:
@@ -298,9 +330,15 @@ class RunTx:
     def _hand_off(self, row: Row) -> bool:
         """Start the task right here for the recording worker (see HandOff)."""
         h = self.handoff
-        if (h is None or h.budget <= 0 or self.outcome is not None or row.hook
-                or row.key_limit is not None or row.run_limit is not None
-                or not h.first(self.conn, row.sort_key or 0.0)):
+        if (
+            h is None
+            or h.budget <= 0
+            or self.outcome is not None
+            or row.hook
+            or row.key_limit is not None
+            or row.run_limit is not None
+            or not h.first(self.conn, row.sort_key or 0.0)
+        ):
             return False
         h.budget -= 1
         row.attempts += 1
@@ -333,8 +371,13 @@ class RunTx:
                     if row.state == T.BLOCKED:
                         self.to(row, T.SKIPPED, SKIPPED_DETAIL)
                         skipped.append(row.name)
-            counts = Counter({n: c for n, c in counts.items()
-                              if not (n in self.rows and self.rows[n].state != T.BLOCKED)})
+            counts = Counter(
+                {
+                    n: c
+                    for n, c in counts.items()
+                    if not (n in self.rows and self.rows[n].state != T.BLOCKED)
+                }
+            )
             ready = self._decrement(counts)
             self.deps_met(ready)
             succeeded, unsucceeded = [], skipped
@@ -348,9 +391,14 @@ class RunTx:
             if row is not None and row.remaining is not None:
                 row.remaining -= counts[name]
         ready = []
-        for r in self.conn.execute(query("decrement_remaining"), {
-            "run_id": self.run_id, "names": names, "counts": [counts[n] for n in names],
-        }):
+        for r in self.conn.execute(
+            query("decrement_remaining"),
+            {
+                "run_id": self.run_id,
+                "names": names,
+                "counts": [counts[n] for n in names],
+            },
+        ):
             if r[4] == 0:
                 ready.append(r[0])
                 if r[0] not in self.rows:
@@ -364,8 +412,15 @@ class RunTx:
         self.results[row.name] = result
         self.to(row, T.SUCCEEDED)
 
-    def failed(self, row: Row, message: str, retryable: bool, *, timed_out: bool = False,
-               lost: bool = False) -> None:
+    def failed(
+        self,
+        row: Row,
+        message: str,
+        retryable: bool,
+        *,
+        timed_out: bool = False,
+        lost: bool = False,
+    ) -> None:
         """An attempt ended without success: retry after backoff, or fail for good."""
         self.record_error(row, message)
         if timed_out:
@@ -376,8 +431,7 @@ class RunTx:
         if retryable and not lost and used <= retry.max_retries and self.outcome is None:
             delay = retry.delay(used, self.rand())
             row.next_attempt_at = row.due_at = self.now + delay
-            self.to(row, T.RETRY_WAIT,
-                    f"{message}; attempt {row.attempts + 1} in {delay:.3f}s")
+            self.to(row, T.RETRY_WAIT, f"{message}; attempt {row.attempts + 1} in {delay:.3f}s")
         else:
             self.to(row, T.FAILED, message)
             self.task_failed(row)
@@ -424,8 +478,7 @@ class RunTx:
     def lost(self, row: Row, max_lost: int, durable: bool, why: str | None = None) -> None:
         """The attempt is lost: its lease expired (its worker died or hung), or `why`."""
         row.lost_attempts += 1
-        detail = f"{LOST}: " + (why or f"the lease of attempt {row.attempts} ({row.owner}) "
-                                "expired")
+        detail = f"{LOST}: " + (why or f"the lease of attempt {row.attempts} ({row.owner}) expired")
         if row.cancel_reason or (self.outcome is not None and not row.hook):
             self.to(row, T.CANCELLED, row.cancel_reason or self.error)
         elif row.lost_attempts >= max_lost and not durable:
@@ -460,10 +513,15 @@ class RunTx:
                     self.open_hooks -= 1
                 else:
                     self.open_main -= 1
-            self.conn.execute(query("cancel_tasks"), {
-                "run_id": self.run_id, "names": [f[0] for f in found],
-                "to": T.CANCELLED.value, "now": self.now,
-            })
+            self.conn.execute(
+                query("cancel_tasks"),
+                {
+                    "run_id": self.run_id,
+                    "names": [f[0] for f in found],
+                    "to": T.CANCELLED.value,
+                    "now": self.now,
+                },
+            )
         marked = self.conn.execute(
             query("mark_running_cancelled"), dict(params, reason=reason)
         ).fetchall()
@@ -492,8 +550,9 @@ class RunTx:
             return
         if self.outcome is None:
             self._save_rows()  # the query must see failures recorded in this transaction
-            failed = [n for (n,) in self.conn.execute(
-                query("failed_main_tasks"), {"run_id": self.run_id})]
+            failed = [
+                n for (n,) in self.conn.execute(query("failed_main_tasks"), {"run_id": self.run_id})
+            ]
             self.outcome = RunState.FAILED if failed else RunState.SUCCEEDED
             if failed:
                 self.error = f"failed tasks: {', '.join(failed)}"
@@ -510,8 +569,7 @@ class RunTx:
             if self.open_hooks > 0:
                 return
         self.finished_at = self.now
-        self.run_to(self.outcome,
-                    self.error if self.outcome is not RunState.SUCCEEDED else None)
+        self.run_to(self.outcome, self.error if self.outcome is not RunState.SUCCEEDED else None)
 
     def start_hooks(self) -> None:
         self.hooks_started = True
@@ -519,10 +577,14 @@ class RunTx:
         hooks = [self.graph.tasks[n] for n in self.graph.hooks]
         with_needs = [h for h in hooks if h.needs]
         if with_needs:
-            self.conn.execute(query("set_remaining"), {
-                "run_id": self.run_id, "names": [h.name for h in with_needs],
-                "counts": [len(h.needs) for h in with_needs],
-            })
+            self.conn.execute(
+                query("set_remaining"),
+                {
+                    "run_id": self.run_id,
+                    "names": [h.name for h in with_needs],
+                    "counts": [len(h.needs) for h in with_needs],
+                },
+            )
             for h in with_needs:
                 row = self.rows.get(h.name)
                 if row is not None:
@@ -539,20 +601,31 @@ class RunTx:
         if self.results:
             names = [n for n, v in self.results.items() if v is not None]
             if names:  # the column is NULL until the one success: NULL results need no write
-                self.conn.execute(query("save_results"), {
-                    "run_id": self.run_id, "names": names,
-                    "results": [self.results[n] for n in names],
-                })
+                self.conn.execute(
+                    query("save_results"),
+                    {
+                        "run_id": self.run_id,
+                        "names": names,
+                        "results": [self.results[n] for n in names],
+                    },
+                )
             self.results.clear()
         if self.run_dirty:
-            self.conn.execute(query("write_cluster_run"), {
-                "run_id": self.run_id, "state": self.state.value,
-                "outcome": self.outcome.value if self.outcome else None, "error": self.error,
-                "open_main": self.open_main, "open_hooks": self.open_hooks,
-                "hooks_started": self.hooks_started, "finished_at": self.finished_at,
-                "request": self.request,
-                "deadline": None if self.outcome is not None else self._deadline(),
-            })
+            self.conn.execute(
+                query("write_cluster_run"),
+                {
+                    "run_id": self.run_id,
+                    "state": self.state.value,
+                    "outcome": self.outcome.value if self.outcome else None,
+                    "error": self.error,
+                    "open_main": self.open_main,
+                    "open_hooks": self.open_hooks,
+                    "hooks_started": self.hooks_started,
+                    "finished_at": self.finished_at,
+                    "request": self.request,
+                    "deadline": None if self.outcome is not None else self._deadline(),
+                },
+            )
             self.run_dirty = False
         if self.events:
             insert_events(self.conn, self.events)
@@ -562,10 +635,19 @@ class RunTx:
         if not self.dirty:
             return
         rows = list(self.dirty.values())
-        data = [{**{k: getattr(r, k) for k in _SAVED}, "old_state": r.old_state,
-                 "old_owner": r.old_owner} for r in rows]
-        applied = len(self.conn.execute(query("save_cluster_rows"), {
-            "run_id": self.run_id, "rows": _json(data)}).fetchall())
+        data = [
+            {
+                **{k: getattr(r, k) for k in _SAVED},
+                "old_state": r.old_state,
+                "old_owner": r.old_owner,
+            }
+            for r in rows
+        ]
+        applied = len(
+            self.conn.execute(
+                query("save_cluster_rows"), {"run_id": self.run_id, "rows": _json(data)}
+            ).fetchall()
+        )
         if applied != len(rows):
             raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
         for r in rows:

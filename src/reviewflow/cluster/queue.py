@@ -130,8 +130,7 @@ class Cluster:
 
     @contextmanager
     def _tx(self) -> Iterator[tuple[psycopg.Connection, float]]:
-        with translated(self.store.url), self.store.pool.connection() as conn, \
-                conn.transaction():
+        with translated(self.store.url), self.store.pool.connection() as conn, conn.transaction():
             row = conn.execute(query("db_now")).fetchone()
             assert row is not None
             yield conn, float(row[0])
@@ -154,8 +153,9 @@ class Cluster:
         raise AssertionError("unreachable")
 
     def _run_tx(self, conn: psycopg.Connection, run_id: str, now: float) -> RunTx:
-        return RunTx(conn, run_id, now, self.graphs, aging_interval=self.aging_interval,
-                     rand=self.rand)
+        return RunTx(
+            conn, run_id, now, self.graphs, aging_interval=self.aging_interval, rand=self.rand
+        )
 
     @staticmethod
     def _notify(conn: psycopg.Connection, payloads: set[str]) -> None:
@@ -191,7 +191,10 @@ class Cluster:
     # ------------------------------------------------------------------ submit
 
     def submit(
-        self, spec: WorkflowSpec, *, run_id: str | None = None,
+        self,
+        spec: WorkflowSpec,
+        *,
+        run_id: str | None = None,
         meta: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
         """Store a run for the workers and make its first tasks ready. Returns (run_id,
@@ -200,29 +203,44 @@ class Cluster:
         key_limits = spec.key_limits()
 
         def go(conn: psycopg.Connection, now: float) -> bool:
-            inserted = conn.execute(query("insert_cluster_run"), {
-                "run_id": rid, "workflow": spec.name, "spec": spec.model_dump_json(),
-                "meta": Json(dict(meta or {})), "now": now,
-                "open_main": len(spec.tasks), "open_hooks": len(spec.on_failure),
-                "deadline": now + spec.timeout if spec.timeout else None,
-            }).rowcount
+            inserted = conn.execute(
+                query("insert_cluster_run"),
+                {
+                    "run_id": rid,
+                    "workflow": spec.name,
+                    "spec": spec.model_dump_json(),
+                    "meta": Json(dict(meta or {})),
+                    "now": now,
+                    "open_main": len(spec.tasks),
+                    "open_hooks": len(spec.on_failure),
+                    "deadline": now + spec.timeout if spec.timeout else None,
+                },
+            ).rowcount
             if not inserted:
                 return False
             with conn.cursor() as cur, cur.copy(query("copy_cluster_tasks")) as copy:
-                for position, task in enumerate([*spec.tasks.values(),
-                                                 *spec.on_failure.values()]):
+                for position, task in enumerate([*spec.tasks.values(), *spec.on_failure.values()]):
                     hook = task.name in spec.on_failure
                     key = task.concurrency_key
-                    copy.write_row((
-                        rid, task.name, position, "blocked", hook,
-                        None if hook else len(task.needs), key,
-                        key_limits.get(key) if key else None, spec.max_concurrency,
-                    ))
+                    copy.write_row(
+                        (
+                            rid,
+                            task.name,
+                            position,
+                            "blocked",
+                            hook,
+                            None if hook else len(task.needs),
+                            key,
+                            key_limits.get(key) if key else None,
+                            spec.max_concurrency,
+                        )
+                    )
             self.graphs[rid] = Graph.of(spec, dict(meta or {}))
             tx = self._run_tx(conn, rid, now)
             tx.event(None, None, RunState.PENDING.value, None, None)
-            tx.event(None, RunState.PENDING.value, RunState.RUNNING.value, None,
-                     "submitted to workers")
+            tx.event(
+                None, RunState.PENDING.value, RunState.RUNNING.value, None, "submitted to workers"
+            )
             tx.deps_met([t.name for t in spec.tasks.values() if not t.needs])
             self._finish_txs(conn, [tx])
             return True
@@ -238,9 +256,15 @@ class Cluster:
             return []
 
         def go(conn: psycopg.Connection, now: float) -> list[Any]:
-            rows = conn.execute(query("claim_tasks"), {
-                "n": n, "now": now, "owner": self.owner, "ttl": self.lease_ttl,
-            }).fetchall()
+            rows = conn.execute(
+                query("claim_tasks"),
+                {
+                    "n": n,
+                    "now": now,
+                    "owner": self.owner,
+                    "ttl": self.lease_ttl,
+                },
+            ).fetchall()
             if rows:
                 rows = self._enforce_limits(conn, rows)
             return [(r, now) for r in rows]
@@ -256,8 +280,9 @@ class Cluster:
         try:
             return self._describe(claimed)
         except StoreError as exc:
-            log.warning("claim.describe_failed", owner=self.owner, error=str(exc),
-                        tasks=len(claimed))
+            log.warning(
+                "claim.describe_failed", owner=self.owner, error=str(exc), tasks=len(claimed)
+            )
             return []
 
     def _enforce_limits(self, conn: psycopg.Connection, rows: list[Any]) -> list[Any]:
@@ -280,27 +305,37 @@ class Cluster:
             assert row is not None
             limit = mine[0][4]
             extra = int(row[0]) - limit
-            for r in sorted(mine, key=lambda r: (r[6], r[10]), reverse=True)[:max(extra, 0)]:
-                self._hold_back(conn, r, "key",
-                                f"waiting for key {key}: {limit}/{limit} in use")
+            for r in sorted(mine, key=lambda r: (r[6], r[10]), reverse=True)[: max(extra, 0)]:
+                self._hold_back(conn, r, "key", f"waiting for key {key}: {limit}/{limit} in use")
                 dropped.add((r[0], r[1]))
         for run_id, mine in per_run.items():
             row = conn.execute(query("count_run_running"), {"run_id": run_id}).fetchone()
             assert row is not None
             limit = mine[0][5]
             extra = int(row[0]) - limit
-            for r in sorted((r for r in mine if (r[0], r[1]) not in dropped),
-                            key=lambda r: (r[6], r[10]), reverse=True)[:max(extra, 0)]:
-                self._hold_back(conn, r, "run",
-                                f"waiting for run max_concurrency: {limit}/{limit} in use")
+            for r in sorted(
+                (r for r in mine if (r[0], r[1]) not in dropped),
+                key=lambda r: (r[6], r[10]),
+                reverse=True,
+            )[: max(extra, 0)]:
+                self._hold_back(
+                    conn, r, "run", f"waiting for run max_concurrency: {limit}/{limit} in use"
+                )
                 dropped.add((r[0], r[1]))
         return [r for r in rows if (r[0], r[1]) not in dropped]
 
     def _hold_back(self, conn: psycopg.Connection, r: Any, held: str, reason: str) -> None:
-        conn.execute(query("hold_back"), {
-            "run_id": r[0], "name": r[1], "owner": self.owner, "started_at": r[7],
-            "held": held, "reason": reason,
-        })
+        conn.execute(
+            query("hold_back"),
+            {
+                "run_id": r[0],
+                "name": r[1],
+                "owner": self.owner,
+                "started_at": r[7],
+                "held": held,
+                "reason": reason,
+            },
+        )
 
     def _describe(self, claimed: list[Any]) -> list[Claimed]:
         """Specs, metadata and dependency results of claimed attempts."""
@@ -320,9 +355,13 @@ class Cluster:
         inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
         if wanted:
             with self.store.session() as conn:
-                for run_id, name, state, result, error in conn.execute(query("inputs"), {
-                    "runs": [w[0] for w in wanted], "names": [w[1] for w in wanted],
-                }):
+                for run_id, name, state, result, error in conn.execute(
+                    query("inputs"),
+                    {
+                        "runs": [w[0] for w in wanted],
+                        "names": [w[1] for w in wanted],
+                    },
+                ):
                     inputs[(run_id, name)] = (state, result, error)
         out = []
         for r, now in claimed:
@@ -395,9 +434,14 @@ class Cluster:
                 continue
             if row.state != "running" or row.attempts != o.attempt or row.owner != self.owner:
                 rejected.append(o)
-                tx.event(o.name, row.state, row.state, o.attempt,
-                         f"late completion of attempt {o.attempt} by {self.owner} rejected"
-                         f" ({o.kind}): the task is {row.state}, attempt {row.attempts}")
+                tx.event(
+                    o.name,
+                    row.state,
+                    row.state,
+                    o.attempt,
+                    f"late completion of attempt {o.attempt} by {self.owner} rejected"
+                    f" ({o.kind}): the task is {row.state}, attempt {row.attempts}",
+                )
                 continue
             if o.kind == "succeeded":
                 tx.succeeded(row, None if o.result is None else json.dumps(o.result))
@@ -407,8 +451,9 @@ class Cluster:
             elif o.kind == "cancelled":
                 tx.cancelled(row, o.error or row.cancel_reason or "cancelled")
             elif o.kind == "lost":  # its worker never ran it: the number stays used
-                tx.lost(row, self.max_lost_attempts, durable_wait(tx.graph.tasks[row.name]),
-                        o.error)
+                tx.lost(
+                    row, self.max_lost_attempts, durable_wait(tx.graph.tasks[row.name]), o.error
+                )
             else:
                 tx.interrupted(row, o.error or "interrupted")
         if succeeded:
@@ -417,18 +462,28 @@ class Cluster:
 
     # ------------------------------------------------------------------ heartbeat
 
-    def heartbeat(self, name: str, *, concurrency: int, running: int,
-                  state: str = "running") -> dict[tuple[str, str, int], str | None]:
+    def heartbeat(
+        self, name: str, *, concurrency: int, running: int, state: str = "running"
+    ) -> dict[tuple[str, str, int], str | None]:
         """Renew the leases of this worker's attempts (its `workers` row: a lease lasts until
         both the claim's lease_until and the worker's last heartbeat + lease_ttl have passed);
         returns each attempt it still owns with the reason it must stop (None: carry on). An
         attempt missing from the answer lost its lease."""
         with self._tx() as (conn, now):
-            conn.execute(query("upsert_worker"), {
-                "name": name, "owner": self.owner, "host": self.host, "pid": os.getpid(),
-                "now": now, "concurrency": concurrency, "running": running, "state": state,
-                "ttl": self.lease_ttl,
-            })
+            conn.execute(
+                query("upsert_worker"),
+                {
+                    "name": name,
+                    "owner": self.owner,
+                    "host": self.host,
+                    "pid": os.getpid(),
+                    "now": now,
+                    "concurrency": concurrency,
+                    "running": running,
+                    "state": state,
+                    "ttl": self.lease_ttl,
+                },
+            )
         # read after the renewal committed: a task missing here was reaped before it
         with self.store.session() as conn:
             rows = conn.execute(query("my_running"), {"owner": self.owner}).fetchall()
@@ -438,16 +493,30 @@ class Cluster:
         with self.store.session() as conn:
             conn.execute(query("remove_worker"), {"owner": self.owner})
 
-    def detail(self, run_id: str, name: str, attempt: int, *, pid: int | None = None,
-               wait_reason: str | None = None) -> None:
+    def detail(
+        self,
+        run_id: str,
+        name: str,
+        attempt: int,
+        *,
+        pid: int | None = None,
+        wait_reason: str | None = None,
+    ) -> None:
         """What a running attempt reports: its process group, or what it waits for. An
         attempt waiting on a person gives its key's and run's slots back, as in the embedded
         engine: the best held task may go (the claims' count leaves waiting attempts out)."""
         with self._tx() as (conn, _now):
-            row = conn.execute(query("set_task_detail"), {
-                "run_id": run_id, "name": name, "attempt": attempt, "owner": self.owner,
-                "pid": pid, "wait_reason": wait_reason,
-            }).fetchone()
+            row = conn.execute(
+                query("set_task_detail"),
+                {
+                    "run_id": run_id,
+                    "name": name,
+                    "attempt": attempt,
+                    "owner": self.owner,
+                    "pid": pid,
+                    "wait_reason": wait_reason,
+                },
+            ).fetchone()
             if wait_reason is None or row is None:
                 return
             key, key_limit, run_limit = row
@@ -489,8 +558,12 @@ class Cluster:
         return result
 
     def _reap(self, tx: RunTx) -> None:
-        names = [n for (n,) in tx.conn.execute(
-            query("expired_in_run"), {"run_id": tx.run_id, "now": tx.now})]
+        names = [
+            n
+            for (n,) in tx.conn.execute(
+                query("expired_in_run"), {"run_id": tx.run_id, "now": tx.now}
+            )
+        ]
         for row in tx.load(names).values():
             if row.state != "running" or row.lease_until is None or row.lease_until >= tx.now:
                 continue
@@ -504,8 +577,9 @@ class Cluster:
 
     @staticmethod
     def _promote(tx: RunTx) -> None:
-        names = [n for (n,) in tx.conn.execute(
-            query("due_in_run"), {"run_id": tx.run_id, "now": tx.now})]
+        names = [
+            n for (n,) in tx.conn.execute(query("due_in_run"), {"run_id": tx.run_id, "now": tx.now})
+        ]
         for row in tx.load(names).values():
             if row.due_at is None or row.due_at > tx.now:
                 continue
@@ -530,8 +604,7 @@ class Cluster:
     def _overdue(tx: RunTx) -> None:
         timeout = tx.graph.spec.timeout or 0.0
         if tx.outcome is None and timeout and tx.now >= tx.created_at + timeout:
-            tx.stop(RunState.FAILED,
-                    f"{RUN_TIMEOUT}: the run took longer than {timeout:g}s")
+            tx.stop(RunState.FAILED, f"{RUN_TIMEOUT}: the run took longer than {timeout:g}s")
 
     # ------------------------------------------------------------------ control
 
@@ -539,6 +612,7 @@ class Cluster:
         """Cancel, pause or resume a workers-mode run now; returns its state after."""
         if command not in ("cancel", "pause", "resume"):
             raise ValueError(command)
+
         def apply(tx: RunTx) -> None:
             self._reap(tx)  # attempts of dead workers: settled now, not by some later worker
             self._command(tx, command)
@@ -552,11 +626,15 @@ def list_workers(store: PostgresStore, *, include_silent: bool = False) -> list[
     with store.session() as conn:
         now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
         rows = conn.execute(query("list_workers"), {"now": now, "all": include_silent}).fetchall()
-    keys = ("name", "host", "pid", "started_at", "heartbeat_age", "concurrency", "running",
-            "state")
+    keys = ("name", "host", "pid", "started_at", "heartbeat_age", "concurrency", "running", "state")
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
-def submit_to_workers(store: PostgresStore, spec: WorkflowSpec, *, run_id: str | None = None,
-                      meta: dict[str, str] | None = None) -> tuple[str, bool]:
+def submit_to_workers(
+    store: PostgresStore,
+    spec: WorkflowSpec,
+    *,
+    run_id: str | None = None,
+    meta: dict[str, str] | None = None,
+) -> tuple[str, bool]:
     return Cluster(store).submit(spec, run_id=run_id, meta=meta)

@@ -137,10 +137,13 @@ class Worker:
         self._last_beat = time.monotonic()
         listener = threading.Thread(target=self._listen, name="reviewflow-listen", daemon=True)
         listener.start()
-        log.info("worker.start", worker=self.name, owner=self.cluster.owner,
-                 concurrency=self.concurrency)
-        upkeep = [asyncio.ensure_future(self._heartbeats()),
-                  asyncio.ensure_future(self._maintenance())]
+        log.info(
+            "worker.start", worker=self.name, owner=self.cluster.owner, concurrency=self.concurrency
+        )
+        upkeep = [
+            asyncio.ensure_future(self._heartbeats()),
+            asyncio.ensure_future(self._maintenance()),
+        ]
         try:
             await self._main()
         finally:
@@ -201,8 +204,7 @@ class Worker:
                 backoff = 0.0
             except ReviewflowError as exc:  # the database, or a run it cannot handle now
                 backoff = min(max(backoff * 2, 0.2), 5.0)
-                log.warning("worker.db_error", worker=self.name, error=str(exc),
-                            retry_in=backoff)
+                log.warning("worker.db_error", worker=self.name, error=str(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
                 continue
             if worked:
@@ -218,8 +220,14 @@ class Worker:
     def _record(self, batch: Pending, take: int) -> list[Claimed]:
         rejected, handed = self.cluster.record_and_take(batch, take)
         for o in rejected:
-            log.warning("worker.late_completion", worker=self.name, run_id=o.run_id,
-                        task=o.name, attempt=o.attempt, kind=o.kind)
+            log.warning(
+                "worker.late_completion",
+                worker=self.name,
+                run_id=o.run_id,
+                task=o.name,
+                attempt=o.attempt,
+                kind=o.kind,
+            )
         return handed
 
     def _poke(self) -> None:
@@ -241,7 +249,8 @@ class Worker:
             if other["name"] == self.name and not self._was_me(other):
                 raise WorkerNameTaken(
                     f"a live worker is already named {self.name!r} (pid {other['pid']} on "
-                    f"{other['host']}): give this one another --name")
+                    f"{other['host']}): give this one another --name"
+                )
         self._beat()
 
     @staticmethod
@@ -262,7 +271,9 @@ class Worker:
 
     def _beat(self) -> dict[tuple[str, str, int], str | None]:
         return self.cluster.heartbeat(
-            self.name, concurrency=self.concurrency, running=len(self.attempts),
+            self.name,
+            concurrency=self.concurrency,
+            running=len(self.attempts),
             state="draining" if self._draining else "running",
         )
 
@@ -293,9 +304,16 @@ class Worker:
             unknown = strays - set(lost)
             if lost:
                 self.pending.outcomes.extend(
-                    Outcome(r, n, a, "lost", error=f"attempt {a} leased to {self.name}, "
-                            "which never learned of it (the claim's reply was lost)")
-                    for r, n, a in lost)
+                    Outcome(
+                        r,
+                        n,
+                        a,
+                        "lost",
+                        error=f"attempt {a} leased to {self.name}, "
+                        "which never learned of it (the claim's reply was lost)",
+                    )
+                    for r, n, a in lost
+                )
                 self._poke()
             for key in before:
                 attempt = self.attempts.get(key)
@@ -307,8 +325,10 @@ class Worker:
                     self._cancel(attempt, reason)
 
     def _outcome_pending(self, key: tuple[str, str, int]) -> bool:
-        return any((o.run_id, o.name, o.attempt) == key for o in self.pending.outcomes) or \
-            key in self._recording
+        return (
+            any((o.run_id, o.name, o.attempt) == key for o in self.pending.outcomes)
+            or key in self._recording
+        )
 
     async def _maintenance(self) -> None:
         while True:
@@ -318,8 +338,11 @@ class Worker:
             try:
                 await self._cold_call(self.cluster.maintain)
             except Exception as exc:  # one bad pass must not end maintenance for good
-                log.warning("worker.maintenance_failed", worker=self.name,
-                            error=f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "worker.maintenance_failed",
+                    worker=self.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
 
     def _listen(self) -> None:
         """LISTEN on a dedicated autocommit connection; reconnect until the worker stops."""
@@ -378,16 +401,28 @@ class Worker:
         try:
             task_type = registry.get(spec.type)
         except Exception as exc:
-            raise TaskFailed(f"task type {spec.type!r} unavailable: {exc}",
-                             retryable=False) from exc
+            raise TaskFailed(
+                f"task type {spec.type!r} unavailable: {exc}", retryable=False
+            ) from exc
         if spec.timeout and not getattr(task_type, "owns_timeout", False):
             assert self._loop is not None
             attempt.timer = self._loop.call_later(
-                spec.timeout, self._cancel, attempt, ATTEMPT_TIMEOUT)
+                spec.timeout, self._cancel, attempt, ATTEMPT_TIMEOUT
+            )
         ctx = TaskContext(
-            c.run_id, c.name, c.attempt, spec.params, c.results, c.meta,
-            self.runs_dir / c.run_id, spec, partial(self._set_pid, attempt), c.failures,
-            self.store, partial(self._note, attempt), partial(self._waiting, attempt),
+            c.run_id,
+            c.name,
+            c.attempt,
+            spec.params,
+            c.results,
+            c.meta,
+            self.runs_dir / c.run_id,
+            spec,
+            partial(self._set_pid, attempt),
+            c.failures,
+            self.store,
+            partial(self._note, attempt),
+            partial(self._waiting, attempt),
             partial(self._run_view, c.run_id),
         )
         result = await task_type.execute(ctx)
@@ -433,7 +468,8 @@ class Worker:
     def _note(self, attempt: _Attempt, detail: str) -> None:
         c = attempt.claimed
         self.pending.events.append(
-            (c.run_id, c.name, "running", "running", c.attempt, time.time(), detail))
+            (c.run_id, c.name, "running", "running", c.attempt, time.time(), detail)
+        )
         self._poke()
 
     def _waiting(self, attempt: _Attempt, reason: str | None) -> None:
@@ -458,9 +494,13 @@ class Worker:
         for t in self.store.get_tasks(run_id):
             spec = graph.tasks.get(t.name) if graph else None
             view[t.name] = {
-                "state": t.state, "attempts": t.attempts, "started_at": t.started_at,
-                "finished_at": t.finished_at, "error": t.error,
-                "needs": list(spec.needs) if spec else [], "type": spec.type if spec else "",
+                "state": t.state,
+                "attempts": t.attempts,
+                "started_at": t.started_at,
+                "finished_at": t.finished_at,
+                "error": t.error,
+                "needs": list(spec.needs) if spec else [],
+                "type": spec.type if spec else "",
                 "hook": bool(graph and t.name in graph.hooks),
             }
         return view

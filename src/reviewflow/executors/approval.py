@@ -68,12 +68,16 @@ class ApprovalTaskType:
 
     def validate(self, spec: TaskSpec) -> None:
         if spec.run is not None or spec.call is not None:
-            raise SpecError("an approval task has no run or call (a person decides)",
-                            task=spec.name, field="run" if spec.run is not None else "call")
+            raise SpecError(
+                "an approval task has no run or call (a person decides)",
+                task=spec.name,
+                field="run" if spec.run is not None else "call",
+            )
         approvers = spec.params.get("approvers", [])
         if not isinstance(approvers, list) or not all(isinstance(a, str) for a in approvers):
-            raise SpecError("params.approvers must be a list of names", task=spec.name,
-                            field="params.approvers")
+            raise SpecError(
+                "params.approvers must be a list of names", task=spec.name, field="params.approvers"
+            )
 
     async def execute(self, ctx: TaskContext) -> Any:
         store = ctx.store
@@ -109,17 +113,32 @@ class ApprovalTaskType:
                 decision = "approved" if policy == "approve" else "rejected"
                 try:
                     record = store.decide_approval(
-                        ctx.run_id, ctx.task, decision, TIMEOUT_APPROVER,
-                        f"no decision within {waited}", now,
-                        (ctx.run_id, ctx.task, "running", "running", ctx.attempt, now,
-                         f"{decision} by {TIMEOUT_APPROVER}: no decision within {waited}"),
+                        ctx.run_id,
+                        ctx.task,
+                        decision,
+                        TIMEOUT_APPROVER,
+                        f"no decision within {waited}",
+                        now,
+                        (
+                            ctx.run_id,
+                            ctx.task,
+                            "running",
+                            "running",
+                            ctx.attempt,
+                            now,
+                            f"{decision} by {TIMEOUT_APPROVER}: no decision within {waited}",
+                        ),
                     )
                 except ApprovalDecided:
                     continue  # a person decided in the same instant: theirs stands
-                return self._decided(ctx, record.decision or decision, record.approver,
-                                     record.comment)
-            wait = POLL_SECONDS if deadline is None or escalated else max(
-                0.0, min(POLL_SECONDS, deadline - now))
+                return self._decided(
+                    ctx, record.decision or decision, record.approver, record.comment
+                )
+            wait = (
+                POLL_SECONDS
+                if deadline is None or escalated
+                else max(0.0, min(POLL_SECONDS, deadline - now))
+            )
             await asyncio.sleep(wait)
 
     @staticmethod
@@ -130,8 +149,9 @@ class ApprovalTaskType:
             ctx.note(text)
 
     @staticmethod
-    def _decided(ctx: TaskContext, decision: str, approver: str | None,
-                 comment: str | None) -> dict[str, Any]:
+    def _decided(
+        ctx: TaskContext, decision: str, approver: str | None, comment: str | None
+    ) -> dict[str, Any]:
         if ctx.waiting is not None:
             ctx.waiting(None)
         said = f": {comment}" if comment else ""

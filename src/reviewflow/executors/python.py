@@ -78,8 +78,9 @@ class DaemonThreads:
             if not spawn:
                 self._idle -= 1  # that idle worker will take this job
         if spawn:
-            threading.Thread(target=self._work, args=(job,), daemon=True,
-                             name="reviewflow-sync").start()
+            threading.Thread(
+                target=self._work, args=(job,), daemon=True, name="reviewflow-sync"
+            ).start()
         else:
             self._jobs.put(job)
 
@@ -133,8 +134,9 @@ class PythonTaskType:
         if not spec.call:
             raise SpecError("missing `call: module:function`", task=spec.name, field="call")
         if spec.run is not None:
-            raise SpecError("`run` is for shell tasks; a python task has `call`",
-                            task=spec.name, field="run")
+            raise SpecError(
+                "`run` is for shell tasks; a python task has `call`", task=spec.name, field="run"
+            )
         module, sep, func = spec.call.partition(":")
         if not (module and sep and func):
             raise SpecError(

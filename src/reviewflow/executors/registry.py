@@ -64,8 +64,9 @@ class TaskTypeRegistry:
             from ..plugins import plugin_errors
 
             broken = {**self.plugin_errors, **plugin_errors()}
-            hint = "".join(f"; plugin {name} failed to load: {why}"
-                           for name, why in sorted(broken.items()))
+            hint = "".join(
+                f"; plugin {name} failed to load: {why}" for name, why in sorted(broken.items())
+            )
             raise SpecError(
                 f"unknown task type {spec.type!r} (known: {', '.join(self.names())}){hint}",
                 task=spec.name,

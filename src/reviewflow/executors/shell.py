@@ -47,7 +47,7 @@ def group_pids(pgid: int, *, live_only: bool = False) -> list[int] | None:
         try:
             with open(f"/proc/{entry}/stat", "rb") as fh:
                 stat = fh.read()
-            fields = stat[stat.rindex(b")") + 2:].split()
+            fields = stat[stat.rindex(b")") + 2 :].split()
             if int(fields[2]) == pgid and not (live_only and fields[0] in (b"Z", b"X")):
                 pids.append(int(entry))
         except (OSError, ValueError, IndexError):
@@ -81,7 +81,8 @@ class Child:
         try:
             _, status, usage = os.wait4(self.pid, 0)
             outcome: tuple[int, resource.struct_rusage | None] = (
-                os.waitstatus_to_exitcode(status), usage
+                os.waitstatus_to_exitcode(status),
+                usage,
             )
         except ChildProcessError:
             outcome = (-signal.SIGKILL, None)
@@ -184,8 +185,9 @@ class ShellTaskType:
         if not spec.run:
             raise SpecError("missing `run: [command, args...]`", task=spec.name, field="run")
         if spec.call is not None:
-            raise SpecError("`call` is for python tasks; a shell task has `run`",
-                            task=spec.name, field="call")
+            raise SpecError(
+                "`call` is for python tasks; a shell task has `run`", task=spec.name, field="call"
+            )
 
     async def execute(self, ctx: TaskContext) -> Any:
         spec = ctx.spec

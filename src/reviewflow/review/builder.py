@@ -51,8 +51,11 @@ def included(template: ReviewTemplate, change: Change) -> dict[str, str]:
                 out[name] = f"public API changed: {', '.join(a.name for a in api[:3])}"
         elif when == "performance":
             # Without a benchmark command there is nothing to compare: not part of the review.
-            hits = critical_paths(change, check.options.get("paths")) if check.options.get(
-                "command") else []
+            hits = (
+                critical_paths(change, check.options.get("paths"))
+                if check.options.get("command")
+                else []
+            )
             if hits:
                 out[name] = f"performance-critical paths changed: {', '.join(hits[:3])}"
     return out
@@ -76,7 +79,11 @@ def _needs(name: str, checks: dict[str, CheckConfig], chosen: dict[str, str]) ->
 
 
 def build_review(
-    template: ReviewTemplate, change: Change, *, out: Path, all_findings: bool = False,
+    template: ReviewTemplate,
+    change: Change,
+    *,
+    out: Path,
+    all_findings: bool = False,
     chosen: dict[str, str] | None = None,
 ) -> WorkflowSpec:
     """The workflow that reviews `change` with `template`, writing its reports to `out`.
@@ -87,8 +94,11 @@ def build_review(
         chosen = included(template, change)
     tasks: dict[str, Any] = {
         CHANGE_TASK: {
-            "type": "python", "call": f"{RUNNER}:change_result", "priority": "high",
-            "timeout": 60, "retry": {"max_retries": 1},
+            "type": "python",
+            "call": f"{RUNNER}:change_result",
+            "priority": "high",
+            "timeout": 60,
+            "retry": {"max_retries": 1},
             "params": {"change": change.model_dump(mode="json")},
             "description": f"the change: {len(change.files)} file(s) since {change.base_ref}",
         },
@@ -104,39 +114,57 @@ def build_review(
             "timeout": check.timeout,
             "priority": check.priority,
             "retry": {"max_retries": check.retries},
-            "params": {"check": check.uses or name, "options": check.options,
-                       "plugins": template.plugins},
+            "params": {
+                "check": check.uses or name,
+                "options": check.options,
+                "plugins": template.plugins,
+            },
             "description": chosen[name],
         }
     last = [n for n in tasks if n != CHANGE_TASK] or [CHANGE_TASK]
     approval = template.approval
     if approval is not None and (not approval.paths or change.matching(approval.paths)):
         tasks[APPROVAL_TASK] = {
-            "type": "approval", "needs": last, "trigger": "all_done", "priority": "high",
-            "timeout": approval.timeout, "on_timeout": approval.on_timeout,
-            "params": {"approvers": approval.approvers, "escalate_to": approval.escalate_to,
-                       "prompt": approval.prompt},
+            "type": "approval",
+            "needs": last,
+            "trigger": "all_done",
+            "priority": "high",
+            "timeout": approval.timeout,
+            "on_timeout": approval.on_timeout,
+            "params": {
+                "approvers": approval.approvers,
+                "escalate_to": approval.escalate_to,
+                "prompt": approval.prompt,
+            },
             "description": approval.prompt or "a person approves or rejects",
         }
         last = [*last, APPROVAL_TASK]
     tasks[SUMMARY_TASK] = {
-        "type": "python", "call": f"{RUNNER}:summarize",
+        "type": "python",
+        "call": f"{RUNNER}:summarize",
         "needs": last if CHANGE_TASK in last else [CHANGE_TASK, *last],
-        "trigger": "all_done", "priority": "high", "timeout": 300,
+        "trigger": "all_done",
+        "priority": "high",
+        "timeout": 300,
         # A verdict is not retryable; a summary lost with its process is (reports are
         # rewritten whole).
         "retry": {"max_retries": 1},
         "params": {
-            "out": str(out), "template": template.name,
-            "gates": template.gates.model_dump(mode="json"), "all_findings": all_findings,
+            "out": str(out),
+            "template": template.name,
+            "gates": template.gates.model_dump(mode="json"),
+            "all_findings": all_findings,
         },
         "description": "verdict and reports (report.md, report.json, report.sarif)",
     }
-    return validate_spec({
-        "name": f"review-{template.name}",
-        "description": template.description or None,
-        "max_concurrency": template.max_concurrency,
-        "timeout": template.timeout,
-        "failure_policy": "continue",
-        "tasks": tasks,
-    }, file=template.source)
+    return validate_spec(
+        {
+            "name": f"review-{template.name}",
+            "description": template.description or None,
+            "max_concurrency": template.max_concurrency,
+            "timeout": template.timeout,
+            "failure_policy": "continue",
+            "tasks": tasks,
+        },
+        file=template.source,
+    )

@@ -103,7 +103,7 @@ def path_matches(path: str, patterns: list[str]) -> bool:
         if pattern.endswith("/"):
             folder = PurePosixPath(pattern.rstrip("/")).parts
             n = len(folder)
-            if any(parts[i:i + n] == folder for i in range(len(parts) - n)):
+            if any(parts[i : i + n] == folder for i in range(len(parts) - n)):
                 return True
         elif fnmatch(path, pattern) or fnmatch(parts[-1], pattern):
             return True
@@ -177,8 +177,7 @@ def resolve_base(root: Path, base: str | None, head: str | None, dirty: bool) ->
 
 
 _HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
-_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13, b'"': 34,
-            b"\\": 92}
+_ESCAPES = {b"a": 7, b"b": 8, b"t": 9, b"n": 10, b"v": 11, b"f": 12, b"r": 13, b'"': 34, b"\\": 92}
 
 
 def unquote_path(raw: bytes) -> str:
@@ -187,11 +186,11 @@ def unquote_path(raw: bytes) -> str:
         return raw.decode("utf-8", "backslashreplace")
     body, out, i = raw[1:-1], bytearray(), 0
     while i < len(body):
-        c = body[i:i + 1]
+        c = body[i : i + 1]
         if c == b"\\" and i + 1 < len(body):
-            nxt = body[i + 1:i + 2]
+            nxt = body[i + 1 : i + 2]
             if nxt.isdigit():
-                out.append(int(body[i + 1:i + 4], 8))
+                out.append(int(body[i + 1 : i + 4], 8))
                 i += 4
                 continue
             out.append(_ESCAPES.get(nxt, nxt[0]))
@@ -238,8 +237,9 @@ ALWAYS_EXCLUDED = (".reviewflow/",)
 """reviewflow's own state (database, logs, reports) is never part of the change."""
 
 
-def collect_change(path: str | Path = ".", base: str | None = None,
-                   exclude: tuple[str, ...] = ()) -> Change:
+def collect_change(
+    path: str | Path = ".", base: str | None = None, exclude: tuple[str, ...] = ()
+) -> Change:
     """The change in the repository at `path` from `base` (see resolve_base) to the work tree.
 
     Paths under `exclude` (repository-relative folder prefixes ending in `/`) are left out.
@@ -248,10 +248,13 @@ def collect_change(path: str | Path = ".", base: str | None = None,
     skip = (*ALWAYS_EXCLUDED, *exclude)
     head = _commit(root, "HEAD")
     # reviewflow's own files (database, logs, reports) do not make the tree dirty.
-    pathspec = ["--", ".", ":(exclude,glob)**/.reviewflow/**",
-                *(f":(exclude){p.rstrip('/')}" for p in skip)]
-    status = git(root, "status", "--porcelain", "-z", "--untracked-files=all",
-                 *pathspec).stdout
+    pathspec = [
+        "--",
+        ".",
+        ":(exclude,glob)**/.reviewflow/**",
+        *(f":(exclude){p.rstrip('/')}" for p in skip),
+    ]
+    status = git(root, "status", "--porcelain", "-z", "--untracked-files=all", *pathspec).stdout
     dirty = bool(status)
     base_id, how = resolve_base(root, base, head, dirty)
     diff_args = ["diff", "--no-color", "--no-ext-diff", "-M", base_id]
@@ -264,20 +267,27 @@ def collect_change(path: str | Path = ".", base: str | None = None,
     while i < len(names) and names[i]:
         code = names[i][:1]
         if code in (b"R", b"C"):
-            old, new = names[i + 1].decode("utf-8", "backslashreplace"), \
-                names[i + 2].decode("utf-8", "backslashreplace")
+            old, new = (
+                names[i + 1].decode("utf-8", "backslashreplace"),
+                names[i + 2].decode("utf-8", "backslashreplace"),
+            )
             i += 3
-            files.append(ChangedFile(path=new, status="renamed" if code == b"R" else "added",
-                                     old_path=old, lines=added.get(new, []),
-                                     binary=_count_lines(root / new)[1]))
+            files.append(
+                ChangedFile(
+                    path=new,
+                    status="renamed" if code == b"R" else "added",
+                    old_path=old,
+                    lines=added.get(new, []),
+                    binary=_count_lines(root / new)[1],
+                )
+            )
             seen.add(new)
             continue
         name = names[i + 1].decode("utf-8", "backslashreplace")
         i += 2
         kind: FileStatus = {b"A": "added", b"D": "deleted"}.get(code, "modified")  # type: ignore[assignment]
         binary = kind != "deleted" and _count_lines(root / name)[1]
-        files.append(ChangedFile(path=name, status=kind, lines=added.get(name, []),
-                                 binary=binary))
+        files.append(ChangedFile(path=name, status=kind, lines=added.get(name, []), binary=binary))
         seen.add(name)
     untracked = git(root, "ls-files", "--others", "--exclude-standard", "-z").stdout
     for raw in untracked.split(b"\0"):
@@ -287,10 +297,13 @@ def collect_change(path: str | Path = ".", base: str | None = None,
         if name in seen:
             continue
         count, binary = _count_lines(root / name)
-        files.append(ChangedFile(path=name, status="added", binary=binary,
-                                 lines=[(1, count)] if count else []))
-    files = [f for f in files
-             if not f.path.startswith(skip) and "/.reviewflow/" not in f"/{f.path}"]
+        files.append(
+            ChangedFile(
+                path=name, status="added", binary=binary, lines=[(1, count)] if count else []
+            )
+        )
+    files = [
+        f for f in files if not f.path.startswith(skip) and "/.reviewflow/" not in f"/{f.path}"
+    ]
     files.sort(key=lambda f: f.path)
-    return Change(root=str(root), base=base_id, base_ref=how, head=head, dirty=dirty,
-                  files=files)
+    return Change(root=str(root), base=base_id, base_ref=how, head=head, dirty=dirty, files=files)

@@ -49,8 +49,9 @@ class CheckResult(BaseModel):
     """Raw secret values found by a secret scan: used for masking, never written out."""
 
     @classmethod
-    def from_findings(cls, check: str, findings: Iterable[Finding], *, what: str = "",
-                      **extra: Any) -> CheckResult:
+    def from_findings(
+        cls, check: str, findings: Iterable[Finding], *, what: str = "", **extra: Any
+    ) -> CheckResult:
         """A result whose status follows its findings: failed if any error, else passed."""
         items = list(findings)
         errors = sum(1 for f in items if f.severity == "error")

@@ -15,8 +15,21 @@ from typing import Any
 
 from ..errors import TaskFailed
 
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".reviewflow", "build",
-             "dist", ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis", ".tox"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".reviewflow",
+    "build",
+    "dist",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    ".hypothesis",
+    ".tox",
+}
 MAX_REPORTED = 20
 SECRET_PATTERNS = {
     "private key": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----"),
@@ -41,15 +54,26 @@ def tracked_files(root: Path) -> list[Path]:
     """Files under `root` that git tracks, or all files outside the usual tool folders."""
     try:
         out = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard"],
-            capture_output=True, check=True, timeout=60,
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
         ).stdout
         files = [root / p for p in out.decode("utf-8", "replace").split("\0") if p]
         return [f for f in files if f.is_file()]
     except (OSError, subprocess.SubprocessError):
         return [
-            p for p in root.rglob("*")
+            p
+            for p in root.rglob("*")
             if p.is_file() and not any(part in SKIP_DIRS for part in p.relative_to(root).parts)
         ]
 
@@ -139,7 +163,8 @@ def large_files(ctx: Any) -> dict[str, Any]:
     limit = int(ctx.params.get("max_kib", 1024)) * 1024
     big = [
         f"{_rel(f, root)} ({f.stat().st_size // 1024} KiB)"
-        for f in tracked_files(root) if f.stat().st_size > limit
+        for f in tracked_files(root)
+        if f.stat().st_size > limit
     ]
     if big:
         raise CheckFailed(f"{len(big)} file(s) over {limit // 1024} KiB: " + "; ".join(big[:5]))

@@ -25,8 +25,15 @@ from .template import Gates
 Decision = Literal["approve", "comment", "request_changes"]
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
-ICONS = {"approve": "✅", "comment": "💬", "request_changes": "❌",
-         "passed": "✅", "failed": "❌", "skipped": "⏭️", "error": "⚠️"}
+ICONS = {
+    "approve": "✅",
+    "comment": "💬",
+    "request_changes": "❌",
+    "passed": "✅",
+    "failed": "❌",
+    "skipped": "⏭️",
+    "error": "⚠️",
+}
 MAX_ROWS_PER_CHECK = 50
 INCOMPLETE_MARKERS = ("not installed", "unreachable")
 
@@ -53,8 +60,12 @@ def incomplete(result: CheckResult) -> bool:
 
 
 def decide(
-    results: Mapping[str, CheckResult], change: Change, gates: Gates, *,
-    all_findings: bool = False, approval: Mapping[str, Any] | None = None,
+    results: Mapping[str, CheckResult],
+    change: Change,
+    gates: Gates,
+    *,
+    all_findings: bool = False,
+    approval: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """Apply the gates: any broken gate → request_changes; otherwise findings or checks that
     could not run → comment; otherwise approve."""
@@ -64,8 +75,12 @@ def decide(
         for f in result.findings:
             # Narrowed to changed lines only inside changed files: a test the change broke
             # in a file it did not touch still counts.
-            if (all_findings or f.file is None or change.get(f.file.removeprefix("./")) is None
-                    or change.touches(f.file, f.line)):
+            if (
+                all_findings
+                or f.file is None
+                or change.get(f.file.removeprefix("./")) is None
+                or change.touches(f.file, f.line)
+            ):
                 shown.append(f)
             else:
                 hidden += 1
@@ -81,10 +96,14 @@ def decide(
         value = result.metrics.get("changed_line_coverage")
         if isinstance(value, int | float):
             coverage = float(value)
-    if (gates.min_changed_line_coverage is not None and coverage is not None
-            and coverage < gates.min_changed_line_coverage):
-        reasons.append(f"changed-line coverage {coverage:.1f}% "
-                       f"(min {gates.min_changed_line_coverage:g}%)")
+    if (
+        gates.min_changed_line_coverage is not None
+        and coverage is not None
+        and coverage < gates.min_changed_line_coverage
+    ):
+        reasons.append(
+            f"changed-line coverage {coverage:.1f}% (min {gates.min_changed_line_coverage:g}%)"
+        )
     if gates.fail_on_check_error:
         for name, result in results.items():
             if result.status == "error":
@@ -93,10 +112,15 @@ def decide(
         who = approval.get("approver") or "a reviewer"
         said = f": {approval['comment']}" if approval.get("comment") else ""
         reasons.append(f"rejected by {who}{said}")
-    if gates.min_changed_line_coverage is not None and coverage is None and any(
-            f.rule == "no-tests" for r in results.values() for f in r.findings):
-        reasons.append("no tests ran: changed-line coverage not measured "
-                       f"(min {gates.min_changed_line_coverage:g}%)")
+    if (
+        gates.min_changed_line_coverage is not None
+        and coverage is None
+        and any(f.rule == "no-tests" for r in results.values() for f in r.findings)
+    ):
+        reasons.append(
+            "no tests ran: changed-line coverage not measured "
+            f"(min {gates.min_changed_line_coverage:g}%)"
+        )
     not_done = [n for n, r in results.items() if incomplete(r)]
     if gates.require_all_checks:
         reasons.extend(f"check {n} could not run: {results[n].summary}" for n in not_done)
@@ -116,9 +140,15 @@ def _duration(view: Mapping[str, Any]) -> float | None:
 
 
 def report_json(
-    verdict: Verdict, results: Mapping[str, CheckResult], change: Change, *,
-    run_id: str, template: str, view: Mapping[str, Mapping[str, Any]],
-    approval: Mapping[str, Any] | None, gates: Gates,
+    verdict: Verdict,
+    results: Mapping[str, CheckResult],
+    change: Change,
+    *,
+    run_id: str,
+    template: str,
+    view: Mapping[str, Mapping[str, Any]],
+    approval: Mapping[str, Any] | None,
+    gates: Gates,
 ) -> dict[str, Any]:
     """The machine-readable report (report.json)."""
     return {
@@ -128,10 +158,12 @@ def report_json(
         "template": template,
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "change": {
-            "root": change.root, "base": change.base, "base_ref": change.base_ref,
-            "head": change.head, "dirty": change.dirty,
-            "files": [{"path": f.path, "status": f.status, "lines": f.lines}
-                      for f in change.files],
+            "root": change.root,
+            "base": change.base,
+            "base_ref": change.base_ref,
+            "head": change.head,
+            "dirty": change.dirty,
+            "files": [{"path": f.path, "status": f.status, "lines": f.lines} for f in change.files],
         },
         "gates": gates.model_dump(mode="json"),
         "counts": {**verdict.counts, "hidden": verdict.hidden},
@@ -140,7 +172,9 @@ def report_json(
         "approval": dict(approval) if approval else None,
         "checks": {
             name: {
-                "status": r.status, "summary": r.summary, "metrics": r.metrics,
+                "status": r.status,
+                "summary": r.summary,
+                "metrics": r.metrics,
                 "duration_s": _duration(view.get(name, {})),
                 "findings": len(r.findings),
             }
@@ -154,8 +188,9 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
-def mermaid_view(view: Mapping[str, Mapping[str, Any]],
-                 override: Mapping[str, str] | None = None) -> str:
+def mermaid_view(
+    view: Mapping[str, Mapping[str, Any]], override: Mapping[str, str] | None = None
+) -> str:
     """The run's DAG as a Mermaid flowchart, nodes styled by state."""
     ids = {name: f"t{i}" for i, name in enumerate(view)}
     states = {name: (override or {}).get(name, v.get("state", "")) for name, v in view.items()}
@@ -173,17 +208,20 @@ def mermaid_view(view: Mapping[str, Mapping[str, Any]],
     return "\n".join(lines)
 
 
-def report_markdown(doc: Mapping[str, Any], results: Mapping[str, CheckResult],
-                    verdict: Verdict, diagram: str) -> str:
+def report_markdown(
+    doc: Mapping[str, Any], results: Mapping[str, CheckResult], verdict: Verdict, diagram: str
+) -> str:
     """The human report (report.md): verdict, a table per check, the DAG, timings."""
     d = verdict.decision
     change = doc["change"]
     out = [f"## {ICONS[d]} reviewflow: {d.replace('_', ' ')}", ""]
     head = (change["head"] or "no commit")[:12]
     dirty = " + uncommitted changes" if change["dirty"] else ""
-    out.append(f"Template `{doc['template']}` · run `{doc['run_id']}` · "
-               f"{len(change['files'])} changed file(s) · base `{change['base'][:12]}` "
-               f"({change['base_ref']}) → `{head}`{dirty}")
+    out.append(
+        f"Template `{doc['template']}` · run `{doc['run_id']}` · "
+        f"{len(change['files'])} changed file(s) · base `{change['base'][:12]}` "
+        f"({change['base_ref']}) → `{head}`{dirty}"
+    )
     out.append("")
     for reason in verdict.reasons:
         out.append(f"- **{_cell(reason)}**")
@@ -198,33 +236,49 @@ def report_markdown(doc: Mapping[str, Any], results: Mapping[str, CheckResult],
     out += [line, ""]
     if doc.get("approval"):
         a = doc["approval"]
-        out += [f"Approval: **{a.get('decision')}** by {_cell(a.get('approver'))}"
-                + (f" — {_cell(a['comment'])}" if a.get("comment") else ""), ""]
+        out += [
+            f"Approval: **{a.get('decision')}** by {_cell(a.get('approver'))}"
+            + (f" — {_cell(a['comment'])}" if a.get("comment") else ""),
+            "",
+        ]
     out += ["| check | status | summary | findings | time |", "|---|---|---|---|---|"]
     for name, r in results.items():
         info = doc["checks"][name]
         took = f"{info['duration_s']:.1f}s" if info["duration_s"] is not None else ""
         shown = sum(1 for f in verdict.shown if f.check == name)
-        out.append(f"| {_cell(name)} | {ICONS[r.status]} {r.status} | {_cell(r.summary)} | "
-                   f"{shown} | {took} |")
+        out.append(
+            f"| {_cell(name)} | {ICONS[r.status]} {r.status} | {_cell(r.summary)} | "
+            f"{shown} | {took} |"
+        )
     out.append("")
     by_check: dict[str, list[Finding]] = {}
     for f in verdict.shown:
         by_check.setdefault(f.check, []).append(f)
     for name, items in by_check.items():
-        out += [f"### {_cell(name)}", "", "| location | severity | rule | message |",
-                "|---|---|---|---|"]
+        out += [
+            f"### {_cell(name)}",
+            "",
+            "| location | severity | rule | message |",
+            "|---|---|---|---|",
+        ]
         for f in items[:MAX_ROWS_PER_CHECK]:
             where = f"{f.file}:{f.line}" if f.file and f.line else (f.file or "")
             # A backtick in a file name would end the code span: shown as a prime instead.
             shown_at = f"`{_cell(where).replace('`', chr(0x2032))}`" if where else "—"
-            out.append(f"| {shown_at} | {f.severity} | {_cell(f.rule)} | "
-                       f"{_cell(f.message)} |")
+            out.append(f"| {shown_at} | {f.severity} | {_cell(f.rule)} | {_cell(f.message)} |")
         if len(items) > MAX_ROWS_PER_CHECK:
             out.append(f"| … | | | {len(items) - MAX_ROWS_PER_CHECK} more in report.json |")
         out.append("")
-    out += ["<details><summary>Workflow</summary>", "", "```mermaid", diagram, "```", "",
-            "</details>", ""]
+    out += [
+        "<details><summary>Workflow</summary>",
+        "",
+        "```mermaid",
+        diagram,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -236,17 +290,21 @@ def report_sarif(verdict: Verdict, *, root: str) -> dict[str, Any]:
         rule_id = f"{f.check}/{f.rule}"
         if rule_id not in rules:
             rules[rule_id] = {
-                "id": rule_id, "name": _rule_name(f.check, f.rule),
+                "id": rule_id,
+                "name": _rule_name(f.check, f.rule),
                 "shortDescription": {"text": f"{f.check}: {f.rule}"},
                 "defaultConfiguration": {"level": SARIF_LEVELS[f.severity]},
             }
         result: dict[str, Any] = {
-            "ruleId": rule_id, "ruleIndex": list(rules).index(rule_id),
-            "level": SARIF_LEVELS[f.severity], "message": {"text": f.message or f.rule},
+            "ruleId": rule_id,
+            "ruleIndex": list(rules).index(rule_id),
+            "level": SARIF_LEVELS[f.severity],
+            "message": {"text": f.message or f.rule},
         }
         if f.file:
-            location: dict[str, Any] = {"artifactLocation": {
-                "uri": quote(f.file), "uriBaseId": "%SRCROOT%"}}
+            location: dict[str, Any] = {
+                "artifactLocation": {"uri": quote(f.file), "uriBaseId": "%SRCROOT%"}
+            }
             if f.line:
                 location["region"] = {"startLine": max(1, f.line)}
             result["locations"] = [{"physicalLocation": location}]
@@ -254,15 +312,20 @@ def report_sarif(verdict: Verdict, *, root: str) -> dict[str, Any]:
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "reviewflow", "version": __version__,
-                "informationUri": "https://github.com/reviewflow/reviewflow",
-                "rules": list(rules.values()),
-            }},
-            "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(root).as_uri() + "/"}},
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "reviewflow",
+                        "version": __version__,
+                        "informationUri": "https://github.com/reviewflow/reviewflow",
+                        "rules": list(rules.values()),
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(root).as_uri() + "/"}},
+                "results": results,
+            }
+        ],
     }
 
 
@@ -271,14 +334,17 @@ def _rule_name(check: str, rule: str) -> str:
     return "".join(w[:1].upper() + w[1:] for w in words) or "Finding"
 
 
-def write_reports(out: Path, doc: Mapping[str, Any], markdown: str,
-                  sarif: Mapping[str, Any]) -> dict[str, str]:
+def write_reports(
+    out: Path, doc: Mapping[str, Any], markdown: str, sarif: Mapping[str, Any]
+) -> dict[str, str]:
     """Write the three files (atomically each) and return their paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, text in (("report.md", markdown),
-                       ("report.json", json.dumps(doc, indent=2, default=str) + "\n"),
-                       ("report.sarif", json.dumps(sarif, indent=2) + "\n")):
+    for name, text in (
+        ("report.md", markdown),
+        ("report.json", json.dumps(doc, indent=2, default=str) + "\n"),
+        ("report.sarif", json.dumps(sarif, indent=2) + "\n"),
+    ):
         target = out / name
         tmp = out / f".{name}.tmp"
         tmp.write_text(text, encoding="utf-8")

@@ -30,8 +30,7 @@ from .report import (
 )
 from .template import Gates
 
-CHECK_STATES = {"passed": "succeeded", "failed": "failed", "skipped": "skipped",
-                "error": "failed"}
+CHECK_STATES = {"passed": "succeeded", "failed": "failed", "skipped": "skipped", "error": "failed"}
 
 
 async def change_result(ctx: TaskContext) -> dict[str, Any]:
@@ -45,8 +44,10 @@ def _normalise(name: str, out: Any) -> CheckResult:
     if isinstance(out, dict):
         return CheckResult.model_validate({**out, "check": name})
     if isinstance(out, list | tuple):
-        findings = [f if isinstance(f, Finding) else Finding.model_validate({**f, "check": name})
-                    for f in out]
+        findings = [
+            f if isinstance(f, Finding) else Finding.model_validate({**f, "check": name})
+            for f in out
+        ]
         return CheckResult.from_findings(name, findings)
     if out is None:
         return CheckResult(check=name, summary="no findings")
@@ -58,7 +59,8 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     load_plugin_folders(ctx.params.get("plugins") or [])
     change = Change.model_validate(ctx.results[CHANGE_TASK])
     upstream = {
-        name: CheckResult.model_validate(r) for name, r in ctx.results.items()
+        name: CheckResult.model_validate(r)
+        for name, r in ctx.results.items()
         if name != CHANGE_TASK and isinstance(r, dict) and "status" in r
     }
     try:
@@ -66,12 +68,18 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     except CheckNotFound as exc:
         raise TaskFailed(str(exc.args[0]), retryable=False) from None
     except Exception as exc:  # an entry point or module that fails to import
-        raise TaskFailed(f"check {ctx.params['check']!r} failed to load: {exc}",
-                         retryable=False) from None
+        raise TaskFailed(
+            f"check {ctx.params['check']!r} failed to load: {exc}", retryable=False
+        ) from None
     cctx = CheckContext(
-        check=ctx.task, root=Path(change.root), change=change,
-        options=ctx.params.get("options") or {}, upstream=upstream, log_path=ctx.log_path,
-        on_process=ctx.on_process, timeout=ctx.spec.timeout,
+        check=ctx.task,
+        root=Path(change.root),
+        change=change,
+        options=ctx.params.get("options") or {},
+        upstream=upstream,
+        log_path=ctx.log_path,
+        on_process=ctx.on_process,
+        timeout=ctx.spec.timeout,
     )
     try:
         if inspect.iscoroutinefunction(fn):
@@ -90,13 +98,15 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     if result.secrets:
         # Values are not stored: the summary finds them again from these places to mask them.
         result.metrics["secret_locations"] = sorted(
-            {(f.file, f.line or 0) for f in result.findings if f.file})
+            {(f.file, f.line or 0) for f in result.findings if f.file}
+        )
     return result.model_dump(mode="json")
 
 
 def _secret_values(root: Path, results: dict[str, CheckResult]) -> list[str]:
-    files = sorted({loc[0] for r in results.values()
-                    for loc in r.metrics.get("secret_locations", [])})
+    files = sorted(
+        {loc[0] for r in results.values() for loc in r.metrics.get("secret_locations", [])}
+    )
     if not files:
         return []
     try:
@@ -183,11 +193,19 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
         else:
             results[name] = CheckResult(check=name, status="error", summary=str(why))
     gates = Gates.model_validate(ctx.params.get("gates") or {})
-    verdict = decide(results, change, gates, all_findings=bool(ctx.params.get("all_findings")),
-                     approval=approval)
-    doc = report_json(verdict, results, change, run_id=ctx.run_id,
-                      template=str(ctx.params.get("template", "")), view=view,
-                      approval=approval, gates=gates)
+    verdict = decide(
+        results, change, gates, all_findings=bool(ctx.params.get("all_findings")), approval=approval
+    )
+    doc = report_json(
+        verdict,
+        results,
+        change,
+        run_id=ctx.run_id,
+        template=str(ctx.params.get("template", "")),
+        view=view,
+        approval=approval,
+        gates=gates,
+    )
     secrets = _secret_values(Path(change.root), results)
     own = "failed" if verdict.decision == "request_changes" else "succeeded"
     # The diagram shows what each check found, like the table (a check task that ran fine
@@ -196,14 +214,23 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
     diagram = mermaid_view(view, {**shown, SUMMARY_TASK: own})
     markdown = report_markdown(doc, results, verdict, diagram)
     doc, markdown = mask_data(doc, secrets), mask_text(markdown, secrets)
-    paths = write_reports(Path(ctx.params["out"]), doc, markdown,
-                          mask_data(report_sarif(verdict, root=change.root), secrets))
+    paths = write_reports(
+        Path(ctx.params["out"]),
+        doc,
+        markdown,
+        mask_data(report_sarif(verdict, root=change.root), secrets),
+    )
     _mask_logs(ctx.run_dir, secrets)
     if verdict.decision == "request_changes":
-        raise TaskFailed("request_changes: " + mask_text("; ".join(verdict.reasons), secrets),
-                         retryable=False)
-    return {"verdict": verdict.decision, "reasons": verdict.reasons, "counts": doc["counts"],
-            "reports": paths}
+        raise TaskFailed(
+            "request_changes: " + mask_text("; ".join(verdict.reasons), secrets), retryable=False
+        )
+    return {
+        "verdict": verdict.decision,
+        "reasons": verdict.reasons,
+        "counts": doc["counts"],
+        "reports": paths,
+    }
 
 
 def _approval(ctx: TaskContext, value: Any) -> dict[str, Any] | None:
@@ -212,7 +239,6 @@ def _approval(ctx: TaskContext, value: Any) -> dict[str, Any] | None:
     store = ctx.store
     record = store.get_approval(ctx.run_id, APPROVAL_TASK) if store is not None else None
     if record is not None and record.decision:
-        return {"decision": record.decision, "approver": record.approver,
-                "comment": record.comment}
+        return {"decision": record.decision, "approver": record.approver, "comment": record.comment}
     why = ctx.failures.get(APPROVAL_TASK)
     return {"decision": "rejected", "approver": None, "comment": why} if why else None

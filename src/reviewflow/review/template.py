@@ -127,8 +127,9 @@ def _read(ref: str, relative_to: Path | None) -> tuple[dict[str, Any], Path, str
         path, label = candidate, str(candidate)
         if not path.is_file():
             names = ", ".join(sorted(builtin))
-            raise SpecError(f"no template {ref!r} (shipped: {names}; or give a YAML file path)",
-                            file=str(ref))
+            raise SpecError(
+                f"no template {ref!r} (shipped: {names}; or give a YAML file path)", file=str(ref)
+            )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -150,14 +151,18 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(old, dict) and isinstance(body, dict):
                     merged = {**old, **body}
                     if isinstance(old.get("options"), dict) and isinstance(
-                            body.get("options"), dict):
+                        body.get("options"), dict
+                    ):
                         merged["options"] = {**old["options"], **body["options"]}
                     checks[name] = merged
                 else:
                     checks[name] = body
             out[key] = checks
-        elif key in ("gates", "approval") and isinstance(value, dict) and isinstance(
-                base.get(key), dict):
+        elif (
+            key in ("gates", "approval")
+            and isinstance(value, dict)
+            and isinstance(base.get(key), dict)
+        ):
             out[key] = {**base[key], **value}
         else:
             out[key] = value
@@ -186,8 +191,10 @@ def load_template(ref: str, *, env: dict[str, str] | None = None) -> ReviewTempl
     for layer, layer_path in reversed(layers):
         layer = dict(layer)
         if isinstance(layer.get("plugins"), list):
-            layer["plugins"] = [str((layer_path.parent / p).resolve()) if isinstance(p, str)
-                                else p for p in layer["plugins"]]
+            layer["plugins"] = [
+                str((layer_path.parent / p).resolve()) if isinstance(p, str) else p
+                for p in layer["plugins"]
+            ]
             layer["plugins"] = [*merged.get("plugins", []), *layer["plugins"]]
         merged = _merge(merged, layer)
     merged["extends"] = data.get("extends") if len(layers) == 1 else layers[0][0].get("extends")

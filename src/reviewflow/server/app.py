@@ -47,8 +47,9 @@ Every route except /health, /ready, /metrics and the webhook (which is signed in
 """
 
 
-async def _follow_events(store: PostgresStore, metrics: Metrics,
-                         interval: float = FOLLOW_INTERVAL) -> None:
+async def _follow_events(
+    store: PostgresStore, metrics: Metrics, interval: float = FOLLOW_INTERVAL
+) -> None:
     """Metrics of runs executed by workers, from their events (see EventFollower)."""
     follower: EventFollower | None = None
     with contextlib.suppress(ReviewflowError):
@@ -97,17 +98,30 @@ def create_app(
     runs_path = Path(runs_dir)
     metrics = Metrics(store)
     ctx = ServerContext(
-        store=store, tokens=tokens, webhook_secret=secret or None, engine=None, metrics=metrics,
-        runs_dir=runs_path, work_dir=Path(work_dir), webhook_template=webhook_template,
+        store=store,
+        tokens=tokens,
+        webhook_secret=secret or None,
+        engine=None,
+        metrics=metrics,
+        runs_dir=runs_path,
+        work_dir=Path(work_dir),
+        webhook_template=webhook_template,
         webhook_repos=frozenset(r.strip().lower() for r in webhook_repos if r.strip()),
-        sse_poll=sse_poll, sse_keepalive=sse_keepalive, sse_max=sse_max,
-        reviewflow_cmd=reviewflow_cmd or (
-            [sys.executable, "-m", "reviewflow"] if execute else ["reviewflow"]),
+        sse_poll=sse_poll,
+        sse_keepalive=sse_keepalive,
+        sse_max=sse_max,
+        reviewflow_cmd=reviewflow_cmd
+        or ([sys.executable, "-m", "reviewflow"] if execute else ["reviewflow"]),
     )
     metrics.collector.workers_alive = ctx.workers_alive
     if execute:
-        ctx.engine = Engine(store, runs_dir=runs_path, observer=metrics.observe,
-                            max_concurrency=concurrency, **(engine_options or {}))
+        ctx.engine = Engine(
+            store,
+            runs_dir=runs_path,
+            observer=metrics.observe,
+            max_concurrency=concurrency,
+            **(engine_options or {}),
+        )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -128,8 +142,13 @@ def create_app(
             log.info("server.stop")
 
     app = FastAPI(
-        title="reviewflow", version=__version__, description=DESCRIPTION,
-        docs_url=None, redoc_url=None, lifespan=lifespan, default_response_class=Json,
+        title="reviewflow",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=Json,
     )
     app.state.rf = ctx
     install_handlers(app)
@@ -146,20 +165,40 @@ def _probes(app: FastAPI, ctx: ServerContext) -> None:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["probes"], summary="Database reachable and schema current",
-             response_model=None,
-             responses={200: {"model": Readiness}, 503: {"model": Readiness,
-                        "description": "Not ready: `reason` says why."}})
+    @app.get(
+        "/ready",
+        tags=["probes"],
+        summary="Database reachable and schema current",
+        response_model=None,
+        responses={
+            200: {"model": Readiness},
+            503: {"model": Readiness, "description": "Not ready: `reason` says why."},
+        },
+    )
     def ready() -> Json:
         reason, version = readiness(ctx.store)
         status = 200 if reason is None else 503
-        return Json({"status": "ready" if reason is None else "unavailable", "reason": reason,
-                     "schema_version": version}, status_code=status)
+        return Json(
+            {
+                "status": "ready" if reason is None else "unavailable",
+                "reason": reason,
+                "schema_version": version,
+            },
+            status_code=status,
+        )
 
-    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics", response_class=Response,
-             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                              "description": f"Prometheus text exposition ({CONTENT_TYPE_LATEST})."
-                              }})
+    @app.get(
+        "/metrics",
+        tags=["probes"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+                "description": f"Prometheus text exposition ({CONTENT_TYPE_LATEST}).",
+            }
+        },
+    )
     def metrics() -> Response:
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -205,7 +244,9 @@ def _schema_check(store: Store) -> tuple[str | None, int | None]:
             version = migrate.current(conn)
         latest = migrate.latest()
         if version < latest:
-            return (f"schema version {version}, this reviewflow needs {latest}: run "
-                    "`reviewflow db upgrade`"), version
+            return (
+                f"schema version {version}, this reviewflow needs {latest}: run "
+                "`reviewflow db upgrade`"
+            ), version
         return None, version
     return None, None

@@ -46,7 +46,7 @@ def parse_tokens(entries: Iterable[str]) -> list[Token]:
         entry = raw.strip()
         read_only = entry.startswith(READ_ONLY_PREFIX)
         if read_only:
-            entry = entry[len(READ_ONLY_PREFIX):].strip()
+            entry = entry[len(READ_ONLY_PREFIX) :].strip()
         if entry:
             out.append(Token(_digest(entry), read_only))
     return out

@@ -45,15 +45,15 @@ class ServerContext:
     sse_poll: float = 0.2
     sse_keepalive: float = 15.0
     sse_max: float | None = 3600.0
-    reviewflow_cmd: list[str] = field(default_factory=lambda: [sys.executable, "-m",
-                                                               "reviewflow"])
+    reviewflow_cmd: list[str] = field(default_factory=lambda: [sys.executable, "-m", "reviewflow"])
     running: dict[str, asyncio.Task[RunState]] = field(default_factory=dict)
     stopping: bool = False
 
     # ------------------------------------------------------------------ execution
 
-    def submit(self, spec: WorkflowSpec, *, run_id: str | None,
-               meta: dict[str, str]) -> tuple[str, bool]:
+    def submit(
+        self, spec: WorkflowSpec, *, run_id: str | None, meta: dict[str, str]
+    ) -> tuple[str, bool]:
         """Store a new run: executed here, or — without an engine, on PostgreSQL — queued for
         `reviewflow worker`s. Returns (run_id, created)."""
         if self.engine is None and isinstance(self.store, PostgresStore):
@@ -85,8 +85,7 @@ class ServerContext:
         if isinstance(exc, RunBusy):
             log.info("server.run_busy", run_id=run_id, error=str(exc))
         elif exc is not None:
-            log.warning("server.run_error", run_id=run_id,
-                        error=f"{type(exc).__name__}: {exc}")
+            log.warning("server.run_error", run_id=run_id, error=f"{type(exc).__name__}: {exc}")
         else:
             log.info("server.run_end", run_id=run_id, state=task.result().value)
 
@@ -104,9 +103,13 @@ class ServerContext:
             if record.mode:
                 continue  # executed by workers, task by task
             orphan = record.state == RunState.RUNNING or (
-                record.state == RunState.PENDING and now - record.created_at > ORPHAN_MIN_AGE)
-            if orphan and not owner_alive(record.owner, record.lease_until, now) \
-                    and self.spawn(record.run_id):
+                record.state == RunState.PENDING and now - record.created_at > ORPHAN_MIN_AGE
+            )
+            if (
+                orphan
+                and not owner_alive(record.owner, record.lease_until, now)
+                and self.spawn(record.run_id)
+            ):
                 started.append(record.run_id)
         if started:
             log.info("server.resumed", runs=started)
@@ -141,7 +144,8 @@ def context(request: Request) -> ServerContext:
 
 
 RunIdParam = PathParam(
-    pattern=RUN_ID_PATTERN, max_length=200,
+    pattern=RUN_ID_PATTERN,
+    max_length=200,
     description="Letters, digits, `_`, `.`, `-` (at most 200), not starting with `.` or `-`.",
 )
 

@@ -30,7 +30,9 @@ Ctx = Annotated[ServerContext, Depends(context)]
 Writer = Annotated[Token, Depends(can_write)]
 DEFAULT_APPROVER = "api"
 CONTROL_RESPONSES: dict[int | str, dict[str, Any]] = {
-    202: {"model": ControlAccepted}, **errors(*WRITE_ERRORS, 404, 409)}
+    202: {"model": ControlAccepted},
+    **errors(*WRITE_ERRORS, 404, 409),
+}
 
 
 def _unfinished(ctx: ServerContext, run_id: str) -> RunRecord:
@@ -52,8 +54,10 @@ def _state(ctx: ServerContext, run_id: str) -> str:
 
 
 def _accepted(ctx: ServerContext, run_id: str, action: str, how: str) -> Json:
-    return Json({"run_id": run_id, "action": action, "state": _state(ctx, run_id), "how": how},
-                status_code=202)
+    return Json(
+        {"run_id": run_id, "action": action, "state": _state(ctx, run_id), "how": how},
+        status_code=202,
+    )
 
 
 async def _by_workers(ctx: ServerContext, record: RunRecord, action: str) -> Json | None:
@@ -74,11 +78,17 @@ async def _by_workers(ctx: ServerContext, record: RunRecord, action: str) -> Jso
 def _elsewhere(ctx: ServerContext, record: RunRecord) -> bool:
     """Another process (or this server, about to start it) executes the run."""
     return record.run_id in ctx.running or owner_alive(
-        record.owner, record.lease_until, time.time())
+        record.owner, record.lease_until, time.time()
+    )
 
 
-@router.post("/runs/{run_id}/cancel", summary="Cancel a run", status_code=202,
-             response_model=None, responses=CONTROL_RESPONSES)
+@router.post(
+    "/runs/{run_id}/cancel",
+    summary="Cancel a run",
+    status_code=202,
+    response_model=None,
+    responses=CONTROL_RESPONSES,
+)
 async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     record = _unfinished(ctx, run_id)
     if (done := await _by_workers(ctx, record, "cancel")) is not None:
@@ -89,8 +99,11 @@ async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
         return _accepted(ctx, run_id, "cancel", "here")
     if not _elsewhere(ctx, record):
         # Nobody executes it: take it over just to cancel it, as `reviewflow cancel` does.
-        engine = ctx.engine if ctx.engine is not None and not ctx.stopping else Engine(
-            ctx.store, runs_dir=ctx.runs_dir)
+        engine = (
+            ctx.engine
+            if ctx.engine is not None and not ctx.stopping
+            else Engine(ctx.store, runs_dir=ctx.runs_dir)
+        )
         try:
             await engine.execute(run_id, cancel=True)
             return _accepted(ctx, run_id, "cancel", "here")
@@ -100,8 +113,13 @@ async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     return _accepted(ctx, run_id, "cancel", "requested")
 
 
-@router.post("/runs/{run_id}/pause", summary="Pause a run (running tasks finish)",
-             status_code=202, response_model=None, responses=CONTROL_RESPONSES)
+@router.post(
+    "/runs/{run_id}/pause",
+    summary="Pause a run (running tasks finish)",
+    status_code=202,
+    response_model=None,
+    responses=CONTROL_RESPONSES,
+)
 async def pause(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     record = _unfinished(ctx, run_id)
     if (done := await _by_workers(ctx, record, "pause")) is not None:
@@ -113,12 +131,21 @@ async def pause(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     if _elsewhere(ctx, record):
         ctx.store.request(run_id, "pause")
         return _accepted(ctx, run_id, "pause", "requested")
-    raise ApiError(409, f"run {run_id} is not being executed by any process; nothing to "
-                   f"pause (continue it with POST /runs/{run_id}/resume)", "run_id")
+    raise ApiError(
+        409,
+        f"run {run_id} is not being executed by any process; nothing to "
+        f"pause (continue it with POST /runs/{run_id}/resume)",
+        "run_id",
+    )
 
 
-@router.post("/runs/{run_id}/resume", summary="Resume a paused or interrupted run",
-             status_code=202, response_model=None, responses=CONTROL_RESPONSES)
+@router.post(
+    "/runs/{run_id}/resume",
+    summary="Resume a paused or interrupted run",
+    status_code=202,
+    response_model=None,
+    responses=CONTROL_RESPONSES,
+)
 async def resume(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     record = _unfinished(ctx, run_id)
     if (done := await _by_workers(ctx, record, "resume")) is not None:
@@ -135,8 +162,13 @@ async def resume(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     return _accepted(ctx, run_id, "resume", "queued")
 
 
-def _decide(ctx: ServerContext, run_id: str, task: str,
-            decision: Literal["approved", "rejected"], body: Decision) -> Json:
+def _decide(
+    ctx: ServerContext,
+    run_id: str,
+    task: str,
+    decision: Literal["approved", "rejected"],
+    body: Decision,
+) -> Json:
     """The checks and the store call of `reviewflow approve|reject` (cli_review._decide)."""
     store = ctx.store
     record = load_run(store, run_id)
@@ -148,21 +180,26 @@ def _decide(ctx: ServerContext, run_id: str, task: str,
         hint = f" (approval tasks: {', '.join(names)})" if names else " (it has no approval task)"
         raise ApiError(404, f"run {run_id} has no task {task!r}{hint}", "task")
     if task_body.get("type") != "approval":
-        raise ApiError(409, f"task {task!r} is not an approval task (type "
-                       f"{task_body.get('type')})", "task")
+        raise ApiError(
+            409, f"task {task!r} is not an approval task (type {task_body.get('type')})", "task"
+        )
     if RunState(record.state) in RUN_TERMINAL:
         raise ApiError(409, f"run {run_id} already ended: {record.state}", "run_id")
     state = TaskState(tasks[task].state)
     if state in TASK_TERMINAL:
         raise ApiError(409, f"task {task} already ended: {state.value}", "task")
     if state is TaskState.BLOCKED:
-        raise ApiError(409, f"task {task} is not waiting for approval yet (its dependencies "
-                       "are not done)", "task")
+        raise ApiError(
+            409,
+            f"task {task} is not waiting for approval yet (its dependencies are not done)",
+            "task",
+        )
     who = body.by or DEFAULT_APPROVER
     allowed = (task_body.get("params") or {}).get("approvers") or []
     if allowed and who not in allowed:
-        raise ApiError(403, f"{who} may not decide on {task} (approvers: "
-                       f"{', '.join(allowed)})", "by")
+        raise ApiError(
+            403, f"{who} may not decide on {task} (approvers: {', '.join(allowed)})", "by"
+        )
     now = time.time()
     detail = f"{decision} by {who}" + (f": {body.comment}" if body.comment else "")
     event = (run_id, task, state.value, state.value, tasks[task].attempts, now, detail)
@@ -172,25 +209,40 @@ def _decide(ctx: ServerContext, run_id: str, task: str,
         raise ApiError(409, str(exc), "task") from None
     if not record.mode and not owner_alive(record.owner, record.lease_until, now):
         ctx.spawn(run_id)  # nothing executes it: carry on here (when this server executes)
-    return Json({"run_id": run_id, "task": task, "decision": decision, "by": who,
-                 "detail": detail})
+    return Json({"run_id": run_id, "task": task, "decision": decision, "by": who, "detail": detail})
 
 
 DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"model": DecisionDone}, **errors(*WRITE_ERRORS, 400, 404, 409)}
+    200: {"model": DecisionDone},
+    **errors(*WRITE_ERRORS, 400, 404, 409),
+}
 
 
-@router.post("/runs/{run_id}/tasks/{task}/approve", summary="Approve a waiting approval task",
-             response_model=None, responses=DECISION_RESPONSES)
-async def approve(run_id: RunId, task: TaskName, ctx: Ctx, _: Writer,
-                  body: Annotated[Decision | None, Body()] = None) -> Json:
+@router.post(
+    "/runs/{run_id}/tasks/{task}/approve",
+    summary="Approve a waiting approval task",
+    response_model=None,
+    responses=DECISION_RESPONSES,
+)
+async def approve(
+    run_id: RunId,
+    task: TaskName,
+    ctx: Ctx,
+    _: Writer,
+    body: Annotated[Decision | None, Body()] = None,
+) -> Json:
     return _decide(ctx, run_id, task, "approved", body or Decision())
 
 
-@router.post("/runs/{run_id}/tasks/{task}/reject", summary="Reject a waiting approval task",
-             response_model=None, responses=DECISION_RESPONSES)
-async def reject(run_id: RunId, task: TaskName, ctx: Ctx, _: Writer,
-                 body: Annotated[Decision, Body()]) -> Json:
+@router.post(
+    "/runs/{run_id}/tasks/{task}/reject",
+    summary="Reject a waiting approval task",
+    response_model=None,
+    responses=DECISION_RESPONSES,
+)
+async def reject(
+    run_id: RunId, task: TaskName, ctx: Ctx, _: Writer, body: Annotated[Decision, Body()]
+) -> Json:
     if not (body.comment or "").strip():
         raise ApiError(422, "a rejection needs a comment saying why", "comment")
     return _decide(ctx, run_id, task, "rejected", body)

@@ -38,23 +38,35 @@ class Json(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         try:
-            return json.dumps(content, ensure_ascii=False, allow_nan=False, default=str,
-                              separators=(",", ":")).encode("utf-8")
+            return json.dumps(
+                content, ensure_ascii=False, allow_nan=False, default=str, separators=(",", ":")
+            ).encode("utf-8")
         except ValueError:  # NaN/infinity, or a lone surrogate UTF-8 cannot encode
-            return json.dumps(_finite(content), ensure_ascii=True, allow_nan=False,
-                              default=str, separators=(",", ":")).encode("ascii")
+            return json.dumps(
+                _finite(content),
+                ensure_ascii=True,
+                allow_nan=False,
+                default=str,
+                separators=(",", ":"),
+            ).encode("ascii")
 
 
-def error_response(status: int, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> Json:
+def error_response(
+    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+) -> Json:
     return Json({"error": message, "field": field}, status_code=status, headers=headers)
 
 
 class ApiError(HTTPException):
     """An HTTP error naming the request field at fault."""
 
-    def __init__(self, status: int, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(status, message, headers=headers)
         self.field = field
 
@@ -85,8 +97,13 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
     loc = tuple(first.get("loc") or ("body",))
     field = _field(loc)
-    where = {"path": "path parameter", "query": "query parameter", "header": "header",
-             "body": "body field", "cookie": "cookie"}.get(str(loc[0]), "field")
+    where = {
+        "path": "path parameter",
+        "query": "query parameter",
+        "header": "header",
+        "body": "body field",
+        "cookie": "cookie",
+    }.get(str(loc[0]), "field")
     message = str(first.get("msg", "invalid"))
     if str(loc[0]) == "body" and len(loc) <= 2 and first.get("type") == "json_invalid":
         field, message = "body", f"invalid JSON: {(first.get('ctx') or {}).get('error', '')}"
@@ -181,11 +198,13 @@ class BodyLimit:
                 declared = int(lengths[0])
             except ValueError:
                 await error_response(400, "bad Content-Length header", "Content-Length")(
-                    scope, receive, send)
+                    scope, receive, send
+                )
                 return
             if declared > self.limit:
-                await error_response(413, str(BodyTooLarge(self.limit).detail), "body",
-                                     {"Connection": "close"})(scope, receive, send)
+                await error_response(
+                    413, str(BodyTooLarge(self.limit).detail), "body", {"Connection": "close"}
+                )(scope, receive, send)
                 return
         seen = 0
         started = False
@@ -211,4 +230,5 @@ class BodyLimit:
             if started:
                 raise
             await error_response(413, str(exc.detail), "body", {"Connection": "close"})(
-                scope, receive, send)
+                scope, receive, send
+            )

@@ -45,7 +45,8 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         workers = GaugeMetricFamily(
-            "reviewflow_workers_alive", "Processes executing runs (this server's engine).")
+            "reviewflow_workers_alive", "Processes executing runs (this server's engine)."
+        )
         workers.add_metric([], self.workers_alive())
         yield workers
         up = GaugeMetricFamily("reviewflow_store_up", "1 if the store answered this scrape.")
@@ -58,11 +59,15 @@ class StoreCollector(Collector):
         up.add_metric([], 1)
         yield up
         yield _family("reviewflow_runs", "Runs by state (most recent runs).", "state", runs)
-        yield _family("reviewflow_tasks", "Tasks by state, in runs that have not ended.",
-                      "state", tasks)
-        yield _family("reviewflow_queue_depth",
-                      "Ready tasks waiting for a slot, by priority (3 high, 2 medium, 1 low).",
-                      "priority", queue)
+        yield _family(
+            "reviewflow_tasks", "Tasks by state, in runs that have not ended.", "state", tasks
+        )
+        yield _family(
+            "reviewflow_queue_depth",
+            "Ready tasks waiting for a slot, by priority (3 high, 2 medium, 1 low).",
+            "priority",
+            queue,
+        )
 
     def _scan(self) -> tuple[Counter[str], Counter[str], Counter[str]]:
         runs: Counter[str] = Counter()
@@ -108,29 +113,52 @@ class Metrics:
         self.registry.register(self.collector)
         reg = self.registry
         self.task_duration = Histogram(
-            "reviewflow_task_duration_seconds", "Duration of task attempts, by how they ended.",
-            ["outcome"], buckets=DURATION_BUCKETS, registry=reg)
+            "reviewflow_task_duration_seconds",
+            "Duration of task attempts, by how they ended.",
+            ["outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=reg,
+        )
         self.claim_latency = Histogram(
-            "reviewflow_claim_latency_seconds", "Time a task waited ready before it started.",
-            buckets=LATENCY_BUCKETS, registry=reg)
+            "reviewflow_claim_latency_seconds",
+            "Time a task waited ready before it started.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         self.retries = PromCounter(
-            "reviewflow_task_retries", "Failed attempts that were scheduled for a retry.",
-            registry=reg)
+            "reviewflow_task_retries",
+            "Failed attempts that were scheduled for a retry.",
+            registry=reg,
+        )
         self.lost = PromCounter(
-            "reviewflow_lost_leases", "Tasks found running in a run whose process had died.",
-            registry=reg)
+            "reviewflow_lost_leases",
+            "Tasks found running in a run whose process had died.",
+            registry=reg,
+        )
         self.transitions = PromCounter(
-            "reviewflow_task_transitions", "Task state transitions, by new state.", ["to"],
-            registry=reg)
+            "reviewflow_task_transitions",
+            "Task state transitions, by new state.",
+            ["to"],
+            registry=reg,
+        )
         self.webhooks = PromCounter(
-            "reviewflow_webhook_deliveries", "GitHub webhook deliveries, by outcome.",
-            ["outcome"], registry=reg)
+            "reviewflow_webhook_deliveries",
+            "GitHub webhook deliveries, by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
         self._ready: dict[str, dict[str, float]] = {}
         self._running: dict[str, dict[str, float]] = {}
 
     def observe(
-        self, run_id: str, task: str | None, frm: str | None, to: str, attempt: int | None,
-        detail: str | None, at: float | None = None,
+        self,
+        run_id: str,
+        task: str | None,
+        frm: str | None,
+        to: str,
+        attempt: int | None,
+        detail: str | None,
+        at: float | None = None,
     ) -> None:
         """Engine observer: (run_id, task, from, to, attempt, detail) of every transition;
         `at` is the event's time when it comes from the store (workers), else now."""
@@ -183,8 +211,9 @@ class EventFollower:
                 continue
             self.seen.add(e.id)
             self.high = max(self.high, e.id)
-            self.metrics.observe(e.run_id, e.task, e.from_state, e.to_state, e.attempt,
-                                 e.detail, at=e.at)
+            self.metrics.observe(
+                e.run_id, e.task, e.from_state, e.to_state, e.attempt, e.detail, at=e.at
+            )
             fed += 1
         floor = self.high - self.WINDOW
         self.seen = {i for i in self.seen if i > floor}

@@ -85,8 +85,15 @@ def review_run_id(repo: str, pr: int | str | None, sha: str) -> str:
 
 
 def review_spec(
-    *, template: str, repo_url: str, sha: str, base: str, base_url: str | None,
-    run_id: str, work_dir: Path, reviewflow: list[str],
+    *,
+    template: str,
+    repo_url: str,
+    sha: str,
+    base: str,
+    base_url: str | None,
+    run_id: str,
+    work_dir: Path,
+    reviewflow: list[str],
 ) -> WorkflowSpec:
     """The workflow reviewing `sha` against `base` of a fresh shallow checkout."""
     work = work_dir / run_id
@@ -95,30 +102,86 @@ def review_spec(
     once = {"max_retries": 0}
 
     def git(*args: str, needs: str | None = None, **extra: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"type": "shell", "run": ["git", *args], "env": GIT_ENV,
-                                "timeout": "2m", "retry": once, **extra}
+        body: dict[str, Any] = {
+            "type": "shell",
+            "run": ["git", *args],
+            "env": GIT_ENV,
+            "timeout": "2m",
+            "retry": once,
+            **extra,
+        }
         if needs:
             body["needs"] = [needs]
         return body
 
     tasks = {
         "init": git("init", "--quiet", repo),
-        "fetch-base": git("-C", repo, "fetch", "--quiet", "--no-tags", "--depth", "1",
-                          base_url or repo_url, base, needs="init", timeout="10m",
-                          retry=fetch),
-        "fetch-head": git("-C", repo, "fetch", "--quiet", "--no-tags", "--depth", "1",
-                          repo_url, sha, needs="fetch-base", timeout="10m", retry=fetch),
-        "checkout": git("-C", repo, "-c", "advice.detachedHead=false", "checkout", "--quiet",
-                        "--detach", sha, needs="fetch-head"),
+        "fetch-base": git(
+            "-C",
+            repo,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--depth",
+            "1",
+            base_url or repo_url,
+            base,
+            needs="init",
+            timeout="10m",
+            retry=fetch,
+        ),
+        "fetch-head": git(
+            "-C",
+            repo,
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--depth",
+            "1",
+            repo_url,
+            sha,
+            needs="fetch-base",
+            timeout="10m",
+            retry=fetch,
+        ),
+        "checkout": git(
+            "-C",
+            repo,
+            "-c",
+            "advice.detachedHead=false",
+            "checkout",
+            "--quiet",
+            "--detach",
+            sha,
+            needs="fetch-head",
+        ),
         "review": {
-            "type": "shell", "needs": ["checkout"], "timeout": "60m", "retry": once,
-            "run": [*reviewflow, "review", repo, "--base", base, "--template", template,
-                    "--out", out, "--db", db, "--log-format", "json"],
+            "type": "shell",
+            "needs": ["checkout"],
+            "timeout": "60m",
+            "retry": once,
+            "run": [
+                *reviewflow,
+                "review",
+                repo,
+                "--base",
+                base,
+                "--template",
+                template,
+                "--out",
+                out,
+                "--db",
+                db,
+                "--log-format",
+                "json",
+            ],
         },
     }
-    return validate_spec({
-        "name": f"review-{template}",
-        "description": f"review of {sha} against {base} from {repo_url}",
-        "timeout": "90m",
-        "tasks": tasks,
-    })
+    return validate_spec(
+        {
+            "name": f"review-{template}",
+            "description": f"review of {sha} against {base} from {repo_url}",
+            "timeout": "90m",
+            "tasks": tasks,
+        }
+    )

@@ -57,13 +57,14 @@ RunId = Annotated[str, RunIdParam]
 TaskName = Annotated[str, PathParam(pattern=TASK_PATTERN, max_length=200)]
 Reader = Annotated[Token, Depends(can_read)]
 Writer = Annotated[Token, Depends(can_write)]
-MetaQuery = Annotated[list[str], Query(
-    description="Run metadata `key=value` (repeatable).", max_length=50)]
+MetaQuery = Annotated[
+    list[str], Query(description="Run metadata `key=value` (repeatable).", max_length=50)
+]
 
 WORKFLOW_BODY = {
     "required": True,
     "description": "A workflow (YAML text, or its JSON mapping), or a review template run "
-    "`{\"template\": \"pr\", \"params\": {repo_url, sha, base, ...}}` (see docs/api.md).",
+    '`{"template": "pr", "params": {repo_url, sha, base, ...}}` (see docs/api.md).',
     "content": {
         "application/yaml": {"schema": {"type": "string"}},
         "application/json": {"schema": {"type": "object", "additionalProperties": True}},
@@ -73,37 +74,70 @@ WORKFLOW_BODY = {
 
 def event_doc(ev: EventRecord) -> dict[str, Any]:
     """An event as `reviewflow events --json` prints it."""
-    return {"id": ev.id, "run_id": ev.run_id, "task": ev.task, "from": ev.from_state,
-            "to": ev.to_state, "attempt": ev.attempt, "at": ev.at, "detail": ev.detail}
+    return {
+        "id": ev.id,
+        "run_id": ev.run_id,
+        "task": ev.task,
+        "from": ev.from_state,
+        "to": ev.to_state,
+        "attempt": ev.attempt,
+        "at": ev.at,
+        "detail": ev.detail,
+    }
 
 
 def run_summary(r: RunRecord) -> dict[str, Any]:
-    return {"run_id": r.run_id, "workflow": r.workflow, "state": r.state, "meta": r.meta,
-            "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error}
+    return {
+        "run_id": r.run_id,
+        "workflow": r.workflow,
+        "state": r.state,
+        "meta": r.meta,
+        "created_at": r.created_at,
+        "finished_at": r.finished_at,
+        "error": r.error,
+    }
 
 
 @router.post(
-    "/runs", status_code=201, summary="Submit a run",
+    "/runs",
+    status_code=201,
+    summary="Submit a run",
     responses={
-        201: {"model": RunCreated, "description": "Created (and started, unless the server "
-              "runs with --no-execute: then a worker executes it)."},
+        201: {
+            "model": RunCreated,
+            "description": "Created (and started, unless the server "
+            "runs with --no-execute: then a worker executes it).",
+        },
         200: {"model": RunCreated, "description": "A run with this Idempotency-Key exists."},
         **errors(*WRITE_ERRORS, 415),
     },
     openapi_extra={"requestBody": WORKFLOW_BODY},
 )
 async def submit_run(
-    request: Request, ctx: Ctx, _: Writer, meta: MetaQuery = [],  # noqa: B006
-    idempotency_key: Annotated[str | None, Header(
-        alias="Idempotency-Key", pattern=RUN_ID_PATTERN, max_length=200,
-        description="The run id: a second request with the same key answers 200 with the "
-        "existing run instead of starting another.")] = None,
+    request: Request,
+    ctx: Ctx,
+    _: Writer,
+    meta: MetaQuery = [],  # noqa: B006
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=RUN_ID_PATTERN,
+            max_length=200,
+            description="The run id: a second request with the same key answers 200 with the "
+            "existing run instead of starting another.",
+        ),
+    ] = None,
 ) -> Response:
     metadata = parse_meta(meta)
     kind = media_type(request.headers.get("content-type"))
     if kind not in YAML_TYPES and kind not in JSON_TYPES:
-        raise ApiError(415, f"unsupported Content-Type {kind or '(none)'!r}: use "
-                       "application/yaml or application/json", "Content-Type")
+        raise ApiError(
+            415,
+            f"unsupported Content-Type {kind or '(none)'!r}: use "
+            "application/yaml or application/json",
+            "Content-Type",
+        )
     body = await request.body()
     run_id = idempotency_key
     if kind in YAML_TYPES:
@@ -111,8 +145,9 @@ async def submit_run(
     else:
         data = parse_json(body)
         if not isinstance(data, dict):
-            raise ApiError(422, f"the body must be a JSON object, got {type(data).__name__}",
-                           "body")
+            raise ApiError(
+                422, f"the body must be a JSON object, got {type(data).__name__}", "body"
+            )
         if "template" in data:
             run_id = run_id or new_run_id(f"review-{data.get('template')}"[:100])
             spec, extra = from_template(ctx, data, run_id)
@@ -122,18 +157,19 @@ async def submit_run(
     return _create(ctx, spec, run_id, metadata)
 
 
-def _create(ctx: ServerContext, spec: WorkflowSpec, run_id: str | None,
-            meta: dict[str, str]) -> Response:
+def _create(
+    ctx: ServerContext, spec: WorkflowSpec, run_id: str | None, meta: dict[str, str]
+) -> Response:
     try:
         rid, created = ctx.submit(spec, run_id=run_id, meta=meta)
     except SpecError as exc:
         raise ApiError(422, exc.message, "Idempotency-Key") from None
     record = load_run(ctx.store, rid)
     if not created and (record.spec != spec.model_dump_json() or record.meta != meta):
-        raise ApiError(422, f"Idempotency-Key {rid!r} was used for a different request",
-                       "Idempotency-Key")
-    doc = {"run_id": rid, "workflow": record.workflow, "state": record.state,
-           "created": created}
+        raise ApiError(
+            422, f"Idempotency-Key {rid!r} was used for a different request", "Idempotency-Key"
+        )
+    doc = {"run_id": rid, "workflow": record.workflow, "state": record.state, "created": created}
     return Json(doc, status_code=201 if created else 200, headers={"Location": f"/runs/{rid}"})
 
 
@@ -153,16 +189,22 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         raise ApiError(422, "bad cursor: pass back a next_cursor value", "cursor") from None
 
 
-@router.get("/runs", summary="List runs (newest first)", response_model=None,
-            responses={200: {"model": RunPage}, **errors(*READ_ERRORS)})
+@router.get(
+    "/runs",
+    summary="List runs (newest first)",
+    response_model=None,
+    responses={200: {"model": RunPage}, **errors(*READ_ERRORS)},
+)
 def list_runs(
-    ctx: Ctx, _: Reader,
+    ctx: Ctx,
+    _: Reader,
     state: Annotated[RunState | None, Query(description="Only runs in this state.")] = None,
     workflow: Annotated[str | None, Query(max_length=200, description="Workflow name.")] = None,
     meta: MetaQuery = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=500, description="next_cursor of the "
-                                        "previous page.")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=500, description="next_cursor of the previous page.")
+    ] = None,
 ) -> Json:
     wanted = parse_meta(meta)
     after = _decode_cursor(cursor) if cursor else None
@@ -185,13 +227,17 @@ def list_runs(
         scan = min(scan * 4, LIST_SCAN_MAX)
     page = found[:limit]
     more = len(found) > limit
-    return Json({"runs": [run_summary(r) for r in page],
-                 "next_cursor": _cursor(page[-1]) if more else None})
+    return Json(
+        {"runs": [run_summary(r) for r in page], "next_cursor": _cursor(page[-1]) if more else None}
+    )
 
 
-@router.get("/runs/{run_id}", summary="A run's status (as `status RUN_ID --json`)",
-            response_model=None,
-            responses={200: {"model": RunStatus}, **errors(*READ_ERRORS, 404)})
+@router.get(
+    "/runs/{run_id}",
+    summary="A run's status (as `status RUN_ID --json`)",
+    response_model=None,
+    responses={200: {"model": RunStatus}, **errors(*READ_ERRORS, 404)},
+)
 def get_run(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
     try:
         return Json(run_status(ctx.store, run_id))
@@ -199,13 +245,17 @@ def get_run(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
         raise ApiError(404, f"no run with id {run_id!r}", "run_id") from None
 
 
-@router.get("/runs/{run_id}/events", summary="The run's transitions, oldest first",
-            response_model=None,
-            responses={200: {"model": list[Event]}, **errors(*READ_ERRORS, 404)})
+@router.get(
+    "/runs/{run_id}/events",
+    summary="The run's transitions, oldest first",
+    response_model=None,
+    responses={200: {"model": list[Event]}, **errors(*READ_ERRORS, 404)},
+)
 def get_events(
-    run_id: RunId, ctx: Ctx, _: Reader,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id.")
-                     ] = 0,
+    run_id: RunId,
+    ctx: Ctx,
+    _: Reader,
+    after: Annotated[int, Query(ge=0, le=2**62, description="Only events with a larger id.")] = 0,
 ) -> Json:
     load_run(ctx.store, run_id)
     return Json([event_doc(ev) for ev in ctx.store.get_events(run_id, after)])
@@ -221,25 +271,36 @@ def _sse(event: str, data: Any, event_id: int | None = None) -> str:
 
 
 @router.get(
-    "/runs/{run_id}/events/stream", summary="Live transitions (server-sent events)",
+    "/runs/{run_id}/events/stream",
+    summary="Live transitions (server-sent events)",
     response_class=EventStream,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                     "description": "`event: transition` per event (`id:` is the event id), "
-                     "`: keep-alive` comments, then `event: end` once the run has ended."},
-               **errors(*READ_ERRORS, 404, explicit=True)},
+    responses={
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "description": "`event: transition` per event (`id:` is the event id), "
+            "`: keep-alive` comments, then `event: end` once the run has ended.",
+        },
+        **errors(*READ_ERRORS, 404, explicit=True),
+    },
 )
 async def stream_events(
-    run_id: RunId, ctx: Ctx, _: Reader,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, le=2**62,
-                                                description="Resume after this event id.")
-                             ] = None,
-    after: Annotated[int, Query(ge=0, le=2**62, description="Start after this event id "
-                                "(Last-Event-ID wins).")] = 0,
+    run_id: RunId,
+    ctx: Ctx,
+    _: Reader,
+    last_event_id: Annotated[
+        int | None,
+        Header(alias="Last-Event-ID", ge=0, le=2**62, description="Resume after this event id."),
+    ] = None,
+    after: Annotated[
+        int, Query(ge=0, le=2**62, description="Start after this event id (Last-Event-ID wins).")
+    ] = 0,
 ) -> EventStream:
     await run_in_threadpool(load_run, ctx.store, run_id)
     start = last_event_id if last_event_id is not None else after
-    return EventStream(_follow(ctx, run_id, start),
-                       headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return EventStream(
+        _follow(ctx, run_id, start),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def _follow(ctx: ServerContext, run_id: str, last: int) -> AsyncIterator[str]:
@@ -272,17 +333,26 @@ async def _follow(ctx: ServerContext, run_id: str, last: int) -> AsyncIterator[s
 
 
 @router.get(
-    "/runs/{run_id}/tasks/{task}/log", summary="An attempt's log (shell tasks)",
+    "/runs/{run_id}/tasks/{task}/log",
+    summary="An attempt's log (shell tasks)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "The log; the last 8 MiB of a longer one (header "
-                     "X-Log-Truncated: the full size)."},
-               **errors(*READ_ERRORS, 404, explicit=True)},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "The log; the last 8 MiB of a longer one (header "
+            "X-Log-Truncated: the full size).",
+        },
+        **errors(*READ_ERRORS, 404, explicit=True),
+    },
 )
 def task_log(
-    run_id: RunId, task: TaskName, ctx: Ctx, _: Reader,
-    attempt: Annotated[int | None, Query(ge=1, le=1_000_000, description="1-based; default "
-                                         "the latest attempt.")] = None,
+    run_id: RunId,
+    task: TaskName,
+    ctx: Ctx,
+    _: Reader,
+    attempt: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="1-based; default the latest attempt.")
+    ] = None,
 ) -> Response:
     load_run(ctx.store, run_id)
     row = next((t for t in ctx.store.get_tasks(run_id) if t.name == task), None)
@@ -298,26 +368,33 @@ def task_log(
             fh.seek(max(0, size - LOG_MAX_BYTES))
             data = fh.read(LOG_MAX_BYTES)
     except OSError:
-        raise ApiError(404, f"no log of {task} attempt {number} on this server (python "
-                       "tasks write none; with --no-execute logs stay on the workers)",
-                       "attempt") from None
+        raise ApiError(
+            404,
+            f"no log of {task} attempt {number} on this server (python "
+            "tasks write none; with --no-execute logs stay on the workers)",
+            "attempt",
+        ) from None
     headers = {"X-Log-Truncated": str(size)} if size > LOG_MAX_BYTES else None
     return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
 
 
 @router.get(
-    "/runs/{run_id}/graph", summary="The run's DAG as a Mermaid flowchart",
+    "/runs/{run_id}/graph",
+    summary="The run's DAG as a Mermaid flowchart",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                     "description": "`flowchart TD`, nodes coloured by task state."},
-               **errors(*READ_ERRORS, 404, 409, explicit=True)},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "`flowchart TD`, nodes coloured by task state.",
+        },
+        **errors(*READ_ERRORS, 404, 409, explicit=True),
+    },
 )
 def graph(run_id: RunId, ctx: Ctx, _: Reader) -> Response:
     record = load_run(ctx.store, run_id)
     try:
         spec = WorkflowSpec.model_validate_json(record.spec)
     except (ValueError, SpecError) as exc:
-        raise ApiError(409, f"the run's workflow cannot be loaded here: {exc}",
-                       "run_id") from None
+        raise ApiError(409, f"the run's workflow cannot be loaded here: {exc}", "run_id") from None
     states = {t.name: t.state for t in ctx.store.get_tasks(run_id)}
     return Response(mermaid(spec, states), media_type="text/plain; charset=utf-8")

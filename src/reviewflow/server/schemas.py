@@ -129,7 +129,9 @@ class Decision(BaseModel):
 
     comment: str | None = Field(None, max_length=10_000)
     by: str | None = Field(
-        None, min_length=1, max_length=200,
+        None,
+        min_length=1,
+        max_length=200,
         description="Who decides (default: `api`); checked against the task's "
         "`params.approvers` when it names any.",
     )
@@ -154,12 +156,15 @@ class ReviewParams(BaseModel):
     sha: str = Field(pattern=SHA_PATTERN, description="The commit to review (40 hex).")
     base: str = Field(pattern=SHA_PATTERN, description="The commit to compare with (40 hex).")
     base_url: str | None = Field(
-        None, max_length=2000,
+        None,
+        max_length=2000,
         description="https clone URL holding `base` (default: repo_url; a fork's PR has its "
         "base in the upstream repository).",
     )
     repo: str | None = Field(
-        None, max_length=300, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
+        None,
+        max_length=300,
+        pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$",
         description="owner/name, recorded as run metadata `repo` (default: from repo_url).",
     )
     pr: int | None = Field(None, ge=1, le=10**12, description="Recorded as metadata `pr`.")
@@ -170,8 +175,9 @@ class TemplateRun(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field(max_length=100, description="A shipped review template: pr, "
-                          "security or content.")
+    template: str = Field(
+        max_length=100, description="A shipped review template: pr, security or content."
+    )
     params: ReviewParams
 
 
@@ -196,8 +202,10 @@ def errors(*statuses: int, explicit: bool = False) -> dict[int | str, dict[str, 
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         if explicit:
-            out[status] = {"description": ERROR_TEXT[status],
-                           "content": {"application/json": {"schema": ERROR_REF}}}
+            out[status] = {
+                "description": ERROR_TEXT[status],
+                "content": {"application/json": {"schema": ERROR_REF}},
+            }
         else:
             out[status] = {"model": ErrorBody, "description": ERROR_TEXT[status]}
     return out

@@ -60,8 +60,9 @@ def from_mapping(data: dict[str, Any]) -> WorkflowSpec:
         data = interpolate(data, {})
         plugins = data.get("plugins")
         if isinstance(plugins, list):
-            data["plugins"] = [str((Path.cwd() / p).resolve()) if isinstance(p, str) else p
-                               for p in plugins]
+            data["plugins"] = [
+                str((Path.cwd() / p).resolve()) if isinstance(p, str) else p for p in plugins
+            ]
         return validate_spec(data, file=BODY_FILE)
     except SpecError as exc:
         raise spec_error(exc, data) from None
@@ -75,8 +76,9 @@ def _utf8_only(data: Any, what: str) -> None:
     try:
         json.dumps(data, ensure_ascii=False, default=str).encode("utf-8")
     except UnicodeEncodeError:
-        raise ApiError(422, f"invalid {what}: an escaped unpaired surrogate (\\uD800-"
-                       "\\uDFFF)", "body") from None
+        raise ApiError(
+            422, f"invalid {what}: an escaped unpaired surrogate (\\uD800-\\uDFFF)", "body"
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise ApiError(422, f"invalid {what}: {exc}", "body") from None
 
@@ -91,8 +93,9 @@ def parse_json(body: bytes) -> Any:
     return data
 
 
-def from_template(ctx: ServerContext, data: dict[str, Any], run_id: str
-                  ) -> tuple[WorkflowSpec, dict[str, str]]:
+def from_template(
+    ctx: ServerContext, data: dict[str, Any], run_id: str
+) -> tuple[WorkflowSpec, dict[str, str]]:
     """The review run a template request asks for, and its metadata."""
     from ..review.template import shipped
 
@@ -104,8 +107,9 @@ def from_template(ctx: ServerContext, data: dict[str, Any], run_id: str
         raise ApiError(422, f"body field {field}: {first['msg']}", field) from None
     names = sorted(shipped())
     if req.template not in names:
-        raise ApiError(422, f"no template {req.template!r} (shipped: {', '.join(names)})",
-                       "template")
+        raise ApiError(
+            422, f"no template {req.template!r} (shipped: {', '.join(names)})", "template"
+        )
     p = req.params
     try:
         url = clone_url(p.repo_url, "params.repo_url")
@@ -113,11 +117,21 @@ def from_template(ctx: ServerContext, data: dict[str, Any], run_id: str
     except BadParam as exc:
         raise ApiError(422, f"{exc.field}: {exc}", exc.field) from None
     spec = review_spec(
-        template=req.template, repo_url=url, sha=p.sha.lower(), base=p.base.lower(),
-        base_url=base_url, run_id=run_id, work_dir=ctx.work_dir, reviewflow=ctx.reviewflow_cmd,
+        template=req.template,
+        repo_url=url,
+        sha=p.sha.lower(),
+        base=p.base.lower(),
+        base_url=base_url,
+        run_id=run_id,
+        work_dir=ctx.work_dir,
+        reviewflow=ctx.reviewflow_cmd,
     )
-    meta = {"template": req.template, "repo": p.repo or repo_from_url(url),
-            "sha": p.sha.lower(), "base": p.base.lower()}
+    meta = {
+        "template": req.template,
+        "repo": p.repo or repo_from_url(url),
+        "sha": p.sha.lower(),
+        "base": p.base.lower(),
+    }
     if p.pr is not None:
         meta["pr"] = str(p.pr)
     return spec, meta

@@ -53,19 +53,36 @@ def _ignored(ctx: ServerContext, why: str) -> Json:
 
 
 @router.post(
-    "/webhooks/github", status_code=202, summary="GitHub webhook (pull_request events)",
+    "/webhooks/github",
+    status_code=202,
+    summary="GitHub webhook (pull_request events)",
     response_model=None,
-    responses={202: {"model": WebhookAnswer, "description": "The review run of the PR head "
-                     "(created: false for a redelivery), or why the event was ignored."},
-               **errors(401, 413, 422, 503)},
-    openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": {"type": "object", "additionalProperties": True}}}}},
+    responses={
+        202: {
+            "model": WebhookAnswer,
+            "description": "The review run of the PR head "
+            "(created: false for a redelivery), or why the event was ignored.",
+        },
+        **errors(401, 413, 422, 503),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "object", "additionalProperties": True}}
+            },
+        }
+    },
 )
 async def github(
-    request: Request, ctx: Ctx,
-    signature: Annotated[str | None, Header(alias="X-Hub-Signature-256", max_length=200,
-                                            description="sha256=<hex HMAC of the body>")
-                         ] = None,
+    request: Request,
+    ctx: Ctx,
+    signature: Annotated[
+        str | None,
+        Header(
+            alias="X-Hub-Signature-256", max_length=200, description="sha256=<hex HMAC of the body>"
+        ),
+    ] = None,
     event: Annotated[str | None, Header(alias="X-GitHub-Event", max_length=100)] = None,
     delivery: Annotated[str | None, Header(alias="X-GitHub-Delivery", max_length=100)] = None,
 ) -> Json:
@@ -92,22 +109,45 @@ async def github(
     try:
         sha = commit(_get(data, "pull_request.head.sha"), "pull_request.head.sha")
         base = commit(_get(data, "pull_request.base.sha"), "pull_request.base.sha")
-        head_url = clone_url(_get(data, "pull_request.head.repo.clone_url"),
-                             "pull_request.head.repo.clone_url")
-        base_url = clone_url(_get(data, "pull_request.base.repo.clone_url") or head_url,
-                             "pull_request.base.repo.clone_url")
+        head_url = clone_url(
+            _get(data, "pull_request.head.repo.clone_url"), "pull_request.head.repo.clone_url"
+        )
+        base_url = clone_url(
+            _get(data, "pull_request.base.repo.clone_url") or head_url,
+            "pull_request.base.repo.clone_url",
+        )
     except BadParam as exc:
         raise ApiError(422, f"{exc.field}: {exc}", exc.field) from None
     run_id = review_run_id(repo, number, sha)
-    spec = review_spec(template=ctx.webhook_template, repo_url=head_url, sha=sha, base=base,
-                       base_url=base_url, run_id=run_id, work_dir=ctx.work_dir,
-                       reviewflow=ctx.reviewflow_cmd)
-    meta = {"repo": repo, "pr": str(number), "sha": sha, "base": base, "source": "github",
-            "template": ctx.webhook_template}
+    spec = review_spec(
+        template=ctx.webhook_template,
+        repo_url=head_url,
+        sha=sha,
+        base=base,
+        base_url=base_url,
+        run_id=run_id,
+        work_dir=ctx.work_dir,
+        reviewflow=ctx.reviewflow_cmd,
+    )
+    meta = {
+        "repo": repo,
+        "pr": str(number),
+        "sha": sha,
+        "base": base,
+        "source": "github",
+        "template": ctx.webhook_template,
+    }
     if delivery:
         meta["delivery"] = delivery
     rid, created = ctx.submit(spec, run_id=run_id, meta=meta)
     ctx.metrics.webhooks.labels("created" if created else "redelivered").inc()
-    log.info("webhook.pull_request", repo=repo, pr=number, sha=sha, run_id=rid,
-             created=created, delivery=delivery)
+    log.info(
+        "webhook.pull_request",
+        repo=repo,
+        pr=number,
+        sha=sha,
+        run_id=rid,
+        created=created,
+        delivery=delivery,
+    )
     return Json({"run_id": rid, "created": created, "ignored": None}, status_code=202)

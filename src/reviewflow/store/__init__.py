@@ -27,7 +27,7 @@ def postgres_url(target: str | Path | None) -> str | None:
     match = POSTGRES_URL.match(text)
     if match is None:
         return None
-    return f"{match[1]}://{text[match.end():]}"
+    return f"{match[1]}://{text[match.end() :]}"
 
 
 def open_store(target: str | Path | None = None) -> Store:

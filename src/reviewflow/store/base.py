@@ -13,8 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 TASK_COLUMNS = (
-    "state", "attempts", "ready_at", "started_at", "finished_at",
-    "next_attempt_at", "result", "error", "errors", "wait_reason", "pid",
+    "state",
+    "attempts",
+    "ready_at",
+    "started_at",
+    "finished_at",
+    "next_attempt_at",
+    "result",
+    "error",
+    "errors",
+    "wait_reason",
+    "pid",
 )
 """Mutable task columns, in the order of TaskRecord.row() and of batch task updates."""
 
@@ -58,8 +67,16 @@ class TaskRecord:
 
     def row(self) -> tuple[Any, ...]:
         return (
-            self.state, self.attempts, self.ready_at, self.started_at, self.finished_at,
-            self.next_attempt_at, self.result, self.error, self.errors, self.wait_reason,
+            self.state,
+            self.attempts,
+            self.ready_at,
+            self.started_at,
+            self.finished_at,
+            self.next_attempt_at,
+            self.result,
+            self.error,
+            self.errors,
+            self.wait_reason,
             self.pid,
         )
 
@@ -146,8 +163,14 @@ class Store(Protocol):
         """The approval record of `task`, or None."""
 
     def decide_approval(
-        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
-        now: float, event: Event | None = None,
+        self,
+        run_id: str,
+        task: str,
+        decision: str,
+        approver: str,
+        comment: str | None,
+        now: float,
+        event: Event | None = None,
     ) -> ApprovalRecord:
         """Record a decision once (with `event` in the same transaction); ApprovalDecided if
         one was already recorded."""

@@ -125,17 +125,21 @@ class MemoryStore:
             return replace(record) if record else None
 
     def decide_approval(
-        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
-        now: float, event: Event | None = None,
+        self,
+        run_id: str,
+        task: str,
+        decision: str,
+        approver: str,
+        comment: str | None,
+        now: float,
+        event: Event | None = None,
     ) -> ApprovalRecord:
         with self._lock:
             if run_id not in self._runs:
                 raise RunNotFound(run_id)
             record = self._approvals.setdefault((run_id, task), ApprovalRecord(run_id, task))
             if record.decision is not None:
-                raise ApprovalDecided(
-                    f"{task} was already {record.decision} by {record.approver}"
-                )
+                raise ApprovalDecided(f"{task} was already {record.decision} by {record.approver}")
             record.decision, record.approver, record.comment = decision, approver, comment
             record.decided_at = now
             if event is not None:

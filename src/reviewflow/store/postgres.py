@@ -76,8 +76,7 @@ def redact(url: str) -> str:
         return _KV_PASSWORD.sub(r"\1***", url)
     userinfo, at, hosts = parts.netloc.rpartition("@")
     netloc = f"{userinfo.split(':', 1)[0]}@{hosts}" if at else hosts
-    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-              if k != "password"]
+    params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "password"]
     query = f"?{urlencode(params)}" if params else ""
     return f"{parts.scheme}://{netloc}{parts.path}{query}"  # urlunsplit drops an empty host
 
@@ -134,8 +133,13 @@ class PostgresStore:
         with connect(url) as conn, translated(url):
             migrate.ensure(conn, self.where)
         self._pool = ConnectionPool(
-            url, kwargs=_connect_options(url), min_size=min_size, max_size=max_size,
-            open=False, timeout=POOL_TIMEOUT, name=f"reviewflow {self.where}",
+            url,
+            kwargs=_connect_options(url),
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=POOL_TIMEOUT,
+            name=f"reviewflow {self.where}",
         )
         with translated(url):
             self._pool.open()
@@ -157,19 +161,33 @@ class PostgresStore:
 
     def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
         with self._session() as conn, conn.transaction():
-            cur = conn.execute(query("insert_run"), {
-                "run_id": run.run_id, "workflow": run.workflow, "state": run.state,
-                "spec": run.spec, "meta": Json(run.meta), "created_at": run.created_at,
-            })
+            cur = conn.execute(
+                query("insert_run"),
+                {
+                    "run_id": run.run_id,
+                    "workflow": run.workflow,
+                    "state": run.state,
+                    "spec": run.spec,
+                    "meta": Json(run.meta),
+                    "created_at": run.created_at,
+                },
+            )
             if cur.rowcount == 0:
                 return False
             with conn.cursor() as cur:
                 if tasks:
-                    cur.executemany(query("insert_task"), [
-                        dict(zip(TASK_COLUMNS, t.row(), strict=True),
-                             run_id=run.run_id, name=t.name, position=i)
-                        for i, t in enumerate(tasks)
-                    ])
+                    cur.executemany(
+                        query("insert_task"),
+                        [
+                            dict(
+                                zip(TASK_COLUMNS, t.row(), strict=True),
+                                run_id=run.run_id,
+                                name=t.name,
+                                position=i,
+                            )
+                            for i, t in enumerate(tasks)
+                        ],
+                    )
                 if events:
                     cur.executemany(query("insert_event"), events)
             return True
@@ -200,7 +218,8 @@ class PostgresStore:
         """Events of all runs with id > after_id (for metrics; see queries.sql)."""
         with self._session() as conn:
             rows = conn.execute(
-                query("events_window"), {"after_id": after_id, "limit": limit}).fetchall()
+                query("events_window"), {"after_id": after_id, "limit": limit}
+            ).fetchall()
         return [EventRecord(*r) for r in rows]
 
     def max_event_id(self) -> int:
@@ -210,10 +229,15 @@ class PostgresStore:
 
     def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
         with self._session() as conn:
-            row = conn.execute(query("claim_run"), {
-                "run_id": run_id, "owner": owner, "lease_until": lease_until,
-                "expected": expected,
-            }).fetchone()
+            row = conn.execute(
+                query("claim_run"),
+                {
+                    "run_id": run_id,
+                    "owner": owner,
+                    "lease_until": lease_until,
+                    "expected": expected,
+                },
+            ).fetchone()
         assert row is not None
         claimed, exists = row
         if not exists:
@@ -241,15 +265,16 @@ class PostgresStore:
                 conn.execute(query("renew_lease"), params)
             with conn.cursor() as cur:
                 if batch.tasks:
-                    cur.executemany(query("update_task"), [
-                        dict(zip(_UPDATE_COLUMNS, r, strict=True), run_id=run_id)
-                        for r in batch.tasks
-                    ])
+                    cur.executemany(
+                        query("update_task"),
+                        [
+                            dict(zip(_UPDATE_COLUMNS, r, strict=True), run_id=run_id)
+                            for r in batch.tasks
+                        ],
+                    )
                     if cur.rowcount != len(batch.tasks):
                         # raised inside the transaction: the whole batch is rolled back
-                        known = {t[1] for t in conn.execute(
-                            query("get_tasks"), {"run_id": run_id}
-                        )}
+                        known = {t[1] for t in conn.execute(query("get_tasks"), {"run_id": run_id})}
                         unknown = next(r[-1] for r in batch.tasks if r[-1] not in known)
                         raise StoreError(f"run {run_id!r} has no task {unknown!r}")
                 if batch.events:
@@ -273,22 +298,33 @@ class PostgresStore:
 
     def get_approval(self, run_id: str, task: str) -> ApprovalRecord | None:
         with self._session() as conn:
-            row = conn.execute(
-                query("get_approval"), {"run_id": run_id, "task": task}
-            ).fetchone()
+            row = conn.execute(query("get_approval"), {"run_id": run_id, "task": task}).fetchone()
         return ApprovalRecord(*row) if row else None
 
     def decide_approval(
-        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
-        now: float, event: Event | None = None,
+        self,
+        run_id: str,
+        task: str,
+        decision: str,
+        approver: str,
+        comment: str | None,
+        now: float,
+        event: Event | None = None,
     ) -> ApprovalRecord:
         with self._session() as conn, conn.transaction():
             if conn.execute(query("lock_run"), {"run_id": run_id}).fetchone() is None:
                 raise RunNotFound(run_id)
-            row = conn.execute(query("decide_approval"), {
-                "run_id": run_id, "task": task, "decision": decision, "approver": approver,
-                "comment": comment, "now": now,
-            }).fetchone()
+            row = conn.execute(
+                query("decide_approval"),
+                {
+                    "run_id": run_id,
+                    "task": task,
+                    "decision": decision,
+                    "approver": approver,
+                    "comment": comment,
+                    "now": now,
+                },
+            ).fetchone()
             if row is None:
                 old = conn.execute(
                     query("get_approval"), {"run_id": run_id, "task": task}

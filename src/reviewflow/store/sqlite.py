@@ -40,7 +40,8 @@ _RUN_SELECT = (
 )
 _TASK_SELECT = "SELECT run_id, name, " + ", ".join(TASK_COLUMNS) + " FROM tasks"
 _TASK_UPDATE = (
-    "UPDATE tasks SET " + ", ".join(f"{c} = ?" for c in TASK_COLUMNS)
+    "UPDATE tasks SET "
+    + ", ".join(f"{c} = ?" for c in TASK_COLUMNS)
     + " WHERE run_id = ? AND name = ?"
 )
 _EVENT_INSERT = (
@@ -51,9 +52,18 @@ _EVENT_INSERT = (
 
 def _run_from_row(row: tuple) -> RunRecord:  # type: ignore[type-arg]
     return RunRecord(
-        run_id=row[0], workflow=row[1], state=row[2], spec=row[3], meta=json.loads(row[4]),
-        created_at=row[5], started_at=row[6], finished_at=row[7], error=row[8],
-        owner=row[9], lease_until=row[10], request=row[11],
+        run_id=row[0],
+        workflow=row[1],
+        state=row[2],
+        spec=row[3],
+        meta=json.loads(row[4]),
+        created_at=row[5],
+        started_at=row[6],
+        finished_at=row[7],
+        error=row[8],
+        owner=row[9],
+        lease_until=row[10],
+        request=row[11],
     )
 
 
@@ -120,14 +130,23 @@ class SQLiteStore:
                 cur = conn.execute(
                     "INSERT INTO runs (run_id, workflow, state, spec, meta, created_at)"
                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                    (run.run_id, run.workflow, run.state, run.spec, json.dumps(run.meta),
-                     run.created_at),
+                    (
+                        run.run_id,
+                        run.workflow,
+                        run.state,
+                        run.spec,
+                        json.dumps(run.meta),
+                        run.created_at,
+                    ),
                 )
                 if cur.rowcount == 0:
                     return False
                 conn.executemany(
-                    "INSERT INTO tasks (run_id, name, position, " + ", ".join(TASK_COLUMNS)
-                    + ") VALUES (?, ?, ?" + ", ?" * len(TASK_COLUMNS) + ")",
+                    "INSERT INTO tasks (run_id, name, position, "
+                    + ", ".join(TASK_COLUMNS)
+                    + ") VALUES (?, ?, ?"
+                    + ", ?" * len(TASK_COLUMNS)
+                    + ")",
                     ((run.run_id, t.name, i, *t.row()) for i, t in enumerate(tasks)),
                 )
                 conn.executemany(_EVENT_INSERT, events)
@@ -178,9 +197,12 @@ class SQLiteStore:
                     "UPDATE runs SET owner = ?, lease_until = ? WHERE run_id = ? AND owner IS ?",
                     (owner, lease_until, run_id, expected),
                 )
-                if cur.rowcount == 0 and not conn.execute(
-                    "SELECT 1 FROM runs WHERE run_id = ?", (run_id,)
-                ).fetchone():
+                if (
+                    cur.rowcount == 0
+                    and not conn.execute(
+                        "SELECT 1 FROM runs WHERE run_id = ?", (run_id,)
+                    ).fetchone()
+                ):
                     raise RunNotFound(run_id)
                 return cur.rowcount == 1
 
@@ -220,9 +242,7 @@ class SQLiteStore:
                     )
                 if batch.tasks:
                     run_id = batch.run_id
-                    conn.executemany(
-                        _TASK_UPDATE, ((*r[:-1], run_id, r[-1]) for r in batch.tasks)
-                    )
+                    conn.executemany(_TASK_UPDATE, ((*r[:-1], run_id, r[-1]) for r in batch.tasks))
                 if batch.events:
                     conn.executemany(_EVENT_INSERT, batch.events)
                 return row[1]
@@ -243,8 +263,10 @@ class SQLiteStore:
     def open_approval(self, run_id: str, task: str, now: float) -> ApprovalRecord:
         def open_() -> ApprovalRecord:
             with self._transaction() as conn:
-                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() \
-                        is None:
+                if (
+                    conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                    is None
+                ):
                     raise RunNotFound(run_id)
                 conn.execute(
                     "INSERT INTO approvals (run_id, task, requested_at) VALUES (?, ?, ?)"
@@ -260,7 +282,8 @@ class SQLiteStore:
     def _approval(conn: sqlite3.Connection, run_id: str, task: str) -> ApprovalRecord | None:
         row = conn.execute(
             "SELECT run_id, task, requested_at, decision, approver, comment, decided_at"
-            " FROM approvals WHERE run_id = ? AND task = ?", (run_id, task),
+            " FROM approvals WHERE run_id = ? AND task = ?",
+            (run_id, task),
         ).fetchone()
         return ApprovalRecord(*row) if row else None
 
@@ -268,17 +291,26 @@ class SQLiteStore:
         return self._retrying(lambda: self._approval(self._conn, run_id, task))
 
     def decide_approval(
-        self, run_id: str, task: str, decision: str, approver: str, comment: str | None,
-        now: float, event: Event | None = None,
+        self,
+        run_id: str,
+        task: str,
+        decision: str,
+        approver: str,
+        comment: str | None,
+        now: float,
+        event: Event | None = None,
     ) -> ApprovalRecord:
         def decide() -> ApprovalRecord:
             with self._transaction() as conn:
-                if conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone() \
-                        is None:
+                if (
+                    conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+                    is None
+                ):
                     raise RunNotFound(run_id)
                 conn.execute(
                     "INSERT INTO approvals (run_id, task) VALUES (?, ?)"
-                    " ON CONFLICT (run_id, task) DO NOTHING", (run_id, task),
+                    " ON CONFLICT (run_id, task) DO NOTHING",
+                    (run_id, task),
                 )
                 cur = conn.execute(
                     "UPDATE approvals SET decision = ?, approver = ?, comment = ?,"

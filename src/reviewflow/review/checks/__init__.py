@@ -3,5 +3,12 @@
 from .base import CheckContext, ServiceUnreachable, ToolMissing, ToolResult
 from .registry import CheckNotFound, CheckRegistry, checks
 
-__all__ = ["CheckContext", "CheckNotFound", "CheckRegistry", "ServiceUnreachable",
-           "ToolMissing", "ToolResult", "checks"]
+__all__ = [
+    "CheckContext",
+    "CheckNotFound",
+    "CheckRegistry",
+    "ServiceUnreachable",
+    "ToolMissing",
+    "ToolResult",
+    "checks",
+]

@@ -30,11 +30,27 @@ from ..findings import SEVERITIES, CheckResult, Finding
 from .base import CheckContext
 
 DEFAULT_DOC_PATHS = ("README*", "CHANGELOG*", "CHANGES*", "HISTORY*", "docs/", "doc/")
-DEFAULT_EXCLUDE = ("tests/", "test/", "test_*.py", "*_test.py", "conftest.py", "setup.py",
-                   "noxfile.py")
+DEFAULT_EXCLUDE = (
+    "tests/",
+    "test/",
+    "test_*.py",
+    "*_test.py",
+    "conftest.py",
+    "setup.py",
+    "noxfile.py",
+)
 DOC_HINT = "update README/docs/CHANGELOG"
-_KEEP_DECORATORS = {"property", "staticmethod", "classmethod", "abstractmethod", "overload",
-                    "setter", "getter", "deleter", "cached_property"}
+_KEEP_DECORATORS = {
+    "property",
+    "staticmethod",
+    "classmethod",
+    "abstractmethod",
+    "overload",
+    "setter",
+    "getter",
+    "deleter",
+    "cached_property",
+}
 
 SymbolKind = Literal["function", "class", "method", "module"]
 ChangeKind = Literal["added", "removed", "changed", "renamed"]
@@ -86,17 +102,31 @@ async def docs(ctx: CheckContext) -> CheckResult:
     # git show per file: off the event loop, other checks keep running meanwhile.
     changes = await asyncio.to_thread(public_api_changes, ctx.change, exclude)
     updated = ctx.change.matching(doc_paths)
-    metrics = {"api_changes": len(changes), "symbols": [c.name for c in changes],
-               "docs_changed": updated}
+    metrics = {
+        "api_changes": len(changes),
+        "symbols": [c.name for c in changes],
+        "docs_changed": updated,
+    }
     if not changes:
         return CheckResult(check=ctx.check, summary="public API unchanged", metrics=metrics)
     if updated:
-        shown = ", ".join(updated[:3]) + (f" and {len(updated) - 3} more" if len(updated) > 3
-                                          else "")
-        return CheckResult(check=ctx.check, metrics=metrics,
-                           summary=f"public API changed; docs updated ({shown})")
-    findings = [Finding(check=ctx.check, file=c.file, line=c.line, severity=severity,
-                        rule="api-undocumented", message=c.message) for c in changes]
+        shown = ", ".join(updated[:3]) + (
+            f" and {len(updated) - 3} more" if len(updated) > 3 else ""
+        )
+        return CheckResult(
+            check=ctx.check, metrics=metrics, summary=f"public API changed; docs updated ({shown})"
+        )
+    findings = [
+        Finding(
+            check=ctx.check,
+            file=c.file,
+            line=c.line,
+            severity=severity,
+            rule="api-undocumented",
+            message=c.message,
+        )
+        for c in changes
+    ]
     return ctx.result(findings, what="public API changed, docs not updated", metrics=metrics)
 
 
@@ -108,8 +138,7 @@ def _patterns(value: object) -> list[str]:
     raise ValueError("docs: path options must be a list of patterns")
 
 
-def public_api_changes(change: Change,
-                       exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[ApiChange]:
+def public_api_changes(change: Change, exclude: Iterable[str] = DEFAULT_EXCLUDE) -> list[ApiChange]:
     """Added, removed and re-signed public symbols of the change's public Python modules.
 
     A file that does not parse on either side is left out: the syntax check reports it.
@@ -120,8 +149,11 @@ def public_api_changes(change: Change,
     for changed in change.files:
         old_path = changed.old_path if changed.status == "renamed" else changed.path
         new_path = None if changed.status == "deleted" else changed.path
-        old_public = old_path is not None and _is_public_module(old_path, patterns) and \
-            changed.status != "added"
+        old_public = (
+            old_path is not None
+            and _is_public_module(old_path, patterns)
+            and changed.status != "added"
+        )
         new_public = new_path is not None and _is_public_module(new_path, patterns)
         if not (old_public or new_public):
             continue
@@ -181,10 +213,14 @@ def _symbols(source: bytes | None) -> dict[str, _Symbol]:
         elif isinstance(node, ast.ClassDef) and public(node.name):
             _add(out, node.name, _Symbol("class", _class(node), node.lineno))
             for item in node.body:
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and \
-                        _public_member(item.name):
-                    _add(out, f"{node.name}.{item.name}",
-                         _Symbol("method", _function(item, node.name), item.lineno))
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and _public_member(
+                    item.name
+                ):
+                    _add(
+                        out,
+                        f"{node.name}.{item.name}",
+                        _Symbol("method", _function(item, node.name), item.lineno),
+                    )
     return out
 
 
@@ -201,13 +237,18 @@ def _public_member(name: str) -> bool:
 
 def _dunder_all(tree: ast.Module) -> set[str] | None:
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else \
-            [node.target] if isinstance(node, ast.AnnAssign) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
         if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
             value = node.value  # type: ignore[union-attr]
             if isinstance(value, ast.List | ast.Tuple) and all(
-                    isinstance(e, ast.Constant) and isinstance(e.value, str)
-                    for e in value.elts):
+                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
+            ):
                 return {e.value for e in value.elts}  # type: ignore[attr-defined]
             return None
     return None
@@ -232,13 +273,22 @@ def _class(node: ast.ClassDef) -> str:
     return f"{node.name}({', '.join(bases)})" if bases else node.name
 
 
-def _compare(changed: ChangedFile, old: dict[str, _Symbol],
-             new: dict[str, _Symbol]) -> list[ApiChange]:
+def _compare(
+    changed: ChangedFile, old: dict[str, _Symbol], new: dict[str, _Symbol]
+) -> list[ApiChange]:
     out: list[ApiChange] = []
     if changed.status == "renamed" and changed.old_path and old and new:
-        out.append(ApiChange(file=changed.path, line=None, name=_module(changed.path),
-                             kind="module", change="renamed", old=_module(changed.old_path),
-                             new=_module(changed.path)))
+        out.append(
+            ApiChange(
+                file=changed.path,
+                line=None,
+                name=_module(changed.path),
+                kind="module",
+                change="renamed",
+                old=_module(changed.old_path),
+                new=_module(changed.path),
+            )
+        )
     gone_classes = {n for n, s in old.items() if s.kind == "class" and n not in new}
     new_classes = {n for n, s in new.items() if s.kind == "class" and n not in old}
     for name in sorted(old.keys() | new.keys(), key=lambda n: _order(n, old, new)):
@@ -249,16 +299,22 @@ def _compare(changed: ChangedFile, old: dict[str, _Symbol],
         if before is not None and after is not None and before.signature == after.signature:
             continue
         kind = (after or before).kind  # type: ignore[union-attr]
-        what: ChangeKind = "added" if before is None else "removed" if after is None \
-            else "changed"
-        out.append(ApiChange(file=changed.path, line=after.line if after else None, name=name,
-                             kind=kind, change=what,
-                             old=_shown(before), new=_shown(after)))
+        what: ChangeKind = "added" if before is None else "removed" if after is None else "changed"
+        out.append(
+            ApiChange(
+                file=changed.path,
+                line=after.line if after else None,
+                name=name,
+                kind=kind,
+                change=what,
+                old=_shown(before),
+                new=_shown(after),
+            )
+        )
     return out
 
 
-def _order(name: str, old: dict[str, _Symbol],
-           new: dict[str, _Symbol]) -> tuple[int, int, str]:
+def _order(name: str, old: dict[str, _Symbol], new: dict[str, _Symbol]) -> tuple[int, int, str]:
     """Symbols in the new file in its order, then removed ones in the old file's order."""
     if name in new:
         return (0, new[name].line, name)

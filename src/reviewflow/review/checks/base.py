@@ -93,8 +93,12 @@ class CheckContext:
         return found
 
     async def run_tool(
-        self, argv: Sequence[str], *, cwd: Path | None = None,
-        env: Mapping[str, str] | None = None, timeout: float | None = None,
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
         stdin: bytes | None = None,
     ) -> ToolResult:
         """Run `argv` (no shell) in the repository and wait; cancellation kills its group."""
@@ -102,9 +106,12 @@ class CheckContext:
         full_env = {**os.environ, **(env or {})}
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=str(cwd or self.root), env=full_env,
+                *argv,
+                cwd=str(cwd or self.root),
+                env=full_env,
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
             )
         except FileNotFoundError:
@@ -118,8 +125,12 @@ class CheckContext:
             _kill_group(proc.pid)
             await proc.wait()
             raise
-        result = ToolResult(argv, proc.returncode or 0, out.decode("utf-8", "replace"),
-                            err.decode("utf-8", "replace"))
+        result = ToolResult(
+            argv,
+            proc.returncode or 0,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+        )
         self._log(result)
         return result
 
@@ -129,8 +140,10 @@ class CheckContext:
         try:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a", encoding="utf-8") as fh:
-                fh.write(f"$ {' '.join(result.argv)}\n{result.stdout}{result.stderr}"
-                         f"[exit {result.returncode}]\n")
+                fh.write(
+                    f"$ {' '.join(result.argv)}\n{result.stdout}{result.stderr}"
+                    f"[exit {result.returncode}]\n"
+                )
         except OSError:
             pass
 

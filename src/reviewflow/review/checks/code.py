@@ -55,8 +55,9 @@ async def syntax(ctx: CheckContext) -> CheckResult:
         return ctx.skip("no Python files changed")
     root = Path(ctx.root)
     findings = await asyncio.to_thread(_parse_all, root, files, ctx.check)
-    return ctx.result(findings, what=f"{len(files)} Python file(s) parsed",
-                      metrics={"files": len(files)})
+    return ctx.result(
+        findings, what=f"{len(files)} Python file(s) parsed", metrics={"files": len(files)}
+    )
 
 
 def _parse_all(root: Path, files: list[str], check: str) -> list[Finding]:
@@ -71,17 +72,34 @@ def _parse(root: Path, path: str, check: str) -> Finding | None:
     try:
         source = (root / path).read_bytes()
     except OSError as exc:
-        return Finding(check=check, file=path, severity="error", rule="unreadable",
-                       message=clean_message(f"cannot read the file: {exc.strerror or exc}"))
+        return Finding(
+            check=check,
+            file=path,
+            severity="error",
+            rule="unreadable",
+            message=clean_message(f"cannot read the file: {exc.strerror or exc}"),
+        )
     try:
         ast.parse(source, filename=path)
     except SyntaxError as exc:
         line = exc.lineno if exc.lineno else _null_line(source)
-        return Finding(check=check, file=path, line=line, severity="error",
-                       rule="syntax-error", message=clean_message(exc.msg or str(exc)))
+        return Finding(
+            check=check,
+            file=path,
+            line=line,
+            severity="error",
+            rule="syntax-error",
+            message=clean_message(exc.msg or str(exc)),
+        )
     except ValueError as exc:  # null bytes (Python < 3.12), undecodable source
-        return Finding(check=check, file=path, line=_null_line(source), severity="error",
-                       rule="syntax-error", message=clean_message(str(exc)))
+        return Finding(
+            check=check,
+            file=path,
+            line=_null_line(source),
+            severity="error",
+            rule="syntax-error",
+            message=clean_message(str(exc)),
+        )
     return None
 
 
@@ -98,10 +116,16 @@ async def lint(ctx: CheckContext) -> CheckResult:
     ruff = ctx.python_module("ruff")
     select = _rules(ctx.options.get("select"), "select")
     ignore = _rules(ctx.options.get("ignore"), "ignore")
-    error_rules = tuple(_rules(ctx.options.get("error_rules", DEFAULT_ERROR_RULES),
-                               "error_rules"))
-    argv = [*ruff, "check", "--output-format=json", "--no-cache", "--no-fix",
-            "--force-exclude", "--exit-zero"]
+    error_rules = tuple(_rules(ctx.options.get("error_rules", DEFAULT_ERROR_RULES), "error_rules"))
+    argv = [
+        *ruff,
+        "check",
+        "--output-format=json",
+        "--no-cache",
+        "--no-fix",
+        "--force-exclude",
+        "--exit-zero",
+    ]
     if select:
         argv.append(f"--select={','.join(select)}")
     if ignore:
@@ -115,15 +139,21 @@ async def lint(ctx: CheckContext) -> CheckResult:
         except json.JSONDecodeError:
             diagnostics = None
         if run.returncode != 0 or not isinstance(diagnostics, list):
-            raise RuntimeError(f"ruff check failed (exit {run.returncode}): "
-                               f"{_tail(run.stderr or run.stdout)}")
+            raise RuntimeError(
+                f"ruff check failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
+            )
         findings += ruff_findings(diagnostics, paths, ctx.check, error_rules)
-    return ctx.result(findings, what=f"ruff check on {len(files)} file(s)",
-                      metrics={"files": len(files)})
+    return ctx.result(
+        findings, what=f"ruff check on {len(files)} file(s)", metrics={"files": len(files)}
+    )
 
 
-def ruff_findings(diagnostics: Iterable[Mapping[str, Any]], paths: PathMap, check: str,
-                  error_rules: Sequence[str] = DEFAULT_ERROR_RULES) -> list[Finding]:
+def ruff_findings(
+    diagnostics: Iterable[Mapping[str, Any]],
+    paths: PathMap,
+    check: str,
+    error_rules: Sequence[str] = DEFAULT_ERROR_RULES,
+) -> list[Finding]:
     """Findings from `ruff check --output-format=json`, for the files in `paths` only.
 
     Syntax errors have no rule code in some ruff versions and `invalid-syntax` or E999 in
@@ -137,13 +167,21 @@ def ruff_findings(diagnostics: Iterable[Mapping[str, Any]], paths: PathMap, chec
         code = item.get("code")
         syntax_error = code in (None, "", "invalid-syntax", "E999")
         rule = "syntax-error" if syntax_error else str(code)
-        severity: Severity = "error" if syntax_error or rule.startswith(tuple(error_rules)) \
-            else "warning"
+        severity: Severity = (
+            "error" if syntax_error or rule.startswith(tuple(error_rules)) else "warning"
+        )
         location = item.get("location") or {}
         line = location.get("row") if isinstance(location, Mapping) else None
-        findings.append(Finding(check=check, file=file, line=line if isinstance(line, int)
-                                else None, severity=severity, rule=rule,
-                                message=clean_message(str(item.get("message") or rule))))
+        findings.append(
+            Finding(
+                check=check,
+                file=file,
+                line=line if isinstance(line, int) else None,
+                severity=severity,
+                rule=rule,
+                message=clean_message(str(item.get("message") or rule)),
+            )
+        )
     return findings
 
 
@@ -159,20 +197,29 @@ async def format_check(ctx: CheckContext) -> CheckResult:
     paths = PathMap(ctx.root, files)
     findings: list[Finding] = []
     for batch in _batches(files):
-        run = await ctx.run_tool([*ruff, "format", "--check", "--diff", "--no-cache",
-                                  "--force-exclude", "--", *batch])
+        run = await ctx.run_tool(
+            [*ruff, "format", "--check", "--diff", "--no-cache", "--force-exclude", "--", *batch]
+        )
         if run.returncode == 2 and not _only_parse_errors(run.stderr):
             # Files ruff cannot parse are the syntax check's findings; anything else
             # (a broken configuration, say) means the check could not run.
             raise RuntimeError(f"ruff format failed (exit 2): {_tail(run.stderr)}")
         if run.returncode not in (0, 1, 2):
-            raise RuntimeError(f"ruff format failed (exit {run.returncode}): "
-                               f"{_tail(run.stderr)}")
+            raise RuntimeError(f"ruff format failed (exit {run.returncode}): {_tail(run.stderr)}")
         for file, line in format_diff_files(run.stdout, paths):
-            findings.append(Finding(check=ctx.check, file=file, line=line, severity="warning",
-                                    rule="format", message="would be reformatted by ruff format"))
-    return ctx.result(findings, what=f"ruff format on {len(files)} file(s)",
-                      metrics={"files": len(files)})
+            findings.append(
+                Finding(
+                    check=ctx.check,
+                    file=file,
+                    line=line,
+                    severity="warning",
+                    rule="format",
+                    message="would be reformatted by ruff format",
+                )
+            )
+    return ctx.result(
+        findings, what=f"ruff format on {len(files)} file(s)", metrics={"files": len(files)}
+    )
 
 
 def format_diff_files(diff: str, paths: PathMap) -> list[tuple[str, int | None]]:
@@ -191,7 +238,7 @@ def format_diff_files(diff: str, paths: PathMap) -> list[tuple[str, int | None]]
         if file is None or file in seen:
             continue
         seen.add(file)
-        out.append((file, _first_change(lines[i + 2:])))
+        out.append((file, _first_change(lines[i + 2 :])))
     return out
 
 
@@ -202,7 +249,7 @@ def _first_change(lines: list[str]) -> int | None:
         if not m:
             continue
         number = int(m.group(1))
-        for body in lines[at + 1:]:
+        for body in lines[at + 1 :]:
             if not body.startswith(" "):
                 break
             number += 1
@@ -239,13 +286,20 @@ async def security(ctx: CheckContext) -> CheckResult:
         except json.JSONDecodeError:
             report = None
         if run.returncode not in (0, 1) or not isinstance(report, dict):
-            raise RuntimeError(f"bandit failed (exit {run.returncode}): "
-                               f"{_tail(run.stderr or run.stdout)}")
+            raise RuntimeError(
+                f"bandit failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
+            )
         findings += bandit_findings(report, paths, ctx.check)
-        not_scanned += [f for e in report.get("errors") or ()
-                        if (f := paths.get(str(e.get("filename") or ""))) is not None]
-    return ctx.result(findings, what=f"bandit on {len(files)} file(s)",
-                      metrics={"files": len(files), "not_scanned": sorted(set(not_scanned))})
+        not_scanned += [
+            f
+            for e in report.get("errors") or ()
+            if (f := paths.get(str(e.get("filename") or ""))) is not None
+        ]
+    return ctx.result(
+        findings,
+        what=f"bandit on {len(files)} file(s)",
+        metrics={"files": len(files), "not_scanned": sorted(set(not_scanned))},
+    )
 
 
 def bandit_findings(report: Mapping[str, Any], paths: PathMap, check: str) -> list[Finding]:
@@ -257,11 +311,16 @@ def bandit_findings(report: Mapping[str, Any], paths: PathMap, check: str) -> li
             continue
         severity = _BANDIT_SEVERITY.get(str(item.get("issue_severity", "")).upper(), "warning")
         line = item.get("line_number")
-        findings.append(Finding(check=check, file=file,
-                                line=line if isinstance(line, int) and line > 0 else None,
-                                severity=severity, rule=str(item.get("test_id") or "bandit"),
-                                message=_no_quoted_value(
-                                    clean_message(str(item.get("issue_text") or "")))))
+        findings.append(
+            Finding(
+                check=check,
+                file=file,
+                line=line if isinstance(line, int) and line > 0 else None,
+                severity=severity,
+                rule=str(item.get("test_id") or "bandit"),
+                message=_no_quoted_value(clean_message(str(item.get("issue_text") or ""))),
+            )
+        )
     return findings
 
 
@@ -295,8 +354,9 @@ def _bandit_config(root: Path, option: Any) -> str | None:
 
 async def secrets(ctx: CheckContext) -> CheckResult:
     """detect-secrets on every changed text file; the values go to `secrets`, never to text."""
-    files = [f.path for f in ctx.change.present()
-             if not f.binary and _is_regular(Path(ctx.root), f.path)]
+    files = [
+        f.path for f in ctx.change.present() if not f.binary and _is_regular(Path(ctx.root), f.path)
+    ]
     if not files:
         return ctx.skip("no text files changed")
     if importlib.util.find_spec("detect_secrets") is None:
@@ -305,12 +365,24 @@ async def secrets(ctx: CheckContext) -> CheckResult:
     findings: list[Finding] = []
     values: list[str] = []
     for file, line, kind, value in found:
-        findings.append(Finding(check=ctx.check, file=file, line=line, severity="error",
-                                rule=kind, message=f"{kind} in source (value masked)"))
+        findings.append(
+            Finding(
+                check=ctx.check,
+                file=file,
+                line=line,
+                severity="error",
+                rule=kind,
+                message=f"{kind} in source (value masked)",
+            )
+        )
         if value and value not in values:
             values.append(value)
-    return ctx.result(findings, what=f"{len(files)} file(s) scanned", secrets=values,
-                      metrics={"files": len(files)})
+    return ctx.result(
+        findings,
+        what=f"{len(files)} file(s) scanned",
+        secrets=values,
+        metrics={"files": len(files)},
+    )
 
 
 def _scan_secrets(root: Path, files: list[str]) -> list[tuple[str, int | None, str, str]]:
@@ -330,11 +402,14 @@ def _scan_secrets(root: Path, files: list[str]) -> list[tuple[str, int | None, s
     for name, secret in collection:
         value = secret.secret_value or ""
         key = (name.replace(os.sep, "/"), int(secret.line_number or 0), value)
-        if key not in best or (best[key] in _GENERIC_SECRETS
-                               and secret.type not in _GENERIC_SECRETS):
+        if key not in best or (
+            best[key] in _GENERIC_SECRETS and secret.type not in _GENERIC_SECRETS
+        ):
             best[key] = secret.type
-    return [(file, line or None, kind, value)
-            for (file, line, value), kind in sorted(best.items(), key=lambda kv: kv[0][:2])]
+    return [
+        (file, line or None, kind, value)
+        for (file, line, value), kind in sorted(best.items(), key=lambda kv: kv[0][:2])
+    ]
 
 
 class PathMap:
@@ -369,7 +444,7 @@ def _is_regular(root: Path, path: str) -> bool:
 
 def _batches(items: Sequence[str], size: int = BATCH) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
-        yield list(items[start:start + size])
+        yield list(items[start : start + size])
 
 
 def _rules(value: Any, name: str) -> list[str]:
@@ -378,8 +453,9 @@ def _rules(value: Any, name: str) -> list[str]:
         return []
     if isinstance(value, str):
         value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and _RULE.match(v)
-                                                      for v in value):
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str) and _RULE.match(v) for v in value
+    ):
         raise ValueError(f"option {name!r} must be a list of rule codes (like F401 or E)")
     return list(value)
 
@@ -388,5 +464,14 @@ def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
 
 
-__all__ = ["PathMap", "bandit_findings", "format_check", "format_diff_files", "lint",
-           "ruff_findings", "secrets", "security", "syntax"]
+__all__ = [
+    "PathMap",
+    "bandit_findings",
+    "format_check",
+    "format_diff_files",
+    "lint",
+    "ruff_findings",
+    "secrets",
+    "security",
+    "syntax",
+]

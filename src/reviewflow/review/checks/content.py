@@ -31,6 +31,7 @@ MAX_SUGGEST_LETTERS = 20
 
 # --- shared ----------------------------------------------------------------------------------
 
+
 def _documents(ctx: CheckContext) -> list[markup.Document]:
     """The changed Markdown/reST files, parsed. Files that are not text, or that are links
     pointing outside the repository, are left out: their content is not the article's."""
@@ -79,10 +80,17 @@ def _number(ctx: CheckContext, name: str, default: float | None) -> float | None
         raise ValueError(f"option {name}: expected a number, got {value!r}") from None
 
 
-def _finding(ctx: CheckContext, doc: markup.Document, line: int | None, severity: Severity,
-             rule: str, message: str) -> Finding:
-    return Finding(check=ctx.check, file=doc.path, line=line, severity=severity, rule=rule,
-                   message=message)
+def _finding(
+    ctx: CheckContext,
+    doc: markup.Document,
+    line: int | None,
+    severity: Severity,
+    rule: str,
+    message: str,
+) -> Finding:
+    return Finding(
+        check=ctx.check, file=doc.path, line=line, severity=severity, rule=rule, message=message
+    )
 
 
 def _what(docs: list[markup.Document]) -> str:
@@ -90,6 +98,7 @@ def _what(docs: list[markup.Document]) -> str:
 
 
 # --- metadata --------------------------------------------------------------------------------
+
 
 async def metadata(ctx: CheckContext) -> CheckResult:
     """Front matter (Markdown YAML) or the leading field list (reST): what site generators
@@ -103,14 +112,20 @@ def _metadata(ctx: CheckContext) -> CheckResult:
     if not docs:
         return ctx.skip(NOTHING)
     required = _strings(ctx, "required", ["title"])
-    recommended = [k for k in _strings(ctx, "recommended", ["description", "date", "author"])
-                   if k not in required]
+    recommended = [
+        k
+        for k in _strings(ctx, "recommended", ["description", "date", "author"])
+        if k not in required
+    ]
     date_keys = _strings(ctx, "date_keys", ["date"])
     findings: list[Finding] = []
     for doc in docs:
         if doc.meta_error is not None:
-            findings.append(_finding(ctx, doc, doc.meta_error[0], "error", "metadata-invalid",
-                                     doc.meta_error[1]))
+            findings.append(
+                _finding(
+                    ctx, doc, doc.meta_error[0], "error", "metadata-invalid", doc.meta_error[1]
+                )
+            )
             continue
         meta = dict(doc.meta or {})
         if doc.kind == "rst" and doc.headings and "title" not in meta:
@@ -118,27 +133,65 @@ def _metadata(ctx: CheckContext) -> CheckResult:
         where = "front matter" if doc.kind == "markdown" else "field list (:key: value)"
         if not meta:
             if required:
-                findings.append(_finding(ctx, doc, 1, "error", "metadata-missing",
-                                         f"no {where}; required: {', '.join(required)}"))
+                findings.append(
+                    _finding(
+                        ctx,
+                        doc,
+                        1,
+                        "error",
+                        "metadata-missing",
+                        f"no {where}; required: {', '.join(required)}",
+                    )
+                )
             elif recommended:
-                findings.append(_finding(ctx, doc, 1, "info", "metadata-recommended",
-                                         f"no {where}; recommended: {', '.join(recommended)}"))
+                findings.append(
+                    _finding(
+                        ctx,
+                        doc,
+                        1,
+                        "info",
+                        "metadata-recommended",
+                        f"no {where}; recommended: {', '.join(recommended)}",
+                    )
+                )
             continue
         for key in required:
             if _empty(meta.get(key)):
                 state = "is empty" if key in meta else "is missing"
-                findings.append(_finding(ctx, doc, doc.meta_lines.get(key, 1), "error",
-                                         "metadata-required", f"required key {key!r} {state}"))
+                findings.append(
+                    _finding(
+                        ctx,
+                        doc,
+                        doc.meta_lines.get(key, 1),
+                        "error",
+                        "metadata-required",
+                        f"required key {key!r} {state}",
+                    )
+                )
         for key in recommended:
             if _empty(meta.get(key)):
-                findings.append(_finding(ctx, doc, doc.meta_lines.get(key, 1), "info",
-                                         "metadata-recommended",
-                                         f"recommended key {key!r} is missing"))
+                findings.append(
+                    _finding(
+                        ctx,
+                        doc,
+                        doc.meta_lines.get(key, 1),
+                        "info",
+                        "metadata-recommended",
+                        f"recommended key {key!r} is missing",
+                    )
+                )
         for key in date_keys:
             if not _empty(meta.get(key)) and not _iso_date(meta[key]):
-                findings.append(_finding(
-                    ctx, doc, doc.meta_lines.get(key, 1), "warning", "metadata-date",
-                    f"{key} {meta[key]!s:.40} is not an ISO date (YYYY-MM-DD)"))
+                findings.append(
+                    _finding(
+                        ctx,
+                        doc,
+                        doc.meta_lines.get(key, 1),
+                        "warning",
+                        "metadata-date",
+                        f"{key} {meta[key]!s:.40} is not an ISO date (YYYY-MM-DD)",
+                    )
+                )
     return ctx.result(findings, what=_what(docs))
 
 
@@ -148,8 +201,10 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, list | dict) and not value)
 
 
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
-                  r"\s*(?:Z|[+-]\d{2}:?\d{2})?")
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?"
+    r"\s*(?:Z|[+-]\d{2}:?\d{2})?"
+)
 
 
 def _iso_date(value: Any) -> bool:
@@ -169,6 +224,7 @@ def _iso_date(value: Any) -> bool:
 
 
 # --- headings --------------------------------------------------------------------------------
+
 
 async def headings(ctx: CheckContext) -> CheckResult:
     """One title, no skipped levels, no empty or repeated headings: the outline readers and
@@ -192,21 +248,42 @@ def _outline(ctx: CheckContext, doc: markup.Document) -> list[Finding]:
     meta_title = not _empty((doc.meta or {}).get("title"))
     tops = [h for h in hs if h.level == 1 and h.text.strip()]
     if not tops and not meta_title:
-        findings.append(_finding(ctx, doc, 1, "error", "heading-no-title",
-                                 "no title: add a top-level heading or a title in the "
-                                 "front matter"))
+        findings.append(
+            _finding(
+                ctx,
+                doc,
+                1,
+                "error",
+                "heading-no-title",
+                "no title: add a top-level heading or a title in the front matter",
+            )
+        )
     for h in tops[1:]:
-        findings.append(_finding(ctx, doc, h.line, "warning", "heading-multiple-h1",
-                                 f"more than one top-level heading (the first is on line "
-                                 f"{tops[0].line})"))
+        findings.append(
+            _finding(
+                ctx,
+                doc,
+                h.line,
+                "warning",
+                "heading-multiple-h1",
+                f"more than one top-level heading (the first is on line {tops[0].line})",
+            )
+        )
     previous = 1 if tops or meta_title else (hs[0].level if hs else 1)
     parents: list[markup.Heading] = []
     seen: dict[tuple[int, str], int] = {}
     for h in hs:
         if h.level > previous + 1:
-            findings.append(_finding(ctx, doc, h.line, "warning", "heading-skip",
-                                     f"heading level skips from H{previous} to "
-                                     f"H{h.level}"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    h.line,
+                    "warning",
+                    "heading-skip",
+                    f"heading level skips from H{previous} to H{h.level}",
+                )
+            )
         previous = h.level
         while parents and parents[-1].level >= h.level:
             parents.pop()
@@ -214,22 +291,37 @@ def _outline(ctx: CheckContext, doc: markup.Document) -> list[Finding]:
         parents.append(h)
         text = h.text.strip()
         if not text:
-            findings.append(_finding(ctx, doc, h.line, "error", "heading-empty",
-                                     "empty heading"))
+            findings.append(_finding(ctx, doc, h.line, "error", "heading-empty", "empty heading"))
             continue
         key = (parent, text.casefold())
         if key in seen:
-            findings.append(_finding(ctx, doc, h.line, "info", "heading-duplicate",
-                                     f"heading {text!r} repeats line {seen[key]} under "
-                                     f"the same parent"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    h.line,
+                    "info",
+                    "heading-duplicate",
+                    f"heading {text!r} repeats line {seen[key]} under the same parent",
+                )
+            )
         seen.setdefault(key, h.line)
         if text[-1] in ".:;," and not text.endswith(".."):
-            findings.append(_finding(ctx, doc, h.line, "info", "heading-punctuation",
-                                     f"heading ends with {text[-1]!r}"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    h.line,
+                    "info",
+                    "heading-punctuation",
+                    f"heading ends with {text[-1]!r}",
+                )
+            )
     return findings
 
 
 # --- readability -----------------------------------------------------------------------------
+
 
 async def readability(ctx: CheckContext) -> CheckResult:
     """Flesch reading ease and Flesch-Kincaid grade of the prose (no code, headings, URLs or
@@ -262,15 +354,26 @@ def _readability(ctx: CheckContext) -> CheckResult:
         low = min_ease is not None and ease < min_ease
         high = max_grade is not None and grade > max_grade
         if low or high:
-            hardest = max(((flesch(t)[1], line) for line, t in blocks
-                           if markup.count_words(t) >= 10), default=(grade, blocks[0][0]))
-            limits = (f" (minimum {min_ease:g})" if low else "",
-                      f" (maximum {max_grade:g})" if high else "")
-            findings.append(_finding(
-                ctx, doc, blocks[0][0], "warning", "readability",
-                f"hard to read: Flesch reading ease {ease:.1f}{limits[0]}, Flesch-Kincaid "
-                f"grade {grade:.1f}{limits[1]}; hardest paragraph on line {hardest[1]}: "
-                f"shorter sentences and words help"))
+            hardest = max(
+                ((flesch(t)[1], line) for line, t in blocks if markup.count_words(t) >= 10),
+                default=(grade, blocks[0][0]),
+            )
+            limits = (
+                f" (minimum {min_ease:g})" if low else "",
+                f" (maximum {max_grade:g})" if high else "",
+            )
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    blocks[0][0],
+                    "warning",
+                    "readability",
+                    f"hard to read: Flesch reading ease {ease:.1f}{limits[0]}, Flesch-Kincaid "
+                    f"grade {grade:.1f}{limits[1]}; hardest paragraph on line {hardest[1]}: "
+                    f"shorter sentences and words help",
+                )
+            )
     return ctx.result(findings, what=_what(docs), metrics={"files": files})
 
 
@@ -328,6 +431,7 @@ def _hyphenator() -> Any:
 
 # --- spelling --------------------------------------------------------------------------------
 
+
 async def spelling(ctx: CheckContext) -> CheckResult:
     """Unknown words in the prose (and the title and description) with a suggestion. Options:
     `language` (en), `wordlist` (.reviewflow/words.txt; `.wordlist.txt` is always read too),
@@ -356,18 +460,31 @@ def _spelling(ctx: CheckContext) -> CheckResult:
     for doc in docs:
         found = spelling_words(doc)
         unknown = spell.unknown({w for _, w in found})
-        bad = [(line, w) for line, w in found if w.lower() in unknown
-               and w.lower() not in allowed]
+        bad = [(line, w) for line, w in found if w.lower() in unknown and w.lower() not in allowed]
         counts[doc.path] = len(bad)
         for line, word in bad[:cap] if cap else bad:
             hint = _suggest(spell, word, suggestions)
-            findings.append(_finding(ctx, doc, line, "warning", "spelling",
-                                     f"unknown word {word!r}"
-                                     + (f" (did you mean {hint!r}?)" if hint else "")))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    line,
+                    "warning",
+                    "spelling",
+                    f"unknown word {word!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
+                )
+            )
         if cap and len(bad) > cap:
-            findings.append(_finding(ctx, doc, bad[cap][0], "info", "spelling",
-                                     f"{len(bad) - cap} more unknown word(s) not listed "
-                                     f"(max_per_file: {cap})"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    bad[cap][0],
+                    "info",
+                    "spelling",
+                    f"{len(bad) - cap} more unknown word(s) not listed (max_per_file: {cap})",
+                )
+            )
     metrics = {"unknown": sum(counts.values()), "files": counts, "wordlist": len(allowed)}
     return ctx.result(findings, what=_what(docs), metrics=metrics)
 
@@ -412,8 +529,11 @@ def spelling_words(doc: markup.Document) -> list[tuple[int, str]]:
             continue
         i = first - 1
         lines[i] = _META_KEY.sub("", doc.lines[i])
-        while i + 1 < len(lines) and doc.lines[i + 1][:1].isspace() \
-                and (doc.hidden[i + 1] or i + 1 in doc.structure):
+        while (
+            i + 1 < len(lines)
+            and doc.lines[i + 1][:1].isspace()
+            and (doc.hidden[i + 1] or i + 1 in doc.structure)
+        ):
             i += 1
             lines[i] = doc.lines[i]
     out = []
@@ -426,8 +546,7 @@ def spelling_words(doc: markup.Document) -> list[tuple[int, str]]:
                     word = part.strip("'")
                     if word.lower().endswith("'s"):
                         word = word[:-2]
-                    if len(word) >= 3 and word.replace("'", "").isalpha() \
-                            and not _name_like(word):
+                    if len(word) >= 3 and word.replace("'", "").isalpha() and not _name_like(word):
                         out.append((i + 1, word))
     return out
 
@@ -436,11 +555,16 @@ _EDGES = ".,;:!?()[]{}\"'"
 
 
 def _name_like(word: str) -> bool:
-    return word.isupper() or bool(re.fullmatch(r"[A-Z]{2,}s", word)) \
-        or bool(re.search(r"[a-z][A-Z]", word)) or (word[0].islower() and not word.islower())
+    return (
+        word.isupper()
+        or bool(re.fullmatch(r"[A-Z]{2,}s", word))
+        or bool(re.search(r"[a-z][A-Z]", word))
+        or (word[0].islower() and not word.islower())
+    )
 
 
 # --- links -----------------------------------------------------------------------------------
+
 
 async def links(ctx: CheckContext) -> CheckResult:
     """Relative links and images must point at files in the work tree (and at headings that
@@ -465,8 +589,12 @@ def _links(ctx: CheckContext) -> CheckResult:
     for doc in docs:
         for link in markup.links(doc):
             target = link.target.strip()
-            if _SCHEME.match(target) or "{{" in target or "{%" in target \
-                    or any(fnmatch.fnmatchcase(target, p) for p in ignore):
+            if (
+                _SCHEME.match(target)
+                or "{{" in target
+                or "{%" in target
+                or any(fnmatch.fnmatchcase(target, p) for p in ignore)
+            ):
                 continue
             checked += 1
             finding = _check_link(ctx, root, doc, link, target, site_roots, parsed)
@@ -475,9 +603,15 @@ def _links(ctx: CheckContext) -> CheckResult:
     return ctx.result(findings, what=_what(docs), metrics={"links": checked})
 
 
-def _check_link(ctx: CheckContext, root: Path, doc: markup.Document, link: markup.Link,
-                target: str, site_roots: list[str],
-                parsed: dict[str, markup.Document | None]) -> Finding | None:
+def _check_link(
+    ctx: CheckContext,
+    root: Path,
+    doc: markup.Document,
+    link: markup.Link,
+    target: str,
+    site_roots: list[str],
+    parsed: dict[str, markup.Document | None],
+) -> Finding | None:
     kind, rule = ("image", "image-missing") if link.image else ("link", "link-broken")
     if not target:
         return _finding(ctx, doc, link.line, "warning", "link-empty", f"empty {kind} target")
@@ -488,13 +622,23 @@ def _check_link(ctx: CheckContext, root: Path, doc: markup.Document, link: marku
     else:
         rel, outside = _locate(root, doc.path, path, site_roots)
         if outside:
-            return _finding(ctx, doc, link.line, "error", rule,
-                            f"{kind} target {target!r} points outside the repository")
+            return _finding(
+                ctx,
+                doc,
+                link.line,
+                "error",
+                rule,
+                f"{kind} target {target!r} points outside the repository",
+            )
         if rel is None:
-            return _finding(ctx, doc, link.line, "error", rule,
-                            f"{kind} target not found: {target}")
-    if not anchor or re.fullmatch(r"L\d+(?:-L\d+)?", anchor) \
-            or not rel.lower().endswith(markup.MARKUP_SUFFIXES):
+            return _finding(
+                ctx, doc, link.line, "error", rule, f"{kind} target not found: {target}"
+            )
+    if (
+        not anchor
+        or re.fullmatch(r"L\d+(?:-L\d+)?", anchor)
+        or not rel.lower().endswith(markup.MARKUP_SUFFIXES)
+    ):
         return None
     if rel not in parsed:
         text = _read(root, rel)
@@ -503,12 +647,12 @@ def _check_link(ctx: CheckContext, root: Path, doc: markup.Document, link: marku
     if other is None or anchor.lower() in {a.lower() for a in markup.anchors(other)}:
         return None
     where = "this file" if rel == doc.path else rel
-    return _finding(ctx, doc, link.line, "warning", "link-anchor",
-                    f"no heading or anchor #{anchor} in {where}")
+    return _finding(
+        ctx, doc, link.line, "warning", "link-anchor", f"no heading or anchor #{anchor} in {where}"
+    )
 
 
-def _locate(root: Path, source: str, target: str,
-            site_roots: list[str]) -> tuple[str | None, bool]:
+def _locate(root: Path, source: str, target: str, site_roots: list[str]) -> tuple[str | None, bool]:
     """(repo-relative path the target names, or None; whether it leaves the repository).
 
     `/x` is tried against the repository root, each site root and each folder above the file
@@ -552,6 +696,7 @@ def _locate(root: Path, source: str, target: str,
 
 # --- length ----------------------------------------------------------------------------------
 
+
 async def length(ctx: CheckContext) -> CheckResult:
     """Word count of the prose and length of the title (search results cut titles near 70
     characters). Options: `min_words` (100), `max_words` (5000), `max_title_length` (70);
@@ -573,14 +718,37 @@ def _length(ctx: CheckContext) -> CheckResult:
         title = doc.title
         files[doc.path] = {"words": words, "title_length": len(title[0]) if title else None}
         if min_words is not None and words < min_words:
-            findings.append(_finding(ctx, doc, 1, "warning", "length-words",
-                                     f"{words} words: shorter than {min_words:g}"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    1,
+                    "warning",
+                    "length-words",
+                    f"{words} words: shorter than {min_words:g}",
+                )
+            )
         if max_words is not None and words > max_words:
-            findings.append(_finding(ctx, doc, 1, "warning", "length-words",
-                                     f"{words} words: longer than {max_words:g}"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    1,
+                    "warning",
+                    "length-words",
+                    f"{words} words: longer than {max_words:g}",
+                )
+            )
         if title and max_title is not None and len(title[0]) > max_title:
-            findings.append(_finding(ctx, doc, title[1], "warning", "length-title",
-                                     f"title is {len(title[0])} characters (maximum "
-                                     f"{max_title:g})"))
+            findings.append(
+                _finding(
+                    ctx,
+                    doc,
+                    title[1],
+                    "warning",
+                    "length-title",
+                    f"title is {len(title[0])} characters (maximum {max_title:g})",
+                )
+            )
     total = sum(f["words"] for f in files.values())
     return ctx.result(findings, what=_what(docs), metrics={"files": files, "words": total})

@@ -67,15 +67,24 @@ class Probe:
         if service == "osv":
             query = {"package": {"name": CANARY[0], "ecosystem": "PyPI"}, "version": CANARY[1]}
             return cls(osv_url, json.dumps(query).encode(), "vulns")
-        return cls(f"https://pypi.org/pypi/{CANARY[0]}/{CANARY[1]}/json", None,
-                   "vulnerabilities")
+        return cls(f"https://pypi.org/pypi/{CANARY[0]}/{CANARY[1]}/json", None, "vulnerabilities")
 
 
 LOCK_FILES = ("poetry.lock", "uv.lock", "pdm.lock")
-_UNREACHABLE = ("could not connect", "connectionerror", "connection error", "max retries",
-                "name or service not known", "temporary failure in name resolution",
-                "failed to establish a new connection", "timed out", "network is unreachable",
-                "your network may be blocking", "serviceerror", "server error")
+_UNREACHABLE = (
+    "could not connect",
+    "connectionerror",
+    "connection error",
+    "max retries",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "failed to establish a new connection",
+    "timed out",
+    "network is unreachable",
+    "your network may be blocking",
+    "serviceerror",
+    "server error",
+)
 _PIN_OPS = ("==", "===")
 _REQ_OPTION = re.compile(r"\s+--?[A-Za-z]")
 
@@ -97,15 +106,19 @@ class Requirement:
 async def dependencies(ctx: CheckContext) -> CheckResult:
     """Audit the exact pins of the changed dependency files with pip-audit."""
     root = Path(ctx.root)
-    files = [p for p in ctx.files() if dependency_kind(p) is not None
-             and (root / p).is_file() and not (root / p).is_symlink()]
+    files = [
+        p
+        for p in ctx.files()
+        if dependency_kind(p) is not None and (root / p).is_file() and not (root / p).is_symlink()
+    ]
     if not files:
         return ctx.skip("no dependency files changed")
     audit = ctx.python_module("pip_audit", "pip-audit")
     service = str(ctx.options.get("service", DEFAULT_SERVICE))
     if service not in SERVICES:
-        raise ValueError(f"dependencies: option 'service' must be one of "
-                         f"{', '.join(SERVICES)}, not {service!r}")
+        raise ValueError(
+            f"dependencies: option 'service' must be one of {', '.join(SERVICES)}, not {service!r}"
+        )
     osv_url = str(ctx.options.get("osv_url", DEFAULT_OSV_URL))
     if urllib.parse.urlsplit(osv_url).scheme not in ("http", "https"):
         raise ValueError("dependencies: option 'osv_url' must be an http(s) URL")
@@ -119,20 +132,42 @@ async def dependencies(ctx: CheckContext) -> CheckResult:
         try:
             requirements += read_requirements(path, (root / path).read_bytes())
         except (OSError, ValueError) as exc:
-            notes.append(Finding(check=ctx.check, file=path, severity="warning",
-                                 rule="unreadable",
-                                 message=clean_message(f"cannot read the dependencies: {exc}")))
+            notes.append(
+                Finding(
+                    check=ctx.check,
+                    file=path,
+                    severity="warning",
+                    rule="unreadable",
+                    message=clean_message(f"cannot read the dependencies: {exc}"),
+                )
+            )
     pinned = [r for r in requirements if r.version is not None]
-    notes += [Finding(check=ctx.check, file=r.file, line=r.line, severity="info",
-                      rule="unpinned",
-                      message=clean_message(f"{r.spec} is not pinned to one version, so it "
-                                            "was not audited")) for r in requirements
-              if r.version is None]
-    metrics: dict[str, Any] = {"files": files, "service": service,
-                               "dependencies": len(requirements), "pinned": len(pinned)}
+    notes += [
+        Finding(
+            check=ctx.check,
+            file=r.file,
+            line=r.line,
+            severity="info",
+            rule="unpinned",
+            message=clean_message(f"{r.spec} is not pinned to one version, so it was not audited"),
+        )
+        for r in requirements
+        if r.version is None
+    ]
+    metrics: dict[str, Any] = {
+        "files": files,
+        "service": service,
+        "dependencies": len(requirements),
+        "pinned": len(pinned),
+    }
     if not pinned:
-        return CheckResult(check=ctx.check, status="skipped", findings=notes, metrics=metrics,
-                           summary="skipped: no pinned dependencies to audit")
+        return CheckResult(
+            check=ctx.check,
+            status="skipped",
+            findings=notes,
+            metrics=metrics,
+            summary="skipped: no pinned dependencies to audit",
+        )
 
     probe = Probe.for_service(service, osv_url)
     if not await asyncio.to_thread(reachable, probe, connect_timeout, timeout):
@@ -142,9 +177,22 @@ async def dependencies(ctx: CheckContext) -> CheckResult:
     with tempfile.TemporaryDirectory(prefix="reviewflow-deps-") as tmp:
         listing = Path(tmp) / "requirements.txt"
         listing.write_text("".join(f"{n}=={v}\n" for n, v in pins), encoding="utf-8")
-        argv = [*audit, "-r", str(listing), "-f", "json", "--progress-spinner", "off",
-                "--timeout", f"{timeout:g}", "--no-deps", "--disable-pip",
-                "-s", service, *(f"--ignore-vuln={i}" for i in ignore)]
+        argv = [
+            *audit,
+            "-r",
+            str(listing),
+            "-f",
+            "json",
+            "--progress-spinner",
+            "off",
+            "--timeout",
+            f"{timeout:g}",
+            "--no-deps",
+            "--disable-pip",
+            "-s",
+            service,
+            *(f"--ignore-vuln={i}" for i in ignore),
+        ]
         if service == "osv":
             argv.append(f"--osv-url={osv_url}")
         run = await ctx.run_tool(argv, cwd=Path(tmp))
@@ -163,15 +211,20 @@ async def dependencies(ctx: CheckContext) -> CheckResult:
         # never checked.
         return ctx.skip("service unreachable")
     findings = audit_findings(pinned, vulns, skipped, ctx.check)
-    metrics.update(audited=sum(1 for p in pins if p in vulns),
-                   vulnerabilities=sum(1 for f in findings if f.severity == "error"))
-    return ctx.result([*findings, *notes], metrics=metrics,
-                      what=f"{metrics['audited']} pinned dependencies audited "
-                           f"against {service}")
+    metrics.update(
+        audited=sum(1 for p in pins if p in vulns),
+        vulnerabilities=sum(1 for f in findings if f.severity == "error"),
+    )
+    return ctx.result(
+        [*findings, *notes],
+        metrics=metrics,
+        what=f"{metrics['audited']} pinned dependencies audited against {service}",
+    )
 
 
-def parse_audit(report: Mapping[str, Any]) -> tuple[dict[tuple[str, str], list[dict[str, Any]]],
-                                                     dict[str, str]]:
+def parse_audit(
+    report: Mapping[str, Any],
+) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, str]]:
     """(vulnerabilities per audited (name, version), skip reason per skipped name) from
     pip-audit's JSON report."""
     vulns: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -188,8 +241,12 @@ def parse_audit(report: Mapping[str, Any]) -> tuple[dict[tuple[str, str], list[d
     return vulns, skipped
 
 
-def audit_findings(pinned: Iterable[Requirement], vulns: Mapping[tuple[str, str], list[Any]],
-                   skipped: Mapping[str, str], check: str) -> list[Finding]:
+def audit_findings(
+    pinned: Iterable[Requirement],
+    vulns: Mapping[tuple[str, str], list[Any]],
+    skipped: Mapping[str, str],
+    check: str,
+) -> list[Finding]:
     """An error per vulnerability of each pin, where the pin is written; info per pin that
     could not be looked up."""
     findings: list[Finding] = []
@@ -197,25 +254,42 @@ def audit_findings(pinned: Iterable[Requirement], vulns: Mapping[tuple[str, str]
         key = (req.name, req.version or "")
         if key not in vulns:
             if req.name in skipped:
-                findings.append(Finding(
-                    check=check, file=req.file, line=req.line, severity="info",
-                    rule="not-audited", message=clean_message(
-                        f"{req.name} {req.version} was not audited: {skipped[req.name]}")))
+                findings.append(
+                    Finding(
+                        check=check,
+                        file=req.file,
+                        line=req.line,
+                        severity="info",
+                        rule="not-audited",
+                        message=clean_message(
+                            f"{req.name} {req.version} was not audited: {skipped[req.name]}"
+                        ),
+                    )
+                )
             continue
         for vuln in vulns[key]:
             vid = str(vuln.get("id") or "unknown")
             fixes = ", ".join(str(v) for v in vuln.get("fix_versions") or ()) or "none yet"
             aliases = [str(a) for a in vuln.get("aliases") or () if str(a) != vid]
             aka = f" ({', '.join(aliases)})" if aliases else ""
-            findings.append(Finding(
-                check=check, file=req.file, line=req.line, severity="error", rule=vid,
-                message=clean_message(f"{req.name} {req.version} has {vid}{aka} "
-                                      f"(fix: {fixes})")))
+            findings.append(
+                Finding(
+                    check=check,
+                    file=req.file,
+                    line=req.line,
+                    severity="error",
+                    rule=vid,
+                    message=clean_message(
+                        f"{req.name} {req.version} has {vid}{aka} (fix: {fixes})"
+                    ),
+                )
+            )
     return findings
 
 
-def reachable(probe: Probe, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
-              timeout: float = DEFAULT_TIMEOUT) -> bool:
+def reachable(
+    probe: Probe, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, timeout: float = DEFAULT_TIMEOUT
+) -> bool:
     """Whether the service answers the canary question with vulnerabilities.
 
     A TCP connection alone proves little (a proxy, or a package mirror that serves project
@@ -224,8 +298,9 @@ def reachable(probe: Probe, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     url = urllib.parse.urlsplit(probe.url)
     if url.scheme not in ("http", "https") or not url.hostname:
         return False
-    proxied = url.scheme in urllib.request.getproxies() and \
-        not urllib.request.proxy_bypass(url.hostname)
+    proxied = url.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(
+        url.hostname
+    )
     if not proxied:
         port = url.port or (443 if url.scheme == "https" else 80)
         try:
@@ -233,19 +308,31 @@ def reachable(probe: Probe, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         except OSError:
             return False
     request = urllib.request.Request(
-        probe.url, data=probe.body, method="POST" if probe.body else "GET",
-        headers={"Content-Type": "application/json", "Accept": "application/json",
-                 "User-Agent": "reviewflow"})
+        probe.url,
+        data=probe.body,
+        method="POST" if probe.body else "GET",
+        headers={
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": "reviewflow",
+        },
+    )
     context = ssl.create_default_context() if url.scheme == "https" else None
     try:
         # The scheme was checked above: http(s) only, never file://.
-        with urllib.request.urlopen(request, timeout=timeout,  # nosec B310
-                                    context=context) as answer:
+        with urllib.request.urlopen(
+            request,
+            timeout=timeout,  # nosec B310
+            context=context,
+        ) as answer:
             data = json.loads(answer.read(10_000_000))
     except (OSError, ValueError, http.client.HTTPException):
         return False
-    return isinstance(data, dict) and isinstance(data.get(probe.key), list) \
+    return (
+        isinstance(data, dict)
+        and isinstance(data.get(probe.key), list)
         and len(data[probe.key]) > 0
+    )
 
 
 def dependency_kind(path: str) -> str | None:
@@ -264,8 +351,9 @@ def dependency_kind(path: str) -> str | None:
         return "lock"
     if name == "pylock.toml" or fnmatch(name, "pylock.*.toml"):
         return "pylock"
-    if name.endswith(".txt") and (fnmatch(name, "requirements*.txt")
-                                  or "requirements" in posix.parts[:-1]):
+    if name.endswith(".txt") and (
+        fnmatch(name, "requirements*.txt") or "requirements" in posix.parts[:-1]
+    ):
         return "requirements"
     return None
 
@@ -300,8 +388,11 @@ def _read(path: str, data: bytes) -> list[Requirement]:
     if kind == "pyproject":
         return _from_pyproject(path, doc, lines)
     if kind == "pipfile":
-        return [_poetry_style(name, value, path, lines) for section in ("packages",
-                "dev-packages") for name, value in _table(doc, section).items()]
+        return [
+            _poetry_style(name, value, path, lines)
+            for section in ("packages", "dev-packages")
+            for name, value in _table(doc, section).items()
+        ]
     if kind == "lock":
         return _from_lock(path, doc.get("package"), lines)
     if kind == "pylock":
@@ -338,15 +429,27 @@ def _from_pyproject(path: str, doc: Mapping[str, Any], lines: list[str]) -> list
     for group in _table(doc, "dependency-groups").values():
         specs += [s for s in group or () if isinstance(s, str)]  # not {include-group = ...}
     out = [_requirement(s, path, None) for s in specs]
-    out = [Requirement(r.name, r.spec, r.file, _find(lines, r.name, "quoted"), r.version)
-           for r in out if r.name]
+    out = [
+        Requirement(r.name, r.spec, r.file, _find(lines, r.name, "quoted"), r.version)
+        for r in out
+        if r.name
+    ]
     poetry = _table(_table(doc, "tool"), "poetry")
-    tables = [_table(poetry, "dependencies"), _table(poetry, "dev-dependencies"),
-              *(_table(g, "dependencies") for g in _table(poetry, "group").values()
-                if isinstance(g, dict))]
+    tables = [
+        _table(poetry, "dependencies"),
+        _table(poetry, "dev-dependencies"),
+        *(
+            _table(g, "dependencies")
+            for g in _table(poetry, "group").values()
+            if isinstance(g, dict)
+        ),
+    ]
     for table in tables:
-        out += [_poetry_style(name, value, path, lines) for name, value in table.items()
-                if name.lower() != "python"]
+        out += [
+            _poetry_style(name, value, path, lines)
+            for name, value in table.items()
+            if name.lower() != "python"
+        ]
     return out
 
 
@@ -407,8 +510,11 @@ def _from_setup_cfg(path: str, text: str, lines: list[str]) -> list[Requirement]
             if spec:
                 req = _requirement(spec, path, None)
                 if req.name:
-                    out.append(Requirement(req.name, req.spec, path,
-                                           _find(lines, req.name, "bare"), req.version))
+                    out.append(
+                        Requirement(
+                            req.name, req.spec, path, _find(lines, req.name, "bare"), req.version
+                        )
+                    )
     return out
 
 
@@ -424,8 +530,12 @@ def _requirement(spec: str, path: str, line: int | None) -> Requirement:
         return Requirement("", spec, path, line)
     version: str | None = None
     specifiers = list(req.specifier)
-    if req.url is None and len(specifiers) == 1 and specifiers[0].operator in _PIN_OPS \
-            and "*" not in specifiers[0].version:
+    if (
+        req.url is None
+        and len(specifiers) == 1
+        and specifiers[0].operator in _PIN_OPS
+        and "*" not in specifiers[0].version
+    ):
         version = _normal_version(specifiers[0].version)
     return Requirement(_canonical(req.name), spec, path, line, version)
 
@@ -475,8 +585,8 @@ def _ids(value: Any) -> list[str]:
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list | tuple) or not all(
-            isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]*", v)
-            for v in value):
+        isinstance(v, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]*", v) for v in value
+    ):
         raise ValueError("dependencies: option 'ignore_vulns' must be a list of ids")
     return list(value)
 
@@ -485,5 +595,14 @@ def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:]) or "(no output)"
 
 
-__all__ = ["SERVICES", "Probe", "Requirement", "audit_findings", "dependencies",
-           "dependency_kind", "parse_audit", "reachable", "read_requirements"]
+__all__ = [
+    "SERVICES",
+    "Probe",
+    "Requirement",
+    "audit_findings",
+    "dependencies",
+    "dependency_kind",
+    "parse_audit",
+    "reachable",
+    "read_requirements",
+]

@@ -70,8 +70,7 @@ def parse(path: str, text: str) -> Document:
     lines = [line.rstrip("\r") for line in text.split("\n")]
     if lines and lines[-1] == "" and len(lines) > 1:
         lines.pop()
-    kind: Literal["markdown", "rst"] = "rst" if path.lower().endswith(RST_SUFFIXES) \
-        else "markdown"
+    kind: Literal["markdown", "rst"] = "rst" if path.lower().endswith(RST_SUFFIXES) else "markdown"
     doc = Document(path=path, kind=kind, lines=lines, hidden=[False] * len(lines))
     if kind == "markdown":
         _front_matter(doc)
@@ -85,6 +84,7 @@ def parse(path: str, text: str) -> Document:
 
 
 # --- front matter ---------------------------------------------------------------------------
+
 
 class _FrontMatterLoader(yaml.SafeLoader):
     """SafeLoader that leaves dates as text: `date: 2024-13-40` becomes a finding instead of a
@@ -137,8 +137,7 @@ def _rst_fields(doc: Document) -> None:
     file-wide metadata style) are the document's metadata."""
     lines, i, fields, where = doc.lines, 0, {}, {}
     while i < len(lines):
-        if not lines[i].strip() or doc.hidden[i] or i in doc.heading_lines \
-                or i in doc.structure:
+        if not lines[i].strip() or doc.hidden[i] or i in doc.heading_lines or i in doc.structure:
             i += 1
             continue
         m = _FIELD.match(lines[i])
@@ -173,8 +172,12 @@ def _hide_markdown(doc: Document) -> None:
         if fence is not None:
             doc.hidden[i] = True
             m = _FENCE.match(line)
-            if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1] \
-                    and not m.group(2).strip():
+            if (
+                m
+                and m.group(1)[0] == fence[0]
+                and len(m.group(1)) >= fence[1]
+                and not m.group(2).strip()
+            ):
                 fence = None
             continue
         if closer is not None:
@@ -188,7 +191,7 @@ def _hide_markdown(doc: Document) -> None:
             doc.hidden[i] = True
             continue
         start = line.find("<!--")
-        if start >= 0 and "-->" not in line[start + 4:]:
+        if start >= 0 and "-->" not in line[start + 4 :]:
             doc.hidden[i], closer = True, "-->"
             continue
         raw = _RAW_HTML.match(line)
@@ -201,11 +204,30 @@ def _hide_markdown(doc: Document) -> None:
 _EXPLICIT = re.compile(r"^(\s*)\.\.(?:\s|$)")
 _DIRECTIVE = re.compile(r"^\s*\.\.\s+(?:\|[^|]+\|\s+)?([\w:.+-]+)::(?:\s|$)")
 _OPTION = re.compile(r"^\s+:[\w -]+:")
-LITERAL_DIRECTIVES = frozenset({
-    "code", "code-block", "sourcecode", "literalinclude", "raw", "math", "highlight",
-    "csv-table", "toctree", "graphviz", "mermaid", "uml", "testcode", "testoutput",
-    "doctest", "testsetup", "parsed-literal", "productionlist", "autosummary", "include",
-})
+LITERAL_DIRECTIVES = frozenset(
+    {
+        "code",
+        "code-block",
+        "sourcecode",
+        "literalinclude",
+        "raw",
+        "math",
+        "highlight",
+        "csv-table",
+        "toctree",
+        "graphviz",
+        "mermaid",
+        "uml",
+        "testcode",
+        "testoutput",
+        "doctest",
+        "testsetup",
+        "parsed-literal",
+        "productionlist",
+        "autosummary",
+        "include",
+    }
+)
 
 
 def _indent(line: str) -> int:
@@ -276,8 +298,14 @@ _NOT_PARAGRAPH = re.compile(r"^(?: {0,3}(?:#|>|\||<)| {4})")
 
 def _paragraph_line(doc: Document, i: int) -> bool:
     line = doc.lines[i]
-    return bool(line.strip()) and not doc.hidden[i] and i not in doc.heading_lines \
-        and i not in doc.structure and not _NOT_PARAGRAPH.match(line) and not ITEM.match(line)
+    return (
+        bool(line.strip())
+        and not doc.hidden[i]
+        and i not in doc.heading_lines
+        and i not in doc.structure
+        and not _NOT_PARAGRAPH.match(line)
+        and not ITEM.match(line)
+    )
 
 
 def _markdown_headings(doc: Document) -> None:
@@ -333,20 +361,33 @@ def _rst_headings(doc: Document) -> None:
     i = 0
     while i < len(lines):
         over, text_line = adornment(i), i + 1
-        if over and i + 2 < len(lines) and usable[text_line] \
-                and adornment(i + 2) == over and adornment(text_line) is None \
-                and len(lines[i + 2].rstrip()) >= len(lines[text_line].strip()):
+        if (
+            over
+            and i + 2 < len(lines)
+            and usable[text_line]
+            and adornment(i + 2) == over
+            and adornment(text_line) is None
+            and len(lines[i + 2].rstrip()) >= len(lines[text_line].strip())
+        ):
             style, span = (over, True), (i, i + 3)
-        elif usable[i] and adornment(i) is None and not lines[i][:1].isspace() \
-                and (char := adornment(i + 1)) and _long_enough(lines[i + 1], lines[i]):
+        elif (
+            usable[i]
+            and adornment(i) is None
+            and not lines[i][:1].isspace()
+            and (char := adornment(i + 1))
+            and _long_enough(lines[i + 1], lines[i])
+        ):
             style, span, text_line = (char, False), (i, i + 2), i
         else:
             i += 1
             continue
         if style not in styles:
             styles.append(style)
-        found.append(Heading(text_line + 1, styles.index(style) + 1,
-                             plain(lines[text_line].strip(), rst=True)))
+        found.append(
+            Heading(
+                text_line + 1, styles.index(style) + 1, plain(lines[text_line].strip(), rst=True)
+            )
+        )
         doc.heading_lines.update(range(*span))
         i = span[1]
     doc.headings = found
@@ -434,9 +475,13 @@ def prose_lines(doc: Document, *, headings: bool = True) -> list[str]:
     out = []
     for i, line in enumerate(code_free(doc)):
         heading = i in doc.heading_lines
-        if not line.strip() or i in doc.structure or (heading and not headings) \
-                or (heading and doc.kind == "rst" and _ADORNMENT.match(line)) \
-                or (heading and _SETEXT.match(line)):
+        if (
+            not line.strip()
+            or i in doc.structure
+            or (heading and not headings)
+            or (heading and doc.kind == "rst" and _ADORNMENT.match(line))
+            or (heading and _SETEXT.match(line))
+        ):
             out.append("")
             continue
         for rx, repl in rules:
@@ -484,14 +529,15 @@ def count_words(text: str) -> int:
 _MD_LINK = re.compile(
     r"(!?)\[((?:[^\[\]\\]|\\.|\[(?:[^\[\]\\]|\\.)*\])*)\]"
     r"\(\s*+(<[^<>\n]*>|[^\s()<>]*(?:\([^\s()]*\)[^\s()<>]*)*)"
-    r"(?:\s++(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*+\)")
+    r"(?:\s++(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*+\)"
+)
 _MD_DEFINITION = re.compile(r"^ {0,3}\[([^\]^][^\]]*)\]:\s*(<[^>]*>|\S+)")
 _MD_IMAGE_REF = re.compile(r"!\[([^\[\]]*)\]\[([^\[\]]*)\]|!\[([^\[\]]+)\](?![\[(])")
 _HTML_LINK = re.compile(
-    r"<(img|a)\b[^<>]*?\b(src|href)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.IGNORECASE)
+    r"<(img|a)\b[^<>]*?\b(src|href)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')", re.IGNORECASE
+)
 _RST_EMBEDDED = re.compile(r"`[^`<]*<([^<>`]+)>`__?")
-_RST_IMAGE = re.compile(
-    r"^\s*\.\.\s+(?:\|[^|]+\|\s+)?(image|figure|include)::\s+(\S(?:.*\S)?)\s*$")
+_RST_IMAGE = re.compile(r"^\s*\.\.\s+(?:\|[^|]+\|\s+)?(image|figure|include)::\s+(\S(?:.*\S)?)\s*$")
 _RST_TARGET = re.compile(r"^\s*\.\.\s+_[^:]+:\s+(\S+)\s*$")
 
 
@@ -511,14 +557,20 @@ def links(doc: Document) -> list[Link]:
             if m and not m.group(1).endswith("_"):
                 found.append(Link(i + 1, m.group(1)))
         return found
-    image_refs = {(m.group(2) or m.group(1) or m.group(3) or "").strip().lower()
-                  for line in lines for m in _MD_IMAGE_REF.finditer(line)}
+    image_refs = {
+        (m.group(2) or m.group(1) or m.group(3) or "").strip().lower()
+        for line in lines
+        for m in _MD_IMAGE_REF.finditer(line)
+    }
 
     def inline(text: str, line: int) -> None:
         for m in _MD_LINK.finditer(text):
             target = m.group(3)
-            found.append(Link(line, target[1:-1] if target.startswith("<") else target,
-                              image=bool(m.group(1))))
+            found.append(
+                Link(
+                    line, target[1:-1] if target.startswith("<") else target, image=bool(m.group(1))
+                )
+            )
             inline(m.group(2), line)
 
     for i, line in enumerate(lines):
@@ -528,8 +580,13 @@ def links(doc: Document) -> list[Link]:
             target = d.group(2)[1:-1] if d.group(2).startswith("<") else d.group(2)
             found.append(Link(i + 1, target, image=d.group(1).strip().lower() in image_refs))
         for m in _HTML_LINK.finditer(line):
-            found.append(Link(i + 1, m.group(3) if m.group(3) is not None else m.group(4),
-                              image=m.group(1).lower() == "img"))
+            found.append(
+                Link(
+                    i + 1,
+                    m.group(3) if m.group(3) is not None else m.group(4),
+                    image=m.group(1).lower() == "img",
+                )
+            )
     return found
 
 
@@ -553,8 +610,7 @@ def anchors(doc: Document) -> set[str]:
     ids: set[str] = set()
     if doc.kind == "rst":
         ids.update(docutils_id(h.text) for h in doc.headings)
-        ids.update(docutils_id(m.group(1)) for line in doc.lines
-                   if (m := _RST_NAMED.match(line)))
+        ids.update(docutils_id(m.group(1)) for line in doc.lines if (m := _RST_NAMED.match(line)))
         return ids
     seen: dict[str, int] = {}
     for h in doc.headings:

@@ -80,8 +80,20 @@ async def performance(ctx: CheckContext) -> CheckResult:
     base_tree = tmp / "base"
     try:
         added = await ctx.run_tool(
-            ["git", "-c", "core.hooksPath=/dev/null", "-C", str(root), "worktree", "add",
-             "--detach", str(base_tree), ctx.change.base], timeout=120)
+            [
+                "git",
+                "-c",
+                "core.hooksPath=/dev/null",
+                "-C",
+                str(root),
+                "worktree",
+                "add",
+                "--detach",
+                str(base_tree),
+                ctx.change.base,
+            ],
+            timeout=120,
+        )
         if added.returncode != 0:
             raise RuntimeError(f"git worktree add failed: {added.stderr.strip()}")
         base_runs: list[float] = []
@@ -94,48 +106,72 @@ async def performance(ctx: CheckContext) -> CheckResult:
             try:
                 head_runs.append(await _measure(ctx, command, root, metric, timeout))
             except BenchmarkFailed as exc:
-                finding = Finding(check=ctx.check, severity="error", rule="benchmark-failed",
-                                  message=clean_message(f"benchmark fails on head: {exc}"))
-                return ctx.result([finding], what="benchmark failed",
-                                  metrics={"base_runs": base_runs, "head_runs": head_runs})
+                finding = Finding(
+                    check=ctx.check,
+                    severity="error",
+                    rule="benchmark-failed",
+                    message=clean_message(f"benchmark fails on head: {exc}"),
+                )
+                return ctx.result(
+                    [finding],
+                    what="benchmark failed",
+                    metrics={"base_runs": base_runs, "head_runs": head_runs},
+                )
     finally:
         _remove_worktree(root, base_tree)
         shutil.rmtree(tmp, ignore_errors=True)
 
     base, head = statistics.median(base_runs), statistics.median(head_runs)
     change_percent = _percent(head - base, base)
-    regression = None if change_percent is None else \
-        (-change_percent if higher_is_better else change_percent)
+    regression = (
+        None
+        if change_percent is None
+        else (-change_percent if higher_is_better else change_percent)
+    )
     metrics: dict[str, Any] = {
-        "base": base, "head": head, "change_percent": change_percent,
-        "regression_percent": regression, "threshold": threshold,
-        "higher_is_better": higher_is_better, "unit": "value" if metric else "seconds",
-        "base_runs": base_runs, "head_runs": head_runs,
+        "base": base,
+        "head": head,
+        "change_percent": change_percent,
+        "regression_percent": regression,
+        "threshold": threshold,
+        "higher_is_better": higher_is_better,
+        "unit": "value" if metric else "seconds",
+        "base_runs": base_runs,
+        "head_runs": head_runs,
     }
     shown = f"{_fmt(base, metric)} → {_fmt(head, metric)}"
     if regression is not None and regression > threshold:
         worse = "slower" if metric is None else "worse"
-        message = (f"benchmark {regression:.1f}% {worse} than base ({shown}; threshold "
-                   f"{threshold:g}%)")
-        finding = Finding(check=ctx.check, severity=severity, rule="perf-regression",
-                          message=message)
+        message = (
+            f"benchmark {regression:.1f}% {worse} than base ({shown}; threshold {threshold:g}%)"
+        )
+        finding = Finding(
+            check=ctx.check, severity=severity, rule="perf-regression", message=message
+        )
         return ctx.result([finding], what=f"benchmark: {shown}", metrics=metrics)
     delta = "n/a" if change_percent is None else f"{change_percent:+.1f}%"
-    return CheckResult(check=ctx.check, summary=f"benchmark: {shown} ({delta})",
-                       metrics=metrics)
+    return CheckResult(check=ctx.check, summary=f"benchmark: {shown} ({delta})", metrics=metrics)
 
 
 def _command(value: Any) -> list[str]:
     if isinstance(value, str):
         value = shlex.split(value)
-    if not value or not isinstance(value, list | tuple) or \
-            not all(isinstance(v, str | int | float) for v in value):
+    if (
+        not value
+        or not isinstance(value, list | tuple)
+        or not all(isinstance(v, str | int | float) for v in value)
+    ):
         raise ValueError("performance: option 'command' is required (an argv list or a string)")
     return [str(v) for v in value]
 
 
-async def _measure(ctx: CheckContext, command: list[str], tree: Path,
-                   metric: re.Pattern[str] | None, timeout: float) -> float:
+async def _measure(
+    ctx: CheckContext,
+    command: list[str],
+    tree: Path,
+    metric: re.Pattern[str] | None,
+    timeout: float,
+) -> float:
     """One run in `tree`: the captured number, or the wall time in seconds."""
     started = time.perf_counter()
     try:
@@ -166,8 +202,10 @@ def _env(tree: Path) -> Mapping[str, str]:
     paths = [str(tree / "src")] if (tree / "src").is_dir() else []
     paths.append(str(tree))
     existing = os.environ.get("PYTHONPATH")
-    return {"PYTHONPATH": os.pathsep.join([*paths, *([existing] if existing else [])]),
-            "PYTHONDONTWRITEBYTECODE": "1"}
+    return {
+        "PYTHONPATH": os.pathsep.join([*paths, *([existing] if existing else [])]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
 
 
 def _remove_worktree(root: Path, tree: Path) -> None:

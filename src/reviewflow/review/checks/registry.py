@@ -75,8 +75,9 @@ class CheckRegistry:
 
             known = ", ".join(sorted(self._targets))
             errors = {**self.plugin_errors, **folder_errors()}
-            broken = "".join(f"; plugin {k!r} failed to load: {v}"
-                             for k, v in sorted(errors.items()))
+            broken = "".join(
+                f"; plugin {k!r} failed to load: {v}" for k, v in sorted(errors.items())
+            )
             raise CheckNotFound(f"unknown check {name!r} (known: {known}{broken})")
         if isinstance(target, str):
             target = _resolve(target)

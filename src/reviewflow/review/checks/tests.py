@@ -35,8 +35,10 @@ DEFAULT_TIMEOUT = 600.0
 TAIL_LINES = 30
 
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
-_SUMMARY = re.compile(r"\b(?:no tests ran|\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed"
-                      r"|deselected))\b.* in [0-9.]+s")
+_SUMMARY = re.compile(
+    r"\b(?:no tests ran|\d+ (?:passed|failed|errors?|skipped|xfailed|xpassed"
+    r"|deselected))\b.* in [0-9.]+s"
+)
 _SHORT = re.compile(r"^(FAILED|ERROR) (\S+?)(?: - (.*))?$")
 _NODE_PATH = re.compile(r"^([^:\s][^:]*\.py)(?:::(.*))?$")
 _SECTION = re.compile(r"^_{3,} ERROR collecting (.+?) _{3,}$")
@@ -66,8 +68,16 @@ async def tests(ctx: CheckContext) -> CheckResult:
         report = Path(tmp) / "coverage.json"
         # --parallel-mode always, then combine: a project configured with `parallel = true`
         # writes suffixed data files anyway, and this way both cases read back the same.
-        argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}",
-                f"--source={root}", "-m", *command, *args]
+        argv = [
+            *coverage,
+            "run",
+            "--parallel-mode",
+            f"--data-file={data}",
+            f"--source={root}",
+            "-m",
+            *command,
+            *args,
+        ]
         try:
             run = await ctx.run_tool(argv, cwd=root, env=_ENV, timeout=timeout)
         except TimeoutError:
@@ -86,43 +96,68 @@ async def tests(ctx: CheckContext) -> CheckResult:
         "tests_passed": counts.get("passed", 0),
         "tests_failed": counts.get("failed", 0),
         "tests_errors": counts.get("error", 0),
-        "tests_collected": sum(counts.get(k, 0) for k in
-                               ("passed", "failed", "error", "skipped", "xfailed", "xpassed")),
+        "tests_collected": sum(
+            counts.get(k, 0) for k in ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+        ),
         "total_coverage": _round(cov.get("totals", {}).get("percent_covered")) if cov else None,
     }
     if code == 5:
         metrics.update(tests_collected=0, changed_line_coverage=None, uncovered_changed_lines=0)
-        finding = Finding(check=ctx.check, severity="info", rule="no-tests",
-                          message="no tests found")
+        finding = Finding(
+            check=ctx.check, severity="info", rule="no-tests", message="no tests found"
+        )
         return ctx.result([finding], what="no tests found", metrics=metrics)
 
     uncovered: list[Finding] = []
     executable = covered = 0
     if cov is not None:  # no report: say nothing about lines rather than call them all untested
-        measured = [f for f in ctx.change.present()
-                    if f.path.endswith(".py") and not path_matches(f.path, exclude)]
-        uncovered, executable, covered = _changed_coverage(ctx.check, root, measured,
-                                                           _line_data(cov, root))
+        measured = [
+            f
+            for f in ctx.change.present()
+            if f.path.endswith(".py") and not path_matches(f.path, exclude)
+        ]
+        uncovered, executable, covered = _changed_coverage(
+            ctx.check, root, measured, _line_data(cov, root)
+        )
     percent = _round(100.0 * covered / executable) if executable else None
-    metrics.update(changed_line_coverage=percent, changed_executable_lines=executable,
-                   uncovered_changed_lines=executable - covered)
+    metrics.update(
+        changed_line_coverage=percent,
+        changed_executable_lines=executable,
+        uncovered_changed_lines=executable - covered,
+    )
 
     if code == 1 and not failures:
-        failures = [Finding(check=ctx.check, severity="error", rule="test-failed",
-                            message=clean_message(f"tests failed (exit 1): {_tail(output, 3)}"))]
+        failures = [
+            Finding(
+                check=ctx.check,
+                severity="error",
+                rule="test-failed",
+                message=clean_message(f"tests failed (exit 1): {_tail(output, 3)}"),
+            )
+        ]
     findings = [*failures, *uncovered]
     if min_coverage is not None and percent is not None and percent < float(min_coverage):
-        findings.append(Finding(
-            check=ctx.check, severity="error", rule="coverage-below-threshold",
-            message=f"{percent:g}% of changed lines covered (minimum {float(min_coverage):g}%)"))
-    what = (f"{metrics['tests_passed']} passed, {metrics['tests_failed']} failed; changed-line "
-            f"coverage {'n/a' if percent is None else f'{percent:g}%'}")
+        findings.append(
+            Finding(
+                check=ctx.check,
+                severity="error",
+                rule="coverage-below-threshold",
+                message=f"{percent:g}% of changed lines covered (minimum {float(min_coverage):g}%)",
+            )
+        )
+    what = (
+        f"{metrics['tests_passed']} passed, {metrics['tests_failed']} failed; changed-line "
+        f"coverage {'n/a' if percent is None else f'{percent:g}%'}"
+    )
     return ctx.result(findings, what=what, metrics=metrics)
 
 
-def _changed_coverage(check: str, root: Path, files: Iterable[ChangedFile],
-                      lines: Mapping[str, tuple[set[int], set[int]]],
-                      ) -> tuple[list[Finding], int, int]:
+def _changed_coverage(
+    check: str,
+    root: Path,
+    files: Iterable[ChangedFile],
+    lines: Mapping[str, tuple[set[int], set[int]]],
+) -> tuple[list[Finding], int, int]:
     """Findings for untested runs of added lines, and (executable, executed) added lines."""
     findings: list[Finding] = []
     executable = covered = 0
@@ -130,9 +165,16 @@ def _changed_coverage(check: str, root: Path, files: Iterable[ChangedFile],
         executed, missing = lines.get(changed.path) or (set(), _statements(root / changed.path))
         for start, end in _missing_runs(changed.lines, executed, missing):
             span = f"line {start}" if start == end else f"lines {start}-{end}"
-            findings.append(Finding(check=check, file=changed.path, line=start,
-                                    severity="warning", rule="uncovered",
-                                    message=f"{span} not covered by tests"))
+            findings.append(
+                Finding(
+                    check=check,
+                    file=changed.path,
+                    line=start,
+                    severity="warning",
+                    rule="uncovered",
+                    message=f"{span} not covered by tests",
+                )
+            )
         added = [n for s, e in changed.lines for n in range(s, e + 1)]
         executable += sum(1 for n in added if n in executed or n in missing)
         covered += sum(1 for n in added if n in executed)
@@ -165,8 +207,9 @@ def _argv(value: Any, name: str) -> list[str]:
         import shlex
 
         value = shlex.split(value)
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str | int | float)
-                                                      for v in value):
+    if not isinstance(value, list | tuple) or not all(
+        isinstance(v, str | int | float) for v in value
+    ):
         raise ValueError(f"tests: option {name!r} must be a list of strings")
     argv = [str(v) for v in value]
     if name == "command" and not argv:
@@ -178,15 +221,18 @@ def _patterns(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
-async def _coverage_report(ctx: CheckContext, coverage: list[str], data: Path, report: Path,
-                           root: Path) -> dict[str, Any] | None:
+async def _coverage_report(
+    ctx: CheckContext, coverage: list[str], data: Path, report: Path, root: Path
+) -> dict[str, Any] | None:
     """The coverage JSON report, or None when nothing was measured."""
-    combined = await ctx.run_tool([*coverage, "combine", f"--data-file={data}"], cwd=root,
-                                  env=_ENV)
+    combined = await ctx.run_tool([*coverage, "combine", f"--data-file={data}"], cwd=root, env=_ENV)
     if combined.returncode != 0 and not data.exists():
         return None
-    made = await ctx.run_tool([*coverage, "json", f"--data-file={data}", "-o", str(report),
-                               "--ignore-errors"], cwd=root, env=_ENV)
+    made = await ctx.run_tool(
+        [*coverage, "json", f"--data-file={data}", "-o", str(report), "--ignore-errors"],
+        cwd=root,
+        env=_ENV,
+    )
     if made.returncode != 0 or not report.exists():
         return None
     loaded: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
@@ -236,20 +282,26 @@ def _statements(path: Path) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt) and not _is_docstring(node):
             lines.add(node.lineno)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and \
-                node.decorator_list:
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+            and node.decorator_list
+        ):
             lines.discard(node.lineno)
             lines.add(node.decorator_list[0].lineno)
     return lines
 
 
 def _is_docstring(node: ast.stmt) -> bool:
-    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and \
-        isinstance(node.value.value, str)
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+    )
 
 
-def _missing_runs(ranges: Iterable[tuple[int, int]], executed: set[int],
-                  missing: set[int]) -> list[tuple[int, int]]:
+def _missing_runs(
+    ranges: Iterable[tuple[int, int]], executed: set[int], missing: set[int]
+) -> list[tuple[int, int]]:
     """Runs of untested added lines; blank and comment lines do not break a run."""
     runs: list[tuple[int, int]] = []
     for start, end in ranges:
@@ -293,8 +345,16 @@ def _short_summary(output: str, root: Path, check: str) -> list[Finding]:
         rule = "test-failed" if kind == "FAILED" else "test-error"
         verb = "failed" if kind == "FAILED" else "errored"
         message = f"test {node} {verb}" + (f": {reason}" if reason else "")
-        findings.append(Finding(check=check, file=file, line=line, severity="error", rule=rule,
-                                message=clean_message(message)))
+        findings.append(
+            Finding(
+                check=check,
+                file=file,
+                line=line,
+                severity="error",
+                rule=rule,
+                message=clean_message(message),
+            )
+        )
     return findings
 
 
@@ -335,8 +395,15 @@ def _locate(node: str, root: Path) -> tuple[str | None, int | None]:
         return file, None
     line: int | None = None
     for name in names:
-        found = next((n for n in body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef
-                                                    | ast.ClassDef) and n.name == name), None)
+        found = next(
+            (
+                n
+                for n in body
+                if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                and n.name == name
+            ),
+            None,
+        )
         if found is None:
             break
         line, body = found.lineno, found.body

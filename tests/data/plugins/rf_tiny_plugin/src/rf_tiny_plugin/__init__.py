@@ -29,7 +29,14 @@ def licence_header(ctx: Any) -> Any:
     for path in ctx.files(".py"):
         head = (ctx.root / path).read_text(encoding="utf-8").splitlines()[:3]
         if not any(HEADER in line for line in head):
-            findings.append(Finding(check=ctx.check, file=path, line=1, severity="error",
-                                    rule="licence-header",
-                                    message=f"no {HEADER} line at the top of the file"))
+            findings.append(
+                Finding(
+                    check=ctx.check,
+                    file=path,
+                    line=1,
+                    severity="error",
+                    rule="licence-header",
+                    message=f"no {HEADER} line at the top of the file",
+                )
+            )
     return ctx.result(findings, what="licence headers")
