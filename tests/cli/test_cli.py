@@ -217,13 +217,13 @@ SCALARS = (
     | st.text(max_size=12)
     | st.sampled_from(["5m", "250ms", "high", "${HOME}", "$$", "shell", "python", "a:b", "[/x]"])
 )
-ANY_DATA = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+
+
+def _containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+
+
+ANY_DATA = st.recursive(SCALARS, _containers, max_leaves=20)
 TASK_FIELDS = [
     "type",
     "run",
