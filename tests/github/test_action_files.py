@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from mdblocks import Block, blocks, doc_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 ACTION = ROOT / "action.yml"
@@ -43,14 +46,33 @@ def step(name: str) -> dict[str, Any]:
     return found
 
 
+def yaml_blocks() -> list[Block]:
+    return [b for page in doc_pages() for b in blocks(page) if b.lang in ("yaml", "yml")]
+
+
+def github_kind(doc: Any) -> str | None:
+    """ "workflow" or "action" for a GitHub file; None for anything else (a reviewflow workflow,
+    a review template)."""
+    if isinstance(doc, dict) and "jobs" in doc and ("on" in doc or True in doc):
+        return "workflow"
+    if isinstance(doc, dict) and isinstance(doc.get("runs"), dict) and "using" in doc["runs"]:
+        return "action"
+    return None
+
+
+def doc_github_files() -> list[tuple[Block, str]]:
+    found = []
+    for b in yaml_blocks():
+        kind = github_kind(yaml.safe_load(b.text))
+        if kind:
+            found.append((b, kind))
+    return found
+
+
 # ----------------------------------------------------------------------------- schemas
 
 
-@pytest.mark.parametrize(
-    ("schema", "path"),
-    [("vendor.github-actions", ACTION), ("vendor.github-workflows", WORKFLOW)],
-)
-def test_files_pass_githubs_schema(schema: str, path: Path) -> None:
+def check_schema(schema: str, path: Path) -> None:
     assert CHECK_JSONSCHEMA.exists(), "check-jsonschema is a dev dependency"
     done = subprocess.run(
         [str(CHECK_JSONSCHEMA), "--builtin-schema", schema, str(path)],
@@ -59,6 +81,108 @@ def test_files_pass_githubs_schema(schema: str, path: Path) -> None:
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "path"),
+    [("vendor.github-actions", ACTION), ("vendor.github-workflows", WORKFLOW)],
+)
+def test_files_pass_githubs_schema(schema: str, path: Path) -> None:
+    check_schema(schema, path)
+
+
+def test_every_yaml_block_of_the_docs_parses() -> None:
+    """A reader copies these; one that is not YAML (`run: echo "verdict: $V"`, a colon-space in a
+    plain scalar) fails on GitHub before any step runs."""
+    assert yaml_blocks()
+    for b in yaml_blocks():
+        try:
+            yaml.safe_load(b.text)
+        except yaml.YAMLError as exc:
+            pytest.fail(f"{b.where}: not YAML: {exc}")
+
+
+@pytest.mark.parametrize(
+    "found", doc_github_files(), ids=lambda f: f"{f[0].where}-{f[1]}" if f else ""
+)
+def test_doc_workflows_pass_githubs_schema(found: tuple[Block, str], tmp_path: Path) -> None:
+    b, kind = found
+    copy = tmp_path / ("action.yml" if kind == "action" else "workflow.yml")
+    copy.write_text(b.text, encoding="utf-8")
+    check_schema(f"vendor.github-{kind}s", copy)
+    steps = [s for job in yaml.safe_load(b.text).get("jobs", {}).values() for s in job["steps"]]
+    for s in steps:
+        assert not EXPR.search(s.get("run", "")), f"{b.where}: step {s.get('name')!r} interpolates"
+
+
+def test_the_docs_show_both_ways_to_set_it_up() -> None:
+    kinds = [(b.path, kind) for b, kind in doc_github_files()]
+    assert kinds.count((DOC, "workflow")) == 2  # the ready file and the one calling the action
+
+
+def test_the_schema_check_would_catch_the_old_doc_block(tmp_path: Path) -> None:
+    with pytest.raises(yaml.YAMLError):
+        yaml.safe_load('steps:\n  - if: always()\n    run: echo "verdict: $VERDICT"\n')
+    bad = tmp_path / "workflow.yml"
+    bad.write_text("on: push\njobs:\n  a:\n    steps: []\n", encoding="utf-8")  # no runs-on
+    with pytest.raises(AssertionError):
+        check_schema("vendor.github-workflows", bad)
+
+
+# ----------------------------------------------------------------------------- no index names
+
+# A PEP 508 name with optional extras and version, and nothing that names where it comes from (a
+# URL, a path, a variable): pip looks such a name up in a package index.
+INDEX_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*([<>=!~;].*)?")
+
+OPTIONS_WITH_A_FILE = {"-r", "--requirement", "-c", "--constraint"}
+
+
+def index_names(script: str) -> list[str]:
+    """Requirements that `pip install` lines of a shell script would fetch from an index."""
+    joined = script.replace("\\\n", " ")
+    found = []
+    for line in joined.splitlines():
+        words = shlex.split(line, comments=True) if "pip" in line else []
+        if "install" not in words:
+            continue
+        args = words[words.index("install") + 1 :]
+        values = {i + 1 for i, a in enumerate(args) if a in OPTIONS_WITH_A_FILE}
+        found += [
+            a
+            for i, a in enumerate(args)
+            if i not in values and not a.startswith("-") and INDEX_NAME.fullmatch(a)
+        ]
+    return found
+
+
+def test_the_name_check_would_catch_an_index_install() -> None:
+    assert index_names("python -m pip install 'reviewflow[review]'") == ["reviewflow[review]"]
+    assert index_names("pip install --quiet reviewflow==0.1.0 \\\n  ruff") == [
+        "reviewflow==0.1.0",
+        "ruff",
+    ]
+    assert index_names('pip install "$spec" ./x "r[a] @ git+https://h/o/r@abc"') == []
+    assert index_names("pip install --require-hashes -r requirements.txt") == []
+
+
+def all_run_steps() -> list[tuple[str, dict[str, Any]]]:
+    steps = [("action.yml", s) for s in action_steps()]
+    steps += [("examples/github/reviewflow.yml", s) for s in workflow_steps()]
+    for b, kind in doc_github_files():
+        doc = yaml.safe_load(b.text)
+        jobs = doc["jobs"].values() if kind == "workflow" else [doc["runs"]]
+        steps += [(b.where, s) for job in jobs for s in job.get("steps", [])]
+    return [(where, s) for where, s in steps if "run" in s]
+
+
+def test_no_step_installs_a_name_from_an_index() -> None:
+    """reviewflow is not on PyPI: whoever registers the name would run code in the adopter's job
+    with its pull-requests: write token. Installs come from the action's files or a pinned sha."""
+    runs = all_run_steps()
+    assert any("pip install" in s["run"] for _, s in runs)
+    for where, s in runs:
+        assert index_names(s["run"]) == [], f"{where}: step {s.get('name')!r}"
 
 
 # ----------------------------------------------------------------------------- injection guard
@@ -95,7 +219,7 @@ def test_action_inputs_and_outputs() -> None:
         "template": "pr",
         "path": ".",
         "out": "reviewflow-report",
-        "version": "reviewflow[review]",
+        "version": "self",
         "comment": "true",
         "sarif": "true",
         "artifact-name": "reviewflow-report",
@@ -140,7 +264,7 @@ def test_workflow_shape() -> None:
     assert "actions/setup-python" in uses and "actions/upload-artifact" in uses
     assert uses["github/codeql-action/upload-sarif"]["if"].startswith("always()")
     runs = " ".join(s["run"] for s in steps if "run" in s)
-    assert "pip install 'reviewflow[review]'" in runs
+    assert 'pip install "reviewflow[review] @ $REVIEWFLOW"' in runs
     assert 'reviewflow review --base "$BASE" --out reviewflow-report' in runs
     assert "reviewflow github comment" in runs
     [review] = [s for s in steps if s.get("name") == "Review"]
@@ -198,11 +322,16 @@ def run_step(name: str, env: dict[str, str], cwd: Path, **step_env: str) -> int:
     """Run one action step as the runner does: `bash --noprofile --norc -eo pipefail`."""
     s = step(name)
     assert set(step_env) == set(s.get("env", {})), "give every env var the step declares"
+    return run_script(s["run"], {**env, **step_env}, cwd)
+
+
+def run_script(run: str, env: dict[str, str], cwd: Path) -> int:
+    """A step's `run:` script, run by bash as the runner runs it."""
     script = cwd.parent / "step.sh"
-    script.write_text(s["run"], encoding="utf-8")
+    script.write_text(run, encoding="utf-8")
     done = subprocess.run(
         [str(BASH), "--noprofile", "--norc", "-eo", "pipefail", str(script)],
-        env={**env, **step_env},
+        env=env,
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -298,20 +427,88 @@ def test_comment_step_forgives_forks_only(
     ]
 
 
-def test_install_step_self_installs_the_action_checkout(
-    runner_env: dict[str, str], tmp_path: Path
-) -> None:
+SHA = "0123456789abcdef0123456789abcdef01234567"
+PINNED = f"git+https://github.com/octo-org/reviewflow@{SHA}"
+REFUSED = [
+    "reviewflow[review]",  # the old default: a name nobody at reviewflow owns on PyPI
+    "reviewflow[review]==0.1.0",
+    "reviewflow",
+    "",
+    "git+https://github.com/octo-org/reviewflow@main",  # a branch moves
+    "git+https://github.com/octo-org/reviewflow@v0.1.0",  # so can a tag
+    f"git+https://github.com/octo-org/reviewflow@{SHA[:12]}",  # a short sha is ambiguous
+    f"git+http://github.com/octo-org/reviewflow@{SHA}",  # no TLS
+    f"reviewflow[review] @ git+https://github.com/octo-org/reviewflow@{SHA}",
+    f"{PINNED}\nreviewflow",
+    f"{PINNED} --index-url https://evil.example",
+    "--index-url=https://evil.example reviewflow",
+    "self; touch pwned",
+    "/tmp/somewhere",
+]
+
+
+@pytest.fixture
+def fake_pip(runner_env: dict[str, str]) -> Path:
+    """`python` records its argv (one per line) instead of installing; returns that record."""
     bin_dir = Path(runner_env["PATH"].split(os.pathsep)[0])
     (bin_dir / "python").unlink()
     fake_python = bin_dir / "python"
     fake_python.write_text('#!/bin/sh\nprintf "%s\\n" "$@" >> "$FAKE_ARGS.py"\n', encoding="utf-8")
     fake_python.chmod(0o755)
+    return Path(runner_env["FAKE_ARGS"] + ".py")
+
+
+def installed(record: Path) -> list[str]:
+    """What the recorded `python -m pip install ... SPEC` calls installed (their last argument)."""
+    if not record.exists():
+        return []
+    calls = record.read_text(encoding="utf-8").split("-m\n")[1:]
+    return [call.splitlines()[-1] for call in calls]
+
+
+@pytest.mark.parametrize(
+    ("version", "spec"),
+    [
+        ("self", "/actions/rf dir[review]"),
+        (PINNED, f"reviewflow[review] @ {PINNED}"),
+    ],
+)
+def test_install_step_installs_the_checkout_or_a_pinned_commit(
+    runner_env: dict[str, str], fake_pip: Path, tmp_path: Path, version: str, spec: str
+) -> None:
     env = {**runner_env, "FAKE_CODE": "0", "GITHUB_ACTION_PATH": "/actions/rf dir"}
-    assert run_step("Install reviewflow", env, tmp_path / "ws", VERSION="self") == 0
-    assert (
-        run_step("Install reviewflow", env, tmp_path / "ws", VERSION="reviewflow[review]==0.1.0")
-        == 0
-    )
-    args = Path(env["FAKE_ARGS"] + ".py").read_text(encoding="utf-8").splitlines()
-    specs = [a for a in args if "review]" in a]
-    assert specs == ["/actions/rf dir[review]", "reviewflow[review]==0.1.0"]
+    assert run_step("Install reviewflow", env, tmp_path / "ws", VERSION=version) == 0
+    assert installed(fake_pip) == [spec]
+    assert Path(env["FAKE_ARGS"]).read_text(encoding="utf-8") == "--version\n"
+
+
+@pytest.mark.parametrize("version", REFUSED)
+def test_install_step_refuses_anything_else(
+    runner_env: dict[str, str], fake_pip: Path, tmp_path: Path, version: str
+) -> None:
+    env = {**runner_env, "FAKE_CODE": "0", "GITHUB_ACTION_PATH": "/actions/rf"}
+    assert run_step("Install reviewflow", env, tmp_path / "ws", VERSION=version) == 2
+    assert installed(fake_pip) == []
+    assert not (tmp_path / "ws" / "pwned").exists()
+
+
+@pytest.mark.parametrize(("value", "code"), [(PINNED, 0), *[(v, 2) for v in REFUSED]])
+def test_example_workflow_installs_only_a_pinned_commit(
+    runner_env: dict[str, str], fake_pip: Path, tmp_path: Path, value: str, code: int
+) -> None:
+    [install] = [s for s in workflow_steps() if s.get("name") == "Install reviewflow"]
+    assert set(install["env"]) == {"REVIEWFLOW"}
+    # As shipped, the placeholder stops the job with a clear error instead of installing.
+    assert "OWNER" in install["env"]["REVIEWFLOW"] and "COMMIT_SHA" in install["env"]["REVIEWFLOW"]
+    rc = run_script(install["run"], {**runner_env, "REVIEWFLOW": value}, tmp_path / "ws")
+    assert rc == code
+    assert installed(fake_pip) == ([f"reviewflow[review] @ {PINNED}"] if code == 0 else [])
+
+
+def test_example_workflow_placeholder_fails_clearly(
+    runner_env: dict[str, str], fake_pip: Path, tmp_path: Path
+) -> None:
+    [install] = [s for s in workflow_steps() if s.get("name") == "Install reviewflow"]
+    env = {**runner_env, **install["env"]}
+    assert run_script(install["run"], env, tmp_path / "ws") == 2
+    assert installed(fake_pip) == []
