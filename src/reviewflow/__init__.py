@@ -1,8 +1,8 @@
 """reviewflow: durable review workflows (DAGs of checks) on embedded SQLite."""
 
-from .api import Workflow
+from .api import Workflow, run_sync
 from .config import load_workflow, load_workflow_text
-from .engine import Engine, RunBusy, run_sync
+from .engine import Engine, RunBusy
 from .errors import (
     InvalidTransition,
     LeaseLost,

@@ -1,13 +1,20 @@
-"""Build workflows in Python. The builder produces the same plain data a YAML file holds and
-validates it the same way, so a spec built here is identical to its YAML twin."""
+"""Build and run workflows in Python. The builder produces the same plain data a YAML file holds
+and validates it the same way, so a spec built here is identical to its YAML twin; `run_sync`
+records the run where `reviewflow run` would, so `reviewflow status` shows it."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
+from .engine import Engine
 from .executors.python import register_callable
 from .spec import WorkflowSpec, validate_spec
+from .states import RunState
+from .store import DEFAULT_DB, MemoryStore, Store, open_store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,7 +37,12 @@ class Workflow:
     @wf.task(needs=["lint"])
     def summary(ctx): ...
 
-    spec = wf.build()
+    run_id, state = run_sync(wf.build())  # recorded in .reviewflow/reviewflow.db
+    print(run_id, state)
+
+    Functions decorated in a script (`__main__`) or nested in another function run in the
+    process that defined them; a resume from another process cannot import them and fails
+    that task saying so. Put them in an importable module for runs that must survive it.
     """
 
     def __init__(self, name: str, **options: Any) -> None:
@@ -76,3 +88,48 @@ class Workflow:
     def build(self) -> WorkflowSpec:
         """Validate and return the spec (raises SpecError)."""
         return validate_spec(self.to_dict())
+
+
+MEMORY = "memory"
+"""`run_sync(..., store="memory")`: an ephemeral run, gone when the process ends."""
+
+
+def _store_for(store: Store | str | Path | None) -> tuple[Store, bool]:
+    """The store to run in and whether run_sync opened it (and so closes it)."""
+    if store is None:
+        store = os.environ.get("REVIEWFLOW_DB") or DEFAULT_DB
+    if not isinstance(store, str | Path):
+        return store, False
+    if str(store) == MEMORY:
+        return MemoryStore(), True
+    return open_store(store), True
+
+
+def run_sync(
+    spec: WorkflowSpec,
+    *,
+    store: Store | str | Path | None = None,
+    run_id: str | None = None,
+    meta: dict[str, str] | None = None,
+    **engine_options: Any,
+) -> tuple[str, RunState]:
+    """Run a workflow to the end from synchronous code; returns (run_id, final state).
+
+    Like `reviewflow run`, the run is recorded by default in `$REVIEWFLOW_DB` or
+    `.reviewflow/reviewflow.db`, so `reviewflow status`, `events` and `resume` find it after
+    the script ends. `store` takes a Store, a SQLite path or a `postgresql://` URL, or
+    `"memory"` for a run nobody needs to see afterwards. Nothing is printed: a library's
+    caller decides what to show.
+    """
+    target, opened = _store_for(store)
+    engine = Engine(target, **engine_options)
+
+    async def main() -> tuple[str, RunState]:
+        rid, _ = engine.submit(spec, run_id=run_id, meta=meta)
+        return rid, await engine.execute(rid)
+
+    try:
+        return asyncio.run(main())
+    finally:
+        if opened:
+            target.close()

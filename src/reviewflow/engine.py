@@ -1024,21 +1024,3 @@ class Engine:
             run.timeout_handle.cancel()
         if run.done is not None and not run.done.done():
             run.done.set_exception(exc)
-
-
-def run_sync(
-    spec: WorkflowSpec,
-    *,
-    store: Store | None = None,
-    run_id: str | None = None,
-    meta: dict[str, str] | None = None,
-    **engine_options: Any,
-) -> tuple[str, RunState]:
-    """Run a workflow to the end from synchronous code; returns (run_id, final state)."""
-    engine = Engine(store, **engine_options)
-
-    async def main() -> tuple[str, RunState]:
-        rid, _ = engine.submit(spec, run_id=run_id, meta=meta)
-        return rid, await engine.execute(rid)
-
-    return asyncio.run(main())

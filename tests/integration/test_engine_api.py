@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from reviewflow.engine import RunBusy, run_sync
+from reviewflow.api import run_sync
+from reviewflow.engine import RunBusy
 from reviewflow.errors import RunNotFound
 from reviewflow.states import RunState
 from reviewflow.store import MemoryStore

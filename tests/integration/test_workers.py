@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from reviewflow.api import run_sync
 from reviewflow.cluster.queue import Cluster, Outcome, Pending
 from reviewflow.cluster.worker import Worker
-from reviewflow.engine import run_sync
 from reviewflow.spec import WorkflowSpec
 from reviewflow.states import RUN_TERMINAL, RunState
 from reviewflow.store import SQLiteStore

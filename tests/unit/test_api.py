@@ -3,13 +3,27 @@ YAML twin, and the functions it decorates run in an engine run."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from reviewflow import MemoryStore, RunState, SpecError, Workflow, load_workflow_text, run_sync
+from reviewflow import (
+    MemoryStore,
+    RunState,
+    SpecError,
+    SQLiteStore,
+    Workflow,
+    load_workflow_text,
+    run_sync,
+)
 
 
 def summarize(ctx: Any) -> dict[str, Any]:
@@ -150,3 +164,113 @@ def test_build_validates_like_yaml() -> None:
         wf.build()
     with pytest.raises(SpecError, match="unknown field"):
         Workflow("bad2").shell("a", ["true"], timout=3).build()
+
+
+# ------------------------------------------------------------------ persisted like the CLI
+
+ROOT = Path(__file__).resolve().parents[2]
+RF = Path(sys.executable).parent / "reviewflow"
+
+
+def readme_example() -> str:
+    """The Python block of the README's "A workflow" section, verbatim."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("The same workflow in Python:") :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```", start)]
+
+
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of a user's shell: the venv's tools on PATH, no REVIEWFLOW_DB."""
+    env = {k: v for k, v in os.environ.items() if k != "REVIEWFLOW_DB"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **extra}
+
+
+def run_cmd(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, env=user_env(**env), capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_readme_example_prints_its_run_and_status_lists_it(tmp_path: Path) -> None:
+    (tmp_path / "review.py").write_text(readme_example(), encoding="utf-8")
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n", encoding="utf-8")
+
+    ran = run_cmd([sys.executable, "review.py"], tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    run_id, state = ran.stdout.split()
+    assert state == "succeeded", ran.stdout
+    assert (tmp_path / ".reviewflow" / "reviewflow.db").is_file()
+
+    listed = run_cmd([str(RF), "status"], tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "pr-review" in listed.stdout and "succeeded" in listed.stdout
+    as_json = run_cmd([str(RF), "status", "--json"], tmp_path)
+    assert [r["run_id"] for r in json.loads(as_json.stdout)] == [run_id]
+    shown = run_cmd([str(RF), "status", run_id, "--json"], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert doc["state"] == "succeeded"
+    assert {t["name"]: t["state"] for t in doc["tasks"]} == {
+        "lint": "succeeded",
+        "tests": "succeeded",
+        "summary": "succeeded",
+    }
+
+
+def test_run_sync_records_where_the_cli_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REVIEWFLOW_DB", raising=False)
+    wf = Workflow("persisted").shell("a", ["true"])
+    run_id, state = run_sync(wf.build())
+    assert state is RunState.SUCCEEDED
+    with closing(SQLiteStore(tmp_path / ".reviewflow" / "reviewflow.db")) as store:
+        record = store.get_run(run_id)
+        assert record is not None and record.state == "succeeded"
+
+    monkeypatch.setenv("REVIEWFLOW_DB", str(tmp_path / "elsewhere.db"))
+    other, _ = run_sync(wf.build())
+    with closing(SQLiteStore(tmp_path / "elsewhere.db")) as store:
+        assert store.get_run(other) is not None
+
+
+def test_memory_only_when_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REVIEWFLOW_DB", raising=False)
+    wf = Workflow("ephemeral").shell("a", ["true"])
+    assert run_sync(wf.build(), store="memory")[1] is RunState.SUCCEEDED
+    assert not (tmp_path / ".reviewflow" / "reviewflow.db").exists()
+
+
+SCRIPT_DIES = """\
+import os, signal
+from reviewflow import Workflow, run_sync
+
+wf = Workflow("dies")
+
+@wf.task
+def step(ctx):
+    os.kill(os.getpid(), signal.SIGKILL)  # the script's process dies mid-run
+
+run_sync(wf.build(), run_id="r1")
+"""
+
+
+def test_a_script_task_resumed_elsewhere_fails_saying_why(tmp_path: Path) -> None:
+    """`__main__` functions resolve only in the script's process: a resume from the CLI cannot
+    import them, and says so instead of an obscure AttributeError or a traceback."""
+    (tmp_path / "dies.py").write_text(SCRIPT_DIES, encoding="utf-8")
+    died = run_cmd([sys.executable, "dies.py"], tmp_path)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+
+    resumed = run_cmd([str(RF), "resume", "r1"], tmp_path)
+    assert resumed.returncode == 1, resumed.stdout + resumed.stderr
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+    shown = run_cmd([str(RF), "status", "r1", "--json"], tmp_path)
+    (task,) = json.loads(shown.stdout)["tasks"]
+    assert task["state"] == "failed"
+    assert "cannot call '__main__:step' here" in task["error"]
+    assert "importable module" in task["error"]

@@ -45,6 +45,13 @@ def resolve(ref: str) -> tuple[Callable[..., Any], bool, bool]:
             for part in qualname.split("."):
                 obj = getattr(obj, part)
         except (ImportError, AttributeError) as exc:
+            if module_name == "__main__" or "<locals>" in qualname:
+                raise TaskFailed(
+                    f"cannot call {ref!r} here: only the script or function that submitted "
+                    "the run can call it, another process cannot import it; to resume or run "
+                    "it elsewhere, define it in an importable module (call: mymodule:function)",
+                    retryable=False,
+                ) from exc
             raise TaskFailed(f"cannot import {ref!r}: {exc}", retryable=False) from exc
         fn = obj
     if not callable(fn):
