@@ -104,7 +104,8 @@ def test_signature_changes_without_docs_fail_with_one_finding_per_symbol(repo: P
     result = run(repo, change)
     assert result.status == "failed"
     assert {f.rule for f in result.findings} == {"api-undocumented"}
-    assert {f.severity for f in result.findings} == {"error"}
+    # Removed or re-signed: an error; added (nothing that worked breaks): a warning.
+    assert [f.severity for f in result.findings] == ["error"] * 4 + ["warning"]
     assert {f.file for f in result.findings} == {"pkg/mod.py"}
     assert result.findings[0].message == (
         "public function greet(name, punctuation='!') changed "
@@ -230,15 +231,56 @@ def test_first_commit_compares_with_the_empty_tree(tmp_path: Path) -> None:
 
 
 def test_hostile_file_names_reach_git_as_arguments_only(repo: Path) -> None:
-    (repo / "$(touch pwned).py").write_text("def a(x):\n    pass\n")
-    (repo / "-rf.py").write_text("def b(x):\n    pass\n")
+    (repo / "pkg/$(touch pwned).py").write_text("def a(x):\n    pass\n")
+    (repo / "pkg/-rf.py").write_text("def b(x):\n    pass\n")
     commit(repo)
     change = branch_with(
         repo,
-        {"$(touch pwned).py": "def a(x, y):\n    pass\n", "-rf.py": "def b(x, y):\n    pass\n"},
+        {
+            "pkg/$(touch pwned).py": "def a(x, y):\n    pass\n",
+            "pkg/-rf.py": "def b(x, y):\n    pass\n",
+        },
     )
     assert sorted(summary(public_api_changes(change))) == [
         ("a", "changed", 1, "a(x)", "a(x, y)"),
         ("b", "changed", 1, "b(x)", "b(x, y)"),
     ]
     assert not (repo / "pwned").exists() and not (repo.parent / "pwned").exists()
+
+
+def test_scripts_outside_packages_are_not_api(repo: Path) -> None:
+    """benchmarks/ and scripts/ are run, not imported: their functions are nobody's API."""
+    change = branch_with(
+        repo,
+        {
+            "benchmarks/bench.py": "def main(argv):\n    pass\n",
+            "scripts/tool.py": "def run(a, b):\n    pass\n",
+            "setup_helper.py": "def build(x):\n    pass\n",
+        },
+    )
+    assert public_api_changes(change) == []
+
+
+def test_a_package_all_decides_what_its_modules_export(tmp_path: Path) -> None:
+    """With `__all__` in the package, a helper added to a submodule is not public API."""
+    init = '"""pkg."""\nfrom .engine import Engine\nfrom . import util\n\n__all__ = ["Engine"]\n'
+    engine = "class Engine:\n    def run(self, spec):\n        pass\n"
+    root = make_repo(tmp_path / "repo", {"src/pkg/__init__.py": init, "src/pkg/engine.py": engine})
+    change = branch_with(
+        root,
+        {
+            "src/pkg/engine.py": engine.replace("(self, spec)", "(self, spec, fast=False)")
+            + "\n\ndef run_id_for(name):\n    return name\n",
+        },
+    )
+    assert summary(public_api_changes(change)) == [
+        ("Engine.run", "changed", 2, "Engine.run(self, spec)", "Engine.run(self, spec, fast=False)")
+    ]
+
+
+def test_a_name_dropped_from_a_module_all_is_a_removal(repo: Path) -> None:
+    module = "__all__ = ['a', 'b']\n\ndef a(x):\n    pass\n\ndef b(y):\n    pass\n"
+    (repo / "pkg/exp.py").write_text(module)
+    commit(repo)
+    change = branch_with(repo, {"pkg/exp.py": module.replace("'a', 'b'", "'a'")})
+    assert summary(public_api_changes(change)) == [("b", "removed", None, "b(y)", None)]

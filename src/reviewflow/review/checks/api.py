@@ -1,9 +1,16 @@
 """The `docs` check: a change to the public API should come with a change to its documentation.
 
-Users read the README, the docs and the changelog, not the diff, so a new, removed or
-re-signed public function that no doc change mentions is an undocumented break. Only
-signatures count (name, parameters, return annotation; a class's bases): body edits are not an
-API change. The comparison is between the base commit (`git show`) and the work tree.
+Users read the README, the docs and the changelog, not the diff, so a removed or re-signed
+public function that no doc change mentions is an undocumented break (an added one is at most
+a warning: nothing that worked stops working). Only signatures count (name, parameters, return
+annotation; a class's bases): body edits are not an API change. The comparison is between the
+base commit (`git show`) and the work tree.
+
+What is public is what a user can import: modules inside a package (a folder with
+`__init__.py`), never scripts (`benchmarks/`, `scripts/`, a `setup.py`); files outside any
+package count only in a repository that has no package at all (a single-module library). In a
+module, `__all__` decides; without one, the names the nearest package `__init__.py` exports
+from it (its `__all__`) decide; without either, every name not starting with `_`.
 
 `public_api_changes(change)` is synchronous so the workflow builder can decide whether to
 include the check at all.
@@ -13,7 +20,8 @@ Options:
                HISTORY*, docs/, doc/; matched with `path_matches`)
     exclude    Python files that are not public API (default tests/, test/, test_*.py,
                *_test.py, conftest.py, setup.py, noxfile.py)
-    severity   of each undocumented-change finding (default "error")
+    severity   of each undocumented removal or change (default "error"); an undocumented
+               addition is at most a warning
 """
 
 from __future__ import annotations
@@ -121,13 +129,17 @@ async def docs(ctx: CheckContext) -> CheckResult:
             check=ctx.check,
             file=c.file,
             line=c.line,
-            severity=severity,
+            severity=_at_most_warning(severity) if c.change == "added" else severity,
             rule="api-undocumented",
             message=c.message,
         )
         for c in changes
     ]
     return ctx.result(findings, what="public API changed, docs not updated", metrics=metrics)
+
+
+def _at_most_warning(severity: str) -> str:
+    return "warning" if severity == "error" else severity
 
 
 def _patterns(value: object) -> list[str]:
@@ -145,32 +157,133 @@ def public_api_changes(change: Change, exclude: Iterable[str] = DEFAULT_EXCLUDE)
     """
     root = Path(change.root)
     patterns = list(exclude)
+    packages = _Packages(root, change.base)
     out: list[ApiChange] = []
     for changed in change.files:
         old_path = changed.old_path if changed.status == "renamed" else changed.path
         new_path = None if changed.status == "deleted" else changed.path
         old_public = (
             old_path is not None
-            and _is_public_module(old_path, patterns)
             and changed.status != "added"
+            and _is_public_module(old_path, patterns, packages, base=True)
         )
-        new_public = new_path is not None and _is_public_module(new_path, patterns)
+        new_public = new_path is not None and _is_public_module(new_path, patterns, packages)
         if not (old_public or new_public):
             continue
         try:
-            old = _symbols(_base_source(root, change.base, old_path)) if old_public else {}
-            new = _symbols(_work_source(root, new_path)) if new_public else {}
+            old = (
+                _symbols(
+                    _base_source(root, change.base, old_path), packages.exports(old_path, True)
+                )
+                if old_public
+                else {}
+            )
+            new = (
+                _symbols(_work_source(root, new_path), packages.exports(new_path, False))
+                if new_public
+                else {}
+            )
         except (SyntaxError, ValueError):
             continue
         out.extend(_compare(changed, old, new))
     return out
 
 
-def _is_public_module(path: str | None, exclude: list[str]) -> bool:
+class _Packages:
+    """Which files are in a package, and what each package `__init__.py` exports, per side."""
+
+    def __init__(self, root: Path, base: str) -> None:
+        self.root = root
+        self.base = base
+        self._sources: dict[tuple[str, bool], bytes | None] = {}
+        self._has_package: dict[bool, bool] = {}
+
+    def source(self, path: str, base: bool) -> bytes | None:
+        key = (path, base)
+        if key not in self._sources:
+            self._sources[key] = (
+                _base_source(self.root, self.base, path) if base else _work_source(self.root, path)
+            )
+        return self._sources[key]
+
+    def in_package(self, path: str, base: bool) -> bool:
+        parent = PurePosixPath(path).parent
+        return (
+            parent != PurePosixPath(".") and self.source(f"{parent}/__init__.py", base) is not None
+        )
+
+    def has_package(self, base: bool) -> bool:
+        """Any package at the top or under src/: then loose files are scripts, not modules."""
+        if base not in self._has_package:
+            if base:
+                try:
+                    done = git(self.root, "ls-tree", "-r", "--name-only", self.base, check=False)
+                    names = done.stdout.decode("utf-8", "replace").splitlines()
+                except ChangeError:
+                    names = []
+                found = any(_top_package(n) for n in names)
+            else:
+                found = any(self.root.glob("*/__init__.py")) or any(
+                    self.root.glob("src/*/__init__.py")
+                )
+            self._has_package[base] = found
+        return self._has_package[base]
+
+    def exports(self, path: str | None, base: bool) -> set[str] | None:
+        """Names the nearest package `__init__` with an `__all__` exports from module `path`.
+
+        None when no enclosing `__init__` declares `__all__` (then `_` decides).
+        """
+        if path is None or PurePosixPath(path).name == "__init__.py":
+            return None
+        module = PurePosixPath(path).with_suffix("")
+        folder = module.parent
+        while folder != PurePosixPath("."):
+            init = self.source(f"{folder}/__init__.py", base)
+            if init is None:
+                return None
+            try:
+                tree = ast.parse(init)
+            except (SyntaxError, ValueError):
+                return None
+            listed = _dunder_all(tree)
+            if listed is not None:
+                relative = module.relative_to(folder).as_posix().replace("/", ".")
+                return _imported_from(tree, relative, folder.as_posix()) & listed
+            folder = folder.parent
+        return None
+
+
+def _top_package(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return parts[-1:] == ("__init__.py",) and (
+        len(parts) == 2 or (len(parts) == 3 and parts[0] == "src")
+    )
+
+
+def _imported_from(tree: ast.Module, relative: str, folder: str) -> set[str]:
+    """Names an `__init__` binds from its submodule `relative` (`from .mod import a as b`)."""
+    dotted = folder.removeprefix("src/").replace("/", ".") + "." + relative
+    names: set[str] = set()
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom) or node.module is None:
+            continue
+        if (node.level, node.module) in ((1, relative), (0, dotted)):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
+
+
+def _is_public_module(
+    path: str | None, exclude: list[str], packages: _Packages, *, base: bool = False
+) -> bool:
     if path is None or not path.endswith(".py") or path_matches(path, exclude):
         return False
     parts = PurePosixPath(path).parts
-    return not any(p.startswith("_") and p != "__init__.py" for p in parts)
+    if any(p.startswith("_") and p != "__init__.py" for p in parts):
+        return False
+    if packages.in_package(path, base):
+        return True
+    return len(parts) == 1 and not packages.has_package(base)
 
 
 def _base_source(root: Path, base: str, path: str | None) -> bytes | None:
@@ -192,16 +305,18 @@ def _work_source(root: Path, path: str | None) -> bytes | None:
         return None
 
 
-def _symbols(source: bytes | None) -> dict[str, _Symbol]:
+def _symbols(source: bytes | None, exports: set[str] | None = None) -> dict[str, _Symbol]:
     """Public top-level functions and classes, and public methods of public classes.
 
-    A module-level `__all__` of literal strings decides which top-level names are public.
+    A module-level `__all__` of literal strings decides which top-level names are public;
+    without one, `exports` (what the package re-exports from this module) does, if known.
     Names defined more than once (overloads, property setters) keep every signature.
     """
     if source is None:
         return {}
     tree = ast.parse(source)
-    exported = _dunder_all(tree)
+    listed = _dunder_all(tree)
+    exported = listed if listed is not None else exports
 
     def public(name: str) -> bool:
         return name in exported if exported is not None else not name.startswith("_")
