@@ -67,6 +67,15 @@ def blocks(path: Path) -> list[Block]:
     return found
 
 
+def prose(path: Path) -> list[tuple[int, str]]:
+    """The lines of a Markdown file outside its fenced blocks, with their 1-based numbers."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    inside: set[int] = set()
+    for b in blocks(path):
+        inside.update(range(b.line, b.line + b.text.count("\n") + 2))  # fences included
+    return [(n, line) for n, line in enumerate(lines, 1) if n not in inside]
+
+
 def doc_pages() -> list[Path]:
     """README.md and docs/*.md: the pages a user reads first."""
     return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
