@@ -422,7 +422,8 @@ def docs_reviews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Review]:
     fast = template(cwd, "fast", NO_TESTS)
     lib = 'def greet(name):\n    return f"hello {name}"\n'
     repo = make_repo(cwd / "repo", {"README.md": "# lib\n", "lib.py": lib})
-    branch(repo, {"lib.py": lib + '\n\ndef farewell(name):\n    return f"bye {name}"\n'})
+    changed = lib.replace("(name)", "(name, loud=False)", 1)
+    branch(repo, {"lib.py": changed + '\n\ndef farewell(name):\n    return f"bye {name}"\n'})
     undocumented = review(cwd, repo, "--template", fast, out="undocumented")
     write(repo, {"README.md": "# lib\n\n`farewell(name)` says goodbye.\n"})
     commit(repo, "docs")
@@ -435,11 +436,17 @@ def test_a_public_api_change_without_docs_requests_changes(docs_reviews) -> None
     assert r.code == 1, r
     assert r.verdict == "request_changes"
     assert "docs" in r.report["checks"]
-    assert r.findings == {("docs", "lib.py", 5, "error", "api-undocumented")}
-    (finding,) = r.report["findings"]
-    assert finding["message"] == (
-        "public function farewell(name) added; update README/docs/CHANGELOG"
-    )
+    # A re-signed function breaks callers: an error; an added one breaks nobody: a warning.
+    assert r.findings == {
+        ("docs", "lib.py", 1, "error", "api-undocumented"),
+        ("docs", "lib.py", 5, "warning", "api-undocumented"),
+    }
+    messages = sorted(f["message"] for f in r.report["findings"])
+    assert messages == [
+        "public function farewell(name) added; update README/docs/CHANGELOG",
+        "public function greet(name, loud=False) changed (was greet(name)); "
+        "update README/docs/CHANGELOG",
+    ]
     assert r.check("docs")["status"] == "failed"
 
 
