@@ -9,6 +9,7 @@ and leaves the runs resumable. With `execute=False` it only stores runs, for wor
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import sys
@@ -29,7 +30,7 @@ from ..store import Store
 from ..store.postgres import PostgresStore
 from . import control, runs, webhooks
 from .auth import Token, TokenSet, parse_tokens
-from .context import ServerContext
+from .context import PARSE_TIMEOUT, ServerContext
 from .http import DEFAULT_MAX_BODY, BodyLimit, Json, install_handlers
 from .metrics import EventFollower, Metrics
 from .schemas import Health, Readiness
@@ -82,6 +83,7 @@ def create_app(
     sse_max: float | None = 3600.0,
     reviewflow_cmd: list[str] | None = None,
     engine_options: dict[str, Any] | None = None,
+    parse_timeout: float = PARSE_TIMEOUT,
 ) -> FastAPI:
     """The API over `store`. `tokens`: entries `TOKEN` / `ro:TOKEN` (or parsed Tokens).
 
@@ -89,6 +91,7 @@ def create_app(
     of silence and close after `sse_max` s (clients reconnect with Last-Event-ID).
     `reviewflow_cmd` is how review runs call reviewflow (default: this interpreter's
     `-m reviewflow` when this server executes runs, else `reviewflow` on the workers' PATH).
+    A workflow that takes longer than `parse_timeout` s to read is refused (422).
     """
     if not isinstance(tokens, TokenSet):
         items = list(tokens)
@@ -112,6 +115,7 @@ def create_app(
         sse_max=sse_max,
         reviewflow_cmd=reviewflow_cmd
         or ([sys.executable, "-m", "reviewflow"] if execute else ["reviewflow"]),
+        parse_timeout=parse_timeout,
     )
     metrics.collector.workers_alive = ctx.workers_alive
     if execute:
@@ -161,9 +165,12 @@ def create_app(
 
 
 def _probes(app: FastAPI, ctx: ServerContext) -> None:
+    # One thread of their own: probes never queue behind requests busy on the shared threads.
+    prober = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="reviewflow-probe")
+
     @app.get("/health", tags=["probes"], summary="The process is alive", response_model=Health)
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}  # on the loop: it answers as long as the loop does
 
     @app.get(
         "/ready",
@@ -175,8 +182,9 @@ def _probes(app: FastAPI, ctx: ServerContext) -> None:
             503: {"model": Readiness, "description": "Not ready: `reason` says why."},
         },
     )
-    def ready() -> Json:
-        reason, version = readiness(ctx.store)
+    async def ready() -> Json:
+        loop = asyncio.get_running_loop()
+        reason, version = await loop.run_in_executor(prober, readiness, ctx.store)
         status = 200 if reason is None else 503
         return Json(
             {

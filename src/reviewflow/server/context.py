@@ -1,14 +1,25 @@
-"""What the routes share: the store, the engine (when this server executes runs), settings."""
+"""What the routes share: the store, the engine (when this server executes runs), settings.
+
+The event loop serves every request, /health included, so nothing slow runs on it: the store's
+calls run on worker threads (`blocking`), and reading a workflow — parsing, validating, loading
+its plugins — on a small pool of its own with a time bound (`reading`), so that a huge or
+hostile body costs at most one of those threads for a while, never the server.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any, TypeVar
 
+from anyio import to_thread
 from fastapi import Path as PathParam
 from fastapi import Request
 
@@ -29,6 +40,18 @@ SHUTDOWN_WAIT = 15.0
 ORPHAN_MIN_AGE = 30.0
 """A pending run younger than this may be about to be executed by the process that created
 it (`reviewflow run` submits, then claims): startup leaves it alone."""
+READERS = 2
+"""Workflows read at once (CPU-bound: more threads would only share the same cores)."""
+PARSE_TIMEOUT = 30.0
+"""Seconds a workflow may take to be read (waiting for a reader included) before the request
+is refused; a reader thread still busy with it finishes in the background."""
+
+T = TypeVar("T")
+
+
+async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`fn(*args, **kwargs)` on a worker thread: store calls, status documents, file reads."""
+    return await to_thread.run_sync(partial(fn, *args, **kwargs))
 
 
 @dataclass
@@ -46,22 +69,64 @@ class ServerContext:
     sse_keepalive: float = 15.0
     sse_max: float | None = 3600.0
     reviewflow_cmd: list[str] = field(default_factory=lambda: [sys.executable, "-m", "reviewflow"])
+    parse_timeout: float = PARSE_TIMEOUT
     running: dict[str, asyncio.Task[RunState]] = field(default_factory=dict)
     stopping: bool = False
+    readers: concurrent.futures.ThreadPoolExecutor = field(
+        default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
+            READERS, thread_name_prefix="reviewflow-read"
+        )
+    )
+
+    # ------------------------------------------------------------------ off the loop
+
+    async def reading(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on a reader thread, answered within `parse_timeout` seconds: else 422
+        (it took too long) or 503 (every reader was busy with other workflows meanwhile)."""
+        started = concurrent.futures.Future[None]()
+
+        def read() -> T:
+            started.set_result(None)
+            return fn(*args)
+
+        job = asyncio.get_running_loop().run_in_executor(self.readers, read)
+        try:
+            return await asyncio.wait_for(job, self.parse_timeout)
+        except TimeoutError:
+            if not started.done():
+                raise ApiError(
+                    503,
+                    f"busy reading other workflows for {self.parse_timeout:g} s: retry later",
+                    headers={"Retry-After": "5"},
+                ) from None
+            raise ApiError(
+                422,
+                f"reading the workflow took longer than {self.parse_timeout:g} s: send a "
+                "smaller one (or JSON, which reads faster than YAML)",
+                "body",
+            ) from None
 
     # ------------------------------------------------------------------ execution
 
-    def submit(
+    def store_run(
         self, spec: WorkflowSpec, *, run_id: str | None, meta: dict[str, str]
     ) -> tuple[str, bool]:
-        """Store a new run: executed here, or — without an engine, on PostgreSQL — queued for
-        `reviewflow worker`s. Returns (run_id, created)."""
+        """Store a new run (on a worker thread): to be executed here (`spawn` it next, on the
+        loop), or — without an engine, on PostgreSQL — queued for `reviewflow worker`s.
+        Returns (run_id, created)."""
         if self.engine is None and isinstance(self.store, PostgresStore):
             from ..cluster.queue import Cluster
 
             return Cluster(self.store).submit(spec, run_id=run_id, meta=meta)
         engine = self.engine or Engine(self.store, runs_dir=self.runs_dir)
-        rid, created = engine.submit(spec, run_id=run_id, meta=meta)
+        return engine.submit(spec, run_id=run_id, meta=meta)
+
+    async def submit(
+        self, spec: WorkflowSpec, *, run_id: str | None, meta: dict[str, str]
+    ) -> tuple[str, bool]:
+        """Store a new run off the loop, then start executing it here if this server does.
+        Returns (run_id, created)."""
+        rid, created = await blocking(self.store_run, spec, run_id=run_id, meta=meta)
         if created:
             self.spawn(rid)
         return rid, created
@@ -118,6 +183,7 @@ class ServerContext:
     async def shutdown(self) -> None:
         """Stop executing: attempts are interrupted, the runs stay resumable."""
         self.stopping = True
+        self.readers.shutdown(wait=False, cancel_futures=True)
         if self.engine is None:
             return
         self.engine.shutdown()

@@ -8,7 +8,6 @@ resume, executed here (or left for a worker with `--no-execute`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Annotated, Any, Literal
@@ -20,7 +19,7 @@ from ..errors import ApprovalDecided
 from ..states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
 from ..store import RunRecord
 from .auth import Token, can_write
-from .context import ServerContext, context, load_run
+from .context import ServerContext, blocking, context, load_run
 from .http import ApiError, Json
 from .runs import RunId, TaskName
 from .schemas import WRITE_ERRORS, ControlAccepted, Decision, DecisionDone, errors
@@ -46,16 +45,16 @@ def _here(ctx: ServerContext, run_id: str) -> bool:
     return ctx.engine is not None and ctx.engine.live_run(run_id) is not None
 
 
-def _state(ctx: ServerContext, run_id: str) -> str:
+async def _state(ctx: ServerContext, run_id: str) -> str:
     live = ctx.engine.live_run(run_id) if ctx.engine is not None else None
     if live is not None:
         return live.state.value
-    return load_run(ctx.store, run_id).state
+    return (await blocking(load_run, ctx.store, run_id)).state
 
 
-def _accepted(ctx: ServerContext, run_id: str, action: str, how: str) -> Json:
+async def _accepted(ctx: ServerContext, run_id: str, action: str, how: str) -> Json:
     return Json(
-        {"run_id": run_id, "action": action, "state": _state(ctx, run_id), "how": how},
+        {"run_id": run_id, "action": action, "state": await _state(ctx, run_id), "how": how},
         status_code=202,
     )
 
@@ -71,8 +70,8 @@ async def _by_workers(ctx: ServerContext, record: RunRecord, action: str) -> Jso
     if not isinstance(ctx.store, PostgresStore):
         raise ApiError(409, f"run {record.run_id} is executed by workers", "run_id")
     cluster = Cluster(ctx.store)
-    await asyncio.to_thread(cluster.control, record.run_id, action)
-    return _accepted(ctx, record.run_id, action, "workers")
+    await blocking(cluster.control, record.run_id, action)
+    return await _accepted(ctx, record.run_id, action, "workers")
 
 
 def _elsewhere(ctx: ServerContext, record: RunRecord) -> bool:
@@ -90,13 +89,13 @@ def _elsewhere(ctx: ServerContext, record: RunRecord) -> bool:
     responses=CONTROL_RESPONSES,
 )
 async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
-    record = _unfinished(ctx, run_id)
+    record = await blocking(_unfinished, ctx, run_id)
     if (done := await _by_workers(ctx, record, "cancel")) is not None:
         return done
     if _here(ctx, run_id):
         assert ctx.engine is not None
         ctx.engine.cancel(run_id)
-        return _accepted(ctx, run_id, "cancel", "here")
+        return await _accepted(ctx, run_id, "cancel", "here")
     if not _elsewhere(ctx, record):
         # Nobody executes it: take it over just to cancel it, as `reviewflow cancel` does.
         engine = (
@@ -106,11 +105,11 @@ async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
         )
         try:
             await engine.execute(run_id, cancel=True)
-            return _accepted(ctx, run_id, "cancel", "here")
+            return await _accepted(ctx, run_id, "cancel", "here")
         except RunBusy:
             pass  # someone claimed it meanwhile: ask them
-    ctx.store.request(run_id, "cancel")
-    return _accepted(ctx, run_id, "cancel", "requested")
+    await blocking(ctx.store.request, run_id, "cancel")
+    return await _accepted(ctx, run_id, "cancel", "requested")
 
 
 @router.post(
@@ -121,16 +120,16 @@ async def cancel(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     responses=CONTROL_RESPONSES,
 )
 async def pause(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
-    record = _unfinished(ctx, run_id)
+    record = await blocking(_unfinished, ctx, run_id)
     if (done := await _by_workers(ctx, record, "pause")) is not None:
         return done
     if _here(ctx, run_id):
         assert ctx.engine is not None
         ctx.engine.pause(run_id)
-        return _accepted(ctx, run_id, "pause", "here")
+        return await _accepted(ctx, run_id, "pause", "here")
     if _elsewhere(ctx, record):
-        ctx.store.request(run_id, "pause")
-        return _accepted(ctx, run_id, "pause", "requested")
+        await blocking(ctx.store.request, run_id, "pause")
+        return await _accepted(ctx, run_id, "pause", "requested")
     raise ApiError(
         409,
         f"run {run_id} is not being executed by any process; nothing to "
@@ -147,19 +146,19 @@ async def pause(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
     responses=CONTROL_RESPONSES,
 )
 async def resume(run_id: RunId, ctx: Ctx, _: Writer) -> Json:
-    record = _unfinished(ctx, run_id)
+    record = await blocking(_unfinished, ctx, run_id)
     if (done := await _by_workers(ctx, record, "resume")) is not None:
         return done
     if _here(ctx, run_id):
         assert ctx.engine is not None
         ctx.engine.resume(run_id)
-        return _accepted(ctx, run_id, "resume", "here")
+        return await _accepted(ctx, run_id, "resume", "here")
     if _elsewhere(ctx, record):
-        ctx.store.request(run_id, "resume")
-        return _accepted(ctx, run_id, "resume", "requested")
+        await blocking(ctx.store.request, run_id, "resume")
+        return await _accepted(ctx, run_id, "resume", "requested")
     if ctx.spawn(run_id):
-        return _accepted(ctx, run_id, "resume", "here")
-    return _accepted(ctx, run_id, "resume", "queued")
+        return await _accepted(ctx, run_id, "resume", "here")
+    return await _accepted(ctx, run_id, "resume", "queued")
 
 
 def _decide(
@@ -168,8 +167,9 @@ def _decide(
     task: str,
     decision: Literal["approved", "rejected"],
     body: Decision,
-) -> Json:
-    """The checks and the store call of `reviewflow approve|reject` (cli_review._decide)."""
+) -> tuple[Json, bool]:
+    """The checks and the store call of `reviewflow approve|reject` (cli_review._decide), on
+    a worker thread; also whether nobody executes the run (this server may carry it on)."""
     store = ctx.store
     record = load_run(store, run_id)
     tasks = {t.name: t for t in store.get_tasks(run_id)}
@@ -207,9 +207,22 @@ def _decide(
         store.decide_approval(run_id, task, decision, who, body.comment, now, event)
     except ApprovalDecided as exc:
         raise ApiError(409, str(exc), "task") from None
-    if not record.mode and not owner_alive(record.owner, record.lease_until, now):
+    orphan = not record.mode and not owner_alive(record.owner, record.lease_until, now)
+    answer = {"run_id": run_id, "task": task, "decision": decision, "by": who, "detail": detail}
+    return Json(answer), orphan
+
+
+async def _decided(
+    ctx: ServerContext,
+    run_id: str,
+    task: str,
+    decision: Literal["approved", "rejected"],
+    body: Decision,
+) -> Json:
+    answer, orphan = await blocking(_decide, ctx, run_id, task, decision, body)
+    if orphan:
         ctx.spawn(run_id)  # nothing executes it: carry on here (when this server executes)
-    return Json({"run_id": run_id, "task": task, "decision": decision, "by": who, "detail": detail})
+    return answer
 
 
 DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -231,7 +244,7 @@ async def approve(
     _: Writer,
     body: Annotated[Decision | None, Body()] = None,
 ) -> Json:
-    return _decide(ctx, run_id, task, "approved", body or Decision())
+    return await _decided(ctx, run_id, task, "approved", body or Decision())
 
 
 @router.post(
@@ -245,4 +258,4 @@ async def reject(
 ) -> Json:
     if not (body.comment or "").strip():
         raise ApiError(422, "a rejection needs a comment saying why", "comment")
-    return _decide(ctx, run_id, task, "rejected", body)
+    return await _decided(ctx, run_id, task, "rejected", body)

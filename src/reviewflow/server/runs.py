@@ -23,7 +23,7 @@ from ..status import run_status
 from ..store import EventRecord, RunRecord
 from ..viz import mermaid
 from .auth import Token, can_read, can_write
-from .context import RunIdParam, ServerContext, context, load_run
+from .context import RunIdParam, ServerContext, blocking, context, load_run
 from .http import ApiError, Json
 from .schemas import (
     READ_ERRORS,
@@ -139,31 +139,36 @@ async def submit_run(
             "Content-Type",
         )
     body = await request.body()
-    run_id = idempotency_key
-    if kind in YAML_TYPES:
-        spec = from_yaml(body)
-    else:
-        data = parse_json(body)
-        if not isinstance(data, dict):
-            raise ApiError(
-                422, f"the body must be a JSON object, got {type(data).__name__}", "body"
-            )
-        if "template" in data:
-            run_id = run_id or new_run_id(f"review-{data.get('template')}"[:100])
-            spec, extra = from_template(ctx, data, run_id)
-            metadata.update(extra)
-        else:
-            spec = from_mapping(data)
-    return _create(ctx, spec, run_id, metadata)
-
-
-def _create(
-    ctx: ServerContext, spec: WorkflowSpec, run_id: str | None, meta: dict[str, str]
-) -> Response:
+    spec, run_id, metadata = await ctx.reading(
+        _workflow, ctx, kind, body, idempotency_key, metadata
+    )
     try:
-        rid, created = ctx.submit(spec, run_id=run_id, meta=meta)
-    except SpecError as exc:
+        rid, created = await ctx.submit(spec, run_id=run_id, meta=metadata)
+    except SpecError as exc:  # the run id
         raise ApiError(422, exc.message, "Idempotency-Key") from None
+    return await blocking(_created, ctx, spec, rid, created, metadata)
+
+
+def _workflow(
+    ctx: ServerContext, kind: str, body: bytes, run_id: str | None, meta: dict[str, str]
+) -> tuple[WorkflowSpec, str | None, dict[str, str]]:
+    """The workflow a POST /runs body asks for, its run id and metadata (on a reader thread:
+    parsing and validating a big workflow takes seconds of CPU)."""
+    if kind in YAML_TYPES:
+        return from_yaml(body), run_id, meta
+    data = parse_json(body)
+    if not isinstance(data, dict):
+        raise ApiError(422, f"the body must be a JSON object, got {type(data).__name__}", "body")
+    if "template" in data:
+        run_id = run_id or new_run_id(f"review-{data.get('template')}"[:100])
+        spec, extra = from_template(ctx, data, run_id)
+        return spec, run_id, {**meta, **extra}
+    return from_mapping(data), run_id, meta
+
+
+def _created(
+    ctx: ServerContext, spec: WorkflowSpec, rid: str, created: bool, meta: dict[str, str]
+) -> Response:
     record = load_run(ctx.store, rid)
     if not created and (record.spec != spec.model_dump_json() or record.meta != meta):
         raise ApiError(

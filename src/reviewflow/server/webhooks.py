@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Request
 
 from ..logs import log
-from .context import ServerContext, context
+from .context import ServerContext, blocking, context
 from .http import ApiError, Json
 from .review_run import BadParam, clone_url, commit, review_run_id, review_spec
 from .schemas import WebhookAnswer, errors
@@ -89,12 +89,12 @@ async def github(
     if ctx.webhook_secret is None:
         raise ApiError(503, "webhooks are off: no REVIEWFLOW_WEBHOOK_SECRET configured")
     body = await request.body()
-    if not signature_ok(ctx.webhook_secret, body, signature):
+    if not await blocking(signature_ok, ctx.webhook_secret, body, signature):
         ctx.metrics.webhooks.labels("bad_signature").inc()
         raise ApiError(401, "missing or bad X-Hub-Signature-256", "X-Hub-Signature-256")
     if event != "pull_request":
         return _ignored(ctx, f"event {event or '(none)'} is not reviewed")
-    data = parse_json(body)
+    data = await ctx.reading(parse_json, body)
     action = _get(data, "action")
     if action not in REVIEW_ACTIONS:
         return _ignored(ctx, f"pull_request action {action!r} is not reviewed")
@@ -139,7 +139,7 @@ async def github(
     }
     if delivery:
         meta["delivery"] = delivery
-    rid, created = ctx.submit(spec, run_id=run_id, meta=meta)
+    rid, created = await ctx.submit(spec, run_id=run_id, meta=meta)
     ctx.metrics.webhooks.labels("created" if created else "redelivered").inc()
     log.info(
         "webhook.pull_request",
