@@ -8,7 +8,6 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from .cli import (
     EXIT_FAILED,
@@ -23,10 +22,16 @@ from .cli import (
     app,
     out,
 )
-from .cluster.queue import DEFAULT_LEASE_TTL, DEFAULT_MAX_LOST_ATTEMPTS, list_workers
-from .cluster.worker import DEFAULT_GRACE, DEFAULT_POLL_INTERVAL, DEFAULT_WORKER_CONCURRENCY
 from .errors import ReviewflowError
 from .store import DEFAULT_DB, postgres_url
+
+# The cluster (and psycopg with it) is imported by the commands, not here: every `reviewflow`
+# command imports this module. Its defaults are repeated for the options (a test compares).
+DEFAULT_LEASE_TTL = 30.0  # cluster.queue
+DEFAULT_MAX_LOST_ATTEMPTS = 3  # cluster.queue
+DEFAULT_WORKER_CONCURRENCY = 8  # cluster.worker
+DEFAULT_POLL_INTERVAL = 0.5  # cluster.worker
+DEFAULT_GRACE = 30.0  # cluster.worker
 
 
 def _postgres(db: object) -> str:
@@ -126,10 +131,11 @@ def workers(
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
     show_all: Annotated[
-        bool, typer.Option("--all", help="Also workers not heard from within their lease time.")
+        bool, typer.Option("--all", help="Also lost workers (silent for half their lease).")
     ] = False,
 ) -> None:
     """List live workers of a PostgreSQL database: name, host, pid, heartbeat age, tasks running."""
+    from .cluster.queue import list_workers
     from .store.postgres import PostgresStore
 
     _postgres(db)
@@ -147,6 +153,8 @@ def workers(
     if not found:
         out.print(f"no live workers in {_shown(db)}", markup=False)
         return
+    from rich.table import Table
+
     table = Table("name", "host", "pid", "heartbeat", "running", "state")
     for w in found:
         table.add_row(

@@ -70,6 +70,8 @@ def run_summary(console: Console, doc: dict[str, Any]) -> None:
         + (f"  mean wait {wait * 1000:.1f}ms" if wait is not None else ""),
         markup=False,
     )
+    if doc.get("workers", {}).get("note"):
+        console.print(Text(doc["workers"]["note"], style="yellow"))
 
 
 def run_list(console: Console, runs: list[dict[str, Any]]) -> None:

@@ -12,8 +12,10 @@ from statistics import fmean
 from typing import Any
 
 from .errors import RunNotFound
-from .states import TaskState
-from .store import EventRecord, Store, TaskRecord
+from .states import RUN_TERMINAL, RunState, TaskState
+from .store import EventRecord, RunRecord, Store, TaskRecord
+
+NO_LIVE_WORKER = "no live worker: tasks stay ready/running until a worker starts"
 
 
 def _stats(values: list[float]) -> dict[str, float | None]:
@@ -118,6 +120,27 @@ def _task_doc(t: TaskRecord) -> dict[str, Any]:
     return doc
 
 
+def _workers_doc(store: Store, run: RunRecord, tasks: list[TaskRecord]) -> dict[str, Any] | None:
+    """For a run left to `reviewflow worker`s: how many are live and, when none is while tasks
+    wait or run, a note saying so (a submitted run otherwise just looks slow)."""
+    if not run.mode:
+        return None
+    from .store.postgres import PostgresStore  # workers runs live in PostgreSQL only
+    from .store.sql import query
+
+    if not isinstance(store, PostgresStore):
+        return None
+    with store.session() as conn:
+        # the same liveness as `reviewflow workers`, on the database clock
+        now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
+        live = len(conn.execute(query("list_workers"), {"now": now, "all": False}).fetchall())
+    doc: dict[str, Any] = {"live": live}
+    waiting = any(t.state in (TaskState.READY, TaskState.RUNNING) for t in tasks)
+    if live == 0 and waiting and RunState(run.state) not in RUN_TERMINAL:
+        doc["note"] = NO_LIVE_WORKER
+    return doc
+
+
 def run_status(store: Store, run_id: str) -> dict[str, Any]:
     """The status document of a run (what `reviewflow status RUN_ID --json` prints)."""
     run = store.get_run(run_id)
@@ -125,7 +148,7 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         raise RunNotFound(run_id)
     tasks = store.get_tasks(run_id)
     events = store.get_events(run_id)
-    return {
+    doc: dict[str, Any] = {
         "run_id": run.run_id,
         "workflow": run.workflow,
         "state": run.state,
@@ -138,6 +161,10 @@ def run_status(store: Store, run_id: str) -> dict[str, Any]:
         "tasks": [_task_doc(t) for t in tasks],
         "metrics": run_metrics(tasks, events, run.started_at, run.finished_at),
     }
+    workers = _workers_doc(store, run, tasks)
+    if workers is not None:
+        doc["workers"] = workers
+    return doc
 
 
 def list_status(store: Store, limit: int = 20) -> list[dict[str, Any]]:

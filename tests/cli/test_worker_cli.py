@@ -269,6 +269,7 @@ def test_submit_prints_only_the_run_id_and_leaves_the_run_to_workers(
     assert shown.returncode == 0, shown.stderr
     assert rid in shown.stdout and "running" in shown.stdout
     assert "no process is executing this run" not in shown.stdout + shown.stderr
+    assert "no live worker: tasks stay ready/running until a worker starts" in shown.stdout
 
     # --run-id is an idempotency key: the second submission reports the same id.
     first = rf("run", str(wf), "--db", rf.url, "--submit", "--run-id", "pr-42")
@@ -475,6 +476,45 @@ def test_a_sigkilled_workers_task_is_taken_over_after_its_lease_expires(
     # The dead worker's `sleep 30` does not outlive it: the taker-over killed it.
     wait_for(lambda: not leftovers(rid), "the orphaned attempt to be killed", timeout=10)
     assert rf.stop(w2) == 0
+
+
+def test_a_sigkilled_worker_leaves_the_list_and_status_says_nothing_takes_the_run(
+    rf: Rf, db: Db, tmp_path: Path
+) -> None:
+    """A killed worker never says goodbye: once its heartbeat lapses `reviewflow workers` stops
+    listing it (shown as lost with --all), and `status` says the run has nobody to take it.
+    Liveness is judged on the database clock: the test shifts the heartbeat instead of waiting."""
+    wf = two_tasks(tmp_path, started("a", 30))
+    rid = rf.submit(wf)
+    w1 = rf.worker("w1")  # the default lease: 30 s, heartbeats every 10 s
+    wait_for(lambda: (tmp_path / "a.started").exists(), "the task's process to start")
+    shown = rf("status", rid, "--db", rf.url)
+    assert shown.returncode == 0, shown.stderr
+    assert "no live worker" not in shown.stdout
+    assert json.loads(rf("status", rid, "--db", rf.url, "--json").stdout)["workers"] == {"live": 1}
+
+    assert rf.stop(w1, signal.SIGKILL) == -signal.SIGKILL
+    db.rows("UPDATE workers SET heartbeat_at = heartbeat_at - 20 WHERE name = 'w1' RETURNING 1")
+
+    assert rf.workers() == []
+    listed = rf("workers", "--db", rf.url)
+    assert listed.returncode == 0 and "no live workers" in listed.stdout, listed.stdout
+    every = rf("workers", "--db", rf.url, "--all", "--json")
+    assert every.returncode == 0, every.stderr
+    ((name, state, pid),) = [(w["name"], w["state"], w["pid"]) for w in json.loads(every.stdout)]
+    assert (name, state, pid) == ("w1", "lost", w1.pid)
+    table = rf("workers", "--db", rf.url, "--all")
+    assert "lost" in table.stdout and "w1" in table.stdout, table.stdout
+
+    shown = rf("status", rid, "--db", rf.url)
+    assert shown.returncode == 0, shown.stderr
+    assert "no live worker: tasks stay ready/running until a worker starts" in shown.stdout
+    doc = json.loads(rf("status", rid, "--db", rf.url, "--json").stdout)
+    assert doc["workers"] == {
+        "live": 0,
+        "note": "no live worker: tasks stay ready/running until a worker starts",
+    }
+    assert db.task(rid, "a")["state"] == "running"  # its lease has not expired yet
 
 
 # ------------------------------------------------------------------------------ control

@@ -960,3 +960,57 @@ def test_status_counts_lost_attempts_apart_from_retries(pg: PostgresStore) -> No
     metrics = run_status(pg, run_id)["metrics"]
     assert (metrics["attempts"], metrics["retries"], metrics["lost_attempts"]) == (2, 0, 1)
     assert metrics["retry_rate"] == 0
+
+
+def _heartbeat_earlier(store: PostgresStore, seconds: float) -> None:
+    """As if `seconds` passed without a heartbeat from any worker (the database clock is what
+    liveness is judged by, so shifting the row stands in for waiting)."""
+    with store.session() as conn:
+        conn.execute("UPDATE workers SET heartbeat_at = heartbeat_at - %s", (seconds,))
+
+
+def test_a_silent_worker_is_lost_and_status_says_no_worker_takes_the_run(
+    pg: PostgresStore,
+) -> None:
+    from reviewflow.cluster.queue import list_workers
+    from reviewflow.status import NO_LIVE_WORKER, run_status
+
+    cluster = Cluster(pg)  # the default lease: 30 s, heartbeats every 10 s
+    run_id, _ = cluster.submit(workflow({"a": py("anoop"), "b": py("anoop", needs=["a"])}))
+    # Submitted, nobody to take it: status says so rather than look slow.
+    assert run_status(pg, run_id)["workers"] == {"live": 0, "note": NO_LIVE_WORKER}
+
+    cluster.heartbeat("w1", concurrency=2, running=0)
+    (a,) = cluster.claim(1)
+    cluster.record(Pending([], [a.event]))
+    assert run_status(pg, run_id)["workers"] == {"live": 1}
+    _heartbeat_earlier(pg, 12.0)  # one heartbeat late: still live
+    assert [(w["name"], w["state"], w["running"]) for w in list_workers(pg)] == [
+        ("w1", "running", 1)
+    ]
+
+    _heartbeat_earlier(pg, 8.0)  # 20 s silent (SIGKILLed): lost, though its lease holds
+    assert list_workers(pg) == []
+    (lost,) = list_workers(pg, include_silent=True)
+    assert (lost["name"], lost["state"], lost["running"]) == ("w1", "lost", 1)
+    assert lost["heartbeat_age"] >= 20.0
+    assert run_status(pg, run_id)["workers"] == {"live": 0, "note": NO_LIVE_WORKER}
+    assert _row(pg, run_id, "a")[0] == "running"  # taken over only once its lease expires
+
+    # A worker starts: the note goes; once the run ended, it does not come back.
+    other = Cluster(pg)
+    other.heartbeat("w2", concurrency=1, running=0)
+    assert run_status(pg, run_id)["workers"] == {"live": 1}
+    cluster.record(Pending([Outcome(run_id, "a", a.attempt, "succeeded")], []))
+    (b,) = other.claim(1)
+    other.record(Pending([Outcome(run_id, "b", b.attempt, "succeeded")], [b.event]))
+    assert pg.get_run(run_id).state == "succeeded"  # type: ignore[union-attr]
+    _heartbeat_earlier(pg, 60.0)
+    assert run_status(pg, run_id)["workers"] == {"live": 0}
+
+
+def test_status_of_an_embedded_run_has_no_workers_field(pg: PostgresStore, tmp_path: Path) -> None:
+    from reviewflow.status import run_status
+
+    run_id, _ = run_sync(workflow({"a": py("anoop")}), store=pg, runs_dir=tmp_path / "runs")
+    assert "workers" not in run_status(pg, run_id)

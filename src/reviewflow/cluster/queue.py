@@ -621,8 +621,9 @@ class Cluster:
 
 
 def list_workers(store: PostgresStore, *, include_silent: bool = False) -> list[dict[str, Any]]:
-    """Live workers of this database (heard from within their lease time); with
-    `include_silent`, also those not heard from since (forgotten after an hour)."""
+    """Live workers of this database (heard from within half their lease time, on the
+    database clock); with `include_silent`, also those not heard from since, in state `lost`
+    (forgotten after an hour)."""
     with store.session() as conn:
         now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
         rows = conn.execute(query("list_workers"), {"now": now, "all": include_silent}).fetchall()

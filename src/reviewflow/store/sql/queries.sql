@@ -358,12 +358,15 @@ ON CONFLICT (owner) DO UPDATE SET name = excluded.name, host = excluded.host,
 DELETE FROM workers WHERE owner = %(owner)s;
 
 -- name: list_workers
--- Live: heard from within its lease time (the leases of its attempts are still valid).
+-- Live: heard from within half its lease time. It heartbeats every third of it, so a late
+-- heartbeat is forgiven and a missed one is not: a killed worker drops out of the list (state
+-- `lost`, shown with `all`) well before its attempts' leases expire and they are taken over.
 -- Tasks running: counted now (the worker's own count is as old as its last heartbeat).
 SELECT name, host, pid, started_at, %(now)s - heartbeat_at, concurrency,
        (SELECT count(*) FROM tasks t WHERE t.owner = workers.owner AND t.state = 'running'),
-       state
-FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl ORDER BY name, started_at;
+       CASE WHEN heartbeat_at >= %(now)s - lease_ttl / 2 THEN state ELSE 'lost' END
+FROM workers WHERE %(all)s OR heartbeat_at >= %(now)s - lease_ttl / 2
+ORDER BY name, started_at;
 
 -- name: prune_workers
 DELETE FROM workers WHERE heartbeat_at < %(before)s;
