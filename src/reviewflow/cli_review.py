@@ -36,6 +36,7 @@ from .cli import (
 from .engine import DEFAULT_CONCURRENCY, Engine, new_run_id, owner_alive
 from .errors import ApprovalDecided, ReviewflowError, SpecError
 from .plugins import load_plugin_folders
+from .statedir import make_dirs
 from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
 from .store import DEFAULT_DB
 
@@ -173,7 +174,7 @@ def _check_out(target: Path, root: Path) -> None:
 def _prepare_out(target: Path) -> None:
     """Create --out now, before any check runs: a typo must not cost a whole review."""
     try:
-        target.mkdir(parents=True, exist_ok=True)
+        make_dirs(target)
         probe = target / ".reviewflow-write-test"
         probe.write_bytes(b"")
         probe.unlink()

@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError, TaskFailed
+from ..statedir import make_dirs
 from .base import TaskContext
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ class ShellTaskType:
     async def execute(self, ctx: TaskContext) -> Any:
         spec = ctx.spec
         assert spec.run
-        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        make_dirs(ctx.run_dir)
         log_path = ctx.log_path
         env = {
             **os.environ,

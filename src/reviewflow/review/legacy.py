@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TaskFailed
+from ..statedir import make_dirs
 
 SKIP_DIRS = {
     ".git",
@@ -224,7 +225,7 @@ def summary(ctx: Any) -> dict[str, Any]:
             lines.append(f"- {result}")
         lines.append("")
     report = "\n".join(lines)
-    ctx.run_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(ctx.run_dir)
     path = ctx.run_dir / "summary.md"
     path.write_text(report, encoding="utf-8")
     return {"report": str(path), "passed": passed, "failed": sorted(failures)}

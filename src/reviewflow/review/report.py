@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from .. import __version__
+from ..statedir import make_dirs
 from ..viz import STATE_STYLES
 from .change import Change
 from .findings import CheckResult, Finding
@@ -338,7 +339,7 @@ def write_reports(
     out: Path, doc: Mapping[str, Any], markdown: str, sarif: Mapping[str, Any]
 ) -> dict[str, str]:
     """Write the three files (atomically each) and return their paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     paths = {}
     for name, text in (
         ("report.md", markdown),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
+from ..statedir import make_dirs
 from .base import (
     TASK_COLUMNS,
     ApprovalRecord,
@@ -73,7 +74,7 @@ class SQLiteStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             self._conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=30.0
             )

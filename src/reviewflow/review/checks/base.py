@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ReviewflowError
+from ...statedir import make_dirs
 from ..change import Change
 from ..findings import CheckResult
 
@@ -138,7 +139,7 @@ class CheckContext:
         if self.log_path is None:
             return
         try:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.log_path.parent)
             with self.log_path.open("a", encoding="utf-8") as fh:
                 fh.write(
                     f"$ {' '.join(result.argv)}\n{result.stdout}{result.stderr}"
