@@ -30,6 +30,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -59,6 +60,7 @@ from .states import (
     TaskState,
 )
 from .store import MemoryStore, RunRecord, Store, TaskRecord
+from .store.base import Batch
 
 T = TaskState
 DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
@@ -70,6 +72,8 @@ LOST = "lost"
 SKIPPED_DETAIL = "a dependency did not succeed"
 NO_FAILURES: Mapping[str, str] = MappingProxyType({})
 ATTEMPT_TIMEOUT = "attempt timeout"  # compared by identity: set only by _attempt_timed_out
+CANNOT_START = "the run could not start"
+CANNOT_ADVANCE = "the run could not go on"
 
 RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 """Run ids name a directory under the runs folder: no separators, no leading dot."""
@@ -233,10 +237,14 @@ class Engine:
         if not self._live:
             self._tune_gc()
         try:
-            run = self._load(record)
-            self._live[run_id] = run
-            run.done = self._loop.create_future()
-            self._begin(run, RunState(record.state), cancel=cancel)
+            run: LiveRun | None = None
+            try:
+                run = self._load(record)
+                self._live[run_id] = run
+                run.done = self._loop.create_future()
+                self._begin(run, RunState(record.state), cancel=cancel)
+            except Exception as exc:  # whatever it is, the run must not stay pending
+                return self._broken(run_id, run, exc, CANNOT_START)
             if self._heartbeat_handle is None:
                 self._heartbeat_handle = self._loop.call_later(
                     self.heartbeat_interval, self._heartbeat
@@ -558,15 +566,17 @@ class Engine:
         task.timer = None
         if task.state is T.BLOCKED and task.run.run_id in self._live:
             task.wait_reason = None
-            self._make_ready(task, time.time())
-            self._dispatch()
+            self._guarded(task, self._ready_now, task)
 
     def _retry_due(self, task: LiveTask) -> None:
         task.timer = None
         if task.state is T.RETRY_WAIT and task.run.run_id in self._live:
             task.next_attempt_at = None
-            self._make_ready(task, time.time())
-            self._dispatch()
+            self._guarded(task, self._ready_now, task)
+
+    def _ready_now(self, task: LiveTask) -> None:
+        self._make_ready(task, time.time())
+        self._dispatch()
 
     def _make_ready(self, task: LiveTask, now: float) -> None:
         task.ready_at = now
@@ -665,11 +675,11 @@ class Engine:
             else:
                 self._settle(task, reason, False, cancelled=True)
         except TaskFailed as exc:
-            self._settle(task, str(exc), exc.retryable)
+            self._guarded(task, self._settle, task, str(exc), exc.retryable)
         except Exception as exc:
-            self._settle(task, f"{type(exc).__name__}: {exc}", True)
+            self._guarded(task, self._settle, task, f"{type(exc).__name__}: {exc}", True)
         else:
-            self._succeeded(task, result)
+            self._guarded(task, self._succeeded, task, result)
 
     def _note(self, task: LiveTask, detail: str) -> None:
         """An informational event: the task stays in its state, the history gains a line."""
@@ -965,6 +975,85 @@ class Engine:
         self.store.release_run(run.run_id, self.owner)
         assert run.done is not None
         run.done.set_result(outcome)
+
+    # ------------------------------------------------------------------ broken runs
+
+    def _guarded(self, task: LiveTask, step: Callable[..., None], *args: Any) -> None:
+        """Take a step of `task`'s run; if the engine raises there, end the run failed (a
+        callback's exception would otherwise be swallowed by the loop, the run left running
+        with nothing to move it on)."""
+        try:
+            step(*args)
+        except Exception as exc:
+            run = task.run
+            if run.run_id in self._live:
+                self._broken(run.run_id, run, exc, CANNOT_ADVANCE)
+            else:
+                log.error("engine.error", run_id=run.run_id, error=repr(exc), exc_info=exc)
+
+    def _broken(self, run_id: str, run: LiveRun | None, exc: Exception, what: str) -> RunState:
+        """Starting or advancing the run raised: stop what it runs here and end it `failed`
+        with the error, so that `status` says why, instead of leaving it pending or running
+        for every `resume` to meet the same exception again."""
+        message = f"{what}: {type(exc).__name__}: {exc}"
+        log.error("engine.run_failed", run_id=run_id, error=message, exc_info=exc)
+        if run is not None:
+            self._live.pop(run_id, None)
+            run.halted = True
+            for task in run.tasks.values():
+                self._cancel_timer(task)
+                if task.handle is not None and task.state is T.RUNNING:
+                    self._cancel_attempt(task, message)
+            if run.timeout_handle is not None:
+                run.timeout_handle.cancel()
+            with contextlib.suppress(StoreError):  # what was decided before, if it was
+                self._flush_run(run)
+        try:
+            self._end_failed(run_id, message)
+        except StoreError as exc2:  # left to the lease: the next process meets it again
+            log.error("engine.run_failed_unrecorded", run_id=run_id, error=str(exc2))
+            if run is not None and run.done is not None and not run.done.done():
+                run.done.set_exception(exc2)
+            raise
+        if run is not None and run.done is not None and not run.done.done():
+            run.done.set_result(RunState.FAILED)
+        return RunState.FAILED
+
+    def _end_failed(self, run_id: str, message: str) -> None:
+        """Record the run `failed` with `message` from its stored rows: tasks not ended are
+        cancelled (processes a dead owner left are stopped), then the run is released."""
+        record = self.store.get_run(run_id)
+        if record is None or RunState(record.state) in RUN_TERMINAL:
+            return
+        now = time.time()
+        state = RunState(record.state)
+        events: list[Any] = []
+        if state is RunState.PENDING:
+            events.append((run_id, None, state.value, RunState.RUNNING.value, None, now, None))
+            state = RunState.RUNNING
+        rows = []
+        for t in self.store.get_tasks(run_id):
+            if TaskState(t.state) in TASK_TERMINAL:
+                continue
+            if t.pid is not None and t.state == T.RUNNING:
+                kill_orphans(t.pid, run_id, t.name)
+            ended = replace(
+                t,
+                state=T.CANCELLED.value,
+                finished_at=now,
+                next_attempt_at=None,
+                wait_reason=None,
+                pid=None,
+            )
+            rows.append((*ended.row(), t.name))
+            events.append((run_id, t.name, t.state, T.CANCELLED.value, t.attempts, now, message))
+        events.append((run_id, None, state.value, RunState.FAILED.value, None, now, message))
+        run = (RunState.FAILED.value, record.started_at or now, now, message)
+        self.store.write(Batch(run_id, self.owner, now + self.lease_ttl, run, rows, events))
+        self.store.release_run(run_id, self.owner)
+        if self.observer is not None:
+            for rid, task, frm, to, attempt, _at, detail in events:
+                self._observe(rid, task, frm, to, attempt, detail)
 
     # ------------------------------------------------------------------ persistence
 

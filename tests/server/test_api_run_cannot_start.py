@@ -1,0 +1,52 @@
+"""A run that cannot proceed says so: when starting it raises, it ends `failed` with the error
+in the API, in `reviewflow status`, and `reviewflow resume` reports it instead of crashing.
+
+The fault is a real one: a run stored by a server that only stores runs names a plugin folder
+that is gone by the time a server that executes runs is asked to carry it on.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from apihelpers import AUTH, AppFactory
+from typer.testing import CliRunner
+
+from reviewflow.cli import app as cli
+
+
+def test_a_run_whose_start_fails_ends_failed_with_the_error(
+    make_client: AppFactory, tmp_path: Path
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "nothing.py").write_text("TASK_TYPES = []\n")
+    doc = {"name": "wf", "plugins": ["plugins"], "tasks": {"a": {"run": ["true"]}}}
+    idle = make_client(execute=False)
+    resp = idle.post("/runs", json=doc, headers=AUTH)
+    assert resp.status_code == 201, resp.text
+    run_id = resp.json()["run_id"]
+    shutil.rmtree(plugins)
+
+    server = make_client(resume_orphans=False)
+    resp = server.post(f"/runs/{run_id}/resume", headers=AUTH)
+    assert resp.status_code == 202, resp.text
+    doc = server.wait(run_id)
+    assert doc["state"] == "failed"
+    assert "could not start" in doc["error"] and "plugin folder" in doc["error"]
+    assert [t["state"] for t in doc["tasks"]] == ["cancelled"]
+    events = server.get(f"/runs/{run_id}/events", headers=AUTH).json()
+    assert [(e["task"], e["from"], e["to"]) for e in events] == [
+        (None, None, "pending"),
+        (None, "pending", "running"),
+        ("a", "blocked", "cancelled"),
+        (None, "running", "failed"),
+    ]
+
+    db = str(tmp_path / "rf.db")
+    status = CliRunner().invoke(cli, ["status", run_id, "--db", db])
+    assert "failed" in status.output and "could not start" in status.output, status.output
+    resume = CliRunner().invoke(cli, ["resume", run_id, "--db", db])
+    assert resume.exception is None or isinstance(resume.exception, SystemExit), resume.output
+    assert f"run {run_id} already ended: failed" in resume.output
