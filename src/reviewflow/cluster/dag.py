@@ -155,9 +155,30 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def insert_events(conn: psycopg.Connection, events: list[Event]) -> None:
-    """Insert events in one statement, ids in list order."""
-    conn.execute(query("insert_events"), {"events": _json(events)})
+def insert_events(conn: psycopg.Connection, events: list[Event], *, resent: bool = False) -> None:
+    """Insert events in one statement, ids in list order. `resent`: they were sent before,
+    perhaps stored then (the reply was lost): those stored already are left out."""
+    name = "insert_new_events" if resent else "insert_events"
+    conn.execute(query(name), {"events": _json(events)})
+
+
+def already_recorded(row: Row, attempt: int, kind: str, error: str | None) -> bool:
+    """Whether the row records this very outcome of `attempt` already: its worker sent it
+    again because the reply to the first sending was lost (the commit happened). Only the
+    attempt's owner can make it succeed; a failure is known by its entry in `errors`; a
+    cancelled attempt has nothing more to tell."""
+    if row.state == T.RUNNING and row.attempts == attempt:
+        return False
+    if kind == "succeeded":
+        return row.state == T.SUCCEEDED and row.attempts == attempt
+    if kind == "failed":
+        entries = json.loads(row.errors) if row.errors else []
+        return any(
+            e.get("attempt") == attempt and e.get("error") == (error or "failed") for e in entries
+        )
+    if kind == "cancelled":
+        return row.attempts == attempt and row.state in (T.CANCELLED, T.FAILED)
+    return False
 
 
 def loads_spec(text: str) -> WorkflowSpec:

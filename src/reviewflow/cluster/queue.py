@@ -49,7 +49,17 @@ from ..states import RUN_TERMINAL, RunState
 from ..store.base import Event
 from ..store.postgres import PostgresStore, translated
 from ..store.sql import query
-from .dag import CHANNEL, Conflict, Graph, HandOff, Row, RunTx, loads_spec
+from .dag import (
+    CHANNEL,
+    Conflict,
+    Graph,
+    HandOff,
+    Row,
+    RunTx,
+    already_recorded,
+    insert_events,
+    loads_spec,
+)
 
 DEFAULT_LEASE_TTL = 30.0
 DEFAULT_MAX_LOST_ATTEMPTS = 3
@@ -96,6 +106,8 @@ class Pending:
 
     outcomes: list[Outcome] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    resent: bool = False
+    """Sent before and met an error: that sending may have committed (the reply was lost)."""
 
     def __bool__(self) -> bool:
         return bool(self.outcomes or self.events)
@@ -413,7 +425,10 @@ class Cluster:
                 except RunNotFound:
                     continue  # deleted meanwhile: nothing to record
                 tx.handoff = handoff
-                tx.events.extend(events)
+                if pending.resent and events:
+                    insert_events(conn, events, resent=True)
+                else:
+                    tx.events.extend(events)
                 rejected += self._apply(tx, outcomes)
                 txs.append(tx)
             self._finish_txs(conn, txs)
@@ -433,6 +448,8 @@ class Cluster:
             if row is None:
                 continue
             if row.state != "running" or row.attempts != o.attempt or row.owner != self.owner:
+                if already_recorded(row, o.attempt, o.kind, o.error):
+                    continue  # this very outcome, sent again: its first sending committed
                 rejected.append(o)
                 tx.event(
                     o.name,

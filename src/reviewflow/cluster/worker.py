@@ -186,6 +186,7 @@ class Worker:
                         self._recording = set()
                         batch.outcomes += self.pending.outcomes  # kept for the next try
                         batch.events += self.pending.events
+                        batch.resent = True  # it may have committed: the reply was lost
                         self.pending = batch
                         raise
                     self._recording = set()

@@ -174,6 +174,19 @@ SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::int, (e->>5)::float8, e->>6
 FROM json_array_elements(%(events)s::json) WITH ORDINALITY AS v(e, i)
 ORDER BY i;
 
+-- name: insert_new_events
+-- insert_events for a batch a worker sends again after an error: its first sending may have
+-- committed (the reply was lost), so events stored already (every column equal) are left out.
+INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)
+SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::int, (e->>5)::float8, e->>6
+FROM json_array_elements(%(events)s::json) WITH ORDINALITY AS v(e, i)
+WHERE NOT EXISTS (
+    SELECT 1 FROM events x
+    WHERE x.run_id = e->>0 AND x.at = (e->>5)::float8 AND x.to_state = e->>3
+      AND x.task IS NOT DISTINCT FROM e->>1 AND x.from_state IS NOT DISTINCT FROM e->>2
+      AND x.attempt IS NOT DISTINCT FROM (e->>4)::int AND x.detail IS NOT DISTINCT FROM e->>6)
+ORDER BY i;
+
 -- name: decrement_remaining
 -- Returns the rows as cluster_rows reads them: those reaching zero are made ready next.
 UPDATE tasks t SET remaining = t.remaining - v.n
