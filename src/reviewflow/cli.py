@@ -7,30 +7,75 @@ cancelled (or the command could not act on the run), 2 bad input (file, flag, un
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from . import __version__, render
-from .config import load_workflow
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine, RunBusy, owner_alive
+from . import __version__
 from .errors import ReviewflowError, RunNotFound, SpecError
+from .limits import LIMITS
 from .logs import configure_logging, log
-from .progress import Progress
-from .spec import WorkflowSpec
+from .owners import owner_alive
 from .states import RUN_TERMINAL, RunState
-from .status import list_status, run_status
-from .store import DEFAULT_DB, RunRecord, Store, open_store, postgres_url
-from .viz import mermaid
+from .store import DEFAULT_DB, open_store, postgres_url
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from .spec import WorkflowSpec
+    from .store import RunRecord, Store
+
+# Start-up time: every command imports this module, so the engine (pydantic, asyncio, the
+# executors), rich, PostgreSQL, the server and the review tools are imported inside the
+# commands that use them. benchmarks/cli_startup.py measures it; tests/cli/test_cli_imports.py
+# checks that the light commands stay light.
+
+DEFAULT_CONCURRENCY = 64
+"""engine.DEFAULT_CONCURRENCY, repeated so option defaults need no engine (a test compares)."""
+DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
+"""engine.DEFAULT_RUNS_DIR, likewise."""
+
+
+class LazyConsole:
+    """A rich Console made on first use. Plain text (`markup=False`) is written straight to the
+    stream, so `--version`, `pause` and one-line answers never import rich (~40 ms)."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The real Console (for rich renderables, Live displays and tables)."""
+        if self._console is None:
+            from rich.console import Console
+
+            console = Console(stderr=self._stderr, highlight=False, soft_wrap=True, markup=False)
+            if not console.is_terminal:
+                # Pipes and files get whole lines: an id or a path is never cut or wrapped
+                # at 80 columns (tables size their columns to their content instead).
+                console.width = 100_000
+            self._console = console
+        return self._console
+
+    def print(self, *objects: Any, markup: bool | None = None, **kwargs: Any) -> None:
+        """Console.print; plain strings without markup bypass rich."""
+        plain = kwargs.keys() <= {"highlight", "end"} and all(type(o) is str for o in objects)
+        if plain and not markup:
+            stream = sys.stderr if self._stderr else sys.stdout
+            stream.write(" ".join(objects) + kwargs.get("end", "\n"))
+            stream.flush()
+            return
+        self.console.print(*objects, markup=markup, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.console, name)
+
 
 app = typer.Typer(
     name="reviewflow",
@@ -39,8 +84,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 DbOpt = Annotated[
     Path,
@@ -64,6 +109,14 @@ LogLevelOpt = Annotated[
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", help="Override a field: key.path=value (repeatable)."),
+]
+MaxFileBytesOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-file-bytes",
+        min=1,
+        help="Refuse a workflow file larger than this; no more is ever read.",
+    ),
 ]
 ConcurrencyOpt = Annotated[
     int,
@@ -91,7 +144,12 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    if sys.stderr.isatty():
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    else:
+        err.print(f"error: {message}")
     raise typer.Exit(code)
 
 
@@ -137,9 +195,13 @@ def _parse_meta(items: list[str] | None) -> dict[str, str]:
     return meta
 
 
-def _load(file: Path, overrides: list[str] | None) -> WorkflowSpec:
+def _load(
+    file: Path, overrides: list[str] | None, max_file_bytes: int | None = None
+) -> WorkflowSpec:
+    from .config import load_workflow
+
     try:
-        return load_workflow(file, overrides=overrides or [])
+        return load_workflow(file, overrides=overrides or [], max_file_bytes=max_file_bytes)
     except SpecError as exc:
         _fail(str(exc))
 
@@ -150,11 +212,14 @@ def _print_json(doc: Any) -> None:
 
 
 def _report(store: Store, run_id: str, as_json: bool) -> int:
+    from . import render
+    from .status import run_status
+
     doc = run_status(store, run_id)
     if as_json:
         _print_json(doc)
     else:
-        render.run_summary(out, doc)
+        render.run_summary(out.console, doc)
     return _state_exit(doc["state"])
 
 
@@ -169,7 +234,13 @@ def _execute(
     concurrency: int = DEFAULT_CONCURRENCY,
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code."""
-    progress = Progress(out, enabled=not as_json and not cancel_only)
+    import asyncio
+    import signal
+
+    from .engine import Engine, RunBusy
+    from .progress import Progress
+
+    progress = Progress(out.console, enabled=not as_json and not cancel_only)
 
     def observe(
         rid: str,
@@ -249,6 +320,7 @@ def run(
         str | None, typer.Option("--run-id", help="Idempotency key: an existing id is reported.")
     ] = None,
     set_: SetOpt = None,
+    max_file_bytes: MaxFileBytesOpt = LIMITS.max_file_bytes,
     meta: MetaOpt = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     as_json: JsonOpt = False,
@@ -270,11 +342,13 @@ def run(
             f"--submit needs a PostgreSQL --db (postgresql://…), not {_shown(db)}: without "
             "workers, leave --submit out and the run executes here"
         )
-    spec = _load(file, set_)
+    spec = _load(file, set_, max_file_bytes)
     metadata = _parse_meta(meta)
     store = _open(db)
     if submit:
         raise typer.Exit(_submit(store, spec, run_id, metadata, as_json))
+    from .engine import Engine
+
     engine = Engine(store)
     try:
         rid, created = engine.submit(spec, run_id=run_id, meta=metadata)
@@ -283,6 +357,8 @@ def run(
     if not created:
         raise typer.Exit(_existing(store, rid, as_json))
     if not as_json:
+        from rich.markup import escape
+
         out.print(
             f"run [bold]{escape(rid)}[/] ({spec.name}, {len(spec.tasks)} tasks,"
             f" db {escape(_shown(db))})",
@@ -371,6 +447,8 @@ def resume(
             raise typer.Exit(EXIT_OK)
         _fail(f"run {run_id} is being executed by {record.owner}", EXIT_FAILED)
     if not as_json:
+        from rich.markup import escape
+
         out.print(
             f"resuming [bold]{escape(run_id)}[/] ({record.workflow}, was {record.state})",
             markup=True,
@@ -483,13 +561,16 @@ def status(
     limit: Annotated[int, typer.Option("--limit", help="How many runs to list.")] = 20,
 ) -> None:
     """Show a run (tasks, attempts, waits, metrics) or list recent runs."""
+    from . import render
+    from .status import list_status, run_status
+
     store = _open(db, must_exist=True)
     if run_id is None:
         runs = list_status(store, limit)
         if as_json:
             _print_json(runs)
         else:
-            render.run_list(out, runs)
+            render.run_list(out.console, runs)
         raise typer.Exit(EXIT_OK)
     try:
         doc = run_status(store, run_id)
@@ -498,7 +579,7 @@ def status(
     if as_json:
         _print_json(doc)
     else:
-        render.run_summary(out, doc)
+        render.run_summary(out.console, doc)
         record = store.get_run(run_id)
         if (
             record is not None
@@ -539,7 +620,9 @@ def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> Non
                 + "\n"
             )
     else:
-        render.event_table(out, rows)
+        from . import render
+
+        render.event_table(out.console, rows)
 
 
 @app.command()
@@ -549,6 +632,9 @@ def graph(
     set_: SetOpt = None,
 ) -> None:
     """Print the DAG as a Mermaid flowchart (for a run, nodes coloured by state)."""
+    from .spec import WorkflowSpec
+    from .viz import mermaid
+
     path = Path(target)
     if path.exists() or target.endswith((".yaml", ".yml")):
         sys.stdout.write(mermaid(_load(path, set_)))
@@ -568,9 +654,10 @@ def graph(
 def validate(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
     set_: SetOpt = None,
+    max_file_bytes: MaxFileBytesOpt = LIMITS.max_file_bytes,
 ) -> None:
     """Check a workflow file: `ok` (exit 0), or the first problem on one line (exit 2)."""
-    spec = _load(file, set_)
+    spec = _load(file, set_, max_file_bytes)
     hooks = f", {len(spec.on_failure)} on_failure" if spec.on_failure else ""
     out.print(f"{file}: ok ({spec.name}: {len(spec.tasks)} tasks{hooks})", markup=False)
 

@@ -8,21 +8,14 @@ Kept out of cli.py so the core command has no GitHub code path; cli.py mounts it
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from .github import (
-    DEFAULT_API_URL,
-    DEFAULT_MARKER,
-    GitHubError,
-    normalize_marker,
-    post_or_update_comment,
-    validate_repo,
-)
+DEFAULT_API_URL = "https://api.github.com"  # github.DEFAULT_API_URL (a test compares)
+DEFAULT_MARKER = "<!-- reviewflow:report -->"  # github.DEFAULT_MARKER
 
 github_app = typer.Typer(
     name="github",
@@ -31,7 +24,6 @@ github_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 _FORK_HINT = (
@@ -40,7 +32,14 @@ _FORK_HINT = (
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    from .cli import err
+
+    if sys.stderr.isatty():
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    else:
+        err.print(f"error: {message}")
     raise typer.Exit(code)
 
 
@@ -82,6 +81,8 @@ def comment(
 
     The token is read from GITHUB_TOKEN only (a --token flag would show in process lists).
     """
+    from .github import GitHubError, normalize_marker, post_or_update_comment, validate_repo
+
     try:
         validate_repo(repo)
         marker = normalize_marker(marker)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from .cli import (
+    DEFAULT_CONCURRENCY,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,8 +33,8 @@ from .cli import (
     err,
     out,
 )
-from .engine import DEFAULT_CONCURRENCY, Engine, new_run_id, owner_alive
 from .errors import ApprovalDecided, ReviewflowError, SpecError
+from .owners import owner_alive
 from .plugins import load_plugin_folders
 from .statedir import make_dirs
 from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
@@ -87,6 +87,9 @@ def review(
     log_level: LogLevelOpt = "",
 ) -> None:
     """Review the changes of a git repository; writes report.md, report.json, report.sarif."""
+    from rich.markup import escape
+
+    from .engine import Engine, new_run_id
     from .review.builder import build_review, included
     from .review.change import collect_change
     from .review.checks.registry import CheckNotFound, checks

@@ -15,6 +15,8 @@ from typing import Annotated
 import typer
 
 from .cli import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_RUNS_DIR,
     EXIT_BAD_INPUT,
     ConcurrencyOpt,
     LogFormatOpt,
@@ -24,7 +26,6 @@ from .cli import (
     app,
     err,
 )
-from .engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR
 from .errors import ReviewflowError
 from .store import DEFAULT_DB, open_store, postgres_url
 

@@ -48,6 +48,8 @@ from .errors import (
 from .executors import TaskContext, registry
 from .executors.shell import kill_orphans
 from .logs import log
+from .owners import live_owners as _live_owners
+from .owners import owner_alive as owner_alive
 from .runtime import LiveRun, LiveTask
 from .scheduler import DEFAULT_AGING_INTERVAL, ReadyQueue
 from .spec import TaskSpec, WorkflowSpec
@@ -81,9 +83,6 @@ RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 Observer = Callable[[str, str | None, str | None, str, int | None, str | None], None]
 """Called on every transition: (run_id, task or None, from_state, to_state, attempt, detail)."""
 
-_live_owners: set[str] = set()
-"""Owner ids of engines alive in this process (so a dead engine's lease is recognised)."""
-
 
 class RunBusy(StoreError):
     """Another live process is executing the run."""
@@ -116,29 +115,6 @@ def run_id_for(spec: WorkflowSpec, run_id: str | None) -> str:
             field="run_id",
         )
     return run_id
-
-
-def owner_alive(owner: str | None, lease_until: float | None, now: float) -> bool:
-    """Whether the process named by `owner` (host:pid:token) may still be running the run."""
-    if not owner or lease_until is None or lease_until < now:
-        return False
-    host, _, rest = owner.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname():
-        return True  # cannot look: trust the lease
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return True
-    if pid == os.getpid():
-        return owner in _live_owners
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Engine:

@@ -1,17 +1,22 @@
-"""Stores: where runs, tasks and events live. `open_store` picks one from a path or URL."""
+"""Stores: where runs, tasks and events live. `open_store` picks one from a path or URL.
+
+The stores themselves are imported when first used (PostgreSQL's only when a URL names it), so
+commands that never open a database start without sqlite3 or psycopg.
+"""
 
 from __future__ import annotations
 
 import re
+from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .base import Batch, EventRecord, RunRecord, Store, TaskRecord
-from .memory import MemoryStore
-from .sqlite import SQLiteStore
 
 if TYPE_CHECKING:
+    from .memory import MemoryStore
     from .postgres import PostgresStore
+    from .sqlite import SQLiteStore
 
 DEFAULT_DB = Path(".reviewflow") / "reviewflow.db"
 MEMORY_TARGETS = (":memory:", "memory://")
@@ -34,21 +39,26 @@ def open_store(target: str | Path | None = None) -> Store:
     """`:memory:`/`memory://` for an ephemeral store, a `postgresql://user@host:port/dbname`
     (or `postgres://`) URL for a PostgreSQL database, otherwise a SQLite file path."""
     if target is not None and str(target) in MEMORY_TARGETS:
+        from .memory import MemoryStore
+
         return MemoryStore()
     url = postgres_url(target)
     if url is not None:
         from .postgres import PostgresStore  # psycopg is only imported when it is used
 
         return PostgresStore(url)
+    from .sqlite import SQLiteStore
+
     path = Path(target) if target else DEFAULT_DB
     return SQLiteStore(path)
 
 
-def __getattr__(name: str) -> Any:
-    if name == "PostgresStore":
-        from .postgres import PostgresStore
+_LAZY = {"MemoryStore": ".memory", "PostgresStore": ".postgres", "SQLiteStore": ".sqlite"}
 
-        return PostgresStore
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

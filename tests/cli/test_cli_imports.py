@@ -1,0 +1,134 @@
+"""Start-up of the `reviewflow` command: light commands do not import what they do not use.
+
+Every command imports `reviewflow.cli`; PostgreSQL (psycopg), the HTTP server (FastAPI, uvicorn),
+the engine (pydantic, asyncio) and the review tools are imported inside the commands that use
+them. Checked on sys.modules of a real subprocess (behaviour, not timing: the timing is
+benchmarks/cli_startup.py's job).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from clihelpers import sh, write_workflow
+
+SERVER_AND_POSTGRES = ("psycopg", "psycopg_pool", "fastapi", "starlette", "uvicorn")
+ENGINE = ("reviewflow.engine", "reviewflow.cluster", "reviewflow.review", "yaml", "asyncio")
+# typer (>= 0.2x) converts a command's arguments with pydantic TypeAdapters, so pydantic is only
+# kept out of the commands without arguments.
+
+PROBE = """
+import atexit, json, sys
+out = sys.argv[1]
+def report():
+    with open(out, "w") as fh:
+        json.dump(sorted(sys.modules), fh)
+atexit.register(report)
+sys.argv = ["reviewflow", *sys.argv[2:]]
+from reviewflow.cli import main
+main()
+"""
+
+
+def imported(tmp_path: Path, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """Modules loaded by the time `reviewflow ARGS` exits, and the finished process."""
+    report = tmp_path / "modules.json"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(report), *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return set(json.loads(report.read_text())), done
+
+
+def loaded(modules: set[str], prefixes: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in prefixes))
+
+
+def test_import_of_the_cli_module_is_light(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, json, reviewflow.cli; print(json.dumps(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    modules = set(json.loads(done.stdout))
+    assert loaded(modules, (*SERVER_AND_POSTGRES, *ENGINE, "pydantic", "structlog")) == []
+
+
+@pytest.fixture
+def finished_run(tmp_path: Path) -> Path:
+    """A SQLite database in tmp_path holding run `r1`, which succeeded."""
+    write_workflow(tmp_path / "wf.yaml", {"a": sh("true")})
+    db = tmp_path / "rf.db"
+    subprocess.run(
+        [sys.executable, "-m", "reviewflow", "run", "wf.yaml", "--db", str(db), "--run-id", "r1"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return db
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--version"], ["--help"], ["status"], ["status", "r1"], ["pause", "r1"]],
+    ids=" ".join,
+)
+def test_light_commands_import_neither_server_postgres_nor_engine(
+    tmp_path: Path, finished_run: Path, args: list[str]
+) -> None:
+    modules, done = imported(
+        tmp_path, *args, *(["--db", str(finished_run)] if args[0] in ("status", "pause") else [])
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "Traceback" not in done.stderr
+    assert loaded(modules, SERVER_AND_POSTGRES + ENGINE) == []
+    if args[0].startswith("--"):
+        assert loaded(modules, ("pydantic", "structlog")) == []
+    if args == ["pause", "r1"]:
+        assert done.stderr.strip() == "error: run r1 already ended: succeeded"
+
+
+def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path) -> None:
+    modules, done = imported(tmp_path, "run", "wf.yaml", "--db", str(finished_run))
+    assert done.returncode == 0, done.stderr
+    assert "reviewflow.engine" in modules
+    assert loaded(modules, SERVER_AND_POSTGRES) == []
+
+
+def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
+    """The CLI repeats a few defaults so that building its options imports nothing heavy."""
+    from reviewflow import cli, cli_github, cli_worker, engine, github
+    from reviewflow.cluster import queue, worker
+
+    assert cli.DEFAULT_CONCURRENCY == engine.DEFAULT_CONCURRENCY
+    assert cli.DEFAULT_RUNS_DIR == engine.DEFAULT_RUNS_DIR
+    assert cli_worker.DEFAULT_LEASE_TTL == queue.DEFAULT_LEASE_TTL
+    assert cli_worker.DEFAULT_MAX_LOST_ATTEMPTS == queue.DEFAULT_MAX_LOST_ATTEMPTS
+    assert cli_worker.DEFAULT_WORKER_CONCURRENCY == worker.DEFAULT_WORKER_CONCURRENCY
+    assert cli_worker.DEFAULT_POLL_INTERVAL == worker.DEFAULT_POLL_INTERVAL
+    assert cli_worker.DEFAULT_GRACE == worker.DEFAULT_GRACE
+    assert cli_github.DEFAULT_API_URL == github.DEFAULT_API_URL
+    assert cli_github.DEFAULT_MARKER == github.DEFAULT_MARKER
+
+
+def test_every_public_name_of_the_package_resolves() -> None:
+    """`reviewflow` exports its API lazily; every name in __all__ must still import."""
+    import reviewflow
+
+    for name in reviewflow.__all__:
+        assert getattr(reviewflow, name) is not None, name
+    assert set(reviewflow.__all__) <= set(dir(reviewflow))
