@@ -39,13 +39,19 @@ class ChangedFile(BaseModel):
     old_path: str | None = None
     lines: list[tuple[int, int]] = Field(default_factory=list)
     binary: bool = False
+    deletions_only: bool = False
+    """git's hunks for this file only remove lines: no line of it is new or changed."""
 
     def touches(self, line: int | None) -> bool:
         """True if `line` was added or changed. A whole-file finding always counts, and so does
-        every line of a changed file git shows no line ranges for (binary to git, deletions
-        only): nothing then says which lines are unchanged, so nothing may be hidden."""
-        if line is None or not self.lines:
+        every line of a changed file git shows no hunks for (binary to git, a mode change):
+        nothing then says which lines are unchanged, so nothing may be hidden. A file whose
+        hunks only delete lines has no changed line: what is found in the rest of it is debt
+        the change did not add."""
+        if line is None:
             return True
+        if not self.lines:
+            return not self.deletions_only
         starts = [s for s, _ in self.lines]
         i = bisect_right(starts, line) - 1
         return i >= 0 and self.lines[i][0] <= line <= self.lines[i][1]
@@ -202,7 +208,10 @@ def unquote_path(raw: bytes) -> str:
 
 
 def parse_added_lines(patch: bytes) -> dict[str, list[tuple[int, int]]]:
-    """Added line ranges per new path from a `git diff -U0` patch."""
+    """Added line ranges per new path from a `git diff -U0` patch.
+
+    A path with hunks that only delete lines is there with no ranges; a path git shows no hunks
+    for (binary, mode change only, pure rename) is absent."""
     ranges: dict[str, list[tuple[int, int]]] = {}
     current: list[tuple[int, int]] | None = None
     for line in patch.split(b"\n"):
@@ -279,6 +288,7 @@ def collect_change(
                     old_path=old,
                     lines=added.get(new, []),
                     binary=_count_lines(root / new)[1],
+                    deletions_only=added.get(new) == [],
                 )
             )
             seen.add(new)
@@ -287,7 +297,15 @@ def collect_change(
         i += 2
         kind: FileStatus = {b"A": "added", b"D": "deleted"}.get(code, "modified")  # type: ignore[assignment]
         binary = kind != "deleted" and _count_lines(root / name)[1]
-        files.append(ChangedFile(path=name, status=kind, lines=added.get(name, []), binary=binary))
+        files.append(
+            ChangedFile(
+                path=name,
+                status=kind,
+                lines=added.get(name, []),
+                binary=binary,
+                deletions_only=kind == "modified" and added.get(name) == [],
+            )
+        )
         seen.add(name)
     untracked = git(root, "ls-files", "--others", "--exclude-standard", "-z").stdout
     for raw in untracked.split(b"\0"):

@@ -36,6 +36,9 @@ ICONS = {
     "error": "⚠️",
 }
 MAX_ROWS_PER_CHECK = 50
+BROKEN_BY_THE_CHANGE = frozenset({"test-failed", "test-error"})
+"""Rules about what the change broke rather than about a line: a failing test counts
+wherever it is, even on an unchanged line of a changed test file."""
 INCOMPLETE_MARKERS = ("not installed", "unreachable")
 
 
@@ -75,10 +78,11 @@ def decide(
     for result in results.values():
         for f in result.findings:
             # Narrowed to changed lines only inside changed files: a test the change broke
-            # in a file it did not touch still counts.
+            # counts wherever it is.
             if (
                 all_findings
                 or f.file is None
+                or f.rule in BROKEN_BY_THE_CHANGE
                 or change.get(f.file.removeprefix("./")) is None
                 or change.touches(f.file, f.line)
             ):
