@@ -126,8 +126,16 @@ def serve(
         f"webhooks {'on' if secret else 'off'})",
         markup=False,
     )
+    from .server.protocol import JsonErrorsProtocol
+
     config = uvicorn.Config(
-        api, host=host, port=port, timeout_graceful_shutdown=5, log_level=level, lifespan="on"
+        api,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=5,
+        log_level=level,
+        lifespan="on",
+        http=JsonErrorsProtocol,  # unparsable requests get the API's JSON error too
     )
     try:
         uvicorn.Server(config).run()

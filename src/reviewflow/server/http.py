@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import RunNotFound, SpecError, StoreError
@@ -129,7 +130,14 @@ async def _store_error(request: Request, exc: Exception) -> Response:
     return error_response(503, f"database unavailable: {exc}")
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    """The client went away while sending its body: nobody reads an answer, nothing failed."""
+    log.info("server.client_disconnected", method=request.method, path=request.url.path)
+    return error_response(400, "the client disconnected before the body was read", "body")
+
+
 def install_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(StoreError, _store_error)
