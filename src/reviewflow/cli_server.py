@@ -119,14 +119,28 @@ def serve(
         webhook_template=webhook_template,
         webhook_repos=repos,
     )
-    shown = "postgresql database" if postgres_url(db) else db
-    err.print(
-        f"reviewflow serve: http://{host}:{port} ({shown}; "
-        f"{'executing runs' if execute else 'not executing runs'}; "
-        f"webhooks {'on' if secret else 'off'})",
-        markup=False,
-    )
+    from .logs import log
+    from .server.logconfig import json_logs, route_warnings, uvicorn_log_config
     from .server.protocol import JsonErrorsProtocol
+
+    shown = "postgresql database" if postgres_url(db) else db
+    as_json = json_logs(log_format)  # then every stderr line is JSON, uvicorn's too
+    if as_json:
+        route_warnings()
+        log.info(
+            "server.listen",
+            url=f"http://{host}:{port}",
+            db=shown,
+            execute=execute,
+            webhooks=bool(secret),
+        )
+    else:
+        err.print(
+            f"reviewflow serve: http://{host}:{port} ({shown}; "
+            f"{'executing runs' if execute else 'not executing runs'}; "
+            f"webhooks {'on' if secret else 'off'})",
+            markup=False,
+        )
 
     config = uvicorn.Config(
         api,
@@ -136,6 +150,7 @@ def serve(
         log_level=level,
         lifespan="on",
         http=JsonErrorsProtocol,  # unparsable requests get the API's JSON error too
+        log_config=uvicorn_log_config(level) if as_json else uvicorn.config.LOGGING_CONFIG,
     )
     try:
         uvicorn.Server(config).run()

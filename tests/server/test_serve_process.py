@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp_path / "serve.log").open("w+")
@@ -49,6 +49,7 @@ class Server:
                 str(self.port),
                 "--max-body-bytes",
                 "65536",
+                *extra,
             ],
             cwd=tmp_path,
             env=env,
@@ -182,3 +183,30 @@ def test_shutdown_leaves_running_runs_resumable(server: Server) -> None:
         assert store.get_tasks(run_id)[0].state == "ready"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("log_format", [[], ["--log-format", "json"]], ids=["auto", "json"])
+def test_every_log_line_of_the_server_is_json(tmp_path: Path, log_format: list[str]) -> None:
+    """stderr is not a terminal here: `auto` means JSON, and uvicorn's lines are JSON too."""
+    server = Server(tmp_path, *log_format)
+    try:
+        assert server.http.get("/health").status_code == 200
+        run_id = server.submit({"a": sh("true")})
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n")
+            while sock.recv(65536):
+                pass
+        assert server.stop() in (0, -signal.SIGTERM)
+    finally:
+        server.stop()
+        output = server.output()
+        server.log.close()
+    lines = [json.loads(line) for line in output.splitlines() if line.strip()]
+    events = [doc["event"] for doc in lines]
+    assert "server.listen" in events and "server.stop" in events
+    assert any(doc.get("logger") == "uvicorn.error" for doc in lines)  # its start-up lines
+    health = {(d["event"], d["method"], d["status"]) for d in lines if d.get("path") == "/health"}
+    assert health == {("http.request", "GET", 200)}
+    assert any(doc.get("path") == "/runs" and doc.get("status") == 201 for doc in lines)
+    assert any(doc["event"] == "Invalid HTTP request received." for doc in lines)
+    assert run_id
