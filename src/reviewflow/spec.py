@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import re
 import shlex
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from graphlib import CycleError, TopologicalSorter
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from .errors import SpecError
 from .limits import LIMITS, Limits
@@ -20,7 +28,7 @@ from .limits import LIMITS, Limits
 PRIORITY_NAMES: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 """Named priorities; any integer is accepted too (higher runs first)."""
 
-MAX_DURATION = 10 * 365 * 86400.0
+MAX_DURATION = LIMITS.max_duration
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -53,20 +61,30 @@ def parse_duration(value: Any) -> float:
 
 
 def parse_priority(value: Any) -> int:
-    """An integer priority from `high`/`medium`/`low` or an integer."""
-    if isinstance(value, bool):
-        raise ValueError(f"bad priority {value!r}: use high, medium, low or an integer")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+    """An integer priority from `high`/`medium`/`low` or an integer within ±LIMITS.max_priority
+    (a priority is a float offset of the claim order: 10**400 has none)."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
         name = value.strip().lower()
         if name in PRIORITY_NAMES:
             return PRIORITY_NAMES[name]
         try:
-            return int(name)
+            number = int(name)
         except ValueError:
-            pass
-    raise ValueError(f"bad priority {value!r}: use high, medium, low or an integer")
+            number = None
+    if number is None:
+        raise ValueError(f"bad priority {_short(value)}: use high, medium, low or an integer")
+    if abs(number) > LIMITS.max_priority:
+        raise ValueError(f"bad priority {_short(number)}: must be within ±{LIMITS.max_priority:,}")
+    return number
+
+
+def _short(value: Any, width: int = 40) -> str:
+    """repr of a value, cut: an error message must stay one readable line."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**width else "a huge number"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _parse_argv(value: Any) -> Any:
@@ -89,17 +107,51 @@ def _parse_argv(value: Any) -> Any:
 
 
 def _parse_not_before(value: Any) -> Any:
-    """An absolute time (ISO 8601 / datetime) or a duration counted from when the run starts."""
-    if value is None or isinstance(value, datetime):
+    """An absolute time (ISO 8601 / datetime) or a duration counted from when the run starts.
+
+    A time without a UTC offset is UTC: the same file means the same instant on every machine,
+    and a naive year-1 date no longer fails when converted from local time.
+    """
+    if value is None:
         return value
-    if isinstance(value, date):  # YAML reads `2026-12-01` as a date: midnight, local time
-        return datetime(value.year, value.month, value.day)
+    if isinstance(value, datetime):
+        return _in_range(value)
+    if isinstance(value, date):  # YAML reads `2026-12-01` as a date: midnight UTC
+        return _in_range(datetime(value.year, value.month, value.day))
     if isinstance(value, str) and ("T" in value or "-" in value[1:]):
         try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"bad time {value!r}: use ISO 8601 or a duration") from None
+            return _in_range(datetime.fromisoformat(value))
+        except ValueError as exc:
+            if "out of range" in str(exc):
+                raise
+            raise ValueError(f"bad time {_short(value)}: use ISO 8601 or a duration") from None
     return parse_duration(value)
+
+
+def _in_range(when: datetime) -> datetime:
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    low, high = LIMITS.min_time, LIMITS.max_time
+    try:
+        ok = low <= when < high
+    except OverflowError:  # an offset that moves the time past year 1 or 9999
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"time {when.isoformat()} out of range: from {low:%Y-%m-%d} to before "
+            f"{high:%Y-%m-%d} (UTC)"
+        )
+    return when
+
+
+def _env_names(env: dict[str, str]) -> dict[str, str]:
+    """Names the environment can hold: execve splits `A=B=c` at the first `=`."""
+    for name in env:
+        if not name:
+            raise ValueError("an environment variable name is empty")
+        if "=" in name:
+            raise ValueError(f"bad environment variable name {_short(name)}: no '=' in a name")
+    return env
 
 
 def _env_value(value: Any) -> Any:
@@ -113,6 +165,9 @@ def _env_value(value: Any) -> Any:
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
+Env = Annotated[dict[str, EnvValue], AfterValidator(_env_names)]
+Count = Annotated[int, Field(ge=1, le=LIMITS.max_count)]
+ExitCode = Annotated[int, Field(ge=-LIMITS.max_exit_code, le=LIMITS.max_exit_code)]
 Priority = Annotated[int, BeforeValidator(parse_priority)]
 Argv = Annotated[list[str], BeforeValidator(_parse_argv)]
 NotBefore = Annotated[datetime | float | None, BeforeValidator(_parse_not_before)]
@@ -128,12 +183,12 @@ class RetryPolicy(BaseModel):
 
     model_config = _MODEL
 
-    max_retries: int = Field(3, ge=0)
+    max_retries: int = Field(3, ge=0, le=LIMITS.max_count)
     base_delay: Duration = 1.0
-    multiplier: float = Field(2.0, ge=1.0)
+    multiplier: float = Field(2.0, ge=1.0, le=LIMITS.max_multiplier)
     max_delay: Duration = 300.0
     jitter: bool = True
-    retry_on_exit_codes: list[int] | None = None
+    retry_on_exit_codes: list[ExitCode] | None = None
     retry_on: list[str] | None = None
 
     def delay(self, attempt: int, rand: float = 1.0) -> float:
@@ -161,7 +216,7 @@ class TaskSpec(BaseModel):
     run: Argv | None = None
     call: str | None = None
     cwd: str | None = None
-    env: dict[str, EnvValue] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
     needs: list[str] = Field(default_factory=list)
     trigger: Literal["all_succeeded", "all_done"] = "all_succeeded"
@@ -174,7 +229,7 @@ class TaskSpec(BaseModel):
     kill_grace: Duration = 5.0
     retry: RetryPolicy = RetryPolicy()
     concurrency_key: str | None = None
-    concurrency_limit: int | None = Field(None, ge=1)
+    concurrency_limit: Count | None = None
     delay: Duration = 0.0
     not_before: NotBefore = None
     description: str | None = None
@@ -213,7 +268,7 @@ class TaskDefaults(BaseModel):
     retry: dict[str, Any] = Field(default_factory=dict)
     kill_grace: Duration = 5.0
     cwd: str | None = None
-    env: dict[str, EnvValue] = Field(default_factory=dict)
+    env: Env = Field(default_factory=dict)
 
 
 class WorkflowSpec(BaseModel):
@@ -223,10 +278,10 @@ class WorkflowSpec(BaseModel):
 
     name: Name
     description: str | None = None
-    max_concurrency: int | None = Field(None, ge=1)
+    max_concurrency: Count | None = None
     timeout: Duration | None = None
     failure_policy: Literal["fail_fast", "continue"] = "fail_fast"
-    concurrency_limits: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
+    concurrency_limits: dict[str, Count] = Field(default_factory=dict)
     not_before: NotBefore = None
     defaults: TaskDefaults = TaskDefaults()
     plugins: list[str] = Field(default_factory=list)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from reviewflow.states import RunState
 from rfhelpers import arun, py, tasks_by_name, workflow
@@ -113,7 +113,7 @@ def test_not_before_already_passed_adds_no_wait(store, make_engine) -> None:
 
 
 def test_not_before_absolute_time(store, make_engine) -> None:
-    when = datetime.now() + timedelta(seconds=0.4)
+    when = datetime.now(UTC) + timedelta(seconds=0.4)
     spec = workflow({"a": py("anoop", not_before=when.isoformat())})
     engine = make_engine(store)
     run_id, _ = engine.submit(spec)
