@@ -14,9 +14,11 @@ ARG PYTHON_IMAGE=python:3.12-slim-trixie
 # --- build: the reviewflow wheel, installed with its extras into /opt/venv ---------------------
 FROM ${PYTHON_IMAGE} AS build
 
-# Extras installed with the wheel: `review` brings the tools the review checks run (ruff, pytest,
-# coverage, bandit, detect-secrets, pip-audit, textstat, pyspellchecker).
-ARG EXTRAS=review
+# Extras installed with the wheel: `server` (FastAPI, uvicorn, prometheus_client) for the default
+# command, `postgres` (psycopg, psycopg_pool) for the workers and migrations, `review` for the tools
+# the review checks run (ruff, pytest, coverage, bandit, detect-secrets, pip-audit, textstat,
+# pyspellchecker). A plain `reviewflow` is the embedded engine and CLI on SQLite only.
+ARG EXTRAS=server,postgres,review
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1

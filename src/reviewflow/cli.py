@@ -176,8 +176,37 @@ def _shown(db: Path | str) -> str:
     return redact(url)
 
 
+EXTRAS: dict[str, tuple[str, ...]] = {
+    "postgres": ("psycopg", "psycopg_pool"),
+    "server": ("fastapi", "uvicorn", "prometheus_client"),
+}
+"""Optional dependency groups of pyproject.toml and the modules that show they are installed."""
+
+_command = "reviewflow"
+"""The command being run (`reviewflow serve`), for messages that name it."""
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Exit 2 with one line naming the extra to install when one of its modules is missing:
+    `reviewflow serve: the HTTP server needs the server extra: pip install 'reviewflow[server]'`."""
+    from importlib.util import find_spec
+
+    for module in EXTRAS[extra]:
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):  # a broken install, or a module set to None
+            found = False
+        if not found:
+            err.print(
+                f"{_command}: {what} needs the {extra} extra: pip install 'reviewflow[{extra}]'"
+            )
+            raise typer.Exit(EXIT_BAD_INPUT)
+
+
 def _open(db: Path, *, must_exist: bool = False) -> Store:
-    if must_exist and postgres_url(db) is None and not db.exists():
+    if postgres_url(db) is not None:
+        require_extra("postgres", "a PostgreSQL database")
+    elif must_exist and not db.exists():
         _fail(f"no database at {db} (run a workflow first, or pass --db)")
     try:
         return open_store(db)
@@ -304,11 +333,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", help="Show the version.", is_eager=True, callback=_version),
     ] = False,
 ) -> None:
+    global _command
+    _command = f"reviewflow {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "reviewflow"
     configure_logging("auto", "warning")  # logs go to stderr whatever the command
 
 
@@ -684,6 +716,7 @@ def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
             open_store(db).close()  # SQLite applies its schema when it opens
             out.print(f"{db}: schema current", markup=False)
             return
+        require_extra("postgres", "a PostgreSQL database")
         from .store.migrate import upgrade
 
         applied = upgrade(url)

@@ -25,6 +25,7 @@ from .cli import (
     _logging,
     app,
     err,
+    require_extra,
 )
 from .errors import ReviewflowError
 from .store import DEFAULT_DB, open_store, postgres_url
@@ -76,6 +77,9 @@ def serve(
     log_level: LogLevelOpt = "",
 ) -> None:
     """Serve the HTTP API (runs, events, logs, control, approvals, webhooks, metrics)."""
+    require_extra("server", "the HTTP server")
+    if postgres_url(db) is not None:
+        require_extra("postgres", "a PostgreSQL database")
     import uvicorn
 
     from .review.template import shipped

@@ -21,6 +21,7 @@ from .cli import (
     _shown,
     app,
     out,
+    require_extra,
 )
 from .errors import ReviewflowError
 from .store import DEFAULT_DB, postgres_url
@@ -42,6 +43,7 @@ def _postgres(db: object) -> str:
             "(--db postgresql://user@host:port/dbname); without one, `reviewflow run` "
             "executes a run in its own process"
         )
+    require_extra("postgres", "a PostgreSQL database")
     return url
 
 
@@ -99,11 +101,11 @@ def worker(
     log_level: LogLevelOpt = "",
 ) -> None:
     """Claim and run tasks of any run in a PostgreSQL database; SIGTERM drains, exit 0."""
+    _logging(log_format, log_level or "info")
+    _postgres(db)
     from .cluster.worker import run_worker
     from .store.postgres import PostgresStore
 
-    _logging(log_format, log_level or "info")
-    _postgres(db)
     store = _open(db)
     assert isinstance(store, PostgresStore)
     # `call: mypkg.tasks:f` finds ./mypkg, as `reviewflow run` does.
@@ -135,10 +137,10 @@ def workers(
     ] = False,
 ) -> None:
     """List live workers of a PostgreSQL database: name, host, pid, heartbeat age, tasks running."""
+    _postgres(db)
     from .cluster.queue import list_workers
     from .store.postgres import PostgresStore
 
-    _postgres(db)
     store = _open(db)
     assert isinstance(store, PostgresStore)
     try:

@@ -11,6 +11,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StoreError
 from .base import Batch, EventRecord, RunRecord, Store, TaskRecord
 
 if TYPE_CHECKING:
@@ -44,8 +45,14 @@ def open_store(target: str | Path | None = None) -> Store:
         return MemoryStore()
     url = postgres_url(target)
     if url is not None:
-        from .postgres import PostgresStore  # psycopg is only imported when it is used
-
+        try:
+            from .postgres import PostgresStore  # psycopg is only imported when it is used
+        except ImportError as exc:
+            if (exc.name or "").partition(".")[0] not in ("psycopg", "psycopg_pool"):
+                raise
+            raise StoreError(
+                "a PostgreSQL database needs the postgres extra: pip install 'reviewflow[postgres]'"
+            ) from exc
         return PostgresStore(url)
     from .sqlite import SQLiteStore
 
