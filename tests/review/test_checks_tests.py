@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 from gitrepo import branch_with, git, make_repo, write
 
+from reviewflow.errors import TaskFailed
 from reviewflow.review.change import Change, collect_change
 from reviewflow.review.checks import tests as tests_check
-from reviewflow.review.checks.base import CheckContext
+from reviewflow.review.checks.base import CheckContext, ToolMissing
 from reviewflow.review.findings import CheckResult
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -239,3 +240,120 @@ def test_coverage_paths_map_back_to_the_repository(tmp_path: Path) -> None:
         }
     }
     assert tests_check._line_data(cov, tmp_path) == {"pkg/a.py": ({1}, {2}), "b.py": ({3}, set())}
+
+
+# -- the environment, not the change: skipped with the package to install
+
+
+def test_addopts_naming_a_plugin_that_is_not_installed_skip_with_its_package(
+    tmp_path: Path,
+) -> None:
+    """`--reruns` comes from pytest-rerunfailures, which this environment lacks."""
+    root = make_repo(
+        tmp_path / "repo",
+        {
+            "calc.py": CALC,
+            "tests/test_calc.py": TEST_CALC,
+            "pyproject.toml": "[tool.pytest.ini_options]\naddopts = '--reruns=2'\n",
+        },
+    )
+    change = branch_with(root, {"calc.py": CALC + MUL})
+    with pytest.raises(ToolMissing) as caught:
+        run(root, change)
+    assert str(caught.value) == (
+        "the project's pytest options (--reruns=2) need pytest-rerunfailures, not installed: "
+        "pip install pytest-rerunfailures"
+    )
+
+
+def test_tests_importing_an_absent_package_skip_naming_it(repo: Path) -> None:
+    change = branch_with(
+        repo,
+        {
+            "calc.py": CALC + MUL,
+            "tests/test_more.py": "import rf_absent_pkg.sub\n\n\ndef test_x():\n    pass\n",
+            "tests/test_yaml.py": "import yaml_absent_mod\n",
+        },
+    )
+    with pytest.raises(ToolMissing) as caught:
+        run(repo, change)
+    assert str(caught.value) == (
+        "the tests import rf_absent_pkg, yaml_absent_mod, not installed: "
+        "pip install rf_absent_pkg yaml_absent_mod"
+    )
+
+
+def test_an_absent_package_does_not_hide_a_failing_test(repo: Path) -> None:
+    change = branch_with(
+        repo,
+        {
+            "calc.py": CALC.replace("a + b", "a - b"),
+            "tests/test_more.py": "import rf_absent_pkg\n",
+        },
+    )
+    result = run(repo, change)
+    assert result.status == "failed"
+    assert [(f.rule, f.severity) for f in result.findings] == [
+        ("test-failed", "error"),
+        ("test-deps-missing", "info"),
+    ]
+    assert result.findings[1].message.endswith("pip install rf_absent_pkg")
+    assert result.metrics["incomplete"] is True
+
+
+def test_a_module_of_the_project_that_is_missing_is_the_changes_fault(repo: Path) -> None:
+    """The change deleted a module the tests import: an error, not a missing package."""
+    (repo / "helpers.py").write_text("X = 1\n")
+    (repo / "tests/test_h.py").write_text(
+        "from helpers import X\n\n\ndef test_h():\n    assert X\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "helpers")
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "helpers.py").unlink()
+    write(repo, {"calc.py": CALC + MUL})
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "drop helpers")
+    change = collect_change(repo)
+    result = run(repo, change)
+    assert result.status == "failed"
+    assert [f.rule for f in result.findings if f.severity == "error"] == ["test-error"]
+
+
+# -- one timeout, the template's; nothing left behind
+
+
+def test_the_checks_timeout_stops_the_suite_once_and_says_so(repo: Path, tmp_path: Path) -> None:
+    """No retry (a second try takes as long) and the tools' TMPDIR is the attempt's own."""
+    tmp_dir = tmp_path / "attempt-tmp"
+    slow = (
+        "import os, tempfile, time\n\n\ndef test_slow():\n"
+        "    open(os.path.join(tempfile.gettempdir(), 'started'), 'w').close()\n"
+        "    time.sleep(600)\n"
+    )
+    change = branch_with(repo, {"calc.py": CALC + MUL, "tests/test_slow.py": slow})
+    ctx = CheckContext(check="tests", root=repo, change=change, timeout=3.0, tmp_dir=tmp_dir)
+    with pytest.raises(TaskFailed) as caught:
+        asyncio.run(tests_check.tests(ctx))
+    assert caught.value.retryable is False
+    assert str(caught.value).endswith(
+        "did not finish within 3s (the timeout of check 'tests': raise it in the template)"
+    )
+
+
+def test_a_timeout_option_is_refused_in_favour_of_the_checks_timeout(repo: Path) -> None:
+    change = branch_with(repo, {"calc.py": CALC + MUL})
+    with pytest.raises(ValueError, match=r"checks\.tests\.timeout"):
+        run(repo, change, timeout=5)
+
+
+def test_the_tools_temporary_files_go_to_the_attempts_folder(repo: Path, tmp_path: Path) -> None:
+    tmp_dir = tmp_path / "attempt-tmp"
+    probe = (
+        "import tempfile\n\n\ndef test_tmp():\n"
+        f"    assert tempfile.gettempdir() == {str(tmp_dir)!r}\n"
+    )
+    change = branch_with(repo, {"calc.py": CALC + MUL, "tests/test_tmp.py": probe})
+    ctx = CheckContext(check="tests", root=repo, change=change, tmp_dir=tmp_dir)
+    result = asyncio.run(tests_check.tests(ctx))
+    assert result.metrics["tests_passed"] == 2, result

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from ..executors.python import in_daemon_thread
 from ..plugins import load_plugin_folders
 from .builder import APPROVAL_TASK, CHANGE_TASK, SUMMARY_TASK
 from .change import Change
-from .checks.base import CheckContext, ServiceUnreachable, ToolMissing
+from .checks.base import CheckContext, ServiceUnreachable, ToolMissing, tool_bound
 from .checks.registry import CheckNotFound, checks
 from .findings import CheckResult, Finding, mask_data, mask_text
 from .report import (
@@ -71,6 +73,10 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         raise TaskFailed(
             f"check {ctx.params['check']!r} failed to load: {exc}", retryable=False
         ) from None
+    # One folder per run and check, so a resume after a SIGKILL removes what the lost attempt
+    # left there (a killed test suite leaves its temporary databases behind).
+    tmp_dir = Path(tempfile.gettempdir()) / f"reviewflow-{ctx.run_id}-{ctx.task}"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
     cctx = CheckContext(
         check=ctx.task,
         root=Path(change.root),
@@ -79,7 +85,8 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         upstream=upstream,
         log_path=ctx.log_path,
         on_process=ctx.on_process,
-        timeout=ctx.spec.timeout,
+        timeout=tool_bound(ctx.spec.timeout),
+        tmp_dir=tmp_dir,
     )
     try:
         if inspect.iscoroutinefunction(fn):
@@ -95,6 +102,8 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     except ServiceUnreachable:
         result = CheckResult.skipped(ctx.task, "service unreachable")
         result.metrics["incomplete"] = True
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     if result.secrets:
         # Values are not stored: the summary finds them again from these places to mask them.
         result.metrics["secret_locations"] = sorted(
@@ -218,7 +227,9 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
         Path(ctx.params["out"]),
         doc,
         markdown,
-        mask_data(report_sarif(verdict, root=change.root), secrets),
+        mask_data(
+            report_sarif(verdict, root=change.root, results=results, secrets=secrets), secrets
+        ),
     )
     _mask_logs(ctx.run_dir, secrets)
     if verdict.decision == "request_changes":

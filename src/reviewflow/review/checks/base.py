@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...errors import ReviewflowError
+from ...errors import ReviewflowError, TaskFailed
 from ...statedir import make_dirs
 from ..change import Change
 from ..findings import CheckResult
@@ -31,8 +31,8 @@ INSTALL_HINT = "pip install 'reviewflow[review]'"
 class ToolMissing(ReviewflowError):
     """A tool a check needs is not installed; the check is skipped with an install hint."""
 
-    def __init__(self, tool: str, hint: str = INSTALL_HINT) -> None:
-        super().__init__(f"{tool} is not installed: {hint}")
+    def __init__(self, tool: str, hint: str = INSTALL_HINT, *, message: str | None = None) -> None:
+        super().__init__(message or f"{tool} is not installed: {hint}")
         self.tool = tool
         self.hint = hint
 
@@ -67,7 +67,11 @@ class CheckContext:
     log_path: Path | None = None
     on_process: Callable[[int], None] | None = None
     timeout: float | None = None
-    """Default bound for each tool run (the task's own timeout still applies)."""
+    """Default bound for each tool run: the check's timeout from the template, less a margin so
+    the check, not the engine, reports it (and without a retry: a second try would take as long)."""
+    tmp_dir: Path | None = None
+    """TMPDIR of the tools: removed when the attempt ends, so a tool killed on a timeout (a test
+    suite with its temporary databases) leaves nothing behind."""
 
     def files(self, *suffixes: str) -> list[str]:
         """Changed files present in the work tree, optionally with one of `suffixes`."""
@@ -105,6 +109,9 @@ class CheckContext:
         """Run `argv` (no shell) in the repository and wait; cancellation kills its group."""
         argv = [str(a) for a in argv]
         full_env = {**os.environ, **(env or {})}
+        if self.tmp_dir is not None:
+            make_dirs(self.tmp_dir)
+            full_env.update(TMPDIR=str(self.tmp_dir), TEMP=str(self.tmp_dir), TMP=str(self.tmp_dir))
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -122,6 +129,16 @@ class CheckContext:
         limit = timeout if timeout is not None else self.timeout
         try:
             out, err = await asyncio.wait_for(proc.communicate(stdin), limit)
+        except TimeoutError:
+            _kill_group(proc.pid)
+            await proc.wait()
+            if timeout is not None:  # the caller's own bound: the caller decides
+                raise
+            raise TaskFailed(
+                f"{Path(argv[0]).name} did not finish within {_seconds(limit)} "
+                f"(the timeout of check {self.check!r}: raise it in the template)",
+                retryable=False,
+            ) from None
         except BaseException:
             _kill_group(proc.pid)
             await proc.wait()
@@ -154,6 +171,18 @@ class CheckContext:
 
     def skip(self, reason: str) -> CheckResult:
         return CheckResult.skipped(self.check, reason)
+
+
+def _seconds(limit: float | None) -> str:
+    value = float(limit or 0)
+    return f"{value / 60:g}m" if value >= 120 else f"{value:g}s"
+
+
+def tool_bound(task_timeout: float | None) -> float | None:
+    """The tools' bound inside a check: a little under the task's own timeout."""
+    if not task_timeout:
+        return None
+    return max(task_timeout - min(10.0, task_timeout * 0.05), task_timeout * 0.9)
 
 
 def _kill_group(pid: int) -> None:

@@ -9,7 +9,6 @@ Options:
     args      extra arguments appended to the command (default none)
     exclude   changed files left out of the changed-line coverage (test code is run by being
               the tests): default tests/, test/, test_*.py, *_test.py, conftest.py
-    timeout   seconds for the test run (default 600)
     min_coverage  percent of changed executable lines that must run; below it is an error
               (default none: uncovered lines are warnings only)
 """
@@ -27,11 +26,10 @@ from typing import Any
 
 from ..change import Change, ChangedFile, path_matches
 from ..findings import CheckResult, Finding, clean_message
-from .base import CheckContext
+from .base import CheckContext, ToolMissing
 
 DEFAULT_COMMAND = ("pytest", "-q")
 DEFAULT_EXCLUDE = ("tests/", "test/", "test_*.py", "*_test.py", "conftest.py")
-DEFAULT_TIMEOUT = 600.0
 TAIL_LINES = 30
 
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
@@ -52,10 +50,14 @@ async def tests(ctx: CheckContext) -> CheckResult:
     if syntax is not None and syntax.status == "failed":
         return ctx.skip("syntax errors")
     opts = ctx.options
+    if "timeout" in opts:
+        raise ValueError(
+            "tests: option 'timeout' is gone: the check's own timeout applies "
+            "(`checks.tests.timeout` in the template)"
+        )
     command = _argv(opts.get("command", DEFAULT_COMMAND), "command")
     args = _argv(opts.get("args", ()), "args")
     exclude = _patterns(opts.get("exclude", DEFAULT_EXCLUDE))
-    timeout = float(opts.get("timeout", DEFAULT_TIMEOUT))
     min_coverage = opts.get("min_coverage")
     coverage = ctx.python_module("coverage")
     if command[0] == "pytest":
@@ -63,34 +65,38 @@ async def tests(ctx: CheckContext) -> CheckResult:
         command = [*command, *_pytest_extras()]
 
     root = Path(ctx.root)
+    measured = [
+        f
+        for f in ctx.change.present()
+        if f.path.endswith(".py") and f.lines and not path_matches(f.path, exclude)
+    ]
     with tempfile.TemporaryDirectory(prefix="reviewflow-tests-") as tmp:
         data = Path(tmp) / ".coverage"
         report = Path(tmp) / "coverage.json"
-        # --parallel-mode always, then combine: a project configured with `parallel = true`
-        # writes suffixed data files anyway, and this way both cases read back the same.
-        argv = [
-            *coverage,
-            "run",
-            "--parallel-mode",
-            f"--data-file={data}",
-            f"--source={root}",
-            "-m",
-            *command,
-            *args,
-        ]
-        try:
-            run = await ctx.run_tool(argv, cwd=root, env=_ENV, timeout=timeout)
-        except TimeoutError:
-            raise RuntimeError(f"tests did not finish within {timeout:g}s") from None
+        if measured:
+            # Only the folders of the changed source files are traced: the rest of the project
+            # runs at full speed. --parallel-mode always, then combine: a project configured
+            # with `parallel = true` writes suffixed data files anyway, and this way both cases
+            # read back the same.
+            argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}"]
+            argv += [f"--source={folder}" for folder in _folders(root, measured)]
+            argv += ["-m", *command, *args]
+        else:  # only tests changed: nothing to measure, just run them
+            argv = [coverage[0], "-m", *command, *args]
+        run = await ctx.run_tool(argv, cwd=root, env=_ENV)
         code = run.returncode
         output = run.stdout + run.stderr
+        _missing_packages(output, root, ctx.change)
         failures = _short_summary(output, root, ctx.check)
-        if code in (2, 3, 4) and not (code == 2 and failures):
+        failures, absent = _split_missing_modules(failures, root, ctx.change)
+        if absent and not failures:
+            raise _modules_missing(absent)
+        if code in (2, 3, 4) and not (code == 2 and (failures or absent)):
             raise RuntimeError(f"tests could not run (exit {code}):\n{_tail(output)}")
         if code not in (0, 1, 2, 5):
             raise RuntimeError(f"test command exited with {code}:\n{_tail(output)}")
         counts = _counts(output)
-        cov = await _coverage_report(ctx, coverage, data, report, root)
+        cov = await _coverage_report(ctx, coverage, data, report, root) if measured else None
 
     metrics: dict[str, Any] = {
         "tests_passed": counts.get("passed", 0),
@@ -101,6 +107,16 @@ async def tests(ctx: CheckContext) -> CheckResult:
         ),
         "total_coverage": _round(cov.get("totals", {}).get("percent_covered")) if cov else None,
     }
+    if absent:  # the rest ran: the failures count, the modules that could not load do not
+        metrics["incomplete"] = True
+        failures.append(
+            Finding(
+                check=ctx.check,
+                severity="info",
+                rule="test-deps-missing",
+                message=str(_modules_missing(absent)),
+            )
+        )
     if code == 5:
         metrics.update(tests_collected=0, changed_line_coverage=None, uncovered_changed_lines=0)
         finding = Finding(
@@ -111,11 +127,6 @@ async def tests(ctx: CheckContext) -> CheckResult:
     uncovered: list[Finding] = []
     executable = covered = 0
     if cov is not None:  # no report: say nothing about lines rather than call them all untested
-        measured = [
-            f
-            for f in ctx.change.present()
-            if f.path.endswith(".py") and not path_matches(f.path, exclude)
-        ]
         uncovered, executable, covered = _changed_coverage(
             ctx.check, root, measured, _line_data(cov, root)
         )
@@ -150,6 +161,130 @@ async def tests(ctx: CheckContext) -> CheckResult:
         f"coverage {'n/a' if percent is None else f'{percent:g}%'}"
     )
     return ctx.result(findings, what=what, metrics=metrics)
+
+
+# pytest options a project's addopts may use, by the plugin that adds them.
+_OPTION_PACKAGES = {
+    "--cov": "pytest-cov",
+    "--no-cov": "pytest-cov",
+    "--timeout": "pytest-timeout",
+    "-n": "pytest-xdist",
+    "--numprocesses": "pytest-xdist",
+    "--dist": "pytest-xdist",
+    "--benchmark": "pytest-benchmark",
+    "--reruns": "pytest-rerunfailures",
+    "--hypothesis": "hypothesis",
+    "--asyncio-mode": "pytest-asyncio",
+    "--ds": "pytest-django",
+    "--randomly": "pytest-randomly",
+    "--mypy": "pytest-mypy",
+    "--doctest-plus": "pytest-doctestplus",
+}
+# Import names that differ from the package that provides them.
+_MODULE_PACKAGES = {
+    "yaml": "PyYAML",
+    "PIL": "Pillow",
+    "sklearn": "scikit-learn",
+    "cv2": "opencv-python",
+    "bs4": "beautifulsoup4",
+    "dateutil": "python-dateutil",
+    "attr": "attrs",
+    "jwt": "PyJWT",
+    "dotenv": "python-dotenv",
+    "git": "GitPython",
+    "magic": "python-magic",
+    "Crypto": "pycryptodome",
+    "OpenSSL": "pyOpenSSL",
+    "serial": "pyserial",
+    "zmq": "pyzmq",
+}
+_UNRECOGNIZED = re.compile(r"error: unrecognized arguments: (.+)")
+_NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '([^']+)'")
+
+
+def _missing_packages(output: str, root: Path, change: Change) -> None:
+    """The project's pytest config asks for plugins that are not installed: say which.
+
+    That is the environment, not the change: the check is skipped with the package to
+    install, rather than failing the review. The same for a conftest that cannot import.
+    """
+    match = _UNRECOGNIZED.search(output)
+    if match:
+        options = match.group(1).split()
+        packages = sorted(
+            {
+                pkg
+                for opt in options
+                for prefix, pkg in _OPTION_PACKAGES.items()
+                if opt == prefix or opt.startswith((prefix + "=", prefix + "-"))
+            }
+        )
+        if packages:
+            install = f"pip install {' '.join(packages)}"
+            raise ToolMissing(
+                packages[0],
+                install,
+                message=f"the project's pytest options ({' '.join(options)}) need "
+                f"{', '.join(packages)}, not installed: {install}",
+            )
+    if "ImportError while loading conftest" in output:
+        absent = {
+            m for m in _NO_MODULE.findall(output) if not _is_project_module(root, m.split(".")[0])
+        }
+        if absent:
+            raise _modules_missing(absent)
+
+
+def _split_missing_modules(
+    failures: list[Finding], root: Path, change: Change
+) -> tuple[list[Finding], set[str]]:
+    """Collection errors caused by a third-party module that is not installed, set apart.
+
+    A module of the project itself that fails to import is the change's fault and stays an
+    error; a package the environment lacks is not a finding about the change.
+    """
+    kept: list[Finding] = []
+    absent: set[str] = set()
+    for finding in failures:
+        m = _NO_MODULE.search(finding.message)
+        if (
+            finding.rule == "test-error"
+            and m
+            and not _is_project_module(root, change, m.group(1).split(".")[0])
+        ):
+            absent.add(m.group(1).split(".")[0])
+        else:
+            kept.append(finding)
+    return kept, absent
+
+
+def _is_project_module(root: Path, change: Change, name: str) -> bool:
+    """A module of the repository, here or before the change (which may have removed it)."""
+    bases = ("", "src/", "tests/", "test/")
+    if any((root / b / name).is_dir() or (root / b / f"{name}.py").is_file() for b in bases):
+        return True
+    gone = [f.old_path or f.path for f in change.files if f.status in ("deleted", "renamed")]
+    return any(
+        path.removeprefix(b).split("/", 1)[0].removesuffix(".py") == name
+        for path in gone
+        for b in bases
+        if path.startswith(b)
+    )
+
+
+def _modules_missing(modules: set[str]) -> ToolMissing:
+    names = sorted({_MODULE_PACKAGES.get(m, m) for m in modules})
+    install = f"pip install {' '.join(names)}"
+    return ToolMissing(
+        names[0],
+        install,
+        message=f"the tests import {', '.join(sorted(modules))}, not installed: {install}",
+    )
+
+
+def _folders(root: Path, files: Iterable[ChangedFile]) -> list[str]:
+    """The folders of the measured files (coverage --source takes folders or packages)."""
+    return sorted({str((root / f.path).parent) for f in files})
 
 
 def _changed_coverage(
@@ -192,11 +327,12 @@ _ENV = {
 def _pytest_extras() -> list[str]:
     """Flags that make pytest's output parseable and leave no cache in the repository.
 
-    `-rfE` lists each failure and error on one line. pytest-cov, if the project configured it
-    in addopts, would start a second coverage session inside ours and may fail the run on its
-    own threshold, so it is switched off.
+    `-rfE` lists each failure and error on one line. A module that cannot be collected must
+    not hide the results of all the others (pytest stops before running anything).
+    pytest-cov, if the project configured it in addopts, would start a second coverage session
+    inside ours and may fail the run on its own threshold, so it is switched off.
     """
-    extras = ["-p", "no:cacheprovider", "-rfE"]
+    extras = ["-p", "no:cacheprovider", "-rfE", "--continue-on-collection-errors"]
     if importlib.util.find_spec("pytest_cov") is not None:
         extras.append("--no-cov")
     return extras
