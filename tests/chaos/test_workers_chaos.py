@@ -1,14 +1,19 @@
-"""Chaos: a 2,000-task workflow on 3 real worker processes, one SIGKILLed every ~0.5 s.
+"""Chaos: a 2,000-task workflow on 3 real worker processes, one SIGKILLed again and again.
 
 The product's contract: 3 worker processes, a 2,000-task workflow (mixed priorities,
 fan-out/fan-in, some retries); SIGKILL a random worker every ~0.5 s and start a new one → every
 task succeeded exactly once in the store, none stuck, no attempt recorded as completed by two
 workers, the run finishes. Same with the PostgreSQL server restarted once mid-run.
 
+Faults follow the run's progress, read from the database, never the clock: a worker is killed
+each time another KILL_STEP tasks succeeded (40-50 kills a run, about one a second here), the
+server is restarted once RESTART_AT tasks succeeded, and the killing stops at KILL_UNTIL, after
+which the run must finish by itself. A busy machine makes the run slower, not the chaos
+smaller or the test fail: the only time bound is STALL, a stretch with no task succeeding.
+
 Workers are `python -m reviewflow worker` subprocesses with a 2 s lease, so the attempts of a
 killed worker come back quickly; `--max-lost-attempts 20` keeps the kills from failing tasks.
-The killing is bounded (time and count) and stops before the end, then the run must finish by
-itself. Everything asserted is read back from the store: the run, its tasks and its events.
+Everything asserted is read back from the store: the run, its tasks and its events.
 """
 
 from __future__ import annotations
@@ -41,11 +46,13 @@ CHAOS_DIR = Path(__file__).resolve().parent  # chaos_tasks.py, on the workers' P
 
 WORKERS = 3
 LEASE_TTL = 2.0
-KILL_EVERY = 0.5  # seconds between kills, on average
-CHAOS_SECONDS = 15.0  # killing stops after this long (or when the run ends)
-MAX_KILLS = 40
-FINISH_WITHIN = 60.0  # after the killing stops, the run must end within this
-RESTART_AFTER = 500  # tasks succeeded before the server restart (the restart variant)
+KILL_STEP = 30  # a random worker is killed (and replaced) each time this many more succeeded
+KILL_UNTIL = 1600  # no kill once this many tasks succeeded: the run must end by itself
+MAX_KILLS = 50
+RESTART_AT = 500  # tasks succeeded when the server is restarted (the restart variant)
+STALL = 120.0  # seconds without one more task succeeding: the run is stuck, the test fails
+POLL = 0.05  # seconds between looks at the run's progress
+CHAOS_TIMEOUT = 1800  # pytest-timeout's last resort; STALL is what fails a stuck run
 TERMINAL = ("succeeded", "failed", "cancelled")
 LATE = re.compile(r"late completion of attempt (\d+) by (\S+) rejected \((\w+)\)")
 
@@ -171,16 +178,19 @@ class Workers:
         self.live.remove(name)
         self.killed.append(name)
 
-    def wait_started(self, timeout: float = 20) -> None:
-        """Until every live worker is past its start-up (registered, signal handlers set)."""
+    def wait_started(self, timeout: float = STALL) -> bool:
+        """Until every live worker is past its start-up (registered, signal handlers set) or
+        has exited; False if one is still starting after `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if all(
-                '"worker.start"' in (self.logs / f"{n}.log").read_text(errors="replace")
+                self.started[n].poll() is not None
+                or '"worker.start"' in (self.logs / f"{n}.log").read_text(errors="replace")
                 for n in self.live
             ):
-                return
+                return True
             time.sleep(0.05)
+        return False
 
     def pids(self) -> set[int]:
         return {p.pid for p in self.started.values()}
@@ -325,11 +335,11 @@ def restart_mid_run(
     """Restart the server under the live workers; wait (bounded) until they all work again."""
     # A worker starting while the server is down exits (it cannot register): let the newest
     # one start first, so that every live worker has to live through the restart.
-    workers.wait_started()
+    assert workers.wait_started(), {n: workers.log_tail(n) for n in workers.live}
     names = list(workers.live)
     since = restart(server)
     started = time.monotonic()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + STALL  # generous: only workers that never come back fail
     while True:
         back = back_after(url, run_id, workers, names, since)
         done = back["beating"] == back["working"] == sorted(names) and (
@@ -345,10 +355,41 @@ def restart_mid_run(
         time.sleep(0.1)
 
 
+class Progress:
+    """The run's state and its count of succeeded tasks, read on one connection (opened again
+    after the server restart; a read that fails counts as no progress)."""
+
+    def __init__(self, url: str, run_id: str) -> None:
+        self.url, self.run_id = url, run_id
+        self.conn: psycopg.Connection | None = None
+        self.last: tuple[str, int] = ("running", 0)
+
+    def read(self) -> tuple[str, int]:
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=5)
+            row = self.conn.execute(
+                "SELECT r.state, (SELECT count(*) FROM tasks t WHERE t.run_id = r.run_id"
+                " AND t.state = 'succeeded') FROM runs r WHERE r.run_id = %(r)s",
+                {"r": self.run_id},
+            ).fetchone()
+        except psycopg.OperationalError:
+            self.close()
+            return self.last
+        assert row is not None
+        self.last = (str(row[0]), int(row[1]))
+        return self.last
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
 def run_chaos(
     url: str, workers: Workers, *, server: pg.LocalServer | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """Submit the workflow, kill and replace workers while it runs (restarting `server` once,
+    """Submit the workflow, kill and replace workers as it progresses (restarting `server` once,
     mid-run, if given), wait for the run's end, drain the workers."""
     seed = random.randrange(1 << 32)
     rng = random.Random(seed)
@@ -362,35 +403,31 @@ def run_chaos(
         store.close()
     assert created
 
-    def count(sql: str) -> int:
-        return int(
-            scalar(url, f"SELECT count(*) FROM tasks WHERE run_id = %(r)s AND {sql}", {"r": run_id})
-        )
-
-    def state() -> str:
-        return str(scalar(url, "SELECT state FROM runs WHERE run_id = %(r)s", {"r": run_id}))
-
-    chaos_end = time.monotonic() + CHAOS_SECONDS
-    while time.monotonic() < chaos_end and info["kills"] < MAX_KILLS:
-        time.sleep(KILL_EVERY * rng.uniform(0.6, 1.4))
-        if state() in TERMINAL:
-            break
-        workers.kill(rng.choice(workers.live))
-        info["kills"] += 1
-        workers.start()
-        if (
-            server is not None
-            and not info["restarted"]
-            and (count("state = 'succeeded'") >= RESTART_AFTER)
-        ):
-            paused = time.monotonic()
-            info.update(restart_mid_run(url, run_id, workers, server))
-            chaos_end += time.monotonic() - paused
-    info["left_after_chaos"] = count("state <> 'succeeded'")
-
-    deadline = time.monotonic() + FINISH_WITHIN
-    while state() not in TERMINAL and time.monotonic() < deadline:
-        time.sleep(0.2)
+    progress = Progress(url, run_id)
+    next_kill = KILL_STEP
+    best, progressed = -1, time.monotonic()
+    try:
+        while True:
+            state, succeeded = progress.read()
+            if state in TERMINAL:
+                break
+            if succeeded > best:
+                best, progressed = succeeded, time.monotonic()
+            elif time.monotonic() - progressed > STALL:
+                info["stalled"] = f"no task succeeded for {STALL:g}s, {succeeded} had"
+                break
+            if succeeded >= next_kill and succeeded < KILL_UNTIL and info["kills"] < MAX_KILLS:
+                workers.kill(rng.choice(workers.live))
+                info["kills"] += 1
+                info.setdefault("kills_at", []).append(succeeded)
+                workers.start()
+                next_kill = succeeded + KILL_STEP
+            if server is not None and not info["restarted"] and succeeded >= RESTART_AT:
+                info.update(restart_mid_run(url, run_id, workers, server))
+                progressed = time.monotonic()  # the outage is not a stall
+            time.sleep(POLL)
+    finally:
+        progress.close()
     info["crashed"] = workers.crashed()
     # A worker killed by SIGTERM before it set its handler (still importing) exits -15: the
     # drain is only asked of workers that started.
@@ -488,7 +525,7 @@ def check_exactly_once(url: str, run_id: str, workers: Workers, info: dict[str, 
 # --------------------------------------------------------------------------------- the tests
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CHAOS_TIMEOUT)
 def test_killed_workers_lose_nothing_and_complete_nothing_twice(
     pg_url: str,
     make_workers: Callable[[str], Workers],
@@ -498,7 +535,7 @@ def test_killed_workers_lose_nothing_and_complete_nothing_twice(
     check_exactly_once(pg_url, run_id, workers, info)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(CHAOS_TIMEOUT)
 def test_chaos_survives_a_database_restart(
     private_server: pg.LocalServer,
     make_workers: Callable[[str], Workers],
