@@ -389,7 +389,9 @@ def test_sarif_shape() -> None:
     # SARIF lines start at 1: a finding at "line 0" is about the whole file.
     assert where[2] == {"artifactLocation": {"uri": "new.py", "uriBaseId": "%SRCROOT%"}}
     assert where[3] == {"artifactLocation": {"uri": "dir/a%20b.py", "uriBaseId": "%SRCROOT%"}}
-    assert where[4] is None
+    # code scanning rejects a result without a location: no file means the repository root
+    assert where[4] == {"artifactLocation": {"uri": ".", "uriBaseId": "%SRCROOT%"}}
+    assert all(r["help"]["text"] and r["helpUri"].startswith("https://") for r in rules)
     assert out[0]["message"] == {"text": "m"}
 
 

@@ -7,6 +7,7 @@ about the debt around it (`--all-findings` shows and counts everything in the ch
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from .. import __version__
 from ..statedir import make_dirs
 from ..viz import STATE_STYLES
 from .change import Change
-from .findings import CheckResult, Finding
+from .findings import CheckResult, Finding, mask_text
 from .template import Gates
 
 Decision = Literal["approve", "comment", "request_changes"]
@@ -287,33 +288,119 @@ def report_markdown(
     return "\n".join(out)
 
 
-def report_sarif(verdict: Verdict, *, root: str) -> dict[str, Any]:
-    """SARIF 2.1.0: one run, one rule per check/rule pair, one result per finding."""
+INFORMATION_URI = "https://github.com/reviewflow/reviewflow"
+"""The tool's home, shown by code scanning next to each alert."""
+CHECK_HELP: dict[str, tuple[str, str]] = {
+    "syntax": (
+        "The file must parse as Python: nothing else can check it until it does.",
+        "https://docs.python.org/3/reference/index.html",
+    ),
+    "lint": (
+        "ruff check, with the project's own ruff configuration.",
+        "https://docs.astral.sh/ruff/rules/",
+    ),
+    "format": (
+        "ruff format would rewrite this file: run `ruff format` on it.",
+        "https://docs.astral.sh/ruff/formatter/",
+    ),
+    "tests": (
+        "The project's tests, run with coverage: tests must pass and the changed lines be run.",
+        "https://docs.pytest.org/en/stable/how-to/output.html",
+    ),
+    "security": (
+        "bandit, a security linter for Python.",
+        "https://bandit.readthedocs.io/en/latest/plugins/index.html",
+    ),
+    "secrets": (
+        "A value that looks like a credential is in the source: revoke it, then read it from "
+        "the environment or a secret store.",
+        "https://github.com/Yelp/detect-secrets",
+    ),
+    "docs": (
+        "The public API changed: say so where users read (README, docs, CHANGELOG).",
+        "https://peps.python.org/pep-0008/#public-and-internal-interfaces",
+    ),
+    "dependencies": (
+        "pip-audit on the changed dependency files: known vulnerabilities and unpinned versions.",
+        "https://pypi.org/project/pip-audit/",
+    ),
+    "performance": (
+        "The project's benchmark, run on the base and on the change: a slowdown past the "
+        "threshold is a finding.",
+        "https://docs.python.org/3/library/timeit.html",
+    ),
+    "metadata": (
+        "Front matter that site generators and feeds read.",
+        "https://jekyllrb.com/docs/front-matter/",
+    ),
+    "headings": (
+        "One title, no skipped levels: the outline readers and screen readers navigate by.",
+        "https://www.w3.org/WAI/tutorials/page-structure/headings/",
+    ),
+    "readability": (
+        "Flesch reading ease and Flesch-Kincaid grade of the prose.",
+        "https://en.wikipedia.org/wiki/Flesch%E2%80%93Kincaid_readability_tests",
+    ),
+    "spelling": (
+        "A word the dictionary and the project do not know.",
+        "https://github.com/codespell-project/codespell",
+    ),
+    "links": (
+        "A relative link or image must lead to a page the site will serve.",
+        "https://www.markdownguide.org/basic-syntax/#links",
+    ),
+    "length": (
+        "Word count of the prose and length of the title (search results cut long titles).",
+        "https://developers.google.com/search/docs/appearance/title-link",
+    ),
+}
+"""Per check: help text and where to read more, for the SARIF rules code scanning shows."""
+ADVISORY_URI = "https://osv.dev/vulnerability/"
+
+
+def report_sarif(
+    verdict: Verdict,
+    *,
+    root: str,
+    results: Mapping[str, CheckResult] | None = None,
+    secrets: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """SARIF 2.1.0 that GitHub code scanning accepts whole: one rule per check/rule pair with
+    help and a help URI, one result per finding, each with a location (a finding about no
+    file points at the project's configuration, or the repository root) and fingerprints
+    that follow it across pushes (a hash of the flagged line's text, not its number)."""
     rules: dict[str, dict[str, Any]] = {}
-    results = []
+    out = []
+    seen: Counter[str] = Counter()
+    fallback = "pyproject.toml" if (Path(root) / "pyproject.toml").is_file() else "."
+    lines = _LineReader(Path(root), secrets)
     for f in verdict.shown:
         rule_id = f"{f.check}/{f.rule}"
         if rule_id not in rules:
-            rules[rule_id] = {
-                "id": rule_id,
-                "name": _rule_name(f.check, f.rule),
-                "shortDescription": {"text": f"{f.check}: {f.rule}"},
-                "defaultConfiguration": {"level": SARIF_LEVELS[f.severity]},
-            }
-        result: dict[str, Any] = {
-            "ruleId": rule_id,
-            "ruleIndex": list(rules).index(rule_id),
-            "level": SARIF_LEVELS[f.severity],
-            "message": {"text": f.message or f.rule},
+            rules[rule_id] = _sarif_rule(f, rule_id, results)
+        region = {"startLine": max(1, f.line)} if f.file and f.line else None
+        location: dict[str, Any] = {
+            "artifactLocation": {"uri": quote(f.file or fallback), "uriBaseId": "%SRCROOT%"}
         }
-        if f.file:
-            location: dict[str, Any] = {
-                "artifactLocation": {"uri": quote(f.file), "uriBaseId": "%SRCROOT%"}
+        if region is not None:
+            location["region"] = region
+        text = lines.get(f.file, f.line) if region is not None else ""
+        key = f"{rule_id}\0{f.file or ''}\0{text.strip() if text else f.message}"
+        seen[key] += 1
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        out.append(
+            {
+                "ruleId": rule_id,
+                "ruleIndex": list(rules).index(rule_id),
+                "level": SARIF_LEVELS[f.severity],
+                "message": {"text": f.message or f.rule},
+                "locations": [{"physicalLocation": location}],
+                "partialFingerprints": {
+                    "primaryLocationLineHash": f"{digest}:{seen[key]}",
+                    "reviewflow/v1": f"{digest}:{seen[key]}",
+                },
             }
-            if f.line:
-                location["region"] = {"startLine": max(1, f.line)}
-            result["locations"] = [{"physicalLocation": location}]
-        results.append(result)
+        )
     return {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -323,15 +410,60 @@ def report_sarif(verdict: Verdict, *, root: str) -> dict[str, Any]:
                     "driver": {
                         "name": "reviewflow",
                         "version": __version__,
-                        "informationUri": "https://github.com/reviewflow/reviewflow",
+                        "informationUri": INFORMATION_URI,
                         "rules": list(rules.values()),
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": Path(root).as_uri() + "/"}},
-                "results": results,
+                "results": out,
             }
         ],
     }
+
+
+def _sarif_rule(
+    f: Finding, rule_id: str, results: Mapping[str, CheckResult] | None
+) -> dict[str, Any]:
+    text, uri = CHECK_HELP.get(f.check, ("", INFORMATION_URI))
+    metrics = results[f.check].metrics if results and f.check in results else {}
+    urls = metrics.get("rule_urls")
+    if isinstance(urls, dict) and isinstance(urls.get(f.rule), str):
+        uri = urls[f.rule]
+    elif f.check == "dependencies" and f.rule[:4] in ("GHSA", "PYSE", "CVE-", "OSV-"):
+        uri = ADVISORY_URI + quote(f.rule)
+    help_text = f"{f.check}: {f.rule}. {text}".strip() + f" More: {uri}"
+    return {
+        "id": rule_id,
+        "name": _rule_name(f.check, f.rule),
+        "shortDescription": {"text": f"{f.check}: {f.rule}"},
+        "help": {"text": help_text},
+        "helpUri": uri,
+        "defaultConfiguration": {"level": SARIF_LEVELS[f.severity]},
+    }
+
+
+class _LineReader:
+    """The text of a flagged line (masked), read once per file, for the fingerprints."""
+
+    def __init__(self, root: Path, secrets: list[str] | tuple[str, ...]) -> None:
+        self._root = root.resolve()
+        self._secrets = list(secrets)
+        self._files: dict[str, list[str]] = {}
+
+    def get(self, file: str | None, line: int | None) -> str:
+        if not file or not line:
+            return ""
+        if file not in self._files:
+            self._files[file] = []
+            try:
+                path = (self._root / file).resolve()
+                if path.is_relative_to(self._root) and path.is_file():
+                    text = path.read_bytes()[:4_000_000].decode("utf-8", "replace")
+                    self._files[file] = mask_text(text, self._secrets).splitlines()
+            except (OSError, ValueError, RuntimeError):
+                pass
+        rows = self._files[file]
+        return rows[line - 1] if 0 < line <= len(rows) else ""
 
 
 def _rule_name(check: str, rule: str) -> str:

@@ -132,6 +132,7 @@ async def lint(ctx: CheckContext) -> CheckResult:
         argv.append(f"--ignore={','.join(ignore)}")
     paths = PathMap(ctx.root, files)
     findings: list[Finding] = []
+    urls: dict[str, str] = {}
     for batch in _batches(files):
         run = await ctx.run_tool([*argv, "--", *batch])
         try:
@@ -143,9 +144,22 @@ async def lint(ctx: CheckContext) -> CheckResult:
                 f"ruff check failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
             )
         findings += ruff_findings(diagnostics, paths, ctx.check, error_rules)
+        urls.update(rule_urls(diagnostics, "code", "url"))
     return ctx.result(
-        findings, what=f"ruff check on {len(files)} file(s)", metrics={"files": len(files)}
+        findings,
+        what=f"ruff check on {len(files)} file(s)",
+        metrics={"files": len(files), "rule_urls": urls},
     )
+
+
+def rule_urls(items: Iterable[Mapping[str, Any]], code: str, url: str) -> dict[str, str]:
+    """Each rule's documentation page as the tool names it (code scanning links to it)."""
+    out: dict[str, str] = {}
+    for item in items:
+        rule, link = item.get(code), item.get(url)
+        if isinstance(rule, str) and isinstance(link, str) and link.startswith("https://"):
+            out.setdefault(rule, link)
+    return out
 
 
 def ruff_findings(
@@ -278,6 +292,7 @@ async def security(ctx: CheckContext) -> CheckResult:
         argv += ["-c", config]
     paths = PathMap(root, files)
     findings: list[Finding] = []
+    urls: dict[str, str] = {}
     not_scanned: list[str] = []
     for batch in _batches(files):
         run = await ctx.run_tool([*argv, "--", *batch])
@@ -290,6 +305,7 @@ async def security(ctx: CheckContext) -> CheckResult:
                 f"bandit failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
             )
         findings += bandit_findings(report, paths, ctx.check)
+        urls.update(rule_urls(report.get("results") or (), "test_id", "more_info"))
         not_scanned += [
             f
             for e in report.get("errors") or ()
@@ -298,7 +314,11 @@ async def security(ctx: CheckContext) -> CheckResult:
     return ctx.result(
         findings,
         what=f"bandit on {len(files)} file(s)",
-        metrics={"files": len(files), "not_scanned": sorted(set(not_scanned))},
+        metrics={
+            "files": len(files),
+            "not_scanned": sorted(set(not_scanned)),
+            "rule_urls": urls,
+        },
     )
 
 
