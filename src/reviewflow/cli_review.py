@@ -91,14 +91,15 @@ def review(
 
     from .engine import Engine, new_run_id
     from .review.builder import build_review, included
-    from .review.change import collect_change
+    from .review.change import collect_change, repo_root
     from .review.checks.registry import CheckNotFound, checks
     from .review.template import load_template
 
     _logging(log_format, log_level)
     try:
-        tmpl = load_template(template)
-    except SpecError as exc:
+        root = repo_root(path.resolve())
+        tmpl = load_template(template, project=root)
+    except ReviewflowError as exc:
         _fail(str(exc))
     broken = load_plugin_folders(tmpl.plugins)
     for name, why in broken.items():
@@ -106,9 +107,6 @@ def review(
     rid = run_id or new_run_id(f"review-{tmpl.name}")
     target = (out_dir or REPORTS_DIR / rid).resolve()
     try:
-        from .review.change import repo_root
-
-        root = repo_root(path.resolve())
         _check_out(target, root)
         exclude: tuple[str, ...] = (
             (target.relative_to(root).as_posix() + "/",) if target.is_relative_to(root) else ()

@@ -169,8 +169,62 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_template(ref: str, *, env: dict[str, str] | None = None) -> ReviewTemplate:
-    """The template named `ref` (shipped) or at path `ref`, with `extends` resolved."""
+PROJECT_TABLE = "tool.reviewflow.review"
+PROJECT_KEYS = frozenset(
+    {"checks", "gates", "sensitive_paths", "dependency_files", "max_concurrency", "timeout"}
+)
+
+
+def project_settings(root: Path) -> dict[str, Any]:
+    """The repository's own review settings: `[tool.reviewflow.review]` of its pyproject.toml.
+
+    Where pytest, ruff and coverage read theirs: a project says once how it is reviewed (its
+    fast test subset, a stricter gate) and every review of it, local or in CI, applies that.
+    """
+    import tomllib
+
+    path = root / "pyproject.toml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"not valid TOML: {exc}", file=str(path)) from None
+    table: Any = data
+    for key in PROJECT_TABLE.split("."):
+        table = table.get(key) if isinstance(table, dict) else None
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise SpecError("must be a table", file=str(path), field=PROJECT_TABLE)
+    for key, value in table.items():
+        if key not in PROJECT_KEYS:
+            known = ", ".join(sorted(PROJECT_KEYS))
+            raise SpecError(
+                f"unknown key {key!r} (known: {known})",
+                file=str(path),
+                field=f"{PROJECT_TABLE}.{key}",
+            )
+        if key == "checks" and not (
+            isinstance(value, dict) and all(isinstance(v, dict) for v in value.values())
+        ):
+            raise SpecError(
+                "must be a table of check tables", file=str(path), field=f"{PROJECT_TABLE}.checks"
+            )
+    return table
+
+
+def load_template(
+    ref: str, *, env: dict[str, str] | None = None, project: Path | None = None
+) -> ReviewTemplate:
+    """The template named `ref` (shipped) or at path `ref`, with `extends` resolved.
+
+    With `project` (a repository's root), its `[tool.reviewflow.review]` settings apply on
+    top; settings for a check the template does not have are left out (the `content`
+    template has no `tests` to configure).
+    """
     import os
 
     data, path, label = _read(ref, None)
@@ -199,6 +253,18 @@ def load_template(ref: str, *, env: dict[str, str] | None = None) -> ReviewTempl
         merged = _merge(merged, layer)
     merged["extends"] = data.get("extends") if len(layers) == 1 else layers[0][0].get("extends")
     merged["source"] = label
+    if project is not None:
+        settings = dict(project_settings(project))
+        if "checks" in settings:
+            settings["checks"] = {
+                name: body
+                for name, body in settings["checks"].items()
+                if name in merged.get("checks", {})
+            }
+        if settings:
+            merged = _merge(merged, settings)
+            label = f"{label} + {project / 'pyproject.toml'} [{PROJECT_TABLE}]"
+            merged["source"] = label
     merged = interpolate(merged, os.environ if env is None else env)
     try:
         return ReviewTemplate.model_validate(merged)
