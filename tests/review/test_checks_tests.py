@@ -8,6 +8,7 @@ named, and the user's repository is left as it was (no .coverage, no caches).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -161,8 +162,9 @@ def test_no_tests_collected_is_an_info_finding(tmp_path: Path) -> None:
 
 def test_a_pytest_usage_error_breaks_the_check(repo: Path) -> None:
     change = branch_with(repo, {"calc.py": CALC + MUL})
-    with pytest.raises(RuntimeError, match=r"(?s)exit 4.*no-such-flag"):
+    with pytest.raises(TaskFailed, match=r"(?s)exit 4.*no-such-flag") as caught:
         run(repo, change, args=["--no-such-flag"])
+    assert caught.value.retryable is False
 
 
 def test_command_option_and_minimum_coverage(repo: Path) -> None:
@@ -264,6 +266,30 @@ def test_addopts_naming_a_plugin_that_is_not_installed_skip_with_its_package(
         "the project's pytest options (--reruns=2) need pytest-rerunfailures, not installed: "
         "pip install pytest-rerunfailures"
     )
+
+
+def test_an_ini_option_of_an_absent_plugin_with_warnings_as_errors_skips(tmp_path: Path) -> None:
+    """`timeout = 120` needs pytest-timeout; with filterwarnings=error pytest cannot start."""
+    pyproject = (
+        "[tool.pytest.ini_options]\ntimeout = 120\nasyncio_mode = 'auto'\n"
+        "filterwarnings = ['error']\n"
+    )
+    root = make_repo(
+        tmp_path / "repo",
+        {"calc.py": CALC, "tests/test_calc.py": TEST_CALC, "pyproject.toml": pyproject},
+    )
+    change = branch_with(root, {"calc.py": CALC + MUL})
+    installed = importlib.util.find_spec("pytest_timeout") is not None
+    if installed:  # the dev environment has pytest-timeout: only asyncio_mode is unknown
+        expected = "(asyncio_mode) needs pytest-asyncio, not installed: pip install pytest-asyncio"
+    else:
+        expected = (
+            "(asyncio_mode, timeout) needs pytest-asyncio, pytest-timeout, not installed: "
+            "pip install pytest-asyncio pytest-timeout"
+        )
+    with pytest.raises(ToolMissing) as caught:
+        run(root, change)
+    assert str(caught.value) == f"the project's pytest config {expected}"
 
 
 def test_tests_importing_an_absent_package_skip_naming_it(repo: Path) -> None:

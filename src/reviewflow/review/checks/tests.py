@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ...errors import TaskFailed
 from ..change import Change, ChangedFile, path_matches
 from ..findings import CheckResult, Finding, clean_message
 from .base import CheckContext, ToolMissing
@@ -86,15 +87,18 @@ async def tests(ctx: CheckContext) -> CheckResult:
         run = await ctx.run_tool(argv, cwd=root, env=_ENV)
         code = run.returncode
         output = run.stdout + run.stderr
-        _missing_packages(output, root, ctx.change)
+        _missing_packages(output, root, ctx.change, code)
         failures = _short_summary(output, root, ctx.check)
         failures, absent = _split_missing_modules(failures, root, ctx.change)
         if absent and not failures:
             raise _modules_missing(absent)
+        # Neither is the change's doing nor goes away on a second try: no retry.
         if code in (2, 3, 4) and not (code == 2 and (failures or absent)):
-            raise RuntimeError(f"tests could not run (exit {code}):\n{_tail(output)}")
+            raise TaskFailed(
+                f"tests could not run (exit {code}):\n{_tail(output)}", retryable=False
+            )
         if code not in (0, 1, 2, 5):
-            raise RuntimeError(f"test command exited with {code}:\n{_tail(output)}")
+            raise TaskFailed(f"test command exited with {code}:\n{_tail(output)}", retryable=False)
         counts = _counts(output)
         cov = await _coverage_report(ctx, coverage, data, report, root) if measured else None
 
@@ -198,11 +202,24 @@ _MODULE_PACKAGES = {
     "serial": "pyserial",
     "zmq": "pyzmq",
 }
+# ini options a project's pytest config may set, by the plugin that reads them.
+_INI_PACKAGES = {
+    "timeout": "pytest-timeout",
+    "timeout_method": "pytest-timeout",
+    "asyncio_mode": "pytest-asyncio",
+    "asyncio_default_fixture_loop_scope": "pytest-asyncio",
+    "DJANGO_SETTINGS_MODULE": "pytest-django",
+    "env": "pytest-env",
+    "mock_use_standalone_module": "pytest-mock",
+    "reruns": "pytest-rerunfailures",
+    "flake8-max-line-length": "pytest-flake8",
+}
 _UNRECOGNIZED = re.compile(r"error: unrecognized arguments: (.+)")
+_UNKNOWN_INI = re.compile(r"Unknown config option: (\S+)")
 _NO_MODULE = re.compile(r"(?:ModuleNotFoundError|ImportError): No module named '([^']+)'")
 
 
-def _missing_packages(output: str, root: Path, change: Change) -> None:
+def _missing_packages(output: str, root: Path, change: Change, code: int) -> None:
     """The project's pytest config asks for plugins that are not installed: say which.
 
     That is the environment, not the change: the check is skipped with the package to
@@ -227,6 +244,17 @@ def _missing_packages(output: str, root: Path, change: Change) -> None:
                 message=f"the project's pytest options ({' '.join(options)}) need "
                 f"{', '.join(packages)}, not installed: {install}",
             )
+    # An unknown ini option is only a warning, unless the project made warnings errors.
+    ini = sorted({k for k in _UNKNOWN_INI.findall(output) if k in _INI_PACKAGES})
+    if ini and code in (2, 3, 4):
+        packages = sorted({_INI_PACKAGES[k] for k in ini})
+        install = f"pip install {' '.join(packages)}"
+        raise ToolMissing(
+            packages[0],
+            install,
+            message=f"the project's pytest config ({', '.join(ini)}) needs "
+            f"{', '.join(packages)}, not installed: {install}",
+        )
     if "ImportError while loading conftest" in output:
         absent = {
             m for m in _NO_MODULE.findall(output) if not _is_project_module(root, m.split(".")[0])
