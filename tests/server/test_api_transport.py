@@ -50,8 +50,8 @@ def test_a_client_gone_mid_body_is_answered_without_an_error(make_client: AppFac
     assert json.loads(sent[1]["body"])["field"] == "body"
 
 
-def _raw(server: Server, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+def _raw(srv: Server, request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
         sock.sendall(request)
         chunks = []
         while chunk := sock.recv(65536):

@@ -142,3 +142,18 @@ def test_an_executing_server_leaves_workers_runs_alone(
         assert resumed.json()["how"] == "workers"
         time.sleep(0.3)
         assert client.task_state(run_id, "a") == "ready"
+
+
+def test_a_big_workflow_is_queued_for_the_workers_by_a_child(
+    api: Client, store: PostgresStore
+) -> None:
+    """A body over reading.BIG_BODY is read and queued by a child process, on its own
+    connection to the same database."""
+    from reviewflow.server.reading import BIG_BODY
+
+    doc = workflow({"a": sh("true"), "b": sh("true", needs=["a"])}, description="x" * BIG_BODY)
+    resp = api.post("/runs", json=doc, headers={**AUTH, "Idempotency-Key": "big-1"})
+    assert resp.status_code == 201, resp.text
+    record = store.get_run("big-1")
+    assert record is not None and record.mode == "workers"
+    assert {t.name: t.state for t in store.get_tasks("big-1")} == {"a": "ready", "b": "blocked"}

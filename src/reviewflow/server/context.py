@@ -33,6 +33,7 @@ from ..store.postgres import PostgresStore
 from .auth import TokenSet
 from .http import ApiError
 from .metrics import Metrics
+from .reading import BIG_BODY, Stored, Template, read_and_store, store_address
 from .schemas import RUN_ID_PATTERN
 
 SHUTDOWN_WAIT = 15.0
@@ -72,6 +73,7 @@ class ServerContext:
     parse_timeout: float = PARSE_TIMEOUT
     running: dict[str, asyncio.Task[RunState]] = field(default_factory=dict)
     stopping: bool = False
+    children: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READERS))
     readers: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
             READERS, thread_name_prefix="reviewflow-read"
@@ -105,6 +107,39 @@ class ServerContext:
                 "smaller one (or JSON, which reads faster than YAML)",
                 "body",
             ) from None
+
+    async def read_and_store(
+        self, kind: str, body: bytes, run_id: str | None, meta: dict[str, str]
+    ) -> Stored | Template | None:
+        """A big body read and its run stored by a child process (reading.py), at most
+        READERS at once; None when this body is read here (small, or an in-memory store)."""
+        address = store_address(self.store)
+        if len(body) <= BIG_BODY or address is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.parse_timeout
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.children.acquire()
+        except TimeoutError:
+            raise ApiError(
+                503,
+                f"busy reading other workflows for {self.parse_timeout:g} s: retry later",
+                headers={"Retry-After": "5"},
+            ) from None
+        try:
+            return await read_and_store(
+                kind=kind,
+                body=body,
+                address=address,
+                for_workers=self.engine is None and isinstance(self.store, PostgresStore),
+                run_id=run_id,
+                meta=meta,
+                deadline=deadline,
+                limit=self.parse_timeout,
+            )
+        finally:
+            self.children.release()
 
     # ------------------------------------------------------------------ execution
 

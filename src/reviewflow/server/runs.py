@@ -25,6 +25,7 @@ from ..viz import mermaid
 from .auth import Token, can_read, can_write
 from .context import RunIdParam, ServerContext, blocking, context, load_run
 from .http import ApiError, Json
+from .reading import Stored, Template
 from .schemas import (
     READ_ERRORS,
     RUN_ID_PATTERN,
@@ -139,6 +140,19 @@ async def submit_run(
             "Content-Type",
         )
     body = await request.body()
+    stored = await ctx.read_and_store(kind, body, idempotency_key, metadata)
+    if isinstance(stored, Stored):
+        if stored.created:
+            ctx.spawn(stored.run_id)
+        rid = stored.run_id
+        doc = {"run_id": rid, "workflow": stored.workflow, "state": stored.state}
+        return Json(
+            {**doc, "created": stored.created},
+            status_code=201 if stored.created else 200,
+            headers={"Location": f"/runs/{rid}"},
+        )
+    if isinstance(stored, Template):  # a big template request: built here from its data
+        body, kind = json.dumps(stored.data).encode(), "application/json"
     spec, run_id, metadata = await ctx.reading(
         _workflow, ctx, kind, body, idempotency_key, metadata
     )
