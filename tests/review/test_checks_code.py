@@ -164,7 +164,9 @@ def test_lint_reports_ruff_findings_with_the_project_config(repo: Path) -> None:
     }
     f401 = next(f for f in result.findings if f.rule == "F401")
     assert f401.message == "`os` imported but unused" and f401.check == "lint"
-    assert result.metrics == {"files": 5}
+    assert result.metrics["files"] == 5
+    # each rule's own page, for the SARIF rules code scanning shows
+    assert result.metrics["rule_urls"]["F401"] == "https://docs.astral.sh/ruff/rules/unused-import"
     assert "ruff" in (repo.parent / "lint.log").read_text()
 
 

@@ -589,6 +589,7 @@ def test_hostile_file_names_are_named_correctly_in_findings(hostile_review) -> N
         "new%0Aline.py",
         "x.py",
         "config.py",
+        ".",  # no tests found: a finding about no file points at the repository root
     }
 
 
@@ -805,7 +806,8 @@ def test_sarif_levels_follow_severities(secret_review) -> None:
         for res in secret_review.sarif["runs"][0]["results"]
         if res["ruleId"] == "tests/no-tests"
     ]
-    assert "locations" not in no_file[0]
+    # code scanning rejects a result without a location: the repository root stands in
+    assert no_file[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "."
 
 
 # ---------------------------------------------------------------------------- 11. reports
