@@ -70,10 +70,29 @@ class CheckResult(BaseModel):
 MASK = "****"
 
 
+PREFIX = 8
+"""A quote of a secret's first 8 characters or more is masked too: tools cut long lines and
+messages (`password='hX7mQ2vL9p…`), and what is left can still be enough to use."""
+
+
 def mask_text(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced; longest first so no fragment survives."""
+    """`text` with every secret value, and every quote of its first 8 or more characters,
+    replaced; longest first so no fragment survives."""
     for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
-        text = text.replace(secret, mask(secret))
+        if len(secret) <= PREFIX:
+            text = text.replace(secret, mask(secret))
+            continue
+        head, at, parts = secret[:PREFIX], 0, []
+        while (found := text.find(head, at)) >= 0:
+            end = found + PREFIX
+            while (
+                end - found < len(secret) and end < len(text) and text[end] == secret[end - found]
+            ):
+                end += 1
+            parts += [text[at:found], mask(secret)]
+            at = end
+        if parts:
+            text = "".join(parts) + text[at:]
     return text
 
 

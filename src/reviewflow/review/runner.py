@@ -6,8 +6,8 @@ the engine gives any run: parallel checks, timeouts, durable results, resume aft
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +22,7 @@ from .change import Change
 from .checks.base import CheckContext, ServiceUnreachable, ToolMissing, tool_bound
 from .checks.registry import CheckNotFound, checks
 from .findings import CheckResult, Finding, mask_data, mask_text
+from .masking import Masker
 from .report import (
     decide,
     mermaid_view,
@@ -77,6 +78,9 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     # left there (a killed test suite leaves its temporary databases behind).
     tmp_dir = Path(tempfile.gettempdir()) / f"reviewflow-{ctx.run_id}-{ctx.task}"
     shutil.rmtree(tmp_dir, ignore_errors=True)
+    # Secrets are masked before anything is stored: the log as tools write it, the result and
+    # any error text before the engine records them.
+    masker = await asyncio.to_thread(Masker.for_change, change)
     cctx = CheckContext(
         check=ctx.task,
         root=Path(change.root),
@@ -87,7 +91,9 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         on_process=ctx.on_process,
         timeout=tool_bound(ctx.spec.timeout),
         tmp_dir=tmp_dir,
+        mask=masker.text,
     )
+    result: CheckResult | None = None
     try:
         if inspect.iscoroutinefunction(fn):
             out = await fn(cctx)
@@ -102,61 +108,17 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     except ServiceUnreachable:
         result = CheckResult.skipped(ctx.task, "service unreachable")
         result.metrics["incomplete"] = True
+    except Exception as exc:
+        text = str(exc)
+        if masker.text(text) == text:
+            raise
+        retryable = exc.retryable if isinstance(exc, TaskFailed) else True
+        raise TaskFailed(masker.text(text), retryable=retryable) from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-    if result.secrets:
-        # Values are not stored: the summary finds them again from these places to mask them.
-        result.metrics["secret_locations"] = sorted(
-            {(f.file, f.line or 0) for f in result.findings if f.file}
-        )
-    return result.model_dump(mode="json")
-
-
-def _secret_values(root: Path, results: dict[str, CheckResult]) -> list[str]:
-    files = sorted(
-        {loc[0] for r in results.values() for loc in r.metrics.get("secret_locations", [])}
-    )
-    if not files:
-        return []
-    try:
-        from .checks.code import _scan_secrets
-    except ImportError:
-        return []
-    try:
-        found = _scan_secrets(root, files)
-    except Exception:
-        return []
-    values: set[str] = set()
-    for file, line, _, value in found:
-        if value:
-            values.add(value)
-            values.update(_whole_tokens(root / file, line, value))
-    return sorted(values)
-
-
-_TOKEN_CHAR = re.compile(r"[A-Za-z0-9_\-+/=.]")
-
-
-def _whole_tokens(path: Path, line: int | None, value: str) -> set[str]:
-    """Some detectors report only part of a secret (a token's prefix): mask the whole token
-    around each occurrence on its line."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return set()
-    text = lines[line - 1] if line and 0 < line <= len(lines) else ""
-    out: set[str] = set()
-    start = text.find(value)
-    while start >= 0:
-        lo, hi = start, start + len(value)
-        while lo > 0 and _TOKEN_CHAR.match(text[lo - 1]):
-            lo -= 1
-        while hi < len(text) and _TOKEN_CHAR.match(text[hi]):
-            hi += 1
-        if hi - lo >= 8:
-            out.add(text[lo:hi])
-        start = text.find(value, start + 1)
-    return out
+        masker.add(result.secrets if result is not None else ())
+        masker.file(ctx.log_path)
+    return masker.data(result.model_dump(mode="json"))
 
 
 def _mask_logs(run_dir: Path, secrets: list[str]) -> None:
@@ -215,7 +177,7 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
         approval=approval,
         gates=gates,
     )
-    secrets = _secret_values(Path(change.root), results)
+    secrets = sorted((await asyncio.to_thread(Masker.for_change, change)).values)
     own = "failed" if verdict.decision == "request_changes" else "succeeded"
     # The diagram shows what each check found, like the table (a check task that ran fine
     # but found errors is "failed" to a reader).
@@ -238,7 +200,7 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
         )
     return {
         "verdict": verdict.decision,
-        "reasons": verdict.reasons,
+        "reasons": mask_data(verdict.reasons, secrets),
         "counts": doc["counts"],
         "reports": paths,
     }

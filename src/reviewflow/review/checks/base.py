@@ -72,6 +72,8 @@ class CheckContext:
     tmp_dir: Path | None = None
     """TMPDIR of the tools: removed when the attempt ends, so a tool killed on a timeout (a test
     suite with its temporary databases) leaves nothing behind."""
+    mask: Callable[[str], str] | None = None
+    """Masks the change's secret values in what tools print, before it reaches the log."""
 
     def files(self, *suffixes: str) -> list[str]:
         """Changed files present in the work tree, optionally with one of `suffixes`."""
@@ -157,11 +159,12 @@ class CheckContext:
             return
         try:
             make_dirs(self.log_path.parent)
+            text = (
+                f"$ {' '.join(result.argv)}\n{result.stdout}{result.stderr}"
+                f"[exit {result.returncode}]\n"
+            )
             with self.log_path.open("a", encoding="utf-8") as fh:
-                fh.write(
-                    f"$ {' '.join(result.argv)}\n{result.stdout}{result.stderr}"
-                    f"[exit {result.returncode}]\n"
-                )
+                fh.write(self.mask(text) if self.mask is not None else text)
         except OSError:
             pass
 

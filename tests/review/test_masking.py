@@ -1,0 +1,49 @@
+"""What counts as a secret value, and how a text loses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from reviewflow.review.findings import mask_text
+from reviewflow.review.masking import private_key_lines, python_secrets, secret_name
+
+VALUE = "Zr8vQm2L" + "xT9wKp4Nq"
+
+
+@pytest.mark.parametrize(
+    "name", ["password", "DB_PASSWORD", "db_pwd", "apiKey", "AWS_SECRET_ACCESS_KEY", "auth_token"]
+)
+def test_credential_names(name: str) -> None:
+    assert secret_name(name)
+
+
+@pytest.mark.parametrize("name", ["monkey", "keyboard", "sort_key", "passenger", "tokenizer"])
+def test_names_that_only_contain_a_credential_word_are_not_credentials(name: str) -> None:
+    assert not secret_name(name)
+
+
+def test_the_places_bandit_flags_in_python() -> None:
+    source = f"""
+password = "{VALUE}1"
+conf["api_key"] = "{VALUE}2"
+connect(user="u", passwd="{VALUE}3")
+def f(a, token="{VALUE}4", *, secret: str = "{VALUE}5"): ...
+if password == "{VALUE}6": ...
+settings = {{"db_password": "{VALUE}7"}}
+sort_key = "created_at"
+password = ""
+password = "${{PASSWORD}}"
+"""
+    assert python_secrets(source) == {f"{VALUE}{n}" for n in range(1, 8)}
+
+
+def test_a_private_key_block_gives_its_body_lines() -> None:
+    text = "x\n-----BEGIN OPENSSH PRIVATE" + " KEY-----\nAAAAB3NzaC1yc2EAAAADAQABAAABAQ\n"
+    text += "Proc-Type: 4,ENCRYPTED\n-----END OPENSSH PRIVATE" + " KEY-----\n"
+    assert private_key_lines(text) == {"AAAAB3NzaC1yc2EAAAADAQABAAABAQ"}
+
+
+def test_a_value_and_any_quote_of_its_first_8_characters_are_masked() -> None:
+    text = f"a={VALUE} b={VALUE[:11]}… c={VALUE[:7]} d={VALUE}{VALUE}"
+    assert mask_text(text, [VALUE]) == f"a=Zr8v**** b=Zr8v****… c={VALUE[:7]} d=Zr8v****Zr8v****"
+    assert mask_text("pw: abcd!", ["abcd"]) == "pw: ****!"
