@@ -3,10 +3,12 @@
 Starts `reviewflow serve` on loopback (a SQLite file in a temporary folder), sends one big
 workflow (N chained shell tasks whose last one names an unknown dependency, so it is refused
 with 422 after being read in full) as YAML and as JSON, and polls /health every 20 ms until the
-POST is answered. Reports the POST's time and the slowest /health answer meanwhile.
+POST is answered (and `--after` seconds more: a valid run's start). Reports the POST's time and
+the slowest /health answer meanwhile.
 
     python benchmarks/server_loop.py                 # 20,000 tasks
     python benchmarks/server_loop.py --tasks 5000
+    python benchmarks/server_loop.py --valid --formats json --after 10   # stored and executed
 
 Prints one JSON line per case, then a table.
 """
@@ -44,7 +46,7 @@ def _workflow(n: int, valid: bool) -> dict[str, Any]:
     return {"name": "big", "tasks": tasks}
 
 
-def _case(url: str, name: str, body: bytes, ctype: str) -> dict[str, Any]:
+def _case(url: str, name: str, body: bytes, ctype: str, after: float) -> dict[str, Any]:
     answer: dict[str, Any] = {}
 
     def post() -> None:
@@ -63,7 +65,10 @@ def _case(url: str, name: str, body: bytes, ctype: str) -> dict[str, Any]:
     worst = 0.0
     probes = 0
     with httpx.Client(timeout=300) as http:
-        while thread.is_alive():
+        until = None
+        while thread.is_alive() or until is None or time.monotonic() < until:
+            if until is None and not thread.is_alive():
+                until = time.monotonic() + after
             start = time.perf_counter()
             http.get(f"{url}/health").raise_for_status()
             worst = max(worst, time.perf_counter() - start)
@@ -89,6 +94,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--no-execute", action="store_true", help="Serve with --no-execute (store runs only)."
+    )
+    parser.add_argument(
+        "--after", type=float, default=0.0, help="Keep probing /health this long after the POST."
     )
     args = parser.parse_args()
     doc = _workflow(args.tasks, args.valid)
@@ -131,7 +139,7 @@ def main() -> None:
                     raise SystemExit("the server did not start")
                 time.sleep(0.1)
             rows = [
-                _case(url, f"{args.tasks} tasks, {name}", *bodies[name])
+                _case(url, f"{args.tasks} tasks, {name}", *bodies[name], args.after)
                 for name in args.formats.split(",")
             ]
         finally:

@@ -285,6 +285,11 @@ class Engine:
         else:
             self.store.request(run_id, "resume")
 
+    def prepare(self, run_id: str, spec: WorkflowSpec) -> None:
+        """Hand over a stored run's spec, read elsewhere (a server reads big ones on a
+        thread): `execute` then does not parse it again on the event loop."""
+        self._specs[run_id] = spec
+
     def live_run(self, run_id: str) -> LiveRun | None:
         """The in-memory state of a run this engine is executing (for progress views)."""
         return self._live.get(run_id)

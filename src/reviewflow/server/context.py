@@ -73,6 +73,7 @@ class ServerContext:
     parse_timeout: float = PARSE_TIMEOUT
     running: dict[str, asyncio.Task[RunState]] = field(default_factory=dict)
     stopping: bool = False
+    preparing: set[asyncio.Task[None]] = field(default_factory=set)
     children: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READERS))
     readers: concurrent.futures.ThreadPoolExecutor = field(
         default_factory=lambda: concurrent.futures.ThreadPoolExecutor(
@@ -166,6 +167,26 @@ class ServerContext:
             self.spawn(rid)
         return rid, created
 
+    def spawn_stored(self, run_id: str) -> None:
+        """Execute a run another process stored (a child read its big body): its spec is read
+        on a thread first, in the background, so that starting it does not stall the loop."""
+        if self.engine is None or self.stopping:
+            return
+
+        async def read_then_spawn() -> None:
+            engine = self.engine
+            assert engine is not None
+            try:
+                record = await blocking(load_run, self.store, run_id)
+                engine.prepare(run_id, await blocking(_stored_spec, record.spec))
+            except Exception as exc:  # the engine meets it again at start and fails the run
+                log.info("server.spec_unread", run_id=run_id, error=f"{type(exc).__name__}")
+            self.spawn(run_id)
+
+        task = asyncio.get_running_loop().create_task(read_then_spawn())
+        self.preparing.add(task)
+        task.add_done_callback(self.preparing.discard)
+
     def spawn(self, run_id: str) -> bool:
         """Execute the run on this server's event loop (call from the loop); False if this
         server does not execute runs or already executes this one."""
@@ -219,6 +240,8 @@ class ServerContext:
         """Stop executing: attempts are interrupted, the runs stay resumable."""
         self.stopping = True
         self.readers.shutdown(wait=False, cancel_futures=True)
+        for task in list(self.preparing):
+            task.cancel()
         if self.engine is None:
             return
         self.engine.shutdown()
@@ -237,6 +260,10 @@ class ServerContext:
             with contextlib.suppress(ReviewflowError):
                 alive += len(list_workers(self.store))
         return alive
+
+
+def _stored_spec(text: str) -> WorkflowSpec:
+    return WorkflowSpec.model_validate_json(text)
 
 
 def context(request: Request) -> ServerContext:

@@ -143,7 +143,7 @@ async def submit_run(
     stored = await ctx.read_and_store(kind, body, idempotency_key, metadata)
     if isinstance(stored, Stored):
         if stored.created:
-            ctx.spawn(stored.run_id)
+            ctx.spawn_stored(stored.run_id)
         rid = stored.run_id
         doc = {"run_id": rid, "workflow": stored.workflow, "state": stored.state}
         return Json(
