@@ -6,9 +6,11 @@ CLI can print them on one line.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,6 +31,28 @@ nodes carry line and column marks too, so errors still name the line."""
 
 class _Loader(_Parser):
     """Composes YAML into nodes; `_construct` (below) turns them into data."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._tags: dict[str, str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        # The C composer asks for every scalar's tag; a plain scalar's depends on its text
+        # only, and a workflow repeats the same few texts (`true`, `30s`, task names).
+        if kind is yaml.ScalarNode and implicit[0]:
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = self._tags[value] = super().resolve(kind, value, implicit)
+            return tag
+        return super().resolve(kind, value, implicit)
+
+    # Path resolvers (tags chosen by a node's place in the document) are not used: skip the
+    # bookkeeping the C composer asks for at every node.
+    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+        return None
+
+    def ascend_resolver(self) -> None:
+        return None
 
 
 # YAML 1.2 booleans: only true/false. PyYAML follows YAML 1.1, where `yes`, `no`, `on` and `off`
@@ -281,10 +305,65 @@ def _load_yaml(text: str, limits: Limits) -> Any:
     """The data of a YAML document (None if empty); raises PyYAML's errors."""
     loader = _Loader(text)
     try:
-        node = loader.get_single_node()
-        return None if node is None else _construct(loader, node, limits)
+        with _gc_paused():
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if "&" in text or "<<" in text:  # anchors or merge keys: count what they add
+                return _construct(loader, node, limits)
+            return _tree(loader, node, limits.max_depth, limits.max_depth)
     finally:
         loader.dispose()
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Building ~10 objects a line with the collector on costs twice as much: its full passes
+    rescan every node built so far. Nothing built here is garbage until the load ends."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _tree(loader: Any, node: yaml.Node, depth: int, limit: int) -> Any:
+    """`_construct` for a document without anchors or merge keys: a tree, built recursively
+    (`depth` levels left, so the recursion itself is bounded)."""
+    cls = node.__class__
+    if cls is yaml.ScalarNode:
+        return node.value if node.tag == _STR else _scalar(loader, node)
+    if depth <= 0:
+        _fail(f"nested deeper than {limit} levels", node)
+    if cls is yaml.SequenceNode:
+        if node.tag != _SEQ:
+            _bad(f"unsupported tag {node.tag!r}: use plain lists and mappings", node)
+        return [
+            c.value
+            if c.__class__ is yaml.ScalarNode and c.tag == _STR
+            else _tree(loader, c, depth - 1, limit)
+            for c in node.value
+        ]
+    if node.tag != _MAP:
+        _bad(f"unsupported tag {node.tag!r}: use plain lists and mappings", node)
+    data: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.__class__ is yaml.ScalarNode and key_node.tag == _STR:
+            key = key_node.value
+        else:
+            key = _tree(loader, key_node, depth - 1, limit)
+        try:
+            if key in data:
+                _bad(f"duplicate key {key!r}", key_node)
+        except TypeError:
+            _bad(f"unhashable key {key!r}", key_node)
+        if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
+            data[key] = value_node.value
+        else:
+            data[key] = _tree(loader, value_node, depth - 1, limit)
+    return data
 
 
 def parse_yaml(text: str, *, file: str = "<string>", limits: Limits = LIMITS) -> Any:
@@ -334,7 +413,8 @@ def load_workflow_text(
             data["plugins"] = [
                 str((here / p).resolve()) if isinstance(p, str) else p for p in plugins
             ]
-        return validate_spec(data)
+        with _gc_paused():
+            return validate_spec(data)
     except SpecError as exc:
         line = _task_line(text, exc.task) if exc.task else None
         where = f"{file}:{line}" if line else file

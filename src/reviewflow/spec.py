@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import UTC, date, datetime
-from graphlib import CycleError, TopologicalSorter
-from typing import Annotated, Any, Literal
+from functools import cache, lru_cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -25,11 +25,15 @@ from pydantic import (
 from .errors import SpecError
 from .limits import LIMITS, Limits
 
+if TYPE_CHECKING:
+    from .executors.registry import TaskTypeRegistry
+
 PRIORITY_NAMES: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 """Named priorities; any integer is accepted too (higher runs first)."""
 
 MAX_DURATION = LIMITS.max_duration
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
@@ -41,23 +45,29 @@ def parse_duration(value: Any) -> float:
         try:
             seconds = float(value)
         except OverflowError:
-            raise ValueError(f"bad duration {value!r}: too large") from None
+            raise ValueError(f"bad duration {_short(value)}: too large") from None
     elif isinstance(value, str):
-        text = value.strip().lower().replace(" ", "")
-        try:
-            seconds = float(text)
-        except ValueError:
-            parts = _DURATION_PART.findall(text)
-            if not text or "".join(n + u for n, u in parts) != text:
-                raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h") from None
-            seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        seconds = _duration_text(value) if len(value) <= 32 else _duration_text.__wrapped__(value)
     else:
-        raise ValueError(f"bad duration {value!r}: use e.g. 250ms, 30s, 5m, 1h")
+        raise ValueError(f"bad duration {_short(value)}: use e.g. 250ms, 30s, 5m, 1h")
     if seconds != seconds or seconds < 0 or seconds == float("inf"):
-        raise ValueError(f"bad duration {value!r}: must be a finite number >= 0")
+        raise ValueError(f"bad duration {_short(value)}: must be a finite number >= 0")
     if seconds > MAX_DURATION:
-        raise ValueError(f"bad duration {value!r}: more than 10 years")
+        raise ValueError(f"bad duration {_short(value)}: more than 10 years")
     return seconds
+
+
+@lru_cache(maxsize=1024)
+def _duration_text(value: str) -> float:
+    """Seconds of a duration's text (cached: a workflow repeats the same few, e.g. `30s`)."""
+    text = value.strip().lower().replace(" ", "")
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if not _DURATION.fullmatch(text):
+        raise ValueError(f"bad duration {_short(value)}: use e.g. 250ms, 30s, 5m, 1h")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(text))
 
 
 def parse_priority(value: Any) -> int:
@@ -248,13 +258,11 @@ class TaskSpec(BaseModel):
 
     @model_validator(mode="after")
     def _check_type(self) -> TaskSpec:
-        from .executors import registry
-
         if self.on_timeout is not None and self.type != "approval":
             raise SpecError(
                 "only approval tasks have on_timeout", task=self.name, field="on_timeout"
             )
-        registry.validate_task(self)
+        _registry().validate_task(self)
         return self
 
 
@@ -383,6 +391,14 @@ def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
     return merged
 
 
+@cache
+def _registry() -> TaskTypeRegistry:
+    """The task-type registry, imported on first use (executors import this module)."""
+    from .executors.registry import registry
+
+    return registry
+
+
 def _check_needs(tasks: dict[str, TaskSpec], section: str) -> None:
     for task in tasks.values():
         seen: set[str] = set()
@@ -396,11 +412,37 @@ def _check_needs(tasks: dict[str, TaskSpec], section: str) -> None:
                 raise SpecError(
                     f"unknown dependency {dep!r} (not in {section})", task=task.name, field="needs"
                 )
-    try:
-        TopologicalSorter({t.name: t.needs for t in tasks.values()}).prepare()
-    except CycleError as exc:
-        cycle = list(reversed(exc.args[1]))
-        raise SpecError("cycle: " + " -> ".join(cycle), task=cycle[0], field="needs") from None
+    cycle = _find_cycle(tasks)
+    if cycle:
+        raise SpecError("cycle: " + " -> ".join(cycle), task=cycle[0], field="needs")
+
+
+def _find_cycle(tasks: dict[str, TaskSpec]) -> list[str] | None:
+    """A cycle of `needs` (`a -> b` reads "a needs b"), or None: Kahn's algorithm, O(tasks +
+    edges); the tasks it cannot order each need another unordered one, so following such needs
+    from any of them must come back around."""
+    waiting = {name: len(task.needs) for name, task in tasks.items()}
+    dependents: dict[str, list[str]] = {}
+    for task in tasks.values():
+        for dep in task.needs:
+            dependents.setdefault(dep, []).append(task.name)
+    ready = [name for name, count in waiting.items() if count == 0]
+    while ready:
+        for name in dependents.get(ready.pop(), ()):
+            waiting[name] -= 1
+            if waiting[name] == 0:
+                ready.append(name)
+    left = {name for name, count in waiting.items() if count}
+    if not left:
+        return None
+    path: list[str] = []
+    at: dict[str, int] = {}
+    name = next(n for n in tasks if n in left)
+    while name not in at:
+        at[name] = len(path)
+        path.append(name)
+        name = next(dep for dep in tasks[name].needs if dep in left)
+    return [*path[at[name] :], name]
 
 
 def check_data(data: dict[str, Any], limits: Limits = LIMITS) -> None:
@@ -432,11 +474,17 @@ def check_data(data: dict[str, Any], limits: Limits = LIMITS) -> None:
         if len(path) >= limits.max_depth:
             raise _data_error(path, f"nested deeper than {limits.max_depth} levels")
         items = value.items() if isinstance(value, dict) else enumerate(value)
+        longest = limits.max_string_chars
         for key, item in items:
-            if key.__class__ is str and _bad_text(key, limits):
+            # Inline fast path: this runs for every key and value of a 100k-task workflow.
+            plain = key.__class__ is not str or (
+                key.isascii() and "\x00" not in key and len(key) <= longest
+            )
+            if not plain and _bad_text(key, limits):
                 raise _data_error((*path, key), _text_problem(key, limits, "key"))
             if item.__class__ is str:
-                if _bad_text(item, limits):
+                plain = item.isascii() and "\x00" not in item and len(item) <= longest
+                if not plain and _bad_text(item, limits):
                     raise _data_error((*path, key), _text_problem(item, limits, "value"))
             elif isinstance(item, dict | list):
                 stack.append((item, (*path, key)))

@@ -320,3 +320,71 @@ def test_a_yaml_date_is_a_not_before_at_midnight(tmp_path):
     path.write_text("name: w\ntasks:\n  a: {run: [x], not_before: 2026-12-01}\n")
     nb = load_workflow(path).tasks["a"].not_before
     assert (nb.year, nb.month, nb.day, nb.hour) == (2026, 12, 1, 0)
+
+
+# ---------------------------------------------------------------------------- the C loader
+
+
+def test_libyaml_parses_when_pyyaml_has_it() -> None:
+    """The pure-Python parser took 6-18 s for a 10k-task file; libyaml's takes a fraction."""
+    from reviewflow import config
+
+    if not yaml.__with_libyaml__:
+        pytest.skip("PyYAML was built without libyaml")
+    assert issubclass(config._Loader, yaml.CSafeLoader)
+
+
+def test_errors_of_a_large_file_still_name_the_line() -> None:
+    lines = ["name: big", "tasks:"]
+    lines += [f"  t{i}: {{run: [echo], needs: [t{i - 1}]}}" for i in range(1, 3000)]
+    lines[1500] = "  t1499: {run: [echo], timout: 5s}"
+    exc = load_error("\n".join(lines) + "\n")
+    assert str(exc).startswith("wf.yaml:1501: task 't1499': field 'timout': unknown field"), exc
+    lines[1500] = "  t1499: {run: [echo], needs: [t1498], retry: {max_retries: [}"
+    exc = load_error("\n".join(lines) + "\n")
+    assert str(exc).startswith("wf.yaml: line 1501, column "), exc
+
+
+def test_a_cycle_in_a_long_chain_is_named() -> None:
+    lines = ["name: big", "tasks:", "  t0: {run: [echo], needs: [t2999]}"]
+    lines += [f"  t{i}: {{run: [echo], needs: [t{i - 1}]}}" for i in range(1, 3000)]
+    exc = load_error("\n".join(lines) + "\n")
+    assert exc.message.startswith("cycle: ") and exc.message.count(" -> ") == 3000
+
+
+def test_the_garbage_collector_is_back_on_after_a_load() -> None:
+    import gc
+
+    assert gc.isenabled()
+    load(BASIC)
+    load_error("name: w\ntasks: {a: {run: [x], timout: 1}}\n")
+    assert gc.isenabled()
+
+
+@pytest.mark.parametrize(
+    "value", ["!!binary aGVsbG8=", "!!python/object:os.system x", "!!set {a, b}", "!custom x"]
+)
+def test_only_plain_data_tags_are_read(value: str) -> None:
+    exc = load_error(f"name: w\ntasks:\n  a: {{run: [x], params: {{v: {value}}}}}\n")
+    assert "line 3" in str(exc)
+
+
+def test_an_equals_sign_is_plain_text() -> None:
+    spec = load("name: w\ntasks:\n  a: {run: [test, a, =, a], params: {=: 1}}\n")
+    assert spec.tasks["a"].run == ["test", "a", "=", "a"]
+    assert spec.tasks["a"].params == {"=": 1}
+
+
+def test_a_set_value_of_invalid_yaml_is_text() -> None:
+    assert apply_overrides({}, ["a=[unclosed", "b=x: y: z"]) == {"a": "[unclosed", "b": "x: y: z"}
+
+
+def test_a_set_on_a_shared_alias_changes_only_its_task() -> None:
+    text = """\
+        name: w
+        tasks:
+          a: {run: [x], env: &base {FOO: "1"}}
+          b: {run: [x], env: *base}
+        """
+    spec = load(text, overrides=["tasks.a.env.FOO=2"])
+    assert spec.tasks["a"].env == {"FOO": "2"} and spec.tasks["b"].env == {"FOO": "1"}
