@@ -84,11 +84,17 @@ def test_an_empty_change_still_gets_the_always_checks(pr: ReviewTemplate, tmp_pa
         "settings_config.yaml",
         "secret_store.txt",
         "keys/id_rsa.pub",
-        "monkey.py",
         "password_reset.py",
         "auth/login.py",
         "api/token.txt",
         "credentials.json",
+        "secrets.py",
+        "id_rsa",
+        ".env",
+        "deploy/.env.production",
+        "src/AuthService.java",
+        "api_key.py",
+        "certs/server.pem",
     ],
 )
 def test_sensitive_paths_bring_in_security_and_secrets(
@@ -105,7 +111,22 @@ def test_a_deleted_sensitive_file_counts_too(pr: ReviewTemplate, tmp_path: Path)
     assert {"security", "secrets"} <= set(chosen)
 
 
-@pytest.mark.parametrize("path", ["main.py", "README.md", "docs/guide.md", "src/app/views.py"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "main.py",
+        "README.md",
+        "docs/guide.md",
+        "src/app/views.py",
+        # words, not substrings: none of these holds a key, a token or a secret
+        "keys.py",
+        "monkey.py",
+        "keyboard.py",
+        "tokenizer.py",
+        "reconfigure.py",
+        "environment.py",
+    ],
+)
 def test_other_paths_leave_security_and_secrets_out(
     pr: ReviewTemplate, tmp_path: Path, path: str
 ) -> None:

@@ -101,12 +101,37 @@ class Change(BaseModel):
         return changed is not None and changed.touches(line)
 
 
+WORD = "word:"
+"""Pattern prefix: `word:key` matches a path with the word `key` in a folder or file name."""
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+
+
+def path_words(path: str) -> set[str]:
+    """The words of a path's folder and file names, lowercased: split at anything that is not
+    a letter or digit and at camelCase humps (`src/AuthService/api_key.py` gives src, auth,
+    service, api, key, py)."""
+    return {
+        w.lower()
+        for part in PurePosixPath(path).parts
+        for w in re.split(r"[^A-Za-z0-9]+", _CAMEL.sub("-", part))
+        if w
+    }
+
+
 def path_matches(path: str, patterns: list[str]) -> bool:
-    """`core/` matches a folder named core at any depth; other patterns are fnmatch globs
-    tried against the whole path and its file name."""
+    """`core/` matches a folder named core at any depth; `word:key` matches a path with the
+    word key in a name (`api_key.py`, `key/x`, `server.key`; not `keys.py` or `monkey.py`,
+    where a glob `*key*` would); other patterns are fnmatch globs tried against the whole
+    path and its file name."""
     parts = PurePosixPath(path).parts
+    words: set[str] | None = None
     for pattern in patterns:
-        if pattern.endswith("/"):
+        if pattern.startswith(WORD):
+            if words is None:
+                words = path_words(path)
+            if pattern[len(WORD) :].lower() in words:
+                return True
+        elif pattern.endswith("/"):
             folder = PurePosixPath(pattern.rstrip("/")).parts
             n = len(folder)
             if any(parts[i : i + n] == folder for i in range(len(parts) - n)):
