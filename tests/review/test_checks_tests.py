@@ -383,3 +383,61 @@ def test_the_tools_temporary_files_go_to_the_attempts_folder(repo: Path, tmp_pat
     ctx = CheckContext(check="tests", root=repo, change=change, tmp_dir=tmp_dir)
     result = asyncio.run(tests_check.tests(ctx))
     assert result.metrics["tests_passed"] == 2, result
+
+
+# -- test impact and parallel runs
+
+PKG = {
+    "pkg/__init__.py": "",
+    "pkg/a.py": "def one():\n    return 1\n",
+    "pkg/b.py": "def two():\n    return 2\n",
+    "tests/test_a.py": "from pkg.a import one\n\n\ndef test_one():\n    assert one() == 1\n",
+    "tests/test_b.py": "def test_two():\n    from pkg import b\n\n    assert b.two() == 3\n",
+}
+
+
+@pytest.fixture
+def pkg_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", PKG)
+
+
+def test_impacted_runs_only_the_tests_importing_the_changed_module(pkg_repo: Path) -> None:
+    change = branch_with(pkg_repo, {"pkg/a.py": PKG["pkg/a.py"] + "\n\ndef uno():\n    return 1\n"})
+    result = run(pkg_repo, change, impacted=True)
+    # test_b (broken before the change, importing only pkg.b) is not run.
+    assert result.metrics["tests_collected"] == 1 and result.metrics["tests_failed"] == 0
+    # Without selection the whole suite runs, test_b included.
+    assert run(pkg_repo, change).metrics["tests_failed"] == 1
+
+
+def test_impacted_follows_imports_inside_functions(pkg_repo: Path) -> None:
+    change = branch_with(pkg_repo, {"pkg/b.py": PKG["pkg/b.py"].replace("2", "3")})
+    result = run(pkg_repo, change, impacted=True)
+    assert result.metrics["tests_collected"] == 1 and result.metrics["tests_passed"] == 1
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"tests/conftest.py": "import pytest\n"},
+        {"pkg/c.py": "def three():\n    return 3\n"},  # imported by no test: reached how?
+    ],
+    ids=["conftest", "unimported-module"],
+)
+def test_impacted_runs_everything_when_imports_cannot_tell(
+    pkg_repo: Path, files: dict[str, str]
+) -> None:
+    change = branch_with(pkg_repo, {"pkg/a.py": PKG["pkg/a.py"] + "\nX = 1\n", **files})
+    result = run(pkg_repo, change, impacted=True)
+    assert result.metrics["tests_collected"] == 2 and result.metrics["tests_failed"] == 1
+
+
+def test_parallel_runs_measure_the_changed_lines_as_serial_ones_do(pkg_repo: Path) -> None:
+    pytest.importorskip("xdist")
+    change = branch_with(pkg_repo, {"pkg/a.py": PKG["pkg/a.py"] + MUL})
+    serial = run(pkg_repo, change, parallel=False)
+    parallel = run(pkg_repo, change, parallel=True)
+    keys = ("changed_line_coverage", "changed_executable_lines", "tests_failed", "tests_passed")
+    assert [parallel.metrics[k] for k in keys] == [serial.metrics[k] for k in keys]
+    assert serial.metrics["changed_line_coverage"] == 33.33
+    assert [f.rule for f in parallel.findings] == [f.rule for f in serial.findings]

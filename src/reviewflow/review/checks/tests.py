@@ -11,6 +11,13 @@ Options:
               the tests): default tests/, test/, test_*.py, *_test.py, conftest.py
     min_coverage  percent of changed executable lines that must run; below it is an error
               (default none: uncovered lines are warnings only)
+    impacted  run only the test files the change can affect (changed ones, and those that
+              import a changed module), plus `always`; the whole command when that cannot be
+              known (a conftest or the test configuration changed; see impact.py). Default false
+    always    paths run in every review with `impacted` (e.g. fast unit tests)
+    parallel  pytest-xdist workers: true, false or auto (default: in parallel where the project
+              names pytest-xdist, the machine has 2+ cores and pytest-xdist and pytest-cov are
+              installed)
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -28,6 +36,7 @@ from ...errors import TaskFailed
 from ..change import Change, ChangedFile, path_matches
 from ..findings import CheckResult, Finding, clean_message
 from .base import CheckContext, ToolMissing
+from .impact import impacted_tests, is_test_file
 
 DEFAULT_COMMAND = ("pytest", "-q")
 DEFAULT_EXCLUDE = ("tests/", "test/", "test_*.py", "*_test.py", "conftest.py")
@@ -61,30 +70,50 @@ async def tests(ctx: CheckContext) -> CheckResult:
     exclude = _patterns(opts.get("exclude", DEFAULT_EXCLUDE))
     min_coverage = opts.get("min_coverage")
     coverage = ctx.python_module("coverage")
-    if command[0] == "pytest":
-        ctx.python_module("pytest")
-        command = [*command, *_pytest_extras()]
-
     root = Path(ctx.root)
+    pytest = command[0] == "pytest"
+    workers = _workers(opts.get("parallel", "auto"), root, [*command, *args]) if pytest else 1
+    if pytest:
+        ctx.python_module("pytest")
+        command = [*command, *_pytest_extras(pytest_cov=workers > 1)]
+    targets: list[str] = []
+    if opts.get("impacted"):
+        chosen = impacted_tests(root, ctx.change, _test_files(root, ctx.change))
+        if chosen is not None:
+            targets = sorted({*chosen, *_patterns(opts.get("always", ()))})
+            if not targets:
+                return ctx.skip("no test imports a changed module")
+
     measured = [
         f
         for f in ctx.change.present()
         if f.path.endswith(".py") and f.lines and not path_matches(f.path, exclude)
     ]
+    env = dict(_ENV)
     with tempfile.TemporaryDirectory(prefix="reviewflow-tests-") as tmp:
         data = Path(tmp) / ".coverage"
         report = Path(tmp) / "coverage.json"
-        if measured:
+        folders = _folders(root, measured)
+        if workers > 1:
+            # pytest-xdist's workers are processes of their own: pytest-cov measures them
+            # and combines their data into COVERAGE_FILE.
+            argv = [coverage[0], "-m", *command, "-n", str(workers)]
+            if measured:
+                env["COVERAGE_FILE"] = str(data)
+                argv += [f"--cov={folder}" for folder in folders]
+                argv += ["--cov-report=", "--cov-fail-under=0"]
+            argv += [*args, *targets]
+        elif measured:
             # Only the folders of the changed source files are traced: the rest of the project
             # runs at full speed. --parallel-mode always, then combine: a project configured
             # with `parallel = true` writes suffixed data files anyway, and this way both cases
             # read back the same.
             argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}"]
-            argv += [f"--source={folder}" for folder in _folders(root, measured)]
-            argv += ["-m", *command, *args]
+            argv += [f"--source={folder}" for folder in folders]
+            argv += ["-m", *command, *args, *targets]
         else:  # only tests changed: nothing to measure, just run them
-            argv = [coverage[0], "-m", *command, *args]
-        run = await ctx.run_tool(argv, cwd=root, env=_ENV)
+            argv = [coverage[0], "-m", *command, *args, *targets]
+        run = await ctx.run_tool(argv, cwd=root, env=env)
         code = run.returncode
         output = run.stdout + run.stderr
         _missing_packages(output, root, ctx.change, code)
@@ -352,18 +381,63 @@ _ENV = {
 }
 
 
-def _pytest_extras() -> list[str]:
+def _pytest_extras(*, pytest_cov: bool = False) -> list[str]:
     """Flags that make pytest's output parseable and leave no cache in the repository.
 
     `-rfE` lists each failure and error on one line. A module that cannot be collected must
     not hide the results of all the others (pytest stops before running anything).
     pytest-cov, if the project configured it in addopts, would start a second coverage session
-    inside ours and may fail the run on its own threshold, so it is switched off.
+    inside ours and may fail the run on its own threshold, so it is switched off — unless it
+    is the one measuring (`pytest_cov`: parallel runs).
     """
     extras = ["-p", "no:cacheprovider", "-rfE", "--continue-on-collection-errors"]
-    if importlib.util.find_spec("pytest_cov") is not None:
+    if not pytest_cov and importlib.util.find_spec("pytest_cov") is not None:
         extras.append("--no-cov")
     return extras
+
+
+def _workers(setting: Any, root: Path, argv: list[str]) -> int:
+    """How many pytest-xdist workers: `parallel` is true, false or "auto".
+
+    "auto" runs in parallel only where the project says its suite allows it (it names
+    pytest-xdist among its dependencies or configuration), the machine has more than one core,
+    and both pytest-xdist and pytest-cov (which measures xdist's workers) are installed.
+    """
+    if setting not in (True, False, "auto"):
+        raise ValueError("tests: option 'parallel' must be true, false or auto")
+    if setting is False or "-n" in argv or any(a.startswith("--numprocesses") for a in argv):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    installed = all(importlib.util.find_spec(m) is not None for m in ("xdist", "pytest_cov"))
+    if setting is True:
+        if not installed:
+            raise ToolMissing("pytest-xdist", "pip install pytest-xdist pytest-cov")
+        return max(2, min(cores or 1, 8))
+    if not installed or (cores or 1) < 2 or not _declares_xdist(root):
+        return 1
+    return min(cores or 1, 8)
+
+
+def _declares_xdist(root: Path) -> bool:
+    names = ["pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini"]
+    names += [p.name for p in root.glob("requirements*.txt")]
+    for name in names:
+        try:
+            if "pytest-xdist" in (root / name).read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _test_files(root: Path, change: Change) -> list[str]:
+    """The repository's test files: tracked ones and the change's new ones."""
+    from ..change import git
+
+    done = git(root, "ls-files", "-z", "--", "*.py", check=False)
+    tracked = [p for p in done.stdout.decode("utf-8", "replace").split("\0") if p]
+    new = [f.path for f in change.present()]
+    return sorted({p for p in [*tracked, *new] if is_test_file(p)})
 
 
 def _argv(value: Any, name: str) -> list[str]:
