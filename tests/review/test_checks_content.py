@@ -192,6 +192,19 @@ def test_headings_reports_no_title_and_skipped_levels(review):
     assert result.findings[2].message == "heading level skips from H2 to H4"
 
 
+def test_a_missing_title_is_reported_once_when_metadata_runs_first(review):
+    """The content template runs headings after metadata: one problem, one finding."""
+    root, change = review
+    metadata = run("metadata", root, change)
+    assert metadata.metrics["untitled"] == ["posts/bad.md"]
+    ctx = CheckContext(check="headings", root=root, change=change, upstream={"metadata": metadata})
+    headings = asyncio.run(content.headings(ctx))
+    assert rows(headings) == [
+        ("docs/guide.rst", 25, "warning", "heading-skip"),
+        ("posts/bad.md", 10, "warning", "heading-skip"),
+    ]
+
+
 def test_readability_flags_the_hard_paragraph_with_its_numbers(review):
     result = run("readability", *review)
     assert result.status == "passed"  # warnings only

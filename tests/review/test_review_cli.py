@@ -210,10 +210,8 @@ def test_a_syntax_error_requests_changes_at_its_line(syntax_review: Review) -> N
     assert r.check("syntax")["status"] == "failed"
     syntax = {f for f in r.findings if f[0] == "syntax"}
     assert syntax == {("syntax", "calc.py", 5, "error", "syntax-error")}
-    # ruff reports the same parse error (the exact follow-on lines depend on its version).
-    lint = {f for f in r.findings if f[0] == "lint"}
-    assert ("lint", "calc.py", 5, "error", "syntax-error") in lint
-    assert all(f[1:2] == ("calc.py",) and f[3:] == ("error", "syntax-error") for f in lint)
+    # One problem, one finding: ruff's report of the same parse error is left out.
+    assert not [f for f in r.findings if f[0] == "lint"]
     assert {f[0] for f in r.findings} <= {"syntax", "lint", "format", "tests"}
     assert any("error(s) on changed lines (max 0)" in reason for reason in r.report["reasons"])
     assert "verdict: request_changes" in r.stdout

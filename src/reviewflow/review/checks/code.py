@@ -109,7 +109,10 @@ def _null_line(source: bytes) -> int | None:
 
 
 async def lint(ctx: CheckContext) -> CheckResult:
-    """`ruff check` with the project's own configuration (found from the repository root)."""
+    """`ruff check` with the project's own configuration (found from the repository root).
+
+    A file the syntax check (run before, in the template) found a parse error in keeps that
+    one finding: ruff's own report of the same error is left out."""
     files = _regular(ctx, PYTHON)
     if not files:
         return ctx.skip("no Python files changed")
@@ -145,6 +148,9 @@ async def lint(ctx: CheckContext) -> CheckResult:
             )
         findings += ruff_findings(diagnostics, paths, ctx.check, error_rules)
         urls.update(rule_urls(diagnostics, "code", "url"))
+    # One problem, one finding: a parse error the syntax check reported is not reported again.
+    parsed = {f.file for r in ctx.upstream.values() for f in r.findings if f.rule == "syntax-error"}
+    findings = [f for f in findings if not (f.rule == "syntax-error" and f.file in parsed)]
     return ctx.result(
         findings,
         what=f"ruff check on {len(files)} file(s)",

@@ -119,8 +119,10 @@ def _metadata(ctx: CheckContext) -> CheckResult:
     ]
     date_keys = _strings(ctx, "date_keys", ["date"])
     findings: list[Finding] = []
+    untitled: list[str] = []
     for doc in docs:
         if doc.meta_error is not None:
+            untitled.append(doc.path)  # the title may be in there: the finding says what to fix
             findings.append(
                 _finding(
                     ctx, doc, doc.meta_error[0], "error", "metadata-invalid", doc.meta_error[1]
@@ -130,6 +132,8 @@ def _metadata(ctx: CheckContext) -> CheckResult:
         meta = dict(doc.meta or {})
         if doc.kind == "rst" and doc.headings and "title" not in meta:
             meta["title"] = doc.headings[0].text  # reST's title is its first heading
+        if "title" in required and _empty(meta.get("title")):
+            untitled.append(doc.path)
         where = "front matter" if doc.kind == "markdown" else "field list (:key: value)"
         if not meta:
             if required:
@@ -192,7 +196,8 @@ def _metadata(ctx: CheckContext) -> CheckResult:
                         f"{key} {meta[key]!s:.40} is not an ISO date (YYYY-MM-DD)",
                     )
                 )
-    return ctx.result(findings, what=_what(docs))
+    # The headings check (run after this one) leaves a missing title to this finding.
+    return ctx.result(findings, what=_what(docs), metrics={"untitled": untitled})
 
 
 def _empty(value: Any) -> bool:
@@ -236,9 +241,20 @@ def _headings(ctx: CheckContext) -> CheckResult:
     docs = _documents(ctx)
     if not docs:
         return ctx.skip(NOTHING)
+    # One problem, one finding: a title the metadata check already asked for is not asked
+    # for again.
+    untitled = {
+        path
+        for r in ctx.upstream.values()
+        for path in r.metrics.get("untitled", ())
+        if isinstance(path, str)
+    }
     findings: list[Finding] = []
     for doc in docs:
-        findings += sorted(_outline(ctx, doc), key=lambda f: f.line or 0)
+        found = sorted(_outline(ctx, doc), key=lambda f: f.line or 0)
+        if doc.path in untitled:
+            found = [f for f in found if f.rule != "heading-no-title"]
+        findings += found
     return ctx.result(findings, what=_what(docs))
 
 
