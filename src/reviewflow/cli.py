@@ -20,6 +20,7 @@ from . import __version__
 from .errors import ReviewflowError, RunNotFound, SpecError
 from .limits import LIMITS
 from .logs import configure_logging, log
+from .logs import enabled as log_enabled
 from .owners import owner_alive
 from .states import RUN_TERMINAL, RunState
 from .store import DEFAULT_DB, open_store, postgres_url
@@ -39,6 +40,8 @@ DEFAULT_CONCURRENCY = 64
 """engine.DEFAULT_CONCURRENCY, repeated so option defaults need no engine (a test compares)."""
 DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
 """engine.DEFAULT_RUNS_DIR, likewise."""
+SUMMARY_ABOVE = 50
+"""render.SUMMARY_ABOVE (render imports rich): runs with more tasks are summarised."""
 
 
 class LazyConsole:
@@ -153,7 +156,14 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
+_logs_asked = False
+"""Whether --log-format/--log-level were given: then transitions are logged even while the
+progress view prints them (else each would show twice)."""
+
+
 def _logging(log_format: str, log_level: str) -> None:
+    global _logs_asked
+    _logs_asked = log_format != "auto" or bool(log_level)
     if log_format not in ("auto", "human", "json"):
         _fail(f"bad --log-format {log_format!r}: use auto, human or json")
     if log_level and log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -240,6 +250,14 @@ def _print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def _print_state(run_id: str, state: str, as_json: bool) -> None:
+    """What cancel and pause answer: `RUN: STATE`, or {"run_id", "state"} with --json."""
+    if as_json:
+        _print_json({"run_id": run_id, "state": str(state)})
+    else:
+        out.print(f"{run_id}: {state}", markup=False)
+
+
 def _report(store: Store, run_id: str, as_json: bool) -> int:
     from . import render
     from .status import run_status
@@ -261,6 +279,7 @@ def _execute(
     force: bool = False,
     cancel_only: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
+    report: bool = True,
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code."""
     import asyncio
@@ -281,6 +300,8 @@ def _execute(
     ) -> None:
         progress.on_transition(rid, task, frm, to, attempt, detail)
         level = LOG_LEVELS.get(to, "debug") if task else "info"
+        if not log_transitions or not log_enabled(level):
+            return
         getattr(log, level)(
             "transition",
             run_id=rid,
@@ -291,6 +312,9 @@ def _execute(
             detail=detail,
         )
 
+    # One line per event: the plain progress view prints transitions, so they are logged only
+    # when it does not (a terminal's live table, --json) or when logs were asked for.
+    log_transitions = _logs_asked or not progress.prints_lines
     engine = Engine(
         # Logs go to .reviewflow/runs/<run_id>/ under the current directory wherever the
         # database is: --db moves the state, not the logs.
@@ -311,17 +335,21 @@ def _execute(
     # `call: mypkg.tasks:f` finds ./mypkg, as `python -m` would.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    log.info("run.start", run_id=run_id, db=_shown(db))
+    if log_enabled("info"):  # structlog is only imported when something is logged
+        log.info("run.start", run_id=run_id, db=_shown(db))
     try:
         state = asyncio.run(main())
     except RunBusy as exc:
         _fail(str(exc), EXIT_FAILED)
     except ReviewflowError as exc:
         _fail(str(exc), EXIT_FAILED)
-    log.info("run.end", run_id=run_id, state=state.value)
+    if log_enabled("info"):
+        log.info("run.end", run_id=run_id, state=state.value)
     if state is RunState.RUNNING:
         err.print(f"interrupted: continue with `reviewflow resume {run_id}`")
         return EXIT_INTERRUPTED
+    if not report:
+        return _state_exit(state.value)
     return _report(store, run_id, as_json)
 
 
@@ -339,7 +367,8 @@ def _main(
         typer.Option("--version", help="Show the version.", is_eager=True, callback=_version),
     ] = False,
 ) -> None:
-    global _command
+    global _command, _logs_asked
+    _logs_asked = False
     _command = f"reviewflow {ctx.invoked_subcommand}" if ctx.invoked_subcommand else "reviewflow"
     configure_logging("auto", "warning")  # logs go to stderr whatever the command
 
@@ -467,15 +496,23 @@ def resume(
         raise typer.Exit(_report(store, run_id, as_json))
     if record.mode:
         state = _workers_control(store, run_id, "resume")
-        out.print(
-            f"{run_id}: {state} (executed by workers: `reviewflow workers` lists them)",
-            markup=False,
-        )
+        if as_json:
+            _print_json({"run_id": run_id, "state": state, "executed_by": "workers"})
+        else:
+            out.print(
+                f"{run_id}: {state} (executed by workers: `reviewflow workers` lists them)",
+                markup=False,
+            )
         raise typer.Exit(EXIT_OK)
     if not force and owner_alive(record.owner, record.lease_until, time.time()):
         if record.state == RunState.PAUSED:
             store.request(run_id, "resume")
-            out.print(f"resume requested for {run_id} (executed by {record.owner})", markup=False)
+            if as_json:
+                _print_json({"run_id": run_id, "state": record.state, "requested": "resume"})
+            else:
+                out.print(
+                    f"resume requested for {run_id} (executed by {record.owner})", markup=False
+                )
             raise typer.Exit(EXIT_OK)
         _fail(f"run {run_id} is being executed by {record.owner}", EXIT_FAILED)
     if not as_json:
@@ -525,7 +562,7 @@ def _wait_for(store: Store, run_id: str, done: Any, seconds: float = 30.0) -> st
 
 
 @app.command()
-def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
+def cancel(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
     """Cancel a run: tasks not started are cancelled, running ones are stopped."""
     store, record = _unfinished_run(run_id, db)
     if record.mode:
@@ -535,7 +572,7 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
         alive = RunState(state) not in RUN_TERMINAL and bool(list_workers(store))  # type: ignore[arg-type]
         if alive:  # running attempts stop at their workers' next heartbeat (notified now)
             state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
-        out.print(f"{run_id}: {state}", markup=False)
+        _print_state(run_id, state, as_json)
         if RunState(state) not in RUN_TERMINAL:
             err.print(
                 "cancelled; its running attempts end when their workers stop them, or, for"
@@ -557,21 +594,21 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
             ),
         )
         if RunState(state) in RUN_TERMINAL:
-            out.print(f"{run_id}: {state}", markup=False)
+            _print_state(run_id, state, as_json)
             raise typer.Exit(EXIT_OK if state == RunState.CANCELLED else EXIT_FAILED)
-    code = _execute(store, db, run_id, as_json=False, cancel_only=True)
-    state = store.get_run(run_id)
-    out.print(f"{run_id}: {state.state if state else '?'}", markup=False)
+    code = _execute(store, db, run_id, as_json=False, cancel_only=True, report=not as_json)
+    ended = store.get_run(run_id)
+    _print_state(run_id, ended.state if ended else "?", as_json)
     raise typer.Exit(EXIT_OK if code in (EXIT_OK, EXIT_FAILED) else code)
 
 
 @app.command()
-def pause(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
+def pause(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
     """Pause a run: no new task starts, running tasks finish. Undo with `resume`."""
     store, record = _unfinished_run(run_id, db)
     if record.mode:
         state = _workers_control(store, run_id, "pause")
-        out.print(f"{run_id}: {state}", markup=False)
+        _print_state(run_id, state, as_json)
         raise typer.Exit(EXIT_OK if state == RunState.PAUSED else EXIT_FAILED)
     if not owner_alive(record.owner, record.lease_until, time.time()):
         _fail(
@@ -581,7 +618,7 @@ def pause(run_id: str, db: DbOpt = DEFAULT_DB) -> None:
         )
     store.request(run_id, "pause")
     state = _wait_for(store, run_id, lambda r: r.state != RunState.RUNNING, seconds=10.0)
-    out.print(f"{run_id}: {state}", markup=False)
+    _print_state(run_id, state, as_json)
     raise typer.Exit(EXIT_OK if state == RunState.PAUSED else EXIT_FAILED)
 
 
@@ -591,6 +628,14 @@ def status(
     db: DbOpt = DEFAULT_DB,
     as_json: JsonOpt = False,
     limit: Annotated[int, typer.Option("--limit", help="How many runs to list.")] = 20,
+    every_task: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help=f"A row for every task, also in runs of more than {SUMMARY_ABOVE} "
+            "(those are summarised: counts, failures, slowest tasks).",
+        ),
+    ] = False,
 ) -> None:
     """Show a run (tasks, attempts, waits, metrics) or list recent runs."""
     from . import render
@@ -611,7 +656,7 @@ def status(
     if as_json:
         _print_json(doc)
     else:
-        render.run_summary(out.console, doc)
+        render.run_summary(out.console, doc, every_task=every_task)
         record = store.get_run(run_id)
         if (
             record is not None
@@ -687,9 +732,28 @@ def validate(
     file: Annotated[Path, typer.Argument(help="Workflow YAML file.")],
     set_: SetOpt = None,
     max_file_bytes: MaxFileBytesOpt = LIMITS.max_file_bytes,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check a workflow file: `ok` (exit 0), or the first problem on one line (exit 2)."""
-    spec = _load(file, set_, max_file_bytes)
+    from .config import load_workflow
+
+    try:
+        spec = load_workflow(file, overrides=set_ or [], max_file_bytes=max_file_bytes)
+    except SpecError as exc:
+        if as_json:
+            _print_json({"file": str(file), "ok": False, "error": str(exc)})
+        _fail(str(exc))
+    if as_json:
+        _print_json(
+            {
+                "file": str(file),
+                "ok": True,
+                "workflow": spec.name,
+                "tasks": len(spec.tasks),
+                "on_failure": len(spec.on_failure),
+            }
+        )
+        return
     hooks = f", {len(spec.on_failure)} on_failure" if spec.on_failure else ""
     out.print(f"{file}: ok ({spec.name}: {len(spec.tasks)} tasks{hooks})", markup=False)
 
@@ -708,13 +772,16 @@ app.add_typer(db_app, name="db")
 
 
 @db_app.command("upgrade")
-def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
+def db_upgrade(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
     """Apply missing schema migrations (idempotent; also done on first use of an empty one)."""
     url = postgres_url(db)
     try:
         if url is None:
             open_store(db).close()  # SQLite applies its schema when it opens
-            out.print(f"{db}: schema current", markup=False)
+            if as_json:
+                _print_json({"db": str(db), "applied": []})
+            else:
+                out.print(f"{db}: schema current", markup=False)
             return
         require_extra("postgres", "a PostgreSQL database")
         from .store.migrate import upgrade
@@ -723,7 +790,9 @@ def db_upgrade(db: DbOpt = DEFAULT_DB) -> None:
     except ReviewflowError as exc:
         _fail(str(exc), EXIT_FAILED)
     shown = _shown(url)
-    if applied:
+    if as_json:
+        _print_json({"db": shown, "applied": applied})
+    elif applied:
         out.print(f"{shown}: applied {', '.join(applied)}", markup=False)
     else:
         out.print(f"{shown}: schema current (nothing to apply)", markup=False)

@@ -16,6 +16,8 @@ LogFormat = Literal["auto", "human", "json"]
 
 _pending: tuple[str, str] | None = None
 """Settings of the last configure_logging call not yet handed to structlog."""
+_threshold = logging.NOTSET
+"""The level configure_logging last set: calls below it can be skipped (see `enabled`)."""
 
 
 class _CurrentStderr:
@@ -32,8 +34,9 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     """Route structlog to stderr; `auto` picks human on a TTY and JSON otherwise.
 
     Applied at once if structlog is already loaded, else on the first log call."""
-    global _pending
+    global _pending, _threshold
     _pending = (fmt, level)
+    _threshold = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     if "structlog" in sys.modules:
         _apply()
 
@@ -66,6 +69,12 @@ def _apply() -> None:
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
+
+
+def enabled(level: str) -> bool:
+    """Whether a `log.<level>(...)` call would print anything (lets hot paths skip building
+    one: structlog makes a logger per call)."""
+    return logging.getLevelNamesMapping().get(level.upper(), logging.INFO) >= _threshold
 
 
 class _Log:

@@ -21,3 +21,7 @@ def boom(ctx: Any) -> None:
 
 def fail_with(ctx: Any) -> None:
     raise RuntimeError(ctx.params["message"])
+
+
+def noop(ctx: Any) -> None:
+    """Does nothing: big workflows of the output tests."""

@@ -111,10 +111,11 @@ def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path)
 
 def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
     """The CLI repeats a few defaults so that building its options imports nothing heavy."""
-    from reviewflow import cli, cli_github, cli_worker, engine, github
+    from reviewflow import cli, cli_github, cli_worker, engine, github, render
     from reviewflow.cluster import queue, worker
 
     assert cli.DEFAULT_CONCURRENCY == engine.DEFAULT_CONCURRENCY
+    assert cli.SUMMARY_ABOVE == render.SUMMARY_ABOVE
     assert cli.DEFAULT_RUNS_DIR == engine.DEFAULT_RUNS_DIR
     assert cli_worker.DEFAULT_LEASE_TTL == queue.DEFAULT_LEASE_TTL
     assert cli_worker.DEFAULT_MAX_LOST_ATTEMPTS == queue.DEFAULT_MAX_LOST_ATTEMPTS
