@@ -11,6 +11,7 @@ works): the server's environment, with its secrets, is not the client's to read.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -42,15 +43,16 @@ def _text(body: bytes) -> str:
 
 
 def from_yaml(body: bytes) -> WorkflowSpec:
+    """The workflow of a YAML body, parsed once (the loader refuses what UTF-8 cannot hold);
+    only an error about a task parses it again, to tell `tasks` from `on_failure`."""
     text = _text(body)
-    try:
-        data = parse_yaml(text, file=BODY_FILE)
-    except SpecError as exc:
-        raise ApiError(422, str(exc), "body") from None
-    _utf8_only(data, "YAML")
     try:
         return load_workflow_text(text, file=BODY_FILE, env={})
     except SpecError as exc:
+        data = None
+        if exc.task:
+            with contextlib.suppress(SpecError):
+                data = parse_yaml(text, file=BODY_FILE)
         raise spec_error(exc, data) from None
 
 
