@@ -2,8 +2,10 @@
 
 The event loop serves every request, /health included, so nothing slow runs on it: the store's
 calls run on worker threads (`blocking`), and reading a workflow — parsing, validating, loading
-its plugins — on a small pool of its own with a time bound (`reading`), so that a huge or
-hostile body costs at most one of those threads for a while, never the server.
+its plugins — is time-bounded and done by a child process for a big body (`read_and_store`,
+reading.py: C parsers hold the interpreter lock, so a thread would still stall the loop), on a
+small pool of reader threads for a small one (`reading`). A huge or hostile body costs at most
+one reader for a bounded time, never the server.
 """
 
 from __future__ import annotations
