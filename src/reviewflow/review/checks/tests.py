@@ -572,12 +572,15 @@ def _short_summary(output: str, root: Path, check: str) -> list[Finding]:
     findings: list[Finding] = []
     seen: set[str] = set()
     reasons = _collection_errors(output)
+    failed = _failure_reasons(output)
     for raw in output.splitlines():
         m = _SHORT.match(raw.strip())
         if not m or m.group(2) in seen:
             continue
         kind, node, reason = m.groups()
-        reason = reason or reasons.get(node)
+        # pytest cuts the summary line to the terminal's width, or drops the message: the
+        # failure's own section says it whole.
+        reason = failed.get(_section_name(node)) or reason or reasons.get(node)
         seen.add(node)
         file, line = _locate(node, root)
         rule = "test-failed" if kind == "FAILED" else "test-error"
@@ -594,6 +597,39 @@ def _short_summary(output: str, root: Path, check: str) -> list[Finding]:
             )
         )
     return findings
+
+
+_FAILURE = re.compile(r"^_{3,} (?:ERROR at (?:setup|teardown) of )?(.+?) _{3,}$")
+_RAISED_AT = re.compile(r"^\S.*:\d+: ([A-Za-z_][\w.]*)$")
+
+
+def _section_name(node: str) -> str:
+    """How pytest heads a test's failure section: `TestA.test_b[1]` for `x.py::TestA::test_b[1]`."""
+    return node.split("::", 1)[1].replace("::", ".") if "::" in node else node
+
+
+def _failure_reasons(output: str) -> dict[str, str]:
+    """The exception type and first message line of each failure section, by section name
+    (`AssertionError: assert 3 == 4`, `ValueError: no [database] table`)."""
+    reasons: dict[str, str] = {}
+    current: str | None = None
+    first: str | None = None
+    for raw in output.splitlines():
+        header = _FAILURE.match(raw)
+        if header and " ERROR collecting " not in raw:
+            current, first = header.group(1), None
+        elif raw.startswith("=") or raw.startswith("_" * 3):
+            current = None
+        elif current is None:
+            continue
+        elif raw.startswith("E ") and first is None:
+            first = raw[1:].strip()
+            reasons[current] = first
+        elif first is not None and (m := _RAISED_AT.match(raw)):
+            kind = m.group(1).rsplit(".", 1)[-1]
+            if not first.startswith(kind):
+                reasons[current] = f"{kind}: {first}"
+    return reasons
 
 
 def _collection_errors(output: str) -> dict[str, str]:
