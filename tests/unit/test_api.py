@@ -193,6 +193,7 @@ def run_cmd(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow  # real subprocesses: left out of the review's quick run
 def test_the_readme_example_prints_its_run_and_status_lists_it(tmp_path: Path) -> None:
     (tmp_path / "review.py").write_text(readme_example(), encoding="utf-8")
     (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n", encoding="utf-8")
@@ -259,6 +260,7 @@ run_sync(wf.build(), run_id="r1")
 """
 
 
+@pytest.mark.slow  # real subprocesses: left out of the review's quick run
 def test_a_script_task_resumed_elsewhere_fails_saying_why(tmp_path: Path) -> None:
     """`__main__` functions resolve only in the script's process: a resume from the CLI cannot
     import them, and says so instead of an obscure AttributeError or a traceback."""
