@@ -14,13 +14,14 @@ import fnmatch
 import functools
 import posixpath
 import re
+from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from ..findings import CheckResult, Finding, Severity
-from . import markup
+from . import markup, site
 from .base import CheckContext, ToolMissing
 
 EXTENSIONS = (".md", ".markdown", ".rst")
@@ -583,9 +584,11 @@ def _name_like(word: str) -> bool:
 
 
 async def links(ctx: CheckContext) -> CheckResult:
-    """Relative links and images must point at files in the work tree (and at headings that
-    exist). Absolute URLs are not fetched. Options: `ignore` (globs of targets to skip),
-    `site_roots` (folders that `/x` links may also be relative to, like `static`)."""
+    """Relative links and images must point at files in the work tree or at pages the site
+    generator builds (Jekyll permalinks, posts and collections, Hugo, MkDocs, Sphinx: see
+    `site`), and at headings that exist. Absolute URLs are not fetched. Options: `ignore`
+    (globs of targets to skip), `site_roots` (folders that `/x` links may also be relative
+    to, like `static`)."""
     return await asyncio.to_thread(_links, ctx)
 
 
@@ -600,6 +603,17 @@ def _links(ctx: CheckContext) -> CheckResult:
     site_roots = [r.strip("/") for r in _strings(ctx, "site_roots", [])]
     root = ctx.root.resolve()
     parsed: dict[str, markup.Document | None] = {d.path: d for d in docs}
+    sites: list[site.Site] | None = None  # found on the first link the file tree cannot answer
+
+    def served(source: str, target: str) -> str | None:
+        nonlocal sites
+        if sites is None:
+            sites = site.find_sites(root)
+        for s in sites:
+            if s.owns(source):
+                return s.resolve(root, source, target)
+        return None
+
     findings: list[Finding] = []
     checked = 0
     for doc in docs:
@@ -613,7 +627,7 @@ def _links(ctx: CheckContext) -> CheckResult:
             ):
                 continue
             checked += 1
-            finding = _check_link(ctx, root, doc, link, target, site_roots, parsed)
+            finding = _check_link(ctx, root, doc, link, target, site_roots, parsed, served)
             if finding is not None:
                 findings.append(finding)
     return ctx.result(findings, what=_what(docs), metrics={"links": checked})
@@ -627,6 +641,7 @@ def _check_link(
     target: str,
     site_roots: list[str],
     parsed: dict[str, markup.Document | None],
+    served: Callable[[str, str], str | None] = lambda source, target: None,
 ) -> Finding | None:
     kind, rule = ("image", "image-missing") if link.image else ("link", "link-broken")
     if not target:
@@ -637,6 +652,11 @@ def _check_link(
         rel: str | None = doc.path
     else:
         rel, outside = _locate(root, doc.path, path, site_roots)
+        if rel is None:
+            # Not a file: maybe a page the site generator builds (a permalink, a directory
+            # URL, a post's dated URL).
+            rel = served(doc.path, path)
+            outside = outside and rel is None
         if outside:
             return _finding(
                 ctx,
