@@ -18,6 +18,7 @@ from reviewflow.review.builder import (
     CHANGE_TASK,
     RUNNER,
     SUMMARY_TASK,
+    VERDICT_TASK,
     build_review,
     included,
 )
@@ -362,14 +363,17 @@ def test_an_approval_comes_after_the_checks_and_before_the_summary(tmp_path: Pat
     checks = ["metadata", "headings", "readability", "spelling", "links", "length"]
     approval = spec.tasks[APPROVAL_TASK]
     assert approval.type == "approval"
-    assert needs(spec, APPROVAL_TASK) == checks
-    assert approval.trigger == "all_done"
+    # The checks' own verdict first: an approval is asked only when it did not fail.
+    assert needs(spec, VERDICT_TASK) == [CHANGE_TASK, *checks]
+    assert spec.tasks[VERDICT_TASK].trigger == "all_done"
+    assert needs(spec, APPROVAL_TASK) == [VERDICT_TASK]
+    assert approval.trigger == "all_succeeded"
     assert approval.on_timeout == "reject"
     assert approval.timeout == 72 * 3600
-    assert needs(spec, SUMMARY_TASK) == [CHANGE_TASK, *checks, APPROVAL_TASK]
+    assert needs(spec, SUMMARY_TASK) == [CHANGE_TASK, *checks, VERDICT_TASK, APPROVAL_TASK]
 
 
-@pytest.mark.parametrize("name", sorted([CHANGE_TASK, APPROVAL_TASK, SUMMARY_TASK]))
+@pytest.mark.parametrize("name", sorted([CHANGE_TASK, VERDICT_TASK, APPROVAL_TASK, SUMMARY_TASK]))
 def test_reserved_check_names_are_rejected(tmp_path: Path, name: str) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"name: bad\nchecks:\n  syntax: {{}}\n  {name}: {{uses: lint}}\n")

@@ -935,3 +935,33 @@ def test_templates_show_prints_a_user_file(tmp_path: Path) -> None:
         "extends": "pr",
         "gates": {"min_changed_line_coverage": 0},
     }
+
+
+# ---------------------------------------------------------------------------- approval gates
+
+
+def test_checks_that_request_changes_end_the_review_without_asking_for_approval(
+    tmp_path: Path,
+) -> None:
+    """No approval can override failed gates: nobody is asked, the review ends at once."""
+    repo = make_repo(tmp_path / "repo", {"README.md": "# site\n"})
+    article = (
+        "---\ntitle: A post\n---\n\n# A post\n\n"
+        + "This article links to a page that is not there: [the guide](missing-guide.md). "
+        + "It has enough words to be read as an article by the length check of the template. " * 8
+        + "\n"
+    )
+    branch(repo, {"posts/post.md": article})
+    r = review_process(tmp_path, repo, "--template", "content")
+    assert r.code == 1, r
+    assert r.verdict == "request_changes"
+    assert r.report["approval"] is None
+    assert any((f["check"], f["severity"]) == ("links", "error") for f in r.report["findings"]), (
+        r.report["findings"]
+    )
+    assert "waiting for approval" not in r.output
+    events = rf(tmp_path, "events", r.report["run_id"], "--db", tmp_path / "rf.db", "--json")
+    docs = [json.loads(line) for line in events.stdout.splitlines() if line.strip()]
+    states = {(e["task"], e["to"]) for e in docs if e.get("task")}
+    assert ("verdict", "failed") in states and ("approval", "skipped") in states
+    assert not any(t == "approval" and s == "running" for t, s in states)

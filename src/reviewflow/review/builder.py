@@ -6,7 +6,8 @@
             ├─ docs                             (the public API changed)
             ├─ dependencies                     (dependency files changed)
             ├─ performance                      (performance-critical paths changed)
-            └─ ... ─ [approval] ─ summary       (after everything: verdict and reports)
+            └─ ... ─ [verdict ─ approval] ─ summary   (after everything: verdict and reports;
+                                                       no approval asked when checks failed)
 
 A check left out keeps its place in the order: whatever needed it needs its own needs instead.
 """
@@ -23,6 +24,7 @@ from .template import CheckConfig, ReviewTemplate
 RUNNER = "reviewflow.review.runner"
 CHANGE_TASK = "change"
 APPROVAL_TASK = "approval"
+VERDICT_TASK = "verdict"
 SUMMARY_TASK = "summary"
 
 
@@ -124,10 +126,24 @@ def build_review(
     last = [n for n in tasks if n != CHANGE_TASK] or [CHANGE_TASK]
     approval = template.approval
     if approval is not None and (not approval.paths or change.matching(approval.paths)):
+        # No approval can override failed gates: when the checks already request changes,
+        # the verdict task fails, the approval is skipped and the summary says so at once.
+        tasks[VERDICT_TASK] = {
+            "type": "python",
+            "call": f"{RUNNER}:early_verdict",
+            "needs": [CHANGE_TASK, *(n for n in last if n != CHANGE_TASK)],
+            "trigger": "all_done",
+            "priority": "high",
+            "timeout": 300,
+            "params": {
+                "gates": template.gates.model_dump(mode="json"),
+                "all_findings": all_findings,
+            },
+            "description": "the checks' verdict, before anyone is asked to approve",
+        }
         tasks[APPROVAL_TASK] = {
             "type": "approval",
-            "needs": last,
-            "trigger": "all_done",
+            "needs": [VERDICT_TASK],
             "priority": "high",
             "timeout": approval.timeout,
             "on_timeout": approval.on_timeout,
@@ -138,7 +154,7 @@ def build_review(
             },
             "description": approval.prompt or "a person approves or rejects",
         }
-        last = [*last, APPROVAL_TASK]
+        last = [*last, VERDICT_TASK, APPROVAL_TASK]
     tasks[SUMMARY_TASK] = {
         "type": "python",
         "call": f"{RUNNER}:summarize",

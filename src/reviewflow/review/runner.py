@@ -17,7 +17,7 @@ from ..errors import TaskFailed
 from ..executors.base import TaskContext
 from ..executors.python import in_daemon_thread
 from ..plugins import load_plugin_folders
-from .builder import APPROVAL_TASK, CHANGE_TASK, SUMMARY_TASK
+from .builder import APPROVAL_TASK, CHANGE_TASK, SUMMARY_TASK, VERDICT_TASK
 from .change import Change
 from .checks.base import CheckContext, ServiceUnreachable, ToolMissing, tool_bound
 from .checks.registry import CheckNotFound, checks
@@ -135,22 +135,19 @@ def _mask_logs(run_dir: Path, secrets: list[str]) -> None:
             log.write_text(masked, encoding="utf-8")
 
 
-async def summarize(ctx: TaskContext) -> dict[str, Any]:
-    """Verdict from the gates, then report.md, report.json and report.sarif.
-
-    A `request_changes` verdict fails this task (after writing the reports), so the run — and
-    `reviewflow review` or `resume` — ends with exit code 1.
-    """
-    view = ctx.run_view() if ctx.run_view is not None else {}
-    change = Change.model_validate(ctx.results[CHANGE_TASK])
+def _check_results(
+    ctx: TaskContext, view: dict[str, dict[str, Any]]
+) -> tuple[dict[str, CheckResult], dict[str, Any] | None]:
+    """The checks' results this task sees (a check that did not finish is an error or an
+    incomplete skip), and the approval's decision if it is one of them."""
     results: dict[str, CheckResult] = {}
     approval: dict[str, Any] | None = None
     for name in ctx.spec.needs:
-        if name == CHANGE_TASK:
+        if name in (CHANGE_TASK, VERDICT_TASK):
             continue
         value = ctx.results.get(name)
         if name == APPROVAL_TASK:
-            approval = _approval(ctx, value)
+            approval = _approval(ctx, value, view)
             continue
         if isinstance(value, dict) and "status" in value:
             results[name] = CheckResult.model_validate(value)
@@ -163,6 +160,38 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
             results[name] = result
         else:
             results[name] = CheckResult(check=name, status="error", summary=str(why))
+    return results, approval
+
+
+async def early_verdict(ctx: TaskContext) -> dict[str, Any]:
+    """The verdict of the checks alone: fails when they already request changes (so the
+    approval after it is skipped), else passes their findings on to the person who decides."""
+    view = ctx.run_view() if ctx.run_view is not None else {}
+    change = Change.model_validate(ctx.results[CHANGE_TASK])
+    results, _ = _check_results(ctx, view)
+    gates = Gates.model_validate(ctx.params.get("gates") or {})
+    verdict = decide(results, change, gates, all_findings=bool(ctx.params.get("all_findings")))
+    if verdict.decision == "request_changes":
+        secrets = sorted((await asyncio.to_thread(Masker.for_change, change)).values)
+        raise TaskFailed(
+            "request_changes, no approval asked: " + mask_text("; ".join(verdict.reasons), secrets),
+            retryable=False,
+        )
+    return {
+        "verdict": verdict.decision,
+        "findings": [f.model_dump(mode="json") for f in verdict.shown],
+    }
+
+
+async def summarize(ctx: TaskContext) -> dict[str, Any]:
+    """Verdict from the gates, then report.md, report.json and report.sarif.
+
+    A `request_changes` verdict fails this task (after writing the reports), so the run — and
+    `reviewflow review` or `resume` — ends with exit code 1.
+    """
+    view = ctx.run_view() if ctx.run_view is not None else {}
+    change = Change.model_validate(ctx.results[CHANGE_TASK])
+    results, approval = _check_results(ctx, view)
     gates = Gates.model_validate(ctx.params.get("gates") or {})
     verdict = decide(
         results, change, gates, all_findings=bool(ctx.params.get("all_findings")), approval=approval
@@ -206,9 +235,13 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
     }
 
 
-def _approval(ctx: TaskContext, value: Any) -> dict[str, Any] | None:
+def _approval(
+    ctx: TaskContext, value: Any, view: dict[str, dict[str, Any]]
+) -> dict[str, Any] | None:
     if isinstance(value, dict) and value.get("decision"):
         return value
+    if view.get(APPROVAL_TASK, {}).get("state") == "skipped":
+        return None  # not asked: the checks had decided already
     store = ctx.store
     record = store.get_approval(ctx.run_id, APPROVAL_TASK) if store is not None else None
     if record is not None and record.decision:

@@ -18,7 +18,7 @@ from ..config import interpolate, parse_yaml
 from ..errors import SpecError
 from ..spec import Duration, Name, spec_error_from
 
-RESERVED_NAMES = frozenset({"change", "approval", "summary"})
+RESERVED_NAMES = frozenset({"change", "verdict", "approval", "summary"})
 When = Literal["always", "sensitive", "public_api", "dependencies", "performance", "never"]
 MAX_EXTENDS = 10
 
