@@ -223,7 +223,8 @@ def test_readability_flags_the_hard_paragraph_with_its_numbers(review):
 def test_spelling_reports_the_typo_and_ignores_code_urls_and_project_words(review):
     result = run("spelling", *review)
     assert rows(result) == [("posts/bad.md", 8, "warning", "spelling")]
-    assert result.findings[0].message == "unknown word 'recieve' (did you mean 'receive'?)"
+    assert result.findings[0].message == "misspelled word 'recieve' (did you mean 'receive'?)"
+    assert result.metrics["engine"] == "codespell"
     assert result.metrics["unknown"] == 1
 
 
@@ -443,9 +444,16 @@ def test_project_words_come_from_the_wordlists_and_the_options(tmp_path: Path):
             "cfg/words.txt": "ANSIBLE\n",
         },
     )
-    found = run("spelling", tmp_path, change)
+    found = run("spelling", tmp_path, change, engine="dictionary")
     assert [f.message.split("'")[1] for f in found.findings] == ["ansible", "grafana"]
-    ok = run("spelling", tmp_path, change, wordlist="cfg/words.txt", words=["Grafana"])
+    ok = run(
+        "spelling",
+        tmp_path,
+        change,
+        engine="dictionary",
+        wordlist="cfg/words.txt",
+        words=["Grafana"],
+    )
     assert ok.findings == [] and ok.metrics["wordlist"] == 3
 
 
@@ -461,25 +469,26 @@ def test_spelling_skips_what_is_not_prose(tmp_path: Path):
     change = articles(tmp_path, {"a.md": text})
     result = run("spelling", tmp_path, change)
     assert [(f.line, f.message) for f in result.findings] == [
-        (2, "unknown word 'speling' (did you mean 'spelling'?)"),
-        (4, "unknown word 'Anothr' (did you mean 'Another'?)"),
+        (2, "misspelled word 'speling' (did you mean 'spelling'?)"),
+        (4, "misspelled word 'Anothr' (did you mean 'Another'?)"),
     ]
 
 
 def test_spelling_findings_are_capped_per_file(tmp_path: Path):
     change = articles(tmp_path, {"a.md": "# T\n\n" + "Zorblax qwertyx.\n" * 4})
-    result = run("spelling", tmp_path, change, max_per_file=3)
+    result = run("spelling", tmp_path, change, max_per_file=3, engine="dictionary")
     assert rows(result) == [("a.md", 3, "warning", "spelling")] * 2 + [
         ("a.md", 4, "warning", "spelling"),
         ("a.md", 4, "info", "spelling"),
     ]
     assert result.findings[-1].message == "5 more unknown word(s) not listed (max_per_file: 3)"
+    assert result.metrics["engine"] == "dictionary"
     assert result.metrics["unknown"] == 8
 
 
 def test_an_unknown_language_skips_spelling(tmp_path: Path):
     change = articles(tmp_path, {"a.md": "# T\n"})
-    result = run("spelling", tmp_path, change, language="xx")
+    result = run("spelling", tmp_path, change, language="xx", engine="dictionary")
     assert result.status == "skipped" and "'xx'" in result.summary
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import functools
+import importlib.util
 import posixpath
 import re
 from collections.abc import Callable
@@ -450,37 +451,76 @@ def _hyphenator() -> Any:
 
 
 async def spelling(ctx: CheckContext) -> CheckResult:
-    """Unknown words in the prose (and the title and description) with a suggestion. Options:
-    `language` (en), `wordlist` (.reviewflow/words.txt; `.wordlist.txt` is always read too),
-    `words` (extra allowed words), `max_per_file` (50)."""
+    """Misspelled words in the prose (and the title and description), with a suggestion.
+
+    With codespell installed (the default engine, `auto`), only words codespell's lists know
+    as misspellings are reported: jargon, names and new words are never noise. Without it
+    (or with `engine: dictionary`), pyspellchecker reports words its dictionary lacks. Either
+    way the words of the repository's own code (and, for the dictionary, its other docs)
+    count as known, as do the project's word lists. Options: `engine` (auto, codespell,
+    dictionary), `language` (en; dictionary engine), `wordlist` (.reviewflow/words.txt;
+    `.wordlist.txt` is always read too), `words` (extra allowed words), `max_per_file` (50).
+    """
     return await asyncio.to_thread(_spelling, ctx)
+
+
+ENGINES = ("auto", "codespell", "dictionary")
 
 
 def _spelling(ctx: CheckContext) -> CheckResult:
     docs = _documents(ctx)
     if not docs:
         return ctx.skip(NOTHING)
-    try:
-        from spellchecker import SpellChecker
-    except ImportError:
-        raise ToolMissing("pyspellchecker") from None
-    language = str(ctx.options.get("language", "en"))
-    try:  # distance 1 keeps a suggestion to milliseconds (distance 2: up to seconds a word)
-        spell = SpellChecker(language=language, distance=1)
-    except ValueError:
-        return ctx.skip(f"pyspellchecker has no dictionary for language {language!r}")
+    engine = str(ctx.options.get("engine", "auto"))
+    if engine not in ENGINES:
+        raise ValueError(f"option engine: expected one of {', '.join(ENGINES)}, got {engine!r}")
+    if engine == "auto":
+        engine = "codespell" if importlib.util.find_spec("codespell_lib") else "dictionary"
     cap = int(_number(ctx, "max_per_file", 50) or 0)
     allowed = _wordlist(ctx)
-    suggestions: dict[str, str | None] = {}
+    changed = {f.path for f in ctx.change.files}
+    if engine == "codespell":
+        misspelled = _codespell_words()
+        known = allowed | repository_words(ctx.root, changed, docs=False)
+
+        def flagged(words: set[str]) -> set[str]:
+            return {w for w in words if w in misspelled and w not in known}
+
+        def suggest(word: str) -> str | None:
+            return misspelled.get(word.lower())
+
+        label = "misspelled word"
+    else:
+        try:
+            from spellchecker import SpellChecker
+        except ImportError:
+            raise ToolMissing("pyspellchecker") from None
+        language = str(ctx.options.get("language", "en"))
+        try:  # distance 1 keeps a suggestion to milliseconds (distance 2: up to seconds a word)
+            spell = SpellChecker(language=language, distance=1)
+        except ValueError:
+            return ctx.skip(f"pyspellchecker has no dictionary for language {language!r}")
+        known = allowed | repository_words(ctx.root, changed, docs=True)
+        cache: dict[str, str | None] = {}
+
+        def flagged(words: set[str]) -> set[str]:
+            return {w for w in spell.unknown(words) if w not in known}
+
+        def suggest(word: str) -> str | None:
+            return _suggest(spell, word, cache)
+
+        label = "unknown word"
     findings: list[Finding] = []
     counts: dict[str, int] = {}
     for doc in docs:
         found = spelling_words(doc)
-        unknown = spell.unknown({w for _, w in found})
-        bad = [(line, w) for line, w in found if w.lower() in unknown and w.lower() not in allowed]
+        bad_words = flagged({w.lower() for _, w in found})
+        bad = [(line, w) for line, w in found if w.lower() in bad_words]
         counts[doc.path] = len(bad)
         for line, word in bad[:cap] if cap else bad:
-            hint = _suggest(spell, word, suggestions)
+            hint = suggest(word)
+            if hint and word[:1].isupper():
+                hint = hint[:1].upper() + hint[1:]
             findings.append(
                 _finding(
                     ctx,
@@ -488,7 +528,7 @@ def _spelling(ctx: CheckContext) -> CheckResult:
                     line,
                     "warning",
                     "spelling",
-                    f"unknown word {word!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
+                    f"{label} {word!r}" + (f" (did you mean {hint!r}?)" if hint else ""),
                 )
             )
         if cap and len(bad) > cap:
@@ -499,11 +539,86 @@ def _spelling(ctx: CheckContext) -> CheckResult:
                     bad[cap][0],
                     "info",
                     "spelling",
-                    f"{len(bad) - cap} more unknown word(s) not listed (max_per_file: {cap})",
+                    f"{len(bad) - cap} more {label}(s) not listed (max_per_file: {cap})",
                 )
             )
-    metrics = {"unknown": sum(counts.values()), "files": counts, "wordlist": len(allowed)}
+    metrics = {
+        "engine": engine,
+        "unknown": sum(counts.values()),
+        "files": counts,
+        "wordlist": len(allowed),
+    }
     return ctx.result(findings, what=_what(docs), metrics=metrics)
+
+
+@functools.cache
+def _codespell_words() -> dict[str, str | None]:
+    """codespell's default lists (clear and rare): misspelling → first correction."""
+    import codespell_lib
+
+    data = Path(codespell_lib.__file__).parent / "data"
+    out: dict[str, str | None] = {}
+    for name in ("dictionary.txt", "dictionary_rare.txt"):
+        try:
+            text = (data / name).read_text(encoding="utf-8")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            wrong, _, fixes = line.partition("->")
+            first = next((f.strip() for f in fixes.split(",") if f.strip()), None)
+            out.setdefault(wrong.strip().lower(), first)
+    return out
+
+
+CODE_SUFFIXES = (
+    ".py", ".pyi", ".js", ".ts", ".tsx", ".jsx", ".go", ".rs", ".java", ".kt", ".c", ".h",
+    ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".toml", ".yaml", ".yml",
+    ".json", ".cfg", ".ini",
+)  # fmt: skip
+DOC_SUFFIXES = (".md", ".markdown", ".rst", ".rest", ".txt")
+MAX_VOCABULARY_FILES = 5000
+MAX_VOCABULARY_BYTES = 1_000_000
+_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_HUMP = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
+
+
+def repository_words(root: Path, changed: set[str], *, docs: bool) -> set[str]:
+    """Lowercased words of the repository's code (identifiers split at `_` and humps) and,
+    with `docs`, of its other documents: the project's own vocabulary. The changed files are
+    left out, so a typo the change makes does not vouch for itself."""
+    suffixes = CODE_SUFFIXES + (DOC_SUFFIXES if docs else ())
+    return _vocabulary(str(root), tuple(sorted(changed)), suffixes)
+
+
+def _vocabulary(root: str, changed: tuple[str, ...], suffixes: tuple[str, ...]) -> frozenset[str]:
+    from ..change import git
+
+    try:
+        listed = git(Path(root), "ls-files", "-z").stdout.split(b"\0")
+    except Exception:  # not a git work tree: no vocabulary, not an error
+        return frozenset()
+    skip = set(changed)
+    words: set[str] = set()
+    files = 0
+    for raw in listed:
+        rel = raw.decode("utf-8", "replace")
+        if not rel or rel in skip or not rel.lower().endswith(suffixes):
+            continue
+        files += 1
+        if files > MAX_VOCABULARY_FILES:
+            break
+        try:
+            small = (Path(root) / rel).stat().st_size < MAX_VOCABULARY_BYTES
+        except OSError:  # deleted in the work tree
+            continue
+        text = _read(Path(root), rel) if small else None
+        if text is None:
+            continue
+        for ident in set(_IDENT.findall(text)):
+            words.add(ident.lower())
+            for part in _HUMP.findall(ident.replace("_", " ")):
+                words.add(part.lower())
+    return frozenset(words)
 
 
 def _suggest(spell: Any, word: str, cache: dict[str, str | None]) -> str | None:
