@@ -3,7 +3,8 @@
 It is created where reviewflow runs, usually inside the user's git repository, so the first
 time reviewflow creates it, it writes a `.gitignore` of `*` into it, as pytest and ruff do for
 their caches: `git status` never lists it and `git add -A` never commits a database or a log.
-A `.reviewflow/` the user made (to keep a word list there, say) is left as it is.
+The project's word list, `.reviewflow/words.txt`, stays visible to git. A `.reviewflow/` the
+user made is left as it is.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import contextlib
 from pathlib import Path
 
 STATE_DIR = ".reviewflow"
-GITIGNORE = "# Created by reviewflow: its database, logs and reports are not source.\n*\n"
+WORDLIST = "words.txt"
+"""The project's word list (the content template's spelling check reads it): source, kept."""
+GITIGNORE = (
+    f"# Created by reviewflow: its database, logs and reports are not source.\n*\n!{WORDLIST}\n"
+)
 
 
 def make_dirs(path: str | Path) -> Path:

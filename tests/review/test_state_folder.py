@@ -35,9 +35,12 @@ def test_a_review_run_inside_the_repository_leaves_git_status_clean(tmp_path: Pa
     assert (state / "reviewflow.db").is_file()
     assert list((state / "runs").iterdir()) and list((state / "reviews").iterdir())
     assert untracked(repo) == []
-    assert (state / ".gitignore").read_text(encoding="utf-8").splitlines()[-1] == "*"
+    assert "*" in (state / ".gitignore").read_text(encoding="utf-8").splitlines()
     git(repo, "add", "-A")  # what a user types next commits nothing of reviewflow's
     assert git(repo, "diff", "--cached", "--name-only") == ""
+    # ... except the project's word list, which the content template reads from there
+    write(repo, {".reviewflow/words.txt": "reviewflow\n"})
+    assert untracked(repo) == ["?? .reviewflow/words.txt"]
 
 
 def test_a_workflow_run_inside_a_repository_leaves_git_status_clean(tmp_path: Path) -> None:
