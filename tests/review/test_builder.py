@@ -361,6 +361,7 @@ def test_an_approval_comes_after_the_checks_and_before_the_summary(tmp_path: Pat
     content = load_template("content")
     spec = build_review(content, change(tmp_path, "post.md"), out=tmp_path / "out")
     checks = ["metadata", "headings", "readability", "spelling", "links", "length"]
+    checks += ["grammar", "style"]
     approval = spec.tasks[APPROVAL_TASK]
     assert approval.type == "approval"
     # The checks' own verdict first: an approval is asked only when it did not fail.

@@ -34,6 +34,8 @@ BUILTIN: dict[str, str] = {
     "spelling": "reviewflow.review.checks.content:spelling",
     "links": "reviewflow.review.checks.content:links",
     "length": "reviewflow.review.checks.content:length",
+    "grammar": "reviewflow.review.checks.prose:grammar",
+    "style": "reviewflow.review.checks.prose:style",
 }
 
 
