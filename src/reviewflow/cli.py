@@ -7,7 +7,6 @@ cancelled (or the command could not act on the run), 2 bad input (file, flag, un
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -246,6 +245,8 @@ def _load(
 
 
 def _print_json(doc: Any) -> None:
+    import json
+
     sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
@@ -443,7 +444,7 @@ def _submit(
     except ReviewflowError as exc:
         _fail(str(exc), EXIT_FAILED)
     if as_json:
-        out.print(json.dumps({"run_id": rid, "created": created}), markup=False)
+        _print_json({"run_id": rid, "created": created})
     else:
         out.print(rid, markup=False)
         if not created:
@@ -680,6 +681,8 @@ def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> Non
         _fail(f"no run with id {run_id!r} in {_shown(db)}")
     rows = store.get_events(run_id)
     if as_json:
+        import json
+
         for ev in rows:
             sys.stdout.write(
                 json.dumps(

@@ -6,7 +6,6 @@ finish), 2 bad input (not a git repository, unknown base, bad template), 130 int
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 import time
@@ -35,7 +34,6 @@ from .cli import (
 )
 from .errors import ApprovalDecided, ReviewflowError, SpecError
 from .owners import owner_alive
-from .plugins import load_plugin_folders
 from .statedir import make_dirs
 from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
 from .store import DEFAULT_DB
@@ -101,6 +99,8 @@ def review(
         tmpl = load_template(template, project=root)
     except ReviewflowError as exc:
         _fail(str(exc))
+    from .plugins import load_plugin_folders  # hashlib: not for every command's start-up
+
     broken = load_plugin_folders(tmpl.plugins)
     for name, why in broken.items():
         err.print(f"warning: plugin {name} failed to load: {why}", markup=False)
@@ -202,6 +202,8 @@ def _approver(by: str | None) -> str:
     if by:
         return by
     try:
+        import getpass
+
         return getpass.getuser()
     except (KeyError, OSError):
         return os.environ.get("USER", "unknown")

@@ -8,7 +8,6 @@ live progress table is on screen they go through rich and appear above it, never
 
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any, Literal
 
@@ -16,7 +15,9 @@ LogFormat = Literal["auto", "human", "json"]
 
 _pending: tuple[str, str] | None = None
 """Settings of the last configure_logging call not yet handed to structlog."""
-_threshold = logging.NOTSET
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+"""logging's level numbers (the logging package itself is not needed to compare them)."""
+_threshold = 0
 """The level configure_logging last set: calls below it can be skipped (see `enabled`)."""
 
 
@@ -36,7 +37,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     Applied at once if structlog is already loaded, else on the first log call."""
     global _pending, _threshold
     _pending = (fmt, level)
-    _threshold = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    _threshold = LEVELS.get(level.upper(), LEVELS["INFO"])
     if "structlog" in sys.modules:
         _apply()
 
@@ -64,7 +65,7 @@ def _apply() -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+            LEVELS.get(level.upper(), LEVELS["INFO"])
         ),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
@@ -74,7 +75,7 @@ def _apply() -> None:
 def enabled(level: str) -> bool:
     """Whether a `log.<level>(...)` call would print anything (lets hot paths skip building
     one: structlog makes a logger per call)."""
-    return logging.getLevelNamesMapping().get(level.upper(), logging.INFO) >= _threshold
+    return LEVELS.get(level.upper(), LEVELS["INFO"]) >= _threshold
 
 
 class _Log:

@@ -7,7 +7,6 @@ lease without importing the engine (pydantic, asyncio, executors): they must sta
 from __future__ import annotations
 
 import os
-import socket
 
 live_owners: set[str] = set()
 """Owner ids of engines alive in this process (so a dead engine's lease is recognised)."""
@@ -19,6 +18,8 @@ def owner_alive(owner: str | None, lease_until: float | None, now: float) -> boo
         return False
     host, _, rest = owner.partition(":")
     pid_text, _, _ = rest.partition(":")
+    import socket  # here: `reviewflow --version` has no use for it
+
     if host != socket.gethostname():
         return True  # cannot look: trust the lease
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
-from .base import Batch, EventRecord, RunRecord, Store, TaskRecord
 
 if TYPE_CHECKING:
+    from .base import Batch, EventRecord, RunRecord, Store, TaskRecord
     from .memory import MemoryStore
     from .postgres import PostgresStore
     from .sqlite import SQLiteStore
@@ -60,7 +60,16 @@ def open_store(target: str | Path | None = None) -> Store:
     return SQLiteStore(path)
 
 
-_LAZY = {"MemoryStore": ".memory", "PostgresStore": ".postgres", "SQLiteStore": ".sqlite"}
+_LAZY = {
+    "Batch": ".base",
+    "EventRecord": ".base",
+    "RunRecord": ".base",
+    "Store": ".base",
+    "TaskRecord": ".base",
+    "MemoryStore": ".memory",
+    "PostgresStore": ".postgres",
+    "SQLiteStore": ".sqlite",
+}
 
 
 def __getattr__(name: str) -> Any:
