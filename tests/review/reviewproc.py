@@ -75,3 +75,15 @@ def user_template(folder: Path, name: str, body: dict[str, Any], extends: str = 
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump({"name": name, "extends": extends, **body}), encoding="utf-8")
     return path
+
+
+def only_checks(extends: str, *keep: str) -> dict[str, Any]:
+    """Template overrides that switch off every check of `extends` but `keep` (and the
+    approval): a test of one check does not depend on the others the template grows."""
+    from reviewflow.review.template import load_template
+
+    names = load_template(extends).checks
+    return {
+        "approval": None,
+        "checks": {name: {"when": "never"} for name in names if name not in keep},
+    }

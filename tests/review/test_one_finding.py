@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from gitrepo import branch_with, make_repo
-from reviewproc import run_review, user_template
+from reviewproc import only_checks, run_review, user_template
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -30,7 +30,8 @@ def test_a_missing_title_is_one_finding_in_the_content_review(tmp_path: Path) ->
     repo = make_repo(tmp_path / "repo")
     words = " ".join(["The review reads every line of this short post."] * 20)
     branch_with(repo, {"posts/untitled.md": f"---\ndate: 2024-03-01\n---\n\n{words}\n"})
-    content = user_template(tmp_path, "article", {"approval": None}, extends="content")
+    checks = only_checks("content", "metadata", "headings", "length")
+    content = user_template(tmp_path, "article", checks, extends="content")
     done = run_review(tmp_path, repo, "--template", content, out=tmp_path / "out")
     assert done.code == 1, str(done)
     about_title = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from gitrepo import branch_with, make_repo
-from reviewproc import run_review, user_template
+from reviewproc import only_checks, run_review, user_template
 
 from reviewflow.review.change import Change
 from reviewflow.review.checks import content
@@ -142,14 +142,7 @@ def test_the_content_review_passes_a_jekyll_post_with_permalink_links(tmp_path: 
     repo = make_repo(tmp_path / "repo", {"index.md": "---\ntitle: Home\n---\n", **JEKYLL})
     ok_post = "\n".join(JEKYLL_POST.splitlines()[:-1]) + "\n"
     branch_with(repo, {"_posts/2024-02-01-second.md": ok_post})
-    only_links = {
-        "approval": None,
-        "checks": {
-            name: {"when": "never"}
-            for name in ("metadata", "headings", "readability", "spelling", "length")
-        },
-    }
-    links = user_template(tmp_path, "links", only_links, extends="content")
+    links = user_template(tmp_path, "links", only_checks("content", "links"), extends="content")
     done = run_review(tmp_path, repo, "--template", links, out=tmp_path / "out")
     assert done.code == 0, str(done)
     assert done.report["checks"]["links"]["status"] == "passed"

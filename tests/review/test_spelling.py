@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from gitrepo import branch_with, make_repo
-from reviewproc import run_review, user_template
+from reviewproc import only_checks, run_review, user_template
 
 from reviewflow.review.change import Change
 from reviewflow.review.checks import content
@@ -88,13 +88,7 @@ def test_a_bad_engine_is_named(tmp_path: Path) -> None:
 def test_the_content_review_reports_only_the_real_misspellings(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", PROJECT)
     branch_with(repo, {"posts/frobber.md": ARTICLE})
-    only = {
-        "approval": None,
-        "checks": {
-            name: {"when": "never"}
-            for name in ("metadata", "headings", "readability", "links", "length")
-        },
-    }
+    only = only_checks("content", "spelling")
     template = user_template(tmp_path, "words", only, extends="content")
     done = run_review(tmp_path, repo, "--template", template, out=tmp_path / "out")
     assert done.code == 0, str(done)  # warnings: a comment, not a request for changes
