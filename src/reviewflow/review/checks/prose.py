@@ -66,6 +66,7 @@ HARPER_DISABLED: tuple[str, ...] = (
     "UnclosedQuotes",  # quotes across lines, in code and titles
     "CondenseAllThe",  # `all of the` is house style
     "AvoidAndAlso",
+    "Everyone",  # `we read every one of them` is right
 )
 """Harper rules off by default: noisy on technical prose (measured, see the module doc)."""
 
@@ -75,6 +76,7 @@ PROSELINT_DISABLED: tuple[str, ...] = (
     "weasel_words.very",  # a matter of taste, and its message is a joke
     "redundancy.misc.after_the_deadline",  # `support for free threading` is not redundant
     "needless_variants",  # `extensible` is not a needless variant of `extendable`
+    "cliches.misc.write_good",  # `in a word frequency`, `broken RECORD file`
 )
 """proselint checks off by default; a prefix switches off every check under it."""
 
