@@ -512,7 +512,7 @@ def _text_problem(text: str, limits: Limits, what: str) -> str:
 
 def _data_error(path: tuple[Any, ...], message: str) -> SpecError:
     # A key at fault may be the bad text itself: escape it, the message must be printable.
-    parts = [str(p).encode("utf-8", "backslashreplace").decode("utf-8") for p in path]
+    parts = [str(p)[:40].encode("utf-8", "backslashreplace").decode("utf-8") for p in path]
     if len(parts) > 8:
         parts = [*parts[:8], "…"]
     if len(parts) >= 2 and parts[0] in ("tasks", "on_failure"):

@@ -14,21 +14,29 @@ import os
 import resource
 import subprocess
 import sys
+import threading
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import strategies as st
 
+from reviewflow.cluster.queue import Cluster
+from reviewflow.cluster.worker import Worker
 from reviewflow.config import apply_overrides, load_workflow, load_workflow_text, parse_yaml
-from reviewflow.engine import Engine
+from reviewflow.engine import CANNOT_START, Engine
 from reviewflow.errors import SpecError
 from reviewflow.limits import LIMITS
 from reviewflow.server.http import ApiError
 from reviewflow.server.submit import from_mapping, from_yaml
-from reviewflow.spec import validate_spec
-from reviewflow.states import RunState
+from reviewflow.spec import WorkflowSpec, validate_spec
+from reviewflow.states import RUN_TERMINAL, RunState
 from reviewflow.store import MemoryStore, SQLiteStore
+from reviewflow.store.base import RunRecord
+from reviewflow.store.postgres import PostgresStore
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile"
 RF = Path(sys.executable).parent / "reviewflow"
@@ -339,3 +347,252 @@ def test_run_refuses_a_year_one_date_on_one_line_and_starts_nothing(tmp_path: Pa
     path.write_text('name: w\ntasks:\n  t: {run: [true], not_before: "0001-01-01T00:00:00"}\n')
     line = one_line_error(cli("run", "--db", str(tmp_path / "rf.db"), str(path), cwd=tmp_path))
     assert line.startswith(f"error: {path}:3: task 't': field 'not_before': "), line
+
+
+# ------------------------------------------------------------------------------ one rule
+
+HOSTILE_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "a\x00b",
+        "\ud800",
+        "x\udcff",
+        "A=B",
+        "=",
+        "é",
+        "😀",
+        "${X}",
+        "$$",
+        "\\",
+        "-",
+        "--help",
+        "\n",
+        "x" * (LIMITS.max_string_chars + 1),
+    ]
+)
+PLAIN_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00="), max_size=8)
+TEXT = st.one_of(*[PLAIN_TEXT] * 5, HOSTILE_TEXT)
+"""Mostly text every layer can hold, so that most workflows are accepted and do run."""
+NUMBER = st.one_of(
+    *[st.integers(-5, 5)] * 4,
+    st.integers(-(10**7), 10**7),
+    st.sampled_from([10**400, -(10**400), 2**63, 2**31]),
+    st.floats(allow_nan=True, allow_infinity=True),
+)
+SCALAR = st.one_of(st.none(), st.booleans(), NUMBER, TEXT)
+TIME = st.one_of(
+    st.sampled_from(["0001-01-01T00:00:00", "1969-12-31T23:59:59", "1970-01-01", "2000-01-01"]),
+    st.datetimes(max_value=datetime(2020, 1, 1)),
+    st.datetimes(max_value=datetime(2020, 1, 1), timezones=st.just(UTC)),
+    st.dates(max_value=date(2020, 1, 1)),
+    st.sampled_from(["0s", "1ms", 0, 0.01, -1, "x"]),
+)
+SHORT_DURATION = st.sampled_from([0, "0s", "1ms", 0.005, "10ms", -1, "1y", float("nan")])
+
+
+def params() -> st.SearchStrategy[Any]:
+    """JSON-like data, sometimes nested past the depth bound."""
+    nested = st.recursive(
+        SCALAR,
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)
+        ),
+        max_leaves=8,
+    )
+    deep = st.integers(60, 70).map(
+        lambda n: functools.reduce(lambda inner, _: {"x": inner}, range(n), {})
+    )
+    return st.dictionaries(TEXT, st.one_of(nested, deep), max_size=3)
+
+
+@st.composite
+def task_bodies(draw: st.DrawFn, earlier: list[str]) -> dict[str, Any]:
+    body: dict[str, Any]
+    if draw(st.booleans()):
+        argv = draw(st.sampled_from([["true"], ["false"], ["sh", "-c", "exit 3"], ["echo"]]))
+        body = {"type": "shell", "run": argv + draw(st.lists(TEXT, max_size=2))}
+    else:
+        fn = draw(st.sampled_from(["noop", "anoop", "fail_now", "context_echo", "failures_echo"]))
+        body = {"type": "python", "call": f"tasks_for_tests:{fn}"}
+    optional: dict[str, st.SearchStrategy[Any]] = {
+        "priority": st.one_of(st.sampled_from(["high", "low", "medium", "x"]), NUMBER),
+        "not_before": TIME,
+        "delay": SHORT_DURATION,
+        "timeout": st.sampled_from([None, 0, "5s", 30, "1ms"]),
+        "env": st.dictionaries(TEXT, st.one_of(TEXT, NUMBER, st.booleans()), max_size=2),
+        "params": params(),
+        "description": TEXT,
+        "cwd": st.sampled_from([".", "\x00", "no-such-dir", "\ud800"]),
+        "retry": st.fixed_dictionaries(
+            {"base_delay": st.sampled_from([0, "1ms"])},
+            optional={
+                "max_retries": st.one_of(st.integers(0, 2), st.just(10**30)),
+                "multiplier": st.one_of(st.floats(1, 3), st.just(1e308), st.just(float("nan"))),
+                "retry_on_exit_codes": st.lists(st.integers(-300, 300), max_size=2),
+                "jitter": st.booleans(),
+            },
+        ),
+        "concurrency_key": TEXT,
+        "concurrency_limit": st.one_of(st.integers(-1, 3), st.just(10**30)),
+        "trigger": st.sampled_from(["all_succeeded", "all_done"]),
+        "needs": st.lists(st.sampled_from(earlier), max_size=3, unique=True)
+        if earlier
+        else st.just([]),
+    }
+    for field in draw(st.sets(st.sampled_from(sorted(optional)), max_size=5)):
+        body[field] = draw(optional[field])
+    return body
+
+
+@st.composite
+def workflows(draw: st.DrawFn) -> dict[str, Any]:
+    names = draw(
+        st.lists(
+            st.sampled_from(["a", "b", "c.d", "e-f_1", "x" * 200, "T9"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
+    tasks = {name: draw(task_bodies(names[:i])) for i, name in enumerate(names)}
+    data: dict[str, Any] = {"name": "w", "tasks": tasks}
+    run_fields: dict[str, st.SearchStrategy[Any]] = {
+        "max_concurrency": st.one_of(st.integers(0, 4), st.just(10**30)),
+        "failure_policy": st.sampled_from(["fail_fast", "continue"]),
+        "not_before": TIME,
+        "timeout": st.sampled_from([None, "30s"]),
+        "description": TEXT,
+        "concurrency_limits": st.dictionaries(TEXT, st.integers(0, 10**7), max_size=2),
+        "defaults": st.fixed_dictionaries(
+            {},
+            optional={
+                "priority": NUMBER,
+                "env": st.dictionaries(TEXT, TEXT, max_size=2),
+                "timeout": st.sampled_from(["5s", 0]),
+            },
+        ),
+        "on_failure": st.just({"hook": {"type": "python", "call": "tasks_for_tests:noop"}}),
+    }
+    for field in draw(st.sets(st.sampled_from(sorted(run_fields)), max_size=4)):
+        data[field] = draw(run_fields[field])
+    return data
+
+
+DEEP = {"x": functools.reduce(lambda inner, _: [inner], range(2000), [])}
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=workflows())
+@example(data={"name": "w", "tasks": {"a": {"run": ["true"], "not_before": "0001-01-01T00:00"}}})
+@example(data={"name": "w", "tasks": {"a": {"run": ["true"], "priority": 10**400}}})
+@example(data={"name": "w", "tasks": {"a": {"run": ["echo", "\ud800"], "description": "\udcff"}}})
+@example(data={"name": "w", "tasks": {"a": {"run": ["true"], "env": {"A=B": "\x00"}}}})
+@example(data={"name": "w", "tasks": {"a": {"call": "tasks_for_tests:noop", "params": DEEP}}})
+def test_whatever_validate_accepts_runs_to_the_end_and_resumes(
+    tmp_path_factory: pytest.TempPathFactory, data: dict[str, Any]
+) -> None:
+    """One rule: a spec `validate` accepts is one `run` (and `resume`, from the stored spec in
+    another store handle) executes to a terminal state; a spec it refuses gets one printable
+    line naming where."""
+    try:
+        spec = validate_spec(data)
+    except SpecError as exc:
+        message = str(exc)
+        assert "\n" not in message and len(message) < 2000
+        message.encode("utf-8")  # printable: no lone surrogate in the message itself
+        event("refused")
+        return
+    event("accepted")
+    tmp = tmp_path_factory.mktemp("run")
+    memory = MemoryStore()
+    sqlite = SQLiteStore(tmp / "rf.db")
+    try:
+        for store, reopen in (
+            (memory, lambda: memory),
+            (sqlite, lambda: SQLiteStore(tmp / "rf.db")),
+        ):
+            run_id, _ = Engine(store, runs_dir=tmp / "runs").submit(spec)
+            other = reopen()  # `resume` in another process: the spec comes back from the store
+            engine = Engine(other, runs_dir=tmp / "runs", flush_interval=0.01)
+            state = asyncio.run(asyncio.wait_for(engine.execute(run_id), 120))
+            assert state in RUN_TERMINAL, state
+            record = store.get_run(run_id)
+            assert record is not None and RunState(record.state) in RUN_TERMINAL
+            # Not a run the engine had to give up on: the spec itself is executable.
+            assert not (record.error or "").startswith(CANNOT_START), record.error
+            if other is not store:
+                other.close()
+    finally:
+        sqlite.close()
+
+
+def _join_listeners(within: float = 2.0) -> None:
+    """A stopped worker's LISTEN thread ends within its 0.5 s poll: none outlives its database."""
+    deadline = time.monotonic() + within
+    for thread in threading.enumerate():
+        if thread.name == "reviewflow-listen":
+            thread.join(max(deadline - time.monotonic(), 0.0))
+
+
+async def _workers_run(url: str, spec: WorkflowSpec, runs_dir: Path) -> RunRecord:
+    """Submit `spec` for the workers and run one Worker until the run ends."""
+    store = PostgresStore(url)
+    worker_store = PostgresStore(url)
+    worker = Worker(
+        worker_store, name="w", lease_ttl=1.0, poll_interval=0.05, grace=0.1, runs_dir=runs_dir
+    )
+    loop = asyncio.create_task(worker.run())
+    try:
+        run_id, _ = Cluster(store).submit(spec)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            record = store.get_run(run_id)
+            assert record is not None
+            if RunState(record.state) in RUN_TERMINAL:
+                return record
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the workers did not end run {run_id}: {store.get_tasks(run_id)}")
+    finally:
+        worker.drain()
+        worker.drain()  # a second call hands back at once
+        await asyncio.wait_for(loop, 30)
+        worker_store.close()
+        store.close()
+        await asyncio.to_thread(_join_listeners)
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(data=workflows())
+@example(data={"name": "w", "tasks": {"a": {"run": ["echo", "é\x00"]}}})
+@example(data={"name": "w", "max_concurrency": 10**7, "tasks": {"a": {"run": ["true"]}}})
+def test_whatever_validate_accepts_runs_on_postgresql_embedded_and_with_workers(
+    pg_server: Any, tmp_path_factory: pytest.TempPathFactory, data: dict[str, Any]
+) -> None:
+    try:
+        spec = validate_spec(data)
+    except SpecError:
+        return
+    tmp = tmp_path_factory.mktemp("pg")
+    url = pg_server.new_database()
+    store = PostgresStore(url)
+    try:
+        run_id, _ = Engine(store, runs_dir=tmp / "runs").submit(spec)
+        engine = Engine(store, runs_dir=tmp / "runs", flush_interval=0.01)
+        assert asyncio.run(asyncio.wait_for(engine.execute(run_id), 120)) in RUN_TERMINAL
+        record = store.get_run(run_id)
+        assert record is not None and not (record.error or "").startswith(CANNOT_START)
+        record = asyncio.run(_workers_run(url, spec, tmp / "runs"))
+        assert not (record.error or "").startswith(CANNOT_START), record.error
+    finally:
+        store.close()
+        pg_server.drop_database(url)
