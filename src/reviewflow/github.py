@@ -6,8 +6,9 @@ finds it and edits it. The marker is the only key: no state is kept between runs
 own login is not needed (GitHub Actions' token may not read `/user`).
 
 Only the standard library is used (urllib), so the `github comment` command costs no dependency.
-Every request has a timeout; transient answers (502/503/504, a rate limit with a short
-Retry-After) are retried a bounded number of times, so a run never hangs on GitHub.
+Every request has a timeout; transient answers (5xx, a timeout, a rate limit with a short
+Retry-After or X-RateLimit-Reset) are retried a bounded number of times, so a run never hangs on
+GitHub. The same client serves `github check` (github_checks.py).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ MAX_RETRY_AFTER = 30.0
 """A longer Retry-After is not waited for: the run fails with the message instead of stalling."""
 MAX_PAGES = 50
 """100 comments a page: 5,000 comments are searched for the marker, then a new one is posted."""
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({500, 502, 503, 504})
 REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _MARKER_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -45,7 +46,14 @@ USER_AGENT = "reviewflow"
 
 
 class GitHubError(ReviewflowError):
-    """GitHub could not be reached or refused a request; the message is one line for the user."""
+    """GitHub could not be reached or refused a request; the message is one line for the user.
+
+    `ambiguous` is set when a request that must not be blindly repeated (a POST, an append)
+    failed in a way that may have taken effect (a gateway error, a timeout): the caller looks
+    at what GitHub holds before trying again.
+    """
+
+    ambiguous: bool = False
 
 
 class GitHubHTTPError(GitHubError):
@@ -139,13 +147,22 @@ class GitHubClient:
         self._opener = urllib.request.build_opener(_SameOriginRedirects())
 
     def request(
-        self, method: str, url_or_path: str, payload: dict[str, Any] | None = None
+        self,
+        method: str,
+        url_or_path: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        idempotent: bool | None = None,
     ) -> tuple[Any, dict[str, str]]:
         """Send one request (retried when GitHub says it is transient); returns JSON, headers.
 
-        A POST is not retried on 502/503/504: GitHub may have created the comment before the
-        gateway gave up, and a blind retry would post it twice (the caller re-checks instead).
+        A request that is not idempotent (a POST by default; a PATCH that appends check-run
+        annotations) is not retried on 5xx or a timeout: GitHub may have done it before the
+        gateway gave up, and a blind retry would do it twice (the caller re-checks instead).
+        Rate limits are retried for every method: GitHub refused before doing anything.
         """
+        if idempotent is None:
+            idempotent = method != "POST"
         url = url_or_path if "://" in url_or_path else self.base + url_or_path
         self._check_origin(url)
         shown = _shown_path(url, self.base)
@@ -159,16 +176,24 @@ class GitHubClient:
             except urllib.error.HTTPError as exc:
                 raw_err, err_headers = _drain(exc)
                 message = _error_message(raw_err, exc.reason)
-                wait = _retry_wait(method, exc.code, err_headers, attempt)
+                wait = _retry_wait(idempotent, exc.code, err_headers, attempt)
                 if wait is None:
-                    raise GitHubHTTPError(method, shown, exc.code, message) from None
+                    error = GitHubHTTPError(method, shown, exc.code, message)
+                    error.ambiguous = not idempotent and exc.code in RETRY_STATUSES
+                    raise error from None
                 time.sleep(wait)
                 continue
             except (urllib.error.URLError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
-                raise GitHubError(
+                timed_out = isinstance(exc, TimeoutError) or isinstance(reason, TimeoutError)
+                if timed_out and idempotent and attempt < MAX_TRIES:
+                    time.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1])
+                    continue
+                error = GitHubError(
                     f"cannot reach the GitHub API at {self.base} ({method} {shown}): {reason}"
-                ) from None
+                )
+                error.ambiguous = timed_out and not idempotent
+                raise error from None
             try:
                 doc = json.loads(raw) if raw.strip() else None
             except ValueError:
@@ -301,7 +326,9 @@ def _comment(doc: Any, method: str) -> dict[str, Any]:
     return doc
 
 
-def _retry_wait(method: str, status: int, headers: dict[str, str], attempt: int) -> float | None:
+def _retry_wait(
+    idempotent: bool, status: int, headers: dict[str, str], attempt: int
+) -> float | None:
     """Seconds to wait before trying again, or None when the error is final."""
     if attempt >= MAX_TRIES:
         return None
@@ -315,7 +342,7 @@ def _retry_wait(method: str, status: int, headers: dict[str, str], attempt: int)
             reset = _seconds(headers.get("x-ratelimit-reset"))
             retry_after = None if reset is None else max(0.0, reset - time.time())
     elif status in RETRY_STATUSES:
-        if method == "POST":
+        if not idempotent:
             return None
     else:
         return None

@@ -254,7 +254,8 @@ def test_unreachable_api_is_a_one_line_failure(
     assert_one_line_error(result, 1, "cannot reach the GitHub API", f"127.0.0.1:{port}")
 
 
-def test_requests_time_out() -> None:
+def test_requests_time_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gh, "RETRY_DELAYS", (0.0, 0.0))  # a GET is retried, a bounded number
     with socket.socket() as sock:  # accepts connections (backlog) but never answers
         sock.bind(("127.0.0.1", 0))
         sock.listen(8)
