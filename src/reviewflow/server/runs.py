@@ -20,7 +20,7 @@ from ..errors import ReviewflowError, RunNotFound, SpecError
 from ..spec import WorkflowSpec
 from ..states import RUN_TERMINAL, RunState
 from ..status import run_status
-from ..store import EventRecord, RunRecord
+from ..store import EventRecord, RunFilter, RunRecord
 from ..viz import mermaid
 from .auth import Token, can_read, can_write
 from .context import RunIdParam, ServerContext, blocking, context, load_run
@@ -49,8 +49,6 @@ from .submit import (
 )
 
 router = APIRouter(tags=["runs"])
-LIST_SCAN_MAX = 10_000
-"""GET /runs filters in the app over at most this many recent runs (Store.list_runs)."""
 LOG_MAX_BYTES = 8 * 1024 * 1024
 
 Ctx = Annotated[ServerContext, Depends(context)]
@@ -220,35 +218,42 @@ def list_runs(
     state: Annotated[RunState | None, Query(description="Only runs in this state.")] = None,
     workflow: Annotated[str | None, Query(max_length=200, description="Workflow name.")] = None,
     meta: MetaQuery = [],  # noqa: B006
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Text in the run id or workflow name (any case)."),
+    ] = None,
+    since: Annotated[
+        float | None, Query(ge=0, le=1e11, description="Created at or after (Unix time).")
+    ] = None,
+    until: Annotated[
+        float | None, Query(ge=0, le=1e11, description="Created before (Unix time).")
+    ] = None,
+    counts: Annotated[
+        bool, Query(description="Also count the runs by state (filters but `state` apply).")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[
         str | None, Query(max_length=500, description="next_cursor of the previous page.")
     ] = None,
 ) -> Json:
-    wanted = parse_meta(meta)
-    after = _decode_cursor(cursor) if cursor else None
-
-    def keep(r: RunRecord) -> bool:
-        if state is not None and r.state != state:
-            return False
-        if workflow is not None and r.workflow != workflow:
-            return False
-        if any(r.meta.get(k) != v for k, v in wanted.items()):
-            return False
-        return after is None or (-r.created_at, r.run_id) > (-after[0], after[1])
-
-    scan = min(max(100, 4 * (limit + 1)), LIST_SCAN_MAX)
-    while True:
-        rows = ctx.store.list_runs(scan)
-        found = sorted((r for r in rows if keep(r)), key=lambda r: (-r.created_at, r.run_id))
-        if len(found) > limit or len(rows) < scan or scan >= LIST_SCAN_MAX:
-            break
-        scan = min(scan * 4, LIST_SCAN_MAX)
-    page = found[:limit]
-    more = len(found) > limit
-    return Json(
-        {"runs": [run_summary(r) for r in page], "next_cursor": _cursor(page[-1]) if more else None}
+    where = RunFilter(
+        state=state.value if state is not None else None,
+        workflow=workflow,
+        search=q or None,
+        meta=tuple(sorted(parse_meta(meta).items())),
+        created_after=since,
+        created_before=until,
+        before=_decode_cursor(cursor) if cursor else None,
     )
+    found = ctx.store.find_runs(where, limit + 1)
+    page = found[:limit]
+    doc: dict[str, Any] = {
+        "runs": [run_summary(r) for r in page],
+        "next_cursor": _cursor(page[-1]) if len(found) > limit else None,
+    }
+    if counts:
+        doc["counts"] = ctx.store.count_runs(where)
+    return Json(doc)
 
 
 @router.get(

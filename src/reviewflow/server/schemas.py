@@ -59,6 +59,9 @@ class RunPage(BaseModel):
     next_cursor: str | None = Field(
         None, description="Pass as `cursor` to get the next page; null on the last page."
     )
+    counts: dict[str, int] | None = Field(
+        None, description="With `?counts=true`: matching runs by state (all pages)."
+    )
 
 
 class TaskStatus(BaseModel):

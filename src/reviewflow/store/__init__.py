@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import StoreError
 
 if TYPE_CHECKING:
-    from .base import Batch, EventRecord, RunRecord, Store, TaskRecord
+    from .base import Batch, EventRecord, RunFilter, RunRecord, Store, TaskRecord
     from .memory import MemoryStore
     from .postgres import PostgresStore
     from .sqlite import SQLiteStore
@@ -63,6 +63,7 @@ def open_store(target: str | Path | None = None) -> Store:
 _LAZY = {
     "Batch": ".base",
     "EventRecord": ".base",
+    "RunFilter": ".base",
     "RunRecord": ".base",
     "Store": ".base",
     "TaskRecord": ".base",
@@ -84,6 +85,7 @@ __all__ = [
     "EventRecord",
     "MemoryStore",
     "PostgresStore",
+    "RunFilter",
     "RunRecord",
     "SQLiteStore",
     "Store",

@@ -109,6 +109,42 @@ class Batch:
     events: list[Event] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """Which runs a list asks for, answered by the database (any number of runs, no scan in
+    Python). `search` is a case-insensitive substring of the run id or the workflow name;
+    `before` is the (created_at, run_id) of the last run of the previous page."""
+
+    state: str | None = None
+    workflow: str | None = None
+    search: str | None = None
+    meta: tuple[tuple[str, str], ...] = ()
+    created_after: float | None = None
+    created_before: float | None = None
+    before: tuple[float, str] | None = None
+
+    def matches(self, r: RunRecord, *, with_state: bool = True) -> bool:
+        """The same predicate in Python (the memory store; tests compare with the SQL)."""
+        if with_state and self.state is not None and r.state != self.state:
+            return False
+        if self.workflow is not None and r.workflow != self.workflow:
+            return False
+        if self.search and not (
+            self.search.lower() in r.run_id.lower() or self.search.lower() in r.workflow.lower()
+        ):
+            return False
+        if any(r.meta.get(k) != v for k, v in self.meta):
+            return False
+        if self.created_after is not None and r.created_at < self.created_after:
+            return False
+        if self.created_before is not None and r.created_at >= self.created_before:
+            return False
+        if with_state and self.before is not None:
+            at, rid = self.before
+            return r.created_at < at or (r.created_at == at and r.run_id < rid)
+        return True
+
+
 @dataclass(slots=True)
 class ApprovalRecord:
     """The state of one approval task: when it started waiting and what was decided."""
@@ -133,6 +169,12 @@ class Store(Protocol):
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """Most recent runs first."""
+
+    def find_runs(self, where: RunFilter, limit: int = 20) -> list[RunRecord]:
+        """Runs matching `where`, newest first (created_at, then run_id, descending)."""
+
+    def count_runs(self, where: RunFilter) -> dict[str, int]:
+        """How many runs match `where` (its state and page position ignored), by state."""
 
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         """The run's tasks in definition order."""

@@ -7,7 +7,15 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
-from .base import ApprovalRecord, Batch, Event, EventRecord, RunRecord, TaskRecord
+from .base import (
+    ApprovalRecord,
+    Batch,
+    Event,
+    EventRecord,
+    RunFilter,
+    RunRecord,
+    TaskRecord,
+)
 
 
 class MemoryStore:
@@ -50,6 +58,20 @@ class MemoryStore:
         with self._lock:
             runs = sorted(self._runs.values(), key=lambda r: r.created_at, reverse=True)
             return [replace(r) for r in runs[:limit]]
+
+    def find_runs(self, where: RunFilter, limit: int = 20) -> list[RunRecord]:
+        with self._lock:
+            found = [r for r in self._runs.values() if where.matches(r)]
+        found.sort(key=lambda r: (r.created_at, r.run_id), reverse=True)
+        return [replace(r) for r in found[:limit]]
+
+    def count_runs(self, where: RunFilter) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with self._lock:
+            for r in self._runs.values():
+                if where.matches(r, with_state=False):
+                    counts[r.state] = counts.get(r.state, 0) + 1
+        return counts
 
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         with self._lock:

@@ -42,6 +42,7 @@ from .base import (
     Batch,
     Event,
     EventRecord,
+    RunFilter,
     RunRecord,
     TaskRecord,
 )
@@ -55,6 +56,20 @@ POOL_TIMEOUT = 10.0
 
 _UPDATE_COLUMNS = (*TASK_COLUMNS, "name")
 _KV_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
+def _run_args(where: RunFilter) -> dict[str, Any]:
+    """The parameters of find_runs / count_runs (a filter not given is NULL)."""
+    return {
+        "state": where.state,
+        "workflow": where.workflow,
+        "search": where.search.lower() if where.search else None,
+        "meta": Json(dict(where.meta)) if where.meta else None,
+        "after": where.created_after,
+        "until": where.created_before,
+        "before_at": where.before[0] if where.before else None,
+        "before_id": where.before[1] if where.before else None,
+    }
 
 
 class _NulFreeStr(StrDumperUnknown):
@@ -201,6 +216,16 @@ class PostgresStore:
         with self._session() as conn:
             rows = conn.execute(query("list_runs"), {"limit": limit}).fetchall()
         return [RunRecord(*r) for r in rows]
+
+    def find_runs(self, where: RunFilter, limit: int = 20) -> list[RunRecord]:
+        with self._session() as conn:
+            rows = conn.execute(query("find_runs"), {**_run_args(where), "limit": limit})
+            return [RunRecord(*r) for r in rows.fetchall()]
+
+    def count_runs(self, where: RunFilter) -> dict[str, int]:
+        with self._session() as conn:
+            rows = conn.execute(query("count_runs"), _run_args(where)).fetchall()
+        return {state: int(n) for state, n in rows}
 
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         with self._session() as conn:

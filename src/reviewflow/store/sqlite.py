@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
 from ..statedir import make_dirs
@@ -27,6 +27,7 @@ from .base import (
     Batch,
     Event,
     EventRecord,
+    RunFilter,
     RunRecord,
     TaskRecord,
 )
@@ -49,6 +50,34 @@ _EVENT_INSERT = (
     "INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _run_where(where: RunFilter, *, with_state: bool) -> tuple[str, list[Any]]:
+    """The WHERE clause of a run list (with its arguments): only the filters given."""
+    parts: list[str] = []
+    args: list[Any] = []
+    if with_state and where.state is not None:
+        parts.append("state = ?")
+        args.append(where.state)
+    if where.workflow is not None:
+        parts.append("workflow = ?")
+        args.append(where.workflow)
+    if where.search:
+        parts.append("(instr(lower(run_id), ?) > 0 OR instr(lower(workflow), ?) > 0)")
+        args += [where.search.lower()] * 2
+    for key, value in where.meta:
+        parts.append("json_extract(meta, '$.' || json_quote(?)) = ?")
+        args += [key, value]
+    if where.created_after is not None:
+        parts.append("created_at >= ?")
+        args.append(where.created_after)
+    if where.created_before is not None:
+        parts.append("created_at < ?")
+        args.append(where.created_before)
+    if with_state and where.before is not None:
+        parts.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
+        args += [where.before[0], where.before[0], where.before[1]]
+    return (" WHERE " + " AND ".join(parts) if parts else ""), args
 
 
 def _run_from_row(row: tuple) -> RunRecord:  # type: ignore[type-arg]
@@ -170,6 +199,21 @@ class SQLiteStore:
             return [_run_from_row(r) for r in rows]
 
         return self._retrying(list_)
+
+    def find_runs(self, where: RunFilter, limit: int = 20) -> list[RunRecord]:
+        sql, args = _run_where(where, with_state=True)
+        sql = _RUN_SELECT + sql + " ORDER BY created_at DESC, run_id DESC LIMIT ?"
+
+        def find() -> list[RunRecord]:
+            rows = self._conn.execute(sql, (*args, limit)).fetchall()
+            return [_run_from_row(r) for r in rows]
+
+        return self._retrying(find)
+
+    def count_runs(self, where: RunFilter) -> dict[str, int]:
+        sql, args = _run_where(where, with_state=False)
+        sql = "SELECT state, count(*) FROM runs" + sql + " GROUP BY state"
+        return self._retrying(lambda: dict(self._conn.execute(sql, args).fetchall()))
 
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         def get() -> list[TaskRecord]:

@@ -32,6 +32,32 @@ SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at,
        owner, lease_until, request, mode
 FROM runs ORDER BY created_at DESC, run_id DESC LIMIT %(limit)s;
 
+-- name: find_runs
+-- A filter given as NULL is off; the page continues after (before_at, before_id).
+SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at, error,
+       owner, lease_until, request, mode
+FROM runs
+WHERE (%(state)s::text IS NULL OR state = %(state)s::text)
+  AND (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+  AND (%(search)s::text IS NULL OR strpos(lower(run_id), %(search)s::text) > 0
+       OR strpos(lower(workflow), %(search)s::text) > 0)
+  AND (%(meta)s::jsonb IS NULL OR meta::jsonb @> %(meta)s::jsonb)
+  AND (%(after)s::float8 IS NULL OR created_at >= %(after)s::float8)
+  AND (%(until)s::float8 IS NULL OR created_at < %(until)s::float8)
+  AND (%(before_at)s::float8 IS NULL OR created_at < %(before_at)s::float8
+       OR (created_at = %(before_at)s::float8 AND run_id < %(before_id)s::text))
+ORDER BY created_at DESC, run_id DESC LIMIT %(limit)s;
+
+-- name: count_runs
+SELECT state, count(*) FROM runs
+WHERE (%(workflow)s::text IS NULL OR workflow = %(workflow)s::text)
+  AND (%(search)s::text IS NULL OR strpos(lower(run_id), %(search)s::text) > 0
+       OR strpos(lower(workflow), %(search)s::text) > 0)
+  AND (%(meta)s::jsonb IS NULL OR meta::jsonb @> %(meta)s::jsonb)
+  AND (%(after)s::float8 IS NULL OR created_at >= %(after)s::float8)
+  AND (%(until)s::float8 IS NULL OR created_at < %(until)s::float8)
+GROUP BY state;
+
 -- name: get_tasks
 SELECT run_id, name, state, attempts, ready_at, started_at, finished_at, next_attempt_at,
        result, error, errors, wait_reason, pid
