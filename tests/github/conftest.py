@@ -1,4 +1,5 @@
-"""Fixtures of the GitHub tests: `fake_github`, a fake REST API on 127.0.0.1 (fakegithub.py)."""
+"""Fixtures of the GitHub tests: `fake_github`, a fake REST API on 127.0.0.1 (fakegithub.py) that
+checks every request against GitHub's OpenAPI description."""
 
 from __future__ import annotations
 
@@ -30,3 +31,6 @@ def fake_github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
         fake.server.shutdown()
         fake.server.server_close()
         fake.thread.join(timeout=10)
+    # Every request matched GitHub's OpenAPI description (a test that sends a bad one on
+    # purpose empties the list after looking at it).
+    assert fake.violations == []

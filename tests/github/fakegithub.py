@@ -1,20 +1,36 @@
-"""A fake GitHub REST API on 127.0.0.1 for the `github comment` tests (no network, no mocks of
-urllib): the issue-comment endpoints kept in memory, with GitHub's pagination (Link header) and
-scripted failures, and a record of every request the client sent."""
+"""A fake GitHub REST API on 127.0.0.1 for the `github comment` and `github check` tests (no
+network, no mocks of urllib): the issue-comment and check-run endpoints kept in memory, with
+GitHub's pagination (Link header) and scripted failures, and a record of every request the client
+sent.
+
+Every request is first checked against GitHub's official OpenAPI description (openapi.py): one
+that does not match it (an unknown field, a wrong type, a parameter GitHub does not have) is
+answered 422 and kept in `violations`, which the `fake_github` fixture requires to be empty at the
+end of each test, so a client bug fails the test even where the client would survive the 422.
+A few rules GitHub enforces but the description does not state are checked as well
+(`github_rules`): a summary's size in bytes, a completed check run's conclusion, line ranges.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from openapi import github_openapi
+
 TOKEN = "test-token-123"
 REPO = "octo-org/octo-repo"
 PR = 7
+SHA = "0123456789abcdef0123456789abcdef01234567"
+MAX_OUTPUT_BYTES = 65_535
+_SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass
@@ -23,6 +39,7 @@ class Recorded:
     path: str  # with the query string
     headers: dict[str, str]
     body: Any
+    at: float = 0.0  # time.time() on arrival
 
 
 @dataclass
@@ -47,6 +64,10 @@ class FakeGitHub:
         self.comments: dict[int, list[dict[str, Any]]] = {}
         self.requests: list[Recorded] = []
         self.faults: list[Fault] = []
+        self.violations: list[str] = []  # requests GitHub's OpenAPI description does not allow
+        self.check_runs: dict[int, dict[str, Any]] = {}
+        self.annotations: dict[int, list[dict[str, Any]]] = {}
+        self.app_slug = "github-actions"
         self.login = "github-actions[bot]"
         self.link_base: str | None = None  # where Link headers point (default: this server)
         self.redirect_base: str | None = None  # answer the next request 301 to this host
@@ -71,6 +92,14 @@ class FakeGitHub:
             }
             self.comments.setdefault(pr, []).append(doc)
             return doc
+
+    def add_check_run(self, head_sha: str, name: str = "reviewflow", **fields: Any) -> dict:
+        """A check run made by someone else (an earlier run, another app)."""
+        with self._lock:
+            return self._new_check_run({"name": name, "head_sha": head_sha, **fields})
+
+    def runs_for(self, head_sha: str = SHA) -> list[dict[str, Any]]:
+        return [r for r in self.check_runs.values() if r["head_sha"] == head_sha]
 
     def fail(self, method: str, status: int, **kw: Any) -> None:
         self.faults.append(Fault(method, status, **kw))
@@ -101,8 +130,22 @@ class FakeGitHub:
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
-        body = json.loads(raw) if raw else None
-        self.requests.append(Recorded(h.command, h.path, dict(h.headers.items()), body))
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            self.requests.append(Recorded(h.command, h.path, dict(h.headers.items()), raw))
+            self.violations.append(f"{h.command} {h.path}: body is not JSON")
+            return self._send(h, 400, {"message": "Problems parsing JSON"})
+        self.requests.append(
+            Recorded(h.command, h.path, dict(h.headers.items()), body, time.time())
+        )
+        checked = h.path.replace("&moved=1", "")  # the fake's own redirect marker
+        problems = github_openapi().problems(h.command, checked, body, bool(raw))
+        problems = problems or self.github_rules(h.command, checked, body)
+        if problems:
+            self.violations.extend(problems)
+            errors = [{"code": "invalid", "message": p} for p in problems]
+            return self._send(h, 422, {"message": "Invalid request.", "errors": errors})
         if h.headers.get("Authorization") != f"Bearer {TOKEN}":
             return self._send(h, 401, {"message": "Bad credentials"})
         if self.redirect_base is not None:
@@ -124,6 +167,11 @@ class FakeGitHub:
         url = urllib.parse.urlsplit(h.path)
         parts = url.path.strip("/").split("/")
         query = urllib.parse.parse_qs(url.query)
+        if parts[:3] != ["repos", *REPO.split("/")]:
+            return 404, {"message": "Not Found"}, {}
+        if parts[3:4] in (["check-runs"], ["commits"]):
+            with self._lock:
+                return self._route_checks(h.command, parts[3:], query, url.path, body)
         prefix = ["repos", *REPO.split("/"), "issues"]
         if parts[:4] != prefix:
             return 404, {"message": "Not Found"}, {}
@@ -145,16 +193,143 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}, {}
 
     def _list(self, pr: int, query: dict[str, list[str]], path: str) -> tuple[int, Any, Any]:
-        per_page = min(int(query.get("per_page", ["30"])[0]), self.page_size)
-        page = int(query.get("page", ["1"])[0])
-        comments = self.comments.get(pr, [])
-        chunk = comments[(page - 1) * per_page : page * per_page]
-        headers = {}
-        if page * per_page < len(comments):
-            base = self.link_base or self.url
-            nxt = f"{base}{path}?per_page={per_page}&page={page + 1}"
-            headers["Link"] = f'<{nxt}>; rel="next", <{base}{path}?page=99>; rel="last"'
+        chunk, headers = self._page(self.comments.get(pr, []), query, path)
         return 200, chunk, headers
+
+    def _page(
+        self, items: list[Any], query: dict[str, list[str]], path: str
+    ) -> tuple[list[Any], dict[str, str]]:
+        """One page of `items` and GitHub's Link header to the next (other parameters kept)."""
+        per_page = min(int(query.get("per_page", ["30"])[0]), self.page_size, 100)
+        page = int(query.get("page", ["1"])[0])
+        chunk = items[(page - 1) * per_page : page * per_page]
+        headers = {}
+        if page * per_page < len(items):
+            base = self.link_base or self.url
+            kept = {k: v[0] for k, v in query.items() if k not in ("per_page", "page")}
+            params = urllib.parse.urlencode({**kept, "per_page": per_page, "page": page + 1})
+            nxt = f"{base}{path}?{params}"
+            headers["Link"] = f'<{nxt}>; rel="next", <{base}{path}?page=99>; rel="last"'
+        return chunk, headers
+
+    # ------------------------------------------------------------------ check runs
+
+    @staticmethod
+    def github_rules(method: str, path: str, body: Any) -> list[str]:
+        """What GitHub refuses although its OpenAPI description allows it (checks endpoints)."""
+        if "/check-runs" not in path or method not in ("POST", "PATCH"):
+            return []
+        out: list[str] = []
+        if method == "POST" and not _SHA_RE.match(str(body.get("head_sha", ""))):
+            out.append(f"{method} {path}: No commit found for SHA: {body.get('head_sha')}")
+        if body.get("status") == "completed" and "conclusion" not in body:
+            out.append(f"{method} {path}: conclusion is required when status is completed")
+        output = body.get("output") or {}
+        for key in ("summary", "text"):
+            size = len(str(output.get(key, "")).encode("utf-8"))
+            if size > MAX_OUTPUT_BYTES:
+                out.append(f"{method} {path}: {key} exceeds a maximum bytesize of 65535")
+        for i, a in enumerate(output.get("annotations") or []):
+            if a["start_line"] < 1 or a["end_line"] < a["start_line"]:
+                out.append(f"{method} {path}: annotation {i}: bad line range")
+        return out
+
+    def _new_check_run(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._next_id += 1
+        rid = self._next_id
+        run: dict[str, Any] = {
+            "id": rid,
+            "name": body["name"],
+            "head_sha": body["head_sha"],
+            "status": "queued",
+            "conclusion": None,
+            "started_at": _now(),
+            "completed_at": None,
+            "details_url": None,
+            "external_id": "",
+            "url": f"{self.url}/repos/{REPO}/check-runs/{rid}",
+            "html_url": f"https://github.com/{REPO}/runs/{rid}",
+            "app": {"slug": self.app_slug},
+            "output": {"title": None, "summary": None, "text": None, "annotations_count": 0},
+        }
+        self.check_runs[rid] = run
+        self.annotations[rid] = []
+        self._apply(run, {k: v for k, v in body.items() if k not in ("name", "head_sha")})
+        return run
+
+    def _apply(self, run: dict[str, Any], body: dict[str, Any]) -> None:
+        for key in ("name", "details_url", "external_id", "started_at", "completed_at"):
+            if key in body:
+                run[key] = body[key]
+        if "conclusion" in body:
+            run["conclusion"], run["status"] = body["conclusion"], "completed"
+        if "status" in body:
+            run["status"] = body["status"]
+            if body["status"] != "completed":
+                run["conclusion"], run["completed_at"] = None, None
+        if run["status"] == "completed" and run["completed_at"] is None:
+            run["completed_at"] = _now()
+        output = body.get("output")
+        if output:
+            for key in ("title", "summary", "text"):
+                if key in output:
+                    run["output"][key] = output[key]
+            for a in output.get("annotations", []):
+                self.annotations[run["id"]].append(
+                    {
+                        "path": a["path"],
+                        "start_line": a["start_line"],
+                        "end_line": a["end_line"],
+                        "start_column": a.get("start_column"),
+                        "end_column": a.get("end_column"),
+                        "annotation_level": a["annotation_level"],
+                        "title": a.get("title", ""),
+                        "message": a["message"],
+                        "raw_details": a.get("raw_details", ""),
+                        "blob_href": f"https://github.com/{REPO}/blob/{run['head_sha']}/{a['path']}",
+                    }
+                )
+            run["output"]["annotations_count"] = len(self.annotations[run["id"]])
+
+    def _route_checks(
+        self, method: str, parts: list[str], query: dict[str, list[str]], path: str, body: Any
+    ) -> tuple[int, Any, dict[str, str]]:
+        if parts == ["check-runs"] and method == "POST":
+            return 201, self._new_check_run(body), {}
+        if len(parts) == 3 and parts[0] == "commits" and parts[2] == "check-runs":
+            runs = [r for r in self.check_runs.values() if r["head_sha"] == parts[1]]
+            if "check_name" in query:
+                runs = [r for r in runs if r["name"] == query["check_name"][0]]
+            if "status" in query:
+                runs = [r for r in runs if r["status"] == query["status"][0]]
+            runs.sort(key=lambda r: r["id"], reverse=True)
+            if query.get("filter", ["latest"])[0] == "latest":
+                newest: dict[str, dict[str, Any]] = {}
+                for r in runs:
+                    newest.setdefault(r["name"], r)
+                runs = list(newest.values())
+            chunk, headers = self._page(runs, query, path)
+            return 200, {"total_count": len(runs), "check_runs": chunk}, headers
+        if parts[0] == "check-runs" and len(parts) >= 2 and parts[1].isdigit():
+            run = self.check_runs.get(int(parts[1]))
+            if run is None:
+                return 404, {"message": "Not Found"}, {}
+            if len(parts) == 2 and method == "PATCH":
+                if run["app"]["slug"] != self.app_slug:
+                    return (
+                        403,
+                        {
+                            "message": "Invalid app_id `1` - check run can only be modified"
+                            " by the GitHub App that created it."
+                        },
+                        {},
+                    )
+                self._apply(run, body)
+                return 200, run, {}
+            if len(parts) == 3 and parts[2] == "annotations" and method == "GET":
+                chunk, headers = self._page(self.annotations[run["id"]], query, path)
+                return 200, chunk, headers
+        return 404, {"message": "Not Found"}, {}
 
     @staticmethod
     def _send(
@@ -168,3 +343,7 @@ class FakeGitHub:
             h.send_header(key, value)
         h.end_headers()
         h.wfile.write(raw)
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
