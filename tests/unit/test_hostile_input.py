@@ -196,6 +196,16 @@ def test_json_nested_too_deep_is_a_422() -> None:
     assert "nested deeper than" in str(info.value.detail)
 
 
+def test_task_and_edge_counts_are_bounded_before_any_task_is_validated() -> None:
+    tasks = {f"t{i}": {"bogus": i} for i in range(LIMITS.max_tasks + 1)}
+    with pytest.raises(SpecError, match="100,001 tasks: at most 100,000") as info:
+        validate_spec({"name": "w", "tasks": tasks})
+    assert info.value.field == "tasks"
+    needs = ["a"] * (LIMITS.max_edges + 1)
+    with pytest.raises(SpecError, match="needs entries: at most 1,000,000"):
+        validate_spec({"name": "w", "tasks": {"a": {"run": ["x"]}, "b": {"needs": needs}}})
+
+
 # ------------------------------------------------------------------------------ values
 
 
