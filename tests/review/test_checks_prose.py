@@ -152,11 +152,27 @@ def test_a_rule_switched_off_by_default_can_be_switched_on(tmp_path: Path) -> No
     ]
 
 
+def test_one_rule_of_a_group_that_is_off_can_be_switched_on(tmp_path: Path) -> None:
+    """`Expand*` and `typography.symbols` are off by default; one rule of each comes back."""
+    root = make_repo(tmp_path / "repo")
+    text = '# Post\n\nEdit the config file... Then say "done" (c) 2024.\n'
+    change = branch_with(root, {"post.md": text})
+    assert rows(run("grammar", root, change)) == []
+    assert [
+        f.rule for f in run("grammar", root, change, enable=["ExpandConfiguration"]).findings
+    ] == ["ExpandConfiguration"]
+    assert rows(run("style", root, change)) == []
+    curly = run("style", root, change, enable=["typography.symbols.curly_quotes"])
+    assert [f.rule for f in curly.findings] == ["typography.symbols.curly_quotes"]
+
+
 def test_a_misspelt_rule_name_is_said_not_ignored(edited):
     with pytest.raises(TaskFailed, match="option disable: Harper has no rule 'PronounVerbAgree'"):
         run("grammar", *edited, disable=["PronounVerbAgree"])
     with pytest.raises(TaskFailed, match=r"proselint has no check 'misc\.greylst'"):
         run("style", *edited, disable=["misc.greylst"])
+    with pytest.raises(TaskFailed, match="option enable: 'OxfordComa' is not switched off"):
+        run("grammar", *edited, enable=["OxfordComa"])
 
 
 def test_the_project_word_list_is_harpers_dictionary(tmp_path: Path) -> None:

