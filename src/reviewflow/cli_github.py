@@ -1,4 +1,4 @@
-"""`reviewflow github ...`: the GitHub side of a review run in CI (the PR comment).
+"""`reviewflow github ...`: the GitHub side of a review run in CI (the PR comment, the check run).
 
 Kept out of cli.py so the core command has no GitHub code path; cli.py mounts it with
 `app.add_typer(github_app, name="github")`. Same exit codes as the rest of the CLI: 0 done,
@@ -16,10 +16,11 @@ import typer
 
 DEFAULT_API_URL = "https://api.github.com"  # github.DEFAULT_API_URL (a test compares)
 DEFAULT_MARKER = "<!-- reviewflow:report -->"  # github.DEFAULT_MARKER
+DEFAULT_CHECK_NAME = "reviewflow"  # github_checks.CHECK_NAME
 
 github_app = typer.Typer(
     name="github",
-    help="GitHub integration: post the review report on a pull request.",
+    help="GitHub integration: the review as a pull request comment and as a check run.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -28,6 +29,10 @@ github_app = typer.Typer(
 EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 _FORK_HINT = (
     " (a pull_request from a fork gets a read-only GITHUB_TOKEN; see docs/github-actions.md)"
+)
+_CHECKS_HINT = (
+    " (the token needs checks: write, which a pull_request from a fork never gets;"
+    " see docs/github-actions.md)"
 )
 
 
@@ -45,7 +50,7 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 
 @github_app.callback()
 def _group() -> None:
-    """GitHub integration: post the review report on a pull request."""
+    """GitHub integration: the review as a pull request comment and as a check run."""
     # A callback keeps `comment` a named subcommand even while it is the only one.
 
 
@@ -111,3 +116,109 @@ def comment(
             message += _FORK_HINT
         _fail(message, EXIT_FAILED)
     typer.echo(f"{result.action} comment {result.html_url}")
+
+
+def _api_url(option: str | None) -> str:
+    return option or os.environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+
+
+@github_app.command()
+def check(
+    repo: Annotated[
+        str,
+        typer.Option("--repo", metavar="OWNER/NAME", help="The repository ($GITHUB_REPOSITORY)."),
+    ],
+    sha: Annotated[
+        str,
+        typer.Option(
+            "--sha",
+            metavar="SHA",
+            help="Full id of the commit the check run belongs to (a pull request's head).",
+        ),
+    ],
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="DIR",
+            help="The review's output folder (`reviewflow review --out`, with report.json).",
+        ),
+    ] = None,
+    in_progress: Annotated[
+        bool,
+        typer.Option(
+            "--in-progress",
+            help="Show the check run as in progress (before the review; no --report).",
+        ),
+    ] = False,
+    name: Annotated[
+        str,
+        typer.Option("--name", metavar="TEXT", help="Name of the check run."),
+    ] = DEFAULT_CHECK_NAME,
+    details_url: Annotated[
+        str | None,
+        typer.Option("--details-url", metavar="URL", help="Link for the check's Details."),
+    ] = None,
+    api_url: Annotated[
+        str | None,
+        typer.Option(
+            "--api-url",
+            metavar="URL",
+            help=f"REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL}).",
+        ),
+    ] = None,
+) -> None:
+    """Create or update the commit's check run: conclusion from the verdict, the report as its
+    summary, findings on changed lines as annotations. A re-run updates it, never a second one.
+
+    The token is read from GITHUB_TOKEN only (it needs checks: write).
+    """
+    from .github import GitHubError, validate_repo
+    from .github_checks import (
+        ReportError,
+        load_report,
+        publish_check,
+        start_check,
+        validate_name,
+        validate_sha,
+    )
+
+    try:
+        validate_repo(repo)
+        sha = validate_sha(sha)
+        validate_name(name)
+    except ValueError as exc:
+        _fail(str(exc))
+    if details_url is not None and not details_url.startswith(("https://", "http://")):
+        _fail(f"bad --details-url {details_url!r}: use an http(s) URL")
+    if in_progress and report is not None:
+        _fail("--in-progress takes no --report (it marks the check run as started)")
+    if not in_progress and report is None:
+        _fail("give --report DIR (the review's output folder), or --in-progress")
+    loaded = None
+    if report is not None:
+        try:
+            loaded = load_report(report)
+        except ReportError as exc:
+            _fail(str(exc))
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
+    if not token:
+        _fail("GITHUB_TOKEN is not set")
+    where = {"token": token, "api_url": _api_url(api_url), "name": name}
+    try:
+        if loaded is None:
+            result = start_check(repo, sha, details_url=details_url, **where)
+        else:
+            result = publish_check(repo, sha, loaded, details_url=details_url, **where)
+    except ValueError as exc:
+        _fail(str(exc))
+    except GitHubError as exc:
+        message = str(exc)
+        if "Resource not accessible by integration" in message:
+            message += _CHECKS_HINT
+        _fail(message, EXIT_FAILED)
+    state = result.conclusion or result.status
+    typer.echo(
+        f"{result.action} check run {result.html_url} ({state}, "
+        f"{result.annotations} annotation(s) sent)"
+    )

@@ -132,7 +132,7 @@ class GitHubClient:
     """A few REST calls with auth headers, timeouts, bounded retries and one-line errors."""
 
     def __init__(
-        self, token: str, api_url: str = DEFAULT_API_URL, *, timeout: float = TIMEOUT
+        self, token: str, api_url: str = DEFAULT_API_URL, *, timeout: float | None = None
     ) -> None:
         if not token:
             raise GitHubError("no GitHub token given")
@@ -143,7 +143,7 @@ class GitHubClient:
         self.base = base
         self._origin = _origin(base)
         self._token = token
-        self.timeout = timeout
+        self.timeout = TIMEOUT if timeout is None else timeout
         self._opener = urllib.request.build_opener(_SameOriginRedirects())
 
     def request(

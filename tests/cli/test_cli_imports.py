@@ -111,7 +111,7 @@ def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path)
 
 def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
     """The CLI repeats a few defaults so that building its options imports nothing heavy."""
-    from reviewflow import cli, cli_github, cli_worker, engine, github, render
+    from reviewflow import cli, cli_github, cli_worker, engine, github, github_checks, render
     from reviewflow.cluster import queue, worker
 
     assert cli.DEFAULT_CONCURRENCY == engine.DEFAULT_CONCURRENCY
@@ -124,6 +124,7 @@ def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
     assert cli_worker.DEFAULT_GRACE == worker.DEFAULT_GRACE
     assert cli_github.DEFAULT_API_URL == github.DEFAULT_API_URL
     assert cli_github.DEFAULT_MARKER == github.DEFAULT_MARKER
+    assert cli_github.DEFAULT_CHECK_NAME == github_checks.CHECK_NAME
 
 
 def test_every_public_name_of_the_package_resolves() -> None:

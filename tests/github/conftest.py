@@ -28,6 +28,7 @@ def fake_github(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeGitHub]:
     try:
         yield fake
     finally:
+        fake.release.set()
         fake.server.shutdown()
         fake.server.server_close()
         fake.thread.join(timeout=10)

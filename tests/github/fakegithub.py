@@ -54,6 +54,8 @@ class Fault:
     apply: bool = False
     extra: dict[str, Any] = field(default_factory=dict)  # more JSON fields of the error
     then: Callable[[], None] | None = None  # run when the fault fires
+    hang: bool = False  # answer nothing until the test ends (the client times out)
+    path: str = ""  # only requests whose path contains this
 
 
 class FakeGitHub:
@@ -68,6 +70,7 @@ class FakeGitHub:
         self.check_runs: dict[int, dict[str, Any]] = {}
         self.annotations: dict[int, list[dict[str, Any]]] = {}
         self.app_slug = "github-actions"
+        self.release = threading.Event()  # ends the hangs of `Fault(hang=True)`
         self.login = "github-actions[bot]"
         self.link_base: str | None = None  # where Link headers point (default: this server)
         self.redirect_base: str | None = None  # answer the next request 301 to this host
@@ -151,13 +154,19 @@ class FakeGitHub:
         if self.redirect_base is not None:
             location, self.redirect_base = f"{self.redirect_base}{h.path}&moved=1", None
             return self._send(h, 301, {"message": "Moved Permanently"}, {"Location": location})
-        fault = next((f for f in self.faults if f.method == h.command and f.times > 0), None)
+        fault = next(
+            (f for f in self.faults if f.method == h.command and f.times > 0 and f.path in h.path),
+            None,
+        )
         if fault is not None:
             fault.times -= 1
             if fault.apply:
                 self._route(h, body)  # handled, but the client hears an error
             if fault.then is not None:
                 fault.then()
+            if fault.hang:
+                self.release.wait(30)
+                return None
             doc = {"message": fault.message, **fault.extra}
             return self._send(h, fault.status, doc, fault.headers)
         status, doc, headers = self._route(h, body)
