@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from .errors import SpecError
-from .limits import LIMITS, Limits
+from .limits import LIMITS, check_data
 
 if TYPE_CHECKING:
     from .executors.registry import TaskTypeRegistry
@@ -443,81 +443,6 @@ def _find_cycle(tasks: dict[str, TaskSpec]) -> list[str] | None:
         path.append(name)
         name = next(dep for dep in tasks[name].needs if dep in left)
     return [*path[at[name] :], name]
-
-
-def check_data(data: dict[str, Any], limits: Limits = LIMITS) -> None:
-    """Refuse workflow data past `limits` before any work proportional to it is done.
-
-    Raw data, as YAML, JSON or Python gives it: task and edge counts, nesting (a 5,000-level
-    `--set` key or JSON body used to pass validation and crash the run when it was stored), and
-    every string and key — no NUL (argv, paths and the environment cannot hold it, PostgreSQL
-    refuses it), no lone surrogate (UTF-8 cannot encode it: no store, log or argv takes it), no
-    string longer than `limits.max_string_chars`. Errors name the task and the field.
-    """
-    tasks = 0
-    edges = 0
-    for section in ("tasks", "on_failure"):
-        bodies = data.get(section)
-        if isinstance(bodies, dict):
-            tasks += len(bodies)
-            for body in bodies.values():
-                needs = body.get("needs") if isinstance(body, dict) else None
-                if isinstance(needs, list):
-                    edges += len(needs)
-    if tasks > limits.max_tasks:
-        raise SpecError(f"{tasks:,} tasks: at most {limits.max_tasks:,}", field="tasks")
-    if edges > limits.max_edges:
-        raise SpecError(f"{edges:,} needs entries: at most {limits.max_edges:,}", field="tasks")
-    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
-    while stack:
-        value, path = stack.pop()
-        if len(path) >= limits.max_depth:
-            raise _data_error(path, f"nested deeper than {limits.max_depth} levels")
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        longest = limits.max_string_chars
-        for key, item in items:
-            # Inline fast path: this runs for every key and value of a 100k-task workflow.
-            plain = key.__class__ is not str or (
-                key.isascii() and "\x00" not in key and len(key) <= longest
-            )
-            if not plain and _bad_text(key, limits):
-                raise _data_error((*path, key), _text_problem(key, limits, "key"))
-            if item.__class__ is str:
-                plain = item.isascii() and "\x00" not in item and len(item) <= longest
-                if not plain and _bad_text(item, limits):
-                    raise _data_error((*path, key), _text_problem(item, limits, "value"))
-            elif isinstance(item, dict | list):
-                stack.append((item, (*path, key)))
-
-
-def _bad_text(text: str, limits: Limits) -> bool:
-    if len(text) > limits.max_string_chars or "\x00" in text:
-        return True
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _text_problem(text: str, limits: Limits, what: str) -> str:
-    if len(text) > limits.max_string_chars:
-        return f"{what} of {len(text):,} characters: at most {limits.max_string_chars:,}"
-    if "\x00" in text:
-        return f"{what} contains a NUL character (\\0)"
-    return f"{what} contains a lone surrogate (\\ud800-\\udfff): not text UTF-8 can hold"
-
-
-def _data_error(path: tuple[Any, ...], message: str) -> SpecError:
-    # A key at fault may be the bad text itself: escape it, the message must be printable.
-    parts = [str(p)[:40].encode("utf-8", "backslashreplace").decode("utf-8") for p in path]
-    if len(parts) > 8:
-        parts = [*parts[:8], "…"]
-    if len(parts) >= 2 and parts[0] in ("tasks", "on_failure"):
-        return SpecError(message, task=parts[1], field=".".join(parts[2:]) or None)
-    return SpecError(message, field=".".join(parts) or None)
 
 
 def validate_spec(data: Any, *, file: str | None = None) -> WorkflowSpec:
