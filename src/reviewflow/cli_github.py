@@ -151,6 +151,15 @@ def check(
             help="Show the check run as in progress (before the review; no --report).",
         ),
     ] = False,
+    error: Annotated[
+        str | None,
+        typer.Option(
+            "--error",
+            metavar="MESSAGE",
+            help="The review could not run: complete the check run as failed with this"
+            " message (no --report).",
+        ),
+    ] = None,
     name: Annotated[
         str,
         typer.Option("--name", metavar="TEXT", help="Name of the check run."),
@@ -176,6 +185,7 @@ def check(
     from .github import GitHubError, validate_repo
     from .github_checks import (
         ReportError,
+        error_report,
         load_report,
         publish_check,
         start_check,
@@ -191,11 +201,13 @@ def check(
         _fail(str(exc))
     if details_url is not None and not details_url.startswith(("https://", "http://")):
         _fail(f"bad --details-url {details_url!r}: use an http(s) URL")
-    if in_progress and report is not None:
-        _fail("--in-progress takes no --report (it marks the check run as started)")
-    if not in_progress and report is None:
-        _fail("give --report DIR (the review's output folder), or --in-progress")
-    loaded = None
+    given = [o for o, v in (("--report", report), ("--error", error)) if v is not None]
+    if in_progress:
+        given.insert(0, "--in-progress")
+    if len(given) != 1:
+        what = " and ".join(given) if given else "none"
+        _fail(f"give one of --report DIR, --in-progress or --error MESSAGE (got {what})")
+    loaded = None if error is None else error_report(error)
     if report is not None:
         try:
             loaded = load_report(report)

@@ -152,6 +152,18 @@ def load_report(folder: Path) -> CheckReport:
     )
 
 
+def error_report(message: str) -> CheckReport:
+    """What the check run shows when the review could not run (no report to publish): a
+    failure, so a check left in progress does not wait forever and a required check blocks."""
+    text = message.strip() or "The review could not run."
+    return CheckReport(
+        verdict="error",
+        conclusion="failure",
+        title="The review could not run",
+        summary=fit_output(f"## reviewflow could not run\n\n{text}\n"),
+    )
+
+
 def annotations_of(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One annotation per finding that has a file and a line, errors first; a finding about a
     whole file or the whole change is in the summary only (an annotation needs a line)."""

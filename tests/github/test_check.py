@@ -562,12 +562,34 @@ def test_report_must_be_the_output_folder(fake_github: FakeGitHub, tmp_path: Pat
     assert fake_github.requests == []
 
 
-def test_report_and_in_progress_go_one_at_a_time(fake_github: FakeGitHub, tmp_path: Path) -> None:
-    both = publish(write_review(tmp_path), "--in-progress")
-    assert_one_line_error(both, 2, "--in-progress takes no --report")
-    neither = invoke("--repo", REPO, "--sha", SHA)
-    assert_one_line_error(neither, 2, "give --report DIR")
+def test_report_in_progress_and_error_go_one_at_a_time(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    folder = str(write_review(tmp_path))
+    cases = {
+        "--in-progress and --report": ["--report", folder, "--in-progress"],
+        "--in-progress and --error": ["--in-progress", "--error", "x"],
+        "--report and --error": ["--report", folder, "--error", "x"],
+        "none": [],
+    }
+    for got, args in cases.items():
+        result = invoke("--repo", REPO, "--sha", SHA, *args)
+        assert_one_line_error(result, 2, "give one of --report DIR, --in-progress", f"(got {got})")
     assert fake_github.requests == []
+
+
+def test_a_review_that_could_not_run_fails_the_check(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    assert invoke("--repo", REPO, "--sha", SHA, "--in-progress").exit_code == 0
+    message = "reviewflow review exited with code 2 and wrote no report; see the job log"
+    result = invoke("--repo", REPO, "--sha", SHA, "--error", message)
+    assert result.exit_code == 0, result.stderr
+    [run] = fake_github.runs_for(SHA)
+    assert result.stdout == f"updated check run {run['html_url']} (failure, 0 annotation(s) sent)\n"
+    assert (run["status"], run["conclusion"]) == ("completed", "failure")
+    assert run["output"]["title"] == "The review could not run"
+    assert message in run["output"]["summary"]
 
 
 @pytest.mark.parametrize(
