@@ -807,3 +807,4 @@ from .cli_github import github_app  # noqa: E402
 
 app.add_typer(github_app, name="github")
 from . import cli_server  # noqa: E402,F401
+from . import cli_ui  # noqa: E402,F401

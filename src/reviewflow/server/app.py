@@ -28,7 +28,7 @@ from ..errors import ReviewflowError
 from ..logs import log
 from ..store import Store
 from ..store.postgres import PostgresStore
-from . import control, runs, webhooks
+from . import control, runs, ui, webhooks
 from .auth import Token, TokenSet, parse_tokens
 from .context import PARSE_TIMEOUT, ServerContext
 from .http import DEFAULT_MAX_BODY, BodyLimit, Json, install_handlers
@@ -84,6 +84,7 @@ def create_app(
     reviewflow_cmd: list[str] | None = None,
     engine_options: dict[str, Any] | None = None,
     parse_timeout: float = PARSE_TIMEOUT,
+    ui_login_once: Iterable[str] = (),
 ) -> FastAPI:
     """The API over `store`. `tokens`: entries `TOKEN` / `ro:TOKEN` (or parsed Tokens).
 
@@ -92,6 +93,8 @@ def create_app(
     `reviewflow_cmd` is how review runs call reviewflow (default: this interpreter's
     `-m reviewflow` when this server executes runs, else `reviewflow` on the workers' PATH).
     A workflow that takes longer than `parse_timeout` s to read is refused (422).
+    The dashboard is served at `/`; `ui_login_once` are read-write tokens a browser may log in
+    with once each (`reviewflow ui`), not API tokens.
     """
     if not isinstance(tokens, TokenSet):
         items = list(tokens)
@@ -161,6 +164,7 @@ def create_app(
     app.include_router(control.router)
     app.include_router(webhooks.router)
     _probes(app, ctx)
+    ui.install(app, list(ui_login_once))
     return app
 
 

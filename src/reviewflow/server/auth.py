@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +80,103 @@ class TokenSet:
         return found
 
 
+SESSION_COOKIE = "rf_session"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_TTL = 12 * 3600.0
+MAX_SESSIONS = 1000
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A browser's login: the rights of the token it presented once, and its CSRF token."""
+
+    token: Token
+    csrf: str
+    expires: float
+
+
+class Sessions:
+    """The dashboard's logins, in memory (a restart logs browsers out: they log in again).
+
+    A browser presents a token once (POST /ui/login) and gets an opaque HttpOnly cookie; the
+    token itself never travels again. `once` holds tokens that may log in a single time
+    (`reviewflow ui`'s fresh token): a copied URL is useless after its first use.
+    """
+
+    def __init__(self, once: Iterable[str] = ()) -> None:
+        self._lock = threading.Lock()
+        self._by_id: OrderedDict[str, Session] = OrderedDict()
+        self._once = {_digest(t) for t in once}
+
+    def login(self, tokens: TokenSet, presented: str) -> tuple[str, Session] | None:
+        token = tokens.match(presented)
+        if token is None:
+            digest = _digest(presented)
+            with self._lock:
+                known = next((d for d in self._once if hmac.compare_digest(d, digest)), None)
+                if known is None:
+                    return None
+                self._once.discard(known)
+            token = Token(digest, read_only=False)
+        sid = secrets.token_urlsafe(32)
+        session = Session(token, secrets.token_urlsafe(32), time.time() + SESSION_TTL)
+        with self._lock:
+            self._by_id[sid] = session
+            while len(self._by_id) > MAX_SESSIONS:
+                self._by_id.popitem(last=False)
+        return sid, session
+
+    def get(self, sid: str | None) -> Session | None:
+        if not sid:
+            return None
+        with self._lock:
+            session = self._by_id.get(sid)
+            if session is not None and session.expires < time.time():
+                del self._by_id[sid]
+                return None
+        return session
+
+    def logout(self, sid: str | None) -> None:
+        with self._lock:
+            self._by_id.pop(sid or "", None)
+
+
+def same_origin(request: Request) -> bool:
+    """The request comes from a page of this server (or from no page: not a browser's
+    cross-site request). Browsers send Origin on every POST; Sec-Fetch-Site when they can."""
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    return origin in (f"{request.url.scheme}://{host}", f"http://{host}", f"https://{host}")
+
+
+def session_of(request: Request) -> Session | None:
+    sessions: Sessions | None = getattr(request.app.state, "ui_sessions", None)
+    if sessions is None:
+        return None
+    return sessions.get(request.cookies.get(SESSION_COOKIE))
+
+
+def _cookie_token(request: Request) -> Token | None:
+    """The token of the browser session, with the CSRF checks of a write: the session's
+    CSRF token in X-CSRF-Token (a page of another site cannot read it) and a same-origin
+    request; a cookie alone never changes anything."""
+    session = session_of(request)
+    if session is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+            raise HTTPException(403, f"missing or wrong {CSRF_HEADER} header (CSRF check)")
+        if not same_origin(request):
+            raise HTTPException(403, "cross-origin request refused (CSRF check)")
+    return session.token
+
+
 def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
@@ -83,8 +184,12 @@ def _unauthorized(message: str) -> HTTPException:
 def authenticated(
     request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)
 ) -> Token:
-    """The caller's token (any), or 401."""
+    """The caller's token (any), or 401. A browser of the dashboard is known by its session
+    cookie instead (see Sessions)."""
     if credentials is None:
+        token = _cookie_token(request)
+        if token is not None:
+            return token
         raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
     token = request.app.state.rf.tokens.match(credentials.credentials)
     if token is None:

@@ -377,6 +377,10 @@ def task_log(
     attempt: Annotated[
         int | None, Query(ge=1, le=1_000_000, description="1-based; default the latest attempt.")
     ] = None,
+    tail: Annotated[
+        int | None,
+        Query(ge=1, le=LOG_MAX_BYTES, description="Only the last TAIL bytes (a live view)."),
+    ] = None,
 ) -> Response:
     load_run(ctx.store, run_id)
     row = next((t for t in ctx.store.get_tasks(run_id) if t.name == task), None)
@@ -389,8 +393,9 @@ def task_log(
     try:
         with path.open("rb") as fh:
             size = fh.seek(0, 2)
-            fh.seek(max(0, size - LOG_MAX_BYTES))
-            data = fh.read(LOG_MAX_BYTES)
+            wanted = tail or LOG_MAX_BYTES
+            fh.seek(max(0, size - wanted))
+            data = fh.read(wanted)
     except OSError:
         raise ApiError(
             404,
@@ -398,7 +403,7 @@ def task_log(
             "tasks write none; with --no-execute logs stay on the workers)",
             "attempt",
         ) from None
-    headers = {"X-Log-Truncated": str(size)} if size > LOG_MAX_BYTES else None
+    headers = {"X-Log-Truncated": str(size)} if size > (tail or LOG_MAX_BYTES) else None
     return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
 
 

@@ -1,0 +1,222 @@
+"""The dashboard: HTML pages at `/` (runs) and `/ui/runs/{id}` (a run), served by the API's own
+process with the API's tokens.
+
+A browser logs in once with a token (POST /ui/login; `reviewflow ui` puts a fresh one-time
+token in the URL fragment, which never reaches a server log) and then holds an HttpOnly,
+SameSite=Strict session cookie. Its pages call the JSON API with that cookie; every write also
+carries the session's CSRF token (auth.Sessions). Pages are Jinja2 templates with autoescaping
+and no inline script: the JavaScript is served as files from static/ (with the vendored
+libraries in static/vendor/), so the Content-Security-Policy allows scripts from 'self' only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from ..states import TaskState
+from .auth import SESSION_COOKIE, Session, Sessions, Token, can_read, same_origin, session_of
+from .context import RunIdParam, ServerContext, blocking, context, load_run
+from .http import ApiError, Json
+from .runs import TaskName
+from .ui_graph import attempts_of, build_graph, state_styles
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+router = APIRouter(include_in_schema=False)
+Ctx = Annotated[ServerContext, Depends(context)]
+Reader = Annotated[Token, Depends(can_read)]
+RunId = Annotated[str, RunIdParam]
+
+
+class SecurityHeaders(BaseHTTPMiddleware):
+    """CSP and friends on the dashboard's pages and files (the JSON API keeps its headers)."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        response = await call_next(request)
+        path = request.url.path
+        if path == "/" or path.startswith("/ui/"):
+            for key, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(key, value)
+            if not path.startswith("/ui/static/"):
+                response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def _templates() -> Any:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    return Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+
+
+def _page(request: Request, name: str, **values: Any) -> HTMLResponse:
+    session = session_of(request)
+    if session is None:
+        name, values = "login.html", {}
+    env = request.app.state.ui_templates
+    html = env.get_template(name).render(
+        session=session,
+        csrf=session.csrf if session else "",
+        read_only=session.token.read_only if session else True,
+        **values,
+    )
+    return HTMLResponse(html)
+
+
+@router.get("/", response_class=HTMLResponse)
+def runs_page(request: Request) -> HTMLResponse:
+    return _page(request, "runs.html")
+
+
+@router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
+def run_page(request: Request, run_id: RunId) -> HTMLResponse:
+    return _page(request, "run.html", run_id=run_id)
+
+
+@router.post("/ui/login", status_code=204)
+def login(request: Request, token: Annotated[str, Body(embed=True, max_length=500)]) -> Response:
+    """Exchange a token for a session cookie (the token is in the body: never in a URL)."""
+    if not same_origin(request):
+        raise ApiError(403, "cross-origin login refused", None)
+    sessions: Sessions = request.app.state.ui_sessions
+    found = sessions.login(request.app.state.rf.tokens, token.strip())
+    if found is None:
+        raise ApiError(401, "unknown token", "token")
+    sid, session = found
+    response = Response(status_code=204)
+    _set_cookie(request, response, sid, session)
+    return response
+
+
+def _set_cookie(request: Request, response: Response, sid: str, session: Session) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        sid,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+
+
+@router.post("/ui/logout", status_code=204)
+def logout(request: Request) -> Response:
+    request.app.state.ui_sessions.logout(request.cookies.get(SESSION_COOKIE))
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/ui/api/runs/{run_id}/graph")
+async def run_graph(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
+    return Json(await blocking(_graph_doc, ctx, run_id))
+
+
+def _graph_doc(ctx: ServerContext, run_id: str) -> dict[str, Any]:
+    record = load_run(ctx.store, run_id)
+    tasks = ctx.store.get_tasks(run_id)
+    events = ctx.store.get_events(run_id)
+    graph = build_graph(record.spec, tasks)
+    return {
+        "run": {
+            "run_id": record.run_id,
+            "workflow": record.workflow,
+            "state": record.state,
+            "meta": record.meta,
+            "created_at": record.created_at,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "error": record.error,
+        },
+        "last_event_id": events[-1].id if events else 0,
+        "styles": state_styles(),
+        **graph,
+    }
+
+
+@router.get("/ui/api/runs/{run_id}/tasks/{task}")
+async def task_detail(run_id: RunId, task: TaskName, ctx: Ctx, _: Reader) -> Json:
+    return Json(await blocking(_task_doc, ctx, run_id, task))
+
+
+def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
+    record = load_run(ctx.store, run_id)
+    row = next((t for t in ctx.store.get_tasks(run_id) if t.name == task), None)
+    if row is None:
+        raise ApiError(404, f"run {run_id} has no task {task!r}", "task")
+    spec = json.loads(record.spec)
+    body = spec.get("tasks", {}).get(task) or spec.get("on_failure", {}).get(task) or {}
+    result = json.loads(row.result) if row.result else None
+    errors = json.loads(row.errors) if row.errors else []
+    attempts = attempts_of(ctx.store.get_events(run_id), task)
+    by_number = {e.get("attempt"): e.get("error") for e in errors if isinstance(e, dict)}
+    for a in attempts:
+        a["error"] = by_number.get(a["attempt"])
+        a["exit_code"] = _exit_code(a["error"] or a["detail"] or "")
+    if isinstance(result, dict) and attempts:
+        last = attempts[-1]
+        for key in ("exit_code", "cpu_s", "max_rss_kib"):
+            last[key] = result.get(key)
+    approval = None
+    if body.get("type") == "approval":
+        rec = ctx.store.get_approval(run_id, task)
+        approval = {
+            "waiting": row.state == TaskState.RUNNING and (rec is None or rec.decision is None),
+            "decision": rec.decision if rec else None,
+            "approver": rec.approver if rec else None,
+            "comment": rec.comment if rec else None,
+        }
+    return {
+        "name": row.name,
+        "state": row.state,
+        "type": body.get("type", "python"),
+        "needs": body.get("needs") or [],
+        "attempts": attempts,
+        "wait_reason": row.wait_reason,
+        "error": row.error,
+        "result": result,
+        "approval": approval,
+    }
+
+
+_EXIT = re.compile(r"\b(?:exit code (-?\d+)|killed by signal (\d+))")
+
+
+def _exit_code(message: str) -> int | None:
+    """A failed shell attempt's exit code, from its error ("exit code 3 (log: ...)"): the
+    store keeps the result (with exit_code) of successful attempts only."""
+    match = _EXIT.search(message)
+    if match is None:
+        return None
+    return int(match[1]) if match[1] is not None else -int(match[2])
+
+
+def install(app: FastAPI, once_tokens: list[str] | None = None) -> None:
+    """Add the dashboard to the API app: pages, login, the graph and task views, files."""
+    app.state.ui_sessions = Sessions(once_tokens or ())
+    app.state.ui_templates = _templates()
+    app.add_middleware(SecurityHeaders)
+    app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

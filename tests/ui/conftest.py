@@ -1,0 +1,194 @@
+"""Fixtures of the dashboard tests: a real `reviewflow serve` process on 127.0.0.1 and Debian's
+chromium driven by Playwright (no browser download: `executable_path`).
+
+Without /usr/bin/chromium (or the playwright package) the tests skip and say why; with
+REVIEWFLOW_REQUIRE_BROWSER=1 (set by .ci/run, which installs chromium) they fail instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+CHROMIUM = Path(os.environ.get("REVIEWFLOW_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+RW, RO = "ui-writer-token", "ui-reader-token"
+ARTIFACTS = Path(os.environ.get("REVIEWFLOW_UI_ARTIFACTS", Path(__file__).parent / "artifacts"))
+WAIT_MS = 30_000  # how long a page may take to show what a test waits for (busy CI)
+
+
+def _missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[dev]')"
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing (apt-get install -y chromium)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    reason = _missing()
+    if reason is not None:
+        if os.environ.get("REVIEWFLOW_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"REVIEWFLOW_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """`reviewflow serve` on a SQLite file (or a PostgreSQL URL) in `cwd`."""
+
+    def __init__(self, cwd: Path, db: str) -> None:
+        self.cwd = cwd
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = cwd / "serve.log"
+        env = {**os.environ, "REVIEWFLOW_API_TOKENS": f"{RW},ro:{RO}", "NO_COLOR": "1"}
+        for key in ("REVIEWFLOW_DB", "REVIEWFLOW_WEBHOOK_SECRET"):
+            env.pop(key, None)
+        with self.log_path.open("w") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "reviewflow", "serve", "--db", db, "--port", str(self.port)],
+                cwd=cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.http = httpx.Client(
+            base_url=self.url, timeout=10.0, headers={"Authorization": f"Bearer {RW}"}
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if self.http.get("/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert self.proc.poll() is None, self.output()
+            assert time.monotonic() < deadline, self.output()
+            time.sleep(0.1)
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def submit(self, doc: dict[str, Any], meta: list[str] | None = None) -> str:
+        params = [("meta", m) for m in meta or []]
+        resp = self.http.post("/runs", json=doc, params=params)
+        assert resp.status_code == 201, resp.text
+        return str(resp.json()["run_id"])
+
+    def state(self, run_id: str) -> str:
+        return str(self.http.get(f"/runs/{run_id}").json()["state"])
+
+    def close(self) -> None:
+        self.http.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path, str(tmp_path / "rf.db"))
+    yield srv
+    srv.close()
+
+
+@pytest.fixture
+def open_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
+    """A new logged-in browser page (token RW or RO) on `path`; console errors fail the test."""
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def open_(path: str = "/", token: str = RW) -> Any:
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on(
+            "console",
+            lambda msg: errors.append(msg.text) if msg.type == "error" else None,
+        )
+        page.goto(f"{server.url}/#token={token}")
+        page.wait_for_selector("#runs-body")  # logged in: the runs page
+        if path != "/":
+            page.goto(server.url + path)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
+    # 401/403: refused requests the tests make on purpose; 404: a task with no log (yet)
+    unexpected = [e for e in errors if not any(f"status of {c}" in e for c in (401, 403, 404))]
+    assert not unexpected, unexpected
+
+
+def save_screenshot(browser: Any, page: Any, name: str) -> Path:
+    """Save a PNG of the page under tests/ui/artifacts and check that it is not blank: the
+    browser decodes it and counts its colours (a blank or failed page has one or two)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    data = page.screenshot(path=str(path), full_page=False)
+    checker = browser.new_page()
+    try:
+        colours = checker.evaluate(
+            """async (b64) => {
+                const img = new Image();
+                img.src = "data:image/png;base64," + b64;
+                await img.decode();
+                const c = document.createElement("canvas");
+                c.width = img.width; c.height = img.height;
+                const g = c.getContext("2d");
+                g.drawImage(img, 0, 0);
+                const d = g.getImageData(0, 0, c.width, c.height).data;
+                const seen = new Set();
+                for (let i = 0; i < d.length; i += 4 * 97) {
+                    seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+                }
+                return seen.size;
+            }""",
+            base64.b64encode(data).decode(),
+        )
+    finally:
+        checker.close()
+    assert colours > 8, f"{path} looks blank ({colours} colours)"
+    return path
