@@ -221,6 +221,7 @@ def test_action_inputs_and_outputs() -> None:
         "out": "reviewflow-report",
         "version": "self",
         "comment": "true",
+        "check": "false",
         "sarif": "true",
         "artifact-name": "reviewflow-report",
         "python-version": "3.11",
@@ -425,6 +426,137 @@ def test_comment_step_forgives_forks_only(
         "--report",
         "rf/report.md",
     ]
+
+
+CHECK_ENV = {
+    "GITHUB_SERVER_URL": "https://github.com",
+    "GITHUB_RUN_ID": "42",
+}
+DETAILS = "https://github.com/octo-org/octo-repo/actions/runs/42"
+
+
+def test_check_steps_run_only_when_asked() -> None:
+    start, complete = step("Start the check run"), step("Complete the check run")
+    assert start["if"] == "inputs.check == 'true'"
+    assert complete["if"] == "always() && steps.start-check.outcome == 'success'"
+    names = [s.get("name") for s in action_steps()]
+    assert names.index("Start the check run") < names.index("Review")
+    assert names.index("Complete the check run") > names.index("Review")
+    head = "${{ github.event.pull_request.head.sha || github.sha }}"
+    for s in (start, complete):
+        assert s["env"]["GITHUB_TOKEN"] == "${{ inputs.github-token }}"
+        assert s["env"]["SHA"] == head
+
+
+@pytest.mark.parametrize("code", ["0", "1"])
+def test_start_check_step_never_fails_the_job(
+    runner_env: dict[str, str], tmp_path: Path, code: str
+) -> None:
+    env = {**runner_env, **CHECK_ENV, "FAKE_CODE": code}
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    assert run_step("Start the check run", env, tmp_path / "ws", GITHUB_TOKEN="t", SHA=sha) == 0
+    args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
+    assert args == [
+        "github",
+        "check",
+        "--in-progress",
+        "--repo",
+        "octo-org/octo-repo",
+        "--sha",
+        sha,
+        "--details-url",
+        DETAILS,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("report", "code", "what"),
+    [
+        ("out dir/report.md", "1", ["--report", "out dir"]),
+        (
+            "",
+            "2",
+            ["--error", "reviewflow review exited with code 2 without a report; see the log"],
+        ),
+        ("", "", ["--error", "the review did not finish (the job failed or was cancelled)"]),
+    ],
+)
+def test_complete_check_step_publishes_the_report_or_the_failure(
+    runner_env: dict[str, str], tmp_path: Path, report: str, code: str, what: list[str]
+) -> None:
+    env = {**runner_env, **CHECK_ENV, "FAKE_CODE": "0"}
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    rc = run_step(
+        "Complete the check run",
+        env,
+        tmp_path / "ws",
+        GITHUB_TOKEN="t",
+        SHA=sha,
+        OUT="out dir",
+        REPORT=report,
+        CODE=code,
+        FROM_FORK="false",
+    )
+    assert rc == 0
+    args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
+    assert args == [
+        "github",
+        "check",
+        "--repo",
+        "octo-org/octo-repo",
+        "--sha",
+        sha,
+        "--details-url",
+        DETAILS,
+        *what,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("code", "fork", "expected"), [("0", "false", 0), ("1", "false", 1), ("1", "true", 0)]
+)
+def test_complete_check_step_forgives_forks_only(
+    runner_env: dict[str, str], tmp_path: Path, code: str, fork: str, expected: int
+) -> None:
+    env = {**runner_env, **CHECK_ENV, "FAKE_CODE": code}
+    rc = run_step(
+        "Complete the check run",
+        env,
+        tmp_path / "ws",
+        GITHUB_TOKEN="t",
+        SHA="0" * 40,
+        OUT="rf",
+        REPORT="rf/report.md",
+        CODE="0",
+        FROM_FORK=fork,
+    )
+    assert rc == expected
+
+
+def test_fork_test_is_false_outside_pull_requests() -> None:
+    """On a push there is no pull_request: `null != repo` alone would be true and forgive
+    every failure there."""
+    fork = step("Complete the check run")["env"]["FROM_FORK"]
+    assert fork.startswith("${{ github.event.pull_request != null &&")
+
+
+def test_docs_show_the_check_input_with_its_permission() -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    assert "checks: write" in doc and 'check: "true"' in doc
+    assert "reviewflow github check --repo OWNER/NAME --sha SHA --report DIR" in doc
+    [action_flow] = [
+        yaml.safe_load(b.text)
+        for b, kind in doc_github_files()
+        if kind == "workflow" and "uses: OWNER/reviewflow@" in b.text
+    ]
+    assert action_flow["permissions"]["checks"] == "write"
+    [uses] = [
+        s
+        for job in action_flow["jobs"].values()
+        for s in job["steps"]
+        if "uses" in s and s["uses"].startswith("OWNER/reviewflow@")
+    ]
+    assert uses["with"]["check"] == "true"
 
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
