@@ -31,14 +31,17 @@ class _Loader(_Parser):
         self._tags: dict[str, str] = {}
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # The C composer asks for every scalar's tag; a plain scalar's depends on its text
-        # only, and a workflow repeats the same few texts (`true`, `30s`, task names).
-        if kind is yaml.ScalarNode and implicit[0]:
+        # The C composer asks for every node's tag. A plain scalar's depends on its text only,
+        # and a workflow repeats the same few texts (`true`, `30s`, ...); any other node gets
+        # its kind's default tag (no path resolvers are registered).
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:
+                return _STR
             tag = self._tags.get(value)
             if tag is None:
                 tag = self._tags[value] = super().resolve(kind, value, implicit)
             return tag
-        return super().resolve(kind, value, implicit)
+        return _MAP if kind is yaml.MappingNode else _SEQ
 
     # Path resolvers (tags chosen by a node's place in the document) are not used: skip the
     # bookkeeping the C composer asks for at every node.
