@@ -1,144 +1,124 @@
-"""The main job: `reviewflow run examples/review.yaml` reviews the repository it runs in.
+"""`reviewflow run examples/review.yaml`: the security and pr templates on one change, then
+one summary of both verdicts.
 
-Each test builds a small real git repository, runs the example workflow on it through the CLI
-(in-process) and checks what a reviewer relies on: clean code passes, planted problems fail the
-right check with the file named, and the summary report lists every check.
+Each test runs the example as a user does (a `reviewflow run` process, REVIEW_PATH naming a
+small throwaway git repository) and checks what the reader relies on: the run's exit code
+follows the verdicts, and the summary names each template's verdict even when one requested
+changes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 import pytest
-import structlog
-from typer.testing import CliRunner
-
-from reviewflow.cli import app
+from gitrepo import branch_with, make_repo
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "review.yaml"
-needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+CALC = 'def add(a: int, b: int) -> int:\n    """Sum."""\n    return a + b\n'
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(1, 2) == 3\n"
+MUL = '\n\ndef mul(a: int, b: int) -> int:\n    """Product."""\n    return a * b\n'
+TEST_MUL = "\n\ndef test_mul():\n    from calc import mul\n\n    assert mul(2, 3) == 6\n"
+README = "# calc\n\n`add(a, b)` and `mul(a, b)`.\n"  # the new function documented: no docs finding
 
 
-@pytest.fixture(autouse=True)
-def _reset_logging():
-    yield
-    structlog.reset_defaults()
-
-
-def make_repo(root: Path, files: dict[str, str | bytes]) -> Path:
-    root.mkdir()
-    for name, content in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content)
+def run_example(cwd: Path, repo: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """The example in `cwd` (its reports land under cwd/.reviewflow) on `repo`."""
+    bin_dir = str(Path(sys.executable).parent)  # the `reviewflow` the shell tasks start
     env = {
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-        "HOME": str(root),
+        **os.environ,
+        "REVIEW_PATH": str(repo),
+        "NO_COLOR": "1",
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
     }
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "init"]):
-        subprocess.run(argv, cwd=root, check=True, env=env)
-    return root
+    env.pop("REVIEWFLOW_DB", None)
+    argv = [sys.executable, "-m", "reviewflow", "run", str(EXAMPLE), "--db", "rf.db", "--json"]
+    done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return done, json.loads(done.stdout)
 
 
-def review(repo: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, dict]:
-    monkeypatch.chdir(repo)
-    db = repo.parent / "rf.db"
-    result = CliRunner().invoke(
-        app, ["run", str(EXAMPLE), "--db", str(db), "--json", "--run-id", "r1"]
+def tasks_of(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in doc["tasks"]}
+
+
+def base_repo(root: Path) -> Path:
+    return make_repo(root, {"calc.py": CALC, "tests/test_calc.py": TEST_CALC})
+
+
+def test_a_clean_change_passes_and_the_summary_names_each_verdict(tmp_path: Path) -> None:
+    repo = base_repo(tmp_path / "repo")
+    branch_with(
+        repo,
+        {"calc.py": CALC + MUL, "tests/test_calc.py": TEST_CALC + TEST_MUL, "README.md": README},
     )
-    return result.exit_code, json.loads(result.stdout)
 
+    done, doc = run_example(tmp_path, repo)
 
-CLEAN = {
-    "README.md": "# demo\n\nInstall: pip install .\n\nUsage: demo --help\n",
-    "src/demo.py": "def add(a, b):\n    return a + b  # TODO: types\n",
-}
-
-
-@needs_git
-def test_clean_repository_passes_every_check(tmp_path, monkeypatch):
-    code, doc = review(make_repo(tmp_path / "repo", CLEAN), monkeypatch)
-    assert code == 0
-    states = {t["name"]: t["state"] for t in doc["tasks"]}
-    assert set(states.values()) == {"succeeded"}, states
-    results = {t["name"]: t["result"] for t in doc["tasks"]}
-    assert results["syntax"]["python_files"] == 1
-    assert results["todos"]["count"] == 1
-    assert results["docs"]["missing_topics"] == []
-    assert results["git-state"]["exit_code"] == 0 and "init" in results["git-state"]["output_tail"]
-    report = Path(results["summary"]["report"])
-    text = report.read_text()
-    assert "**7/7 checks passed**" in text
-    for check in ("syntax", "secrets", "large-files", "style", "todos", "docs", "git-state"):
-        assert f"## {check}: passed" in text
-
-
-@needs_git
-def test_planted_problems_fail_their_checks_and_the_run(tmp_path, monkeypatch):
-    fake_key = "AKIA" + "ABCDEFGHIJKLMNOP"
-    files = {
-        **CLEAN,
-        "src/broken.py": "def f(:\n    pass\n",
-        "config/settings.py": f'KEY = "{fake_key}"\n',
-        "blob.bin": b"\0" * (1100 * 1024),
-        "src/messy.py": "x = 1   \n",
+    assert done.returncode == 0, done.stderr
+    assert doc["state"] == "succeeded"
+    tasks = tasks_of(doc)
+    assert {name: t["state"] for name, t in tasks.items()} == {
+        "security": "succeeded",
+        "pr": "succeeded",
+        "summary": "succeeded",
     }
-    code, doc = review(make_repo(tmp_path / "repo", files), monkeypatch)
-    assert code == 1
-    tasks = {t["name"]: t for t in doc["tasks"]}
-    assert tasks["syntax"]["state"] == "failed"
-    assert "src/broken.py:1" in tasks["syntax"]["error"]
-    assert tasks["secrets"]["state"] == "failed"
-    assert "config/settings.py:1: AWS access key" in tasks["secrets"]["error"]
-    assert tasks["large-files"]["state"] == "failed"
-    assert "blob.bin" in tasks["large-files"]["error"]
-    # A blocking finding is not retried: one attempt each.
-    assert tasks["syntax"]["attempts"] == 1 and tasks["secrets"]["attempts"] == 1
-    # style is advice only; it reports the trailing whitespace but passes.
-    assert tasks["style"]["state"] == "succeeded"
-    assert tasks["style"]["result"]["counts"]["trailing_whitespace"] == 1
-    # failure_policy continue + trigger all_done: the summary still reports every check.
-    assert tasks["summary"]["state"] == "succeeded"
-    assert tasks["summary"]["result"]["failed"] == ["large-files", "secrets", "syntax"]
-    report = Path(tasks["summary"]["result"]["report"]).read_text()
-    assert "**4/7 checks passed** — failed: large-files, secrets, syntax" in report
-    assert "## syntax: FAILED" in report and "src/broken.py:1" in report
+    summary = tasks["summary"]["result"]
+    # bandit notes the test's `assert` (B101, info): the security review comments on it.
+    assert {name: r["verdict"] for name, r in summary["reviews"].items()} == {
+        "security": "comment",
+        "pr": "approve",
+    }
+    assert summary["verdict"] == "comment"  # the worse of the two
+    for name in ("security", "pr"):
+        report = tmp_path / ".reviewflow" / "example" / name / "report.json"
+        assert json.loads(report.read_text())["template"] == name
+    text = (tmp_path / summary["report"]).read_text()
+    assert "# Review summary: comment" in text
+    assert "| security | comment | 0 | 0 |" in text
+    assert "| pr | approve | 0 | 0 |" in text
+
+
+def test_a_secret_fails_the_security_review_and_the_summary_still_reports_both(
+    tmp_path: Path,
+) -> None:
+    """failure_policy continue + trigger all_done: the pr review still runs, the summary
+    names both verdicts, the run fails (exit 1), and the secret is not shown anywhere."""
+    repo = base_repo(tmp_path / "repo")
+    key = "AKIA" + "Q7XK2M9PLW4RZT8N"
+    branch_with(
+        repo,
+        {
+            "calc.py": CALC + MUL + f'\n\nREGION_KEY = "{key}"\n',
+            "tests/test_calc.py": TEST_CALC + TEST_MUL,
+            "README.md": README,
+        },
+    )
+
+    done, doc = run_example(tmp_path, repo)
+
+    assert done.returncode == 1, done.stderr
     assert doc["state"] == "failed"
-
-
-@needs_git
-def test_repository_without_readme_fails_docs(tmp_path, monkeypatch):
-    code, doc = review(make_repo(tmp_path / "repo", {"a.py": "x = 1\n"}), monkeypatch)
-    tasks = {t["name"]: t for t in doc["tasks"]}
-    assert code == 1
-    assert tasks["docs"]["state"] == "failed"
-    assert "no README" in tasks["docs"]["error"]
-
-
-def test_checks_work_outside_a_git_repository(tmp_path, monkeypatch):
-    """Without git metadata the checks walk the tree, skipping tool folders."""
-    from reviewflow.review import legacy as checks
-
-    root = tmp_path / "plain"
-    (root / ".venv").mkdir(parents=True)
-    (root / ".venv" / "bad.py").write_text("def (:\n")
-    (root / "ok.py").write_text("x = 1\n")
-    files = checks.tracked_files(root)
-    assert [f.name for f in files] == ["ok.py"]
-
-    ctx = SimpleNamespace(params={"path": str(root), "strict": True})
-    assert checks.syntax(ctx)["python_files"] == 1
-    (root / "ok.py").write_text("x = 1   \n")
-    with pytest.raises(checks.CheckFailed, match="trailing whitespace"):
-        checks.style(ctx)
+    tasks = tasks_of(doc)
+    assert tasks["security"]["state"] == "failed"
+    assert tasks["security"]["attempts"] == 1  # exit 1 is an answer: not retried
+    assert tasks["pr"]["state"] == "succeeded"
+    summary = tasks["summary"]["result"]
+    assert summary["verdict"] == "request_changes"
+    security = summary["reviews"]["security"]
+    assert security["verdict"] == "request_changes"
+    assert security["errors"] >= 1
+    assert summary["reviews"]["pr"]["verdict"] == "approve"
+    text = (tmp_path / summary["report"]).read_text()
+    assert "# Review summary: request_changes" in text
+    assert "| pr | approve |" in text
+    assert "## security: request_changes" in text
+    assert key not in text and key not in done.stdout
