@@ -230,7 +230,16 @@ def check(
             message += _CHECKS_HINT
         _fail(message, EXIT_FAILED)
     state = result.conclusion or result.status
+    if result.action == "unchanged":
+        typer.echo(
+            f"left check run {result.html_url} as it is ({state}: GitHub does not reopen a"
+            " completed check run; the result will update or supersede it)"
+        )
+        return
+    note = ""
+    if result.superseded:
+        note = f"; supersedes {result.superseded}, whose conclusion GitHub keeps"
     typer.echo(
         f"{result.action} check run {result.html_url} ({state}, "
-        f"{result.annotations} annotation(s) sent)"
+        f"{result.annotations} annotation(s) sent{note})"
     )

@@ -78,13 +78,15 @@ class CheckReport:
 class CheckRunResult:
     """What `publish_check` / `start_check` did, so callers can print or link the check run."""
 
-    action: str  # "created" or "updated"
+    action: str  # "created", "updated" or "unchanged" (a completed run is not reopened)
     id: int
     html_url: str
     status: str
     conclusion: str | None
     annotations: int  # sent by this call (a re-run sends only those GitHub does not hold)
     requests: int  # create/update requests, annotation batches included
+    superseded: str | None = None
+    """The completed run of the commit whose conclusion GitHub would not change (its URL)."""
 
 
 def validate_sha(sha: str) -> str:
@@ -295,45 +297,87 @@ def _once(
     posted: list[bool],
 ) -> CheckRunResult:
     existing = find_check_run(client, repo, sha, name)
+    completing = fields["status"] == "completed"
+    superseded = None
+    if existing is not None and existing.get("status") == "completed":
+        if not completing:
+            # GitHub never reopens a completed check run: it stays as it is until the result.
+            return _result("unchanged", existing, 0, 0)
+        if existing.get("conclusion") != fields["conclusion"]:
+            # A completed run keeps its conclusion whatever an update says (GitHub answers 200
+            # and changes nothing): the new conclusion needs a new run, which GitHub shows and
+            # branch protection reads in place of the older one.
+            superseded, existing = existing, None
     todo = annotations
     if existing is not None and annotations:
         todo = _missing(annotations, list_annotations(client, repo, int(existing["id"])))
-    first, rest = todo[:ANNOTATIONS_PER_REQUEST], todo[ANNOTATIONS_PER_REQUEST:]
     doc: Any = None
     if existing is not None:
+        batches, hold = _batches(todo, completing)
         path = f"/repos/{repo}/check-runs/{int(existing['id'])}"
-        body = {**fields, "output": {**output, "annotations": first} if first else output}
+        body = {**_first(fields, hold), "output": _with(output, batches[0])}
         try:
-            doc, _ = client.request("PATCH", path, body, idempotent=not first)
+            doc, _ = client.request("PATCH", path, body, idempotent=not batches[0])
         except gh.GitHubHTTPError as exc:
             # Made by another app under the same name (only its app may edit it): ours is new.
             if exc.status != 403 or "rate limit" in exc.detail.lower():
                 raise
             existing, todo = None, annotations
-            first, rest = todo[:ANNOTATIONS_PER_REQUEST], todo[ANNOTATIONS_PER_REQUEST:]
     if existing is None:
-        create_output = {**output, "annotations": first} if first else output
-        body = {"name": name, "head_sha": sha, **fields, "output": create_output}
+        batches, hold = _batches(todo, completing)
+        first = _first(fields, hold)
+        if hold:
+            first["status"] = "in_progress"
+        body = {"name": name, "head_sha": sha, **first, "output": _with(output, batches[0])}
         posted.append(True)
         doc, _ = client.request("POST", f"/repos/{repo}/check-runs", body)
     run = _check_run(doc)
     path = f"/repos/{repo}/check-runs/{run['id']}"
-    requests = 1
-    for start in range(0, len(rest), ANNOTATIONS_PER_REQUEST):
-        batch = rest[start : start + ANNOTATIONS_PER_REQUEST]
-        doc, _ = client.request(
-            "PATCH", path, {"output": {**output, "annotations": batch}}, idempotent=False
-        )
+    for i, batch in enumerate(batches[1:], start=2):
+        last = fields if hold and i == len(batches) else {}
+        body = {**last, "output": _with(output, batch)}
+        doc, _ = client.request("PATCH", path, body, idempotent=False)
         run = _check_run(doc)
-        requests += 1
+    action = "created" if existing is None or posted else "updated"
+    return _result(action, run, len(todo), len(batches), superseded)
+
+
+_COMPLETION = frozenset({"status", "conclusion", "completed_at"})
+
+
+def _batches(todo: list[dict[str, Any]], completing: bool) -> tuple[list[list[Any]], bool]:
+    """The annotations in requests of 50, and whether the completion waits for the last one:
+    with more than one batch, every append lands while the run is in progress, and it never
+    shows a conclusion with half its annotations."""
+    size = ANNOTATIONS_PER_REQUEST
+    batches = [todo[i : i + size] for i in range(0, len(todo), size)] or [[]]
+    return batches, completing and len(batches) > 1
+
+
+def _first(fields: dict[str, Any], hold: bool) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if not (hold and k in _COMPLETION)}
+
+
+def _with(output: dict[str, str], batch: list[dict[str, Any]]) -> dict[str, Any]:
+    return {**output, "annotations": batch} if batch else dict(output)
+
+
+def _result(
+    action: str,
+    run: dict[str, Any],
+    annotations: int,
+    requests: int,
+    superseded: dict[str, Any] | None = None,
+) -> CheckRunResult:
     return CheckRunResult(
-        action="created" if existing is None or posted else "updated",
+        action=action,
         id=int(run["id"]),
         html_url=str(run.get("html_url") or ""),
-        status=str(run.get("status") or fields["status"]),
+        status=str(run.get("status") or ""),
         conclusion=run.get("conclusion"),
-        annotations=len(todo),
+        annotations=annotations,
         requests=requests,
+        superseded=None if superseded is None else str(superseded.get("html_url") or ""),
     )
 
 

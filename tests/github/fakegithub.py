@@ -267,6 +267,11 @@ class FakeGitHub:
         return run
 
     def _apply(self, run: dict[str, Any], body: dict[str, Any]) -> None:
+        """GitHub's update: fields replaced, annotations appended. A completed run keeps its
+        status and conclusion whatever the update says (GitHub answers 200 all the same)."""
+        if run["status"] == "completed":
+            body = {k: v for k, v in body.items() if k not in ("status", "conclusion")}
+            body.pop("completed_at", None)
         for key in ("name", "details_url", "external_id", "started_at", "completed_at"):
             if key in body:
                 run[key] = body[key]

@@ -150,17 +150,53 @@ def test_rerun_updates_the_same_check_run(fake_github: FakeGitHub, tmp_path: Pat
     assert publish(write_review(tmp_path, "request_changes", findings)).exit_code == 0
     [run] = fake_github.runs_for(SHA)
 
-    # The same head again (a re-run of the job), the findings now fixed but one.
-    result = publish(write_review(tmp_path, "comment", [finding(0, "error")], "## again\n"))
+    # The same head again (a re-run of the job), with the same verdict.
+    again = write_review(tmp_path, "request_changes", [finding(0, "error")], "## again\n")
+    result = publish(again)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == f"updated check run {run['html_url']} (neutral, 0 annotation(s) sent)\n"
+    assert result.stdout == f"updated check run {run['html_url']} (failure, 0 annotation(s) sent)\n"
     assert fake_github.runs_for(SHA) == [run]  # one check run, updated
-    assert run["conclusion"] == "neutral" and run["output"]["summary"] == "## again\n"
+    assert run["conclusion"] == "failure" and run["output"]["summary"] == "## again\n"
     assert len(fake_github.calls("POST")) == 1  # the first run's create only
     [patch] = fake_github.calls("PATCH")
     assert patch.path == f"{RUNS}/{run['id']}"
     assert "annotations" not in patch.body["output"]  # GitHub appends: none sent twice
     assert len(fake_github.annotations[run["id"]]) == 3
+
+
+def test_a_changed_verdict_supersedes_the_completed_run(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    """GitHub keeps a completed run's conclusion whatever an update says: a re-run whose verdict
+    changed (a flaky test passed) needs a new run, which GitHub shows in place of the old."""
+    assert publish(write_review(tmp_path, "request_changes", [finding(0, "error")])).exit_code == 0
+    [old] = fake_github.runs_for(SHA)
+    result = publish(write_review(tmp_path, "approve", []))
+    assert result.exit_code == 0, result.stderr
+    old_run, new_run = fake_github.runs_for(SHA)
+    assert old_run is old and old["conclusion"] == "failure"
+    assert new_run["conclusion"] == "success"
+    assert result.stdout == (
+        f"created check run {new_run['html_url']} (success, 0 annotation(s) sent; "
+        f"supersedes {old['html_url']}, whose conclusion GitHub keeps)\n"
+    )
+    # A third run with that verdict updates the newest run.
+    assert publish(write_review(tmp_path, "approve", [])).stdout.startswith(
+        f"updated check run {new_run['html_url']} (success"
+    )
+    assert len(fake_github.runs_for(SHA)) == 2
+
+
+def test_in_progress_does_not_reopen_a_completed_run(
+    fake_github: FakeGitHub, tmp_path: Path
+) -> None:
+    assert publish(write_review(tmp_path, "comment", [])).exit_code == 0
+    [run] = fake_github.runs_for(SHA)
+    result = invoke("--repo", REPO, "--sha", SHA, "--in-progress")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"left check run {run['html_url']} as it is (neutral: ")
+    assert fake_github.calls("PATCH") == [] and len(fake_github.calls("POST")) == 1
+    assert run["status"] == "completed"
 
 
 def test_rerun_sends_only_the_new_annotations(fake_github: FakeGitHub, tmp_path: Path) -> None:
@@ -199,12 +235,13 @@ def test_the_newest_run_of_the_name_is_updated(fake_github: FakeGitHub, tmp_path
 
 
 def test_a_run_of_another_app_is_not_taken_over(fake_github: FakeGitHub, tmp_path: Path) -> None:
-    theirs = fake_github.add_check_run(SHA, status="completed", conclusion="failure")
+    theirs = fake_github.add_check_run(SHA, status="in_progress")
     theirs["app"] = {"slug": "someone-elses-app"}  # only that app may edit it
     result = publish(write_review(tmp_path, "approve", []))
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("created check run ")
-    assert theirs["conclusion"] == "failure"
+    assert [r.method for r in fake_github.requests] == ["GET", "PATCH", "POST"]
+    assert theirs["status"] == "in_progress"
     assert [r["app"]["slug"] for r in fake_github.runs_for(SHA)] == [
         "someone-elses-app",
         "github-actions",
@@ -284,12 +321,15 @@ def test_120_findings_go_in_3_batches(fake_github: FakeGitHub, tmp_path: Path) -
     assert "(failure, 120 annotation(s) sent)" in result.stdout
     assert annotation_batches(fake_github) == [50, 50, 20]
     [create] = fake_github.calls("POST")
-    patches = fake_github.calls("PATCH")
-    assert [p.path for p in patches] == [f"{RUNS}/{fake_github.runs_for(SHA)[0]['id']}"] * 2
-    for patch in patches:  # an append keeps the summary (GitHub requires it with output)
-        assert patch.body["output"]["summary"] == create.body["output"]["summary"]
-        assert set(patch.body) == {"output"}
+    middle, last = fake_github.calls("PATCH")
     [run] = fake_github.runs_for(SHA)
+    assert middle.path == last.path == f"{RUNS}/{run['id']}"
+    for patch in (middle, last):  # an append keeps the summary (GitHub requires it with output)
+        assert patch.body["output"]["summary"] == create.body["output"]["summary"]
+    # Completed by the last request: every append lands while the run is in progress.
+    assert create.body["status"] == "in_progress" and "conclusion" not in create.body
+    assert set(middle.body) == {"output"}
+    assert (last.body["status"], last.body["conclusion"]) == ("completed", "failure")
     held = fake_github.annotations[run["id"]]
     assert len(held) == run["output"]["annotations_count"] == 120
     levels = [a["annotation_level"] for a in held]
