@@ -94,7 +94,7 @@ def validate_sha(sha: str) -> str:
     symbolic name would be resolved by nobody."""
     value = sha.strip().lower()
     if not SHA_RE.match(value):
-        raise ValueError(f"bad --sha {sha!r}: use the full 40-character commit id")
+        raise ValueError(f"bad --sha {sha!r}: use the full 40-character commit id (git rev-parse)")
     return value
 
 
