@@ -47,3 +47,25 @@ def test_a_value_and_any_quote_of_its_first_8_characters_are_masked() -> None:
     text = f"a={VALUE} b={VALUE[:11]}… c={VALUE[:7]} d={VALUE}{VALUE}"
     assert mask_text(text, [VALUE]) == f"a=Zr8v**** b=Zr8v****… c={VALUE[:7]} d=Zr8v****Zr8v****"
     assert mask_text("pw: abcd!", ["abcd"]) == "pw: ****!"
+
+
+def test_what_a_keyword_heuristic_picks_up_is_not_masked(tmp_path) -> None:
+    """`secrets: {when: always}` in a template is no credential: masking `always` everywhere
+    would garble every report; an AWS key next to it is masked."""
+    from reviewflow.review.masking import file_secrets
+
+    key = "AKIA" + "Q7XK2M9PLR4TZW8N"
+    (tmp_path / "t.yaml").write_text(
+        f"checks:\n  secrets: {{when: always}}\naws_key: {key}\npassword: DB_PASSWORD\n",
+        encoding="utf-8",
+    )
+    assert file_secrets(tmp_path, "t.yaml") == {key}
+
+
+def test_only_lines_that_could_hold_a_secret_are_scanned() -> None:
+    from reviewflow.review.masking import candidate
+
+    assert candidate('API_TOKEN = "x"') and candidate("url = 'https://u:pw@host/db'")
+    assert candidate("value = 'k9Zq2XvB7mWp4Lr8Ts1Y'")
+    assert not candidate("def changed_line_coverage(result):")
+    assert not candidate("    return sum(end - start + 1 for start, end in self.lines)")

@@ -17,6 +17,7 @@ The values live only in memory: what is stored is masked text (`findings.mask_te
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 import re
 import threading
@@ -31,8 +32,10 @@ from .findings import mask_data, mask_text
 MAX_FILE_BYTES = 2_000_000
 """Larger files are not read for secrets (a generated bundle, a data file)."""
 MIN_SECRET = 4
+MAX_CACHED = 20_000
 _CACHE: dict[tuple[str, int, int], frozenset[str]] = {}
 _CACHE_LOCK = threading.Lock()
+_BUSY: dict[tuple[str, int, int], threading.Lock] = {}
 
 _WORDS = (
     "password",
@@ -69,12 +72,23 @@ def secret_name(name: str) -> bool:
     )
 
 
+_PLACEHOLDERS = {"none", "null", "true", "false", "bearer", "basic", "unset", "default", "empty"}
+_PROSE = re.compile(r"\s|^[a-z]+$|^[\w.]+:[\w.]+$|`")
+"""A sentence, a plain lowercase word (`always`, the project's name), an import path: what a
+keyword heuristic picks up after `secret:` in a template or a test, not a credential."""
+_ENV_NAME = re.compile(r"^(?:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[A-Z]+)$")
+
+
 def plausible(value: str, name: str = "") -> bool:
-    """A string that could be a credential: not empty, a placeholder or the name itself."""
+    """A string that could be a credential: not empty, a placeholder, an environment
+    variable's name (`"DB_PASSWORD"`: where the value is read from) or the name itself."""
     v = value.strip()
     return (
         len(v) >= MIN_SECRET
         and not _NOT_SECRET.match(v)
+        and not _PROSE.search(v)
+        and not _ENV_NAME.match(v)
+        and v.lower() not in _PLACEHOLDERS
         and v.lower() != name.lower()
         and not (v.isalpha() and v.lower() in _WORDS)
     )
@@ -151,20 +165,91 @@ def private_key_lines(text: str) -> set[str]:
     return out
 
 
+_HINT = re.compile(
+    r"pass|pwd|secret|token|cred|bearer|contrase|-----BEGIN|key_?pass"
+    r"|(?:api|auth|service|account|db|database|priv|private|client|access|signing)_?key"
+    r"|://[^/\s:@]+:[^@\s]+@",
+    re.IGNORECASE,
+)
+_RUN = re.compile(r"[A-Za-z0-9+/=_\-.:]{16,}")
+
+
+def candidate(line: str) -> bool:
+    """Whether detect-secrets could find anything on `line`: a credential word, a URL with a
+    password, or a long run of token characters with letters and digits (keys, hashes, AKIA…,
+    ghp_…, xoxb-…). detect-secrets costs milliseconds a line; most lines of code are none."""
+    if _HINT.search(line):
+        return True
+    return any(
+        any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+        for run in _RUN.findall(line)
+    )
+
+
 def _detect_secrets(root: Path, rel: str, lines: list[str]) -> set[str]:
+    """What detect-secrets finds on the lines that could hold a secret (see `candidate`), as
+    its file scan would (same plugins, same filters, same context), widened to the whole
+    token around each value."""
+    if importlib.util.find_spec("detect_secrets") is None:
+        return set()  # not installed: the other detectors still run
+    from .checks.code import _SECRETS_LOCK, _scan_secrets
+
     try:
-        from .checks.code import _scan_secrets
-    except ImportError:  # pragma: no cover - code.py is part of the package
-        return set()
-    try:
-        found = _scan_secrets(root, [rel])
-    except Exception:  # detect-secrets missing, or a plugin that choked on the file
-        return set()
-    values: set[str] = set()
-    for _, line, _, value in found:
-        if value:
-            values.add(value)
-            values.update(whole_tokens(lines, line, value))
+        from detect_secrets.core.scan import (
+            _is_filtered_out,
+            _scan_line,
+            get_code_snippet,
+            get_plugins,
+        )
+        from detect_secrets.settings import default_settings
+    except ImportError:  # another detect-secrets version: its whole-file scan, slower
+        values: set[str] = set()
+        for _, number, _, value in _scan_secrets(root, [rel]):
+            if value:
+                values |= {value, *whole_tokens(lines, number, value)}
+        return values
+    values = set()
+    with _SECRETS_LOCK, default_settings():
+        try:
+            plugins = list(get_plugins())
+        except Exception:
+            return set()
+        for number, raw in enumerate(lines, 1):
+            line = raw.rstrip()
+            if len(line) > 4000 or not candidate(line):
+                continue
+            snippet = get_code_snippet(lines=lines, line_number=number)
+            try:
+                if _is_filtered_out(
+                    required_filter_parameters=["line"], filename=rel, line=line, context=snippet
+                ):
+                    continue
+                found = [
+                    secret.secret_value
+                    for plugin in plugins
+                    for secret in _scan_line(
+                        plugin=plugin,
+                        filename=rel,
+                        line=line,
+                        line_number=number,
+                        context=snippet,
+                    )
+                    if secret.secret_value
+                    and plausible(secret.secret_value)
+                    and not _is_filtered_out(
+                        required_filter_parameters=["context"],
+                        filename=rel,
+                        secret=secret.secret_value,
+                        plugin=plugin,
+                        line=line,
+                        context=snippet,
+                    )
+                ]
+            except Exception:  # a plugin that chokes on a line must not stop the review
+                continue
+            for value in found:
+                values.add(value)
+                values.update(whole_tokens(lines, number, value))
     return values
 
 
@@ -199,8 +284,23 @@ def file_secrets(root: Path, rel: str) -> frozenset[str]:
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
+        busy = _BUSY.setdefault(key, threading.Lock())
+    with busy:  # the check tasks of one review start together: one scan per file, not four
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        result = _scan_file(root, rel, path, st.st_size)
+        with _CACHE_LOCK:
+            if len(_CACHE) >= MAX_CACHED:  # a long-lived worker reviews many versions
+                _CACHE.clear()
+            _CACHE[key] = result
+            _BUSY.pop(key, None)
+        return result
+
+
+def _scan_file(root: Path, rel: str, path: Path, size: int) -> frozenset[str]:
     values: set[str] = set()
-    if st.st_size <= MAX_FILE_BYTES:
+    if size <= MAX_FILE_BYTES:
         try:
             data = path.read_bytes()
         except OSError:
@@ -212,10 +312,7 @@ def file_secrets(root: Path, rel: str) -> frozenset[str]:
             if rel.endswith((".py", ".pyi")):
                 values |= python_secrets(text)
             values |= _detect_secrets(root, rel, lines)
-    result = frozenset(v for v in values if len(v) >= MIN_SECRET)
-    with _CACHE_LOCK:
-        _CACHE[key] = result
-    return result
+    return frozenset(v for v in values if len(v) >= MIN_SECRET)
 
 
 class Masker:
