@@ -1,5 +1,5 @@
 // Shared helpers of the dashboard pages. Every value from the server is put in the page with
-// textContent (never innerHTML): a task named <img src=x onerror=...> is shown as text.
+// textContent (never as markup): a task named <img src=x onerror=...> is shown as text.
 "use strict";
 const rf = (() => {
   const meta = (name) => (document.querySelector(`meta[name="${name}"]`) || {}).content || "";
@@ -16,7 +16,10 @@ const rf = (() => {
       delete opts.json;
     }
     const resp = await fetch(path, opts);
-    if (resp.status === 401) { location.reload(); throw new Error("logged out"); }
+    if (resp.status === 401 && path !== "/ui/login") {
+      location.reload(); // the session ended (server restart): the login page shows
+      throw new Error("logged out");
+    }
     const type = resp.headers.get("content-type") || "";
     const body = type.includes("json") ? await resp.json() : await resp.text();
     if (!resp.ok) {

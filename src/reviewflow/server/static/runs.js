@@ -60,7 +60,9 @@
       rf.el("td", { class: "meta", text: meta }));
   }
 
+  let seq = 0; // a slower, older answer never replaces a newer one
   async function load() {
+    const mine = ++seq;
     const q = query();
     const meta = q.get("meta");
     q.delete("meta");
@@ -70,6 +72,7 @@
     if (cursor) q.set("cursor", cursor);
     try {
       const doc = await rf.api(`/runs?${q}`);
+      if (mine !== seq) return;
       body.replaceChildren(...doc.runs.map(row));
       showCounts(doc.counts || {});
       nextCursor = doc.next_cursor;
