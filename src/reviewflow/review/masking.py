@@ -94,6 +94,10 @@ def plausible(value: str, name: str = "") -> bool:
     )
 
 
+_NAME_HINT = re.compile(r"pass|pwd|secret|token|cred|key", re.IGNORECASE)
+"""A file without any of these has no credential-named variable: no need to parse it."""
+
+
 def python_secrets(source: str) -> set[str]:
     """String literals bandit's B105-B107 would flag: assigned to, compared with, passed as or
     defaulting a credential-named variable, attribute, key, keyword or parameter."""
@@ -190,8 +194,13 @@ def _detect_secrets(root: Path, rel: str, lines: list[str]) -> set[str]:
     """What detect-secrets finds on the lines that could hold a secret (see `candidate`), as
     its file scan would (same plugins, same filters, same context), widened to the whole
     token around each value."""
-    if importlib.util.find_spec("detect_secrets") is None:
-        return set()  # not installed: the other detectors still run
+    todo = [
+        (number, line)
+        for number, raw in enumerate(lines, 1)
+        if len(line := raw.rstrip()) <= 4000 and candidate(line)
+    ]
+    if not todo or importlib.util.find_spec("detect_secrets") is None:
+        return set()  # nothing to ask, or not installed: the other detectors still run
     from .checks.code import _SECRETS_LOCK, _scan_secrets
 
     try:
@@ -214,10 +223,7 @@ def _detect_secrets(root: Path, rel: str, lines: list[str]) -> set[str]:
             plugins = list(get_plugins())
         except Exception:
             return set()
-        for number, raw in enumerate(lines, 1):
-            line = raw.rstrip()
-            if len(line) > 4000 or not candidate(line):
-                continue
+        for number, line in todo:
             snippet = get_code_snippet(lines=lines, line_number=number)
             try:
                 if _is_filtered_out(
@@ -309,7 +315,7 @@ def _scan_file(root: Path, rel: str, path: Path, size: int) -> frozenset[str]:
             text = data.decode("utf-8", "replace")
             lines = text.splitlines()
             values |= private_key_lines(text)
-            if rel.endswith((".py", ".pyi")):
+            if rel.endswith((".py", ".pyi")) and _NAME_HINT.search(text):
                 values |= python_secrets(text)
             values |= _detect_secrets(root, rel, lines)
     return frozenset(v for v in values if len(v) >= MIN_SECRET)
