@@ -48,7 +48,7 @@ def test_a_workflow_runs_on_postgresql_by_url(pg_url: str, tmp_path: Path) -> No
 
 
 def test_an_unreachable_database_is_one_line_without_the_password(tmp_path: Path) -> None:
-    url = "postgresql://rf:s3cret-pw@127.0.0.1:1/nowhere"
+    url = "postgresql://rf:s3cret-pw@127.0.0.1:1/nowhere"  # pragma: allowlist secret
     done = rf("db", "upgrade", "--db", url, cwd=tmp_path)
     assert done.returncode != 0
     assert "s3cret-pw" not in done.stdout + done.stderr

@@ -367,7 +367,7 @@ def test_worker_needs_postgresql_and_says_so_in_one_line(rf: Rf, tmp_path: Path)
 
 def test_worker_without_a_reachable_database_fails_in_one_line(rf: Rf) -> None:
     # Nothing listens on port 1: the worker must not retry forever, nor print a traceback.
-    url = "postgresql://rf:s3cret-pw@127.0.0.1:1/x"
+    url = "postgresql://rf:s3cret-pw@127.0.0.1:1/x"  # pragma: allowlist secret
     for args in (("worker", "--db", url, "--name", "w"), ("workers", "--db", url)):
         done = rf(*args, timeout=60)
         assert done.returncode != 0

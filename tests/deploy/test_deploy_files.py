@@ -39,7 +39,7 @@ EXPECTED_MANIFESTS = {
     "server-service.yaml",
     "worker-deployment.yaml",
 }
-SECRET = "reviewflow"
+SECRET = "reviewflow"  # pragma: allowlist secret
 SERVER_PORT = 8000
 TIMEOUT = 60
 

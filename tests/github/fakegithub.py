@@ -28,7 +28,7 @@ from openapi import github_openapi
 TOKEN = "test-token-123"
 REPO = "octo-org/octo-repo"
 PR = 7
-SHA = "0123456789abcdef0123456789abcdef01234567"
+SHA = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
 MAX_OUTPUT_BYTES = 65_535
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 

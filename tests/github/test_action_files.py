@@ -453,7 +453,7 @@ def test_start_check_step_never_fails_the_job(
     runner_env: dict[str, str], tmp_path: Path, code: str
 ) -> None:
     env = {**runner_env, **CHECK_ENV, "FAKE_CODE": code}
-    sha = "0123456789abcdef0123456789abcdef01234567"
+    sha = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
     assert run_step("Start the check run", env, tmp_path / "ws", GITHUB_TOKEN="t", SHA=sha) == 0
     args = Path(env["FAKE_ARGS"]).read_text(encoding="utf-8").splitlines()
     assert args == [
@@ -485,7 +485,7 @@ def test_complete_check_step_publishes_the_report_or_the_failure(
     runner_env: dict[str, str], tmp_path: Path, report: str, code: str, what: list[str]
 ) -> None:
     env = {**runner_env, **CHECK_ENV, "FAKE_CODE": "0"}
-    sha = "0123456789abcdef0123456789abcdef01234567"
+    sha = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
     rc = run_step(
         "Complete the check run",
         env,
@@ -559,7 +559,7 @@ def test_docs_show_the_check_input_with_its_permission() -> None:
     assert uses["with"]["check"] == "true"
 
 
-SHA = "0123456789abcdef0123456789abcdef01234567"
+SHA = "0123456789abcdef0123456789abcdef01234567"  # pragma: allowlist secret
 PINNED = f"git+https://github.com/octo-org/reviewflow@{SHA}"
 REFUSED = [
     "reviewflow[review]",  # the old default: a name nobody at reviewflow owns on PyPI

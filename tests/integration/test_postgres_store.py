@@ -178,7 +178,7 @@ def test_a_database_migrated_step_by_step_equals_a_fresh_one(pg_server: pg.PgSer
 def test_a_connection_error_is_one_line_without_the_password() -> None:
     port = pg._free_port()  # nothing listens there
     for url in (
-        f"postgresql://rf:s3cret@127.0.0.1:{port}/db",
+        f"postgresql://rf:s3cret@127.0.0.1:{port}/db",  # pragma: allowlist secret
         f"postgresql://rf@127.0.0.1:{port}/db?password=s3cret&connect_timeout=5",
     ):
         with pytest.raises(StoreError) as caught:
@@ -194,6 +194,7 @@ def test_redact_hides_passwords_in_every_form() -> None:
     assert redact("postgres://u:p@h1,h2/d?password=p&sslmode=require") == (
         "postgres://u@h1,h2/d?sslmode=require"
     )
+    # pragma: allowlist nextline secret
     assert redact("host=h user=u password='p q' dbname=d") == "host=h user=u password=*** dbname=d"
     assert redact("postgresql:///d") == "postgresql:///d"
 

@@ -45,8 +45,8 @@ BASE = {
     "old/broken.py": "def (:\n",
     "old/shell.py": "import subprocess\n\n\ndef f(x):\n    subprocess.call(x, shell=True)\n",
 }
-ACCESS_KEY = "AKIAZ7Q3XK5M2PLR4TWN"
-SECRET_KEY = "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"
+ACCESS_KEY = "AKIAZ7Q3XK5M2PLR4TWN"  # pragma: allowlist secret
+SECRET_KEY = "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"  # pragma: allowlist secret
 SHELL = "import subprocess\n\n\ndef run(x):\n    return subprocess.call(x, shell=True)\n"
 HOSTILE = ("$(touch pwned).py", "; touch pwned2 #.py", "-rf.py", "--version.py", "a b.py")
 

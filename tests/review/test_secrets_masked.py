@@ -26,9 +26,10 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not 
 
 # Built from pieces so that this file itself does not look like it holds a credential.
 AWS_KEY_ID = "AKIA" + "Q7XK2M9PLR4TZW8N"
-DB_PASSWORD = "Zr8vQm2L" + "xT9wKp4Nq"
-DEFAULT_PASSWORD = "hX7mQ2vL" + "9pRt4KwZ"
-GITHUB_TOKEN = "ghp_" + "1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ12"
+DB_PASSWORD = "Zr8vQm2L" + "xT9wKp4Nq"  # pragma: allowlist secret
+DEFAULT_PASSWORD = "hX7mQ2vL" + "9pRt4KwZ"  # pragma: allowlist secret
+GITHUB_TOKEN = "ghp_" + "1a2B3c4D5e6F7g8H9i0JkLmNoPqRsTuVwXyZ12"  # pragma: allowlist secret
+# pragma: allowlist nextline secret
 KEY_BODY = "MIIEowIBAAKCAQEA" + "u1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun"
 SECRETS = (AWS_KEY_ID, DB_PASSWORD, DEFAULT_PASSWORD, GITHUB_TOKEN, KEY_BODY)
 
@@ -53,6 +54,7 @@ DEPLOY_KEY = (
 )
 TEST_SETTINGS = (
     "from pkg import settings\n\n\n"
+    # pragma: allowlist nextline secret
     "def test_password():\n    assert settings.DB_PASSWORD == 'something else'\n"
 )
 PLUGIN = '''

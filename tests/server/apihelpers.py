@@ -11,7 +11,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 RW, RO = "rw-token-123", "ro-token-456"
-SECRET = "webhook-secret"
+SECRET = "webhook-secret"  # pragma: allowlist secret
 AUTH = {"Authorization": f"Bearer {RW}"}
 RO_AUTH = {"Authorization": f"Bearer {RO}"}
 YAML = {"Content-Type": "application/yaml", **AUTH}
