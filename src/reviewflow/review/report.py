@@ -305,7 +305,7 @@ CHECK_HELP: dict[str, tuple[str, str]] = {
     ),
     "tests": (
         "The project's tests, run with coverage: tests must pass and the changed lines be run.",
-        "https://docs.pytest.org/en/stable/how-to/output.html",
+        "https://docs.pytest.org/en/stable/",
     ),
     "security": (
         "bandit, a security linter for Python.",
@@ -356,6 +356,12 @@ CHECK_HELP: dict[str, tuple[str, str]] = {
 }
 """Per check: help text and where to read more, for the SARIF rules code scanning shows."""
 ADVISORY_URI = "https://osv.dev/vulnerability/"
+RULE_URIS = {
+    "uncovered": "https://coverage.readthedocs.io/en/latest/",
+    "coverage-below-threshold": "https://coverage.readthedocs.io/en/latest/",
+    "test-deps-missing": "https://packaging.python.org/en/latest/tutorials/installing-packages/",
+}
+"""Rules whose page is not their check's (a coverage rule of the tests check)."""
 
 
 def report_sarif(
@@ -429,6 +435,8 @@ def _sarif_rule(
     urls = metrics.get("rule_urls")
     if isinstance(urls, dict) and isinstance(urls.get(f.rule), str):
         uri = urls[f.rule]
+    elif f.rule in RULE_URIS:
+        uri = RULE_URIS[f.rule]
     elif f.check == "dependencies" and f.rule[:4] in ("GHSA", "PYSE", "CVE-", "OSV-"):
         uri = ADVISORY_URI + quote(f.rule)
     help_text = f"{f.check}: {f.rule}. {text}".strip() + f" More: {uri}"
