@@ -122,3 +122,55 @@ def test_a_secret_fails_the_security_review_and_the_summary_still_reports_both(
     assert "| pr | approve |" in text
     assert "## security: request_changes" in text
     assert key not in text and key not in done.stdout
+
+
+def summary_ctx(tmp_path: Path, reviews: Any, view: dict[str, Any], failures: dict[str, str]):
+    from types import SimpleNamespace
+
+    from reviewflow.executors.base import TaskContext
+
+    return TaskContext(
+        run_id="r1",
+        task="summary",
+        attempt=1,
+        params={"reviews": reviews},
+        results={},
+        meta={},
+        run_dir=tmp_path,
+        spec=SimpleNamespace(needs=list(view)),  # type: ignore[arg-type]
+        failures=failures,
+        run_view=lambda: view,
+    )
+
+
+def test_a_report_left_by_an_earlier_run_is_not_read(tmp_path: Path) -> None:
+    """A review that failed before writing must not look like the pass of an earlier run."""
+    from reviewflow.review.combine import summarize
+
+    for name, verdict in (("security", "approve"), ("pr", "approve")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "report.json").write_text(json.dumps({"verdict": verdict}))
+    stale = (tmp_path / "security" / "report.json").stat().st_mtime
+    view = {
+        "security": {"state": "failed", "started_at": stale + 60},
+        "pr": {"state": "succeeded", "started_at": stale - 60},
+    }
+    failures = {"security": "exit code 1 (log: security.1.log)"}
+    reviews = {"security": str(tmp_path / "security"), "pr": str(tmp_path / "pr")}
+
+    result = summarize(summary_ctx(tmp_path, reviews, view, failures))
+
+    assert result["reviews"]["security"]["verdict"] == "not finished"
+    assert result["reviews"]["security"]["reasons"] == ["exit code 1 (log: security.1.log)"]
+    assert result["reviews"]["pr"]["verdict"] == "approve"
+    assert result["verdict"] == "not finished"  # no pass without both reports
+    text = (tmp_path / "summary.md").read_text()
+    assert "| security | not finished | - | - | - |" in text
+
+
+def test_summarize_without_reviews_fails_naming_the_param(tmp_path: Path) -> None:
+    from reviewflow.errors import TaskFailed
+    from reviewflow.review.combine import summarize
+
+    with pytest.raises(TaskFailed, match=r"params\.reviews: expected a mapping"):
+        summarize(summary_ctx(tmp_path, None, {}, {}))
