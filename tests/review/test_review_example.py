@@ -152,16 +152,19 @@ def test_a_report_left_by_an_earlier_run_is_not_read(tmp_path: Path) -> None:
         (tmp_path / name / "report.json").write_text(json.dumps({"verdict": verdict}))
     stale = (tmp_path / "security" / "report.json").stat().st_mtime
     view = {
-        "security": {"state": "failed", "started_at": stale + 60},
+        "security": {"state": "failed", "started_at": stale + 60, "attempts": 1},
         "pr": {"state": "succeeded", "started_at": stale - 60},
     }
     failures = {"security": "exit code 1 (log: security.1.log)"}
+    (tmp_path / "security.1.log").write_text("review r2 (security)\nerror: bandit crashed\n")
     reviews = {"security": str(tmp_path / "security"), "pr": str(tmp_path / "pr")}
 
     result = summarize(summary_ctx(tmp_path, reviews, view, failures))
 
     assert result["reviews"]["security"]["verdict"] == "not finished"
-    assert result["reviews"]["security"]["reasons"] == ["exit code 1 (log: security.1.log)"]
+    assert result["reviews"]["security"]["reasons"] == [
+        "exit code 1 (log: security.1.log): error: bandit crashed"  # the review's own words
+    ]
     assert result["reviews"]["pr"]["verdict"] == "approve"
     assert result["verdict"] == "not finished"  # no pass without both reports
     text = (tmp_path / "summary.md").read_text()

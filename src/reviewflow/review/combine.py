@@ -41,7 +41,9 @@ def summarize(ctx: TaskContext) -> dict[str, Any]:
     for task, folder in reviews.items():
         found[str(task)] = _read(Path(str(folder)) / "report.json", view.get(str(task), {}))
         if task in ctx.failures and found[str(task)]["verdict"] == NOT_FINISHED:
-            found[str(task)]["reasons"] = [ctx.failures[task]]
+            attempts = view.get(str(task), {}).get("attempts") or 1
+            said = _error_line(ctx.run_dir / f"{task}.{attempts}.log")
+            found[str(task)]["reasons"] = [ctx.failures[task] + (f": {said}" if said else "")]
     verdict = max((r["verdict"] for r in found.values()), key=_ORDER.index)
     report = ctx.run_dir / "summary.md"
     report.write_text(_markdown(verdict, found), encoding="utf-8")
@@ -70,6 +72,19 @@ def _read(path: Path, task: dict[str, Any]) -> dict[str, Any]:
         "report": str(path.with_name("report.md")),
         "change": _change(doc.get("change")),
     }
+
+
+def _error_line(log: Path) -> str:
+    """The one-line `error: ...` a review ends with when it could not start (bad path, bad
+    template): the reason worth showing, rather than only a log's name."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - 4096))
+            lines = fh.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError:
+        return ""
+    last = lines[-1].strip() if lines else ""
+    return last[:500] if last.startswith("error: ") else ""
 
 
 def _change(change: Any) -> str:
