@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
 import resource
 import subprocess
@@ -606,3 +607,12 @@ def test_whatever_validate_accepts_runs_on_postgresql_embedded_and_with_workers(
     finally:
         store.close()
         pg_server.drop_database(url)
+
+
+def test_a_stored_spec_is_not_walked_again_when_it_is_read_back() -> None:
+    """JSON text is what a store holds, checked at submit; reading it back (every run start,
+    status view and worker) skips the walk, so a run stored by an older version still loads."""
+    stored = '{"name": "w", "tasks": {"a": {"name": "a", "type": "shell", "run": ["a\\u0000"]}}}'
+    assert WorkflowSpec.model_validate_json(stored).tasks["a"].run == ["a\x00"]
+    with pytest.raises(SpecError, match="NUL"):
+        validate_spec(json.loads(stored))
