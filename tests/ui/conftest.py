@@ -52,8 +52,11 @@ def browser() -> Iterator[Any]:
         if os.environ.get("REVIEWFLOW_REQUIRE_BROWSER") == "1":
             pytest.fail(f"REVIEWFLOW_REQUIRE_BROWSER=1 but {reason}")
         pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # expect() has its own 5 s default, which page.set_default_timeout does not change: a
+    # busy CI machine must slow these tests down, not fail them.
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:

@@ -167,7 +167,11 @@ def test_values_from_runs_and_logs_render_as_text(
         {
             "name": "evil",
             "tasks": {
-                "boom": {"type": "shell", "run": ["sh", "-c", f"echo '{evil}'; exit 3"]},
+                "boom": {
+                    "type": "shell",
+                    "run": ["sh", "-c", f"echo '{evil}'; exit 3"],
+                    "retry": {"max_retries": 0},
+                },
             },
         },
         meta=[f"title={evil}"],
