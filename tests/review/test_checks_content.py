@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from gitrepo import branch_with, make_repo
 
+from reviewflow.errors import TaskFailed
 from reviewflow.review.change import Change, ChangedFile
 from reviewflow.review.checks import content, markup
 from reviewflow.review.checks.base import CheckContext
@@ -617,10 +618,12 @@ def test_length_limits_are_options(tmp_path: Path):
 
 
 def test_bad_options_are_reported(tmp_path: Path):
+    """A template's bad option fails the check at once: a retry would read the same value."""
     change = articles(tmp_path, {"a.md": "# T\n"})
-    with pytest.raises(ValueError, match="min_words"):
+    with pytest.raises(TaskFailed, match="min_words") as caught:
         run("length", tmp_path, change, min_words="many")
-    with pytest.raises(ValueError, match="extensions"):
+    assert caught.value.retryable is False
+    with pytest.raises(TaskFailed, match="extensions"):
         run("length", tmp_path, change, extensions=3)
 
 

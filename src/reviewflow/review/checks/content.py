@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from ...errors import TaskFailed
 from ..findings import CheckResult, Finding, Severity
 from . import markup, site
 from .base import CheckContext, ToolMissing
@@ -47,7 +48,8 @@ def _documents(ctx: CheckContext) -> list[markup.Document]:
     return docs
 
 
-def _read(root: Path, rel: str) -> str | None:
+def read_text_file(root: Path, rel: str) -> str | None:
+    """The file's text; None for a binary file or a link out of the repository."""
     try:
         path = (root / rel).resolve()
         if not path.is_relative_to(root) or not path.is_file():
@@ -58,15 +60,23 @@ def _read(root: Path, rel: str) -> str | None:
     return None if b"\0" in data[:8192] else data.decode("utf-8", "replace")
 
 
-def _strings(ctx: CheckContext, name: str, default: list[str]) -> list[str]:
+def string_option(ctx: CheckContext, name: str, default: list[str]) -> list[str]:
+    """A list-of-strings option (a single string is a list of one); a bad value is the
+    template's fault: no retry."""
     value = ctx.options.get(name, default)
     if value is None:
         return []
     if isinstance(value, str):
         return [value]
     if not isinstance(value, list | tuple):
-        raise ValueError(f"option {name}: expected a list of strings, got {value!r}")
+        raise TaskFailed(
+            f"option {name}: expected a list of strings, got {value!r}", retryable=False
+        )
     return [str(v) for v in value]
+
+
+_read = read_text_file
+_strings = string_option
 
 
 def _number(ctx: CheckContext, name: str, default: float | None) -> float | None:
@@ -74,12 +84,13 @@ def _number(ctx: CheckContext, name: str, default: float | None) -> float | None
     value = ctx.options.get(name, default)
     if value is None:
         return None
+    bad = TaskFailed(f"option {name}: expected a number, got {value!r}", retryable=False)
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f"option {name}: expected a number, got {value!r}")
+        raise bad
     try:
         return float(value)
     except ValueError:
-        raise ValueError(f"option {name}: expected a number, got {value!r}") from None
+        raise bad from None
 
 
 def _finding(
@@ -630,9 +641,10 @@ def _suggest(spell: Any, word: str, cache: dict[str, str | None]) -> str | None:
     return hint.capitalize() if hint and word[:1].isupper() else hint
 
 
-def _wordlist(ctx: CheckContext) -> set[str]:
-    """The project's own words: one per line, `#` starts a comment, case does not matter."""
-    words = {w.strip().lower() for w in _strings(ctx, "words", [])}
+def project_words(ctx: CheckContext) -> set[str]:
+    """The project's own words, as written: the `words` option, then the word list files
+    (`wordlist`, default .reviewflow/words.txt, and .wordlist.txt): one a line, `#` comments."""
+    words = {w.strip() for w in _strings(ctx, "words", []) if w.strip()}
     root = ctx.root.resolve()
     for rel in [*_strings(ctx, "wordlist", [".reviewflow/words.txt"]), ".wordlist.txt"]:
         path = (root / rel).resolve()
@@ -641,8 +653,13 @@ def _wordlist(ctx: CheckContext) -> set[str]:
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             entry = line.split(" #", 1)[0].strip()
             if entry and not entry.startswith("#"):
-                words.add(entry.lower())
+                words.add(entry)
     return words
+
+
+def _wordlist(ctx: CheckContext) -> set[str]:
+    """The project's own words for spelling, where case does not matter."""
+    return {w.lower() for w in project_words(ctx)}
 
 
 _DOTTED = re.compile(r"\w+(?:\.\w+)+")

@@ -31,6 +31,7 @@ from ..change import ChangedFile
 from ..findings import CheckResult, Finding, Severity, clean_message
 from . import markup
 from .base import CheckContext, ToolMissing, ToolResult
+from .content import project_words, read_text_file, string_option
 
 EXTENSIONS = (".md", ".markdown", ".rst")
 NOTHING = "no Markdown/reST files changed"
@@ -134,7 +135,7 @@ async def grammar(ctx: CheckContext) -> CheckResult:
     dialect = str(ctx.options.get("dialect", "us"))
     with _workdir(ctx) as work:
         words = work / "words.txt"
-        words.write_text("\n".join(sorted(_wordlist(ctx))) + "\n", encoding="utf-8")
+        words.write_text("\n".join(sorted(project_words(ctx))) + "\n", encoding="utf-8")
         (work / "file-dictionaries").mkdir()
         inputs = []
         for i, article in enumerate(articles):
@@ -383,14 +384,14 @@ def _proselint_finding(
 
 def _articles(ctx: CheckContext) -> list[Article] | None:
     """The changed Markdown/reST files with changed prose; None when none changed at all."""
-    extensions = tuple(_strings(ctx, "extensions", list(EXTENSIONS)))
+    extensions = tuple(string_option(ctx, "extensions", list(EXTENSIONS)))
     root = ctx.root.resolve()
     paths = ctx.files(*extensions)
     if not paths:
         return None
     out = []
     for rel in paths:
-        text = _read(root, rel)
+        text = read_text_file(root, rel)
         if text is None:
             continue
         doc = markup.parse(rel, text)
@@ -476,7 +477,7 @@ class Switches:
 
     @classmethod
     def read(cls, ctx: CheckContext, defaults: Sequence[str]) -> Switches:
-        disable, enable = _strings(ctx, "disable", []), _strings(ctx, "enable", [])
+        disable, enable = string_option(ctx, "disable", []), string_option(ctx, "enable", [])
         every = list(dict.fromkeys([*defaults, *disable]))
         off = [r for r in every if r not in enable]
         named = {r for r in [*disable, *enable] if not _is_glob(r)}
@@ -514,46 +515,6 @@ def _result(
     )
     what = f"{len(articles)} Markdown/reST file(s), {words} changed word(s)"
     return ctx.result(findings, what=what, metrics={"words": words, **metrics})
-
-
-def _strings(ctx: CheckContext, name: str, default: list[str]) -> list[str]:
-    value = ctx.options.get(name, default)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list | tuple):
-        raise TaskFailed(
-            f"option {name}: expected a list of strings, got {value!r}", retryable=False
-        )
-    return [str(v) for v in value]
-
-
-def _wordlist(ctx: CheckContext) -> set[str]:
-    """The project's words, as the spelling check reads them: one a line, `#` comments."""
-    words = {w.strip() for w in _strings(ctx, "words", []) if w.strip()}
-    root = ctx.root.resolve()
-    for rel in [*_strings(ctx, "wordlist", [".reviewflow/words.txt"]), ".wordlist.txt"]:
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-            entry = line.split(" #", 1)[0].strip()
-            if entry and not entry.startswith("#"):
-                words.add(entry)
-    return words
-
-
-def _read(root: Path, rel: str) -> str | None:
-    """The file's text; None for a binary file or a link out of the repository."""
-    try:
-        path = (root / rel).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            return None
-        data = path.read_bytes()
-    except (OSError, RuntimeError):
-        return None
-    return None if b"\0" in data[:8192] else data.decode("utf-8", "replace")
 
 
 class _workdir:
