@@ -369,7 +369,7 @@ def test_the_checks_timeout_stops_the_suite_once_and_says_so(repo: Path, tmp_pat
 
 def test_a_timeout_option_is_refused_in_favour_of_the_checks_timeout(repo: Path) -> None:
     change = branch_with(repo, {"calc.py": CALC + MUL})
-    with pytest.raises(ValueError, match=r"checks\.tests\.timeout"):
+    with pytest.raises(TaskFailed, match=r"checks\.tests\.timeout"):
         run(repo, change, timeout=5)
 
 
@@ -441,3 +441,12 @@ def test_parallel_runs_measure_the_changed_lines_as_serial_ones_do(pkg_repo: Pat
     assert [parallel.metrics[k] for k in keys] == [serial.metrics[k] for k in keys]
     assert serial.metrics["changed_line_coverage"] == 33.33
     assert [f.rule for f in parallel.findings] == [f.rule for f in serial.findings]
+
+
+def test_a_conftest_importing_an_absent_package_skips_naming_it(repo: Path) -> None:
+    change = branch_with(
+        repo, {"calc.py": CALC + MUL, "tests/conftest.py": "import rf_absent_plugin_pkg\n"}
+    )
+    with pytest.raises(ToolMissing) as caught:
+        run(repo, change)
+    assert str(caught.value).endswith("not installed: pip install rf_absent_plugin_pkg")

@@ -147,3 +147,19 @@ def test_the_content_review_passes_a_jekyll_post_with_permalink_links(tmp_path: 
     assert done.code == 0, str(done)
     assert done.report["checks"]["links"]["status"] == "passed"
     assert done.report["findings"] == []
+
+
+def test_an_alias_bomb_in_front_matter_or_a_site_config_is_not_expanded() -> None:
+    """Front matter and configs come from the change under review: bounded like workflows."""
+    from reviewflow.review.checks import site
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
+        for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    assert site._yaml(bomb) is None
+    assert site._lenient_yaml(bomb) is None
+    assert site._lenient_yaml("site_name: x\nplugins: [!ENV X]\n") == {
+        "site_name": "x",
+        "plugins": [None],
+    }

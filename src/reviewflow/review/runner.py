@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -57,6 +59,31 @@ def _normalise(name: str, out: Any) -> CheckResult:
     raise TypeError(f"check returned {type(out).__name__}; expected CheckResult or findings")
 
 
+def _tools_tmp(run_id: str, task: str) -> Path:
+    """The tools' TMPDIR for one check of one run, emptied of a lost attempt's leftovers.
+
+    Its name is known in advance (so a resume after a SIGKILL finds what to remove), so it
+    lives in a folder only this user can enter: a run id can be public (a webhook's), and
+    another local user must not be able to plant that folder or a link in its place.
+    """
+    parent = Path(tempfile.gettempdir()) / f"reviewflow-{os.getuid()}"
+    try:
+        parent.mkdir(mode=0o700, exist_ok=True)
+        info = parent.lstat()
+        private = (
+            stat.S_ISDIR(info.st_mode)
+            and info.st_uid == os.getuid()
+            and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+        )
+    except OSError:
+        private = False
+    if not private:  # not ours: a fresh folder nobody could have prepared
+        return Path(tempfile.mkdtemp(prefix=f"reviewflow-{task}-"))
+    folder = parent / f"{run_id}-{task}"
+    shutil.rmtree(folder, ignore_errors=True)
+    return folder
+
+
 async def run_check(ctx: TaskContext) -> dict[str, Any]:
     """Run one check on the change; a missing tool or service is a skip, not a failure."""
     load_plugin_folders(ctx.params.get("plugins") or [])
@@ -76,8 +103,7 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         ) from None
     # One folder per run and check, so a resume after a SIGKILL removes what the lost attempt
     # left there (a killed test suite leaves its temporary databases behind).
-    tmp_dir = Path(tempfile.gettempdir()) / f"reviewflow-{ctx.run_id}-{ctx.task}"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
+    tmp_dir = _tools_tmp(ctx.run_id, ctx.task)
     # Secrets are masked before anything is stored: the log as tools write it, the result and
     # any error text before the engine records them.
     masker = await asyncio.to_thread(Masker.for_change, change)

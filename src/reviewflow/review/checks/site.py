@@ -22,6 +22,10 @@ from urllib.parse import urljoin, urlsplit
 
 import yaml
 
+from ...errors import SpecError
+from ...limits import LIMITS
+from ...yamlsafe import parse_yaml
+
 PAGES = (".md", ".markdown", ".html", ".htm", ".rst", ".rest", ".txt")
 MAX_FILES = 20_000
 """Files looked at per site: a bound, so a huge repository costs a bounded scan."""
@@ -130,9 +134,11 @@ def front_matter(text: str) -> dict[str, Any]:
 
 
 def _yaml(text: str) -> Any:
+    """Front matter and configs come from the reviewed change: untrusted, so parsed with the
+    same bounds as a workflow file (aliases, nesting, size)."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
+        return parse_yaml(text)
+    except SpecError:
         return None
 
 
@@ -155,13 +161,22 @@ def _config(path: Path) -> dict[str, Any]:
 
 
 class _AnyTagLoader(yaml.SafeLoader):
-    """mkdocs.yml uses tags (`!!python/name:...`, `!ENV`): read them as plain values."""
+    """mkdocs.yml uses tags (`!!python/name:...`, `!ENV`): read them as plain values.
+
+    No aliases: a config in a pull request could otherwise expand into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.YAMLError("aliases are not read in a site config")
+        return super().compose_node(parent, index)
 
 
 _AnyTagLoader.add_multi_constructor("", lambda loader, suffix, node: None)
 
 
 def _lenient_yaml(text: str) -> Any:
+    if len(text) > LIMITS.max_file_bytes:
+        return None
     try:
         return yaml.load(text, Loader=_AnyTagLoader)  # nosec B506 - a SafeLoader subclass
     except yaml.YAMLError:

@@ -61,9 +61,10 @@ async def tests(ctx: CheckContext) -> CheckResult:
         return ctx.skip("syntax errors")
     opts = ctx.options
     if "timeout" in opts:
-        raise ValueError(
+        raise TaskFailed(
             "tests: option 'timeout' is gone: the check's own timeout applies "
-            "(`checks.tests.timeout` in the template)"
+            "(`checks.tests.timeout` in the template)",
+            retryable=False,
         )
     command = _argv(opts.get("command", DEFAULT_COMMAND), "command")
     args = _argv(opts.get("args", ()), "args")
@@ -286,7 +287,9 @@ def _missing_packages(output: str, root: Path, change: Change, code: int) -> Non
         )
     if "ImportError while loading conftest" in output:
         absent = {
-            m for m in _NO_MODULE.findall(output) if not _is_project_module(root, m.split(".")[0])
+            m
+            for m in _NO_MODULE.findall(output)
+            if not _is_project_module(root, change, m.split(".")[0])
         }
         if absent:
             raise _modules_missing(absent)
@@ -404,7 +407,7 @@ def _workers(setting: Any, root: Path, argv: list[str]) -> int:
     and both pytest-xdist and pytest-cov (which measures xdist's workers) are installed.
     """
     if setting not in (True, False, "auto"):
-        raise ValueError("tests: option 'parallel' must be true, false or auto")
+        raise TaskFailed("tests: option 'parallel' must be true, false or auto", retryable=False)
     if setting is False or "-n" in argv or any(a.startswith("--numprocesses") for a in argv):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -448,10 +451,10 @@ def _argv(value: Any, name: str) -> list[str]:
     if not isinstance(value, list | tuple) or not all(
         isinstance(v, str | int | float) for v in value
     ):
-        raise ValueError(f"tests: option {name!r} must be a list of strings")
+        raise TaskFailed(f"tests: option {name!r} must be a list of strings", retryable=False)
     argv = [str(v) for v in value]
     if name == "command" and not argv:
-        raise ValueError("tests: option 'command' must not be empty")
+        raise TaskFailed("tests: option 'command' must not be empty", retryable=False)
     return argv
 
 
