@@ -62,7 +62,7 @@ def _read(path: Path, task: dict[str, Any]) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError):
         why = "no report.json from this run" if task.get("state") != "skipped" else "not run"
         return {"verdict": NOT_FINISHED, "reasons": [why], "report": None}
-    counts = doc.get("counts") or {}
+    counts = doc.get("counts") if isinstance(doc.get("counts"), dict) else {}
     return {
         "verdict": verdict,
         "template": doc.get("template"),

@@ -178,6 +178,7 @@ async def read_and_store(
                     422, f"reading the workflow stopped its reader (exit {child.exitcode})", "body"
                 ) from None
     finally:
+        sending.close()  # idempotent; still open if the child never started
         if child.is_alive():
             child.kill()
         if child.pid is not None:

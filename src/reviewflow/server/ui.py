@@ -123,6 +123,8 @@ def _set_cookie(request: Request, response: Response, sid: str, session: Session
 
 @router.post("/ui/logout", status_code=204)
 def logout(request: Request) -> Response:
+    if not same_origin(request):  # another site must not end a user's session
+        raise ApiError(403, "cross-origin logout refused", None)
     request.app.state.ui_sessions.logout(request.cookies.get(SESSION_COOKIE))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
@@ -135,9 +137,11 @@ async def run_graph(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
 
 
 def _graph_doc(ctx: ServerContext, run_id: str) -> dict[str, Any]:
+    # Events first: a transition between the two reads is then in the tasks' states and
+    # replayed (harmlessly) from the stream, never counted as seen but not shown.
+    events = ctx.store.get_events(run_id)
     record = load_run(ctx.store, run_id)
     tasks = ctx.store.get_tasks(run_id)
-    events = ctx.store.get_events(run_id)
     graph = build_graph(record.spec, tasks)
     return {
         "run": {
