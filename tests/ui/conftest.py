@@ -45,8 +45,11 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser per UI test module, closed with it: Playwright's sync API keeps an event
+    loop running in the main thread while it is open, and every later test calling
+    asyncio.run() would fail (a session-wide browser broke tests/unit in CI)."""
     reason = _missing()
     if reason is not None:
         if os.environ.get("REVIEWFLOW_REQUIRE_BROWSER") == "1":
