@@ -28,7 +28,9 @@ def test_the_folder_is_in_a_private_parent_and_a_lost_attempts_files_are_removed
     assert again == first and not again.exists()
     parent = tmp_root / f"reviewflow-{os.getuid()}"
     assert again.parent == parent
-    assert stat.S_IMODE(parent.stat().st_mode) == 0o700
+    # Nobody else may create anything there; anyone may pass through (a tool that drops
+    # privileges to start a database reaches its own folder).
+    assert stat.S_IMODE(parent.stat().st_mode) == 0o711
 
 
 def test_a_parent_others_can_write_is_not_used(tmp_root: Path) -> None:
@@ -44,7 +46,7 @@ def test_a_parent_others_can_write_is_not_used(tmp_root: Path) -> None:
 
 def test_a_link_in_place_of_the_parent_is_not_followed(tmp_root: Path) -> None:
     elsewhere = tmp_root / "elsewhere"
-    elsewhere.mkdir(mode=0o700)
+    elsewhere.mkdir(mode=0o711)
     (tmp_root / f"reviewflow-{os.getuid()}").symlink_to(elsewhere)
     folder = _tools_tmp("run-1", "tests")
     assert not folder.is_relative_to(elsewhere) and folder.parent == tmp_root

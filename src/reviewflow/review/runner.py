@@ -63,18 +63,22 @@ def _tools_tmp(run_id: str, task: str) -> Path:
     """The tools' TMPDIR for one check of one run, emptied of a lost attempt's leftovers.
 
     Its name is known in advance (so a resume after a SIGKILL finds what to remove), so it
-    lives in a folder only this user can enter: a run id can be public (a webhook's), and
-    another local user must not be able to plant that folder or a link in its place.
+    lives in a folder only this user can write to: a run id can be public (a webhook's), and
+    another local user must not be able to plant that folder or a link in its place. Others
+    may still pass through it (0711): a tool that drops privileges (a test suite starting
+    PostgreSQL as `postgres`) must reach its own temporary folder.
     """
     parent = Path(tempfile.gettempdir()) / f"reviewflow-{os.getuid()}"
     try:
-        parent.mkdir(mode=0o700, exist_ok=True)
+        parent.mkdir(mode=0o711, exist_ok=True)
         info = parent.lstat()
         private = (
             stat.S_ISDIR(info.st_mode)
             and info.st_uid == os.getuid()
-            and not info.st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+            and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
         )
+        if private and stat.S_IMODE(info.st_mode) != 0o711:
+            parent.chmod(0o711)  # mkdir's mode is cut by the umask
     except OSError:
         private = False
     if not private:  # not ours: a fresh folder nobody could have prepared
