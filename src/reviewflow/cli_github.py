@@ -8,7 +8,6 @@ Kept out of cli.py so the core command has no GitHub code path; cli.py mounts it
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -37,15 +36,9 @@ _CHECKS_HINT = (
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    from .cli import err
+    from .cli import _fail as fail  # cli imports this module: not at import time
 
-    if sys.stderr.isatty():
-        from rich.markup import escape
-
-        err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
-    else:
-        err.print(f"error: {message}")
-    raise typer.Exit(code)
+    fail(message, code)
 
 
 @github_app.callback()
@@ -103,7 +96,7 @@ def comment(
     token = os.environ.get("GITHUB_TOKEN", "").strip()
     if not token:
         _fail("GITHUB_TOKEN is not set")
-    base = api_url or os.environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+    base = _api_url(api_url)
     try:
         result = post_or_update_comment(
             repo, int(number), text, token=token, api_url=base, marker=marker
