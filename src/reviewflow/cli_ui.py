@@ -72,6 +72,9 @@ def ui(
         sock.bind((HOST, port))
     except OSError as exc:
         _fail(f"--port {port}: {exc.strerror}")
+    # Listening before the URL is printed: a browser opened at once waits in the backlog
+    # while the server starts, instead of being refused.
+    sock.listen(128)
     bound = sock.getsockname()[1]
     out.print(f"reviewflow dashboard ({db}): open this URL (it logs in once)", markup=False)
     out.print(f"http://{HOST}:{bound}/#token={token}", markup=False, soft_wrap=True)
