@@ -806,5 +806,4 @@ from . import cli_review, cli_worker  # noqa: E402,F401
 from .cli_github import github_app  # noqa: E402
 
 app.add_typer(github_app, name="github")
-from . import cli_server  # noqa: E402,F401
-from . import cli_ui  # noqa: E402,F401
+from . import cli_server, cli_ui  # noqa: E402,F401

@@ -13,10 +13,10 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from rfhelpers import py, task_events, tasks_by_name, workflow
 
 from reviewflow.cluster.queue import Cluster, Outcome, Pending
 from reviewflow.store.postgres import PostgresStore
+from rfhelpers import py, task_events, tasks_by_name, workflow
 
 
 @pytest.fixture
