@@ -37,6 +37,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from . import rules
 from .errors import (
     InvalidTransition,
     LeaseLost,
@@ -50,6 +51,11 @@ from .executors.shell import kill_orphans
 from .logs import log
 from .owners import live_owners as _live_owners
 from .owners import owner_alive as owner_alive
+from .rules import INTERRUPTED as INTERRUPTED
+from .rules import LOST as LOST
+from .rules import RUN_TIMEOUT as RUN_TIMEOUT
+from .rules import SKIPPED_DETAIL as SKIPPED_DETAIL
+from .rules import Verdict
 from .runtime import LiveRun, LiveTask
 from .scheduler import DEFAULT_AGING_INTERVAL, ReadyQueue
 from .spec import TaskSpec, WorkflowSpec
@@ -67,11 +73,7 @@ from .store.base import Batch
 T = TaskState
 DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
 DEFAULT_CONCURRENCY = 64  # tasks running at once per process (the global limit)
-RUN_TIMEOUT = "run timeout"
-INTERRUPTED = "interrupted"
 ABANDONED = "another process took the run over"
-LOST = "lost"
-SKIPPED_DETAIL = "a dependency did not succeed"
 NO_FAILURES: Mapping[str, str] = MappingProxyType({})
 ATTEMPT_TIMEOUT = "attempt timeout"  # compared by identity: set only by _attempt_timed_out
 CANNOT_START = "the run could not start"
@@ -265,7 +267,7 @@ class Engine:
         """Cancel a run: here if this engine runs it, otherwise by request to its owner."""
         run = self._live.get(run_id)
         if run is not None:
-            self._stop_run(run, RunState.CANCELLED, reason)
+            self._stop_run(run, rules.Stop(RunState.CANCELLED, reason))
         else:
             self.store.request(run_id, "cancel")
 
@@ -343,7 +345,7 @@ class Engine:
         if cancel:
             self._run_to_detail(run, "taken over to cancel", now)
             self._recover_lost(run, now)
-            self._stop_run(run, RunState.CANCELLED, "cancelled by user")
+            self._stop_run(run, rules.cancel_requested())
             self._check_done(run)
             return
         if stored is RunState.PENDING:
@@ -355,20 +357,15 @@ class Engine:
             self._run_to_detail(run, "taken over by " + self.owner, now)
         spec = run.spec
         if spec.not_before is not None:
-            run.not_before = self._absolute(spec.not_before, run.created_at)
+            run.not_before = rules.absolute(spec.not_before, run.created_at)
         if spec.timeout:
             run.timeout_handle = self._loop.call_later(spec.timeout, self._run_timed_out, run)
         self._count_open(run)
         main = [t for t in run.tasks.values() if not t.hook]
         self._recover(run, main, now)
-        if spec.failure_policy == "fail_fast" and any(t.state is T.FAILED for t in main):
-            self._stop_run(run, RunState.FAILED, run.error or "a task failed")
-        elif run.outcome is None and any(t.state is T.CANCELLED for t in main):
-            # Only _stop_run cancels main tasks: the run was being stopped when its process died.
-            err = run.error or "cancelled"
-            self._stop_run(
-                run, RunState.FAILED if err.startswith(RUN_TIMEOUT) else RunState.CANCELLED, err
-            )
+        stop = rules.recovered(spec.failure_policy, (t.state for t in main), run.error)
+        if stop is not None and run.outcome is None:
+            self._stop_run(run, stop)
         hooks_begun = any(t.hook and t.state is not T.BLOCKED for t in run.tasks.values())
         if hooks_begun:
             run.hooks_started = True
@@ -386,7 +383,20 @@ class Engine:
             if state is T.RUNNING:
                 self._lost(task, now)
             elif state is T.TIMED_OUT:
-                self._after_failure(task, task.error or "timed out", True, now)
+                verdict = rules.retry_or_fail(
+                    task.name,
+                    task.error or "timed out",
+                    retry=task.spec.retry,
+                    used=task.attempts,
+                    attempts=task.attempts,
+                    retryable=True,
+                    stopping=run.outcome is not None,
+                    hook=task.hook,
+                    failure_policy=run.spec.failure_policy,
+                    now=now,
+                    jitter=self._rand(),
+                )
+                self._apply(task, verdict, now)
             elif state is T.READY:
                 self.queue.push(task)
             elif state is T.RETRY_WAIT:
@@ -400,14 +410,11 @@ class Engine:
                 self._deps_met(task, now, run.started_at or now)
                 continue
             deps = [run.tasks[d] for d in task.spec.needs]
-            if task.spec.trigger == "all_done":
-                task.remaining = sum(1 for d in deps if d.state not in TASK_TERMINAL)
-            else:
-                task.remaining = sum(1 for d in deps if d.state is not T.SUCCEEDED)
-                if any(d.state in TASK_TERMINAL and d.state is not T.SUCCEEDED for d in deps):
-                    self._task_to(task, T.SKIPPED, SKIPPED_DETAIL, now)
-                    self._skip_dependents_of([task], now)
-                    continue
+            task.remaining, skip = rules.remaining(task.spec.trigger, (d.state for d in deps))
+            if skip:
+                self._task_to(task, T.SKIPPED, SKIPPED_DETAIL, now)
+                self._skip_dependents_of([task], now)
+                continue
             if task.remaining == 0:
                 self._deps_met(
                     task,
@@ -445,17 +452,25 @@ class Engine:
                 self._task_to(task, T.FAILED, task.error, now)
 
     def _lost(self, task: LiveTask, now: float) -> None:
-        detail = f"{LOST}: the process running attempt {task.attempts} died"
+        """The process running the attempt died: in the embedded engine the attempt counts
+        against the task's retries."""
         self._kill_orphans(task)
-        if task.run.outcome is not None and not task.hook:
-            self._task_to(task, T.CANCELLED, task.run.error, now)
-        elif task.attempts > task.spec.retry.max_retries and not durable_wait(task.spec):
-            task.error = detail
-            self._task_to(task, T.FAILED, detail, now)
-            self._task_failed(task, now)
-        else:
-            task.ready_at = now
-            self._task_to(task, T.READY, detail, now)
+        run = task.run
+        verdict = rules.attempt_lost(
+            task.name,
+            rules.embedded_lost_detail(task.attempts),
+            hook=task.hook,
+            cancel_reason=None,
+            stopping=run.outcome is not None,
+            run_error=run.error,
+            lost=task.attempts,
+            max_lost=task.spec.retry.max_retries + 1,
+            durable=durable_wait(task.spec),
+            failed_message=None,
+            failure_policy=run.spec.failure_policy,
+        )
+        self._apply(task, verdict, now)
+        if verdict.state is T.READY:
             self.queue.push(task)
 
     # ------------------------------------------------------------------ transitions
@@ -523,21 +538,21 @@ class Engine:
 
     # ------------------------------------------------------------------ scheduling
 
-    @staticmethod
-    def _absolute(when: datetime | float, base: float) -> float:
-        return when.timestamp() if isinstance(when, datetime) else base + when
-
     def _deps_met(self, task: LiveTask, now: float, since: float) -> None:
         """All dependencies succeeded at `since`: ready now, or after `delay`/`not_before`."""
         spec = task.spec
-        due = since + spec.delay if spec.delay else 0.0
-        if spec.not_before is not None:
-            due = max(due, self._absolute(spec.not_before, task.run.created_at))
-        if task.run.not_before is not None and not spec.needs:
-            due = max(due, task.run.not_before)
-        if due > now + 0.0005:
+        due = rules.due_at(
+            since,
+            delay=spec.delay,
+            not_before=None
+            if spec.not_before is None
+            else rules.absolute(spec.not_before, task.run.created_at),
+            run_not_before=task.run.not_before,
+            has_needs=bool(spec.needs),
+        )
+        if not rules.ready_now(due, now):
             assert self._loop is not None
-            task.wait_reason = f"delayed until {datetime.fromtimestamp(due):%H:%M:%S.%f}"[:-3]
+            task.wait_reason = rules.delayed_reason(due)
             self._mark(task)
             task.timer = self._loop.call_later(due - now, self._delay_due, task)
         else:
@@ -783,24 +798,56 @@ class Engine:
         if cancelled:
             reason = task.cancel_reason or "cancelled"
             if reason == INTERRUPTED:
-                task.attempts -= 1
-                task.ready_at = now
-                self._task_to(task, T.READY, INTERRUPTED, now)
-            elif reason.startswith(RUN_TIMEOUT):
-                task.error = reason
-                self._record_error(task, reason, now)
-                self._task_to(task, T.TIMED_OUT, reason, now)
-                self._task_to(task, T.FAILED, reason, now)
+                # Only attempts not stopped for another reason are interrupted (`_interrupt`).
+                verdict = rules.attempt_interrupted(
+                    INTERRUPTED,
+                    cancel_reason=None,
+                    stopping=False,
+                    hook=task.hook,
+                    run_error=run.error,
+                )
             else:
-                self._task_to(task, T.CANCELLED, reason, now)
+                verdict = rules.attempt_cancelled(reason)
         else:
-            assert message is not None
-            self._record_error(task, message, now)
-            if timed_out:
-                self._task_to(task, T.TIMED_OUT, message, now)
-            self._after_failure(task, message, retryable, now)
+            verdict = rules.attempt_failed(
+                task.name,
+                message,
+                retry=task.spec.retry,
+                used=task.attempts,
+                attempts=task.attempts,
+                retryable=retryable,
+                timed_out=timed_out,
+                stopping=run.outcome is not None,
+                hook=task.hook,
+                failure_policy=run.spec.failure_policy,
+                now=now,
+                jitter=self._rand(),
+            )
+        self._apply(task, verdict, now)
         self._dispatch()
         self._check_done(run)
+
+    def _apply(self, task: LiveTask, verdict: Verdict, now: float) -> None:
+        """Apply the rule book's verdict on an attempt's end to `task` (see rules.Verdict)."""
+        if verdict.uncount:
+            task.attempts -= 1
+        if verdict.error is not None:
+            if verdict.record:
+                self._record_error(task, verdict.error, now)
+            else:
+                task.error = verdict.error
+        for step in verdict.steps:
+            if step.state is T.READY:
+                task.ready_at = now
+            self._task_to(task, step.state, step.detail, now)
+        if verdict.retry_at is not None:
+            assert self._loop is not None and verdict.retry_delay is not None
+            task.next_attempt_at = verdict.retry_at
+            task.timer = self._loop.call_later(verdict.retry_delay, self._retry_due, task)
+        elif verdict.stop is not None:
+            self._stop_run(task.run, verdict.stop)
+        elif verdict.skip_dependents:
+            self._skip_dependents_of([task], now)
 
     def _dispatch_if_live(self) -> None:
         if self._live:
@@ -813,28 +860,6 @@ class Engine:
             task.errors = []
         task.errors.append({"attempt": task.attempts, "error": message, "at": now})
 
-    def _after_failure(self, task: LiveTask, message: str, retryable: bool, now: float) -> None:
-        retry = task.spec.retry
-        run = task.run
-        if retryable and task.attempts <= retry.max_retries and run.outcome is None:
-            assert self._loop is not None
-            delay = retry.delay(task.attempts, self._rand())
-            task.next_attempt_at = now + delay
-            self._task_to(
-                task, T.RETRY_WAIT, f"{message}; attempt {task.attempts + 1} in {delay:.3f}s", now
-            )
-            task.timer = self._loop.call_later(delay, self._retry_due, task)
-        else:
-            self._task_to(task, T.FAILED, message, now)
-            self._task_failed(task, now)
-
-    def _task_failed(self, task: LiveTask, now: float) -> None:
-        run = task.run
-        if not task.hook and run.spec.failure_policy == "fail_fast":
-            self._stop_run(run, RunState.FAILED, f"task {task.name!r} failed: {task.error}")
-        else:
-            self._skip_dependents_of([task], now)
-
     def _skip_dependents_of(self, ended: Iterable[LiveTask], now: float) -> None:
         """`ended` finished without success: skip their dependents, transitively, except
         `trigger: all_done` tasks, which only count the dependency as done."""
@@ -843,7 +868,7 @@ class Engine:
             dep = stack.pop()
             if dep.state is not T.BLOCKED:
                 continue
-            if dep.spec.trigger == "all_done":
+            if rules.dependency_ended(dep.spec.trigger, succeeded=False) == "count":
                 dep.remaining -= 1
                 if dep.remaining == 0:
                     self._deps_met(dep, now, now)
@@ -854,44 +879,38 @@ class Engine:
 
     # ------------------------------------------------------------------ run control
 
-    def _stop_run(self, run: LiveRun, outcome: RunState, reason: str) -> None:
+    def _stop_run(self, run: LiveRun, stop: rules.Stop) -> None:
         """Decide the run's outcome; cancel what has not started, cancel what is running."""
-        if run.outcome is not None and not (
-            outcome is RunState.CANCELLED and run.outcome is RunState.FAILED
-        ):
+        if not rules.stop_applies(run.outcome, stop.outcome):
             return
+        outcome, reason = stop.outcome, stop.reason
         run.outcome = outcome
         run.error = reason
         run.run_dirty = True
         now = time.time()
-        include_hooks = outcome is RunState.CANCELLED
         for task in run.tasks.values():
-            if task.hook and not include_hooks:
-                continue
-            state = task.state
-            if state in (T.BLOCKED, T.READY, T.RETRY_WAIT):
+            what = rules.stop(task.state, hook=task.hook, outcome=outcome)
+            if what == "cancel":
                 self._cancel_timer(task)
                 self._task_to(task, T.CANCELLED, reason, now)
-            elif state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
+            elif what == "ask" and task.handle is not None and task.cancel_reason is None:
                 self._cancel_attempt(task, reason)
         self._check_done(run)
 
     def _run_timed_out(self, run: LiveRun) -> None:
         run.timeout_handle = None
         if run.run_id in self._live:
-            self._stop_run(
-                run,
-                RunState.FAILED,
-                f"{RUN_TIMEOUT}: the run took longer than {run.spec.timeout:g}s",
-            )
+            self._stop_run(run, rules.run_timed_out(run.spec.timeout or 0.0))
 
     def _pause(self, run: LiveRun) -> None:
-        if run.state is RunState.RUNNING:
-            self._run_to(run, RunState.PAUSED)
+        to = rules.pause(run.state)
+        if to is not None:
+            self._run_to(run, to)
 
     def _unpause(self, run: LiveRun) -> None:
-        if run.state is RunState.PAUSED:
-            self._run_to(run, RunState.RUNNING, "resumed")
+        to = rules.resume(run.state)
+        if to is not None:
+            self._run_to(run, to, rules.RESUMED)
             self.queue.unpark_run(run.parked)
             self._dispatch()
 
@@ -904,26 +923,31 @@ class Engine:
             return
         if run.open > 0:
             return
-        outcome = run.outcome
-        if outcome is None:
-            failed = [t.name for t in run.tasks.values() if not t.hook and t.state is T.FAILED]
-            outcome = RunState.FAILED if failed else RunState.SUCCEEDED
-            if failed:
-                run.error = f"failed tasks: {', '.join(failed)}"
-            run.outcome = outcome
-        if run.open_hooks > 0:
-            if outcome is RunState.FAILED:
-                if not run.hooks_started:
-                    self._start_hooks(run)
-                return
+        failed = (
+            [t.name for t in run.tasks.values() if not t.hook and t.state is T.FAILED]
+            if run.outcome is None
+            else []
+        )
+        ending = rules.main_tasks_ended(
+            run.outcome,
+            run.error,
+            failed,
+            open_hooks=run.open_hooks,
+            hooks_started=run.hooks_started,
+        )
+        run.outcome, run.error = ending.outcome, ending.error
+        if ending.start_hooks:
+            self._start_hooks(run)
+        if ending.wait_hooks:
+            return
+        if ending.close_hooks is not None:
             now = time.time()
-            to = T.SKIPPED if outcome is RunState.SUCCEEDED else T.CANCELLED
             for task in run.tasks.values():
                 if task.hook and task.state is T.BLOCKED:
-                    self._task_to(task, to, "on_failure not needed", now)
+                    self._task_to(task, ending.close_hooks, rules.HOOKS_NOT_NEEDED, now)
             if run.open_hooks > 0:
                 return
-        self._finish(run, outcome)
+        self._finish(run, ending.outcome)
 
     def _start_hooks(self, run: LiveRun) -> None:
         run.hooks_started = True
@@ -942,9 +966,7 @@ class Engine:
             run.timeout_handle = None
         if outcome is not RunState.RUNNING:
             run.finished_at = now
-            self._run_to(
-                run, outcome, run.error if outcome is not RunState.SUCCEEDED else None, now
-            )
+            self._run_to(run, outcome, rules.final_detail(outcome, run.error), now)
         try:
             self._flush_run(run)
         except StoreError as exc:  # LeaseLost, or the database refused the write
@@ -1066,7 +1088,7 @@ class Engine:
             log.warning("store.write_failed", run_id=run.run_id, error=str(exc))
             return
         if request == "cancel":
-            self._stop_run(run, RunState.CANCELLED, "cancelled by user")
+            self._stop_run(run, rules.cancel_requested())
         elif request == "pause":
             self._pause(run)
         elif request == "resume":
