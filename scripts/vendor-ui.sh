@@ -11,10 +11,13 @@ cd "$(dirname "$0")/.."
 DEST=src/reviewflow/server/static/vendor
 MANIFEST=$DEST/manifest.json
 
-# name@version  file-in-package  (one line per file; cytoscape-dagre 4 bundles the dagre layout)
+# name@version  file-in-package...  (cytoscape-dagre 4 bundles the dagre layout; uPlot draws the
+# Metrics page's charts; axe-core is only loaded by the accessibility test, never by a page)
 PINS=(
   "cytoscape@3.35.0 dist/cytoscape.min.js"
   "cytoscape-dagre@4.0.1 dist/cytoscape-dagre.min.js"
+  "uplot@1.6.32 dist/uPlot.iife.min.js dist/uPlot.min.css"
+  "axe-core@4.14.1 axe.min.js"
 )
 
 if [[ "${1:-}" == "--verify" ]]; then
@@ -40,7 +43,7 @@ trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$DEST"
 ENTRIES=()
 for pin in "${PINS[@]}"; do
-  spec=${pin%% *}; file=${pin#* }
+  read -r spec files <<<"$pin"
   name=${spec%@*}; version=${spec##*@}
   integrity=$(npm view "$spec" dist.integrity)
   tarball=$(cd "$WORK" && npm pack --silent "$spec" | tail -1)
@@ -50,12 +53,17 @@ for pin in "${PINS[@]}"; do
     exit 1
   fi
   rm -rf "$WORK/package" && tar -xzf "$WORK/$tarball" -C "$WORK"
-  out="$name-$version.js"
-  cp "$WORK/package/$file" "$DEST/$out"
   cp "$WORK/package/LICENSE"* "$DEST/$name-$version.LICENSE" 2>/dev/null || true
-  sha=$(sha256sum "$DEST/$out" | cut -d' ' -f1)
-  ENTRIES+=("{\"name\": \"$name\", \"version\": \"$version\", \"integrity\": \"$integrity\", \"files\": [{\"from\": \"$file\", \"path\": \"$out\", \"sha256\": \"$sha\"}]}")
-  echo "$spec: $out ($integrity)"
+  FILES=()
+  for file in $files; do
+    out="$name-$version.${file##*.}"
+    cp "$WORK/package/$file" "$DEST/$out"
+    sha=$(sha256sum "$DEST/$out" | cut -d' ' -f1)
+    FILES+=("{\"from\": \"$file\", \"path\": \"$out\", \"sha256\": \"$sha\"}")
+  done
+  joined=$(IFS=,; echo "${FILES[*]}")
+  ENTRIES+=("{\"name\": \"$name\", \"version\": \"$version\", \"integrity\": \"$integrity\", \"files\": [${joined//\}\,\{/\}, \{}]}")
+  echo "$spec: $files ($integrity)"
 done
 {
   echo '{"packages": ['

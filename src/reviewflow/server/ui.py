@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
@@ -27,6 +27,8 @@ from .context import RunIdParam, ServerContext, blocking, context, load_run
 from .http import ApiError, Json
 from .runs import TaskName
 from .ui_graph import attempts_of, build_graph, state_styles
+from .ui_review import REPORTS, NoReport, own_folder, read_report, review_doc
+from .ui_timeline import task_events, task_row, timeline
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -167,14 +169,14 @@ async def task_detail(run_id: RunId, task: TaskName, ctx: Ctx, _: Reader) -> Jso
 
 def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
     record = load_run(ctx.store, run_id)
-    row = next((t for t in ctx.store.get_tasks(run_id) if t.name == task), None)
+    row = task_row(ctx.store, run_id, task)  # one row and one task's events, not the run's
     if row is None:
         raise ApiError(404, f"run {run_id} has no task {task!r}", "task")
     spec = json.loads(record.spec)
     body = spec.get("tasks", {}).get(task) or spec.get("on_failure", {}).get(task) or {}
     result = json.loads(row.result) if row.result else None
     errors = json.loads(row.errors) if row.errors else []
-    attempts = attempts_of(ctx.store.get_events(run_id), task)
+    attempts = attempts_of(task_events(ctx.store, run_id, task), task)
     by_number = {e.get("attempt"): e.get("error") for e in errors if isinstance(e, dict)}
     for a in attempts:
         a["error"] = by_number.get(a["attempt"])
@@ -203,6 +205,40 @@ def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
         "result": result,
         "approval": approval,
     }
+
+
+@router.get("/ui/api/runs/{run_id}/timeline")
+async def run_timeline(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
+    """The run's attempts as bars (at most ui_timeline.TIMELINE_LIMIT of them)."""
+    await blocking(load_run, ctx.store, run_id)
+    return Json(await blocking(timeline, ctx.store, run_id))
+
+
+@router.get("/ui/api/runs/{run_id}/review")
+async def run_review(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
+    """A review run's verdict and findings (from its report.json); {review: false} otherwise."""
+    record = await blocking(load_run, ctx.store, run_id)
+    return Json(await blocking(review_doc, record, ctx.work_dir))
+
+
+ReportName = Literal["report.md", "report.json", "report.sarif"]
+
+
+@router.get("/ui/runs/{run_id}/reports/{name}")
+async def run_report(run_id: RunId, name: ReportName, ctx: Ctx, _: Reader) -> Response:
+    """One of the three reports of a review run, from the run's own output folder (the URL
+    names a file, never a path: see ui_review)."""
+    record = await blocking(load_run, ctx.store, run_id)
+
+    def read() -> bytes:
+        return read_report(own_folder(record, ctx.work_dir), name)
+
+    try:
+        data = await blocking(read)
+    except NoReport:
+        raise ApiError(404, f"run {run_id} has no {name}", "name") from None
+    headers = {"Content-Disposition": f'inline; filename="{run_id}-{name}"'}
+    return Response(data, media_type=REPORTS[name], headers=headers)
 
 
 _EXIT = re.compile(r"\b(?:exit code (-?\d+)|killed by signal (\d+))")

@@ -48,6 +48,8 @@ from .base import (
 )
 from .sql import query
 
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
 CONNECT_TIMEOUT = 10
 """Seconds to wait for a connection unless the URL says (libpq waits forever by default)."""
 POOL_MIN, POOL_MAX = 1, 4
@@ -359,6 +361,14 @@ class PostgresStore:
             if event is not None:
                 conn.execute(query("insert_event"), event)
             return ApprovalRecord(*row)
+
+    dialect = "postgresql"
+
+    def select(self, sql: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """A read-only query with `:name` parameters, as SQLiteStore.select (no `%` or `::` in
+        `sql`: `:name` becomes psycopg's `%(name)s`)."""
+        with self._session() as conn:
+            return conn.execute(_NAMED.sub(r"%(\1)s", sql), args).fetchall()  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._pool.close()

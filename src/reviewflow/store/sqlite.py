@@ -372,6 +372,12 @@ class SQLiteStore:
 
         return self._retrying(decide)
 
+    dialect = "sqlite"
+
+    def select(self, sql: str, args: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """A read-only query with `:name` parameters (the dashboard's timeline and metrics)."""
+        return self._retrying(lambda: self._conn.execute(sql, args).fetchall())
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

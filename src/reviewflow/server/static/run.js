@@ -137,6 +137,7 @@
       n.state = ev.to;
     }
     paint(n);
+    if (ev.to === "running" || ev.from === "running") refreshSoon();
     if (selected === ev.task) showTask(ev.task);
   }
 
@@ -146,6 +147,7 @@
     source.addEventListener("end", (m) => {
       const d = JSON.parse(m.data);
       if (d.state) { run.state = d.state; showRun(); }
+      refreshSoon();
       source.close();
       main.dataset.stream = "ended";
     });
@@ -263,6 +265,76 @@
     }
   }
 
+  // The review of a review run: verdict (text and colour), reasons, findings, report links.
+  async function loadReview() {
+    const doc = await rf.api(`/ui/api/runs/${encodeURIComponent(runId)}/review`);
+    const section = $("review");
+    if (!doc.review) { section.hidden = true; return; }
+    section.hidden = false;
+    if (!doc.written) {
+      $("review-verdict").textContent = "No report yet: the review writes report.json when its summary task ends.";
+      return;
+    }
+    $("review-verdict").replaceChildren("Verdict ",
+      rf.el("span", { class: `verdict verdict-${doc.verdict}`, text: doc.verdict.replace("_", " ") }),
+      doc.template ? ` · template ${doc.template}` : "",
+      ` · ${Object.entries(doc.counts).filter(([, n]) => typeof n === "number").map(([k, n]) => `${n} ${k}`).join(", ")}`);
+    $("review-reasons").replaceChildren(...doc.reasons.map((r) => rf.el("li", { text: r })));
+    const reportUrl = (name) => `/ui/runs/${encodeURIComponent(runId)}/reports/${name}`;
+    $("review-files").replaceChildren("Reports: ",
+      ...doc.files.map((name) => rf.el("a", { href: reportUrl(name), text: name })));
+    $("findings-body").replaceChildren(...doc.findings.map((f) => rf.el("tr", { dataset: { severity: f.severity } },
+      rf.el("td", { class: `sev-${f.severity}`, text: f.severity }), rf.el("td", { text: f.check }),
+      rf.el("td", { text: f.file || "" }), rf.el("td", { text: f.line ?? "" }),
+      rf.el("td", { text: f.rule }), rf.el("td", { text: f.message }))));
+    $("findings-note").textContent = doc.findings_total === 0 ? "No findings."
+      : doc.findings_total > doc.findings.length
+        ? `The first ${doc.findings.length} of ${doc.findings_total} findings; all are in report.json.`
+        : `${doc.findings_total} findings.`;
+  }
+
+  // The timeline (Gantt) of attempts: one row per attempt in start order, outcome as text too.
+  async function loadTimeline() {
+    const doc = await rf.api(`/ui/api/runs/${encodeURIComponent(runId)}/timeline`);
+    const list = $("timeline");
+    if (!doc.bars.length) {
+      list.replaceChildren();
+      $("timeline-note").textContent = "No attempt has started yet.";
+      return;
+    }
+    const t0 = Math.min(...doc.bars.map((b) => b[2]));
+    const t1 = Math.max(...doc.bars.map((b) => b[3] ?? doc.now), t0 + 0.001);
+    const span = t1 - t0;
+    $("timeline-note").textContent = (doc.total > doc.bars.length
+      ? `${doc.bars.length} of ${doc.total} attempts: the slowest and the most recently started. `
+      : `${doc.total} attempts. `) + `From ${rf.time(t0)}, over ${rf.duration(span)}.`;
+    const rowsOut = doc.bars.map(([task, attempt, start, end, outcome]) => {
+      const dur = (end ?? doc.now) - start;
+      const name = rf.el("button", { type: "button", class: "link gantt-name", text: `${task} #${attempt ?? 1}` });
+      name.addEventListener("click", () => {
+        const id = taskNode.get(task);
+        const n = id && nodes.get(id);
+        select(n && !n.group ? n : { id: id || "", name: task });
+      });
+      const bar = rf.el("span", { class: `gantt-bar state-${outcome}`, title: `${task} #${attempt ?? 1}: ${outcome}, ${rf.duration(dur)}` });
+      bar.style.left = `${((start - t0) / span) * 100}%`;
+      bar.style.width = `${Math.max((dur / span) * 100, 0.2)}%`;
+      return rf.el("li", { dataset: { task, outcome } }, name, rf.el("span", { class: "gantt-track" }, bar),
+        rf.el("span", { class: "gantt-info", text: `${outcome} · ${rf.duration(dur)}` }));
+    });
+    list.replaceChildren(...rowsOut);
+  }
+
+  let refreshTimer = null; // timeline and review follow the events, at most every 2 s
+  function refreshSoon() {
+    if (refreshTimer) return;
+    refreshTimer = setTimeout(() => {
+      refreshTimer = null;
+      loadTimeline().catch(() => {});
+      loadReview().catch(() => {});
+    }, 2000);
+  }
+
   let membersOf = {};
   async function start() {
     const doc = await rf.api(`/ui/api/runs/${encodeURIComponent(runId)}/graph`);
@@ -279,6 +351,8 @@
     buildTable();
     buildGraph(doc);
     main.dataset.ready = "true";
+    loadTimeline().catch((err) => { $("timeline-note").textContent = `Cannot load the timeline: ${err.message}`; });
+    loadReview().catch((err) => { $("run-message").textContent = `Cannot load the review: ${err.message}`; });
     if (!["succeeded", "failed", "cancelled"].includes(run.state)) follow(doc.last_event_id);
   }
 
