@@ -25,6 +25,7 @@ from pydantic import (
 
 from .errors import SpecError
 from .limits import LIMITS, check_data
+from .notify.targets import FieldError, NotificationTarget
 
 if TYPE_CHECKING:
     from .executors.registry import TaskTypeRegistry
@@ -287,6 +288,9 @@ class WorkflowSpec(BaseModel):
 
     name: Name
     description: str | None = None
+    notifications: list[NotificationTarget] = Field(default_factory=list)
+    """Who hears about the run (reviewflow.notify.targets). Kept right after the two string
+    fields: the store finds it in the stored JSON without parsing the tasks (store/outbox.py)."""
     max_concurrency: Count | None = None
     timeout: Duration | None = None
     failure_policy: Literal["fail_fast", "continue"] = "fail_fast"
@@ -481,6 +485,8 @@ def spec_error_from(exc: ValidationError, *, file: str | None = None) -> SpecErr
             task=ctx_error.task or task,
             field=ctx_error.field or field,
         )
+    if isinstance(ctx_error, FieldError):
+        field = f"{field}.{ctx_error.field}" if field else ctx_error.field
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if first["type"] == "missing":

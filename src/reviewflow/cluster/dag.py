@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import datetime
@@ -31,6 +32,7 @@ from ..executors.registry import STORED
 from ..spec import TaskSpec, WorkflowSpec
 from ..states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, TASK_TRANSITIONS, RunState
 from ..states import TaskState as T
+from ..store import outbox
 from ..store.base import Event
 from ..store.sql import query
 
@@ -160,6 +162,7 @@ def insert_events(conn: psycopg.Connection, events: list[Event], *, resent: bool
     perhaps stored then (the reply was lost): those stored already are left out."""
     name = "insert_new_events" if resent else "insert_events"
     conn.execute(query(name), {"events": _json(events)})
+    outbox.add_derived(conn, events, time.time(), postgres=True)  # same transaction
 
 
 def already_recorded(row: Row, attempt: int, kind: str, error: str | None) -> bool:

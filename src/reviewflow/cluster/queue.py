@@ -46,6 +46,7 @@ from ..logs import log
 from ..scheduler import DEFAULT_AGING_INTERVAL
 from ..spec import TaskSpec, WorkflowSpec
 from ..states import RUN_TERMINAL, RunState
+from ..store import outbox
 from ..store.base import Event
 from ..store.postgres import PostgresStore, translated
 from ..store.sql import query
@@ -214,13 +215,16 @@ class Cluster:
         rid = run_id_for(spec, run_id)
         key_limits = spec.key_limits()
 
+        spec_json = spec.model_dump_json()
+        notify = outbox.notify_config(spec_json, spec.name, self.store.notify_extra())
+
         def go(conn: psycopg.Connection, now: float) -> bool:
             inserted = conn.execute(
                 query("insert_cluster_run"),
                 {
                     "run_id": rid,
                     "workflow": spec.name,
-                    "spec": spec.model_dump_json(),
+                    "spec": spec_json,
                     "meta": Json(dict(meta or {})),
                     "now": now,
                     "open_main": len(spec.tasks),
@@ -230,6 +234,8 @@ class Cluster:
             ).rowcount
             if not inserted:
                 return False
+            if notify is not None:
+                outbox.subscribe(conn, rid, outbox.NOTIFY, notify, postgres=True)
             with conn.cursor() as cur, cur.copy(query("copy_cluster_tasks")) as copy:
                 for position, task in enumerate([*spec.tasks.values(), *spec.on_failure.values()]):
                     hook = task.name in spec.on_failure

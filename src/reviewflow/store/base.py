@@ -10,7 +10,10 @@ run, which is what makes a zombie's late completion harmless.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .outbox import OutboxItem, OutboxRecord
 
 TASK_COLUMNS = (
     "state",
@@ -216,6 +219,39 @@ class Store(Protocol):
     ) -> ApprovalRecord:
         """Record a decision once (with `event` in the same transaction); ApprovalDecided if
         one was already recorded."""
+
+    # The outbox (store/outbox.py). Rows are also derived from the events every write above
+    # appends, in the same transaction, for the runs' subscribed sources.
+    outbox_defaults: dict[str, Any]
+    """Added to every new run's notify config: `targets` (the server's) and `base_url`."""
+
+    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
+        """Let `source`'s deriver (outbox.DERIVERS) turn the run's later events into rows."""
+
+    def enqueue(self, items: list[OutboxItem]) -> int:
+        """Add outbox rows in a transaction of their own; returns how many were new (a dedupe
+        key already stored is skipped)."""
+
+    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[OutboxRecord]:
+        """Claim up to `limit` due rows for `lease` seconds; each claim counts an attempt."""
+
+    def finish_outbox(
+        self,
+        record: OutboxRecord,
+        owner: str,
+        error: str | None,
+        took: float,
+        permanent: bool = False,
+    ) -> str | None:
+        """Record a claimed attempt's outcome; the row's new state, None if the claim was lost."""
+
+    def list_outbox(
+        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
+    ) -> list[OutboxRecord]:
+        """Outbox rows, newest first."""
+
+    def next_outbox_due(self) -> float | None:
+        """When the earliest pending row is due; None if nothing is pending."""
 
     def close(self) -> None:
         """Release connections."""

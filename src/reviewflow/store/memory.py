@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
+from . import outbox
 from .base import (
     ApprovalRecord,
     Batch,
@@ -31,6 +35,11 @@ class MemoryStore:
         self._event_ids: dict[str, list[int]] = {}
         self._next_event_id = 1
         self._approvals: dict[tuple[str, str], ApprovalRecord] = {}
+        self._sources: dict[str, dict[str, str]] = {}
+        self._outbox: dict[int, outbox.OutboxRecord] = {}
+        self._outbox_keys: set[str] = set()
+        self.outbox_defaults: dict[str, Any] = {}
+        self.outbox_waker: Callable[[], None] | None = None
 
     def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
         with self._lock:
@@ -40,6 +49,9 @@ class MemoryStore:
             self._tasks[run.run_id] = {t.name: (*t.row(), t.name) for t in tasks}
             self._events[run.run_id] = []
             self._event_ids[run.run_id] = []
+            config = outbox.notify_config(run.spec, run.workflow, self.notify_extra())
+            if config is not None:
+                self._sources.setdefault(run.run_id, {})[outbox.NOTIFY] = config
             self._append_events(run.run_id, events)
             return True
 
@@ -48,6 +60,11 @@ class MemoryStore:
         self._events[run_id].extend(events)
         self._event_ids[run_id].extend(range(start, start + len(events)))
         self._next_event_id = start + len(events)
+        sources = self._sources.get(run_id)
+        if sources:
+            wanted = [e for e in events if outbox.relevant(e)]
+            if wanted:
+                self._add_items(outbox.derive(sources.items(), wanted))
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._lock:
@@ -167,6 +184,114 @@ class MemoryStore:
             if event is not None:
                 self._append_events(run_id, [event])
             return replace(record)
+
+    # ------------------------------------------------------------------ outbox
+
+    def notify_extra(self) -> dict[str, Any]:
+        """What a new run's notify config gets besides its spec's targets."""
+        return dict(self.outbox_defaults)
+
+    def _add_items(self, items: list[outbox.OutboxItem]) -> int:
+        added = 0
+        now = time.time()
+        for item in items:
+            if item.dedupe_key in self._outbox_keys:
+                continue
+            self._outbox_keys.add(item.dedupe_key)
+            row = item.row(now)
+            new_id = len(self._outbox) + 1
+            self._outbox[new_id] = outbox.OutboxRecord(
+                new_id, *row[:6], outbox.PENDING, 0, *row[6:], None, None, None, None
+            )
+            added += 1
+        if added and self.outbox_waker is not None:
+            self.outbox_waker()
+        return added
+
+    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
+        """Let `source`'s deriver turn the run's later events into outbox rows."""
+        with self._lock:
+            self._sources.setdefault(run_id, {})[source] = json.dumps(config)
+
+    def enqueue(self, items: list[outbox.OutboxItem]) -> int:
+        """Add outbox rows outside any run transaction; returns how many were new."""
+        with self._lock:
+            return self._add_items(items)
+
+    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[outbox.OutboxRecord]:
+        """Claim up to `limit` due rows for `lease` seconds (each claim counts an attempt)."""
+        now = time.time()
+        with self._lock:
+            due = sorted(
+                (
+                    r
+                    for r in self._outbox.values()
+                    if r.state == outbox.PENDING and r.next_at <= now
+                ),
+                key=lambda r: r.next_at,
+            )[:limit]
+            for r in due:
+                r.attempts += 1
+                r.lease_owner, r.lease_until, r.next_at = owner, now + lease, now + lease
+            return [replace(r) for r in due]
+
+    def finish_outbox(
+        self,
+        record: outbox.OutboxRecord,
+        owner: str,
+        error: str | None,
+        took: float,
+        permanent: bool = False,
+    ) -> str | None:
+        """Record a claimed attempt's outcome; the row's new state (None: claim lost)."""
+        now = time.time()
+        with self._lock:
+            r = self._outbox.get(record.id)
+            if r is None or r.lease_owner != owner or r.attempts != record.attempts:
+                return None
+            history = r.attempts_list()
+            history.append(
+                {
+                    "attempt": r.attempts,
+                    "at": now,
+                    "ok": error is None,
+                    "error": error,
+                    "took": took,
+                }
+            )
+            r.history = json.dumps(history[-outbox.HISTORY_MAX :])
+            r.lease_owner = r.lease_until = None
+            r.last_error = error
+            if error is None:
+                r.state, r.delivered_at = outbox.DELIVERED, now
+            elif permanent or now >= r.expires_at:
+                r.state = outbox.FAILED
+            else:
+                r.next_at = now + outbox.backoff(r.attempts)
+            return r.state
+
+    def list_outbox(
+        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
+    ) -> list[outbox.OutboxRecord]:
+        """Outbox rows, newest first."""
+        with self._lock:
+            rows = [
+                replace(r)
+                for r in reversed(self._outbox.values())
+                if (run_id is None or r.run_id == run_id)
+                and (
+                    not failed_only
+                    or r.state == outbox.FAILED
+                    or (r.state == outbox.PENDING and r.last_error is not None)
+                )
+            ]
+            return rows[:limit]
+
+    def next_outbox_due(self) -> float | None:
+        """When the earliest pending outbox row is due, None if there is none."""
+        with self._lock:
+            due = [r.next_at for r in self._outbox.values() if r.state == outbox.PENDING]
+            return min(due) if due else None
 
     def close(self) -> None:
         pass

@@ -20,8 +20,10 @@ password, so callers (the CLI: one line per error) never see a driver exception.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -34,7 +36,7 @@ from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
-from . import migrate
+from . import migrate, outbox
 from .base import (
     RUN_COLUMNS,
     TASK_COLUMNS,
@@ -160,6 +162,10 @@ class PostgresStore:
         )
         with translated(url):
             self._pool.open()
+        self.outbox_defaults: dict[str, Any] = {}
+        """Added to every run's notify config: `targets` (the server's) and `base_url`."""
+        self.outbox_waker: Callable[[], None] | None = None
+        """Called after a commit that added outbox rows (wakes this process's deliverer)."""
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
@@ -177,6 +183,7 @@ class PostgresStore:
         return self._pool
 
     def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+        added = 0
         with self._session() as conn, conn.transaction():
             cur = conn.execute(
                 query("insert_run"),
@@ -207,7 +214,12 @@ class PostgresStore:
                     )
                 if events:
                     cur.executemany(query("insert_event"), events)
-            return True
+            config = outbox.notify_config(run.spec, run.workflow, self.notify_extra())
+            if config is not None:
+                outbox.subscribe(conn, run.run_id, outbox.NOTIFY, config, postgres=True)
+                added = outbox.add_derived(conn, events, time.time(), postgres=True)
+        self._wake(added)
+        return True
 
     def get_run(self, run_id: str) -> RunRecord | None:
         with self._session() as conn:
@@ -277,6 +289,7 @@ class PostgresStore:
 
     def write(self, batch: Batch) -> str | None:
         run_id = batch.run_id
+        added = 0
         with self._session() as conn, conn.transaction():
             row = conn.execute(query("lock_run"), {"run_id": run_id}).fetchone()
             if row is None:
@@ -306,7 +319,10 @@ class PostgresStore:
                         raise StoreError(f"run {run_id!r} has no task {unknown!r}")
                 if batch.events:
                     cur.executemany(query("insert_event"), batch.events)
-            return request  # type: ignore[no-any-return]
+            if batch.events:
+                added = outbox.add_derived(conn, batch.events, time.time(), postgres=True)
+        self._wake(added)
+        return request  # type: ignore[no-any-return]
 
     def request(self, run_id: str, command: str) -> None:
         with self._session() as conn:
@@ -338,6 +354,7 @@ class PostgresStore:
         now: float,
         event: Event | None = None,
     ) -> ApprovalRecord:
+        added = 0
         with self._session() as conn, conn.transaction():
             if conn.execute(query("lock_run"), {"run_id": run_id}).fetchone() is None:
                 raise RunNotFound(run_id)
@@ -360,7 +377,63 @@ class PostgresStore:
                 raise ApprovalDecided(f"{task} was already {old[3]} by {old[4]}")
             if event is not None:
                 conn.execute(query("insert_event"), event)
-            return ApprovalRecord(*row)
+                added = outbox.add_derived(conn, [event], now, postgres=True)
+        self._wake(added)
+        return ApprovalRecord(*row)
+
+    # ------------------------------------------------------------------ outbox
+
+    def notify_extra(self) -> dict[str, Any]:
+        """What a new run's notify config gets besides its spec's targets."""
+        return {"db": self.where, **self.outbox_defaults}
+
+    def _wake(self, added: int) -> None:
+        if added and self.outbox_waker is not None:
+            self.outbox_waker()
+
+    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
+        """Let `source`'s deriver turn the run's later events into outbox rows."""
+        with self._session() as conn:
+            outbox.subscribe(conn, run_id, source, json.dumps(config), postgres=True)
+
+    def enqueue(self, items: list[outbox.OutboxItem]) -> int:
+        """Add outbox rows outside any run transaction; returns how many were new."""
+        with self._session() as conn, conn.transaction():
+            added = outbox.insert_items(conn, items, time.time(), postgres=True)
+        self._wake(added)
+        return added
+
+    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[outbox.OutboxRecord]:
+        """Claim up to `limit` due rows for `lease` seconds (FOR UPDATE SKIP LOCKED: claimers
+        never wait for each other; each claim counts an attempt)."""
+        with self._session() as conn:
+            return outbox.claim(conn, owner, lease, limit, time.time(), postgres=True)
+
+    def finish_outbox(
+        self,
+        record: outbox.OutboxRecord,
+        owner: str,
+        error: str | None,
+        took: float,
+        permanent: bool = False,
+    ) -> str | None:
+        """Record a claimed attempt's outcome; the row's new state (None: claim lost)."""
+        with self._session() as conn, conn.transaction():
+            return outbox.finish(
+                conn, record, owner, error, took, time.time(), permanent, postgres=True
+            )
+
+    def list_outbox(
+        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
+    ) -> list[outbox.OutboxRecord]:
+        """Outbox rows, newest first."""
+        with self._session() as conn:
+            return outbox.listing(conn, failed_only, limit, run_id, postgres=True)
+
+    def next_outbox_due(self) -> float | None:
+        """When the earliest pending outbox row is due, None if there is none."""
+        with self._session() as conn:
+            return outbox.next_due(conn, postgres=True)
 
     dialect = "postgresql"
 

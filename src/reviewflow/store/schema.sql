@@ -59,3 +59,34 @@ CREATE TABLE IF NOT EXISTS approvals (
     decided_at    REAL,
     PRIMARY KEY (run_id, task)
 ) WITHOUT ROWID;
+
+-- The outbox (store/outbox.py): side effects written with the state change that causes them,
+-- delivered afterwards by any process. Sources are what a run subscribed to (e.g. `notify`).
+CREATE TABLE IF NOT EXISTS outbox_sources (
+    run_id  TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+    source  TEXT NOT NULL,
+    config  TEXT NOT NULL,
+    PRIMARY KEY (run_id, source)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS outbox (
+    id           INTEGER PRIMARY KEY,
+    kind         TEXT NOT NULL,
+    dedupe_key   TEXT NOT NULL UNIQUE,
+    delivery_id  TEXT NOT NULL,
+    run_id       TEXT,
+    payload      TEXT NOT NULL,
+    target       TEXT,
+    state        TEXT NOT NULL DEFAULT 'pending',
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    created_at   REAL NOT NULL,
+    next_at      REAL NOT NULL,
+    expires_at   REAL NOT NULL,
+    lease_owner  TEXT,
+    lease_until  REAL,
+    delivered_at REAL,
+    last_error   TEXT,
+    history      TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS outbox_run ON outbox (run_id);

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
 from ..statedir import make_dirs
+from . import DEFAULT_DB, outbox
 from .base import (
     TASK_COLUMNS,
     ApprovalRecord,
@@ -110,6 +111,10 @@ class SQLiteStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self.outbox_defaults: dict[str, Any] = {}
+        """Added to every run's notify config: `targets` (the server's) and `base_url`."""
+        self.outbox_waker: Callable[[], None] | None = None
+        """Called after a commit that added outbox rows (wakes this process's deliverer)."""
         self._retrying(self._setup)
 
     def _setup(self) -> None:
@@ -180,9 +185,16 @@ class SQLiteStore:
                     ((run.run_id, t.name, i, *t.row()) for i, t in enumerate(tasks)),
                 )
                 conn.executemany(_EVENT_INSERT, events)
+                config = outbox.notify_config(run.spec, run.workflow, self.notify_extra())
+                if config is not None:
+                    outbox.subscribe(conn, run.run_id, outbox.NOTIFY, config)
+                    added[0] = outbox.add_derived(conn, events, time.time())
                 return True
 
-        return self._retrying(create)
+        added = [0]
+        created = self._retrying(create)
+        self._wake(added[0])
+        return created
 
     def get_run(self, run_id: str) -> RunRecord | None:
         def get() -> RunRecord | None:
@@ -290,9 +302,13 @@ class SQLiteStore:
                     conn.executemany(_TASK_UPDATE, ((*r[:-1], run_id, r[-1]) for r in batch.tasks))
                 if batch.events:
                     conn.executemany(_EVENT_INSERT, batch.events)
+                    added[0] = outbox.add_derived(conn, batch.events, time.time())
                 return row[1]
 
-        return self._retrying(write)
+        added = [0]
+        request = self._retrying(write)
+        self._wake(added[0])
+        return request
 
     def request(self, run_id: str, command: str) -> None:
         def request() -> None:
@@ -368,9 +384,85 @@ class SQLiteStore:
                     raise ApprovalDecided(f"{task} was already {old.decision} by {old.approver}")
                 if event is not None:
                     conn.execute(_EVENT_INSERT, event)
+                    added[0] = outbox.add_derived(conn, [event], now)
                 return self._approval(conn, run_id, task)  # type: ignore[return-value]
 
-        return self._retrying(decide)
+        added = [0]
+        record = self._retrying(decide)
+        self._wake(added[0])
+        return record
+
+    # ------------------------------------------------------------------ outbox
+
+    def notify_extra(self) -> dict[str, Any]:
+        """What a new run's notify config gets besides its spec's targets."""
+        extra = dict(self.outbox_defaults)
+        if self.path.resolve() != DEFAULT_DB.resolve():
+            extra.setdefault("db", str(self.path))
+        return extra
+
+    def _wake(self, added: int) -> None:
+        if added and self.outbox_waker is not None:
+            self.outbox_waker()
+
+    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
+        """Let `source`'s deriver turn the run's later events into outbox rows."""
+
+        def sub() -> None:
+            with self._transaction() as conn:
+                outbox.subscribe(conn, run_id, source, json.dumps(config))
+
+        self._retrying(sub)
+
+    def enqueue(self, items: list[outbox.OutboxItem]) -> int:
+        """Add outbox rows outside any run transaction; returns how many were new."""
+
+        def add() -> int:
+            with self._transaction() as conn:
+                return outbox.insert_items(conn, items, time.time())
+
+        added = self._retrying(add)
+        self._wake(added)
+        return added
+
+    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[outbox.OutboxRecord]:
+        """Claim up to `limit` due rows for `lease` seconds (each claim counts an attempt)."""
+
+        def claim() -> list[outbox.OutboxRecord]:
+            due = outbox.next_due(self._conn)
+            now = time.time()
+            if due is None or due > now:
+                return []  # nothing due: no write lock taken
+            with self._transaction() as conn:
+                return outbox.claim(conn, owner, lease, limit, now)
+
+        return self._retrying(claim)
+
+    def finish_outbox(
+        self,
+        record: outbox.OutboxRecord,
+        owner: str,
+        error: str | None,
+        took: float,
+        permanent: bool = False,
+    ) -> str | None:
+        """Record a claimed attempt's outcome; the row's new state (None: claim lost)."""
+
+        def finish() -> str | None:
+            with self._transaction() as conn:
+                return outbox.finish(conn, record, owner, error, took, time.time(), permanent)
+
+        return self._retrying(finish)
+
+    def list_outbox(
+        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
+    ) -> list[outbox.OutboxRecord]:
+        """Outbox rows, newest first."""
+        return self._retrying(lambda: outbox.listing(self._conn, failed_only, limit, run_id))
+
+    def next_outbox_due(self) -> float | None:
+        """When the earliest pending outbox row is due, None if there is none."""
+        return self._retrying(lambda: outbox.next_due(self._conn))
 
     dialect = "sqlite"
 

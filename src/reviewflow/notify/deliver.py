@@ -1,0 +1,189 @@
+"""The Deliverer: sends due outbox rows from a thread of its own, never in a run's way.
+
+Any process with a store can run one: the CLI while it executes a run, `reviewflow worker`,
+`reviewflow serve`, `reviewflow notifications --deliver`. They share the work through the store:
+a claim takes due rows for a lease (SQLite: one BEGIN IMMEDIATE transaction; PostgreSQL: FOR
+UPDATE SKIP LOCKED), so two deliverers never send the same row at the same time, and a row whose
+deliverer died is due again when its lease ends. Sends run on a few threads, each bounded by its
+target's timeout: a target that hangs holds one sender thread for that long, never the run (whose
+state is committed before the row exists) nor the other targets.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from ..errors import StoreError
+from ..logs import log
+from ..store.outbox import DELIVERED, OutboxRecord
+from .senders import SENDERS, SendError
+
+LEASE = 120.0
+"""Seconds a claimed row is this deliverer's; more than any target's timeout (at most 60 s)."""
+POLL = 1.0
+"""Seconds between looks at the outbox when nothing woke the deliverer."""
+SENDERS_AT_ONCE = 4
+
+
+class Deliverer:
+    """Claims and sends the store's due outbox rows until stopped."""
+
+    def __init__(
+        self,
+        store: Any,
+        *,
+        concurrency: int = SENDERS_AT_ONCE,
+        poll: float = POLL,
+        lease: float = LEASE,
+    ) -> None:
+        self.store = store
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}:outbox"
+        self.concurrency = concurrency
+        self.poll = poll
+        self.lease = lease
+        self.sent = 0
+        self.failed_attempts = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._busy = 0
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="reviewflow-notify")
+        self._client = httpx.Client(follow_redirects=False, trust_env=False)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Deliverer:
+        """Start the delivery thread (a daemon: it never keeps the process alive)."""
+        if hasattr(self.store, "outbox_waker"):
+            self.store.outbox_waker = self.wake
+        self._thread = threading.Thread(target=self._loop, name="reviewflow-outbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        """Look at the outbox now (called by the store after a commit that added rows)."""
+        self._wake.set()
+
+    def stop(self, drain: float = 0.0) -> None:
+        """Stop claiming. With `drain` > 0, first deliver what is due for up to that many
+        seconds (a run that just finished gets its notification out before the CLI exits)."""
+        if drain > 0:
+            self.deliver_due(drain)
+        self._stop.set()
+        self._wake.set()
+        if getattr(self.store, "outbox_waker", None) == self.wake:
+            self.store.outbox_waker = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._client.close()
+
+    def __enter__(self) -> Deliverer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ work
+
+    def deliver_due(self, timeout: float) -> int:
+        """Claim and send what is due now, waiting up to `timeout` seconds for the sends;
+        returns how many rows were claimed. Rows not finished in time stay leased to this
+        deliverer's threads (or to the next deliverer once the lease ends)."""
+        deadline = time.monotonic() + timeout
+        claimed = 0
+        while time.monotonic() < deadline:
+            got = self._claim_and_send()
+            claimed += got
+            if not got:
+                break
+        with self._idle:
+            self._idle.wait_for(
+                lambda: self._busy == 0, timeout=max(0.0, deadline - time.monotonic())
+            )
+        return claimed
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._claim_and_send()
+            except StoreError as exc:
+                log.warning("outbox.claim_failed", error=str(exc))
+            except Exception as exc:  # the thread must live on: the next look may succeed
+                log.warning("outbox.error", error=f"{type(exc).__name__}: {exc}")
+            self._wake.wait(self._sleep())
+            self._wake.clear()
+
+    def _sleep(self) -> float:
+        try:
+            due = self.store.next_outbox_due()
+        except StoreError:
+            return self.poll
+        if due is None:
+            return self.poll
+        return max(0.01, min(self.poll, due - time.time()))
+
+    def _claim_and_send(self) -> int:
+        with self._idle:
+            free = self.concurrency - self._busy
+        if free <= 0 or self._stop.is_set():
+            return 0
+        records = self.store.claim_outbox(self.owner, self.lease, free)
+        for record in records:
+            with self._idle:
+                self._busy += 1
+            self._pool.submit(self._send, record)
+        return len(records)
+
+    def _send(self, record: OutboxRecord) -> None:
+        started = time.monotonic()
+        error: str | None = None
+        permanent = False
+        try:
+            sender = SENDERS.get(record.kind)
+            if sender is None:
+                raise SendError(f"no sender for kind {record.kind!r}")
+            sender(record, self._client)
+        except SendError as exc:
+            error, permanent = str(exc), exc.permanent
+        except Exception as exc:  # a sender's bug must not kill the thread or lose the row
+            error = f"{type(exc).__name__}: {exc}"
+        took = round(time.monotonic() - started, 3)
+        try:
+            state = self.store.finish_outbox(record, self.owner, error, took, permanent)
+            if state == DELIVERED:
+                self.sent += 1
+                log.info(
+                    "outbox.delivered",
+                    kind=record.kind,
+                    delivery_id=record.delivery_id,
+                    run_id=record.run_id,
+                    attempt=record.attempts,
+                )
+            elif error is not None:
+                self.failed_attempts += 1
+                log.warning(
+                    "outbox.attempt_failed",
+                    kind=record.kind,
+                    delivery_id=record.delivery_id,
+                    run_id=record.run_id,
+                    attempt=record.attempts,
+                    state=state,
+                    error=error,
+                )
+        except StoreError as exc:  # the lease ends, another look delivers it again
+            log.warning("outbox.finish_failed", delivery_id=record.delivery_id, error=str(exc))
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+            self._wake.set()
