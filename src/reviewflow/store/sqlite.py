@@ -38,9 +38,12 @@ LOCK_WAIT_SECONDS = 120.0
 _T = TypeVar("_T")
 
 _RUN_SELECT = (
-    "SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at, error,"
-    " owner, lease_until, request FROM runs"
+    "SELECT run_id, workflow, state,"
+    " coalesce((SELECT s.spec FROM run_specs s WHERE s.run_id = runs.run_id), spec),"
+    " meta, created_at, started_at, finished_at, error, owner, lease_until, request FROM runs"
 )
+"""Run rows with their spec: from run_specs (runs.spec is '' there), or runs.spec for runs stored
+before run_specs existed."""
 _TASK_SELECT = "SELECT run_id, name, " + ", ".join(TASK_COLUMNS) + " FROM tasks"
 _TASK_UPDATE = (
     "UPDATE tasks SET "
@@ -164,18 +167,15 @@ class SQLiteStore:
             with self._transaction() as conn:
                 cur = conn.execute(
                     "INSERT INTO runs (run_id, workflow, state, spec, meta, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING",
-                    (
-                        run.run_id,
-                        run.workflow,
-                        run.state,
-                        run.spec,
-                        json.dumps(run.meta),
-                        run.created_at,
-                    ),
+                    " VALUES (?, ?, ?, '', ?, ?) ON CONFLICT (run_id) DO NOTHING",
+                    (run.run_id, run.workflow, run.state, json.dumps(run.meta), run.created_at),
                 )
                 if cur.rowcount == 0:
                     return False
+                # Apart from the run row, which every flush rewrites whole (see schema.sql).
+                conn.execute(
+                    "INSERT INTO run_specs (run_id, spec) VALUES (?, ?)", (run.run_id, run.spec)
+                )
                 conn.executemany(
                     "INSERT INTO tasks (run_id, name, position, "
                     + ", ".join(TASK_COLUMNS)
