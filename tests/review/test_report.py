@@ -292,6 +292,7 @@ def test_report_json_shape() -> None:
         "metrics": {},
         "duration_s": 1.25,
         "findings": 2,
+        "cached": None,
     }
     assert doc["findings"] == [
         {

@@ -87,13 +87,24 @@ def build_review(
     out: Path,
     all_findings: bool = False,
     chosen: dict[str, str] | None = None,
+    cache: bool = False,
+    cache_exclude: tuple[str, ...] = (),
 ) -> WorkflowSpec:
     """The workflow that reviews `change` with `template`, writing its reports to `out`.
 
     `chosen` is `included(template, change)` when the caller computed it already (it diffs
-    the public API against the base: one `git show` per changed Python file)."""
+    the public API against the base: one `git show` per changed Python file). With `cache`
+    (and the template's `cache.enabled`), checks whose inputs did not change since an earlier
+    review reuse its results; `cache_exclude` are paths of the repository that are not
+    inputs of any check (the reports folder, the database)."""
     if chosen is None:
         chosen = included(template, change)
+    caching: dict[str, Any] | None = None
+    if cache and template.cache.enabled:
+        caching = {
+            "config": template.cache.model_dump(mode="json"),
+            "exclude": list(cache_exclude),
+        }
     tasks: dict[str, Any] = {
         CHANGE_TASK: {
             "type": "python",
@@ -120,6 +131,7 @@ def build_review(
                 "check": check.uses or name,
                 "options": check.options,
                 "plugins": template.plugins,
+                **({"cache": caching} if caching else {}),
             },
             "description": chosen[name],
         }
@@ -170,6 +182,7 @@ def build_review(
             "template": template.name,
             "gates": template.gates.model_dump(mode="json"),
             "all_findings": all_findings,
+            **({"cache": caching} if caching else {}),
         },
         "description": "verdict and reports (report.md, report.json, report.sarif)",
     }

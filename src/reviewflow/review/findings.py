@@ -47,6 +47,9 @@ class CheckResult(BaseModel):
     metrics: dict[str, Any] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list, exclude=True)
     """Raw secret values found by a secret scan: used for masking, never written out."""
+    cached: dict[str, Any] | None = None
+    """Set when this result was reused from an earlier review with the same inputs (the run
+    it came from), or when some of its files were (`files_reused`, `files_checked`)."""
 
     @classmethod
     def from_findings(

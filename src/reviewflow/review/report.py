@@ -183,6 +183,7 @@ def report_json(
                 "metrics": r.metrics,
                 "duration_s": _duration(view.get(name, {})),
                 "findings": len(r.findings),
+                "cached": r.cached,
             }
             for name, r in results.items()
         },
@@ -253,10 +254,17 @@ def report_markdown(
         took = f"{info['duration_s']:.1f}s" if info["duration_s"] is not None else ""
         shown = sum(1 for f in verdict.shown if f.check == name)
         out.append(
-            f"| {_cell(name)} | {ICONS[r.status]} {r.status} | {_cell(r.summary)} | "
-            f"{shown} | {took} |"
+            f"| {_cell(name)} | {ICONS[r.status]} {r.status}{_reuse(r.cached)} | "
+            f"{_cell(r.summary)} | {shown} | {took} |"
         )
     out.append("")
+    reused = [n for n, r in results.items() if r.cached and r.cached.get("run")]
+    if reused:
+        out += [
+            f"Cached: {', '.join(reused)} reused the result of an earlier review whose inputs "
+            "(files, tool versions, configuration) were the same; `--no-cache` re-runs them.",
+            "",
+        ]
     by_check: dict[str, list[Finding]] = {}
     for f in verdict.shown:
         by_check.setdefault(f.check, []).append(f)
@@ -286,6 +294,16 @@ def report_markdown(
         "",
     ]
     return "\n".join(out)
+
+
+def _reuse(cached: Mapping[str, Any] | None) -> str:
+    """What the status cell says of a reused result."""
+    if not cached:
+        return ""
+    if cached.get("run"):
+        return " · cached"
+    reused, checked = cached.get("files_reused", 0), cached.get("files_checked", 0)
+    return f" · cached for {reused} of {reused + checked} file(s)"
 
 
 INFORMATION_URI = "https://github.com/reviewflow/reviewflow"

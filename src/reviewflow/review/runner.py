@@ -19,8 +19,19 @@ from ..errors import TaskFailed
 from ..executors.base import TaskContext
 from ..executors.python import in_daemon_thread
 from ..plugins import load_plugin_folders
+from ..statedir import make_dirs
 from .builder import APPROVAL_TASK, CHANGE_TASK, SUMMARY_TASK, VERDICT_TASK
-from .change import Change
+from .cache import (
+    CacheConfig,
+    CheckKey,
+    FileCache,
+    ReviewCache,
+    cache_folder,
+    check_key,
+    tools_fingerprint,
+    tree_state,
+)
+from .change import Change, ChangeError
 from .checks.base import CheckContext, ServiceUnreachable, ToolMissing, tool_bound
 from .checks.registry import CheckNotFound, checks
 from .findings import CheckResult, Finding, mask_data, mask_text
@@ -111,6 +122,7 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
     # Secrets are masked before anything is stored: the log as tools write it, the result and
     # any error text before the engine records them.
     masker = await asyncio.to_thread(Masker.for_change, change)
+    plan = await asyncio.to_thread(_CachePlan.make, ctx, change, upstream)
     cctx = CheckContext(
         check=ctx.task,
         root=Path(change.root),
@@ -124,14 +136,22 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         mask=masker.text,
     )
     result: CheckResult | None = None
+    reused = False
     try:
-        if inspect.iscoroutinefunction(fn):
-            out = await fn(cctx)
-        else:
-            out = await in_daemon_thread(fn, cctx)
-            if inspect.isawaitable(out):
-                out = await out
-        result = _normalise(ctx.task, out)
+        if plan is not None:
+            result = await asyncio.to_thread(plan.reuse, ctx.log_path)
+            reused = result is not None
+            cctx.file_cache = plan.files
+        if result is None:
+            if inspect.iscoroutinefunction(fn):
+                out = await fn(cctx)
+            else:
+                out = await in_daemon_thread(fn, cctx)
+                if inspect.isawaitable(out):
+                    out = await out
+            result = _normalise(ctx.task, out)
+            if plan is not None and plan.files is not None:
+                result.cached = plan.files.note()
     except ToolMissing as exc:
         result = CheckResult.skipped(ctx.task, str(exc))
         result.metrics["incomplete"] = True
@@ -148,7 +168,85 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         masker.add(result.secrets if result is not None else ())
         masker.file(ctx.log_path)
-    return masker.data(result.model_dump(mode="json"))
+    data = masker.data(result.model_dump(mode="json"))
+    if plan is not None and not reused and _reusable(result):
+        await asyncio.to_thread(plan.remember, data)
+    return data
+
+
+def _reusable(result: CheckResult) -> bool:
+    """A result worth keeping: not one of a check that could not run (a missing tool, an
+    unreachable service: the next review may have them)."""
+    if result.status == "error" or result.metrics.get("incomplete"):
+        return False
+    return result.status != "skipped" or not any(
+        m in result.summary for m in ("not installed", "unreachable")
+    )
+
+
+class _CachePlan:
+    """The cache of one check task: its key, the stored result if any, its per-file cache."""
+
+    def __init__(self, ctx: TaskContext, store: ReviewCache, key: CheckKey) -> None:
+        self.ctx = ctx
+        self.store = store
+        self.key = key
+        self.files = FileCache(store, key) if key.policy.per_file else None
+
+    @classmethod
+    def make(
+        cls, ctx: TaskContext, change: Change, upstream: dict[str, CheckResult]
+    ) -> _CachePlan | None:
+        """None when the review does not use the cache (`--no-cache`) or the check is never
+        reused (a plugin, the dependency audit); the key when git can say what the tree is."""
+        params = ctx.params.get("cache")
+        if not isinstance(params, dict):
+            return None
+        config = CacheConfig.model_validate(params.get("config") or {})
+        if not config.enabled:
+            return None
+        try:
+            state = tree_state(Path(change.root), params.get("exclude") or ())
+        except (ChangeError, OSError, ValueError):
+            return None  # what the tree holds is not known: run the check
+        key = check_key(
+            task=ctx.task,
+            uses=ctx.params["check"],
+            options=ctx.params.get("options") or {},
+            change=change,
+            upstream=upstream,
+            state=state,
+            tools=tools_fingerprint(),
+        )
+        if key is None:
+            return None
+        return cls(ctx, ReviewCache(cache_folder(change.root), config), key)
+
+    def reuse(self, log_path: Path | None) -> CheckResult | None:
+        """The stored result of the same inputs, marked as reused (and said so in the log)."""
+        entry = self.store.get(self.key.key)
+        if entry is None:
+            return None
+        try:
+            result = CheckResult.model_validate(entry["result"])
+        except (KeyError, ValueError):
+            return None
+        result.cached = {"run": entry.get("run"), "stored_at": entry.get("stored_at")}
+        if log_path is not None:
+            try:
+                make_dirs(log_path.parent)
+                with log_path.open("a", encoding="utf-8") as fh:
+                    fh.write(
+                        f"inputs unchanged since run {entry.get('run')}: its result is reused "
+                        f"(key {self.key.key[:16]}; `reviewflow review --no-cache` re-runs)\n"
+                    )
+            except OSError:
+                pass
+        return result
+
+    def remember(self, data: dict[str, Any]) -> None:
+        stored = {k: v for k, v in data.items() if k != "cached"}
+        self.store.put(self.key.key, {"result": stored, "run": self.ctx.run_id})
 
 
 def _mask_logs(run_dir: Path, secrets: list[str]) -> None:
@@ -253,6 +351,10 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
         ),
     )
     _mask_logs(ctx.run_dir, secrets)
+    cache = ctx.params.get("cache")
+    if isinstance(cache, dict):  # once per review: the least recently used entries go
+        config = CacheConfig.model_validate(cache.get("config") or {})
+        await asyncio.to_thread(ReviewCache(cache_folder(change.root), config).evict)
     if verdict.decision == "request_changes":
         raise TaskFailed(
             "request_changes: " + mask_text("; ".join(verdict.reasons), secrets), retryable=False

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..config import interpolate, parse_yaml
 from ..errors import SpecError
 from ..spec import Duration, Name, spec_error_from
+from .cache import CacheConfig
 
 RESERVED_NAMES = frozenset({"change", "verdict", "approval", "summary"})
 When = Literal["always", "sensitive", "public_api", "dependencies", "performance", "never"]
@@ -82,6 +83,8 @@ class ReviewTemplate(BaseModel):
     approval: ApprovalConfig | None = None
     sensitive_paths: list[str] = Field(default_factory=list)
     dependency_files: list[str] = Field(default_factory=list)
+    cache: CacheConfig = CacheConfig()
+    """Reuse of check results whose inputs did not change (`.reviewflow/cache`)."""
     plugins: list[str] = Field(default_factory=list)
     """Folders of plugin modules (relative to the template file) providing checks/task types."""
     source: str | None = None
@@ -159,7 +162,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
                     checks[name] = body
             out[key] = checks
         elif (
-            key in ("gates", "approval")
+            key in ("gates", "approval", "cache")
             and isinstance(value, dict)
             and isinstance(base.get(key), dict)
         ):
@@ -171,7 +174,15 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 PROJECT_TABLE = "tool.reviewflow.review"
 PROJECT_KEYS = frozenset(
-    {"checks", "gates", "sensitive_paths", "dependency_files", "max_concurrency", "timeout"}
+    {
+        "cache",
+        "checks",
+        "gates",
+        "sensitive_paths",
+        "dependency_files",
+        "max_concurrency",
+        "timeout",
+    }
 )
 
 

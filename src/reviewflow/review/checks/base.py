@@ -15,15 +15,18 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ReviewflowError, TaskFailed
 from ...statedir import make_dirs
 from ..change import Change
-from ..findings import CheckResult
+from ..findings import CheckResult, Finding
+
+if TYPE_CHECKING:
+    from ..cache import FileCache
 
 INSTALL_HINT = "pip install 'reviewflow[review]'"
 
@@ -74,6 +77,8 @@ class CheckContext:
     suite with its temporary databases) leaves nothing behind."""
     mask: Callable[[str], str] | None = None
     """Masks the change's secret values in what tools print, before it reaches the log."""
+    file_cache: FileCache | None = None
+    """Findings of files an earlier review checked with the same inputs (see `each_file`)."""
 
     def files(self, *suffixes: str) -> list[str]:
         """Changed files present in the work tree, optionally with one of `suffixes`."""
@@ -165,6 +170,45 @@ class CheckContext:
             )
             with self.log_path.open("a", encoding="utf-8") as fh:
                 fh.write(self.mask(text) if self.mask is not None else text)
+        except OSError:
+            pass
+
+    async def each_file(
+        self,
+        files: Sequence[str],
+        run: Callable[[list[str]], Awaitable[tuple[list[Finding], dict[str, Any]]]],
+    ) -> tuple[list[Finding], dict[str, Any]]:
+        """`run(files)`: its findings and per-file data (`{path: {...}}`), reusing what an
+        earlier review found in each file whose inputs did not change; only the other files
+        are given to `run`. For checks whose findings in a file depend on that file alone."""
+        cache = self.file_cache
+        if cache is None:
+            return await run(list(files))
+        found, todo = await asyncio.to_thread(cache.lookup, files)
+        findings: list[Finding] = []
+        data: dict[str, Any] = {}
+        if todo:
+            findings, data = await run(todo)
+            await asyncio.to_thread(cache.store_files, todo, findings, data)
+        for path, entry in found.items():
+            findings += [Finding.model_validate(f) for f in entry["findings"]]
+            if entry.get("data"):
+                data[path] = entry["data"]
+        cache.reused += list(found)
+        cache.checked += todo
+        order = {path: i for i, path in enumerate(files)}
+        findings.sort(key=lambda f: order.get(f.file or "", len(order)))
+        if found:
+            self._log_line(f"reused the findings of {len(found)} unchanged file(s)\n")
+        return findings, data
+
+    def _log_line(self, text: str) -> None:
+        if self.log_path is None:
+            return
+        try:
+            make_dirs(self.log_path.parent)
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(text)
         except OSError:
             pass
 

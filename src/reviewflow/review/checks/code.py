@@ -54,7 +54,11 @@ async def syntax(ctx: CheckContext) -> CheckResult:
     if not files:
         return ctx.skip("no Python files changed")
     root = Path(ctx.root)
-    findings = await asyncio.to_thread(_parse_all, root, files, ctx.check)
+
+    async def parse(batch: list[str]) -> tuple[list[Finding], dict[str, Any]]:
+        return await asyncio.to_thread(_parse_all, root, batch, ctx.check), {}
+
+    findings, _ = await ctx.each_file(files, parse)
     return ctx.result(
         findings, what=f"{len(files)} Python file(s) parsed", metrics={"files": len(files)}
     )
@@ -133,21 +137,27 @@ async def lint(ctx: CheckContext) -> CheckResult:
         argv.append(f"--select={','.join(select)}")
     if ignore:
         argv.append(f"--ignore={','.join(ignore)}")
-    paths = PathMap(ctx.root, files)
-    findings: list[Finding] = []
-    urls: dict[str, str] = {}
-    for batch in _batches(files):
-        run = await ctx.run_tool([*argv, "--", *batch])
-        try:
-            diagnostics = json.loads(run.stdout or "[]")
-        except json.JSONDecodeError:
-            diagnostics = None
-        if run.returncode != 0 or not isinstance(diagnostics, list):
-            raise RuntimeError(
-                f"ruff check failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
-            )
-        findings += ruff_findings(diagnostics, paths, ctx.check, error_rules)
-        urls.update(rule_urls(diagnostics, "code", "url"))
+
+    async def check(todo: list[str]) -> tuple[list[Finding], dict[str, Any]]:
+        paths = PathMap(ctx.root, todo)
+        found: list[Finding] = []
+        urls: dict[str, str] = {}
+        for batch in _batches(todo):
+            run = await ctx.run_tool([*argv, "--", *batch])
+            try:
+                diagnostics = json.loads(run.stdout or "[]")
+            except json.JSONDecodeError:
+                diagnostics = None
+            if run.returncode != 0 or not isinstance(diagnostics, list):
+                raise RuntimeError(
+                    f"ruff check failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
+                )
+            found += ruff_findings(diagnostics, paths, ctx.check, error_rules)
+            urls.update(rule_urls(diagnostics, "code", "url"))
+        return found, _urls_by_file(found, urls)
+
+    findings, data = await ctx.each_file(files, check)
+    urls = {k: v for d in data.values() for k, v in d.get("rule_urls", {}).items()}
     # One problem, one finding: a parse error the syntax check reported is not reported again.
     parsed = {f.file for r in ctx.upstream.values() for f in r.findings if f.rule == "syntax-error"}
     findings = [f for f in findings if not (f.rule == "syntax-error" and f.file in parsed)]
@@ -156,6 +166,16 @@ async def lint(ctx: CheckContext) -> CheckResult:
         what=f"ruff check on {len(files)} file(s)",
         metrics={"files": len(files), "rule_urls": urls},
     )
+
+
+def _urls_by_file(findings: Iterable[Finding], urls: Mapping[str, str]) -> dict[str, Any]:
+    """Each file's rule documentation links, for the rules found in it (kept with its
+    findings when they are cached)."""
+    out: dict[str, Any] = {}
+    for f in findings:
+        if f.file is not None and f.rule in urls:
+            out.setdefault(f.file, {"rule_urls": {}})["rule_urls"][f.rule] = urls[f.rule]
+    return out
 
 
 def rule_urls(items: Iterable[Mapping[str, Any]], code: str, url: str) -> dict[str, str]:
@@ -214,29 +234,35 @@ async def format_check(ctx: CheckContext) -> CheckResult:
     if upstream is not None and upstream.status == "failed":
         return ctx.skip("syntax errors")
     ruff = ctx.python_module("ruff")
-    paths = PathMap(ctx.root, files)
-    findings: list[Finding] = []
-    for batch in _batches(files):
-        run = await ctx.run_tool(
-            [*ruff, "format", "--check", "--diff", "--no-cache", "--force-exclude", "--", *batch]
-        )
-        if run.returncode == 2 and not _only_parse_errors(run.stderr):
-            # Files ruff cannot parse are the syntax check's findings; anything else
-            # (a broken configuration, say) means the check could not run.
-            raise RuntimeError(f"ruff format failed (exit 2): {_tail(run.stderr)}")
-        if run.returncode not in (0, 1, 2):
-            raise RuntimeError(f"ruff format failed (exit {run.returncode}): {_tail(run.stderr)}")
-        for file, line in format_diff_files(run.stdout, paths):
-            findings.append(
-                Finding(
-                    check=ctx.check,
-                    file=file,
-                    line=line,
-                    severity="warning",
-                    rule="format",
-                    message="would be reformatted by ruff format",
+
+    async def check(todo: list[str]) -> tuple[list[Finding], dict[str, Any]]:
+        paths = PathMap(ctx.root, todo)
+        found: list[Finding] = []
+        for batch in _batches(todo):
+            argv = [*ruff, "format", "--check", "--diff", "--no-cache", "--force-exclude"]
+            run = await ctx.run_tool([*argv, "--", *batch])
+            if run.returncode == 2 and not _only_parse_errors(run.stderr):
+                # Files ruff cannot parse are the syntax check's findings; anything else
+                # (a broken configuration, say) means the check could not run.
+                raise RuntimeError(f"ruff format failed (exit 2): {_tail(run.stderr)}")
+            if run.returncode not in (0, 1, 2):
+                raise RuntimeError(
+                    f"ruff format failed (exit {run.returncode}): {_tail(run.stderr)}"
                 )
-            )
+            for file, line in format_diff_files(run.stdout, paths):
+                found.append(
+                    Finding(
+                        check=ctx.check,
+                        file=file,
+                        line=line,
+                        severity="warning",
+                        rule="format",
+                        message="would be reformatted by ruff format",
+                    )
+                )
+        return found, {}
+
+    findings, _ = await ctx.each_file(files, check)
     return ctx.result(
         findings, what=f"ruff format on {len(files)} file(s)", metrics={"files": len(files)}
     )
@@ -296,27 +322,37 @@ async def security(ctx: CheckContext) -> CheckResult:
     config = _bandit_config(root, ctx.options.get("config"))
     if config is not None:
         argv += ["-c", config]
-    paths = PathMap(root, files)
-    findings: list[Finding] = []
-    urls: dict[str, str] = {}
-    not_scanned: list[str] = []
-    for batch in _batches(files):
-        run = await ctx.run_tool([*argv, "--", *batch])
-        try:
-            report = json.loads(run.stdout)
-        except json.JSONDecodeError:
-            report = None
-        if run.returncode not in (0, 1) or not isinstance(report, dict):
-            raise RuntimeError(
-                f"bandit failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
-            )
-        findings += bandit_findings(report, paths, ctx.check)
-        urls.update(rule_urls(report.get("results") or (), "test_id", "more_info"))
-        not_scanned += [
-            f
-            for e in report.get("errors") or ()
-            if (f := paths.get(str(e.get("filename") or ""))) is not None
-        ]
+
+    async def check(todo: list[str]) -> tuple[list[Finding], dict[str, Any]]:
+        paths = PathMap(root, todo)
+        found: list[Finding] = []
+        urls: dict[str, str] = {}
+        unscanned: list[str] = []
+        for batch in _batches(todo):
+            run = await ctx.run_tool([*argv, "--", *batch])
+            try:
+                report = json.loads(run.stdout)
+            except json.JSONDecodeError:
+                report = None
+            if run.returncode not in (0, 1) or not isinstance(report, dict):
+                raise RuntimeError(
+                    f"bandit failed (exit {run.returncode}): {_tail(run.stderr or run.stdout)}"
+                )
+            found += bandit_findings(report, paths, ctx.check)
+            urls.update(rule_urls(report.get("results") or (), "test_id", "more_info"))
+            unscanned += [
+                f
+                for e in report.get("errors") or ()
+                if (f := paths.get(str(e.get("filename") or ""))) is not None
+            ]
+        data = _urls_by_file(found, urls)
+        for path in unscanned:
+            data.setdefault(path, {})["not_scanned"] = True
+        return found, data
+
+    findings, data = await ctx.each_file(files, check)
+    urls = {k: v for d in data.values() for k, v in d.get("rule_urls", {}).items()}
+    not_scanned = [path for path, d in data.items() if d.get("not_scanned")]
     return ctx.result(
         findings,
         what=f"bandit on {len(files)} file(s)",
@@ -387,22 +423,28 @@ async def secrets(ctx: CheckContext) -> CheckResult:
         return ctx.skip("no text files changed")
     if importlib.util.find_spec("detect_secrets") is None:
         raise ToolMissing("detect-secrets")
-    found = await asyncio.to_thread(_scan_secrets, Path(ctx.root), files)
-    findings: list[Finding] = []
     values: list[str] = []
-    for file, line, kind, value in found:
-        findings.append(
-            Finding(
-                check=ctx.check,
-                file=file,
-                line=line,
-                severity="error",
-                rule=kind,
-                message=f"{kind} in source (value masked)",
+
+    async def scan(todo: list[str]) -> tuple[list[Finding], dict[str, Any]]:
+        # The values are never stored: a file whose findings are reused has its values found
+        # again by the masking (`Masker.for_change`), which every task does anyway.
+        found: list[Finding] = []
+        for file, line, kind, value in await asyncio.to_thread(_scan_secrets, Path(ctx.root), todo):
+            found.append(
+                Finding(
+                    check=ctx.check,
+                    file=file,
+                    line=line,
+                    severity="error",
+                    rule=kind,
+                    message=f"{kind} in source (value masked)",
+                )
             )
-        )
-        if value and value not in values:
-            values.append(value)
+            if value and value not in values:
+                values.append(value)
+        return found, {}
+
+    findings, _ = await ctx.each_file(files, scan)
     return ctx.result(
         findings,
         what=f"{len(files)} file(s) scanned",
