@@ -111,7 +111,10 @@ def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path)
 
 def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
     """The CLI repeats a few defaults so that building its options imports nothing heavy."""
-    from reviewflow import cli, cli_github, cli_worker, engine, github, github_checks, render
+    from reviewflow import engine, github, github_checks, render
+    from reviewflow.cli import common as cli
+    from reviewflow.cli import github as cli_github
+    from reviewflow.cli import worker as cli_worker
     from reviewflow.cluster import queue, worker
 
     assert cli.DEFAULT_CONCURRENCY == engine.DEFAULT_CONCURRENCY

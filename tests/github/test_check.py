@@ -17,7 +17,7 @@ from typer.testing import CliRunner, Result
 
 import reviewflow.github as gh
 import reviewflow.github_checks as checks
-from reviewflow.cli_github import github_app
+from reviewflow.cli.github import github_app
 
 RUNS = f"/repos/{REPO}/check-runs"
 LIST = f"/repos/{REPO}/commits/{SHA}/check-runs"

@@ -11,7 +11,7 @@ from fakegithub import PR, REPO, TOKEN, FakeGitHub
 from typer.testing import CliRunner, Result
 
 import reviewflow.github as gh
-from reviewflow.cli_github import github_app
+from reviewflow.cli.github import github_app
 
 MARKER = gh.DEFAULT_MARKER
 COMMENTS = f"/repos/{REPO}/issues/{PR}/comments"

@@ -168,7 +168,7 @@ def _decide(
     decision: Literal["approved", "rejected"],
     body: Decision,
 ) -> tuple[Json, bool]:
-    """The checks and the store call of `reviewflow approve|reject` (cli_review._decide), on
+    """The checks and the store call of `reviewflow approve|reject` (cli.review._decide), on
     a worker thread; also whether nobody executes the run (this server may carry it on)."""
     store = ctx.store
     record = load_run(store, run_id)

@@ -14,7 +14,9 @@ from typing import Annotated
 
 import typer
 
-from .cli import (
+from ..errors import ReviewflowError
+from ..store import DEFAULT_DB, open_store, postgres_url
+from .common import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RUNS_DIR,
     EXIT_BAD_INPUT,
@@ -27,8 +29,6 @@ from .cli import (
     err,
     require_extra,
 )
-from .errors import ReviewflowError
-from .store import DEFAULT_DB, open_store, postgres_url
 
 TOKENS_ENV = "REVIEWFLOW_API_TOKENS"
 SECRET_ENV = "REVIEWFLOW_WEBHOOK_SECRET"
@@ -82,9 +82,9 @@ def serve(
         require_extra("postgres", "a PostgreSQL database")
     import uvicorn
 
-    from .review.template import shipped
-    from .server import create_app
-    from .server.auth import tokens_from_env, tokens_from_file
+    from ..review.template import shipped
+    from ..server import create_app
+    from ..server.auth import tokens_from_env, tokens_from_file
 
     level = (log_level or "info").lower()
     if level not in LEVELS:
@@ -123,9 +123,9 @@ def serve(
         webhook_template=webhook_template,
         webhook_repos=repos,
     )
-    from .logs import log
-    from .server.logconfig import json_logs, route_warnings, uvicorn_log_config
-    from .server.protocol import JsonErrorsProtocol
+    from ..logs import log
+    from ..server.logconfig import json_logs, route_warnings, uvicorn_log_config
+    from ..server.protocol import JsonErrorsProtocol
 
     shown = "postgresql database" if postgres_url(db) else db
     as_json = json_logs(log_format)  # then every stderr line is JSON, uvicorn's too

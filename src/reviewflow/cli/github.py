@@ -1,17 +1,20 @@
 """`reviewflow github ...`: the GitHub side of a review run in CI (the PR comment, the check run).
 
-Kept out of cli.py so the core command has no GitHub code path; cli.py mounts it with
-`app.add_typer(github_app, name="github")`. Same exit codes as the rest of the CLI: 0 done,
-1 GitHub refused or could not be reached, 2 bad input; errors are one line on stderr.
+Its own Typer group, mounted on the app here (`app.add_typer(github_app, name="github")`); the
+GitHub code is imported by the commands, so no other command has a GitHub code path. Same exit
+codes as the rest of the CLI: 0 done, 1 GitHub refused or could not be reached, 2 bad input;
+errors are one line on stderr.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
+
+from .common import EXIT_FAILED, _fail, app
 
 DEFAULT_API_URL = "https://api.github.com"  # github.DEFAULT_API_URL (a test compares)
 DEFAULT_MARKER = "<!-- reviewflow:report -->"  # github.DEFAULT_MARKER
@@ -24,8 +27,8 @@ github_app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(github_app, name="github")
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
 _FORK_HINT = (
     " (a pull_request from a fork gets a read-only GITHUB_TOKEN; see docs/github-actions.md)"
 )
@@ -33,12 +36,6 @@ _CHECKS_HINT = (
     " (the token needs checks: write, which a pull_request from a fork never gets;"
     " see docs/github-actions.md)"
 )
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    from .cli import _fail as fail  # cli imports this module: not at import time
-
-    fail(message, code)
 
 
 @github_app.callback()
@@ -79,7 +76,7 @@ def comment(
 
     The token is read from GITHUB_TOKEN only (a --token flag would show in process lists).
     """
-    from .github import GitHubError, normalize_marker, post_or_update_comment, validate_repo
+    from ..github import GitHubError, normalize_marker, post_or_update_comment, validate_repo
 
     try:
         validate_repo(repo)
@@ -175,8 +172,8 @@ def check(
 
     The token is read from GITHUB_TOKEN only (it needs checks: write).
     """
-    from .github import GitHubError, validate_repo
-    from .github_checks import (
+    from ..github import GitHubError, validate_repo
+    from ..github_checks import (
         ReportError,
         error_report,
         load_report,

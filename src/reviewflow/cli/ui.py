@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
-from .cli import DEFAULT_RUNS_DIR, _fail, app, out, require_extra
-from .errors import ReviewflowError
-from .store import DEFAULT_DB, postgres_url
+from ..errors import ReviewflowError
+from ..store import DEFAULT_DB, postgres_url
+from .common import DEFAULT_RUNS_DIR, _fail, app, out, require_extra
 
 HOST = "127.0.0.1"
 
@@ -48,8 +48,8 @@ def ui(
 
     import uvicorn
 
-    from .server import create_app
-    from .store import open_store
+    from ..server import create_app
+    from ..store import open_store
 
     try:
         store = open_store(db)

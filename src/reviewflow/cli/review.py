@@ -14,7 +14,12 @@ from typing import Annotated, Any
 
 import typer
 
-from .cli import (
+from ..errors import ApprovalDecided, ReviewflowError, SpecError
+from ..owners import owner_alive
+from ..statedir import make_dirs
+from ..states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
+from ..store import DEFAULT_DB
+from .common import (
     DEFAULT_CONCURRENCY,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -32,11 +37,6 @@ from .cli import (
     err,
     out,
 )
-from .errors import ApprovalDecided, ReviewflowError, SpecError
-from .owners import owner_alive
-from .statedir import make_dirs
-from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
-from .store import DEFAULT_DB
 
 templates_app = typer.Typer(
     help="Review templates: list the shipped ones, show one.", no_args_is_help=True
@@ -87,11 +87,11 @@ def review(
     """Review the changes of a git repository; writes report.md, report.json, report.sarif."""
     from rich.markup import escape
 
-    from .engine import Engine, new_run_id
-    from .review.builder import build_review, included
-    from .review.change import collect_change, repo_root
-    from .review.checks.registry import CheckNotFound, checks
-    from .review.template import load_template
+    from ..engine import Engine, new_run_id
+    from ..review.builder import build_review, included
+    from ..review.change import collect_change, repo_root
+    from ..review.checks.registry import CheckNotFound, checks
+    from ..review.template import load_template
 
     _logging(log_format, log_level)
     try:
@@ -99,7 +99,7 @@ def review(
         tmpl = load_template(template, project=root)
     except ReviewflowError as exc:
         _fail(str(exc))
-    from .plugins import load_plugin_folders  # hashlib: not for every command's start-up
+    from ..plugins import load_plugin_folders  # hashlib: not for every command's start-up
 
     broken = load_plugin_folders(tmpl.plugins)
     for name, why in broken.items():
@@ -161,7 +161,7 @@ def review(
 def _check_out(target: Path, root: Path) -> None:
     """--out must be a folder we can write that holds none of the repository's files (its
     contents are left out of the change: a source folder there would hide real changes)."""
-    from .review.change import git
+    from ..review.change import git
 
     if target.exists() and not target.is_dir():
         _fail(f"--out {target}: exists and is not a folder")
@@ -291,7 +291,7 @@ def reject(
 @templates_app.command("list")
 def templates_list() -> None:
     """The templates shipped with reviewflow."""
-    from .review.template import load_template, shipped
+    from ..review.template import load_template, shipped
 
     for name in sorted(shipped()):
         tmpl = load_template(name)
@@ -301,7 +301,7 @@ def templates_list() -> None:
 @templates_app.command("show")
 def templates_show(name: Annotated[str, typer.Argument(help="A template name or file.")]) -> None:
     """Print a template's YAML (a starting point for your own: `extends: pr`)."""
-    from .review.template import template_text
+    from ..review.template import template_text
 
     try:
         out.print(template_text(name), markup=False, end="")

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import typer
 
-from .cli import (
+from ..errors import ReviewflowError
+from ..store import DEFAULT_DB, postgres_url
+from .common import (
     EXIT_FAILED,
     DbOpt,
     JsonOpt,
@@ -23,8 +25,6 @@ from .cli import (
     out,
     require_extra,
 )
-from .errors import ReviewflowError
-from .store import DEFAULT_DB, postgres_url
 
 # The cluster (and psycopg with it) is imported by the commands, not here: every `reviewflow`
 # command imports this module. Its defaults are repeated for the options (a test compares).
@@ -103,8 +103,8 @@ def worker(
     """Claim and run tasks of any run in a PostgreSQL database; SIGTERM drains, exit 0."""
     _logging(log_format, log_level or "info")
     _postgres(db)
-    from .cluster.worker import run_worker
-    from .store.postgres import PostgresStore
+    from ..cluster.worker import run_worker
+    from ..store.postgres import PostgresStore
 
     store = _open(db)
     assert isinstance(store, PostgresStore)
@@ -138,8 +138,8 @@ def workers(
 ) -> None:
     """List live workers of a PostgreSQL database: name, host, pid, heartbeat age, tasks running."""
     _postgres(db)
-    from .cluster.queue import list_workers
-    from .store.postgres import PostgresStore
+    from ..cluster.queue import list_workers
+    from ..store.postgres import PostgresStore
 
     store = _open(db)
     assert isinstance(store, PostgresStore)
