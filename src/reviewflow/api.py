@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .engine import Engine
 from .executors.python import register_callable
+from .notify.deliver import delivering
 from .spec import WorkflowSpec, validate_spec
 from .states import RunState
 from .store import DEFAULT_DB, MemoryStore, Store, open_store
@@ -129,7 +130,8 @@ def run_sync(
         return rid, await engine.execute(rid)
 
     try:
-        return asyncio.run(main())
+        with delivering(target):
+            return asyncio.run(main())
     finally:
         if opened:
             target.close()

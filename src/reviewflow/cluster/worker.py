@@ -35,6 +35,7 @@ from ..engine import ABANDONED, ATTEMPT_TIMEOUT, DEFAULT_RUNS_DIR, INTERRUPTED
 from ..errors import ReviewflowError, StoreError, TaskFailed
 from ..executors import TaskContext, registry
 from ..logs import log
+from ..notify.deliver import Deliverer
 from ..store.postgres import PostgresStore, connect
 from .dag import CHANNEL
 from .queue import (
@@ -144,9 +145,11 @@ class Worker:
             asyncio.ensure_future(self._heartbeats()),
             asyncio.ensure_future(self._maintenance()),
         ]
+        deliverer = Deliverer(self.store).start()  # notifications of any run, on its threads
         try:
             await self._main()
         finally:
+            await asyncio.to_thread(deliverer.stop)
             for task in upkeep:
                 task.cancel()
             for task in upkeep:

@@ -16,21 +16,26 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import httpx
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..logs import log
 from ..store.outbox import DELIVERED, OutboxRecord
-from .senders import SENDERS, SendError
+
+if TYPE_CHECKING:
+    import httpx
 
 LEASE = 120.0
 """Seconds a claimed row is this deliverer's; more than any target's timeout (at most 60 s)."""
 POLL = 1.0
 """Seconds between looks at the outbox when nothing woke the deliverer."""
 SENDERS_AT_ONCE = 4
+DRAIN = 5.0
+"""Seconds a process that executed a run waits, at most, for its due notifications to go out
+before it exits (what is not out by then is delivered by the next deliverer)."""
 
 
 class Deliverer:
@@ -57,7 +62,8 @@ class Deliverer:
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="reviewflow-notify")
-        self._client = httpx.Client(follow_redirects=False, trust_env=False)
+        self._client: httpx.Client | None = None  # made by the first send (httpx loads slowly)
+        self._client_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,7 +91,8 @@ class Deliverer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._client.close()
+        if self._client is not None:
+            self._client.close()
 
     def __enter__(self) -> Deliverer:
         return self.start()
@@ -144,7 +151,17 @@ class Deliverer:
             self._pool.submit(self._send, record)
         return len(records)
 
+    def _http(self) -> httpx.Client:
+        with self._client_lock:
+            if self._client is None:
+                import httpx
+
+                self._client = httpx.Client(follow_redirects=False, trust_env=False)
+            return self._client
+
     def _send(self, record: OutboxRecord) -> None:
+        from .senders import SENDERS, SendError
+
         started = time.monotonic()
         error: str | None = None
         permanent = False
@@ -152,7 +169,7 @@ class Deliverer:
             sender = SENDERS.get(record.kind)
             if sender is None:
                 raise SendError(f"no sender for kind {record.kind!r}")
-            sender(record, self._client)
+            sender(record, self._http())
         except SendError as exc:
             error, permanent = str(exc), exc.permanent
         except Exception as exc:  # a sender's bug must not kill the thread or lose the row
@@ -187,3 +204,14 @@ class Deliverer:
                 self._busy -= 1
                 self._idle.notify_all()
             self._wake.set()
+
+
+@contextmanager
+def delivering(store: Any, drain: float = DRAIN) -> Iterator[Deliverer]:
+    """A Deliverer for the time of the block (e.g. while this process executes a run), then
+    up to `drain` seconds for what is due by then."""
+    deliverer = Deliverer(store).start()
+    try:
+        yield deliverer
+    finally:
+        deliverer.stop(drain=drain)

@@ -190,6 +190,7 @@ def build_review(
         {
             "name": f"review-{template.name}",
             "description": template.description or None,
+            "notifications": [t.stored() for t in template.notifications],
             "max_concurrency": template.max_concurrency,
             "timeout": template.timeout,
             "failure_policy": "continue",

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..config import interpolate, parse_yaml
 from ..errors import SpecError
+from ..notify.targets import NotificationTarget
 from ..spec import Duration, Name, spec_error_from
 from .cache import CacheConfig
 
@@ -87,6 +88,8 @@ class ReviewTemplate(BaseModel):
     """Reuse of check results whose inputs did not change (`.reviewflow/cache`)."""
     plugins: list[str] = Field(default_factory=list)
     """Folders of plugin modules (relative to the template file) providing checks/task types."""
+    notifications: list[NotificationTarget] = Field(default_factory=list)
+    """Who hears about the review's run (as a workflow's `notifications:`)."""
     source: str | None = None
     """Where the template came from (a shipped name or a file path)."""
 

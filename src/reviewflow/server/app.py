@@ -26,6 +26,8 @@ from .. import __version__
 from ..engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine
 from ..errors import ReviewflowError
 from ..logs import log
+from ..notify.deliver import Deliverer
+from ..notify.targets import NotificationTarget, check_url
 from ..store import Store
 from ..store.postgres import PostgresStore
 from . import control, runs, ui, webhooks
@@ -85,6 +87,8 @@ def create_app(
     engine_options: dict[str, Any] | None = None,
     parse_timeout: float = PARSE_TIMEOUT,
     ui_login_once: Iterable[str] = (),
+    notifications: Iterable[NotificationTarget] = (),
+    public_url: str | None = None,
 ) -> FastAPI:
     """The API over `store`. `tokens`: entries `TOKEN` / `ro:TOKEN` (or parsed Tokens).
 
@@ -95,6 +99,9 @@ def create_app(
     A workflow that takes longer than `parse_timeout` s to read is refused (422).
     The dashboard is served at `/`; `ui_login_once` are read-write tokens a browser may log in
     with once each (`reviewflow ui`), not API tokens.
+    `notifications` are added to every run this server creates; `public_url` (this server's
+    address as people reach it) makes notifications link to the run's page. The server delivers
+    notifications of any run of its store (reviewflow.notify.deliver).
     """
     if not isinstance(tokens, TokenSet):
         items = list(tokens)
@@ -102,6 +109,10 @@ def create_app(
         tokens = TokenSet([*parse_tokens(strings), *(t for t in items if isinstance(t, Token))])
     secret = webhook_secret.encode() if isinstance(webhook_secret, str) else webhook_secret
     runs_path = Path(runs_dir)
+    defaults: dict[str, Any] = {"targets": [t.stored() for t in notifications]}
+    if public_url:
+        defaults["base_url"] = check_url(public_url)
+    store.outbox_defaults = defaults
     metrics = Metrics(store)
     ctx = ServerContext(
         store=store,
@@ -138,9 +149,11 @@ def create_app(
         if ctx.engine is None and isinstance(store, PostgresStore):
             follower = asyncio.ensure_future(_follow_events(store, metrics))
         log.info("server.start", execute=execute)
+        deliverer = Deliverer(store).start()
         try:
             yield
         finally:
+            deliverer.stop()
             if follower is not None:
                 follower.cancel()
                 with contextlib.suppress(BaseException):

@@ -24,6 +24,7 @@ The SQL below is shared by SQLite and PostgreSQL (`?` placeholders, turned into 
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 import uuid
@@ -45,6 +46,7 @@ _NAMESPACE = uuid.UUID("5b1d5e8c-3f0e-4c57-9d0a-7265766965ff")
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 600.0
+RETRY_BASE_ENV = "REVIEWFLOW_NOTIFY_RETRY_BASE"
 HISTORY_MAX = 20
 """Attempts kept in a row's history (the count is kept in `attempts`)."""
 
@@ -55,9 +57,12 @@ def delivery_id(dedupe_key: str) -> str:
 
 
 def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
-    """Seconds before attempt `attempts + 1`: 2, 4, 8 ... capped at 10 min, each +-25 %."""
-    base = min(BACKOFF_BASE ** max(attempts, 1), BACKOFF_MAX)
-    return base * (0.75 + 0.5 * rand())
+    """Seconds before attempt `attempts + 1`: 2, 4, 8 ... capped at 10 min, each +-25 %
+    (jitter: receivers coming back are not hit by every sender at once). The first delay is
+    $REVIEWFLOW_NOTIFY_RETRY_BASE seconds if set (tests, impatient setups)."""
+    base = float(os.environ.get(RETRY_BASE_ENV) or BACKOFF_BASE)
+    delay = min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    return delay * (0.75 + 0.5 * rand())
 
 
 @dataclass(frozen=True, slots=True)
