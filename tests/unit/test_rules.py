@@ -364,3 +364,17 @@ def test_hooks_not_needed_are_closed(
 def test_final_detail() -> None:
     assert rules.final_detail(R.SUCCEEDED, "x") is None
     assert rules.final_detail(R.FAILED, "x") == "x"
+
+
+def test_the_workers_stop_queries_cancel_the_states_the_rules_name() -> None:
+    """The workers cancel a stopping run's tasks in one statement (no row read): its states
+    are the rule book's."""
+    import re
+
+    from reviewflow.store.sql import query
+
+    for q in ("open_tasks", "cancel_tasks"):
+        found = re.search(r"state IN \(([^)]*)\)", query(q))
+        assert found is not None, q
+        states = {T(s.strip().strip("'")) for s in found[1].split(",")}
+        assert states == rules.STOP_CANCELS, q

@@ -1,12 +1,13 @@
-"""How a workers-mode run advances: the embedded engine's rules, applied to rows.
+"""How a workers-mode run advances: the rule book's verdicts, applied to rows.
 
 In the embedded mode one process holds a whole run in memory (`engine.py`). With workers, tasks
-of one run complete on many machines, so every decision is taken inside the transaction that
-records the event causing it, while holding the run's row lock (`RunTx`): a completion
-decrements its dependents' `remaining` counters and readies those reaching zero, a failure
-retries or fails (and `fail_fast` stops the run), the last task to end decides the run's
-outcome and starts `on_failure` tasks. The rules — retries, triggers, skips, hooks, outcomes,
-messages — are the engine's, so both modes give the same results for the same workflow.
+of one run complete on many machines, so every event is applied inside the transaction that
+records it, while holding the run's row lock (`RunTx`): a completion decrements its dependents'
+`remaining` counters and readies those reaching zero, a failure retries or fails (and
+`fail_fast` stops the run), the last task to end decides the run's outcome and starts
+`on_failure` tasks. What each event means — retries, triggers, skips, hooks, outcomes, messages —
+is decided by `rules` (the engine asks the same functions), so both modes give the same results
+for the same workflow; this module only reads and writes the rows.
 
 Rows are loaded on demand (the tasks an event touches, never the whole run) and written back
 guarded by the state they were read in: the one writer that does not take the run lock is a
@@ -21,12 +22,11 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from ..engine import LOST, RUN_TIMEOUT, SKIPPED_DETAIL
+from .. import rules
 from ..errors import InvalidTransition, RunNotFound
 from ..executors.registry import STORED
 from ..spec import TaskSpec, WorkflowSpec
@@ -324,16 +324,17 @@ class RunTx:
             if row is None or row.state != T.BLOCKED:
                 continue
             task = self.graph.tasks[name]
-            base = since if since is not None else self.now
-            due = base + task.delay if task.delay else 0.0
-            if task.not_before is not None:
-                due = max(due, self._absolute(task.not_before))
-            if run_not_before is not None and not task.needs:
-                due = max(due, run_not_before)
+            due = rules.due_at(
+                since if since is not None else self.now,
+                delay=task.delay,
+                not_before=None if task.not_before is None else self._absolute(task.not_before),
+                run_not_before=run_not_before,
+                has_needs=bool(task.needs),
+            )
             row.remaining = 0
-            if due > self.now + 0.0005:
+            if not rules.ready_now(due, self.now):
                 row.due_at = due
-                row.wait_reason = f"delayed until {datetime.fromtimestamp(due):%H:%M:%S.%f}"[:-3]
+                row.wait_reason = rules.delayed_reason(due)
                 self.dirty[name] = row
             else:
                 self.make_ready(row)
@@ -373,8 +374,8 @@ class RunTx:
         h.started.append((self.run_id, row.name, row.attempts, self.now))
         return True
 
-    def _absolute(self, when: datetime | float) -> float:
-        return when.timestamp() if isinstance(when, datetime) else self.created_at + when
+    def _absolute(self, when: Any) -> float:
+        return rules.absolute(when, self.created_at)
 
     def advance(self, succeeded: list[str], unsucceeded: list[str]) -> None:
         """Dependencies ended: count them off their dependents; skip what can no longer run."""
@@ -385,7 +386,8 @@ class RunTx:
                 counts.update(self.graph.dependents[name])
             for name in unsucceeded:
                 for dep in self.graph.dependents[name]:
-                    if self.graph.tasks[dep].trigger == "all_done":
+                    trigger = self.graph.tasks[dep].trigger
+                    if rules.dependency_ended(trigger, succeeded=False) == "count":
                         counts[dep] += 1
                     else:
                         skip.append(dep)
@@ -393,7 +395,7 @@ class RunTx:
             if skip:
                 for row in self.load(set(skip)).values():
                     if row.state == T.BLOCKED:
-                        self.to(row, T.SKIPPED, SKIPPED_DETAIL)
+                        self.to(row, T.SKIPPED, rules.SKIPPED_DETAIL)
                         skipped.append(row.name)
             counts = Counter(
                 {
@@ -436,29 +438,47 @@ class RunTx:
         self.results[row.name] = result
         self.to(row, T.SUCCEEDED)
 
-    def failed(
-        self,
-        row: Row,
-        message: str,
-        retryable: bool,
-        *,
-        timed_out: bool = False,
-        lost: bool = False,
-    ) -> None:
+    def failed(self, row: Row, message: str, retryable: bool, *, timed_out: bool = False) -> None:
         """An attempt ended without success: retry after backoff, or fail for good."""
-        self.record_error(row, message)
-        if timed_out:
-            self.to(row, T.TIMED_OUT, message)
         task = self.graph.tasks[row.name]
-        retry = task.retry
-        used = row.attempts - row.lost_attempts  # lost attempts do not use up retries
-        if retryable and not lost and used <= retry.max_retries and self.outcome is None:
-            delay = retry.delay(used, self.rand())
-            row.next_attempt_at = row.due_at = self.now + delay
-            self.to(row, T.RETRY_WAIT, f"{message}; attempt {row.attempts + 1} in {delay:.3f}s")
-        else:
-            self.to(row, T.FAILED, message)
-            self.task_failed(row)
+        self.apply(
+            row,
+            rules.attempt_failed(
+                row.name,
+                message,
+                retry=task.retry,
+                used=row.attempts - row.lost_attempts,  # lost attempts do not use up retries
+                attempts=row.attempts,
+                retryable=retryable,
+                timed_out=timed_out,
+                stopping=self.outcome is not None,
+                hook=row.hook,
+                failure_policy=self.graph.spec.failure_policy,
+                now=self.now,
+                jitter=self.rand(),
+            ),
+        )
+
+    def apply(self, row: Row, verdict: rules.Verdict) -> None:
+        """Apply the rule book's verdict on an attempt's end to `row` (see rules.Verdict)."""
+        if verdict.uncount:
+            row.attempts -= 1
+        if verdict.error is not None:
+            if verdict.record:
+                self.record_error(row, verdict.error)
+            else:
+                row.error = verdict.error
+        if verdict.retry_at is not None:
+            row.next_attempt_at = row.due_at = verdict.retry_at
+        for step in verdict.steps:
+            if step.state is T.READY:
+                self.back_to_ready(row, step.detail)
+            else:
+                self.to(row, step.state, step.detail)
+        if verdict.stop is not None:
+            self.stop(verdict.stop)
+        elif verdict.skip_dependents:
+            self.advance([], [row.name])
 
     def record_error(self, row: Row, message: str) -> None:
         row.error = message
@@ -466,30 +486,22 @@ class RunTx:
         errors.append({"attempt": row.attempts, "error": message, "at": self.now})
         row.errors = json.dumps(errors)
 
-    def task_failed(self, row: Row) -> None:
-        if not row.hook and self.graph.spec.failure_policy == "fail_fast":
-            self.stop(RunState.FAILED, f"task {row.name!r} failed: {row.error}")
-        else:
-            self.advance([], [row.name])
-
     def cancelled(self, row: Row, reason: str) -> None:
-        if reason.startswith(RUN_TIMEOUT):
-            self.record_error(row, reason)
-            self.to(row, T.TIMED_OUT, reason)
-            self.to(row, T.FAILED, reason)
-        else:
-            self.to(row, T.CANCELLED, reason)
+        self.apply(row, rules.attempt_cancelled(reason))
 
     def interrupted(self, row: Row, detail: str) -> None:
         """Handed back by a draining worker: the attempt does not count — unless the run (or
         the task) was being stopped: then it ends cancelled, never to run again."""
-        if row.cancel_reason or (self.outcome is not None and not row.hook):
-            self.cancelled(row, row.cancel_reason or self.error or "cancelled")
-            return
-        row.attempts -= 1
-        self.back_to_ready(row, detail)
+        verdict = rules.attempt_interrupted(
+            detail,
+            cancel_reason=row.cancel_reason,
+            stopping=self.outcome is not None,
+            hook=row.hook,
+            run_error=self.error,
+        )
+        self.apply(row, verdict)
 
-    def back_to_ready(self, row: Row, detail: str) -> None:
+    def back_to_ready(self, row: Row, detail: str | None) -> None:
         row.ready_at = self.now
         row.sort_key = self.now - self.graph.tasks[row.name].priority * self.aging_interval
         if self.state is RunState.PAUSED:
@@ -500,31 +512,36 @@ class RunTx:
         self.to(row, T.READY, detail)
 
     def lost(self, row: Row, max_lost: int, durable: bool, why: str | None = None) -> None:
-        """The attempt is lost: its lease expired (its worker died or hung), or `why`."""
+        """The attempt is lost: its lease expired (its worker died or hung), or `why`. Lost
+        attempts are counted apart (`max_lost_attempts`): they never use up retries."""
         row.lost_attempts += 1
-        detail = f"{LOST}: " + (why or f"the lease of attempt {row.attempts} ({row.owner}) expired")
-        if row.cancel_reason or (self.outcome is not None and not row.hook):
-            self.to(row, T.CANCELLED, row.cancel_reason or self.error)
-        elif row.lost_attempts >= max_lost and not durable:
-            message = f"{LOST}: {row.lost_attempts} attempts lost (max_lost_attempts {max_lost})"
-            self.record_error(row, message)
-            self.to(row, T.FAILED, message)
-            self.task_failed(row)
-        else:  # a lost attempt never uses up retries; a wait for a person is never failed
-            self.back_to_ready(row, detail)
+        verdict = rules.attempt_lost(
+            row.name,
+            rules.workers_lost_detail(row.attempts, row.owner, why),
+            hook=row.hook,
+            cancel_reason=row.cancel_reason,
+            stopping=self.outcome is not None,
+            run_error=self.error,
+            lost=row.lost_attempts,
+            max_lost=max_lost,
+            durable=durable,
+            failed_message=rules.workers_lost_failed(row.lost_attempts, max_lost),
+            failure_policy=self.graph.spec.failure_policy,
+        )
+        self.apply(row, verdict)
 
     # ------------------------------------------------------------------ the run
 
-    def stop(self, outcome: RunState, reason: str) -> None:
-        """Decide the outcome; cancel what has not started, ask workers to stop the rest."""
-        if self.outcome is not None and not (
-            outcome is RunState.CANCELLED and self.outcome is RunState.FAILED
-        ):
+    def stop(self, stop: rules.Stop) -> None:
+        """Decide the outcome; cancel what has not started, ask workers to stop the rest
+        (`rules.stop`, for the rows the queries open_tasks and mark_running_cancelled find)."""
+        if not rules.stop_applies(self.outcome, stop.outcome):
             return
+        outcome, reason = stop.outcome, stop.reason
         self.outcome, self.error = outcome, reason
         self.run_dirty = True
         self._save_rows()  # the queries below must see this transaction's changes so far
-        hooks = outcome is RunState.CANCELLED
+        hooks = rules.stop_includes_hooks(outcome)
         params = {"run_id": self.run_id, "hooks": hooks}
         found = self.conn.execute(query("open_tasks"), params).fetchall()
         if found:
@@ -558,42 +575,49 @@ class RunTx:
 
     def pause(self) -> None:
         self._save_rows()  # rows readied in this transaction must be held too
-        if self.state is RunState.RUNNING:
-            self.run_to(RunState.PAUSED)
+        to = rules.pause(self.state)
+        if to is not None:
+            self.run_to(to)
             self.conn.execute(query("hold_run_ready"), {"run_id": self.run_id})
 
     def unpause(self) -> None:
         self._save_rows()  # rows held in this transaction must be released too
-        if self.state is RunState.PAUSED:
-            self.run_to(RunState.RUNNING, "resumed")
+        to = rules.resume(self.state)
+        if to is not None:
+            self.run_to(to, rules.RESUMED)
             self.conn.execute(query("release_paused"), {"run_id": self.run_id})
             self.notify.add("")
 
     def check_done(self) -> None:
         if self.state in RUN_TERMINAL or self.open_main > 0:
             return
+        failed: list[str] = []
         if self.outcome is None:
             self._save_rows()  # the query must see failures recorded in this transaction
             failed = [
                 n for (n,) in self.conn.execute(query("failed_main_tasks"), {"run_id": self.run_id})
             ]
-            self.outcome = RunState.FAILED if failed else RunState.SUCCEEDED
-            if failed:
-                self.error = f"failed tasks: {', '.join(failed)}"
             self.run_dirty = True
-        if self.open_hooks > 0:
-            if self.outcome is RunState.FAILED:
-                if not self.hooks_started:
-                    self.start_hooks()
-                return
-            to = T.SKIPPED if self.outcome is RunState.SUCCEEDED else T.CANCELLED
+        ending = rules.main_tasks_ended(
+            self.outcome,
+            self.error,
+            failed,
+            open_hooks=self.open_hooks,
+            hooks_started=self.hooks_started,
+        )
+        self.outcome, self.error = ending.outcome, ending.error
+        if ending.start_hooks:
+            self.start_hooks()
+        if ending.wait_hooks:
+            return
+        if ending.close_hooks is not None:
             for row in self.load(list(self.graph.hooks)).values():
                 if row.state == T.BLOCKED:
-                    self.to(row, to, "on_failure not needed")
+                    self.to(row, ending.close_hooks, rules.HOOKS_NOT_NEEDED)
             if self.open_hooks > 0:
                 return
         self.finished_at = self.now
-        self.run_to(self.outcome, self.error if self.outcome is not RunState.SUCCEEDED else None)
+        self.run_to(ending.outcome, rules.final_detail(ending.outcome, ending.error))
 
     def start_hooks(self) -> None:
         self.hooks_started = True

@@ -39,7 +39,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Json
 
-from ..engine import RUN_TIMEOUT, durable_wait, run_id_for
+from .. import rules
+from ..engine import durable_wait, run_id_for
 from ..errors import RunNotFound, SpecError, StoreError
 from ..executors.shell import kill_orphans
 from ..logs import log
@@ -617,7 +618,7 @@ class Cluster:
     @staticmethod
     def _command(tx: RunTx, command: str | None) -> None:
         if command == "cancel":
-            tx.stop(RunState.CANCELLED, "cancelled by user")
+            tx.stop(rules.cancel_requested())
         elif command == "pause":
             tx.pause()
         elif command == "resume":
@@ -627,7 +628,7 @@ class Cluster:
     def _overdue(tx: RunTx) -> None:
         timeout = tx.graph.spec.timeout or 0.0
         if tx.outcome is None and timeout and tx.now >= tx.created_at + timeout:
-            tx.stop(RunState.FAILED, f"{RUN_TIMEOUT}: the run took longer than {timeout:g}s")
+            tx.stop(rules.run_timed_out(timeout))
 
     # ------------------------------------------------------------------ control
 
