@@ -25,6 +25,7 @@ from . import worker  # noqa: F401  (worker, workers)
 from . import github  # noqa: F401  (the github group)
 from . import server  # noqa: F401  (serve)
 from . import ui  # noqa: F401  (ui)
+from . import notifications  # noqa: F401  (notifications)
 
 # isort: on
 from .common import EXIT_BAD_INPUT, app, err

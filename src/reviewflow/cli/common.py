@@ -334,8 +334,11 @@ def _execute(
         sys.path.insert(0, os.getcwd())
     if log_enabled("info"):  # structlog is only imported when something is logged
         log.info("run.start", run_id=run_id, db=_shown(db))
+    from ..notify.deliver import delivering
+
     try:
-        state = asyncio.run(main())
+        with delivering(store):  # notifications go out on threads of their own
+            state = asyncio.run(main())
     except RunBusy as exc:
         _fail(str(exc), EXIT_FAILED)
     except ReviewflowError as exc:

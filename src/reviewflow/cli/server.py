@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -34,6 +34,23 @@ TOKENS_ENV = "REVIEWFLOW_API_TOKENS"
 SECRET_ENV = "REVIEWFLOW_WEBHOOK_SECRET"
 REPOS_ENV = "REVIEWFLOW_WEBHOOK_REPOS"
 LEVELS = ("debug", "info", "warning", "error")
+
+
+def _targets(path: Path | None) -> list[Any]:
+    """The --notifications file's targets; exit 2 naming the file and field if one is bad."""
+    if path is None:
+        return []
+    from ..notify.targets import load_targets
+    from ..yamlsafe import parse_yaml
+
+    try:
+        return load_targets(
+            parse_yaml(path.read_text(encoding="utf-8"), file=str(path)), file=str(path)
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        _fail(f"--notifications {path}: {exc}")
+    except ReviewflowError as exc:
+        _fail(str(exc))
 
 
 @app.command()
@@ -73,6 +90,21 @@ def serve(
             "--webhook-template", help="Review template of webhook runs: pr, security, content."
         ),
     ] = "pr",
+    notifications: Annotated[
+        Path | None,
+        typer.Option(
+            "--notifications",
+            help="YAML list of notification targets added to every run this server creates.",
+        ),
+    ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url",
+            envvar="REVIEWFLOW_PUBLIC_URL",
+            help="This server's address as people reach it: notifications link to run pages.",
+        ),
+    ] = None,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
@@ -103,6 +135,14 @@ def serve(
         )
     if webhook_template not in shipped():
         _fail(f"--webhook-template {webhook_template!r}: use one of {', '.join(sorted(shipped()))}")
+    targets = _targets(notifications)
+    if public_url is not None:
+        from ..notify.targets import check_url
+
+        try:
+            check_url(public_url)
+        except ValueError as exc:
+            _fail(f"--public-url: {exc}")
     secret = os.environ.pop(SECRET_ENV, None) or None
     repos = [r for r in (os.environ.get(REPOS_ENV) or "").split(",") if r.strip()]
     try:
@@ -122,6 +162,8 @@ def serve(
         concurrency=concurrency,
         webhook_template=webhook_template,
         webhook_repos=repos,
+        notifications=targets,
+        public_url=public_url,
     )
     from ..logs import log
     from ..server.logconfig import json_logs, route_warnings, uvicorn_log_config

@@ -148,3 +148,24 @@ class NotificationTarget(BaseModel):
 
 
 Notifications = list[NotificationTarget]
+
+
+def load_targets(data: Any, *, file: str | None = None) -> list[NotificationTarget]:
+    """Targets from plain data: a list, or a mapping with a `notifications` list (the server's
+    `--notifications` file); a bad one is a SpecError naming the file and the field."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..errors import SpecError
+    from ..spec import spec_error_from
+
+    if isinstance(data, dict) and set(data) == {"notifications"}:
+        data = data["notifications"]
+    if not isinstance(data, list):
+        raise SpecError("expected a list of targets (or notifications: [...])", file=file)
+    try:
+        return TypeAdapter(list[NotificationTarget]).validate_python(data)
+    except ValidationError as exc:
+        error = spec_error_from(exc, file=file)
+        if error.field and error.field[0].isdigit():
+            error = SpecError(error.message, file=file, field=f"notifications.{error.field}")
+        raise error from None
