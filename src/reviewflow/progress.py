@@ -55,7 +55,8 @@ class Progress:
         self.enabled = enabled
         self.live = console.is_terminal
         self.run: LiveRun | None = None
-        self.states: dict[str, str] = {}
+        self.states: dict[str, str] = {}  # task -> state, only while no live run is known
+        self.counts: Counter[str] | None = None  # tasks by state, kept up to date once taken
         self.tokens = float(BURST)
         self.refilled = clock()
         self.folded = 0  # routine transitions not shown one by one since the last count line
@@ -85,7 +86,12 @@ class Progress:
             if detail:
                 self._line(f"{task}: {detail}")
             return
-        self.states[task] = to
+        counts = self.counts
+        if counts is not None:
+            counts[frm or ""] -= 1
+            counts[to] += 1
+        elif self.run is None:
+            self.states[task] = to
         if to not in PROBLEMS and to not in ROUTINE:
             return
         text = f"{task}: {to}"
@@ -122,8 +128,13 @@ class Progress:
         self._line(", ".join(parts))
 
     def _counts(self) -> Counter[str]:
-        if self.run is not None:
-            return Counter(t.state.value for t in self.run.tasks.values())
+        """Tasks by state. Read from the live run once, then kept by `on_transition`: a count
+        line every half second that read every task made a 1M-task run quadratic."""
+        if self.counts is None and self.run is not None:
+            self.counts = Counter(t.state._value_ for t in self.run.tasks.values())
+            self.states.clear()
+        if self.counts is not None:
+            return +self.counts
         return Counter(self.states.values())
 
     def _line(self, text: str) -> None:

@@ -95,3 +95,30 @@ def test_a_disabled_view_prints_nothing(capsys: pytest.CaptureFixture[str]) -> N
     assert not progress.prints_lines
     progress.on_transition("r", "a", "running", "failed", 1, "boom")
     assert capsys.readouterr().out == ""
+
+
+def test_count_lines_of_an_executing_run_follow_every_transition(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Counts are read from the live run once, then kept from the transitions."""
+    import asyncio
+
+    from reviewflow.engine import Engine
+    from reviewflow.store import MemoryStore
+    from rfhelpers import py, workflow
+
+    progress = plain_progress(Clock())  # the clock stands still: past the burst, all folds
+    engine = Engine(MemoryStore(), max_concurrency=4, observer=progress.on_transition)
+    spec = workflow({f"t{i}": py("noop") for i in range(60)})
+
+    async def main():
+        run_id, _ = engine.submit(spec, run_id="r")
+        task = asyncio.ensure_future(engine.execute(run_id))
+        await progress.follow(engine, run_id, task)
+        return await task
+
+    assert str(asyncio.run(main())) == "succeeded"
+    printed = lines(capsys)
+    assert printed[-2:] == ["60/60 succeeded", "run r: running -> succeeded"]
+    progress._fold_now()
+    assert progress._counts() == {"succeeded": 60}
