@@ -78,6 +78,8 @@ def test_sigkill_between_commit_and_send_then_another_process_delivers(
         assert done.returncode == 0, done.stderr
         (shown,) = json.loads(done.stdout)
         assert (shown["state"], shown["attempts"]) == ("delivered", 2)
+        lost, ok = shown["history"]
+        assert lost["error"].startswith("lost:") and ok["ok"] is True
         requests = list(receiver.requests)
     assert [r.answer for r in requests] == ["hang", "ok"]
     assert {r.delivery_id for r in requests} == {row.delivery_id}  # a duplicate, same id

@@ -109,9 +109,9 @@ def notifications(
         out.print(line, markup=False)
         for attempt in r.attempts_list():
             outcome = "ok" if attempt.get("ok") else f"failed: {attempt.get('error')}"
+            took = f" ({attempt['took']}s)" if attempt.get("took") is not None else ""
             out.print(
-                f"    #{attempt.get('attempt')} {_when(attempt.get('at'))}"
-                f" {outcome} ({attempt.get('took')}s)",
+                f"    #{attempt.get('attempt')} {_when(attempt.get('at'))} {outcome}{took}",
                 markup=False,
             )
         if r.state == "pending" and r.last_error:

@@ -249,17 +249,8 @@ class MemoryStore:
             r = self._outbox.get(record.id)
             if r is None or r.lease_owner != owner or r.attempts != record.attempts:
                 return None
-            history = r.attempts_list()
-            history.append(
-                {
-                    "attempt": r.attempts,
-                    "at": now,
-                    "ok": error is None,
-                    "error": error,
-                    "took": took,
-                }
-            )
-            r.history = json.dumps(history[-outbox.HISTORY_MAX :])
+            history = outbox.with_attempt(r.attempts_list(), r.attempts, now, error, took)
+            r.history = json.dumps(history)
             r.lease_owner = r.lease_until = None
             r.last_error = error
             if error is None:

@@ -317,6 +317,23 @@ def claim(
     return [OutboxRecord(*r) for r in rows]
 
 
+LOST = "lost: the sender stopped before it recorded an outcome (the receiver may have it)"
+
+
+def with_attempt(
+    history: list[dict[str, Any]], attempt: int, now: float, error: str | None, took: float
+) -> list[dict[str, Any]]:
+    """`history` plus this attempt, and the attempts before it that nobody recorded (their
+    deliverer died mid-send: its lease ran out), newest HISTORY_MAX kept."""
+    last = max((int(a.get("attempt") or 0) for a in history), default=0)
+    for lost in range(last + 1, attempt):
+        history.append({"attempt": lost, "at": None, "ok": False, "error": LOST, "took": None})
+    history.append(
+        {"attempt": attempt, "at": now, "ok": error is None, "error": error, "took": took}
+    )
+    return history[-HISTORY_MAX:]
+
+
 def finish(
     conn: Any,
     record: OutboxRecord,
@@ -334,11 +351,7 @@ def finish(
     if row is None:
         return None
     current = OutboxRecord(*row)
-    history = current.attempts_list()
-    history.append(
-        {"attempt": record.attempts, "at": now, "ok": error is None, "error": error, "took": took}
-    )
-    history = history[-HISTORY_MAX:]
+    history = with_attempt(current.attempts_list(), record.attempts, now, error, took)
     if error is None:
         state, next_at, delivered = DELIVERED, now, now
     elif permanent or now >= current.expires_at:
