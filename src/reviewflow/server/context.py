@@ -140,6 +140,7 @@ class ServerContext:
                 meta=meta,
                 deadline=deadline,
                 limit=self.parse_timeout,
+                outbox_defaults=getattr(self.store, "outbox_defaults", None),
             )
         finally:
             self.children.release()

@@ -80,6 +80,7 @@ def _child(
     for_workers: bool,
     run_id: str | None,
     meta: dict[str, str],
+    outbox_defaults: dict[str, Any] | None = None,
 ) -> None:
     """In the child: read the workflow, say so, store the run, answer with it."""
     from ..engine import Engine
@@ -104,6 +105,7 @@ def _child(
         return
     conn.send(("read",))
     store = open_store(address)
+    store.outbox_defaults = dict(outbox_defaults or {})  # the server's notification targets
     try:
         try:
             if for_workers:
@@ -144,6 +146,7 @@ async def read_and_store(
     meta: dict[str, str],
     deadline: float,
     limit: float,
+    outbox_defaults: dict[str, Any] | None = None,
 ) -> Stored | Template:
     """Read `body` in a child and store its run there (see the module docstring). Raises
     ApiError for a bad body, one not read by `deadline` (loop time; `limit` s are allowed in
@@ -152,7 +155,17 @@ async def read_and_store(
     receiving, sending = _forkserver.Pipe(duplex=False)
     child = _forkserver.Process(
         target=_child,
-        args=(sending, os.getcwd(), kind, body, address, for_workers, run_id, meta),
+        args=(
+            sending,
+            os.getcwd(),
+            kind,
+            body,
+            address,
+            for_workers,
+            run_id,
+            meta,
+            outbox_defaults,
+        ),
         name="reviewflow-read",
         daemon=True,
     )
