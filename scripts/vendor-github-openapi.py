@@ -41,6 +41,9 @@ OPERATIONS: list[tuple[str, str]] = [
     ("get", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("post", "/repos/{owner}/{repo}/issues/{issue_number}/comments"),
     ("patch", "/repos/{owner}/{repo}/issues/comments/{comment_id}"),
+    # GitHub App authentication (src/reviewflow/github_app.py)
+    ("get", "/repos/{owner}/{repo}/installation"),
+    ("post", "/app/installations/{installation_id}/access_tokens"),
 ]
 KEPT = ("operationId", "summary", "parameters", "requestBody")
 DROPPED = frozenset({"examples", "example", "x-github", "x-octokit", "externalDocs"})

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,8 +133,15 @@ class GitHubClient:
     """A few REST calls with auth headers, timeouts, bounded retries and one-line errors."""
 
     def __init__(
-        self, token: str, api_url: str = DEFAULT_API_URL, *, timeout: float | None = None
+        self,
+        token: str,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        timeout: float | None = None,
+        refresh: Callable[[], str] | None = None,
     ) -> None:
+        """`refresh`, when given, returns a new token after a 401 (a GitHub App's installation
+        token can be revoked before it expires); the request is then tried once more."""
         if not token:
             raise GitHubError("no GitHub token given")
         base = api_url.rstrip("/")
@@ -143,6 +151,7 @@ class GitHubClient:
         self.base = base
         self._origin = _origin(base)
         self._token = token
+        self._refresh = refresh
         self.timeout = TIMEOUT if timeout is None else timeout
         self._opener = urllib.request.build_opener(_SameOriginRedirects())
 
@@ -167,6 +176,7 @@ class GitHubClient:
         self._check_origin(url)
         shown = _shown_path(url, self.base)
         data = None if payload is None else json.dumps(payload).encode("utf-8")
+        refreshed = False
         for attempt in range(1, MAX_TRIES + 1):
             req = urllib.request.Request(url, data=data, method=method, headers=self._headers())
             try:
@@ -175,6 +185,9 @@ class GitHubClient:
                     headers = {k.lower(): v for k, v in resp.headers.items()}
             except urllib.error.HTTPError as exc:
                 raw_err, err_headers = _drain(exc)
+                if exc.code == 401 and self._refresh is not None and not refreshed:
+                    self._token, refreshed = self._refresh(), True
+                    continue
                 message = _error_message(raw_err, exc.reason)
                 wait = _retry_wait(idempotent, exc.code, err_headers, attempt)
                 if wait is None:
@@ -270,9 +283,10 @@ def post_or_update_comment(
     pr: int,
     body: str,
     *,
-    token: str,
+    token: str = "",
     api_url: str = DEFAULT_API_URL,
     marker: str = DEFAULT_MARKER,
+    client: GitHubClient | None = None,
 ) -> CommentResult:
     """Create the pull request's report comment, or edit the one an earlier run created.
 
@@ -284,7 +298,7 @@ def post_or_update_comment(
         raise ValueError(f"bad pull request number {pr!r}: use a positive integer")
     marker = normalize_marker(marker)
     text = comment_body(body, marker)
-    client = GitHubClient(token, api_url)
+    client = client or GitHubClient(token, api_url)
     for attempt in range(1, MAX_TRIES + 1):
         existing = client.find_comment(repo, pr, marker)
         if existing is not None:

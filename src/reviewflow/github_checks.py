@@ -219,10 +219,11 @@ def publish_check(
     sha: str,
     report: CheckReport,
     *,
-    token: str,
+    token: str = "",
     api_url: str = gh.DEFAULT_API_URL,
     name: str = CHECK_NAME,
     details_url: str | None = None,
+    client: gh.GitHubClient | None = None,
 ) -> CheckRunResult:
     """Complete the commit's check run with the report (creating it if no run made one)."""
     output = {"title": report.title, "summary": report.summary}
@@ -235,17 +236,19 @@ def publish_check(
         fields["external_id"] = report.external_id
     if details_url:
         fields["details_url"] = details_url
-    return _converge(repo, sha, name, fields, output, report.annotations, token, api_url)
+    client = client or gh.GitHubClient(token, api_url)
+    return _converge(client, repo, sha, name, fields, output, report.annotations)
 
 
 def start_check(
     repo: str,
     sha: str,
     *,
-    token: str,
+    token: str = "",
     api_url: str = gh.DEFAULT_API_URL,
     name: str = CHECK_NAME,
     details_url: str | None = None,
+    client: gh.GitHubClient | None = None,
 ) -> CheckRunResult:
     """Show the commit's check run as in progress before the review starts, so the pull
     request says a review is coming instead of nothing."""
@@ -256,25 +259,23 @@ def start_check(
     fields: dict[str, Any] = {"status": "in_progress", "started_at": _now()}
     if details_url:
         fields["details_url"] = details_url
-    return _converge(repo, sha, name, fields, output, [], token, api_url)
+    return _converge(client or gh.GitHubClient(token, api_url), repo, sha, name, fields, output, [])
 
 
 def _converge(
+    client: gh.GitHubClient,
     repo: str,
     sha: str,
     name: str,
     fields: dict[str, Any],
     output: dict[str, str],
     annotations: list[dict[str, Any]],
-    token: str,
-    api_url: str,
 ) -> CheckRunResult:
     """Bring the check run to the wanted state from whatever GitHub holds; repeated (bounded)
     when a create or an append may or may not have happened."""
     gh.validate_repo(repo)
     sha = validate_sha(sha)
     validate_name(name)
-    client = gh.GitHubClient(token, api_url)
     posted: list[bool] = []  # a create was sent (maybe done despite the error it got)
     for attempt in range(1, gh.MAX_TRIES + 1):
         try:

@@ -75,6 +75,14 @@ class FakeGitHub:
         self.link_base: str | None = None  # where Link headers point (default: this server)
         self.redirect_base: str | None = None  # answer the next request 301 to this host
         self._next_id = 1000
+        # GitHub App side: JWTs signed by `app_key` (set by a test) buy installation tokens.
+        self.app_id = "4242"
+        self.app_public_key: Any = None  # a cryptography RSA public key
+        self.installation_id = 77
+        self.installed = True
+        self.tokens: list[str] = []  # installation tokens minted, newest last
+        self.accepted = {TOKEN}  # bearer tokens the repository endpoints accept
+        self.token_lifetime = 3600
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -149,7 +157,10 @@ class FakeGitHub:
             self.violations.extend(problems)
             errors = [{"code": "invalid", "message": p} for p in problems]
             return self._send(h, 422, {"message": "Invalid request.", "errors": errors})
-        if h.headers.get("Authorization") != f"Bearer {TOKEN}":
+        if self._app_route(h.path):
+            status, doc = self._app(h, body)
+            return self._send(h, status, doc)
+        if h.headers.get("Authorization") not in {f"Bearer {t}" for t in self.accepted}:
             return self._send(h, 401, {"message": "Bad credentials"})
         if self.redirect_base is not None:
             location, self.redirect_base = f"{self.redirect_base}{h.path}&moved=1", None
@@ -171,6 +182,46 @@ class FakeGitHub:
             return self._send(h, fault.status, doc, fault.headers)
         status, doc, headers = self._route(h, body)
         self._send(h, status, doc, headers)
+
+    @staticmethod
+    def _app_route(path: str) -> bool:
+        return path.startswith("/app/") or path == f"/repos/{REPO}/installation"
+
+    def revoke_tokens(self) -> None:
+        """Every installation token minted so far stops working (GitHub answers 401)."""
+        with self._lock:
+            self.accepted = {TOKEN}
+
+    def _app(self, h: BaseHTTPRequestHandler, body: Any) -> tuple[int, Any]:
+        """The App endpoints: a valid RS256 JWT of `app_id` is required, as GitHub does."""
+        import jwt
+
+        auth = h.headers.get("Authorization", "")
+        try:
+            claims = jwt.decode(
+                auth.removeprefix("Bearer "),
+                self.app_public_key,
+                algorithms=["RS256"],
+                options={"require": ["iat", "exp", "iss"]},
+            )
+        except Exception as exc:  # any JWT problem: GitHub's 401
+            return 401, {"message": f"A JSON web token could not be decoded: {exc}"}
+        if str(claims["iss"]) != self.app_id or claims["exp"] - claims["iat"] > 600:
+            return 401, {"message": "'Expiration time' claim ('exp') is too far in the future"}
+        if h.path == f"/repos/{REPO}/installation":
+            if not self.installed:
+                return 404, {"message": "Not Found"}
+            return 200, {"id": self.installation_id, "account": {"login": REPO.split("/")[0]}}
+        if h.path == f"/app/installations/{self.installation_id}/access_tokens":
+            with self._lock:
+                token = f"ghs_installation{len(self.tokens) + 1:04d}"
+                self.tokens.append(token)
+                self.accepted.add(token)
+            expires = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + self.token_lifetime)
+            )
+            return 201, {"token": token, "expires_at": expires, "repository_selection": "selected"}
+        return 404, {"message": "Not Found"}
 
     def _route(self, h: BaseHTTPRequestHandler, body: Any) -> tuple[int, Any, dict[str, str]]:
         url = urllib.parse.urlsplit(h.path)

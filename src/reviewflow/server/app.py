@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .. import __version__
 from ..engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine
 from ..errors import ReviewflowError
+from ..github_app import have_credentials
 from ..logs import log
 from ..notify.deliver import Deliverer
 from ..notify.targets import NotificationTarget, check_url
@@ -89,6 +90,8 @@ def create_app(
     ui_login_once: Iterable[str] = (),
     notifications: Iterable[NotificationTarget] = (),
     public_url: str | None = None,
+    github_post_back: bool | None = None,
+    github_api_url: str | None = None,
 ) -> FastAPI:
     """The API over `store`. `tokens`: entries `TOKEN` / `ro:TOKEN` (or parsed Tokens).
 
@@ -102,6 +105,10 @@ def create_app(
     `notifications` are added to every run this server creates; `public_url` (this server's
     address as people reach it) makes notifications link to the run's page. The server delivers
     notifications of any run of its store (reviewflow.notify.deliver).
+    Review runs started by a webhook or POST /reviews post their result back to GitHub (check
+    run, PR comment) when `github_post_back` is true — by default when GitHub credentials are
+    in the environment (GITHUB_TOKEN or a GitHub App); `public_url` (this server as users reach
+    it) makes the check's Details link point at the run's page.
     """
     if not isinstance(tokens, TokenSet):
         items = list(tokens)
@@ -130,6 +137,9 @@ def create_app(
         reviewflow_cmd=reviewflow_cmd
         or ([sys.executable, "-m", "reviewflow"] if execute else ["reviewflow"]),
         parse_timeout=parse_timeout,
+        github_post_back=have_credentials() if github_post_back is None else github_post_back,
+        public_url=public_url.rstrip("/") if public_url else None,
+        github_api_url=github_api_url,
     )
     metrics.collector.workers_alive = ctx.workers_alive
     if execute:

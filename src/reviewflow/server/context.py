@@ -36,6 +36,7 @@ from .auth import TokenSet
 from .http import ApiError
 from .metrics import Metrics
 from .reading import BIG_BODY, Stored, Template, read_and_store, store_address
+from .review_run import PostBack
 from .schemas import RUN_ID_PATTERN
 
 SHUTDOWN_WAIT = 15.0
@@ -68,6 +69,9 @@ class ServerContext:
     work_dir: Path
     webhook_template: str = "pr"
     webhook_repos: frozenset[str] = frozenset()
+    github_post_back: bool = False
+    public_url: str | None = None
+    github_api_url: str | None = None
     sse_poll: float = 0.2
     sse_keepalive: float = 15.0
     sse_max: float | None = 3600.0
@@ -82,6 +86,13 @@ class ServerContext:
             READERS, thread_name_prefix="reviewflow-read"
         )
     )
+
+    def post_back(self, repo: str, pr: int | None, run_id: str) -> PostBack | None:
+        """Where a review run's result goes on GitHub, if this server posts results back."""
+        if not self.github_post_back:
+            return None
+        details = f"{self.public_url}/ui/runs/{run_id}" if self.public_url else None
+        return PostBack(repo=repo, pr=pr, details_url=details, api_url=self.github_api_url)
 
     # ------------------------------------------------------------------ off the loop
 

@@ -13,23 +13,65 @@ shell), run one after the other by whichever process executes the run:
 Clone URLs must be https (no credentials, query or fragment) and shas 40 hex digits. The
 review's own run (its checks) is kept in a SQLite file next to its report, not in the server's
 database: no database URL (or its password) ever lands in a task's argv.
+
+A private repository is fetched with the GitHub credentials of the process that executes the
+task (GITHUB_TOKEN or a GitHub App, github_app.py): the fetch tasks name
+`reviewflow github credential` as git's credential helper for the GitHub server in their
+environment, and git asks it for the token — never in argv, a URL, the spec or a log.
+
+With a `PostBack`, the result goes back to GitHub as tasks of the same run, so it is as durable
+as the review (a process killed mid-run resumes them; GitHub down: they retry with backoff for
+about an hour without holding any other run):
+
+    check-start   reviewflow github check --in-progress      (beside the fetch; details link)
+    check-finish  reviewflow github check --report <out>     (after review, whatever it ended:
+                  a review that produced no report completes the check as failed, saying so)
+    comment       reviewflow github comment --report <out>/report.md   (pull requests)
+
+A check run is per commit and found again by its name, and the comment by its marker, so a
+retried or re-run post-back updates what is there instead of adding a second one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..engine import RUN_ID
+from ..github_app import fetch_env
 from ..spec import WorkflowSpec, validate_spec
 
 SHA = re.compile(r"[0-9a-fA-F]{40}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0"}  # a private repository fails instead of waiting
+
+
+POST_RETRY = {
+    "max_retries": 8,
+    "base_delay": "15s",
+    "max_delay": "10m",
+    "retry_on_exit_codes": [1],
+}
+"""GitHub down or rate limited (exit 1): a post-back is tried again for about an hour; bad
+input or a missing report (exit 2) is not worth repeating."""
+NO_REPORT = "The review ended without a report (see the run's log on the reviewflow server)."
+
+
+@dataclass(frozen=True)
+class PostBack:
+    """Where a review's result goes: the repository's check run of the head and, for a pull
+    request, its report comment."""
+
+    repo: str
+    pr: int | None = None
+    details_url: str | None = None
+    api_url: str | None = None
+    name: str = "reviewflow"
 
 
 class BadParam(ValueError):
@@ -94,12 +136,14 @@ def review_spec(
     run_id: str,
     work_dir: Path,
     reviewflow: list[str],
+    post_back: PostBack | None = None,
 ) -> WorkflowSpec:
     """The workflow reviewing `sha` against `base` of a fresh shallow checkout."""
     work = work_dir / run_id
     repo, out, db = str(work / "repo"), str(work / "report"), str(work / "review.db")
     fetch = {"max_retries": 2, "base_delay": "5s"}
     once = {"max_retries": 0}
+    credentials = {**GIT_ENV, **fetch_env(reviewflow)}
 
     def git(*args: str, needs: str | None = None, **extra: Any) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -129,6 +173,7 @@ def review_spec(
             needs="init",
             timeout="10m",
             retry=fetch,
+            env=credentials,
         ),
         "fetch-head": git(
             "-C",
@@ -143,6 +188,7 @@ def review_spec(
             needs="fetch-base",
             timeout="10m",
             retry=fetch,
+            env=credentials,
         ),
         "checkout": git(
             "-C",
@@ -177,6 +223,8 @@ def review_spec(
             ],
         },
     }
+    if post_back is not None:
+        tasks.update(_post_back_tasks(post_back, sha, out, reviewflow))
     return validate_spec(
         {
             "name": f"review-{template}",
@@ -185,3 +233,34 @@ def review_spec(
             "tasks": tasks,
         }
     )
+
+
+def _post_back_tasks(
+    post: PostBack, sha: str, out: str, reviewflow: list[str]
+) -> dict[str, dict[str, Any]]:
+    """The tasks that tell GitHub: in progress at the start, the verdict at the end."""
+    check = [*reviewflow, "github", "check", "--repo", post.repo, "--sha", sha]
+    check += ["--name", post.name]
+    if post.details_url:
+        check += ["--details-url", post.details_url]
+    if post.api_url:
+        check += ["--api-url", post.api_url]
+
+    def task(run: list[str], **extra: Any) -> dict[str, Any]:
+        return {"type": "shell", "run": run, "timeout": "5m", "retry": POST_RETRY, **extra}
+
+    tasks = {
+        "check-start": task([*check, "--in-progress"]),
+        "check-finish": task(
+            [*check, "--report", out, "--error-if-missing", NO_REPORT],
+            needs=["review", "check-start"],
+            trigger="all_done",
+        ),
+    }
+    if post.pr is not None:
+        comment = [*reviewflow, "github", "comment", "--repo", post.repo, "--pr", str(post.pr)]
+        comment += ["--report", f"{out}/report.md"]
+        if post.api_url:
+            comment += ["--api-url", post.api_url]
+        tasks["comment"] = task(comment, needs=["review"], trigger="all_done")
+    return tasks

@@ -118,6 +118,7 @@ def from_template(
         base_url = clone_url(p.base_url, "params.base_url") if p.base_url else None
     except BadParam as exc:
         raise ApiError(422, f"{exc.field}: {exc}", exc.field) from None
+    repo = p.repo or repo_from_url(url)
     spec = review_spec(
         template=req.template,
         repo_url=url,
@@ -127,10 +128,11 @@ def from_template(
         run_id=run_id,
         work_dir=ctx.work_dir,
         reviewflow=ctx.reviewflow_cmd,
+        post_back=ctx.post_back(repo, p.pr, run_id) if _github_repo(repo) else None,
     )
     meta = {
         "template": req.template,
-        "repo": p.repo or repo_from_url(url),
+        "repo": repo,
         "sha": p.sha.lower(),
         "base": p.base.lower(),
     }
@@ -148,3 +150,10 @@ def parse_meta(items: list[str]) -> dict[str, str]:
             raise ApiError(422, f"bad meta {item!r}: use key=value", "meta")
         meta[key.strip()] = value
     return meta
+
+
+def _github_repo(repo: str) -> bool:
+    """Whether `repo` names a GitHub repository (owner/name) a result can be posted to."""
+    from ..github import REPO_RE
+
+    return bool(REPO_RE.match(repo))

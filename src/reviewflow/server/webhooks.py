@@ -128,6 +128,7 @@ async def github(
         run_id=run_id,
         work_dir=ctx.work_dir,
         reviewflow=ctx.reviewflow_cmd,
+        post_back=ctx.post_back(repo, number, run_id),
     )
     meta = {
         "repo": repo,
