@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..engine import RUN_ID
-from ..github_app import fetch_env
+from ..github_app import APP_ID_ENV, APP_KEY_ENV, fetch_env
 from ..spec import WorkflowSpec, validate_spec
 
 SHA = re.compile(r"[0-9a-fA-F]{40}")
@@ -59,6 +59,9 @@ POST_RETRY = {
 }
 """GitHub down or rate limited (exit 1): a post-back is tried again for about an hour; bad
 input or a missing report (exit 2) is not worth repeating."""
+NO_CREDENTIALS_ENV = {"GITHUB_TOKEN": "", "GH_TOKEN": "", APP_ID_ENV: "", APP_KEY_ENV: ""}
+"""The review runs the pull request's code: it does not inherit the GitHub credentials of the
+process that executes it (only the fetch and post-back tasks use them)."""
 NO_REPORT = "The review ended without a report (see the run's log on the reviewflow server)."
 
 
@@ -204,6 +207,7 @@ def review_spec(
         "review": {
             "type": "shell",
             "needs": ["checkout"],
+            "env": NO_CREDENTIALS_ENV,
             "timeout": "60m",
             "retry": once,
             "run": [
