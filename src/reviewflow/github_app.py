@@ -213,7 +213,7 @@ def client_for(
     or expired before its announced time) and repeats the request with it.
     """
     env = os.environ if env is None else env
-    token = token or env.get("GITHUB_TOKEN", "")
+    token = (token or env.get("GITHUB_TOKEN", "")).strip()
     if token:
         return gh.GitHubClient(token, api_url, timeout=timeout)
     app = GitHubApp.from_env(env)
@@ -240,7 +240,7 @@ def _tokens(app: GitHubApp, api_url: str, timeout: float | None) -> Installation
 def have_credentials(env: Mapping[str, str] | None = None) -> bool:
     """Whether a token or a complete App configuration is in `env` (not whether they work)."""
     env = os.environ if env is None else env
-    if env.get("GITHUB_TOKEN"):
+    if env.get("GITHUB_TOKEN", "").strip():
         return True
     return bool(env.get(APP_ID_ENV, "").strip() and env.get(APP_KEY_ENV, "").strip())
 
@@ -309,7 +309,7 @@ def credential(
         path = path[len(prefix) + 1 :]
     repo = "/".join(path.split("/")[-2:])
     try:
-        token = env.get("GITHUB_TOKEN") or ""
+        token = env.get("GITHUB_TOKEN", "").strip()
         if not token:
             api = api_url or env.get("GITHUB_API_URL") or gh.DEFAULT_API_URL
             app = GitHubApp.from_env(env)

@@ -224,3 +224,27 @@ def test_a_private_fetch_gets_the_token_through_the_helper_only(tmp_path: Path) 
         assert subprocess.run(argv, env=elsewhere, capture_output=True).returncode != 0
         assert len([s for s in server.seen if s]) == sent
         assert all(s in ("", good) for s in server.seen)
+
+
+def test_the_cli_posts_as_the_app(
+    fake_github: FakeGitHub, app_env: dict[str, str], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from reviewflow.cli import app
+
+    report = tmp_path / "report.md"
+    report.write_text("# Review\n\nall good\n")
+    args = ["github", "comment", "--repo", REPO, "--pr", "7", "--report", str(report)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "created comment" in result.output
+    assert fake_github.tokens == ["ghs_installation0001"]
+    # A key file that went missing: one line naming the variable, exit 2, nothing sent.
+    Path(app_env[ga.APP_KEY_ENV]).unlink()
+    ga._apps.clear()
+    sent = len(fake_github.requests)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert f"{ga.APP_KEY_ENV}: cannot read" in result.output
+    assert len(fake_github.requests) == sent

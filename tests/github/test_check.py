@@ -549,7 +549,9 @@ def test_missing_token_is_bad_input(
     fake_github: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GITHUB_TOKEN")
-    assert_one_line_error(publish(write_review(tmp_path)), 2, "GITHUB_TOKEN is not set")
+    assert_one_line_error(
+        publish(write_review(tmp_path)), 2, "no GitHub credentials: set GITHUB_TOKEN"
+    )
     assert fake_github.requests == []
 
 

@@ -6,6 +6,7 @@ it must not be: the database, the logs, the spec, the checkout's git config."""
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from reviewflow.engine import Engine
 from reviewflow.server.review_run import PostBack, review_spec
 from reviewflow.store import SQLiteStore
 
+CONCLUSION = {"approve": "success", "comment": "neutral", "request_changes": "failure"}
 IDENT = ["-c", "user.email=t@example.com", "-c", "user.name=t"]
 
 
@@ -47,8 +49,9 @@ def _private_repo(root: Path) -> tuple[str, str]:
     return base, head
 
 
-def _run(tmp_path: Path, server: PrivateGitServer, fake: FakeGitHub, run_id: str, sha: str,
-         base: str) -> tuple[str, SQLiteStore]:
+def _run(
+    tmp_path: Path, server: PrivateGitServer, fake: FakeGitHub, run_id: str, sha: str, base: str
+) -> tuple[str, SQLiteStore]:
     spec = review_spec(
         template="content",
         repo_url=f"{server.url}/octo-org/octo-repo.git",
@@ -77,24 +80,30 @@ def test_a_private_pull_request_is_reviewed_and_its_result_posted_once(
         monkeypatch.setenv("HOME", str(tmp_path))  # no user git config
         state, store = _run(tmp_path, server, fake_github, "r1", head, base)
         try:
-            tasks = {t.name: t for t in store.get_tasks("r1")}
-            assert state == "succeeded", {n: (t.state, t.error) for n, t in tasks.items()}
+            tasks = {t.name: t.state for t in store.get_tasks("r1")}
         finally:
             store.close()
+        verdict = json.loads((tmp_path / "work/r1/report/report.json").read_text())["verdict"]
+        # The run ends as the review did (it fails on request_changes); every post-back ran.
+        assert state == ("failed" if verdict == "request_changes" else "succeeded"), tasks
+        assert {tasks[t] for t in ("check-start", "check-finish", "comment")} == {"succeeded"}
         # The check run: in progress first (with the run's page as details), then completed.
         (check,) = fake_github.runs_for(head)
         assert check["status"] == "completed"
-        assert check["conclusion"] in ("success", "neutral")
+        assert check["conclusion"] == CONCLUSION[verdict]
         assert check["details_url"] == "http://127.0.0.1:1/ui/runs/r1"
-        statuses = [r.body.get("status") for r in fake_github.calls() if "check-runs" in r.path
-                    and r.method in ("POST", "PATCH")]
+        statuses = [
+            r.body.get("status")
+            for r in fake_github.calls()
+            if "check-runs" in r.path and r.method in ("POST", "PATCH")
+        ]
         assert statuses[0] == "in_progress" and statuses[-1] == "completed"
         (comment,) = fake_github.comments[PR]
         assert comment["body"].startswith("<!-- reviewflow:report -->")
         # A second run of the same head (a redelivery, a re-run) updates; nothing doubles.
-        state, store = _run(tmp_path, server, fake_github, "r2", head, base)
+        again, store = _run(tmp_path, server, fake_github, "r2", head, base)
         store.close()
-        assert state == "succeeded"
+        assert again == state
         assert len(fake_github.runs_for(head)) == 1
         assert len(fake_github.comments[PR]) == 1
     # The token went to git through the helper only: nowhere on disk.

@@ -59,3 +59,30 @@ def test_a_bad_database_is_bad_input(tmp_path: Path) -> None:
         app, ["serve", "--db", str(tmp_path / "dir.db")], env={"REVIEWFLOW_API_TOKENS": "t"}
     )
     assert result.exit_code == 2, result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--public-url", "ftp://x"], {}, "--public-url"),
+        (["--public-url", "https://u:p@x"], {}, "--public-url"),
+        (["--github-post-back"], {"GITHUB_TOKEN": ""}, "no GitHub credentials"),
+        (
+            ["--github-post-back"],
+            {
+                "GITHUB_TOKEN": "",
+                "REVIEWFLOW_GITHUB_APP_ID": "1",
+                "REVIEWFLOW_GITHUB_APP_KEY_FILE": "/no/such.pem",
+            },
+            "REVIEWFLOW_GITHUB_APP_KEY_FILE: cannot read",
+        ),
+    ],
+)
+def test_bad_github_settings_are_bad_input(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    code, output = serve(*args, env={"REVIEWFLOW_API_TOKENS": "t", **env})
+    assert code == 2, output
+    assert message in output
+    assert len(output.strip().splitlines()) == 1
+    assert not Path("rf.db").exists()  # refused before opening the database

@@ -103,6 +103,35 @@ def test_the_review_run_fetches_by_sha_with_argv_only(idle: Client, tmp_path: Pa
     assert all(t["type"] == "shell" for t in tasks.values())
 
 
+def test_with_post_back_the_run_reports_to_github_and_the_review_gets_no_token(
+    make_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "server-token")
+    client = make_client(execute=False, public_url="https://rf.example/")
+    run_id = deliver(client, PAYLOAD).json()["run_id"]
+    spec = json.loads(client.app.state.rf.store.get_run(run_id).spec)  # type: ignore[attr-defined]
+    tasks = spec["tasks"]
+    start, finish, comment = tasks["check-start"], tasks["check-finish"], tasks["comment"]
+    assert start["run"][1:7] == ["github", "check", "--repo", "octo/widgets", "--sha", HEAD]
+    assert f"https://rf.example/ui/runs/{run_id}" in start["run"]
+    assert "--in-progress" in start["run"]
+    assert finish["needs"] == ["review", "check-start"] and finish["trigger"] == "all_done"
+    assert comment["run"][1:7] == ["github", "comment", "--repo", "octo/widgets", "--pr", "42"]
+    assert spec["failure_policy"] == "continue"
+    # The PR's code runs in the review task: GitHub credentials are blanked there, and the
+    # fetches get them only through git's credential helper (no token in the spec at all).
+    assert tasks["review"]["env"]["GITHUB_TOKEN"] == ""
+    assert tasks["fetch-head"]["env"]["GIT_CONFIG_KEY_0"] == "credential.https://github.com.helper"
+    assert "server-token" not in json.dumps(spec)
+    # Without credentials (or with --no-github-post-back) nothing is posted.
+    quiet = make_client(execute=False, github_post_back=False)
+    other = deliver(
+        quiet, {**PAYLOAD, "number": 43, "pull_request": {**PAYLOAD["pull_request"], "number": 43}}
+    ).json()["run_id"]
+    spec = json.loads(quiet.app.state.rf.store.get_run(other).spec)  # type: ignore[attr-defined]
+    assert not {"check-start", "check-finish", "comment"} & set(spec["tasks"])
+
+
 @pytest.mark.parametrize(
     ("signature", "secret"),
     [

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .common import EXIT_FAILED, _fail, app
+
+if TYPE_CHECKING:
+    from ..github import GitHubClient
 
 DEFAULT_API_URL = "https://api.github.com"  # github.DEFAULT_API_URL (a test compares)
 DEFAULT_MARKER = "<!-- reviewflow:report -->"  # github.DEFAULT_MARKER
@@ -74,7 +77,8 @@ def comment(
 ) -> None:
     """Post the report as one PR comment; later runs edit that comment instead of adding one.
 
-    The token is read from GITHUB_TOKEN only (a --token flag would show in process lists).
+    Credentials: GITHUB_TOKEN (a --token flag would show in process lists), else the GitHub
+    App of REVIEWFLOW_GITHUB_APP_ID and REVIEWFLOW_GITHUB_APP_KEY_FILE (docs/github-app.md).
     """
     from ..github import GitHubError, normalize_marker, post_or_update_comment, validate_repo
 
@@ -90,14 +94,9 @@ def comment(
         text = report.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         _fail(f"cannot read --report {report}: {exc.strerror or exc}")
-    token = os.environ.get("GITHUB_TOKEN", "").strip()
-    if not token:
-        _fail("GITHUB_TOKEN is not set")
-    base = _api_url(api_url)
+    client = _client(repo, api_url)
     try:
-        result = post_or_update_comment(
-            repo, int(number), text, token=token, api_url=base, marker=marker
-        )
+        result = post_or_update_comment(repo, int(number), text, marker=marker, client=client)
     except ValueError as exc:
         _fail(str(exc))
     except GitHubError as exc:
@@ -110,6 +109,23 @@ def comment(
 
 def _api_url(option: str | None) -> str:
     return option or os.environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+
+
+def _client(repo: str, api_url: str | None) -> GitHubClient:
+    """A client with GITHUB_TOKEN, else the GitHub App's installation token for `repo`."""
+    from ..github import GitHubError
+    from ..github_app import NO_CREDENTIALS, AppConfigError, client_for, have_credentials
+
+    if not have_credentials():
+        _fail(NO_CREDENTIALS)
+    try:
+        return client_for(repo, _api_url(api_url))
+    except AppConfigError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(str(exc))
+    except GitHubError as exc:
+        _fail(str(exc), EXIT_FAILED)
 
 
 @github_app.command()
@@ -150,6 +166,15 @@ def check(
             " message (no --report).",
         ),
     ] = None,
+    if_missing: Annotated[
+        str | None,
+        typer.Option(
+            "--error-if-missing",
+            metavar="MESSAGE",
+            help="With --report: when the folder holds no report.json (the review did not"
+            " finish), complete the check run as failed with this message instead of exit 2.",
+        ),
+    ] = None,
     name: Annotated[
         str,
         typer.Option("--name", metavar="TEXT", help="Name of the check run."),
@@ -170,7 +195,8 @@ def check(
     """Create or update the commit's check run: conclusion from the verdict, the report as its
     summary, findings on changed lines as annotations. A re-run updates it, never a second one.
 
-    The token is read from GITHUB_TOKEN only (it needs checks: write).
+    Credentials: GITHUB_TOKEN (it needs checks: write), else the GitHub App of
+    REVIEWFLOW_GITHUB_APP_ID and REVIEWFLOW_GITHUB_APP_KEY_FILE (docs/github-app.md).
     """
     from ..github import GitHubError, validate_repo
     from ..github_checks import (
@@ -197,16 +223,18 @@ def check(
     if len(given) != 1:
         what = " and ".join(given) if given else "none"
         _fail(f"give one of --report DIR, --in-progress or --error MESSAGE (got {what})")
+    if if_missing is not None and report is None:
+        _fail("--error-if-missing goes with --report DIR")
     loaded = None if error is None else error_report(error)
     if report is not None:
-        try:
-            loaded = load_report(report)
-        except ReportError as exc:
-            _fail(str(exc))
-    token = os.environ.get("GITHUB_TOKEN", "").strip()
-    if not token:
-        _fail("GITHUB_TOKEN is not set")
-    where = {"token": token, "api_url": _api_url(api_url), "name": name}
+        if if_missing is not None and not (report / "report.json").is_file():
+            loaded = error_report(if_missing)
+        else:
+            try:
+                loaded = load_report(report)
+            except ReportError as exc:
+                _fail(str(exc))
+    where = {"client": _client(repo, api_url), "name": name}
     try:
         if loaded is None:
             result = start_check(repo, sha, details_url=details_url, **where)
@@ -233,3 +261,20 @@ def check(
         f"{result.action} check run {result.html_url} ({state}, "
         f"{result.annotations} annotation(s) sent{note})"
     )
+
+
+@github_app.command(hidden=True)
+def credential(
+    operation: Annotated[str, typer.Argument(help="get, store or erase (git says which).")],
+) -> None:
+    """git's credential helper: the GitHub token (or the App's installation token) for the
+    GitHub server's repositories, read by git from stdout — never in argv or a URL.
+
+    Configured by review runs for their fetches (github_app.fetch_env); by hand:
+    git -c 'credential.https://github.com.helper=!reviewflow github credential' fetch ...
+    """
+    import sys
+
+    from ..github_app import credential as answer
+
+    raise typer.Exit(answer(operation, sys.stdin, sys.stdout))

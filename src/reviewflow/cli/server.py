@@ -102,7 +102,18 @@ def serve(
         typer.Option(
             "--public-url",
             envvar="REVIEWFLOW_PUBLIC_URL",
-            help="This server's address as people reach it: notifications link to run pages.",
+            metavar="URL",
+            help="This server as users reach it (https://reviews.example): links to run pages"
+            " in notifications and GitHub checks.",
+        ),
+    ] = None,
+    github_post_back: Annotated[
+        bool | None,
+        typer.Option(
+            "--github-post-back/--no-github-post-back",
+            help="Post review results to GitHub (check run, PR comment); default: when"
+            " GITHUB_TOKEN or a GitHub App (REVIEWFLOW_GITHUB_APP_ID/_KEY_FILE) is set.",
+            show_default=False,
         ),
     ] = None,
     log_format: LogFormatOpt = "auto",
@@ -144,6 +155,16 @@ def serve(
         except ValueError as exc:
             _fail(f"--public-url: {exc}")
     secret = os.environ.pop(SECRET_ENV, None) or None
+    if github_post_back:
+        from ..github import GitHubError
+        from ..github_app import NO_CREDENTIALS, GitHubApp, have_credentials
+
+        if not have_credentials():
+            _fail(f"--github-post-back: {NO_CREDENTIALS}")
+        try:
+            GitHubApp.from_env(os.environ)  # a bad key file fails now, not at the first review
+        except GitHubError as exc:
+            _fail(str(exc))
     repos = [r for r in (os.environ.get(REPOS_ENV) or "").split(",") if r.strip()]
     try:
         store = open_store(db)
@@ -163,6 +184,7 @@ def serve(
         webhook_template=webhook_template,
         webhook_repos=repos,
         notifications=targets,
+        github_post_back=github_post_back,
         public_url=public_url,
     )
     from ..logs import log

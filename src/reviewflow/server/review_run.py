@@ -227,13 +227,16 @@ def review_spec(
             ],
         },
     }
+    policy = "fail_fast"
     if post_back is not None:
         tasks.update(_post_back_tasks(post_back, sha, out, reviewflow))
+        policy = "continue"  # a failed fetch or review still reports back
     return validate_spec(
         {
             "name": f"review-{template}",
             "description": f"review of {sha} against {base} from {repo_url}",
             "timeout": "90m",
+            "failure_policy": policy,
             "tasks": tasks,
         }
     )
