@@ -1,0 +1,190 @@
+"""`notifications:` targets (validation, the server's file format), what each sender sends
+(webhook signature, Slack text, email), how a review template passes its targets on, and how
+the store finds a run's targets in its stored spec."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+
+import pytest
+
+from reviewflow.errors import SpecError
+from reviewflow.notify.senders import (
+    SendError,
+    body_of,
+    email_message,
+    send_webhook,
+    signature,
+    summary,
+)
+from reviewflow.notify.targets import EVENTS, NotificationTarget, load_targets
+from reviewflow.spec import validate_spec
+from reviewflow.store import outbox
+
+BASE = {"name": "wf", "tasks": {"a": {"run": ["true"]}}}
+
+
+def _spec(*targets: dict) -> dict:
+    return {**BASE, "notifications": list(targets)}
+
+
+def test_defaults_and_the_stored_form() -> None:
+    spec = validate_spec(_spec({"kind": "webhook", "url": "https://h.example/x"}))
+    (target,) = spec.notifications
+    assert target.events == list(EVENTS) and target.timeout == 10.0
+    assert target.retry_for == 24 * 3600
+    mail = NotificationTarget.model_validate(
+        {"kind": "email", "host": "smtp", "from": "a@example.org", "to": ["b@example.org"]}
+    )
+    assert mail.stored()["from"] == "a@example.org"
+
+
+@pytest.mark.parametrize(
+    ("target", "field", "words"),
+    [
+        ({"kind": "webhook", "url": "file:///etc/passwd"}, "url", "http"),
+        ({"kind": "webhook", "url": "https://:pw@h.example/"}, "url", "credentials"),
+        ({"kind": "webhook", "url": "https:///x"}, "url", "no host"),
+        ({"kind": "webhook", "url": "https://h:99999/"}, "url", "invalid URL"),
+        ({"kind": "webhook", "url": "https://h/", "url_env": "U"}, "url", "exactly one"),
+        ({"kind": "webhook", "url": "https://h/", "to": ["a@b.c"]}, "to", "email"),
+        ({"kind": "webhook", "url": "https://h/", "from": "a@b.c"}, "from", "email"),
+        ({"kind": "slack", "url": "https://h/", "secret_env": "S"}, "secret_env", "signed"),
+        ({"kind": "email", "url": "https://h/"}, "url", "webhook and slack"),
+        ({"kind": "email", "from": "a@b.c", "to": ["c@d.e"]}, "host", "needs host"),
+        ({"kind": "email", "host": "h", "from": "a@b.c"}, "to", "needs to"),
+        ({"kind": "email", "host": "h", "from": "nobody", "to": ["c@d.e"]}, "from", "email"),
+        ({"kind": "webhook", "url": "https://h/", "events": []}, "events", "at least 1"),
+        ({"kind": "webhook", "url": "https://h/", "timeout": "5m"}, "timeout", "60"),
+        ({"kind": "webhook", "url_env": "not a name"}, "url_env", "variable name"),
+    ],
+)
+def test_bad_targets_name_their_field(target: dict, field: str, words: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        validate_spec(_spec(target))
+    assert caught.value.field == f"notifications.0.{field}"
+    assert words in caught.value.message
+
+
+def test_the_servers_file_takes_a_list_or_a_mapping() -> None:
+    one = {"kind": "slack", "url_env": "SLACK_URL"}
+    assert load_targets([one])[0].url_env == "SLACK_URL"
+    assert load_targets({"notifications": [one]})[0].kind == "slack"
+    with pytest.raises(SpecError, match="a list of targets"):
+        load_targets({"kind": "slack"}, file="n.yaml")
+    with pytest.raises(SpecError) as caught:
+        load_targets([{"kind": "slack"}], file="n.yaml")
+    assert caught.value.file == "n.yaml" and caught.value.field == "notifications.0.url"
+
+
+# ------------------------------------------------------------------ the stored spec
+
+
+def test_the_store_reads_only_the_targets_of_a_stored_spec() -> None:
+    spec = validate_spec(
+        {
+            **_spec({"kind": "webhook", "url": "https://h/", "events": ["run_failed"]}),
+            "tasks": {"a": {"run": ["true"], "params": {"notifications": [{"kind": "x"}]}}},
+        }
+    )
+    config = json.loads(outbox.notify_config(spec.model_dump_json(), "wf", {"db": "x.db"}) or "")
+    assert config["workflow"] == "wf" and config["db"] == "x.db"
+    assert [t["url"] for t in config["targets"]] == ["https://h/"]
+    plain = validate_spec(BASE).model_dump_json()
+    assert outbox.notify_config(plain, "wf") is None
+    extra = {"targets": [{"kind": "slack", "url": "https://s/", "events": ["run_finished"]}]}
+    assert len(json.loads(outbox.notify_config(plain, "wf", extra) or "")["targets"]) == 1
+
+
+def test_only_approval_notes_and_run_events_are_looked_at() -> None:
+    run = ("r", None, "running", "succeeded", None, 1.0, None)
+    note = ("r", "t", "running", "running", 1, 1.0, "a progress note")
+    asked = ("r", "t", "running", "running", 1, 1.0, "waiting for approval: reviewflow approve r t")
+    assert outbox.relevant(run) and outbox.relevant(asked) and not outbox.relevant(note)
+    assert outbox.notify_event(note) == []
+    assert outbox.notify_event(("r", None, None, "running", None, 1.0, None)) == []
+
+
+# ------------------------------------------------------------------ senders
+
+
+def _record(kind: str, payload: dict, target: dict) -> outbox.OutboxRecord:
+    item = outbox.OutboxItem(kind, "k", payload, run_id="r1", target=target)
+    row = item.row(100.0)
+    return outbox.OutboxRecord(1, *row[:6], "pending", 1, *row[6:], None, None, None, None)
+
+
+def test_signature_is_hmac_sha256_of_the_body() -> None:
+    body = b'{"event": "run_failed"}'
+    expected = hmac.new(b"k", body, hashlib.sha256).hexdigest()
+    assert signature("k", body) == f"sha256={expected}"
+
+
+def test_a_missing_secret_or_url_variable_is_a_failed_attempt(monkeypatch) -> None:
+    monkeypatch.delenv("NOPE", raising=False)
+    record = _record("webhook", {"event": "run_failed"}, {"url_env": "NOPE", "timeout": 1})
+    with pytest.raises(SendError, match="url_env: environment variable NOPE is not set"):
+        send_webhook(record, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("event", "words"),
+    [
+        ("run_finished", "finished: failed"),
+        ("run_failed", "run r1 failed"),
+        ("approval_requested", "waits for approval of gate"),
+        ("approval_escalated", "escalated"),
+        ("approval_timed_out", "timed out (rejected)"),
+    ],
+)
+def test_summaries(event: str, words: str) -> None:
+    data = {"event": event, "run_id": "r1", "workflow": "wf", "task": "gate"}
+    assert words in summary({**data, "outcome": "failed", "decision": "rejected"})
+
+
+def test_email_message_headers_and_body() -> None:
+    target = {"from": "rf@example.org", "to": ["a@example.org", "b@example.org"]}
+    payload = {
+        "event": "approval_requested",
+        "run_id": "r1",
+        "workflow": "wf",
+        "task": "gate",
+        "approve": "reviewflow approve r1 gate",
+        "reject": "reviewflow reject r1 gate",
+        "url": "https://rf.example/ui/runs/r1",
+    }
+    record = _record("email", payload, target)
+    message = email_message(record)
+    assert message["To"] == "a@example.org, b@example.org"
+    assert message["Message-ID"] == f"<{record.delivery_id}@reviewflow>"
+    text = message.get_content()
+    assert "approve: reviewflow approve r1 gate" in text and "https://rf.example/ui/runs/r1" in text
+    assert body_of(record)["delivery_id"] == record.delivery_id
+
+
+# ------------------------------------------------------------------ templates
+
+
+def test_a_review_templates_targets_reach_its_workflow(tmp_path: Path) -> None:
+    from reviewflow.review.builder import build_review
+    from reviewflow.review.change import EMPTY_TREE, Change
+    from reviewflow.review.template import load_template
+
+    path = tmp_path / "t.yaml"
+    path.write_text(
+        "name: mine\nextends: pr\nnotifications:\n"
+        "  - {kind: webhook, url: 'https://hooks.example/r', events: [run_finished]}\n"
+    )
+    template = load_template(str(path))
+    change = Change(
+        root=str(tmp_path), base=EMPTY_TREE, base_ref="t", head=None, dirty=True, files=[]
+    )
+    spec = build_review(template, change, out=tmp_path / "out")
+    assert [t.url for t in spec.notifications] == ["https://hooks.example/r"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nextends: pr\nnotifications:\n  - {kind: webhook, url: 'ftp://x'}\n")
+    with pytest.raises(SpecError, match="http"):
+        load_template(str(bad))
