@@ -104,12 +104,16 @@ def test_signature_changes_without_docs_fail_with_one_finding_per_symbol(repo: P
     result = run(repo, change)
     assert result.status == "failed"
     assert {f.rule for f in result.findings} == {"api-undocumented"}
-    # Removed or re-signed: an error; added (nothing that worked breaks): a warning.
-    assert [f.severity for f in result.findings] == ["error"] * 4 + ["warning"]
+    # Removed or re-signed: an error; added, or a new defaulted parameter (nothing that worked
+    # breaks): a warning.
+    assert [f.severity for f in result.findings] == ["warning"] + ["error"] * 3 + ["warning"]
     assert {f.file for f in result.findings} == {"pkg/mod.py"}
     assert result.findings[0].message == (
-        "public function greet(name, punctuation='!') changed "
-        "(was greet(name)); update README/docs/CHANGELOG"
+        "public function greet(name, punctuation='!') changed compatibly "
+        "(was greet(name)): new parameters have defaults; update README/docs/CHANGELOG"
+    )
+    assert result.findings[1].message == (
+        "public class Store(Base, Mapping) changed (was Store(Base)); update README/docs/CHANGELOG"
     )
     assert (
         result.findings[-1].message
@@ -284,3 +288,50 @@ def test_a_name_dropped_from_a_module_all_is_a_removal(repo: Path) -> None:
     commit(repo)
     change = branch_with(repo, {"pkg/exp.py": module.replace("'a', 'b'", "'a'")})
     assert summary(public_api_changes(change)) == [("b", "removed", None, "b(y)", None)]
+
+
+OLD_SIGNATURE = "def sign(value, salt=None, /, key=b'k', *args, sep='.', **extra) -> bytes:\n"
+
+
+@pytest.mark.parametrize(
+    ("new", "compatible"),
+    [
+        # Before *args it would take a positional argument *args took.
+        ("def sign(value, salt=None, /, key=b'k', digest=None, *args, sep='.', **extra)", False),
+        ("def sign(value, salt=None, /, key=b'k', *args, sep='.', strict=False, **extra)", True),
+        ("def sign(value, salt=b'', /, key=b'k', *args, sep='.', **extra)", False),
+        ("def sign(value=b'', salt=None, /, key=b'k', *args, sep='.', **extra)", True),
+        ("def sign(value, salt=None, /, key=b'k', *args, sep='.', depth, **extra)", False),
+        ("def sign(value, salt=None, /, key=b'k', *args, **extra)", False),
+        ("def sign(value, salt=None, /, secret=b'k', *args, sep='.', **extra)", False),
+        ("def sign(salt, value=None, /, key=b'k', *args, sep='.', **extra)", False),
+        ("def sign(value, salt=None, key=b'k', /, *args, sep='.', **extra)", False),
+        ("def sign(value, salt=None, /, key=b'k', *, sep='.', **extra)", False),
+        ("def sign(value, salt=None, /, key=b'k', *args, sep='.')", False),
+        ("def sign(value, salt=None, /, key: bytes = b'k', *args, sep='.', **extra)", False),
+        ("async def sign(value, salt=None, /, key=b'k', *args, sep='.', **extra)", False),
+        ("def sign(value, salt=None, /, key=b'k', *args, sep='.', **extra) -> str", False),
+    ],
+)
+def test_only_defaulted_additions_are_compatible(repo: Path, new: str, compatible: bool) -> None:
+    """New parameters with defaults keep every call working: a warning. Removing, renaming,
+    reordering, a new required parameter, a changed default or annotation: an error."""
+    body = "    return b''\n"
+    (repo / "pkg" / "sig.py").write_text(OLD_SIGNATURE + body)
+    commit(repo)
+    line = new + ("" if "->" in new else " -> bytes") + ":\n"
+    change = branch_with(repo, {"pkg/sig.py": line + body})
+    [api] = public_api_changes(change)
+    assert (api.change, api.compatible) == ("changed", compatible)
+    [finding] = run(repo, change).findings
+    assert finding.severity == ("warning" if compatible else "error")
+
+
+def test_a_new_defaulted_parameter_of_a_method_is_a_warning(repo: Path) -> None:
+    text = MOD.replace("def get(self, key: str)", "def get(self, key: str, default=None)")
+    change = branch_with(
+        repo, {"pkg/mod.py": text.replace("*, timeout=10", "*, timeout=10, retries=3")}
+    )
+    result = run(repo, change)
+    assert [(f.line, f.severity) for f in result.findings] == [(13, "warning"), (20, "warning")]
+    assert result.status == "passed"

@@ -80,6 +80,15 @@ def review(
         ),
     ] = False,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run id to use.")] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Run every check, even those whose inputs (files, tools, configuration) "
+            "did not change since an earlier review (their results are reused from "
+            ".reviewflow/cache otherwise).",
+        ),
+    ] = False,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
@@ -126,7 +135,15 @@ def review(
                 # A typo is bad input; a check of a broken plugin fails alone (the others run).
                 if not broken and uses not in checks.plugin_errors:
                     _fail(f"{tmpl.source}: checks.{name}: {exc.args[0]}")
-        spec = build_review(tmpl, change, out=target, all_findings=all_findings, chosen=chosen)
+        spec = build_review(
+            tmpl,
+            change,
+            out=target,
+            all_findings=all_findings,
+            chosen=chosen,
+            cache=not no_cache,
+            cache_exclude=exclude,
+        )
     except ReviewflowError as exc:
         _fail(str(exc))
     _prepare_out(target)

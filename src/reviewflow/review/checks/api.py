@@ -2,9 +2,10 @@
 
 Users read the README, the docs and the changelog, not the diff, so a removed or re-signed
 public function that no doc change mentions is an undocumented break (an added one is at most
-a warning: nothing that worked stops working). Only signatures count (name, parameters, return
-annotation; a class's bases): body edits are not an API change. The comparison is between the
-base commit (`git show`) and the work tree.
+a warning: nothing that worked stops working; so is a compatible re-signing, new parameters
+with defaults, which every existing call still fits). Only signatures count (name, parameters,
+return annotation; a class's bases): body edits are not an API change. The comparison is
+between the base commit (`git show`) and the work tree.
 
 What is public is what a user can import: modules inside a package (a folder with
 `__init__.py`), never scripts (`benchmarks/`, `scripts/`, a `setup.py`); files outside any
@@ -79,10 +80,18 @@ class ApiChange:
     change: ChangeKind
     old: str | None = None
     new: str | None = None
+    compatible: bool = False
+    """A re-signed function every existing call still fits (new parameters with defaults):
+    at most a warning, like an addition."""
 
     @property
     def message(self) -> str:
         what = f"public {self.kind}"
+        if self.compatible:
+            return (
+                f"{what} {self.new} changed compatibly (was {self.old}): new parameters "
+                f"have defaults; {DOC_HINT}"
+            )
         if self.change == "renamed":
             return f"{what} {self.old} moved to {self.new}; {DOC_HINT}"
         if self.change == "added":
@@ -93,10 +102,33 @@ class ApiChange:
 
 
 @dataclass(frozen=True, slots=True)
+class _Param:
+    name: str
+    annotation: str | None
+    default: str | None
+    """The default's source text; None for a required parameter."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    """A function's parameters as callers see them (for `_compatible`)."""
+
+    positional: tuple[_Param, ...]
+    positional_only: int
+    keyword_only: tuple[_Param, ...]
+    varargs: bool
+    varkw: bool
+    outside: str
+    """Everything else of the signature: decorators kept, async, the return annotation."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Symbol:
     kind: SymbolKind
     signature: str
     line: int
+    params: _Params | None = None
+    """For a function or method defined once; None for classes and overloaded names."""
 
 
 async def docs(ctx: CheckContext) -> CheckResult:
@@ -129,7 +161,9 @@ async def docs(ctx: CheckContext) -> CheckResult:
             check=ctx.check,
             file=c.file,
             line=c.line,
-            severity=_at_most_warning(severity) if c.change == "added" else severity,
+            severity=_at_most_warning(severity)
+            if c.change == "added" or c.compatible
+            else severity,
             rule="api-undocumented",
             message=c.message,
         )
@@ -324,7 +358,7 @@ def _symbols(source: bytes | None, exports: set[str] | None = None) -> dict[str,
     out: dict[str, _Symbol] = {}
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and public(node.name):
-            _add(out, node.name, _Symbol("function", _function(node), node.lineno))
+            _add(out, node.name, _Symbol("function", _function(node), node.lineno, _params(node)))
         elif isinstance(node, ast.ClassDef) and public(node.name):
             _add(out, node.name, _Symbol("class", _class(node), node.lineno))
             for item in node.body:
@@ -334,7 +368,7 @@ def _symbols(source: bytes | None, exports: set[str] | None = None) -> dict[str,
                     _add(
                         out,
                         f"{node.name}.{item.name}",
-                        _Symbol("method", _function(item, node.name), item.lineno),
+                        _Symbol("method", _function(item, node.name), item.lineno, _params(item)),
                     )
     return out
 
@@ -344,6 +378,61 @@ def _add(out: dict[str, _Symbol], name: str, symbol: _Symbol) -> None:
         first = out[name]
         symbol = _Symbol(first.kind, f"{first.signature}; {symbol.signature}", first.line)
     out[name] = symbol
+
+
+def _params(node: ast.FunctionDef | ast.AsyncFunctionDef) -> _Params:
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
+
+    def param(arg: ast.arg, default: ast.expr | None) -> _Param:
+        annotation = ast.unparse(arg.annotation) if arg.annotation is not None else None
+        return _Param(arg.arg, annotation, ast.unparse(default) if default is not None else None)
+
+    outside = _function(node).replace(f"({ast.unparse(args)})", "()", 1)
+    return _Params(
+        positional=tuple(param(a, d) for a, d in zip(positional, defaults, strict=True)),
+        positional_only=len(args.posonlyargs),
+        keyword_only=tuple(
+            param(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+        ),
+        varargs=args.vararg is not None,
+        varkw=args.kwarg is not None,
+        outside=outside,
+    )
+
+
+def _kept(old: _Param, new: _Param) -> bool:
+    """`new` accepts whatever `old` did: same name and annotation, same default (or a default
+    where there was none)."""
+    return (
+        old.name == new.name
+        and old.annotation == new.annotation
+        and (old.default is None or old.default == new.default)
+    )
+
+
+def _compatible(old: _Params, new: _Params) -> bool:
+    """Every call that fits `old` fits `new` the same way: parameters are only added, each
+    with a default (positional ones after the existing ones, and not where `*args` took the
+    extra positional arguments), and none is removed, renamed, reordered, made positional-only
+    or required. Anything else (a new annotation, another return type) is not compatible."""
+    if old.outside != new.outside or len(new.positional) < len(old.positional):
+        return False
+    if (old.varargs and not new.varargs) or (old.varkw and not new.varkw):
+        return False
+    if not all(_kept(a, b) for a, b in zip(old.positional, new.positional, strict=False)):
+        return False
+    if min(new.positional_only, len(old.positional)) > old.positional_only:
+        return False  # a parameter callers could name is positional-only now
+    added = new.positional[len(old.positional) :]
+    if added and (old.varargs or any(p.default is None for p in added)):
+        return False
+    new_keywords = {p.name: p for p in new.keyword_only}
+    for p in old.keyword_only:
+        if p.name not in new_keywords or not _kept(p, new_keywords.pop(p.name)):
+            return False
+    return all(p.default is not None for p in new_keywords.values())
 
 
 def _public_member(name: str) -> bool:
@@ -424,6 +513,14 @@ def _compare(
                 change=what,
                 old=_shown(before),
                 new=_shown(after),
+                compatible=(
+                    before is not None
+                    and after is not None
+                    and before.kind == after.kind
+                    and before.params is not None
+                    and after.params is not None
+                    and _compatible(before.params, after.params)
+                ),
             )
         )
     return out
