@@ -420,7 +420,7 @@ def docs_reviews(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Review]:
     fast = template(cwd, "fast", NO_TESTS)
     lib = 'def greet(name):\n    return f"hello {name}"\n'
     repo = make_repo(cwd / "repo", {"README.md": "# lib\n", "lib.py": lib})
-    changed = lib.replace("(name)", "(name, loud=False)", 1)
+    changed = lib.replace("(name)", "(name, loud)", 1)
     branch(repo, {"lib.py": changed + '\n\ndef farewell(name):\n    return f"bye {name}"\n'})
     undocumented = review(cwd, repo, "--template", fast, out="undocumented")
     write(repo, {"README.md": "# lib\n\n`farewell(name)` says goodbye.\n"})
@@ -442,8 +442,7 @@ def test_a_public_api_change_without_docs_requests_changes(docs_reviews) -> None
     messages = sorted(f["message"] for f in r.report["findings"])
     assert messages == [
         "public function farewell(name) added; update README/docs/CHANGELOG",
-        "public function greet(name, loud=False) changed (was greet(name)); "
-        "update README/docs/CHANGELOG",
+        "public function greet(name, loud) changed (was greet(name)); update README/docs/CHANGELOG",
     ]
     assert r.check("docs")["status"] == "failed"
 
@@ -840,7 +839,9 @@ def test_report_json_has_the_documented_keys(coverage_reviews) -> None:
     assert set(doc["counts"]) == {"error", "warning", "info", "hidden"}
     assert doc["approval"] is None
     for name, info in doc["checks"].items():
-        assert set(info) == {"status", "summary", "metrics", "duration_s", "findings"}, name
+        assert set(info) == {"status", "summary", "metrics", "duration_s", "findings", "cached"}, (
+            name
+        )
         assert isinstance(info["duration_s"], float) and info["duration_s"] >= 0, name
     for finding in doc["findings"]:
         assert set(finding) == {"check", "file", "line", "severity", "rule", "message"}
