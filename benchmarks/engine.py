@@ -1,9 +1,11 @@
 """Engine throughput, dependency latency, scaling and memory benchmark for reviewflow.
 
-    python benchmarks/engine.py             # everything (about 40 s on 2 idle cores; < 5 min)
-    python benchmarks/engine.py --quick     # no 100k run, 1 subprocess per size (< 1 min)
+    python benchmarks/engine.py             # everything (1M runs included: 10+ min on 2 cores)
+    python benchmarks/engine.py --quick     # no 100k engine run, no 1M run, 1 run per size
     python benchmarks/engine.py --only chain,latency   # measurements whose name contains a word
     python benchmarks/engine.py --only wide_10k --profile   # + cProfile top functions on stderr
+    python benchmarks/engine.py --only defaults              # the user's path: 10k, 100k, 1M
+    python benchmarks/engine.py --only defaults --max-tasks 100000   # without the 1M runs
 
 Every workload is a DAG of no-op `python` tasks (`noop_tasks:noop`, an `async def` returning None),
 so what is measured is the engine itself: spec -> live state, scheduling, one asyncio task per
@@ -28,6 +30,17 @@ A measurement prints one JSON line on stdout; a table with targets and pass/fail
   missing): on Linux ru_maxrss keeps the forking parent's high-water mark across exec, so a child
   of a grown benchmark process would report the parent's peak.
 
+- defaults: the user's path with default settings, wide runs of 10k, 100k and 1M no-op tasks
+  (`--max-tasks` caps the sizes). `api`: `run_sync(spec)` with no options (the default store,
+  `.reviewflow/reviewflow.db` under a fresh working directory; `max_concurrency` 64), in a fresh
+  subprocess that builds the spec with `validate_spec` first (timed apart). `cli`: `python -m
+  reviewflow run wf.yaml` (a YAML file of N tasks, no options, stdout piped) timed whole, start
+  to exit. Wall and CPU seconds (user + system: less sensitive to other processes' load); the
+  ratios t(100k)/t(10k) and t(1M)/t(100k) on the best wall and the best CPU time. Memory: peak
+  RSS (VmHWM) minus the RSS after imports and a 100-task warm-up run, per task; for `api` split
+  into the spec (the validated WorkflowSpec the caller built) and the run (everything
+  `run_sync` adds at its peak); for `cli` the process's peak RSS minus that of a 100-task run.
+
 Set PYTHONPATH=/path/to/other/src to benchmark another copy of the package (the child processes
 inherit it); the `meta` line says which one was imported, and the load average before and after.
 """
@@ -42,6 +55,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +93,12 @@ TARGETS: dict[str, tuple[str, str, float, str]] = {
     "latency_diamond_500_sqlite": ("p50_ms", "<=", 2.0, "ms"),
     "scaling_ratio_100k_10k": ("ratio", "<=", 12.0, "x"),
     "rss_per_task_100k": ("kib_per_task", "<=", 3.0, "KiB/task"),
+    "defaults_ratio_api_100k_10k": ("cpu_ratio", "<=", 11.0, "x"),
+    "defaults_ratio_api_1m_100k": ("cpu_ratio", "<=", 11.0, "x"),
+    "defaults_ratio_cli_100k_10k": ("cpu_ratio", "<=", 11.0, "x"),
+    "defaults_ratio_cli_1m_100k": ("cpu_ratio", "<=", 11.0, "x"),
+    "defaults_rss_api_1m": ("run_kib_per_task", "<=", 2.0, "KiB/task"),
+    "defaults_rss_cli_1m": ("kib_per_task", "<=", 2.0, "KiB/task"),
 }
 
 
@@ -274,6 +294,20 @@ def describe(r: dict[str, Any]) -> str:
             f" {r['t100k_best_s']:.2f} s / {r['t10k_best_s']:.3f} s; ratio of medians"
             f" {r['ratio_of_medians']:.2f}x)"
         )
+    if kind == "defaults":
+        text = (
+            f"best {r['best_s']:,.2f} s wall, {r['best_cpu_s']:,.2f} s CPU"
+            f" ({r['tasks'] / r['best_s']:,.0f} tasks/s; n={r['repeats']}),"
+            f" {r['kib_per_task']:.2f} KiB/task"
+        )
+        if "run_kib_per_task" in r:
+            text += f" (spec {r['spec_kib_per_task']:.2f}, run {r['run_kib_per_task']:.2f})"
+        return text
+    if kind == "defaults_ratio":
+        return (
+            f"CPU {r['cpu_ratio']:.2f}x, wall {r['wall_ratio']:.2f}x for {r['size_ratio']:g}x"
+            " tasks (best times)"
+        )
     if kind == "rss":
         return (
             f"{r['kib_per_task']:.2f} KiB/task (spec {r['spec_kib_per_task']:.2f},"
@@ -431,6 +465,155 @@ def child_main(shape: str, n: int, store: str) -> None:
     )
 
 
+def defaults_api_child(n: int) -> None:
+    """Runs in a fresh interpreter: `run_sync` of a wide spec with no options, in a fresh
+    working directory (so the default store is a new `.reviewflow/reviewflow.db`)."""
+    from reviewflow.api import run_sync
+
+    os.environ.pop("REVIEWFLOW_DB", None)
+    with tempfile.TemporaryDirectory(prefix="rfbench-") as tmp:
+        os.chdir(tmp)
+        run_sync(build_spec("wide", 100)[0], store=Path(tmp) / "warm-up.db")
+        gc.collect()
+        base = rss_now_kib()
+        spec, build_s = build_spec("wide", n)
+        gc.collect()
+        after_spec = rss_now_kib()
+        cpu, started = time.process_time(), time.perf_counter()
+        _, state = run_sync(spec)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        peak = rss_peak_kib()
+        os.chdir(HERE)
+    if state is not RunState.SUCCEEDED:
+        raise RuntimeError(f"benchmark run ended {state}, expected succeeded")
+    print(
+        json.dumps(
+            {
+                "n": n,
+                "seconds": seconds,
+                "cpu_s": cpu,
+                "spec_build_s": build_s,
+                "rss_base_kib": base,
+                "rss_after_spec_kib": after_spec,
+                "rss_peak_kib": peak,
+            }
+        )
+    )
+
+
+def write_wide_yaml(path: Path, n: int) -> None:
+    """A workflow file of `n` independent no-op tasks, written a line at a time."""
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write(f"name: wide-{n}\ntasks:\n")
+        for i in range(n):
+            fh.write(f"  t{i}: {{call: 'noop_tasks:noop'}}\n")
+
+
+def cli_run_once(work: Path, n: int) -> dict[str, Any]:
+    """`python -m reviewflow run wf.yaml` in `work` (no options), timed whole; its own CPU time
+    and peak RSS (wait4 of that child)."""
+    env = {**os.environ, "COLUMNS": "80"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(HERE), env.get("PYTHONPATH")) if p)
+    env.pop("REVIEWFLOW_DB", None)
+    shutil.rmtree(work / ".reviewflow", ignore_errors=True)
+    with (work / "out.txt").open("w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "reviewflow", "run", "wf.yaml"],
+            cwd=work,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    text = (work / "out.txt").read_text(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"reviewflow run exited {proc.returncode}: {text[-2000:]}")
+    return {
+        "seconds": seconds,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "maxrss_kib": usage.ru_maxrss,
+        "stdout_lines": text.count("\n"),
+    }
+
+
+def defaults(rep: Reporter, sizes: list[int], repeats: int) -> None:
+    """The user's path with default settings: `run_sync` and `reviewflow run`, wide runs."""
+    by_way: dict[str, dict[int, dict[str, Any]]] = {"api": {}, "cli": {}}
+    with tempfile.TemporaryDirectory(prefix="rfbench-") as tmpdir:
+        work = Path(tmpdir)
+        write_wide_yaml(work / "wf.yaml", 100)
+        cli_base = min(cli_run_once(work, 100)["maxrss_kib"] for _ in range(2))
+        for n in sizes:
+            count = 1 if n >= 1_000_000 else (repeats if n < 100_000 else min(repeats, 2))
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--child-defaults", str(n)]
+            api = []
+            for _ in range(count):
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+                api.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            write_wide_yaml(work / "wf.yaml", n)
+            cli = [cli_run_once(work, n) for _ in range(count)]
+            best = min(api, key=lambda c: c["seconds"])
+            spec_kib = best["rss_after_spec_kib"] - best["rss_base_kib"]
+            run_kib = best["rss_peak_kib"] - best["rss_after_spec_kib"]
+            for way, runs, extra in (
+                (
+                    "api",
+                    api,
+                    {
+                        "kib_per_task": (best["rss_peak_kib"] - best["rss_base_kib"]) / n,
+                        "spec_kib_per_task": spec_kib / n,
+                        "run_kib_per_task": run_kib / n,
+                        "spec_build_s": best["spec_build_s"],
+                        "rss_peak_kib": best["rss_peak_kib"],
+                    },
+                ),
+                (
+                    "cli",
+                    cli,
+                    {
+                        "kib_per_task": (max(c["maxrss_kib"] for c in cli) - cli_base) / n,
+                        "maxrss_kib": max(c["maxrss_kib"] for c in cli),
+                        "maxrss_100_tasks_kib": cli_base,
+                        "stdout_lines": cli[0]["stdout_lines"],
+                    },
+                ),
+            ):
+                r = {
+                    "kind": "defaults",
+                    "name": f"defaults_{way}_wide_{label(n)}",
+                    "way": way,
+                    "n": n,
+                    "tasks": n,
+                    "repeats": count,
+                    "times_s": [round(c["seconds"], 3) for c in runs],
+                    "cpu_s": [round(c["cpu_s"], 3) for c in runs],
+                    "best_s": min(c["seconds"] for c in runs),
+                    "best_cpu_s": min(c["cpu_s"] for c in runs),
+                    "loadavg": os.getloadavg(),
+                    **extra,
+                }
+                by_way[way][n] = r
+                rep.emit(r)
+                if n >= 1_000_000:
+                    rep.emit({**r, "name": f"defaults_rss_{way}_1m", "kind": "defaults"})
+    for way, results in by_way.items():
+        for small, big in ((10_000, 100_000), (100_000, 1_000_000)):
+            if small in results and big in results:
+                a, b = results[small], results[big]
+                rep.emit(
+                    {
+                        "kind": "defaults_ratio",
+                        "name": f"defaults_ratio_{way}_{label(big)}_{label(small)}",
+                        "cpu_ratio": b["best_cpu_s"] / a["best_cpu_s"],
+                        "wall_ratio": b["best_s"] / a["best_s"],
+                        "size_ratio": big / small,
+                    }
+                )
+
+
 def scaling(rep: Reporter, sizes: list[int], repeats: int) -> None:
     """Wide runs of each size on memory, each in `repeats` fresh subprocesses (median time)."""
     by_size: dict[int, dict[str, Any]] = {}
@@ -495,6 +678,8 @@ def scaling(rep: Reporter, sizes: list[int], repeats: int) -> None:
 
 
 def label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
     return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
 
 
@@ -512,13 +697,23 @@ def main() -> None:
         action="store_true",
         help="also profile each throughput workload once (cProfile, to stderr)",
     )
+    parser.add_argument(
+        "--max-tasks",
+        type=int,
+        default=1_000_000,
+        help="largest size of the defaults section (10k, 100k, 1M up to this)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-defaults", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--shape", default="wide", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=1000, help=argparse.SUPPRESS)
     parser.add_argument("--store", default="memory", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child_main(args.shape, args.n, args.store)
+        return
+    if args.child_defaults:
+        defaults_api_child(args.child_defaults)
         return
 
     global PROFILE
@@ -576,6 +771,10 @@ def main() -> None:
         sizes = [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000]
         if wanted("scaling", "rss"):
             scaling(rep, sizes, 1 if args.quick else reps)
+        if wanted("defaults"):
+            cap = min(args.max_tasks, 100_000) if args.quick else args.max_tasks
+            big = [n for n in (10_000, 100_000, 1_000_000) if n <= cap]
+            defaults(rep, big, 1 if args.quick else reps)
     rep.emit(
         {
             "kind": "meta",
