@@ -277,8 +277,11 @@ def _execute(
     cancel_only: bool = False,
     concurrency: int = DEFAULT_CONCURRENCY,
     report: bool = True,
+    spec: WorkflowSpec | None = None,
 ) -> int:
-    """Execute a stored run here with a progress view; returns the exit code."""
+    """Execute a stored run here with a progress view; returns the exit code. `spec`: the
+    run's spec when the caller has it (just submitted), so it is not read back and validated
+    again (seconds and a second copy in memory for a 100k-task run)."""
     import asyncio
     import signal
 
@@ -320,6 +323,8 @@ def _execute(
         observer=observe,
         max_concurrency=concurrency,
     )
+    if spec is not None:
+        engine.prepare(run_id, spec)
 
     async def main() -> RunState:
         loop = asyncio.get_running_loop()

@@ -99,7 +99,8 @@ def run(
             f" db {escape(_shown(db))})",
             markup=True,
         )
-    raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency))
+    del engine  # the spec goes on to the engine that executes the run, not read back
+    raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency, spec=spec))
 
 
 def _submit(
