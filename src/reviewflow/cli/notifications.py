@@ -74,7 +74,8 @@ def notifications(
         typer.Option(
             "--deliver",
             min=0.1,
-            help="First send what is due, waiting up to this many seconds (e.g. from cron).",
+            help="First send every pending delivery (backoff or not), waiting up to this"
+            " many seconds (e.g. from cron).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -85,6 +86,7 @@ def notifications(
         if deliver is not None:
             from ..notify.deliver import Deliverer
 
+            store.retry_outbox_now()  # asked for now: no backoff to wait out
             deliverer = Deliverer(store)
             deliverer.deliver_due(deliver)
             deliverer.stop()

@@ -103,20 +103,22 @@ class Deliverer:
     # ------------------------------------------------------------------ work
 
     def deliver_due(self, timeout: float) -> int:
-        """Claim and send what is due now, waiting up to `timeout` seconds for the sends;
-        returns how many rows were claimed. Rows not finished in time stay leased to this
-        deliverer's threads (or to the next deliverer once the lease ends)."""
+        """Claim and send what is due, waiting up to `timeout` seconds for the sends; returns
+        how many rows were claimed. Rows not finished in time stay leased to this deliverer's
+        threads (or to the next deliverer once the lease ends); a failed attempt waits out
+        its backoff, so each row is tried about once."""
         deadline = time.monotonic() + timeout
         claimed = 0
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             got = self._claim_and_send()
             claimed += got
-            if not got:
-                break
-        with self._idle:
-            self._idle.wait_for(
-                lambda: self._busy == 0, timeout=max(0.0, deadline - time.monotonic())
-            )
+            with self._idle:
+                if not got and self._busy == 0:
+                    break  # nothing due and nothing in flight
+                # a slot frees (its row finished) or the time is up
+                self._idle.wait_for(lambda: self._busy < self.concurrency, timeout=left)
+                if not got:
+                    self._idle.wait_for(lambda: self._busy == 0, timeout=left)
         return claimed
 
     def _loop(self) -> None:

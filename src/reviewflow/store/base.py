@@ -250,6 +250,9 @@ class Store(Protocol):
     ) -> list[OutboxRecord]:
         """Outbox rows, newest first."""
 
+    def retry_outbox_now(self) -> int:
+        """Make pending rows that wait out a backoff due now (not those a deliverer holds)."""
+
     def next_outbox_due(self) -> float | None:
         """When the earliest pending row is due; None if nothing is pending."""
 

@@ -278,6 +278,19 @@ class MemoryStore:
             ]
             return rows[:limit]
 
+    def retry_outbox_now(self) -> int:
+        """Make pending rows waiting out a backoff due now; returns how many."""
+        now = time.time()
+        with self._lock:
+            waiting = [
+                r
+                for r in self._outbox.values()
+                if r.state == outbox.PENDING and r.lease_owner is None and r.next_at > now
+            ]
+            for r in waiting:
+                r.next_at = now
+            return len(waiting)
+
     def next_outbox_due(self) -> float | None:
         """When the earliest pending outbox row is due, None if there is none."""
         with self._lock:

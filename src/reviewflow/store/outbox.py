@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -271,6 +270,9 @@ _FINISH = (
     " WHERE id = ? AND lease_owner = ? AND attempts = ? AND state = 'pending'"
 )
 _HAS_DUE = "SELECT min(next_at) FROM outbox WHERE state = 'pending'"
+_RETRY_NOW = (
+    "UPDATE outbox SET next_at = ? WHERE state = 'pending' AND lease_owner IS NULL AND next_at > ?"
+)
 
 
 def sql(statement: str, postgres: bool) -> str:
@@ -397,5 +399,6 @@ def next_due(conn: Any, postgres: bool = False) -> float | None:
     return None if row is None or row[0] is None else float(row[0])
 
 
-def now() -> float:
-    return time.time()
+def retry_now(conn: Any, now: float, postgres: bool = False) -> int:
+    """Make the rows that wait out a backoff due now (never one leased to a deliverer)."""
+    return int(conn.execute(sql(_RETRY_NOW, postgres), (now, now)).rowcount)

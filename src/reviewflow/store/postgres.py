@@ -430,6 +430,11 @@ class PostgresStore:
         with self._session() as conn:
             return outbox.listing(conn, failed_only, limit, run_id, postgres=True)
 
+    def retry_outbox_now(self) -> int:
+        """Make pending rows waiting out a backoff due now; returns how many."""
+        with self._session() as conn:
+            return outbox.retry_now(conn, time.time(), postgres=True)
+
     def next_outbox_due(self) -> float | None:
         """When the earliest pending outbox row is due, None if there is none."""
         with self._session() as conn:

@@ -460,6 +460,15 @@ class SQLiteStore:
         """Outbox rows, newest first."""
         return self._retrying(lambda: outbox.listing(self._conn, failed_only, limit, run_id))
 
+    def retry_outbox_now(self) -> int:
+        """Make pending rows waiting out a backoff due now; returns how many."""
+
+        def retry() -> int:
+            with self._transaction() as conn:
+                return outbox.retry_now(conn, time.time())
+
+        return self._retrying(retry)
+
     def next_outbox_due(self) -> float | None:
         """When the earliest pending outbox row is due, None if there is none."""
         return self._retrying(lambda: outbox.next_due(self._conn))
