@@ -178,10 +178,25 @@ class Engine:
         blocked = T.BLOCKED.value
         tasks = [TaskRecord(run_id, name, blocked) for name in names]
         event = (run_id, None, None, RunState.PENDING.value, None, now, None)
-        created = self.store.create_run(record, tasks, [event])
+        try:
+            created = self.store.create_run(record, tasks, [event])
+        except StoreError:
+            # A commit whose answer was lost (a connection dropped) may have been applied:
+            # report what the store holds, so that a failed submit has left nothing.
+            if not self._committed(record):
+                raise
+            created = True
         if created:
             self._specs[run_id] = spec
         return run_id, created
+
+    def _committed(self, record: RunRecord) -> bool:
+        """Whether the store holds `record` as this submit wrote it (False if it cannot say)."""
+        try:
+            stored = self.store.get_run(record.run_id)
+        except StoreError:
+            return False
+        return stored is not None and stored.created_at == record.created_at
 
     async def run(
         self, spec: WorkflowSpec, *, run_id: str | None = None, meta: dict[str, str] | None = None
@@ -221,6 +236,15 @@ class Engine:
                 self._live[run_id] = run
                 run.done = self._loop.create_future()
                 self._begin(run, RunState(record.state), cancel=cancel)
+            except StoreError as exc:  # the store failed, not the run: it stays resumable
+                if run is None or isinstance(exc, RunNotFound):
+                    with contextlib.suppress(StoreError):
+                        self.store.release_run(run_id, self.owner)
+                    raise
+                if isinstance(exc, LeaseLost):
+                    self._abandon(run, exc)
+                else:
+                    self._store_fault(run, exc)
             except Exception as exc:  # whatever it is, the run must not stay pending
                 return self._broken(run_id, run, exc, CANNOT_START)
             if self._heartbeat_handle is None:
@@ -502,8 +526,6 @@ class Engine:
                 run.open_hooks -= 1
             else:
                 run.open -= 1
-        if self.observer is not None:
-            self._observe(run.run_id, task.name, frm, to, task.attempts, detail)
         if self._flush_handle is None:
             self._schedule_flush()
 
@@ -518,8 +540,6 @@ class Engine:
         run.state = to
         run.events.append((run.run_id, None, frm._value_, to._value_, None, now, detail))
         run.run_dirty = True
-        if self.observer is not None:
-            self._observe(run.run_id, None, frm, to, None, detail)
         self._schedule_flush()
 
     def _observe(self, *event: Any) -> None:
@@ -684,8 +704,6 @@ class Engine:
         run, state = task.run, task.state._value_
         now = time.time()
         run.events.append((run.run_id, task.name, state, state, task.attempts, now, detail))
-        if self.observer is not None:
-            self._observe(run.run_id, task.name, task.state, task.state, task.attempts, detail)
         self._schedule_flush()
 
     def _waiting(self, task: LiveTask, reason: str | None) -> None:
@@ -967,17 +985,22 @@ class Engine:
         if outcome is not RunState.RUNNING:
             run.finished_at = now
             self._run_to(run, outcome, rules.final_detail(outcome, run.error), now)
+        assert run.done is not None
         try:
             self._flush_run(run)
         except StoreError as exc:  # LeaseLost, or the database refused the write
-            assert run.done is not None
-            run.done.set_exception(exc)
+            run.done.set_exception(run.fault or exc)
             return
         finally:
             self._live.pop(run.run_id, None)
-        self.store.release_run(run.run_id, self.owner)
-        assert run.done is not None
-        run.done.set_result(outcome)
+        try:
+            self.store.release_run(run.run_id, self.owner)
+        except StoreError as exc:  # what matters is stored; the lease lapses by itself
+            log.warning("store.release_failed", run_id=run.run_id, error=str(exc))
+        if run.fault is not None:  # interrupted by a refused write, saved since
+            run.done.set_exception(run.fault)
+        else:
+            run.done.set_result(outcome)
 
     # ------------------------------------------------------------------ broken runs
 
@@ -987,6 +1010,11 @@ class Engine:
         with nothing to move it on)."""
         try:
             step(*args)
+        except LeaseLost as exc:
+            if task.run.run_id in self._live:
+                self._abandon(task.run, exc)
+        except StoreError as exc:  # the store failed, not the run: interrupt, resumable
+            self._store_fault(task.run, exc)
         except Exception as exc:
             run = task.run
             if run.run_id in self._live:
@@ -1054,9 +1082,10 @@ class Engine:
         run = (RunState.FAILED.value, record.started_at or now, now, message)
         self.store.write(Batch(run_id, self.owner, now + self.lease_ttl, run, rows, events))
         self.store.release_run(run_id, self.owner)
-        if self.observer is not None:
-            for rid, task, frm, to, attempt, _at, detail in events:
-                self._observe(rid, task, frm, to, attempt, detail)
+        for rid, task, frm, to, attempt, _at, detail in events:
+            if self.observer is None:
+                break
+            self._observe(rid, task, frm, to, attempt, detail)
 
     # ------------------------------------------------------------------ persistence
 
@@ -1083,9 +1112,7 @@ class Engine:
             self._abandon(run, exc)
             return
         except StoreError as exc:
-            # Kept for the next flush; if the store stays down the lease lapses and another
-            # process may take the run over (this one then gets LeaseLost).
-            log.warning("store.write_failed", run_id=run.run_id, error=str(exc))
+            self._store_fault(run, exc)
             return
         if request == "cancel":
             self._stop_run(run, rules.cancel_requested())
@@ -1095,14 +1122,32 @@ class Engine:
             self._unpause(run)
 
     def _flush_run(self, run: LiveRun) -> str | None:
+        """Write what changed; then, and only then, tell the observer: a transition whose
+        write failed is never reported (a progress line "running -> succeeded" is a fact)."""
         batch = run.drain(self.owner, time.time() + self.lease_ttl)
         try:
-            return self.store.write(batch)
+            request = self.store.write(batch)
         except LeaseLost:
             raise
         except StoreError:
             run.undrain(batch)  # nothing was applied: the next flush writes it all again
             raise
+        for rid, task, frm, to, attempt, _at, detail in batch.events:
+            if self.observer is None:  # none, or one that failed and was dropped
+                break
+            self._observe(rid, task, frm, to, attempt, detail)
+        return request
+
+    def _store_fault(self, run: LiveRun, exc: StoreError) -> None:
+        """The store refused to write the run (disk full, I/O error, database down): nothing
+        more starts, running attempts are stopped and put back to `ready` as by `shutdown`,
+        and `execute` raises `exc`. The run stays resumable from what was stored; what was
+        not stored was never reported."""
+        if run.fault is None:
+            run.fault = exc
+            log.info("store.write_failed", run_id=run.run_id, error=str(exc))
+        if run.run_id in self._live:
+            self._interrupt(run)
 
     def _abandon(self, run: LiveRun, exc: LeaseLost) -> None:
         """Another process owns the run now: stop its attempts here, record nothing more."""

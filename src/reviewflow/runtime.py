@@ -11,6 +11,7 @@ from .states import RunState, TaskState
 from .store.base import Batch
 
 if TYPE_CHECKING:
+    from .errors import StoreError
     from .spec import TaskSpec, WorkflowSpec
     from .store.base import Event, RunRecord, TaskRecord
 
@@ -88,6 +89,7 @@ class LiveRun:
         "done",
         "error",
         "events",
+        "fault",
         "finished_at",
         "halted",
         "hooks_started",
@@ -121,6 +123,7 @@ class LiveRun:
         self.open_hooks = 0
         self.hooks_started = False
         self.halted = False  # interrupted: nothing more starts, the run stays resumable
+        self.fault: StoreError | None = None  # the store refused a write: the run is interrupted
         self.outcome: RunState | None = None  # what the run will end as, once decided
         self.parked: list[tuple[float, int, int, LiveTask]] = []
         self.dirty: dict[LiveTask, None] = {}

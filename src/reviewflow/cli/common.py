@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from .. import __version__
-from ..errors import ReviewflowError, SpecError
+from ..errors import LeaseLost, ReviewflowError, RunNotFound, SpecError, StoreError
 from ..logs import configure_logging, log
 from ..logs import enabled as log_enabled
 from ..states import RunState
@@ -344,8 +344,14 @@ def _execute(
     try:
         with delivering(store):  # notifications go out on threads of their own
             state = asyncio.run(main())
-    except RunBusy as exc:
+    except (RunBusy, RunNotFound, LeaseLost) as exc:
         _fail(str(exc), EXIT_FAILED)
+    except StoreError as exc:  # a write was refused: nothing more started, nothing unsaved shown
+        _fail(
+            f"{exc}; run {run_id} is interrupted: continue with `reviewflow resume {run_id}`"
+            " once the database can be written",
+            EXIT_FAILED,
+        )
     except ReviewflowError as exc:
         _fail(str(exc), EXIT_FAILED)
     if log_enabled("info"):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..errors import ReviewflowError, RunNotFound, SpecError
+from ..errors import ReviewflowError, RunNotFound, SpecError, StoreError
 from ..limits import LIMITS
 from ..owners import owner_alive
 from ..states import RUN_TERMINAL, RunState
@@ -89,6 +89,8 @@ def run(
         rid, created = engine.submit(spec, run_id=run_id, meta=metadata)
     except SpecError as exc:
         _fail(f"--run-id: {exc.message}")
+    except StoreError as exc:
+        _fail(f"{exc}; the run was not stored", EXIT_FAILED)
     if not created:
         raise typer.Exit(_existing(store, rid, as_json))
     if not as_json:

@@ -14,7 +14,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
@@ -153,14 +153,19 @@ class SQLiteStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT; on any error (a failed COMMIT too: disk full, I/O error)
+        the transaction is rolled back, so nothing of it is applied and the connection is
+        usable again (SQLite may leave a transaction open after such an error)."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):  # the first error is the one to report
+                    conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
 
     def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
         def create() -> bool:
