@@ -231,8 +231,11 @@ def test_postgres_errors_at_every_write_point_interrupt_and_resume(
 def test_a_failed_commit_leaves_the_sqlite_connection_usable(tmp_path: Path) -> None:
     """SQLite may keep the transaction open after a failed COMMIT: it is rolled back, so the
     next write reports its own outcome, not "cannot start a transaction within a transaction"."""
-    store, fault, _ = _sqlite(tmp_path, 4)  # create_run: INSERT run, tasks, events, COMMIT
-    with pytest.raises(StoreError, match="disk I/O error"):
+    counting, fault, _ = _sqlite(tmp_path, 10**9)
+    Engine(counting, runs_dir=tmp_path).submit(SPEC, run_id="r")
+    counting.close()
+    store, fault, _ = _sqlite(tmp_path, fault.writes)  # create_run's last write: its COMMIT
+    with pytest.raises(StoreError, match=r"disk I/O error|database or disk is full"):
         Engine(store, runs_dir=tmp_path).submit(SPEC, run_id="r")
     assert fault.failed_sql is not None and fault.failed_sql.startswith("COMMIT")
     assert store.get_run("r") is None
