@@ -153,6 +153,7 @@ def cli_env() -> dict[str, str]:
     """Environment of a `reviewflow` subprocess: python tasks of tests/cli importable."""
     env = dict(os.environ)
     env.pop("REVIEWFLOW_DB", None)
+    env.pop("CI", None)  # `reviewflow review` stops at an approval gate in CI: tests choose
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CLI_DIR), env.get("PYTHONPATH", "")) if p)
     env["NO_COLOR"] = "1"
     return env
@@ -180,13 +181,19 @@ class Procs:
         self.run_ids: set[str] = set()
 
     def run(
-        self, *args: str, timeout: float = 60.0, check_clean: bool = True
+        self,
+        *args: str,
+        timeout: float = 60.0,
+        check_clean: bool = True,
+        env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run `reviewflow ARGS...` to its end in the test's directory."""
+        """Run `reviewflow ARGS...` to its end in the test's directory (stdin: /dev/null),
+        with `env` on top of `cli_env()`."""
         done = subprocess.run(
             [str(RF), *args],
             cwd=self.cwd,
-            env=cli_env(),
+            env={**cli_env(), **(env or {})},
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -573,3 +573,54 @@ def test_a_content_review_waits_for_a_person(
         assert f"rejected by alice: {comment}" in out
     else:
         assert doc["reasons"] == []
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_in_ci_a_review_stops_at_the_gate_instead_of_hanging(procs: Procs, tmp_path: Path) -> None:
+    """CI=true and no terminal: nobody can approve, so the review ends with exit 3 and the
+    commands to go on; approving and resuming later finishes it with the reports."""
+    article_repo(tmp_path)
+    db = tmp_path / ".reviewflow" / DB
+    run_id = new_id("ci")
+    done = procs.run(
+        "review", "--template", "content", "--db", str(db), "--run-id", run_id,
+        timeout=120, env={"CI": "true"},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "verdict: waiting_for_approval" in done.stdout
+    assert "the checks' own verdict: approve, 0 finding(s)" in done.stdout
+    assert f"approve: reviewflow approve {run_id} approval --db {db}" in done.stdout
+    assert f"then:    reviewflow resume {run_id} --db {db}" in done.stdout
+    assert "interrupted" not in done.stderr
+    assert run_state(db, run_id) == "running"  # kept, resumable; nothing executes it
+    assert task_states(db, run_id)["approval"] == "ready"
+    assert not (tmp_path / ".reviewflow" / "reviews" / run_id / "report.json").exists()
+
+    decided = procs.run("approve", run_id, "approval", "--by", "alice", "--db", str(db))
+    assert decided.returncode == 0, decided.stderr
+    assert f"continue with `reviewflow resume {run_id}`" in decided.stdout
+    resumed = procs.run("resume", run_id, "--db", str(db), timeout=120, env={"CI": "true"})
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    report = tmp_path / ".reviewflow" / "reviews" / run_id / "report.json"
+    doc = json.loads(report.read_text(encoding="utf-8"))
+    assert doc["verdict"] == "approve"
+    assert doc["approval"] == {"decision": "approved", "approver": "alice", "comment": None}
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+def test_in_ci_checks_that_request_changes_end_the_review_at_once(
+    procs: Procs, tmp_path: Path
+) -> None:
+    article_repo(tmp_path)
+    broken = ARTICLE + "\nSee [the guide](missing-page.md) for more.\n"
+    (tmp_path / "posts" / "first.md").write_text(broken, encoding="utf-8")
+    db = tmp_path / ".reviewflow" / DB
+    run_id = new_id("ci")
+    done = procs.run(
+        "review", "--template", "content", "--db", str(db), "--run-id", run_id,
+        timeout=120, env={"CI": "true"},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "verdict: request_changes" in done.stdout
+    assert "waiting_for_approval" not in done.stdout
+    assert task_states(db, run_id)["approval"] == "skipped"

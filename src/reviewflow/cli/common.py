@@ -278,14 +278,20 @@ def _execute(
     concurrency: int = DEFAULT_CONCURRENCY,
     report: bool = True,
     spec: WorkflowSpec | None = None,
+    stop_waiting: list[str] | None = None,
 ) -> int:
     """Execute a stored run here with a progress view; returns the exit code. `spec`: the
     run's spec when the caller has it (just submitted), so it is not read back and validated
-    again (seconds and a second copy in memory for a 100k-task run)."""
+    again (seconds and a second copy in memory for a 100k-task run).
+
+    With `stop_waiting` (a list), the run stops, resumable, as soon as an approval starts
+    waiting (a CI job has nobody to ask): the list gets the task's name and the exit code is
+    EXIT_INTERRUPTED without the interrupted message; the caller says what to do."""
     import asyncio
     import signal
 
     from ..engine import Engine, RunBusy
+    from ..executors.approval import WAITING
     from ..progress import Progress
 
     progress = Progress(out.console, enabled=not as_json and not cancel_only)
@@ -299,6 +305,14 @@ def _execute(
         detail: str | None,
     ) -> None:
         progress.on_transition(rid, task, frm, to, attempt, detail)
+        if (
+            stop_waiting is not None
+            and task is not None
+            and frm == to
+            and (detail or "").startswith(WAITING)
+        ):
+            stop_waiting.append(task)
+            asyncio.get_running_loop().call_soon(engine.shutdown)
         level = LOG_LEVELS.get(to, "debug") if task else "info"
         if not log_transitions or not log_enabled(level):
             return
@@ -357,7 +371,8 @@ def _execute(
     if log_enabled("info"):
         log.info("run.end", run_id=run_id, state=state.value)
     if state is RunState.RUNNING:
-        err.print(f"interrupted: continue with `reviewflow resume {run_id}`")
+        if not stop_waiting:
+            err.print(f"interrupted: continue with `reviewflow resume {run_id}`")
         return EXIT_INTERRUPTED
     if not report:
         return _state_exit(state.value)

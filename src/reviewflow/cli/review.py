@@ -1,7 +1,14 @@
 """`reviewflow review`, `approve`, `reject` and `templates`: the review commands of the CLI.
 
 Exit codes of `review`: 0 approve or comment, 1 request_changes (or the review could not
-finish), 2 bad input (not a git repository, unknown base, bad template), 130 interrupted.
+finish), 2 bad input (not a git repository, unknown base, bad template), 3 waiting for
+approval (in CI, see below), 130 interrupted.
+
+In CI (`CI=true` and stdin not a terminal) nobody can answer an approval gate, so a review
+whose checks leave the decision to a person stops there instead of hanging the job: it prints
+`verdict: waiting_for_approval` with the commands to approve or reject and to finish the run
+(`reviewflow resume`, which writes the reports), and exits 3. Checks that already request
+changes end the review at once with exit 1, as anywhere.
 """
 
 from __future__ import annotations
@@ -169,10 +176,60 @@ def review(
         f"{escape(change.base_ref)}; checks: {escape(', '.join(chosen) or 'none')})",
         markup=True,
     )
-    code = _execute(store, db, rid, as_json=False, concurrency=concurrency)
+    waiting: list[str] | None = [] if _in_ci() else None
+    code = _execute(store, db, rid, as_json=False, concurrency=concurrency, stop_waiting=waiting)
+    if waiting:
+        raise typer.Exit(_waiting(store, db, rid, waiting[0]))
     if code == EXIT_INTERRUPTED:
         raise typer.Exit(code)
     raise typer.Exit(_verdict(target, code))
+
+
+EXIT_WAITING = 3
+"""`reviewflow review` in CI: the checks passed the gates, a person has yet to approve."""
+
+
+def _in_ci() -> bool:
+    """A CI job: `CI=true` (GitHub Actions, GitLab, CircleCI, ... set it) and no terminal to
+    ask on."""
+    import sys
+
+    flag = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+    try:
+        interactive = sys.stdin is not None and sys.stdin.isatty()
+    except ValueError:  # closed
+        interactive = False
+    return flag and not interactive
+
+
+def _waiting(store: Any, db: Path, run_id: str, task: str) -> int:
+    """Say that the review waits for a person, what the checks found, and how to go on."""
+    from ..review.builder import VERDICT_TASK
+
+    found = ""
+    for record in store.get_tasks(run_id):
+        if record.name == VERDICT_TASK and record.result:
+            try:
+                result = json.loads(record.result)
+                found = f"{result.get('verdict')}, {len(result.get('findings') or [])} finding(s)"
+            except (ValueError, AttributeError):
+                pass
+    where = "" if db == DEFAULT_DB else f" --db {_shown(db)}"
+    out.print("verdict: waiting_for_approval", markup=False)
+    out.print(
+        "  - CI=true and no terminal: nobody here can approve, so the review stops at the gate "
+        "(the run is kept)",
+        markup=False,
+    )
+    if found:
+        out.print(f"  - the checks' own verdict: {found}", markup=False)
+    out.print(f"approve: reviewflow approve {run_id} {task}{where}", markup=False)
+    out.print(f"reject:  reviewflow reject {run_id} {task} --comment WHY{where}", markup=False)
+    out.print(
+        f"then:    reviewflow resume {run_id}{where}  (writes the reports and the verdict)",
+        markup=False,
+    )
+    return EXIT_WAITING
 
 
 def _check_out(target: Path, root: Path) -> None:

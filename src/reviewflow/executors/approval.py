@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 POLL_SECONDS = 0.25
 TIMEOUT_APPROVER = "timeout"
+WAITING = "waiting for approval"
+"""How the event of an approval that starts waiting begins (a CI job stops on it)."""
 
 
 def _hours(seconds: float) -> str:
@@ -87,7 +89,7 @@ class ApprovalTaskType:
         record = store.open_approval(ctx.run_id, ctx.task, time.time())
         assert record.requested_at is not None
         deadline = record.requested_at + spec.timeout if spec.timeout else None
-        hint = f"waiting for approval: reviewflow approve {ctx.run_id} {ctx.task}"
+        hint = f"{WAITING}: reviewflow approve {ctx.run_id} {ctx.task}"
         found = _findings_so_far(ctx.results)
         if found:
             hint += f" ({found})"
