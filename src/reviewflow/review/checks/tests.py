@@ -23,6 +23,7 @@ Options:
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib.util
 import json
 import os
@@ -35,6 +36,7 @@ from typing import Any
 from ...errors import TaskFailed
 from ..change import Change, ChangedFile, path_matches
 from ..findings import CheckResult, Finding, clean_message
+from . import testmap
 from .base import CheckContext, ToolMissing
 from .impact import impacted_tests, is_test_file
 
@@ -73,15 +75,32 @@ async def tests(ctx: CheckContext) -> CheckResult:
     coverage = ctx.python_module("coverage")
     root = Path(ctx.root)
     pytest = command[0] == "pytest"
+    command_given = list(command)
     workers = _workers(opts.get("parallel", "auto"), root, [*command, *args]) if pytest else 1
     if pytest:
         ctx.python_module("pytest")
         command = [*command, *_pytest_extras(pytest_cov=workers > 1)]
+    impacted = opts.get("impacted", False)
+    if impacted not in (True, False, "map"):
+        raise TaskFailed("tests: option 'impacted' must be true, false or map", retryable=False)
+    if impacted == "map" and not pytest:
+        raise TaskFailed("tests: 'impacted: map' needs a pytest command", retryable=False)
+    always = _patterns(opts.get("always", ()))
     targets: list[str] = []
-    if opts.get("impacted"):
+    selection: testmap.Selection | None = None
+    suite = [*command_given, *args]  # what the map is of: the project's own command
+    if impacted == "map":
+        selection = await asyncio.to_thread(
+            testmap.select, root, ctx.change, suite, _test_files(root, ctx.change)
+        )
+        if not selection.whole:
+            targets = [*sorted({*selection.files, *always}), *selection.nodes]
+            if not targets:
+                return ctx.skip(f"no test executed the changed files ({selection.reason})")
+    elif impacted:
         chosen = impacted_tests(root, ctx.change, _test_files(root, ctx.change))
         if chosen is not None:
-            targets = sorted({*chosen, *_patterns(opts.get("always", ()))})
+            targets = sorted({*chosen, *always})
             if not targets:
                 return ctx.skip("no test imports a changed module")
 
@@ -90,33 +109,20 @@ async def tests(ctx: CheckContext) -> CheckResult:
         for f in ctx.change.present()
         if f.path.endswith(".py") and f.lines and not path_matches(f.path, exclude)
     ]
-    env = dict(_ENV)
     with tempfile.TemporaryDirectory(prefix="reviewflow-tests-") as tmp:
-        data = Path(tmp) / ".coverage"
-        report = Path(tmp) / "coverage.json"
-        folders = _folders(root, measured)
-        if workers > 1:
-            # pytest-xdist's workers are processes of their own: pytest-cov measures them
-            # and combines their data into COVERAGE_FILE.
-            argv = [coverage[0], "-m", *command, "-n", str(workers)]
-            if measured:
-                env["COVERAGE_FILE"] = str(data)
-                argv += [f"--cov={folder}" for folder in folders]
-                argv += ["--cov-report=", "--cov-fail-under=0"]
-            argv += [*args, *targets]
-        elif measured:
-            # Only the folders of the changed source files are traced: the rest of the project
-            # runs at full speed. --parallel-mode always, then combine: a project configured
-            # with `parallel = true` writes suffixed data files anyway, and this way both cases
-            # read back the same.
-            argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}"]
-            argv += [f"--source={folder}" for folder in folders]
-            argv += ["-m", *command, *args, *targets]
-        else:  # only tests changed: nothing to measure, just run them
-            argv = [coverage[0], "-m", *command, *args, *targets]
-        run = await ctx.run_tool(argv, cwd=root, env=env)
-        code = run.returncode
-        output = run.stdout + run.stderr
+        record = selection is not None and selection.whole
+        code, output, cov = await _run_suite(
+            ctx, coverage, Path(tmp), command, args, targets, measured, workers, record
+        )
+        if selection is not None and not selection.whole and _not_found(code, output):
+            # A node id the map named is gone (a parametrisation changed): run everything.
+            selection = testmap.Selection(
+                whole=True, reason="a test the coverage map named no longer exists"
+            )
+            record = True
+            code, output, cov = await _run_suite(
+                ctx, coverage, Path(tmp), command, args, [], measured, workers, record
+            )
         _missing_packages(output, root, ctx.change, code)
         failures = _short_summary(output, root, ctx.check)
         failures, absent = _split_missing_modules(failures, root, ctx.change)
@@ -130,7 +136,13 @@ async def tests(ctx: CheckContext) -> CheckResult:
         if code not in (0, 1, 2, 5):
             raise TaskFailed(f"test command exited with {code}:\n{_tail(output)}", retryable=False)
         counts = _counts(output)
-        cov = await _coverage_report(ctx, coverage, data, report, root) if measured else None
+        if record and code in (0, 1):
+            await asyncio.to_thread(
+                testmap.build,
+                root,
+                testmap.recorder(Path(tmp), Path(tmp) / ".coverage", root),
+                suite,
+            )
 
     metrics: dict[str, Any] = {
         "tests_passed": counts.get("passed", 0),
@@ -141,6 +153,11 @@ async def tests(ctx: CheckContext) -> CheckResult:
         ),
         "total_coverage": _round(cov.get("totals", {}).get("percent_covered")) if cov else None,
     }
+    if selection is not None:
+        metrics["test_selection"] = selection.describe(
+            sum(counts.get(k, 0) for k in ("passed", "failed", "error", "xfailed", "xpassed"))
+        )
+        metrics["whole_suite"] = selection.whole
     if absent:  # the rest ran: the failures count, the modules that could not load do not
         metrics["incomplete"] = True
         failures.append(
@@ -194,7 +211,73 @@ async def tests(ctx: CheckContext) -> CheckResult:
         f"{metrics['tests_passed']} passed, {metrics['tests_failed']} failed; changed-line "
         f"coverage {'n/a' if percent is None else f'{percent:g}%'}"
     )
+    if selection is not None:
+        what = f"{metrics['test_selection']}; {what}"
     return ctx.result(findings, what=what, metrics=metrics)
+
+
+async def _run_suite(
+    ctx: CheckContext,
+    coverage: list[str],
+    tmp: Path,
+    command: list[str],
+    args: list[str],
+    targets: list[str],
+    measured: list[ChangedFile],
+    workers: int,
+    record: bool,
+) -> tuple[int, str, dict[str, Any] | None]:
+    """Run the tests under coverage: (exit code, output, coverage report of the measured files).
+
+    `record`: the whole suite runs to (re)make the coverage map: the whole repository is
+    measured, per test (testmap_plugin), subprocesses included.
+    """
+    root = Path(ctx.root)
+    env = dict(_ENV)
+    data = tmp / ".coverage"
+    report = tmp / "coverage.json"
+    for old in tmp.glob(".coverage*"):
+        old.unlink()
+    folders = _folders(root, measured)
+    plugin: list[str] = []
+    if record:
+        rec = testmap.recorder(tmp, data, root)
+        env.update(rec.env)
+        plugin = rec.pytest_args
+        for old in rec.folder.glob("tests-*.json"):
+            old.unlink()
+    sources = [str(root)] if record else folders
+    if workers > 1:
+        # pytest-xdist's workers are processes of their own: pytest-cov measures them
+        # and combines their data into COVERAGE_FILE.
+        argv = [coverage[0], "-m", *command, *plugin, "-n", str(workers)]
+        if measured or record:
+            env["COVERAGE_FILE"] = str(data)
+            argv += [f"--cov={folder}" for folder in sources]
+            argv += ["--cov-report=", "--cov-fail-under=0"]
+        argv += [*args, *targets]
+    elif measured or record:
+        # Only the folders of the changed source files are traced: the rest of the project
+        # runs at full speed. --parallel-mode always, then combine: a project configured
+        # with `parallel = true` writes suffixed data files anyway, and this way both cases
+        # read back the same.
+        argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}"]
+        argv += [f"--source={folder}" for folder in sources]
+        argv += ["-m", *command, *plugin, *args, *targets]
+    else:  # only tests changed: nothing to measure, just run them
+        argv = [coverage[0], "-m", *command, *args, *targets]
+    run = await ctx.run_tool(argv, cwd=root, env=env)
+    output = run.stdout + run.stderr
+    cov = None
+    if measured or record:
+        include = [f"{folder}/*" for folder in folders] if record else []
+        cov = await _coverage_report(ctx, coverage, data, report, root, include, measured)
+    return run.returncode, output, cov
+
+
+def _not_found(code: int, output: str) -> bool:
+    """pytest could not find a node id it was given (exit 4, `ERROR: not found: ...`)."""
+    return code == 4 and "ERROR: not found:" in output
 
 
 # pytest options a project's addopts may use, by the plugin that adds them.
@@ -463,14 +546,31 @@ def _patterns(value: Any) -> list[str]:
 
 
 async def _coverage_report(
-    ctx: CheckContext, coverage: list[str], data: Path, report: Path, root: Path
+    ctx: CheckContext,
+    coverage: list[str],
+    data: Path,
+    report: Path,
+    root: Path,
+    include: list[str] | None = None,
+    measured: list[ChangedFile] | None = None,
 ) -> dict[str, Any] | None:
-    """The coverage JSON report, or None when nothing was measured."""
-    combined = await ctx.run_tool([*coverage, "combine", f"--data-file={data}"], cwd=root, env=_ENV)
-    if combined.returncode != 0 and not data.exists():
+    """The coverage JSON report (of `include` only, if given), or None when nothing was
+    measured. The data of every process is combined into `data` (kept for the map)."""
+    combined = await ctx.run_tool(
+        [*coverage, "combine", "--append", f"--data-file={data}"], cwd=root, env=_ENV
+    )
+    if (combined.returncode != 0 and not data.exists()) or measured == []:
         return None
     made = await ctx.run_tool(
-        [*coverage, "json", f"--data-file={data}", "-o", str(report), "--ignore-errors"],
+        [
+            *coverage,
+            "json",
+            f"--data-file={data}",
+            "-o",
+            str(report),
+            "--ignore-errors",
+            *([f"--include={','.join(include)}"] if include else []),
+        ],
         cwd=root,
         env=_ENV,
     )

@@ -1,0 +1,212 @@
+"""The tests check's coverage map (`impacted: map`) on throwaway repositories: real git, real
+pytest under real coverage.
+
+What a reviewer relies on: the first review runs the whole suite and leaves a map; a later
+one runs only the tests that executed what changed (a test that reaches the code through a
+subprocess included), plus new and changed tests; anything the map cannot account for (a
+conftest, the configuration, a file that is not Python, a missing map) runs the whole suite;
+and the check says which it did. A failure is never let through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from gitrepo import branch_with, commit, git, make_repo, write
+
+from reviewflow.review.change import collect_change
+from reviewflow.review.checks import testmap
+from reviewflow.review.checks import tests as tests_check
+from reviewflow.review.checks.base import CheckContext
+from reviewflow.review.findings import CheckResult
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+CALC = (
+    "LIMIT = 10\n\n\n"
+    "def add(a, b):\n    return a + b\n\n\n"
+    "def sub(a, b):\n    return a - b\n\n\n"
+    "class Box:\n    size = 2\n\n    def area(self):\n        return self.size * self.size\n"
+)
+OTHER = "def mul(a, b):\n    return a * b\n"
+FILES = {
+    "calc.py": CALC,
+    "other.py": OTHER,
+    "tests/test_calc.py": "from calc import add, sub\n\n\n"
+    "def test_add():\n    assert add(1, 2) == 3\n\n\n"
+    "def test_sub():\n    assert sub(3, 1) == 2\n",
+    "tests/test_box.py": "import calc\n\n\ndef test_area():\n    assert calc.Box().area() == 4\n",
+    "tests/test_other.py": "from other import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+    # Reaches other.py only through a child process: the map still knows.
+    "tests/test_cli.py": "import subprocess\nimport sys\n\n\ndef test_cli():\n"
+    "    code = 'import other; assert other.mul(2, 3) == 6'\n"
+    "    subprocess.run([sys.executable, '-c', code], check=True)\n",
+}
+ALL = 5
+
+
+def run(root: Path, **options: object) -> CheckResult:
+    change = collect_change(root)
+    opts = {"impacted": "map", "parallel": False, **options}
+    ctx = CheckContext(check="tests", root=root, change=change, options=opts)
+    return asyncio.run(tests_check.tests(ctx))
+
+
+def change_and_run(root: Path, files: dict[str, str], **options: object) -> CheckResult:
+    write(root, files)
+    commit(root, "next")
+    return run(root, **options)
+
+
+@pytest.fixture
+def mapped(tmp_path: Path) -> Path:
+    """A repository whose first review ran the whole suite and left a coverage map."""
+    root = make_repo(tmp_path / "repo", FILES)
+    branch_with(root, {"calc.py": CALC.replace("return a + b", "return b + a")})
+    first = run(root)
+    assert (
+        first.metrics["test_selection"] == "whole suite: no coverage map yet (this run makes one)"
+    )
+    assert first.metrics["tests_collected"] == ALL
+    return root
+
+
+def ran(result: CheckResult) -> int:
+    return result.metrics["tests_collected"]
+
+
+def test_the_first_review_leaves_a_map_outside_git(mapped: Path) -> None:
+    [stored] = (mapped / ".reviewflow/cache/testmap").glob("*.json")
+    doc = json.loads(stored.read_text(encoding="utf-8"))
+    assert doc["commit"] == git(mapped, "rev-parse", "HEAD")
+    tests = doc["tests"]
+    other = {tests[i] for i in doc["files"]["other.py"]["tests"]}
+    assert other == {"tests/test_other.py::test_mul", "tests/test_cli.py::test_cli"}
+    # The user's tree shows nothing new: .reviewflow/ ignores itself.
+    assert git(mapped, "status", "--porcelain") == ""
+
+
+def test_a_change_to_a_function_runs_only_the_tests_that_executed_its_file(mapped: Path) -> None:
+    result = change_and_run(mapped, {"calc.py": CALC.replace("return a - b", "return -b + a")})
+    head = git(mapped, "rev-parse", "HEAD~1")[:7]
+    assert result.metrics["test_selection"] == f"3 of {ALL} tests: coverage map of {head}"
+    assert result.summary.startswith(f"3 of {ALL} tests: coverage map of {head}; 3 passed")
+    assert result.metrics["whole_suite"] is False
+
+
+def test_a_function_reached_through_a_subprocess_runs_that_test(mapped: Path) -> None:
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "b * a")})
+    assert ran(result) == 2  # test_mul, and test_cli through its child process
+
+
+def test_a_bug_in_a_changed_function_is_caught(mapped: Path) -> None:
+    result = change_and_run(mapped, {"calc.py": CALC.replace("return a - b", "return a + b")})
+    assert result.status == "failed"
+    [failed] = [f for f in result.findings if f.rule == "test-failed"]
+    assert failed.message.startswith("test tests/test_calc.py::test_sub failed")
+    assert result.metrics["whole_suite"] is False
+
+
+def test_a_change_at_import_time_runs_every_test_importing_the_module(mapped: Path) -> None:
+    # A class attribute is read by the method, never "executed" by the test: only the import
+    # graph sees who depends on it.
+    result = change_and_run(mapped, {"calc.py": CALC.replace("size = 2", "size = 3")})
+    assert result.status == "failed"
+    assert {f.file for f in result.findings if f.rule == "test-failed"} == {"tests/test_box.py"}
+    assert ran(result) == 3  # test_calc.py and test_box.py import calc; the rest do not
+
+
+def test_a_new_test_file_runs(mapped: Path) -> None:
+    new = {
+        "tests/test_new.py": "from other import mul\n\n\ndef test_zero():\n    assert mul(0, 5) == 0\n"
+    }
+    result = change_and_run(mapped, new)
+    assert ran(result) == 1
+    assert result.metrics["test_selection"].startswith(f"1 of {ALL} tests: coverage map of ")
+
+
+@pytest.mark.parametrize(
+    ("files", "reason"),
+    [
+        ({"tests/conftest.py": "import pytest\n"}, "whole suite: tests/conftest.py changed"),
+        (
+            {"pyproject.toml": "[tool.ruff]\nline-length = 99\n"},
+            "whole suite: pyproject.toml changed",
+        ),
+        (
+            {"data.json": "{}\n"},
+            "whole suite: data.json changed (not Python: the map cannot say which tests read it)",
+        ),
+    ],
+    ids=["conftest", "config", "not-python"],
+)
+def test_what_the_map_cannot_follow_runs_the_whole_suite(
+    mapped: Path, files: dict[str, str], reason: str
+) -> None:
+    result = change_and_run(mapped, {"other.py": OTHER + "\n\nX = 1\n", **files})
+    assert result.metrics["test_selection"] == reason
+    assert ran(result) == ALL
+
+
+def test_a_missing_map_runs_the_whole_suite_and_the_next_review_uses_the_new_one(
+    mapped: Path,
+) -> None:
+    shutil.rmtree(mapped / ".reviewflow" / "cache")
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "b * a")})
+    assert result.metrics["test_selection"].startswith("whole suite: no coverage map yet")
+    assert ran(result) == ALL
+    # Remade at this commit: a change to other.py alone now runs its two tests.
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "(b * a)")})
+    assert ran(result) == 2
+
+
+def test_a_map_of_a_commit_the_repository_lacks_is_stale(mapped: Path) -> None:
+    [stored] = (mapped / ".reviewflow/cache/testmap").glob("*.json")
+    doc = json.loads(stored.read_text(encoding="utf-8"))
+    stored.write_text(json.dumps({**doc, "commit": "0" * 40}), encoding="utf-8")
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "b * a")})
+    assert result.metrics["test_selection"] == (
+        "whole suite: the coverage map's commit 0000000 is not in this repository"
+    )
+
+
+def test_uncommitted_work_the_map_was_made_on_counts_as_unchanged(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", FILES)
+    write(root, {"other.py": OTHER.replace("a * b", "b * a")})  # dirty, never committed
+    assert run(root).metrics["whole_suite"] is True
+    # Nothing differs from what the suite ran on: no test needs to run again.
+    assert run(root).summary.startswith("skipped: no test executed the changed files")
+    write(root, {"other.py": OTHER.replace("a * b", "(b * a)")})
+    result = run(root)
+    assert ran(result) == 2 and result.metrics["whole_suite"] is False
+
+
+def test_the_option_is_checked(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", FILES)
+    branch_with(root, {"other.py": OTHER + "\n"})
+    with pytest.raises(Exception, match="option 'impacted' must be true, false or map"):
+        run(root, impacted="sometimes")
+    with pytest.raises(Exception, match="'impacted: map' needs a pytest command"):
+        run(root, command=["unittest"])
+
+
+def test_body_lines_are_the_statements_after_a_signature() -> None:
+    source = (
+        b"X = 1\n"  # 1
+        b"def f(a,\n"  # 2
+        b"      b):\n"  # 3
+        b"    return a\n"  # 4
+        b"class C:\n"  # 5
+        b"    y = 2\n"  # 6
+        b"    def g(self): return 1\n"  # 7: body on the def line
+        b"    def h(self):\n"  # 8
+        b"        @dec\n"  # 9
+        b"        def inner():\n"  # 10
+        b"            pass\n"  # 11
+    )
+    assert testmap._body_lines(source) == {4, 9, 10, 11}
+    assert testmap._body_lines(b"def (:\n") is None
