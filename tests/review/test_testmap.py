@@ -40,7 +40,8 @@ FILES = {
     "def test_add():\n    assert add(1, 2) == 3\n\n\n"
     "def test_sub():\n    assert sub(3, 1) == 2\n",
     "tests/test_box.py": "import calc\n\n\ndef test_area():\n    assert calc.Box().area() == 4\n",
-    "tests/test_other.py": "from other import mul\n\n\ndef test_mul():\n    assert mul(2, 3) == 6\n",
+    "tests/test_other.py": "from other import mul\n\n\n"
+    "def test_mul():\n    assert mul(2, 3) == 6\n",
     # Reaches other.py only through a child process: the map still knows.
     "tests/test_cli.py": "import subprocess\nimport sys\n\n\ndef test_cli():\n"
     "    code = 'import other; assert other.mul(2, 3) == 6'\n"
@@ -122,7 +123,8 @@ def test_a_change_at_import_time_runs_every_test_importing_the_module(mapped: Pa
 
 def test_a_new_test_file_runs(mapped: Path) -> None:
     new = {
-        "tests/test_new.py": "from other import mul\n\n\ndef test_zero():\n    assert mul(0, 5) == 0\n"
+        "tests/test_new.py": "from other import mul\n\n\n"
+        "def test_zero():\n    assert mul(0, 5) == 0\n"
     }
     result = change_and_run(mapped, new)
     assert ran(result) == 1
