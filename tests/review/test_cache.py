@@ -217,6 +217,18 @@ def test_eviction_removes_the_least_recently_used(tmp_path: Path) -> None:
     assert sum(p.stat().st_size for p in by_size.folder.rglob("*.json")) <= 1000
 
 
+def test_eviction_leaves_the_coverage_map_alone(tmp_path: Path) -> None:
+    testmap = tmp_path / "cache" / "testmap" / "0123456789abcdef.json"
+    testmap.parent.mkdir(parents=True)
+    testmap.write_text("{}" + " " * 5000, encoding="utf-8")
+    os.utime(testmap, (1_000_000, 1_000_000))  # older than any entry
+    cache = ReviewCache(tmp_path / "cache", CacheConfig(max_entries=2, max_mb=1000 / 1024 / 1024))
+    for i in range(5):
+        cache.put(f"{i:02d}" + "b" * 62, {"result": {"n": i}})
+    assert cache.evict() == 4  # down to 90% of the bound: one entry
+    assert testmap.is_file()
+
+
 def test_tool_versions_are_part_of_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = tools_fingerprint()
     site = tmp_path / "site"

@@ -190,6 +190,7 @@ def build(root: Path, rec: Recorder, command: list[str]) -> dict[str, Any] | Non
                 "tests": sorted(hit),
                 "fixtures": sorted(used),
                 "import": sorted(import_lines),
+                "lines": sorted(by_line),
             }
     except Exception:  # a data file coverage cannot read: keep the old map
         return None
