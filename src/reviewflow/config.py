@@ -18,7 +18,7 @@ import yaml
 from .errors import SpecError
 from .limits import LIMITS, Limits
 from .spec import WorkflowSpec, validate_spec
-from .yamlsafe import _Bound, _gc_paused, _load_yaml, _Loader, parse_yaml
+from .yamlsafe import TaskLines, _Bound, _gc_paused, _load_yaml, parse_yaml
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -127,9 +127,12 @@ def load_workflow_text(
     overrides: Iterable[str] = (),
     env: Mapping[str, str] | None = None,
     limits: Limits = LIMITS,
+    task_lines: TaskLines | None = None,
 ) -> WorkflowSpec:
-    """Parse, interpolate, override and validate a workflow given as YAML text."""
-    data = parse_yaml(text, file=file, limits=limits)
+    """Parse, interpolate, override and validate a workflow given as YAML text. `task_lines`
+    (if given) receives each task's section and line (see `parse_yaml`)."""
+    lines: TaskLines = {} if task_lines is None else task_lines
+    data = parse_yaml(text, file=file, limits=limits, task_lines=lines)
     if data is None:
         raise SpecError("the file is empty", file=file)
     if not isinstance(data, dict):
@@ -149,7 +152,7 @@ def load_workflow_text(
         with _gc_paused():
             return validate_spec(data)
     except SpecError as exc:
-        line = _task_line(text, exc.task) if exc.task else None
+        line = lines[exc.task][1] if exc.task in lines else None
         where = f"{file}:{line}" if line else file
         raise exc.with_file(where) from None
 
@@ -182,19 +185,3 @@ def load_workflow(
     except UnicodeDecodeError as exc:
         raise SpecError(f"cannot read: {exc}", file=str(path)) from None
     return load_workflow_text(text, file=str(path), overrides=overrides, env=env, limits=limits)
-
-
-def _task_line(text: str, task: str) -> int | None:
-    """1-based line where `task` is defined under `tasks:` or `on_failure:`, if found."""
-    try:
-        root = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
-    if not isinstance(root, yaml.MappingNode):
-        return None
-    for key, value in root.value:
-        if key.value in ("tasks", "on_failure") and isinstance(value, yaml.MappingNode):
-            for tkey, _ in value.value:
-                if tkey.value == task:
-                    return int(tkey.start_mark.line) + 1
-    return None

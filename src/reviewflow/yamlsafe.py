@@ -201,7 +201,23 @@ def _construct(loader: Any, root: yaml.Node, limits: Limits) -> Any:
     return use(root)[0]
 
 
-def _load_yaml(text: str, limits: Limits) -> Any:
+TaskLines = dict[str, tuple[str, int]]
+"""Task name -> (section, 1-based line of its key): where an error about a task points."""
+
+
+def _task_lines(root: yaml.Node, into: TaskLines) -> None:
+    """Note the line of every task key under the top-level `tasks:` and `on_failure:`."""
+    if root.__class__ is not yaml.MappingNode:
+        return
+    for key, value in root.value:
+        if key.value in ("tasks", "on_failure") and value.__class__ is yaml.MappingNode:
+            section = key.value
+            for task_key, _ in value.value:
+                if task_key.__class__ is yaml.ScalarNode:
+                    into.setdefault(task_key.value, (section, task_key.start_mark.line + 1))
+
+
+def _load_yaml(text: str, limits: Limits, task_lines: TaskLines | None = None) -> Any:
     """The data of a YAML document (None if empty); raises PyYAML's errors."""
     loader = _Loader(text)
     try:
@@ -209,6 +225,8 @@ def _load_yaml(text: str, limits: Limits) -> Any:
             node = loader.get_single_node()
             if node is None:
                 return None
+            if task_lines is not None:
+                _task_lines(node, task_lines)
             if "&" in text or "<<" in text:  # anchors or merge keys: count what they add
                 return _construct(loader, node, limits)
             return _tree(loader, node, limits.max_depth, limits.max_depth)
@@ -266,16 +284,24 @@ def _tree(loader: Any, node: yaml.Node, depth: int, limit: int) -> Any:
     return data
 
 
-def parse_yaml(text: str, *, file: str = "<string>", limits: Limits = LIMITS) -> Any:
+def parse_yaml(
+    text: str,
+    *,
+    file: str = "<string>",
+    limits: Limits = LIMITS,
+    task_lines: TaskLines | None = None,
+) -> Any:
     """Load YAML text safely, with one-line errors that give the line and column.
 
     Plain data only (strings, numbers, booleans, null, timestamps, lists, mappings); duplicate
-    keys are errors; aliases, nesting and the text itself are bounded by `limits`.
+    keys are errors; aliases, nesting and the text itself are bounded by `limits`. With
+    `task_lines`, the section and line of each workflow task are noted there (so an error
+    about a task names its line without parsing the text again).
     """
     if len(text) > limits.max_file_bytes:
         raise SpecError(f"larger than {limits.max_file_bytes} bytes (--max-file-bytes)", file=file)
     try:
-        return _load_yaml(text, limits)
+        return _load_yaml(text, limits, task_lines)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

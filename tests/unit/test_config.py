@@ -327,11 +327,11 @@ def test_a_yaml_date_is_a_not_before_at_midnight(tmp_path):
 
 def test_libyaml_parses_when_pyyaml_has_it() -> None:
     """The pure-Python parser took 6-18 s for a 10k-task file; libyaml's takes a fraction."""
-    from reviewflow import config
+    from reviewflow import yamlsafe
 
     if not yaml.__with_libyaml__:
         pytest.skip("PyYAML was built without libyaml")
-    assert issubclass(config._Loader, yaml.CSafeLoader)
+    assert issubclass(yamlsafe._Loader, yaml.CSafeLoader)
 
 
 def test_errors_of_a_large_file_still_name_the_line() -> None:
@@ -388,3 +388,32 @@ def test_a_set_on_a_shared_alias_changes_only_its_task() -> None:
         """
     spec = load(text, overrides=["tasks.a.env.FOO=2"])
     assert spec.tasks["a"].env == {"FOO": "2"} and spec.tasks["b"].env == {"FOO": "1"}
+
+
+def test_an_error_about_a_task_names_its_line_from_the_one_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The text of a 20,000-task body was composed three times to report one bad dependency
+    (the line, then the section): an error now costs what a success does."""
+    from reviewflow import yamlsafe
+    from reviewflow.server.http import ApiError
+    from reviewflow.server.submit import from_yaml
+
+    composed = []
+    compose = yamlsafe._Loader.get_single_node
+
+    def counting(self: Any) -> Any:
+        composed.append(1)
+        return compose(self)
+
+    monkeypatch.setattr(yamlsafe._Loader, "get_single_node", counting)
+    text = "name: w\ntasks:\n  a: {run: [x]}\non_failure:\n  h: {run: [x], needs: [nope]}\n"
+    exc = load_error(text)
+    assert str(exc).startswith("wf.yaml:5: task 'h': field 'needs': unknown dependency")
+    assert len(composed) == 1
+    with pytest.raises(ApiError) as raised:
+        from_yaml(text.encode())
+    assert raised.value.field == "on_failure.h.needs" and "<request body>:5:" in str(
+        raised.value.detail
+    )
+    assert len(composed) == 2

@@ -85,7 +85,7 @@ def _child(
     """In the child: read the workflow, say so, store the run, answer with it."""
     from ..engine import Engine
     from ..store import open_store
-    from .submit import JSON_TYPES, from_mapping, from_yaml, parse_json
+    from .submit import JSON_TYPES, from_mapping, from_yaml, parse_json, plain_json
 
     os.chdir(cwd)  # plugin folders are relative to the server's directory
     try:
@@ -97,7 +97,7 @@ def _child(
             if "template" in data:
                 conn.send(("template", data))
                 return
-            spec = from_mapping(data)
+            spec = from_mapping(data, plain=plain_json(body))
         else:
             spec = from_yaml(body)
     except ApiError as exc:

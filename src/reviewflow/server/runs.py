@@ -46,6 +46,7 @@ from .submit import (
     media_type,
     parse_json,
     parse_meta,
+    plain_json,
 )
 
 router = APIRouter(tags=["runs"])
@@ -175,7 +176,7 @@ def _workflow(
         run_id = run_id or new_run_id(f"review-{data.get('template')}"[:100])
         spec, extra = from_template(ctx, data, run_id)
         return spec, run_id, {**meta, **extra}
-    return from_mapping(data), run_id, meta
+    return from_mapping(data, plain=plain_json(body)), run_id, meta
 
 
 def _created(

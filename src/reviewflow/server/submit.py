@@ -11,16 +11,16 @@ works): the server's environment, with its secrets, is not the client's to read.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import interpolate, load_workflow_text, parse_yaml
+from ..config import interpolate, load_workflow_text
 from ..errors import SpecError
 from ..spec import WorkflowSpec, validate_spec
+from ..yamlsafe import TaskLines, _gc_paused
 from .context import ServerContext
 from .http import ApiError, spec_error
 from .review_run import BadParam, clone_url, repo_from_url, review_spec
@@ -44,28 +44,37 @@ def _text(body: bytes) -> str:
 
 def from_yaml(body: bytes) -> WorkflowSpec:
     """The workflow of a YAML body, parsed once (the loader refuses what UTF-8 cannot hold);
-    only an error about a task parses it again, to tell `tasks` from `on_failure`."""
+    an error about a task names its section and line from that one parse."""
     text = _text(body)
+    lines: TaskLines = {}
     try:
-        return load_workflow_text(text, file=BODY_FILE, env={})
+        return load_workflow_text(text, file=BODY_FILE, env={}, task_lines=lines)
     except SpecError as exc:
         data = None
-        if exc.task:
-            with contextlib.suppress(SpecError):
-                data = parse_yaml(text, file=BODY_FILE)
+        if exc.task in lines:
+            data = {lines[exc.task][0]: {exc.task: None}}  # tells tasks from on_failure
         raise spec_error(exc, data) from None
 
 
-def from_mapping(data: dict[str, Any]) -> WorkflowSpec:
-    """A workflow given as JSON: the same steps as a YAML file (interpolation, plugins)."""
+def plain_json(body: bytes) -> bool:
+    """A JSON body without backslashes or `$`: no escape can spell a surrogate or a `${VAR}`,
+    so neither check needs to walk the parsed data."""
+    return b"\\" not in body and b"$" not in body
+
+
+def from_mapping(data: dict[str, Any], *, plain: bool = False) -> WorkflowSpec:
+    """A workflow given as JSON: the same steps as a YAML file (interpolation, plugins).
+    `plain` (see `plain_json`): there is nothing to interpolate."""
     try:
-        data = interpolate(data, {})
-        plugins = data.get("plugins")
-        if isinstance(plugins, list):
-            data["plugins"] = [
-                str((Path.cwd() / p).resolve()) if isinstance(p, str) else p for p in plugins
-            ]
-        return validate_spec(data, file=BODY_FILE)
+        with _gc_paused():  # as for YAML: nothing built here is garbage until it ends
+            if not plain:
+                data = interpolate(data, {})
+            plugins = data.get("plugins")
+            if isinstance(plugins, list):
+                data["plugins"] = [
+                    str((Path.cwd() / p).resolve()) if isinstance(p, str) else p for p in plugins
+                ]
+            return validate_spec(data, file=BODY_FILE)
     except SpecError as exc:
         raise spec_error(exc, data) from None
     except RecursionError:
@@ -91,7 +100,8 @@ def parse_json(body: bytes) -> Any:
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:
         raise ApiError(422, f"invalid JSON: {exc}", "body") from None
-    _utf8_only(data, "JSON")
+    if not plain_json(body):
+        _utf8_only(data, "JSON")
     return data
 
 
