@@ -15,7 +15,7 @@ STATE_STYLES: dict[str, str] = {
     "succeeded": "fill:#dafbe1,stroke:#1a7f37,color:#044f1e",
     "failed": "fill:#ffebe9,stroke:#cf222e,color:#82071e",
     "cancelled": "fill:#f6f8fa,stroke:#57606a,color:#57606a",
-    "skipped": "fill:#f6f8fa,stroke:#8c959f,color:#8c959f,stroke-dasharray:4 3",
+    "skipped": "fill:#f6f8fa,stroke:#8c959f,color:#59636e,stroke-dasharray:4 3",
 }
 
 

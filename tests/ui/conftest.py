@@ -79,6 +79,8 @@ class Server:
 
     def __init__(self, cwd: Path, db: str) -> None:
         self.cwd = cwd
+        self.db = "sqlite"
+        self.db_target = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = cwd / "serve.log"
@@ -131,9 +133,13 @@ class Server:
                 self.proc.wait(10)
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    srv = Server(tmp_path, str(tmp_path / "rf.db"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """`reviewflow serve` on a SQLite file, then on a fresh PostgreSQL database (conftest's
+    pg_url: the tests' own PostgreSQL server): every page test runs on both."""
+    db = str(tmp_path / "rf.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    srv = Server(tmp_path, db)
+    srv.db = request.param
     yield srv
     srv.close()
 
@@ -155,7 +161,7 @@ def open_page(browser: Any, server: Server) -> Iterator[Callable[..., Any]]:
             lambda msg: errors.append(msg.text) if msg.type == "error" else None,
         )
         page.goto(f"{server.url}/#token={token}")
-        page.wait_for_selector("#runs-body")  # logged in: the runs page
+        page.wait_for_selector("#runs-body", state="attached")  # logged in: the runs page
         if path != "/":
             page.goto(server.url + path)
         return page
@@ -198,3 +204,59 @@ def save_screenshot(browser: Any, page: Any, name: str) -> Path:
         checker.close()
     assert colours > 8, f"{path} looks blank ({colours} colours)"
     return path
+
+
+EVIL = "<img src=x onerror=window.__xss=1>"
+
+# A stand-in for review.runner:summarize (importable by the server: it runs in tmp_path),
+# writing the three reports as a review does.
+SUMMARIZE = """
+import json, pathlib
+
+def summarize(ctx):
+    out = pathlib.Path(ctx.params["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    findings = [
+        {"check": "secrets", "severity": "error", "file": "app/EVIL.py", "line": 3,
+         "rule": "aws-key", "message": "EVIL an AWS key"},
+        {"check": "lint", "severity": "warning", "file": "app/x.py", "line": None,
+         "rule": "E501", "message": "line too long"},
+    ]
+    doc = {"verdict": "request_changes", "reasons": ["1 error finding (secrets)"],
+           "run_id": ctx.run_id, "template": "security",
+           "counts": {"error": 1, "warning": 1, "note": 0, "hidden": 0},
+           "checks": {"secrets": {"status": "failed", "summary": "1 secret", "findings": 1}},
+           "findings": findings}
+    (out / "report.json").write_text(json.dumps(doc))
+    (out / "report.md").write_text("# Review\\n\\nEVIL request changes\\n")
+    (out / "report.sarif").write_text(json.dumps({"version": "2.1.0", "runs": []}))
+    return {"verdict": "request_changes"}
+""".replace("EVIL", EVIL)
+
+
+def review_run(server: Server, out: Path) -> str:
+    (server.cwd / "uitasks.py").write_text(SUMMARIZE)
+    return server.submit(
+        {
+            "name": "review-security",
+            "tasks": {
+                "change": {"type": "shell", "run": ["true"]},
+                "secrets": {"type": "shell", "run": ["true"], "needs": ["change"]},
+                "summary": {
+                    "type": "python",
+                    "call": "uitasks:summarize",
+                    "needs": ["secrets"],
+                    "params": {"out": str(out)},
+                },
+            },
+        }
+    )
+
+
+def wait_for_end(server: Server, run_id: str) -> None:
+    """Until the run's event stream says it ended (the stream closes then)."""
+    with server.http.stream("GET", f"/runs/{run_id}/events/stream", timeout=120) as resp:
+        for line in resp.iter_lines():
+            if line.startswith("event: end"):
+                return
+    raise AssertionError(f"the stream of {run_id} closed without an end event")

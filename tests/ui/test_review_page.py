@@ -8,55 +8,9 @@ from typing import Any
 
 import pytest
 
-from conftest import Server, save_screenshot
+from conftest import EVIL, Server, review_run, save_screenshot, wait_for_end
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
-
-EVIL = "<img src=x onerror=window.__xss=1>"
-
-# A stand-in for review.runner:summarize (importable by the server: it runs in tmp_path),
-# writing the three reports as a review does.
-SUMMARIZE = """
-import json, pathlib
-
-def summarize(ctx):
-    out = pathlib.Path(ctx.params["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    findings = [
-        {"check": "secrets", "severity": "error", "file": "app/EVIL.py", "line": 3,
-         "rule": "aws-key", "message": "EVIL an AWS key"},
-        {"check": "lint", "severity": "warning", "file": "app/x.py", "line": None,
-         "rule": "E501", "message": "line too long"},
-    ]
-    doc = {"verdict": "request_changes", "reasons": ["1 error finding (secrets)"],
-           "run_id": ctx.run_id, "template": "security",
-           "counts": {"error": 1, "warning": 1, "note": 0, "hidden": 0},
-           "checks": {"secrets": {"status": "failed", "summary": "1 secret", "findings": 1}},
-           "findings": findings}
-    (out / "report.json").write_text(json.dumps(doc))
-    (out / "report.md").write_text("# Review\\n\\nEVIL request changes\\n")
-    (out / "report.sarif").write_text(json.dumps({"version": "2.1.0", "runs": []}))
-    return {"verdict": "request_changes"}
-""".replace("EVIL", EVIL)
-
-
-def review_run(server: Server, out: Path) -> str:
-    (server.cwd / "uitasks.py").write_text(SUMMARIZE)
-    return server.submit(
-        {
-            "name": "review-security",
-            "tasks": {
-                "change": {"type": "shell", "run": ["true"]},
-                "secrets": {"type": "shell", "run": ["true"], "needs": ["change"]},
-                "summary": {
-                    "type": "python",
-                    "call": "uitasks:summarize",
-                    "needs": ["secrets"],
-                    "params": {"out": str(out)},
-                },
-            },
-        }
-    )
 
 
 def test_review_run_shows_verdict_findings_and_reports(
@@ -82,7 +36,7 @@ def test_review_run_shows_verdict_findings_and_reports(
     expect(page.locator('#timeline li[data-task="summary"] .gantt-info')).to_contain_text(
         "succeeded"
     )
-    save_screenshot(browser, page, "review-run-page")
+    save_screenshot(browser, page, f"review-run-page-{server.db}")
     # the report link opens report.md as plain text (its markup is not rendered)
     links.nth(0).click()
     expect(page.locator("body")).to_contain_text(f"{EVIL} request changes")
@@ -123,15 +77,6 @@ def test_reports_are_served_only_from_the_runs_own_folder(server: Server, tmp_pa
     for bad in ("summary.md", "..%2Freport.md", "..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd"):
         assert http.get(f"/ui/runs/{run_id}/reports/{bad}").status_code in (404, 422), bad
     assert http.get(f"/ui/api/runs/{server_plain_run(server)}/review").json() == {"review": False}
-
-
-def wait_for_end(server: Server, run_id: str) -> None:
-    """Until the run's event stream says it ended (the stream closes then)."""
-    with server.http.stream("GET", f"/runs/{run_id}/events/stream", timeout=120) as resp:
-        for line in resp.iter_lines():
-            if line.startswith("event: end"):
-                return
-    raise AssertionError(f"the stream of {run_id} closed without an end event")
 
 
 def server_plain_run(server: Server) -> str:

@@ -60,7 +60,7 @@ def test_a_task_turns_green_without_a_reload_and_its_log_follows(
     assert fill == "#dafbe1"
     expect(page.locator(".attempts tbody tr")).to_have_count(1)
     expect(page.locator(".attempts tbody tr td").nth(5)).to_have_text("0")  # exit code
-    save_screenshot(browser, page, "run-page")
+    save_screenshot(browser, page, f"run-page-{server.db}")
 
 
 def _approval_run(server: Server) -> str:
@@ -101,7 +101,7 @@ def test_reject_needs_a_comment_and_fails_the_run(
     expect(row(page, "merge")).not_to_have_attribute("data-state", "succeeded")
     expect(page.locator("#task-body")).to_contain_text("<img src=x onerror=window.__xss=1>")
     assert page.evaluate("window.__xss") is None
-    save_screenshot(browser, page, "run-page-rejected")
+    save_screenshot(browser, page, f"run-page-rejected-{server.db}")
 
 
 def test_pause_resume_and_cancel_buttons(server: Server, open_page: Any, tmp_path: Path) -> None:

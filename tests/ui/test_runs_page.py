@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from conftest import WAIT_MS, Server, save_screenshot
-from reviewflow.store import RunRecord, SQLiteStore
+from reviewflow.store import RunRecord, open_store
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
 
-def seed(db: Path, n: int) -> None:
-    store = SQLiteStore(db)
+def seed(db: Path | str, n: int) -> None:
+    store = open_store(db)  # a SQLite file or the PostgreSQL database the server uses
     try:
         for i in range(n):
             store.create_run(
@@ -46,13 +46,13 @@ def shown(page: Any) -> list[str]:
 def test_filters_counts_and_pages_over_1000_runs(
     server: Server, open_page: Any, browser: Any, tmp_path: Path
 ) -> None:
-    seed(tmp_path / "rf.db", 1000)
+    seed(server.db_target, 1000)
     page = open_page("/")
     expect(page.locator("#counts")).to_contain_text("all: 1000")
     expect(page.locator("#counts")).to_contain_text("failed: 100")
     expect(page.locator("#runs-body tr")).to_have_count(50)
     assert shown(page)[0] == "seed-0999"
-    save_screenshot(browser, page, "runs-page")
+    save_screenshot(browser, page, f"runs-page-{server.db}")
 
     # every page once, newest first, to the end
     seen = shown(page)

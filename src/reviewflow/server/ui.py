@@ -16,10 +16,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Request
+from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..states import TaskState
 from .auth import SESSION_COOKIE, Session, Sessions, Token, can_read, same_origin, session_of
@@ -27,6 +28,7 @@ from .context import RunIdParam, ServerContext, blocking, context, load_run
 from .http import ApiError, Json
 from .runs import TaskName
 from .ui_graph import attempts_of, build_graph, state_styles
+from .ui_ops import RANGES, metrics_doc, workers_doc
 from .ui_review import REPORTS, NoReport, own_folder, read_report, review_doc
 from .ui_timeline import task_events, task_row, timeline
 
@@ -50,18 +52,31 @@ Reader = Annotated[Token, Depends(can_read)]
 RunId = Annotated[str, RunIdParam]
 
 
-class SecurityHeaders(BaseHTTPMiddleware):
-    """CSP and friends on the dashboard's pages and files (the JSON API keeps its headers)."""
+class SecurityHeaders:
+    """CSP and friends on the dashboard's pages and files (the JSON API keeps its headers).
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        response = await call_next(request)
-        path = request.url.path
-        if path == "/" or path.startswith("/ui/"):
-            for key, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(key, value)
-            if not path.startswith("/ui/static/"):
-                response.headers.setdefault("Cache-Control", "no-store")
-        return response
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware would pass every response of the
+    app, the runs' event streams included, through an extra task and memory stream."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not (path == "/" or path.startswith("/ui/")):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for key, value in SECURITY_HEADERS.items():
+                    headers.setdefault(key, value)
+                if not path.startswith("/ui/static/"):
+                    headers.setdefault("Cache-Control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _templates() -> Any:
@@ -89,12 +104,39 @@ def _page(request: Request, name: str, **values: Any) -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def runs_page(request: Request) -> HTMLResponse:
-    return _page(request, "runs.html")
+    return _page(request, "runs.html", page="runs")
+
+
+@router.get("/ui/workers", response_class=HTMLResponse)
+def workers_page(request: Request) -> HTMLResponse:
+    return _page(request, "workers.html", page="workers")
+
+
+@router.get("/ui/metrics", response_class=HTMLResponse)
+def metrics_page(request: Request) -> HTMLResponse:
+    return _page(request, "metrics.html", page="metrics", ranges=list(RANGES))
+
+
+@router.get("/ui/api/workers")
+async def workers_api(ctx: Ctx, _: Reader) -> Json:
+    """Live (and recently lost) workers of a PostgreSQL database, with their running tasks."""
+    return Json(await blocking(workers_doc, ctx.store))
+
+
+@router.get("/ui/api/metrics")
+async def metrics_api(
+    ctx: Ctx,
+    _: Reader,
+    range: Annotated[Literal["1h", "6h", "24h", "7d"], Query()] = "1h",
+    workflow: Annotated[str | None, Query(max_length=200)] = None,
+) -> Json:
+    """Time-bucketed task and run metrics computed in the database (ui_ops.metrics_doc)."""
+    return Json(await blocking(metrics_doc, ctx.store, range, workflow or None))
 
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
 def run_page(request: Request, run_id: RunId) -> HTMLResponse:
-    return _page(request, "run.html", run_id=run_id)
+    return _page(request, "run.html", run_id=run_id, page="runs")
 
 
 @router.post("/ui/login", status_code=204)

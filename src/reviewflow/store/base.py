@@ -174,7 +174,8 @@ class Store(Protocol):
         """Most recent runs first."""
 
     def find_runs(self, where: RunFilter, limit: int = 20) -> list[RunRecord]:
-        """Runs matching `where`, newest first (created_at, then run_id, descending)."""
+        """Runs matching `where`, newest first (created_at, then run_id, descending), without
+        their spec (`spec` may be ''; get_run has it)."""
 
     def count_runs(self, where: RunFilter) -> dict[str, int]:
         """How many runs match `where` (its state and page position ignored), by state."""

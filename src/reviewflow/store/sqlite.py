@@ -44,6 +44,11 @@ _RUN_SELECT = (
 )
 """Run rows with their spec: from run_specs (runs.spec is '' there), or runs.spec for runs stored
 before run_specs existed."""
+_RUN_LIST = (
+    "SELECT run_id, workflow, state, '', meta, created_at, started_at, finished_at, error,"
+    " owner, lease_until, request FROM runs"
+)
+"""Run rows without their spec (find_runs: a list polled every 2 s has no use for 50 specs)."""
 _TASK_SELECT = "SELECT run_id, name, " + ", ".join(TASK_COLUMNS) + " FROM tasks"
 _TASK_UPDATE = (
     "UPDATE tasks SET "
@@ -219,7 +224,7 @@ class SQLiteStore:
 
     def find_runs(self, where: RunFilter, limit: int = 20) -> list[RunRecord]:
         sql, args = _run_where(where, with_state=True)
-        sql = _RUN_SELECT + sql + " ORDER BY created_at DESC, run_id DESC LIMIT ?"
+        sql = _RUN_LIST + sql + " ORDER BY created_at DESC, run_id DESC LIMIT ?"
 
         def find() -> list[RunRecord]:
             rows = self._conn.execute(sql, (*args, limit)).fetchall()
