@@ -251,3 +251,51 @@ def test_tree_state_sees_uncommitted_and_untracked_files(tmp_path: Path) -> None
     commit(root, "now committed")
     # The same content committed or not hashes alike: git's blob ids.
     assert tree_state(root).blobs == dirty.blobs
+
+
+def test_what_each_key_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gitrepo import branch_with
+
+    from reviewflow.review.cache import check_key
+    from reviewflow.review.findings import CheckResult
+
+    root = make_repo(tmp_path / "r", {"README.md": "# r\n", "a.py": "x = 1\n"})
+    change = branch_with(root, {"a.py": "x = 2\n"})
+
+    def key(uses: str, options: dict[str, object] | None = None, **upstream: CheckResult) -> str:
+        found = check_key(
+            task=uses,
+            uses=uses,
+            options=options or {},
+            change=change,
+            upstream=upstream,
+            state=tree_state(root),
+            tools="t",
+        )
+        assert found is not None
+        return found.key
+
+    # Never reused: a plugin, the dependency audit, timings.
+    for uses in ("licence", "dependencies", "performance"):
+        assert (
+            check_key(
+                task=uses,
+                uses=uses,
+                options={},
+                change=change,
+                upstream={},
+                state=tree_state(root),
+                tools="t",
+            )
+            is None
+        )
+    lint, tests = key("lint"), key("tests")
+    assert key("lint", {"select": ["E"]}) != lint
+    syntax = CheckResult(check="syntax", summary="ok")
+    reused = CheckResult(check="syntax", summary="ok", cached={"run": "earlier"})
+    assert key("lint", syntax=syntax) == key("lint", syntax=reused) != lint
+    write(root, {"README.md": "# r, edited\n"})  # not a file lint reads; the tests might
+    edited = key("tests")
+    assert key("lint") == lint and edited != tests
+    monkeypatch.setenv("REVIEWFLOW_SOME_SETTING", "1")  # the suite reads the environment
+    assert key("tests") != edited and key("lint") == lint

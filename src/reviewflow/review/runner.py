@@ -22,6 +22,7 @@ from ..plugins import load_plugin_folders
 from ..statedir import make_dirs
 from .builder import APPROVAL_TASK, CHANGE_TASK, SUMMARY_TASK, VERDICT_TASK
 from .cache import (
+    POLICIES,
     CacheConfig,
     CheckKey,
     FileCache,
@@ -203,7 +204,7 @@ class _CachePlan:
         if not isinstance(params, dict):
             return None
         config = CacheConfig.model_validate(params.get("config") or {})
-        if not config.enabled:
+        if not config.enabled or ctx.params["check"] not in POLICIES:
             return None
         try:
             state = tree_state(Path(change.root), params.get("exclude") or ())
