@@ -99,7 +99,10 @@ def test_a_run_without_notifications_writes_no_row(store: Store, make_engine) ->
 # ------------------------------------------------------------------ claim and finish rules
 
 
-def test_claims_lease_retry_lost_claims_and_giving_up(store: Store) -> None:
+def test_claims_lease_retry_lost_claims_and_giving_up(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(outbox.RETRY_BASE_ENV, "600")  # k1's retry is not due by itself
     items = [
         outbox.OutboxItem("webhook", "k1", {"event": "run_finished"}, run_id=None),
         outbox.OutboxItem("webhook", "k2", {"event": "run_failed"}, retry_for=0.0),
@@ -167,6 +170,27 @@ def test_receiver_fails_hangs_and_recovers_nothing_lost(store: Store, make_engin
     assert set(bodies) == wanted
     attempts = {r.delivery_id: r.attempts for r in store.list_outbox()}
     assert sum(attempts.values()) == len(requests)
+
+
+def test_two_deliverers_never_send_one_notification_twice(stores) -> None:
+    first, second = stores.main, stores.second_handle()
+    with Receiver(secret=SECRET) as receiver:
+        target = _hook(receiver.url, timeout=30)  # no attempt times out on a busy machine
+        items = [
+            outbox.OutboxItem("webhook", f"k{i}", {"event": "run_finished"}, target=target)
+            for i in range(30)
+        ]
+        assert first.enqueue(items) == 30
+        deliverers = [Deliverer(first).start(), Deliverer(second).start()]
+        try:
+            assert receiver.wait_for(lambda reqs: len(reqs) >= 30)
+            assert _wait(lambda: _all_delivered(first))
+        finally:
+            for d in deliverers:
+                d.stop()
+        ids = [r.delivery_id for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 30  # the receiver never failed: no retry, no duplicate
+    assert {r.attempts for r in first.list_outbox()} == {1}
 
 
 def test_a_down_target_neither_fails_nor_slows_the_run(store: Store, make_engine) -> None:

@@ -17,11 +17,12 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from ..executors.python import DaemonThreads
 from ..logs import log
 from ..store.outbox import DELIVERED, OutboxRecord
 
@@ -33,6 +34,9 @@ LEASE = 120.0
 POLL = 1.0
 """Seconds between looks at the outbox when nothing woke the deliverer."""
 SENDERS_AT_ONCE = 4
+_senders = DaemonThreads()
+"""Threads that send, shared by the process's deliverers (daemons: a send that hangs until its
+timeout never keeps a finished `reviewflow run` from exiting; idle ones are reused)."""
 DRAIN = 5.0
 """Seconds a process that executed a run waits, at most, for its due notifications to go out
 before it exits (what is not out by then is delivered by the next deliverer)."""
@@ -61,7 +65,6 @@ class Deliverer:
         self._busy = 0
         self._idle = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="reviewflow-notify")
         self._client: httpx.Client | None = None  # made by the first send (httpx loads slowly)
         self._client_lock = threading.Lock()
 
@@ -90,7 +93,6 @@ class Deliverer:
             self.store.outbox_waker = None
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._pool.shutdown(wait=False, cancel_futures=True)
         if self._client is not None:
             self._client.close()
 
@@ -150,7 +152,7 @@ class Deliverer:
         for record in records:
             with self._idle:
                 self._busy += 1
-            self._pool.submit(self._send, record)
+            _senders.submit(partial(self._send, record))
         return len(records)
 
     def _http(self) -> httpx.Client:
@@ -199,7 +201,7 @@ class Deliverer:
                     state=state,
                     error=error,
                 )
-        except StoreError as exc:  # the lease ends, another look delivers it again
+        except Exception as exc:  # store down or closed: the lease ends, another deliverer retries
             log.warning("outbox.finish_failed", delivery_id=record.delivery_id, error=str(exc))
         finally:
             with self._idle:
