@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -281,6 +282,62 @@ class TaskDefaults(BaseModel):
     env: Env = Field(default_factory=dict)
 
 
+class ScheduleSpec(BaseModel):
+    """One entry of `schedules:`: when runs of the workflow start by themselves (cadence.py)."""
+
+    model_config = _MODEL
+
+    name: Annotated[str, Field(max_length=100, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")] | None = (
+        None
+    )
+    """The schedule's id (default: the workflow's name, `-2`, `-3`… for the next entries)."""
+    cron: str | None = None
+    interval: Duration | None = None
+    timezone: str = "UTC"
+    catchup: Literal["skip", "one", "all"] = "one"
+    jitter: Duration = 0.0
+    meta: dict[
+        Annotated[str, Field(min_length=1, max_length=100)], Annotated[str, Field(max_length=1000)]
+    ] = Field(default_factory=dict)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        from .cadence import check_cron
+
+        return None if value is None else check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from .cadence import zone
+
+        zone(value)
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, value: float | None) -> float | None:
+        from .cadence import MIN_INTERVAL
+
+        if value is not None and value < MIN_INTERVAL:
+            raise ValueError(f"interval must be at least {MIN_INTERVAL:g} s")
+        return value
+
+    @model_validator(mode="after")
+    def _one_cadence(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.interval is None):
+            raise ValueError("give exactly one of cron and interval")
+        if self.jitter < 0:
+            raise ValueError("jitter must not be negative")
+        return self
+
+    def cadence(self) -> Any:
+        from .cadence import Cadence
+
+        return Cadence(self.cron, self.interval, self.timezone)
+
+
 class WorkflowSpec(BaseModel):
     """A validated workflow: a named DAG of tasks plus run-wide policies."""
 
@@ -301,6 +358,8 @@ class WorkflowSpec(BaseModel):
     """Folders of plugin modules providing task types (paths relative to the workflow file)."""
     tasks: dict[str, TaskSpec]
     on_failure: dict[str, TaskSpec] = Field(default_factory=dict)
+    schedules: list[ScheduleSpec] = Field(default_factory=list, max_length=100)
+    """When runs start by themselves, once registered (`reviewflow schedule add FILE`)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ApprovalDecided, LeaseLost, RunNotFound, StoreError
 from . import outbox
@@ -20,9 +21,12 @@ from .base import (
     RunRecord,
     TaskRecord,
 )
+from .schedules import ScheduleMethods
+
+_T = TypeVar("_T")
 
 
-class MemoryStore:
+class MemoryStore(ScheduleMethods):
     """Holds everything in dicts; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -38,6 +42,7 @@ class MemoryStore:
         self._sources: dict[str, dict[str, str]] = {}
         self._outbox: dict[int, outbox.OutboxRecord] = {}
         self._outbox_keys: set[str] = set()
+        self._schedules_db: sqlite3.Connection | None = None  # made when first used
         self.outbox_defaults: dict[str, Any] = {}
         self.outbox_waker: Callable[[], None] | None = None
 
@@ -296,6 +301,27 @@ class MemoryStore:
         with self._lock:
             due = [r.next_at for r in self._outbox.values() if r.state == outbox.PENDING]
             return min(due) if due else None
+
+    def _schedules_tx(self, fn: Callable[[Any], _T]) -> _T:
+        """Schedules live in a private in-memory SQLite: the same SQL as the durable stores."""
+        from importlib.resources import files
+
+        with self._lock:
+            if self._schedules_db is None:
+                db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+                schema = files("reviewflow.store").joinpath("schema.sql").read_text()
+                start = schema.index("CREATE TABLE IF NOT EXISTS schedules")
+                db.executescript(schema[start:])
+                self._schedules_db = db
+            db = self._schedules_db
+            db.execute("BEGIN")
+            try:
+                result = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return result
 
     def close(self) -> None:
         pass

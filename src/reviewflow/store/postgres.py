@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
@@ -48,7 +48,10 @@ from .base import (
     RunRecord,
     TaskRecord,
 )
+from .schedules import ScheduleMethods
 from .sql import query
+
+_T = TypeVar("_T")
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
@@ -143,7 +146,7 @@ def connect(url: str) -> psycopg.Connection:
         return psycopg.connect(url, **_connect_options(url))
 
 
-class PostgresStore:
+class PostgresStore(ScheduleMethods):
     """A Store on a PostgreSQL database; an empty database gets the schema on first use."""
 
     def __init__(self, url: str, *, min_size: int = POOL_MIN, max_size: int = POOL_MAX) -> None:
@@ -386,6 +389,12 @@ class PostgresStore:
     def notify_extra(self) -> dict[str, Any]:
         """What a new run's notify config gets besides its spec's targets."""
         return {"db": self.where, **self.outbox_defaults}
+
+    _schedules_pg = True
+
+    def _schedules_tx(self, fn: Callable[[Any], _T]) -> _T:
+        with self._session() as conn, conn.transaction():
+            return fn(conn)
 
     def _wake(self, added: int) -> None:
         if added and self.outbox_waker is not None:

@@ -99,3 +99,24 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS outbox_run ON outbox (run_id);
+
+-- Schedules (reviewflow.schedules): when runs of a stored workflow start by themselves. A slot's
+-- run has an id derived from the schedule and the slot, so the runs table's primary key makes a
+-- slot fire at most once whoever fires it; the lease spreads the work among schedulers.
+CREATE TABLE IF NOT EXISTS schedules (
+    id          text PRIMARY KEY,
+    workflow    text NOT NULL,
+    spec        text NOT NULL,
+    cadence     text NOT NULL,
+    paused      integer NOT NULL DEFAULT 0,
+    next_slot   REAL NOT NULL,
+    next_fire   REAL NOT NULL,
+    last_slot   REAL,
+    last_run    text,
+    fired       integer NOT NULL DEFAULT 0,
+    lease_owner text,
+    lease_until REAL,
+    created_at  REAL NOT NULL,
+    updated_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_fire) WHERE paused = 0;

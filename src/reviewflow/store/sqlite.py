@@ -32,6 +32,7 @@ from .base import (
     RunRecord,
     TaskRecord,
 )
+from .schedules import ScheduleMethods
 
 SCHEMA_VERSION = 1
 LOCK_WAIT_SECONDS = 120.0
@@ -106,7 +107,7 @@ def _run_from_row(row: tuple) -> RunRecord:  # type: ignore[type-arg]
     )
 
 
-class SQLiteStore:
+class SQLiteStore(ScheduleMethods):
     """A Store on a SQLite file (created with its directory if missing)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -401,6 +402,18 @@ class SQLiteStore:
         record = self._retrying(decide)
         self._wake(added[0])
         return record
+
+    # ------------------------------------------------------------------ schedules
+
+    def _schedules_tx(self, fn: Callable[[Any], _T]) -> _T:
+        def run() -> _T:
+            with self._transaction() as conn:
+                return fn(conn)
+
+        return self._retrying(run)
+
+    def _schedules_read(self, fn: Callable[[Any], _T]) -> _T:
+        return self._retrying(lambda: fn(self._conn))
 
     # ------------------------------------------------------------------ outbox
 

@@ -1,6 +1,6 @@
 -- The PostgreSQL schema in one go, for an empty database.
--- version: 4
--- It must equal migrations 0001..0004 applied one by one (tests/integration/
+-- version: 5
+-- It must equal migrations 0001..0005 applied one by one (tests/integration/
 -- test_postgres_store.py diffs the two): add a migration AND change this file, then bump the
 -- version above. Column order matters (ALTER TABLE ... ADD COLUMN appends).
 CREATE TABLE runs (
@@ -136,3 +136,24 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_at) WHERE state = 'pending';
 CREATE INDEX outbox_run ON outbox (run_id);
+
+-- Schedules (reviewflow.schedules): when runs of a stored workflow start by themselves. A slot's
+-- run has an id derived from the schedule and the slot, so the runs table's primary key makes a
+-- slot fire at most once whoever fires it; the lease spreads the work among schedulers.
+CREATE TABLE schedules (
+    id          text PRIMARY KEY,
+    workflow    text NOT NULL,
+    spec        text NOT NULL,
+    cadence     text NOT NULL,
+    paused      integer NOT NULL DEFAULT 0,
+    next_slot   double precision NOT NULL,
+    next_fire   double precision NOT NULL,
+    last_slot   double precision,
+    last_run    text,
+    fired       integer NOT NULL DEFAULT 0,
+    lease_owner text,
+    lease_until double precision,
+    created_at  double precision NOT NULL,
+    updated_at  double precision NOT NULL
+);
+CREATE INDEX schedules_due ON schedules (next_fire) WHERE paused = 0;

@@ -1,0 +1,258 @@
+"""Schedules: runs of a stored workflow that start by themselves, exactly once per slot.
+
+A workflow's `schedules:` (or `reviewflow schedule add`) become rows of the store's schedules
+table (store/schedules.py). Any number of processes fire them — `reviewflow serve`, workers,
+`reviewflow scheduler --db DB` — each running a `Scheduler`: it claims the due rows (a lease: two
+schedulers never work on one row at once), plans the slots to fire (cadence.py: cron or interval,
+time zone and DST, catchup after downtime, jitter) and submits one run per slot. The run id is
+`<schedule>.<slot>` (e.g. `nightly.20261202T030000Z`), so the runs table's primary key keeps a
+slot to one run even when a scheduler dies between the submit and the advance and another fires
+the slot again; the run's `meta` carries `schedule` and `slot` (ISO 8601, UTC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .cadence import Cadence, jitter_offset, plan, slot_id, slot_text
+from .errors import ReviewflowError
+from .logs import log
+from .spec import ScheduleSpec, WorkflowSpec
+from .store.schedules import ScheduleRecord
+
+LEASE = 30.0
+"""Seconds a claimed schedule is held; a scheduler that died leaves it due again after this."""
+POLL = 1.0
+"""Longest sleep between passes: schedules added by other processes are seen within this."""
+BATCH = 200
+"""Schedules claimed per pass."""
+
+Submit = Callable[[WorkflowSpec, str, dict[str, str]], tuple[str, bool]]
+"""Stores a run (spec, run id, meta) and says whether it was new: (run_id, created)."""
+
+
+@dataclass(frozen=True)
+class Fired:
+    """A slot fired: the run it made (created False: the slot's run existed already)."""
+
+    schedule: str
+    slot: float
+    run_id: str
+    created: bool
+    late: float  # seconds between the slot's firing time (slot + jitter) and its run stored
+
+
+class ScheduleError(ReviewflowError):
+    """A schedule command could not be done (unknown schedule, bad workflow); one line."""
+
+
+def run_id_of(schedule_id: str, slot: float) -> str:
+    return f"{schedule_id}.{slot_id(slot)}"
+
+
+def entries(spec: WorkflowSpec) -> list[tuple[str, ScheduleSpec]]:
+    """The workflow's schedules with their ids: `name`, else the workflow's name, `-2`, `-3`…"""
+    out: list[tuple[str, ScheduleSpec]] = []
+    for i, entry in enumerate(spec.schedules):
+        out.append((entry.name or (spec.name if i == 0 else f"{spec.name}-{i + 1}"), entry))
+    ids = [i for i, _ in out]
+    if len(set(ids)) != len(ids):
+        raise ScheduleError(f"workflow {spec.name}: two schedules have the same name")
+    return out
+
+
+def record(
+    schedule_id: str, spec: WorkflowSpec, entry: ScheduleSpec, now: float, paused: bool = False
+) -> ScheduleRecord:
+    """A new schedule row: its first slot is the first after `now`."""
+    first = entry.cadence().next_after(now)
+    return ScheduleRecord(
+        id=schedule_id,
+        workflow=spec.name,
+        spec=spec.model_dump_json(exclude={"schedules"}),
+        cadence=entry.model_dump_json(),
+        paused=paused,
+        next_slot=first,
+        next_fire=first + jitter_offset(schedule_id, first, entry.jitter),
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def register(store: Any, spec: WorkflowSpec, *, now: float | None = None) -> list[ScheduleRecord]:
+    """Add (or replace) the schedules of `spec` in the store; returns their rows."""
+    now = time.time() if now is None else now
+    rows = [record(sid, spec, entry, now) for sid, entry in entries(spec)]
+    for row in rows:
+        store.put_schedule(row)
+    return rows
+
+
+def set_paused(store: Any, schedule_id: str, paused: bool, now: float | None = None) -> bool:
+    """Pause, or resume from the first slot after now (slots missed while paused stay missed);
+    False if no such schedule."""
+    now = time.time() if now is None else now
+    rec = store.get_schedule(schedule_id)
+    if rec is None:
+        return False
+    entry = ScheduleSpec.model_validate_json(rec.cadence)
+    next_slot = rec.next_slot if paused else entry.cadence().next_after(now)
+    next_fire = next_slot + jitter_offset(schedule_id, next_slot, entry.jitter)
+    return bool(store.pause_schedule(schedule_id, paused, next_slot, next_fire, now))
+
+
+class Scheduler:
+    """Fires the due schedules of one store; one per process, any number per database."""
+
+    def __init__(
+        self,
+        store: Any,
+        submit: Submit,
+        *,
+        owner: str | None = None,
+        clock: Callable[[], float] = time.time,
+        lease: float = LEASE,
+        batch: int = BATCH,
+    ) -> None:
+        self.store = store
+        self.submit = submit
+        self.owner = (
+            owner or f"scheduler-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
+        self.clock = clock
+        self.lease = lease
+        self.batch = batch
+        self._specs: dict[tuple[str, float], tuple[WorkflowSpec, ScheduleSpec]] = {}
+
+    def tick(self) -> list[Fired]:
+        """One pass: claim what is due, fire its slots, move each schedule on."""
+        now = self.clock()
+        fired: list[Fired] = []
+        for rec in self.store.claim_schedules(self.owner, now, self.lease, self.batch):
+            try:
+                fired.extend(self._fire(rec, now))
+            except ReviewflowError as exc:  # the store failed: the lease hands it on
+                log.warning("schedule.fire_failed", schedule=rec.id, error=str(exc))
+        return fired
+
+    def _parsed(self, rec: ScheduleRecord) -> tuple[WorkflowSpec, ScheduleSpec]:
+        key = (rec.id, rec.updated_at)
+        held = self._specs.get(key)
+        if held is None:
+            from .spec import validate_spec
+
+            spec = validate_spec(json.loads(rec.spec))
+            held = self._specs[key] = (spec, ScheduleSpec.model_validate_json(rec.cadence))
+            if len(self._specs) > 4 * self.batch:
+                self._specs.clear()
+                self._specs[key] = held
+        return held
+
+    def _fire(self, rec: ScheduleRecord, now: float) -> list[Fired]:
+        try:
+            spec, entry = self._parsed(rec)
+        except (ValueError, ReviewflowError) as exc:
+            # A stored workflow this version cannot read: skip its slots, say so, go on.
+            log.error("schedule.unreadable", schedule=rec.id, error=str(exc).splitlines()[0])
+            cadence = Cadence(interval=3600.0)
+            nxt = cadence.next_after(now)
+            self.store.advance_schedule(rec, self.owner, nxt, nxt, None, None, 0, now)
+            return []
+        cadence = entry.cadence()
+        offset = lambda slot: jitter_offset(rec.id, slot, entry.jitter)  # noqa: E731
+        if rec.next_slot + offset(rec.next_slot) > now:  # jitter: not yet
+            first = rec.next_slot
+            self.store.advance_schedule(
+                rec, self.owner, first, first + offset(first), None, None, 0, now
+            )
+            return []
+        todo = plan(cadence, entry.catchup, rec.next_slot, now)
+        if todo.skipped:
+            log.info("schedule.missed", schedule=rec.id, slots=todo.skipped, catchup=entry.catchup)
+        fired: list[Fired] = []
+        for slot in todo.fire:
+            run_id = run_id_of(rec.id, slot)
+            meta = {**entry.meta, "schedule": rec.id, "slot": slot_text(slot)}
+            rid, created = self.submit(spec, run_id, meta)
+            late = self.clock() - (slot + offset(slot))
+            fired.append(Fired(rec.id, slot, rid, created, late))
+            log.info(
+                "schedule.fired",
+                schedule=rec.id,
+                slot=meta["slot"],
+                run_id=rid,
+                created=created,
+                late_ms=round(late * 1000, 1),
+            )
+        last = todo.fire[-1] if todo.fire else None
+        self.store.advance_schedule(
+            rec,
+            self.owner,
+            todo.next_slot,
+            todo.next_slot + offset(todo.next_slot),
+            last,
+            run_id_of(rec.id, last) if last is not None else None,
+            sum(1 for f in fired if f.created),
+            now,
+        )
+        return fired
+
+    def wait_time(self) -> float:
+        """Seconds until the next pass is worth doing (at most POLL)."""
+        due = self.store.next_schedule_fire()
+        if due is None:
+            return POLL
+        return max(0.0, min(POLL, due - self.clock()))
+
+    def run(self, stop: threading.Event, on_fired: Callable[[Fired], None] | None = None) -> None:
+        """Pass after pass until `stop` is set (a thread's body)."""
+        while not stop.is_set():
+            try:
+                for f in self.tick():
+                    if on_fired is not None:
+                        on_fired(f)
+                wait = self.wait_time()
+            except ReviewflowError as exc:
+                log.warning("schedule.pass_failed", error=str(exc))
+                wait = POLL
+            stop.wait(wait)
+
+    def start(
+        self, on_fired: Callable[[Fired], None] | None = None
+    ) -> tuple[threading.Thread, threading.Event]:
+        """Run in a daemon thread; set the returned event to stop it."""
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self.run, args=(stop, on_fired), name="reviewflow-scheduler", daemon=True
+        )
+        thread.start()
+        return thread, stop
+
+
+async def run_async(
+    scheduler: Scheduler, stop: asyncio.Event, on_created: Callable[[str], None]
+) -> None:
+    """The scheduler on an event loop: passes on a thread, `on_created(run_id)` on the loop
+    for every new run (the server and `reviewflow scheduler` start executing it there)."""
+    while not stop.is_set():
+        try:
+            fired = await asyncio.to_thread(scheduler.tick)
+            for f in fired:
+                if f.created:
+                    on_created(f.run_id)
+            wait = await asyncio.to_thread(scheduler.wait_time)
+        except ReviewflowError as exc:
+            log.warning("schedule.pass_failed", error=str(exc))
+            wait = POLL
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=wait)
