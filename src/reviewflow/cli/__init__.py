@@ -26,6 +26,7 @@ from . import github  # noqa: F401  (the github group)
 from . import server  # noqa: F401  (serve)
 from . import ui  # noqa: F401  (ui)
 from . import notifications  # noqa: F401  (notifications)
+from . import schedule  # noqa: F401  (the schedule group, scheduler)
 
 # isort: on
 from .common import EXIT_BAD_INPUT, app, err

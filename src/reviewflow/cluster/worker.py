@@ -85,8 +85,10 @@ class Worker:
         grace: float = DEFAULT_GRACE,
         max_lost_attempts: int = DEFAULT_MAX_LOST_ATTEMPTS,
         runs_dir: str | Path = DEFAULT_RUNS_DIR,
+        schedules: bool = True,
     ) -> None:
         self.store = store
+        self.schedules = schedules  # fire the database's schedules too (reviewflow.schedules)
         self.name = name or f"{socket.gethostname()}-{os.getpid()}"
         self.concurrency = concurrency
         self.cluster = Cluster(store, lease_ttl=lease_ttl, max_lost_attempts=max_lost_attempts)
@@ -146,9 +148,13 @@ class Worker:
             asyncio.ensure_future(self._maintenance()),
         ]
         deliverer = Deliverer(self.store).start()  # notifications of any run, on its threads
+        firing = self._fire_schedules()
         try:
             await self._main()
         finally:
+            if firing is not None:
+                firing[1].set()
+                await asyncio.to_thread(firing[0].join, 10)
             await asyncio.to_thread(deliverer.stop)
             for task in upkeep:
                 task.cancel()
@@ -161,6 +167,17 @@ class Worker:
             self._hot.shutdown(wait=False)
             self._cold.shutdown(wait=False)
             log.info("worker.stop", worker=self.name, completed=self.completed)
+
+    def _fire_schedules(self) -> tuple[threading.Thread, threading.Event] | None:
+        """A scheduler thread: the runs of due slots are queued here like any submitted run."""
+        if not self.schedules:
+            return None
+        from ..schedules import Scheduler
+
+        def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
+            return self.cluster.submit(spec, run_id=run_id, meta=meta)
+
+        return Scheduler(self.store, submit, owner=f"{self.name}-schedules").start()
 
     # ------------------------------------------------------------------ the loop
 

@@ -92,6 +92,7 @@ def create_app(
     public_url: str | None = None,
     github_post_back: bool | None = None,
     github_api_url: str | None = None,
+    schedules: bool = True,
 ) -> FastAPI:
     """The API over `store`. `tokens`: entries `TOKEN` / `ro:TOKEN` (or parsed Tokens).
 
@@ -109,6 +110,8 @@ def create_app(
     run, PR comment) when `github_post_back` is true — by default when GitHub credentials are
     in the environment (GITHUB_TOKEN or a GitHub App); `public_url` (this server as users reach
     it) makes the check's Details link point at the run's page.
+    With `schedules`, the server fires the store's schedules (reviewflow.schedules), like any
+    other scheduler sharing the database: each slot starts one run.
     """
     if not isinstance(tokens, TokenSet):
         items = list(tokens)
@@ -160,9 +163,24 @@ def create_app(
             follower = asyncio.ensure_future(_follow_events(store, metrics))
         log.info("server.start", execute=execute)
         deliverer = Deliverer(store).start()
+        stop_schedules = asyncio.Event()
+        firing = None
+        if schedules:
+            from ..schedules import Scheduler, run_async
+
+            def store_run(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
+                return ctx.store_run(spec, run_id=run_id, meta=meta)
+
+            firing = asyncio.ensure_future(
+                run_async(Scheduler(store, store_run), stop_schedules, ctx.spawn)
+            )
         try:
             yield
         finally:
+            stop_schedules.set()
+            if firing is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(firing, 10)
             deliverer.stop()
             if follower is not None:
                 follower.cancel()

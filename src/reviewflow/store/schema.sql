@@ -102,7 +102,7 @@ CREATE INDEX IF NOT EXISTS outbox_run ON outbox (run_id);
 
 -- Schedules (reviewflow.schedules): when runs of a stored workflow start by themselves. A slot's
 -- run has an id derived from the schedule and the slot, so the runs table's primary key makes a
--- slot fire at most once whoever fires it; the lease spreads the work among schedulers.
+-- slot fire at most once whoever fires it, and the lease spreads the work among schedulers.
 CREATE TABLE IF NOT EXISTS schedules (
     id          text PRIMARY KEY,
     workflow    text NOT NULL,

@@ -1,0 +1,285 @@
+"""Schedules on every store: one run per slot whoever fires it, catchup after downtime, a
+scheduler that dies mid-pass, pause/resume/remove; the scheduler in real processes on PostgreSQL
+and SQLite (reviewflow scheduler, serve)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import Stores
+from reviewflow.cadence import slot_text
+from reviewflow.engine import Engine
+from reviewflow.schedules import Scheduler, register, run_id_of, set_paused
+from reviewflow.spec import validate_spec
+from reviewflow.store.base import Store
+
+T0 = 1_800_000_000.0  # a round instant: multiples of 1, 2, 10 and 60 s
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def workflow(*schedules: dict[str, Any], name: str = "tick") -> Any:
+    return validate_spec(
+        {
+            "name": name,
+            "tasks": {"noop": {"type": "shell", "run": ["true"]}},
+            "schedules": list(schedules),
+        }
+    )
+
+
+def submitter(store: Store) -> Any:
+    engine = Engine(store)
+
+    def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
+        return engine.submit(spec, run_id=run_id, meta=meta)
+
+    return submit
+
+
+def scheduled_runs(store: Store, schedule: str) -> list[Any]:
+    return [r for r in store.list_runs(limit=10_000) if r.meta.get("schedule") == schedule]
+
+
+def test_each_slot_fires_once_with_its_id_and_meta(store: Store) -> None:
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "2s", "meta": {"team": "web"}}), now=clock.now)
+    sched = Scheduler(store, submitter(store), clock=clock)
+    assert sched.tick() == []  # first slot is T0
+    clock.now = T0 + 0.01
+    (fired,) = sched.tick()
+    assert fired.run_id == run_id_of("tick", T0) == "tick.20270115T080000Z"
+    assert fired.created and fired.late == pytest.approx(0.01)
+    assert sched.tick() == []  # the same slot never again
+    run = store.get_run(fired.run_id)
+    assert run is not None
+    assert run.meta == {"team": "web", "schedule": "tick", "slot": slot_text(T0)}
+    clock.now = T0 + 2.0
+    assert [f.slot for f in sched.tick()] == [T0 + 2]
+    row = store.get_schedule("tick")
+    assert row is not None and row.fired == 2 and row.last_run == run_id_of("tick", T0 + 2)
+    assert row.next_slot == T0 + 4
+
+
+@pytest.mark.parametrize(("catchup", "expected"), [("all", 5), ("one", 1), ("skip", 0)])
+def test_catchup_decides_what_downtime_becomes(store: Store, catchup: str, expected: int) -> None:
+    clock = Clock(T0 - 1)
+    register(store, workflow({"interval": "10s", "catchup": catchup}), now=clock.now)
+    clock.now = T0 + 45.0  # down from T0 to T0+45: slots T0 … T0+40 missed, the last 5 s late
+    sched = Scheduler(store, submitter(store), clock=clock)
+    if catchup == "skip":
+        clock.now = T0 + 55.0  # the last missed slot (T0+50) is 5 s late: still fires
+        assert [f.slot for f in sched.tick()] == [T0 + 50]
+        assert len(scheduled_runs(store, "tick")) == 1
+        return
+    fired = sched.tick()
+    assert len(fired) == expected
+    assert fired[-1].slot == T0 + 40
+    assert store.get_schedule("tick").next_slot == T0 + 50  # type: ignore[union-attr]
+
+
+def test_two_schedulers_never_fire_a_slot_twice(stores: Stores) -> None:
+    clock = Clock(T0 - 0.5)
+    register(stores.main, workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
+    other = stores.second_handle()
+    a = Scheduler(stores.main, submitter(stores.main), clock=clock, owner="a")
+    b = Scheduler(other, submitter(other), clock=clock, owner="b")
+    fired = []
+    for step in range(40):
+        clock.now = T0 + step * 0.5
+        for sched in (a, b) if step % 2 else (b, a):
+            fired.extend(sched.tick())
+    slots = [f.slot for f in fired]
+    assert len(slots) == len(set(slots)) == 20  # T0 … T0+19.5 every second: 20 slots
+    assert len(scheduled_runs(stores.main, "tick")) == 20
+
+
+def test_a_scheduler_that_dies_mid_pass_costs_no_duplicate(store: Store) -> None:
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
+    stored = submitter(store)
+
+    def dies_after_storing(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
+        stored(spec, run_id, meta)
+        raise KeyboardInterrupt  # the process goes after the run is stored, before the advance
+
+    clock.now = T0 + 0.1
+    with pytest.raises(KeyboardInterrupt):
+        Scheduler(store, dies_after_storing, clock=clock, owner="dead").tick()
+    heir = Scheduler(store, stored, clock=clock, owner="heir")
+    assert heir.tick() == []  # the dead one's lease still holds the row
+    clock.now = T0 + 31.0  # the lease (30 s) is over: the heir fires from the dead one's slot
+    fired = heir.tick()
+    assert [(f.slot, f.created) for f in fired[:2]] == [(T0, False), (T0 + 1, True)]
+    assert len(fired) == 32
+    runs = scheduled_runs(store, "tick")
+    assert len(runs) == 32 == len({r.run_id for r in runs})
+
+
+def test_pause_resume_remove(store: Store) -> None:
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "1s", "name": "beat"}), now=clock.now)
+    sched = Scheduler(store, submitter(store), clock=clock)
+    assert set_paused(store, "beat", True, now=clock.now)
+    clock.now = T0 + 5
+    assert sched.tick() == []
+    assert set_paused(store, "beat", False, now=clock.now)  # from the next slot: T0+6
+    assert sched.tick() == []
+    clock.now = T0 + 6
+    assert [f.slot for f in sched.tick()] == [T0 + 6]
+    assert store.remove_schedule("beat")
+    assert store.list_schedules() == []
+    assert not set_paused(store, "nope", True)
+    assert not store.remove_schedule("beat")
+
+
+def test_jitter_delays_the_run_not_the_slot(store: Store) -> None:
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)
+    row = store.get_schedule("tick")
+    assert row is not None and row.next_slot == T0 and T0 <= row.next_fire < T0 + 30
+    sched = Scheduler(store, submitter(store), clock=clock)
+    clock.now = row.next_fire - 0.01
+    assert sched.tick() == []
+    clock.now = row.next_fire
+    (fired,) = sched.tick()
+    assert fired.slot == T0 and fired.run_id == run_id_of("tick", T0)
+
+
+# ------------------------------------------------------------------ real processes
+
+
+def _reviewflow(*args: str) -> list[str]:
+    return [sys.executable, "-m", "reviewflow", *args]
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_two_scheduler_processes_on_postgres_fire_every_slot_once(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from reviewflow.store.postgres import PostgresStore
+
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: beat\nschedules:\n  - {interval: 1s, catchup: all}\n"
+        "tasks:\n  noop: {type: shell, run: ['true']}\n"
+    )
+    env = {**os.environ, "REVIEWFLOW_DB": pg_url}
+    subprocess.run(_reviewflow("schedule", "add", str(wf)), env=env, check=True, cwd=tmp_path)
+    procs = [
+        subprocess.Popen(
+            _reviewflow("scheduler", "--no-execute", "--log-format", "json"),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    store = PostgresStore(pg_url)
+    try:
+        _wait_for(lambda: len(scheduled_runs(store, "beat")) >= 6)
+        procs[0].send_signal(signal.SIGKILL)  # one dies: the other carries on alone
+        seen = len(scheduled_runs(store, "beat"))
+        _wait_for(lambda: len(scheduled_runs(store, "beat")) >= seen + 3)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=30)
+    runs = scheduled_runs(store, "beat")
+    slots = sorted(r.meta["slot"] for r in runs)
+    store.close()
+    assert len(slots) == len(set(slots))
+    # No slot missed between the first and the last one fired.
+    from datetime import datetime
+
+    stamps = [datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in slots]
+    assert stamps == [stamps[0] + i for i in range(len(stamps))]
+
+
+def test_the_cli_on_sqlite_executes_what_it_fires(tmp_path: Path) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: beat\nschedules:\n  - {interval: 1s, catchup: skip}\n"
+        "tasks:\n  noop: {type: shell, run: ['true']}\n"
+    )
+    db = tmp_path / "rf.db"
+    add = subprocess.run(
+        _reviewflow("schedule", "add", str(wf), "--db", str(db)),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert add.returncode == 0, add.stderr
+    assert "schedule beat: next run" in add.stdout
+    proc = subprocess.Popen(
+        _reviewflow("scheduler", "--db", str(db), "--log-format", "json"),
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    from reviewflow.store import SQLiteStore
+
+    store = SQLiteStore(db)
+    try:
+        _wait_for(lambda: sum(r.state == "succeeded" for r in scheduled_runs(store, "beat")) >= 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        store.close()
+    listed = subprocess.run(
+        _reviewflow("schedule", "list", "--db", str(db), "--json"),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    import json
+
+    (doc,) = json.loads(listed.stdout)
+    assert doc["id"] == "beat" and doc["runs"] >= 2 and doc["when"] == "every 1s"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cron", "61 * * * *"], "invalid cron"),
+        (["--interval", "0.1s"], "at least 1 s"),
+        (["--cron", "* * * * *", "--timezone", "Mars/Base"], "unknown time zone"),
+        (["--cron", "* * * * *", "--catchup", "some"], "catchup"),
+        (["--jitter", "5s"], "go with --cron or --interval"),
+        ([], "no schedules"),
+    ],
+)
+def test_bad_schedules_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text("name: beat\ntasks:\n  noop: {type: shell, run: ['true']}\n")
+    done = subprocess.run(
+        _reviewflow("schedule", "add", str(wf), "--db", str(tmp_path / "rf.db"), *args),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
