@@ -169,3 +169,37 @@ def test_serve_refuses_a_bad_notifications_file(
     monkeypatch.setenv("REVIEWFLOW_API_TOKENS", "t0ken-for-tests")  # serve took it out
     result = cli("serve", "--public-url", "javascript:alert(1)")
     assert result.exit_code == 2 and "--public-url" in result.output
+
+
+def test_deliver_from_the_cli_and_targets_without_a_url_shown(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("UNSET_HOOK_URL", raising=False)
+    monkeypatch.setenv("REVIEWFLOW_NOTIFY_RETRY_BASE", "600")  # one try each, then --deliver's
+    port = int(closed_port_url().rsplit(":", 1)[1].split("/")[0])
+    mail = {
+        "kind": "email",
+        "host": "127.0.0.1",
+        "port": port,
+        "tls": "none",
+        "from": "rf@example.org",
+        "to": ["team@example.org"],
+        "events": ["run_finished"],
+        "timeout": 2,
+    }
+    wf = write_workflow(
+        tmp_path / "wf.yaml",
+        {"a": sh("true")},
+        notifications=[{"kind": "slack", "url_env": "UNSET_HOOK_URL"}, mail],
+    )
+    assert cli("run", wf, "--run-id", "r2", "--db", cli.db).exit_code == 0
+    shown = cli("notifications", "--db", cli.db, "--deliver", "5")
+    assert shown.exit_code == 0, shown.output
+    assert "slack $UNSET_HOOK_URL" in shown.output
+    assert "url_env: environment variable UNSET_HOOK_URL is not set" in shown.output
+    assert "email mail to team@example.org" in shown.output
+    assert "SMTP ConnectionRefusedError" in shown.output
+    doc = json.loads(cli("notifications", "--db", cli.db, "--json").output)
+    assert {d["attempts"] for d in doc} == {2}  # the run's own try, then --deliver's
+    missing = cli("notifications", "--db", tmp_path / "nothing.db")
+    assert missing.exit_code == 2 and "no database" in missing.output
