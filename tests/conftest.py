@@ -21,6 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles. "default": deterministic examples (derandomized: a busy 2-core CI meets
+# the same ones on every run) and no per-example deadline (timing is not what is tested);
+# `pytest --hypothesis-profile=long` draws fresh random examples, many more of them (the
+# property-based parity test, tests/integration/test_rules_parity.py, runs 1/20 of max_examples).
+settings.register_profile("default", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile("default")
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
