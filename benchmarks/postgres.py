@@ -82,7 +82,18 @@ WHOAMI = "postgres:whoami"  # this file, imported by the workers (cwd = benchmar
 TARGETS: dict[str, tuple[str, str, float, str]] = {
     "wide_10k_w4": ("tasks_per_s", ">=", 2_000, "tasks/s"),
     "latency_": ("p50_ms", "<=", 10.0, "ms"),
+    "chain_step_": ("commits_per_step", "<=", 2.0, "commits"),
+    "scaling_io_w4_w1": ("ratio", ">=", 3.0, "x"),
+    "scaling_noop_w4_w1": ("ratio", ">=", 1.0, "x"),
 }
+
+
+IO_SLEEP = "postgres:io_sleep"
+
+
+async def io_sleep(ctx: Any) -> None:
+    """An I/O-bound task: waits 20 ms (a network call, say) and does nothing else."""
+    await asyncio.sleep(0.02)
 
 
 async def whoami(ctx: Any) -> dict[str, Any]:
@@ -492,9 +503,32 @@ def describe(r: dict[str, Any]) -> str:
             f"record of 1 success readying {r['dependents']}: p50 {r['p50_ms']:.2f} ms,"
             f" min {r['min_ms']:.2f}, max {r['max_ms']:.2f} (n={r['samples']})"
         )
+    if kind == "commit":
+        return (
+            f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms (autocommit UPDATE of one row;"
+            f" n={r['samples']})"
+        )
+    if kind == "chain_step":
+        return (
+            f"{r['step_p50_ms']:.2f} ms a step (p50) = {r['commits_per_step']:.2f} commit round"
+            f" trips of {r['commit_p50_ms']:.2f} ms"
+        )
+    if kind == "io":
+        return (
+            f"median {r['tasks_per_s']:,.0f} tasks/s, best {r['best_tasks_per_s']:,.0f}"
+            f" ({r['tasks']} tasks of 20 ms, --concurrency {r['concurrency']}; span"
+            f" {r['span_s']:.2f} s; ideal {r['ideal_tasks_per_s']:,.0f} tasks/s)"
+        )
+    if kind == "scaling":
+        a, b = r["from_tasks_per_s"], r["to_tasks_per_s"]
+        return f"{r['ratio']:.2f}x ({a:,.0f} -> {b:,.0f} tasks/s)"
     if kind == "profile":
         return f"{r['tasks_per_s']:,.0f} tasks/s in-process (under cProfile)"
     return json.dumps(r)
+
+
+COMMIT: dict[str, Any] = {}
+"""The commit latency measured in this run (for the per-step chain latency)."""
 
 
 def baseline(rep: Reporter, dbs: Databases, n: int = 2000) -> None:
@@ -524,6 +558,29 @@ def baseline(rep: Reporter, dbs: Databases, n: int = 2000) -> None:
             "tx_per_s": n / seconds,
         }
     )
+
+
+def commit_latency(
+    rep: Reporter, dbs: Databases, n: int = 300, name: str = "commit_latency"
+) -> dict[str, Any]:
+    """The database's commit round trip: autocommit UPDATEs of one row, each timed alone."""
+    import psycopg
+
+    url = dbs.new()
+    samples: list[float] = []
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE bench_commit (id int PRIMARY KEY, v int)")
+            conn.execute("INSERT INTO bench_commit VALUES (1, 0)")
+            for _ in range(n):
+                t0 = time.perf_counter()
+                conn.execute("UPDATE bench_commit SET v = v + 1 WHERE id = 1")
+                samples.append(time.perf_counter() - t0)
+    finally:
+        dbs.done(url)
+    result = {"kind": "commit", "name": name, **spread(samples)}
+    rep.emit(result)
+    return result
 
 
 @dataclass
@@ -640,21 +697,32 @@ def cluster_runs(
                     )
         for shape, k in do_lat:
             same, cross = samples[shape]
-            rep.emit(
-                {
-                    "kind": "latency",
-                    "name": lat_names[shape],
-                    "shape": shape,
-                    "n": k,
-                    "workers": n,
-                    "concurrency": args.concurrency,
-                    "repeats": args.repeat,
-                    **spread(same + cross),
-                    "cross_worker": len(cross),
-                    "same_worker": spread(same),
-                    "cross": spread(cross),
-                }
-            )
+            result = {
+                "kind": "latency",
+                "name": lat_names[shape],
+                "shape": shape,
+                "n": k,
+                "workers": n,
+                "concurrency": args.concurrency,
+                "repeats": args.repeat,
+                **spread(same + cross),
+                "cross_worker": len(cross),
+                "same_worker": spread(same),
+                "cross": spread(cross),
+            }
+            rep.emit(result)
+            if shape == "chain" and COMMIT:
+                commit_ms = COMMIT["p50_ms"]
+                rep.emit(
+                    {
+                        "kind": "chain_step",
+                        "name": f"chain_step_w{n}",
+                        "workers": n,
+                        "step_p50_ms": result["p50_ms"],
+                        "commit_p50_ms": commit_ms,
+                        "commits_per_step": result["p50_ms"] / commit_ms,
+                    }
+                )
 
 
 def wide_once(
@@ -701,11 +769,16 @@ def wide_once(
     }
 
 
+WIDE: dict[int, dict[str, Any]] = {}
+"""Wide no-op results by worker count (for the 4-vs-1 ratio)."""
+
+
 def emit_wide(
     rep: Reporter, name: str, n: int, args: argparse.Namespace, spans: list[dict[str, Any]]
 ) -> None:
     rates = [s["tasks_per_s"] for s in spans]
     mid = spans[rates.index(statistics.median_low(rates))]
+    WIDE[n] = {"tasks_per_s": statistics.median(rates)}
     rep.emit(
         {
             "kind": "throughput",
@@ -737,6 +810,71 @@ def emit_wide(
                     "stop_s",
                 )
             },
+        }
+    )
+
+
+def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) -> None:
+    """Wide runs of I/O-bound tasks (a 20 ms sleep) on 1..N workers of the same concurrency:
+    what adding workers buys when tasks wait rather than compute."""
+    by_workers: dict[int, dict[str, Any]] = {}
+    io_args = argparse.Namespace(**{**vars(args), "concurrency": args.io_concurrency})
+    for n in args.workers:
+        name = f"io_{label(args.io_tasks)}_w{n}"
+        if not wanted(WORDS, name) and not wanted(WORDS, "scaling_io"):
+            continue
+        rates: list[float] = []
+        spans: list[float] = []
+        for _ in range(args.repeat):
+            url = dbs.new()
+            store = open_store(url)
+            if args.wait_idle:
+                wait_idle(args.wait_idle)
+            try:
+                with workers(url, n, io_args, tmp) as procs:
+                    procs.wait_up(store)
+                    run_id, _ = submit(store, "wide", args.io_tasks, IO_SLEEP)
+                    run_to_end(store, run_id, args)
+                    span = span_of(task_rows(store, run_id))
+            finally:
+                store.close()
+                dbs.done(url)
+            if span.succeeded != args.io_tasks:
+                raise RuntimeError(f"{span.succeeded}/{args.io_tasks} tasks succeeded")
+            rates.append(span.tasks / span.span_s)
+            spans.append(span.span_s)
+        result = {
+            "kind": "io",
+            "name": name,
+            "workers": n,
+            "concurrency": args.io_concurrency,
+            "tasks": args.io_tasks,
+            "repeats": len(rates),
+            "rates": [round(r, 1) for r in rates],
+            "tasks_per_s": statistics.median(rates),
+            "best_tasks_per_s": max(rates),
+            "span_s": statistics.median(spans),
+            "ideal_tasks_per_s": n * args.io_concurrency / 0.02,
+            "loadavg": os.getloadavg(),
+        }
+        by_workers[n] = result
+        rep.emit(result)
+    scale(rep, "scaling_io_w4_w1", by_workers)
+
+
+def scale(rep: Reporter, name: str, by_workers: dict[int, dict[str, Any]]) -> None:
+    """The ratio of the most workers' throughput to one worker's (medians)."""
+    if 1 not in by_workers or len(by_workers) < 2:
+        return
+    most = max(by_workers)
+    a, b = by_workers[1]["tasks_per_s"], by_workers[most]["tasks_per_s"]
+    rep.emit(
+        {
+            "kind": "scaling",
+            "name": name if most == 4 else name.replace("w4", f"w{most}"),
+            "ratio": b / a,
+            "from_tasks_per_s": a,
+            "to_tasks_per_s": b,
         }
     )
 
@@ -972,6 +1110,15 @@ def main() -> None:
     )
     parser.add_argument("--poll-interval", type=float, default=0.5)
     parser.add_argument(
+        "--io-tasks", type=int, default=2_000, help="width of the I/O-bound (20 ms sleep) runs"
+    )
+    parser.add_argument(
+        "--io-concurrency",
+        type=int,
+        default=8,
+        help="--concurrency of each worker in the I/O-bound runs (the worker's default)",
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -1060,8 +1207,14 @@ def main() -> None:
             if args.wait_idle:
                 wait_idle(args.wait_idle)
             baseline(rep, dbs)
+        if wanted(WORDS, "commit_latency") or wanted(WORDS, "chain"):
+            COMMIT.update(commit_latency(rep, dbs))
         with tempfile.TemporaryDirectory(prefix="rfbench-pg-") as tmp:
             cluster_runs(rep, dbs, args, Path(tmp), WORDS)
+            scale(rep, "scaling_noop_w4_w1", WIDE)
+            io_runs(rep, dbs, args, Path(tmp))
+        if COMMIT:  # again at the end: the disk's latency moves with other load
+            commit_latency(rep, dbs, name="commit_latency_end")
         claim_latency(rep, dbs, args)
         fanout_record(rep, dbs, args)
         if args.profile:
