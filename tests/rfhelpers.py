@@ -7,7 +7,8 @@ import os
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from reviewflow.spec import WorkflowSpec, validate_spec
+from reviewflow.config import validate_spec
+from reviewflow.spec import WorkflowSpec
 from reviewflow.store.base import EventRecord, Store, TaskRecord
 
 # Engine timings used by the tests: writes are flushed quickly and requests left in the store by

@@ -10,7 +10,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 _EXPORTS = {
     "Workflow": ".api",
@@ -33,7 +33,7 @@ _EXPORTS = {
     "RetryPolicy": ".spec",
     "TaskSpec": ".spec",
     "WorkflowSpec": ".spec",
-    "validate_spec": ".spec",
+    "validate_spec": ".config",
     "RunState": ".states",
     "TaskState": ".states",
     "run_status": ".status",
@@ -60,7 +60,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from .api import Workflow, run_sync
-    from .config import load_workflow, load_workflow_text
+    from .config import load_workflow, load_workflow_text, validate_spec
     from .engine import Engine, RunBusy
     from .errors import (
         InvalidTransition,
@@ -74,7 +74,7 @@ if TYPE_CHECKING:
         TaskTimeout,
     )
     from .executors import TaskContext, registry
-    from .spec import RetryPolicy, TaskSpec, WorkflowSpec, validate_spec
+    from .spec import RetryPolicy, TaskSpec, WorkflowSpec
     from .states import RunState, TaskState
     from .status import run_status
     from .store import MemoryStore, SQLiteStore, Store, open_store

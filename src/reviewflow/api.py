@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .config import validate_spec
 from .engine import Engine
 from .executors.python import register_callable
 from .notify.deliver import delivering
-from .spec import WorkflowSpec, validate_spec
+from .spec import WorkflowSpec
 from .states import RunState
 from .store import DEFAULT_DB, MemoryStore, Store, open_store
 

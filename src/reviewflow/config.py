@@ -17,7 +17,9 @@ import yaml
 
 from .errors import SpecError
 from .limits import LIMITS, Limits
-from .spec import WorkflowSpec, validate_spec
+from .plugins import load_plugin_folders
+from .spec import WorkflowSpec
+from .spec import validate_spec as _validate_structure
 from .yamlsafe import TaskLines, _Bound, _gc_paused, _load_yaml, parse_yaml
 
 _VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -118,6 +120,43 @@ def apply_overrides(
             node = nxt
         node[parts[-1]] = value
     return data
+
+
+def validate_spec(data: Any, *, file: str | None = None) -> WorkflowSpec:
+    """Build a WorkflowSpec from plain data (a parsed file, the Python API, a request body),
+    turning every problem into one SpecError.
+
+    The folders named by `plugins` are loaded first (a missing one is an error), then the spec
+    is validated, each task's type against the task-type registry (which those plugins may
+    have added to). Validators never load code.
+    """
+    from .executors.registry import registry  # the executors: imported by the command using it
+
+    if isinstance(data, dict):
+        _load_plugins(data.get("plugins"), strict=True, file=file)
+    return _validate_structure(data, file=file, task_types=registry)
+
+
+def stored_spec(text: str, *, strict: bool = True) -> WorkflowSpec:
+    """A spec read back from a store (JSON, validated when it was submitted), with its plugin
+    folders loaded for its attempts to run. Its task types are not checked again.
+
+    `strict`: a missing plugin folder is a SpecError (the engine: the run cannot start);
+    otherwise only the tasks of the types it held fail, "task type unavailable" (the workers,
+    which may each lack a plugin another has)."""
+    spec = WorkflowSpec.model_validate_json(text)
+    _load_plugins(spec.plugins, strict=strict)
+    return spec
+
+
+def _load_plugins(plugins: Any, *, strict: bool, file: str | None = None) -> None:
+    """Load the plugin folders a workflow names (before it is validated: its tasks' types may
+    come from them). Anything but a list of strings is left to validation to report."""
+    if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
+        try:
+            load_plugin_folders(plugins, strict=strict)
+        except SpecError as exc:
+            raise exc.with_file(file) if file else exc from None
 
 
 def load_workflow_text(

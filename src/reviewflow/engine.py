@@ -38,6 +38,7 @@ from types import MappingProxyType
 from typing import Any
 
 from . import rules
+from .config import stored_spec
 from .errors import (
     InvalidTransition,
     LeaseLost,
@@ -355,7 +356,7 @@ class Engine:
     def _load(self, record: RunRecord) -> LiveRun:
         spec = self._specs.pop(record.run_id, None)
         if spec is None:
-            spec = WorkflowSpec.model_validate_json(record.spec)
+            spec = stored_spec(record.spec)  # (loads its plugin folders)
         rows = self.store.get_tasks(record.run_id) if record.state != RunState.PENDING else []
         run = LiveRun.load(record, spec, rows, self.runs_dir / record.run_id)
         for key, limit in spec.key_limits().items():

@@ -8,11 +8,16 @@ Each `*.py` file (or package folder) in such a folder is imported once and may p
 or a `register(task_types, checks)` function receiving the two registries. A plugin that fails
 to import or register is reported by name and the others still load: a broken plugin breaks
 only the tasks that use it, with a message that names it.
+
+This module is the loader only: it imports no registry. The task-type registry
+(executors.registry) and the check registry (review.checks.registry) provide themselves when
+they are imported; what a plugin gives a registry not imported yet is kept and applied then.
+Workflow files' plugins are loaded by config before the workflow is validated (never by a
+validator): `config.validate_spec`, `config.stored_spec`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 from collections.abc import Iterable
@@ -61,6 +66,8 @@ def load_plugin_folders(folders: Iterable[str | Path], *, strict: bool = False) 
 def _load(path: Path, name: str) -> str | None:
     if path in _loaded:
         return _loaded[path]
+    import hashlib  # not at import time: the engine's start-up imports this module
+
     digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
     module_name = f"reviewflow_plugin_{name}_{digest}"
     try:
@@ -83,14 +90,45 @@ def _load(path: Path, name: str) -> str | None:
     return None
 
 
-def _register(module: Any) -> None:
-    from .executors.registry import registry
-    from .review.checks.registry import checks
+class _Pending:
+    """Stands for a registry not imported yet: records `register(...)` calls and replays them
+    into the real one when it is provided (`provide`)."""
 
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def register(self, *args: Any) -> None:
+        self.calls.append(args)
+
+
+_registries: dict[str, Any] = {}
+"""The registries plugins add to, by kind ("task_types", "checks"): each registry's module
+provides itself when imported (`provide`), so this loader imports none of them."""
+_pending: dict[str, _Pending] = {}
+"""What loaded plugins gave a registry that was not provided yet, by kind."""
+
+
+def provide(kind: str, registry: Any) -> None:
+    """Make `registry` the one plugins add `kind` to; applies what loaded plugins gave it."""
+    _registries[kind] = registry
+    pending = _pending.pop(kind, None)
+    for args in pending.calls if pending else ():
+        registry.register(*args)
+
+
+def _target(kind: str) -> Any:
+    registry = _registries.get(kind)
+    if registry is None:
+        registry = _pending.setdefault(kind, _Pending())
+    return registry
+
+
+def _register(module: Any) -> None:
+    task_types, checks = _target("task_types"), _target("checks")
     for task_type in getattr(module, "TASK_TYPES", ()):
-        registry.register(task_type() if isinstance(task_type, type) else task_type)
+        task_types.register(task_type() if isinstance(task_type, type) else task_type)
     for name, check in dict(getattr(module, "CHECKS", {})).items():
         checks.register(name, check)
     register = getattr(module, "register", None)
     if callable(register):
-        register(registry, checks)
+        register(task_types, checks)

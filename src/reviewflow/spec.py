@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import UTC, date, datetime
-from functools import cache, lru_cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -29,7 +29,13 @@ from .limits import LIMITS, check_data
 from .notify.targets import FieldError, NotificationTarget
 
 if TYPE_CHECKING:
-    from .executors.registry import TaskTypeRegistry
+    from typing import Protocol
+
+    class TaskTypeCheck(Protocol):
+        """What validation asks of the task types (executors.registry.TaskTypeRegistry)."""
+
+        def validate_task(self, spec: TaskSpec) -> None: ...
+
 
 PRIORITY_NAMES: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 """Named priorities; any integer is accepted too (higher runs first)."""
@@ -260,12 +266,14 @@ class TaskSpec(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check_type(self) -> TaskSpec:
+    def _check_type(self, info: ValidationInfo) -> TaskSpec:
         if self.on_timeout is not None and self.type != "approval":
             raise SpecError(
                 "only approval tasks have on_timeout", task=self.name, field="on_timeout"
             )
-        _registry().validate_task(self)
+        task_types = (info.context or {}).get("task_types")
+        if task_types is not None:  # given by validate_spec: a new spec, not a stored one
+            task_types.validate_task(self)
         return self
 
 
@@ -366,19 +374,11 @@ class WorkflowSpec(BaseModel):
     def _apply_defaults(cls, data: Any, info: ValidationInfo) -> Any:
         if not isinstance(data, dict):
             return data
-        from .executors.registry import STORED
-
         # JSON text is a spec read back from a store (`model_validate_json`: the engine, the
         # workers, the server's views), checked when it was submitted; walking it again cost
         # 0.8 s of CPU for 20,000 tasks each time a run started.
-        if not STORED.get() and info.mode != "json":
+        if info.mode != "json":
             check_data(data)
-        plugins = data.get("plugins")
-        if isinstance(plugins, list) and all(isinstance(p, str) for p in plugins):
-            from .plugins import load_plugin_folders
-
-            # Before the tasks are validated: their types may come from these plugins.
-            load_plugin_folders(plugins, strict=not STORED.get())
         raw_defaults = data.get("defaults") or {}
         if not isinstance(raw_defaults, dict):
             return data  # the field validator reports the type error
@@ -458,14 +458,6 @@ def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
     return merged
 
 
-@cache
-def _registry() -> TaskTypeRegistry:
-    """The task-type registry, imported on first use (executors import this module)."""
-    from .executors.registry import registry
-
-    return registry
-
-
 def _check_needs(tasks: dict[str, TaskSpec], section: str) -> None:
     for task in tasks.values():
         seen: set[str] = set()
@@ -512,12 +504,21 @@ def _find_cycle(tasks: dict[str, TaskSpec]) -> list[str] | None:
     return [*path[at[name] :], name]
 
 
-def validate_spec(data: Any, *, file: str | None = None) -> WorkflowSpec:
-    """Build a WorkflowSpec from plain data, turning every problem into one SpecError."""
+def validate_spec(
+    data: Any, *, file: str | None = None, task_types: TaskTypeCheck | None
+) -> WorkflowSpec:
+    """Build a WorkflowSpec from plain data, turning every problem into one SpecError.
+
+    Each task's type is checked by `task_types` (None: not checked). This module loads no
+    plugin and imports no executor: `reviewflow.validate_spec` (config.validate_spec) loads the
+    workflow's plugins first and passes the task-type registry.
+    """
     if not isinstance(data, dict):
         raise SpecError(f"a workflow must be a mapping, got {type(data).__name__}", file=file)
     try:
-        return WorkflowSpec.model_validate(data)
+        if task_types is None:
+            return WorkflowSpec.model_validate(data)
+        return WorkflowSpec.model_validate(data, context={"task_types": task_types})
     except SpecError as exc:
         raise exc.with_file(file) if file else exc from None
     except ValidationError as exc:

@@ -129,7 +129,7 @@ def test_an_executing_server_leaves_workers_runs_alone(
 ) -> None:
     """A server that executes runs must not take a queued workers run over at startup (or
     when asked to resume it): the workers own it."""
-    from reviewflow.spec import validate_spec
+    from reviewflow.config import validate_spec
 
     monkeypatch.chdir(tmp_path)
     spec = validate_spec(workflow({"a": sh("true")}))

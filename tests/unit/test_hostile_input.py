@@ -27,13 +27,19 @@ from hypothesis import strategies as st
 
 from reviewflow.cluster.queue import Cluster
 from reviewflow.cluster.worker import Worker
-from reviewflow.config import apply_overrides, load_workflow, load_workflow_text, parse_yaml
+from reviewflow.config import (
+    apply_overrides,
+    load_workflow,
+    load_workflow_text,
+    parse_yaml,
+    validate_spec,
+)
 from reviewflow.engine import CANNOT_START, Engine
 from reviewflow.errors import SpecError
 from reviewflow.limits import LIMITS
 from reviewflow.server.http import ApiError
 from reviewflow.server.submit import from_mapping, from_yaml
-from reviewflow.spec import WorkflowSpec, validate_spec
+from reviewflow.spec import WorkflowSpec
 from reviewflow.states import RUN_TERMINAL, RunState
 from reviewflow.store import MemoryStore, SQLiteStore
 from reviewflow.store.base import RunRecord

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reviewflow.spec import RetryPolicy, validate_spec
+from reviewflow.config import validate_spec
+from reviewflow.spec import RetryPolicy
 
 
 def test_delay_without_jitter_is_exponential() -> None:

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reviewflow.config import validate_spec
 from reviewflow.errors import SpecError
 from reviewflow.spec import (
     PRIORITY_NAMES,
@@ -21,7 +22,6 @@ from reviewflow.spec import (
     WorkflowSpec,
     parse_duration,
     parse_priority,
-    validate_spec,
 )
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reviewflow.spec import WorkflowSpec, validate_spec
+from reviewflow.config import validate_spec
+from reviewflow.spec import WorkflowSpec
 from reviewflow.viz import STATE_STYLES, mermaid
 
 NODE = re.compile(r'^    (t\d+)(?:\["|\(\[")(.*?)(?:"\]|"\]\))(?::::(\w+))?$')

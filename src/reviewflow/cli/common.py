@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from .. import __version__
 from ..errors import LeaseLost, ReviewflowError, RunNotFound, SpecError, StoreError
 from ..logs import configure_logging, log
 from ..logs import enabled as log_enabled
 from ..states import RunState
 from ..store import open_store, postgres_url
+from ..version import __version__
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -27,8 +27,8 @@ from typing import Any
 import psycopg
 
 from .. import rules
+from ..config import stored_spec
 from ..errors import InvalidTransition, RunNotFound
-from ..executors.registry import STORED
 from ..spec import TaskSpec, WorkflowSpec
 from ..states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, TASK_TRANSITIONS, RunState
 from ..states import TaskState as T
@@ -186,12 +186,9 @@ def already_recorded(row: Row, attempt: int, kind: str, error: str | None) -> bo
 
 def loads_spec(text: str) -> WorkflowSpec:
     """A run's stored spec. It was validated at submit; a task type this process lacks (a
-    plugin installed on other workers only) must not keep the run's logic from working here."""
-    token = STORED.set(True)
-    try:
-        return WorkflowSpec.model_validate_json(text)
-    finally:
-        STORED.reset(token)
+    plugin installed on other workers only) must not keep the run's logic from working here:
+    stored specs' task types are not checked again (config.stored_spec)."""
+    return stored_spec(text, strict=False)
 
 
 class RunTx:

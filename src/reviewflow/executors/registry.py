@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 from ..errors import SpecError
+from ..plugins import plugin_errors, provide
 from .base import TaskType
 
 if TYPE_CHECKING:
@@ -61,8 +62,6 @@ class TaskTypeRegistry:
         try:
             task_type = self.get(spec.type)
         except KeyError:
-            from ..plugins import plugin_errors
-
             broken = {**self.plugin_errors, **plugin_errors()}
             hint = "".join(
                 f"; plugin {name} failed to load: {why}" for name, why in sorted(broken.items())
@@ -101,3 +100,4 @@ def _builtin_registry() -> TaskTypeRegistry:
 
 
 registry = _builtin_registry()
+provide("task_types", registry)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..spec import WorkflowSpec, validate_spec
+from ..config import validate_spec
+from ..spec import WorkflowSpec
 from .change import Change
 from .template import CheckConfig, ReviewTemplate
 

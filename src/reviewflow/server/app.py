@@ -22,7 +22,6 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .. import __version__
 from ..engine import DEFAULT_CONCURRENCY, DEFAULT_RUNS_DIR, Engine
 from ..errors import ReviewflowError
 from ..github_app import have_credentials
@@ -31,6 +30,7 @@ from ..notify.deliver import Deliverer
 from ..notify.targets import NotificationTarget, check_url
 from ..store import Store
 from ..store.postgres import PostgresStore
+from ..version import __version__
 from . import control, runs, ui, webhooks
 from .auth import Token, TokenSet, parse_tokens
 from .context import PARSE_TIMEOUT, ServerContext

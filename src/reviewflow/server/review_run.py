@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..config import validate_spec
 from ..engine import RUN_ID
 from ..github_app import APP_ID_ENV, APP_KEY_ENV, fetch_env
-from ..spec import WorkflowSpec, validate_spec
+from ..spec import WorkflowSpec
 
 SHA = re.compile(r"[0-9a-fA-F]{40}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

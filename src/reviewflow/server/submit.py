@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..config import interpolate, load_workflow_text
+from ..config import interpolate, load_workflow_text, validate_spec
 from ..errors import SpecError
-from ..spec import WorkflowSpec, validate_spec
+from ..spec import WorkflowSpec
 from ..yamlsafe import TaskLines, _gc_paused
 from .context import ServerContext
 from .http import ApiError, spec_error

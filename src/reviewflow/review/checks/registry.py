@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from ...plugins import plugin_errors as folder_errors
+from ...plugins import provide
 from .base import CheckFunction
 
 ENTRY_POINT_GROUP = "reviewflow.checks"
@@ -73,8 +75,6 @@ class CheckRegistry:
             self._load_entry_points()
         target = self._targets.get(name)
         if target is None:
-            from ...plugins import plugin_errors as folder_errors
-
             known = ", ".join(sorted(self._targets))
             errors = {**self.plugin_errors, **folder_errors()}
             broken = "".join(
@@ -100,3 +100,4 @@ class CheckRegistry:
 
 
 checks = CheckRegistry(BUILTIN)
+provide("checks", checks)
