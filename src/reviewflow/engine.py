@@ -25,7 +25,6 @@ import contextlib
 import gc
 import os
 import random
-import re
 import secrets
 import socket
 import time
@@ -39,6 +38,13 @@ from typing import Any
 
 from . import rules
 from .config import stored_spec
+from .constants import ABANDONED as ABANDONED
+from .constants import ATTEMPT_TIMEOUT as ATTEMPT_TIMEOUT
+from .constants import CANNOT_ADVANCE as CANNOT_ADVANCE
+from .constants import CANNOT_START as CANNOT_START
+from .constants import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+from .constants import DEFAULT_RUNS_DIR as DEFAULT_RUNS_DIR
+from .constants import RUN_ID as RUN_ID
 from .errors import (
     InvalidTransition,
     LeaseLost,
@@ -47,6 +53,7 @@ from .errors import (
     StoreError,
     TaskFailed,
 )
+from .errors import RunBusy as RunBusy
 from .executors import TaskContext, registry
 from .executors.shell import kill_orphans
 from .logs import log
@@ -72,23 +79,12 @@ from .store import MemoryStore, RunRecord, Store, TaskRecord
 from .store.base import Batch
 
 T = TaskState
-DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
-DEFAULT_CONCURRENCY = 64  # tasks running at once per process (the global limit)
-ABANDONED = "another process took the run over"
 NO_FAILURES: Mapping[str, str] = MappingProxyType({})
-ATTEMPT_TIMEOUT = "attempt timeout"  # compared by identity: set only by _attempt_timed_out
-CANNOT_START = "the run could not start"
-CANNOT_ADVANCE = "the run could not go on"
 
-RUN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}")
 """Run ids name a directory under the runs folder: no separators, no leading dot."""
 
 Observer = Callable[[str, str | None, str | None, str, int | None, str | None], None]
 """Called on every transition: (run_id, task or None, from_state, to_state, attempt, detail)."""
-
-
-class RunBusy(StoreError):
-    """Another live process is executing the run."""
 
 
 def new_run_id(workflow: str) -> str:

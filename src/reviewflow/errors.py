@@ -6,10 +6,27 @@
     ├── StoreError           the database refused or lost something
     │   ├── RunNotFound
     │   ├── LeaseLost        another process now owns the run
-    │   └── ApprovalDecided  an approval task already has a decision
-    └── TaskError            raised by task types for one attempt
-        ├── TaskFailed       the attempt failed (carries `retryable`)
-        └── TaskTimeout      the attempt ran past its timeout
+    │   ├── ApprovalDecided  an approval task already has a decision
+    │   └── RunBusy          another live process is executing the run
+    ├── TaskError            raised by task types for one attempt
+    │   ├── TaskFailed       the attempt failed (carries `retryable`)
+    │   └── TaskTimeout      the attempt ran past its timeout
+    ├── WorkerNameTaken      another live worker has this name
+    ├── ChangeError          a review's change could not be collected (git)
+    ├── CheckNotFound        no review check of that name (also a KeyError)
+    ├── ToolMissing          a tool a check needs is not installed: the check is skipped
+    ├── ServiceUnreachable   a service a check needs cannot be reached: skipped
+    ├── GitHubError          GitHub could not be reached or refused
+    │   └── GitHubHTTPError  ... with an error status
+    ├── ReportError          a review's output cannot be published (also a ValueError)
+    └── SendError            a notification could not be delivered (this time, or ever)
+
+Every error reviewflow raises on purpose is defined here, whichever module raises it; the
+modules that raise them re-export their own (`from reviewflow.engine import RunBusy` works).
+Kept local on purpose: control flow that never leaves its module (cluster.dag.Conflict,
+yamlsafe._Bound, server helpers' BadParam/NoReport, perf's BenchmarkFailed), HTTP answers
+(server.http.ApiError, a FastAPI HTTPException) and notify.targets.FieldError (a ValueError for
+pydantic's validators).
 
 The CLI turns every ReviewflowError into a one-line message; nothing else is caught there, so an
 unexpected exception still shows its traceback (that is a bug to fix, not to hide).
@@ -101,3 +118,69 @@ class TaskFailed(TaskError):
 
 class TaskTimeout(TaskError):
     """The attempt ran past its timeout and was stopped."""
+
+
+class RunBusy(StoreError):
+    """Another live process is executing the run."""
+
+
+class WorkerNameTaken(ReviewflowError):
+    """Another live worker has this name (names tell workers apart in `reviewflow workers`)."""
+
+
+class ChangeError(ReviewflowError):
+    """The change could not be collected (not a git repository, unknown base, git failed)."""
+
+
+class CheckNotFound(ReviewflowError, KeyError):
+    """No check of that name (its message lists the known ones and broken plugins)."""
+
+
+REVIEW_INSTALL_HINT = "pip install 'reviewflow[review]'"
+"""How to get the tools of the review's checks (review.checks.base.INSTALL_HINT)."""
+
+
+class ToolMissing(ReviewflowError):
+    """A tool a check needs is not installed; the check is skipped with an install hint."""
+
+    def __init__(
+        self, tool: str, hint: str = REVIEW_INSTALL_HINT, *, message: str | None = None
+    ) -> None:
+        super().__init__(message or f"{tool} is not installed: {hint}")
+        self.tool = tool
+        self.hint = hint
+
+
+class ServiceUnreachable(ReviewflowError):
+    """A service a check needs (a vulnerability database) cannot be reached: skipped."""
+
+
+class GitHubError(ReviewflowError):
+    """GitHub could not be reached or refused a request; the message is one line for the user.
+
+    `ambiguous` is set when a request that must not be blindly repeated (a POST, an append)
+    failed in a way that may have taken effect (a gateway error, a timeout): the caller looks
+    at what GitHub holds before trying again.
+    """
+
+    ambiguous: bool = False
+
+
+class GitHubHTTPError(GitHubError):
+    """GitHub answered with an error status."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        self.method, self.path, self.status, self.detail = method, path, status, message
+        super().__init__(f"GitHub API {method} {path} answered {status}: {message}")
+
+
+class ReportError(ReviewflowError, ValueError):
+    """The review's output folder cannot be published (missing or malformed report.json)."""
+
+
+class SendError(ReviewflowError):
+    """A notification could not be delivered this time (or ever, if `permanent`)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -23,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ReviewflowError
+from .constants import GITHUB_API_URL, GITHUB_MARKER
+from .errors import GitHubError as GitHubError
+from .errors import GitHubHTTPError as GitHubHTTPError
 
-DEFAULT_API_URL = "https://api.github.com"
-DEFAULT_MARKER = "<!-- reviewflow:report -->"
+DEFAULT_API_URL = GITHUB_API_URL
+DEFAULT_MARKER = GITHUB_MARKER
 MAX_BODY = 65_536
 """GitHub refuses a comment body longer than this many characters."""
 TRUNCATION_NOTE = "_(report truncated; full report in the workflow artifacts)_"
@@ -44,25 +46,6 @@ REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _MARKER_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
 _LINK_NEXT_RE = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 USER_AGENT = "reviewflow"
-
-
-class GitHubError(ReviewflowError):
-    """GitHub could not be reached or refused a request; the message is one line for the user.
-
-    `ambiguous` is set when a request that must not be blindly repeated (a POST, an append)
-    failed in a way that may have taken effect (a gateway error, a timeout): the caller looks
-    at what GitHub holds before trying again.
-    """
-
-    ambiguous: bool = False
-
-
-class GitHubHTTPError(GitHubError):
-    """GitHub answered with an error status."""
-
-    def __init__(self, method: str, path: str, status: int, message: str) -> None:
-        self.method, self.path, self.status, self.detail = method, path, status, message
-        super().__init__(f"GitHub API {method} {path} answered {status}: {message}")
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from . import github as gh
+from .constants import GITHUB_CHECK_NAME
+from .errors import ReportError as ReportError
 from .github import _next_link
 
-CHECK_NAME = "reviewflow"
+CHECK_NAME = GITHUB_CHECK_NAME
 CONCLUSIONS = {"approve": "success", "comment": "neutral", "request_changes": "failure"}
 """The review's verdict → the check run's conclusion."""
 LEVELS = {"error": "failure", "warning": "warning", "info": "notice"}
@@ -54,10 +56,6 @@ in the report)."""
 MAX_NAME = 100
 SHA_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ReportError(ValueError):
-    """The review's output folder cannot be published (missing or malformed report.json)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from .constants import SUMMARY_ABOVE as SUMMARY_ABOVE
+
 if TYPE_CHECKING:
     from .store import EventRecord
 
@@ -45,7 +47,6 @@ STATE_ORDER = (
     "pending",
 )
 """The order counts by state are shown in: outcomes first, then work still to do."""
-SUMMARY_ABOVE = 50
 """Runs with more tasks than this get a summary instead of a row per task."""
 SLOWEST = 10
 MAX_PROBLEMS = 20

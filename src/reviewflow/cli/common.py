@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from ..constants import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+from ..constants import DEFAULT_RUNS_DIR as DEFAULT_RUNS_DIR
+from ..constants import SUMMARY_ABOVE as SUMMARY_ABOVE
 from ..errors import LeaseLost, ReviewflowError, RunNotFound, SpecError, StoreError
 from ..logs import configure_logging, log
 from ..logs import enabled as log_enabled
@@ -30,13 +33,6 @@ if TYPE_CHECKING:
 # executors), rich, PostgreSQL, the server and the review tools are imported inside the
 # commands that use them. benchmarks/cli_startup.py measures it; tests/cli/test_cli_imports.py
 # checks that the light commands stay light.
-
-DEFAULT_CONCURRENCY = 64
-"""engine.DEFAULT_CONCURRENCY, repeated so option defaults need no engine (a test compares)."""
-DEFAULT_RUNS_DIR = Path(".reviewflow") / "runs"
-"""engine.DEFAULT_RUNS_DIR, likewise."""
-SUMMARY_ABOVE = 50
-"""render.SUMMARY_ABOVE (render imports rich): runs with more tasks are summarised."""
 
 
 class LazyConsole:

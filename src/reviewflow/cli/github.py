@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from ..constants import GITHUB_API_URL, GITHUB_CHECK_NAME, GITHUB_MARKER
 from .common import EXIT_FAILED, _fail, app
 
 if TYPE_CHECKING:
     from ..github import GitHubClient
 
-DEFAULT_API_URL = "https://api.github.com"  # github.DEFAULT_API_URL (a test compares)
-DEFAULT_MARKER = "<!-- reviewflow:report -->"  # github.DEFAULT_MARKER
-DEFAULT_CHECK_NAME = "reviewflow"  # github_checks.CHECK_NAME
+DEFAULT_API_URL = GITHUB_API_URL
+DEFAULT_MARKER = GITHUB_MARKER
+DEFAULT_CHECK_NAME = GITHUB_CHECK_NAME
 
 github_app = typer.Typer(
     name="github",

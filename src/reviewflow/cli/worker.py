@@ -9,6 +9,13 @@ from typing import Annotated
 
 import typer
 
+from ..constants import (
+    DEFAULT_GRACE,
+    DEFAULT_LEASE_TTL,
+    DEFAULT_MAX_LOST_ATTEMPTS,
+    DEFAULT_POLL_INTERVAL,
+    DEFAULT_WORKER_CONCURRENCY,
+)
 from ..errors import ReviewflowError
 from ..store import DEFAULT_DB, postgres_url
 from .common import (
@@ -27,12 +34,7 @@ from .common import (
 )
 
 # The cluster (and psycopg with it) is imported by the commands, not here: every `reviewflow`
-# command imports this module. Its defaults are repeated for the options (a test compares).
-DEFAULT_LEASE_TTL = 30.0  # cluster.queue
-DEFAULT_MAX_LOST_ATTEMPTS = 3  # cluster.queue
-DEFAULT_WORKER_CONCURRENCY = 8  # cluster.worker
-DEFAULT_POLL_INTERVAL = 0.5  # cluster.worker
-DEFAULT_GRACE = 30.0  # cluster.worker
+# command imports this module. Its defaults come from constants (standard library only).
 
 
 def _postgres(db: object) -> str:

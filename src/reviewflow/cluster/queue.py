@@ -40,6 +40,8 @@ import psycopg
 from psycopg.types.json import Json
 
 from .. import rules
+from ..constants import DEFAULT_LEASE_TTL as DEFAULT_LEASE_TTL
+from ..constants import DEFAULT_MAX_LOST_ATTEMPTS as DEFAULT_MAX_LOST_ATTEMPTS
 from ..engine import durable_wait, run_id_for
 from ..errors import RunNotFound, SpecError, StoreError
 from ..executors.shell import kill_orphans
@@ -63,8 +65,6 @@ from .dag import (
     loads_spec,
 )
 
-DEFAULT_LEASE_TTL = 30.0
-DEFAULT_MAX_LOST_ATTEMPTS = 3
 RETRIES = 8  # attempts of one transaction that hit a conflict or a deadlock
 WORKER_FORGET_AFTER = 3600.0  # rows of workers silent for this long are removed
 

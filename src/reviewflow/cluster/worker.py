@@ -31,8 +31,13 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from ..engine import ABANDONED, ATTEMPT_TIMEOUT, DEFAULT_RUNS_DIR, INTERRUPTED
+from ..constants import ABANDONED, ATTEMPT_TIMEOUT, DEFAULT_RUNS_DIR
+from ..constants import DEFAULT_GRACE as DEFAULT_GRACE
+from ..constants import DEFAULT_POLL_INTERVAL as DEFAULT_POLL_INTERVAL
+from ..constants import DEFAULT_WORKER_CONCURRENCY as DEFAULT_WORKER_CONCURRENCY
+from ..engine import INTERRUPTED
 from ..errors import ReviewflowError, StoreError, TaskFailed
+from ..errors import WorkerNameTaken as WorkerNameTaken
 from ..executors import TaskContext, registry
 from ..logs import log
 from ..notify.deliver import Deliverer
@@ -49,13 +54,6 @@ from .queue import (
 )
 
 R = TypeVar("R")
-DEFAULT_WORKER_CONCURRENCY = 8
-DEFAULT_POLL_INTERVAL = 0.5
-DEFAULT_GRACE = 30.0
-
-
-class WorkerNameTaken(ReviewflowError):
-    """Another live worker has this name (names tell workers apart in `reviewflow workers`)."""
 
 
 class _Attempt:

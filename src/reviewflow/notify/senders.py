@@ -24,19 +24,12 @@ from typing import Any
 
 import httpx
 
+from ..errors import SendError as SendError
 from ..store.outbox import OutboxRecord
 
 USER_AGENT = "reviewflow-notifications"
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 """4xx answers worth trying again (the rest of 4xx is a permanent refusal)."""
-
-
-class SendError(Exception):
-    """A notification could not be delivered this time (or ever, if `permanent`)."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 def signature(secret: str | bytes, body: bytes) -> str:

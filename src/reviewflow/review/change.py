@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..errors import ReviewflowError
+from ..errors import ChangeError as ChangeError
 
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 """git's id of the empty tree: the base of a repository's first commit."""
@@ -23,10 +23,6 @@ DEFAULT_BASES = ("origin/main", "main")
 GIT_TIMEOUT = 120
 
 FileStatus = Literal["added", "modified", "deleted", "renamed"]
-
-
-class ChangeError(ReviewflowError):
-    """The change could not be collected (not a git repository, unknown base, git failed)."""
 
 
 class ChangedFile(BaseModel):

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...errors import ReviewflowError, TaskFailed
+from ...errors import REVIEW_INSTALL_HINT, TaskFailed
+from ...errors import ServiceUnreachable as ServiceUnreachable
+from ...errors import ToolMissing as ToolMissing
 from ...statedir import make_dirs
 from ..change import Change
 from ..findings import CheckResult, Finding
@@ -28,20 +30,7 @@ from ..findings import CheckResult, Finding
 if TYPE_CHECKING:
     from ..cache import FileCache
 
-INSTALL_HINT = "pip install 'reviewflow[review]'"
-
-
-class ToolMissing(ReviewflowError):
-    """A tool a check needs is not installed; the check is skipped with an install hint."""
-
-    def __init__(self, tool: str, hint: str = INSTALL_HINT, *, message: str | None = None) -> None:
-        super().__init__(message or f"{tool} is not installed: {hint}")
-        self.tool = tool
-        self.hint = hint
-
-
-class ServiceUnreachable(ReviewflowError):
-    """A service a check needs (a vulnerability database) cannot be reached: skipped."""
+INSTALL_HINT = REVIEW_INSTALL_HINT
 
 
 @dataclass(slots=True)

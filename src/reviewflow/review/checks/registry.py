@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 
+from ...errors import CheckNotFound as CheckNotFound
 from ...plugins import plugin_errors as folder_errors
 from ...plugins import provide
 from .base import CheckFunction
@@ -39,10 +40,6 @@ BUILTIN: dict[str, str] = {
     "grammar": "reviewflow.review.checks.prose:grammar",
     "style": "reviewflow.review.checks.prose:style",
 }
-
-
-class CheckNotFound(KeyError):
-    """No check of that name (its message lists the known ones and broken plugins)."""
 
 
 def _resolve(target: str) -> CheckFunction:
