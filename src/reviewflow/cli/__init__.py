@@ -4,40 +4,41 @@ Exit codes: 0 the run succeeded (or the command did what was asked), 1 the run f
 cancelled (or the command could not act on the run), 2 bad input (file, flag, unknown run id),
 130 interrupted (the run stays resumable).
 
-`common` holds the Typer app, the shared options and helpers; each other module is one group of
-commands and registers them on that app when imported. They are imported here in the order
-`reviewflow --help` lists them. None imports this package's `__init__` or another command module.
+The package: `common` (the Typer app, shared options and helpers), one module per group of
+commands (`runs`, `db`, `review`, `worker`, `github`, `server`, `ui`, `notifications`), and
+`commands`, which imports them in `--help` order. This `__init__` imports none of them until
+asked: `reviewflow --version` alone is answered without typer (its import is most of the
+command's start-up; docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ReviewflowError
-
-# Registration order is the order of `--help`: commands first (run ... validate, review, approve,
-# reject, worker, workers, serve, ui), then the groups (db, templates, github).
-# isort: off
-from . import runs  # noqa: F401  (registers run, resume, cancel, pause, status, ...)
-from . import db  # noqa: F401  (the db group)
-from . import review  # noqa: F401  (review, approve, reject; the templates group)
-from . import worker  # noqa: F401  (worker, workers)
-from . import github  # noqa: F401  (the github group)
-from . import server  # noqa: F401  (serve)
-from . import ui  # noqa: F401  (ui)
-from . import notifications  # noqa: F401  (notifications)
-from . import schedule  # noqa: F401  (the schedule group, scheduler)
-
-# isort: on
-from .common import EXIT_BAD_INPUT, app, err
+if TYPE_CHECKING:
+    from .commands import app
 
 __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point: run the Typer app; turn stray ReviewflowErrors into one-line errors."""
-    try:
-        app()
-    except ReviewflowError as exc:
-        err.print(f"error: {exc}", markup=False)
-        sys.exit(EXIT_BAD_INPUT)
+    """Entry point (`reviewflow`, `python -m reviewflow`): run the Typer app; stray
+    ReviewflowErrors become one-line errors (exit 2)."""
+    if sys.argv[1:] == ["--version"]:  # what typer's eager --version prints, without typer
+        from ..version import __version__
+
+        sys.stdout.write(f"reviewflow {__version__}\n")
+        sys.stdout.flush()
+        return
+    from .commands import main as run
+
+    run()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the Typer app with every command registered (for CliRunner, docs)
+        from .commands import app
+
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

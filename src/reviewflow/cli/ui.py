@@ -8,7 +8,6 @@ once for a session cookie. Nothing else (no API token) can log in.
 from __future__ import annotations
 
 import os
-import secrets
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -57,6 +56,8 @@ def ui(
         _fail(str(exc))
     if execute and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    import secrets  # (hashlib, base64: for this command only)
+
     token = secrets.token_urlsafe(32)
     api = create_app(
         store,
