@@ -12,7 +12,7 @@ from statistics import fmean
 from typing import Any
 
 from .errors import RunNotFound
-from .states import RUN_TERMINAL, RunState, TaskState
+from .states import RUN_TERMINAL, TASK_TERMINAL, RunState, TaskState
 from .store import EventRecord, RunRecord, Store, TaskRecord
 
 NO_LIVE_WORKER = "no live worker: tasks stay ready/running until a worker starts"
@@ -69,7 +69,11 @@ def run_metrics(
     end = finished if finished is not None else time.time()
     duration = (end - started) if started is not None else None
     waits, runs = attempt_timings(events)
-    ended = succeeded + failed
+    # Rates are over the tasks that finished (succeeded, failed, cancelled), skipped ones aside
+    # (never run, by the workflow's rules): a cancelled run's success rate counts what it did
+    # not finish, not 100% of the one task that ended before the cancel.
+    cancelled = counts.get(TaskState.CANCELLED, 0)
+    ended = sum(n for state, n in counts.items() if state in _RATED)
     cpu: list[float] = []
     rss: list[int] = []
     for t in tasks:
@@ -88,6 +92,7 @@ def run_metrics(
         "lost_attempts": sum(lost.values()),
         "success_rate": round(succeeded / ended, 4) if ended else None,
         "failure_rate": round(failed / ended, 4) if ended else None,
+        "cancel_rate": round(cancelled / ended, 4) if ended else None,
         "retry_rate": round(retried / len(started_tasks), 4) if started_tasks else None,
         "wait_time_s": _stats(waits),
         "run_time_s": _stats(runs),
@@ -96,6 +101,10 @@ def run_metrics(
         "task_cpu_s": {"total": round(sum(cpu), 3), "max": max(cpu)} if cpu else None,
         "task_max_rss_kib": max(rss) if rss else None,
     }
+
+
+_RATED = TASK_TERMINAL - {TaskState.SKIPPED}
+"""Task states that count in the rates: every way a task ends except skipped."""
 
 
 def _task_doc(t: TaskRecord) -> dict[str, Any]:

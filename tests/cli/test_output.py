@@ -80,6 +80,11 @@ def test_a_cancelled_run_reports_cancelled_tasks_not_a_success_rate(
         assert "tasks 3 (succeeded 1, cancelled 2)" in report, report
         assert "%" not in report
     assert run_state(db, "c1") == "cancelled"
+    # For scripts too: rates over the tasks that finished, the cancelled ones included.
+    metrics = json.loads(procs.run("status", "c1", "--db", "rf.db", "--json").stdout)["metrics"]
+    assert metrics["tasks_by_state"] == {"cancelled": 2, "succeeded": 1}
+    rates = (metrics["success_rate"], metrics["failure_rate"], metrics["cancel_rate"])
+    assert rates == (0.3333, 0.0, 0.6667)
 
 
 def test_a_big_run_ends_with_a_summary_not_a_row_per_task(procs: Procs, tmp_path: Path) -> None:
