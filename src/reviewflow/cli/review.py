@@ -13,6 +13,7 @@ changes end the review at once with exit 1, as anywhere.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -259,8 +260,6 @@ def _prepare_out(target: Path) -> None:
 def _verdict(target: Path, code: int) -> int:
     report = target / "report.json"
     try:
-        import json
-
         doc = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         err.print("the review did not finish: no report written", markup=False)
@@ -292,8 +291,6 @@ def _decide(
     if record is None:
         _fail(f"no run with id {run_id!r} in {_shown(db)}")
     tasks = {t.name: t for t in store.get_tasks(run_id)}
-    import json
-
     spec: dict[str, Any] = json.loads(record.spec)
     body = spec.get("tasks", {}).get(task) or spec.get("on_failure", {}).get(task)
     if task not in tasks or body is None:
