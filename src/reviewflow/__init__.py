@@ -41,7 +41,7 @@ _EXPORTS = {
     "SQLiteStore": ".store",
     "Store": ".store",
     "open_store": ".store",
-    "mermaid": ".viz",
+    "mermaid": ".diagram",
 }
 
 
@@ -61,6 +61,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .api import Workflow, run_sync
     from .config import load_workflow, load_workflow_text, validate_spec
+    from .diagram import mermaid
     from .engine import Engine, RunBusy
     from .errors import (
         InvalidTransition,
@@ -78,7 +79,6 @@ if TYPE_CHECKING:
     from .states import RunState, TaskState
     from .status import run_status
     from .store import MemoryStore, SQLiteStore, Store, open_store
-    from .viz import mermaid
 
 __all__ = [
     "Engine",

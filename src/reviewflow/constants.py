@@ -30,7 +30,7 @@ DEFAULT_WORKER_CONCURRENCY = 8
 DEFAULT_POLL_INTERVAL = 0.5
 DEFAULT_GRACE = 30.0
 
-# Views (render.py): runs with more tasks are summarised.
+# Views (terminal.py): runs with more tasks are summarised.
 SUMMARY_ABOVE = 50
 
 # GitHub (github.py, github_checks.py).

@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .render import STATE_COLORS, STATE_ORDER
+from .terminal import STATE_COLORS, STATE_ORDER
 
 if TYPE_CHECKING:
     from .engine import Engine

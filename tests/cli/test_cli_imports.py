@@ -111,14 +111,14 @@ def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path)
 
 def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
     """The CLI repeats a few defaults so that building its options imports nothing heavy."""
-    from reviewflow import engine, github, github_checks, render
+    from reviewflow import engine, github, github_checks, terminal
     from reviewflow.cli import common as cli
     from reviewflow.cli import github as cli_github
     from reviewflow.cli import worker as cli_worker
     from reviewflow.cluster import queue, worker
 
     assert cli.DEFAULT_CONCURRENCY == engine.DEFAULT_CONCURRENCY
-    assert cli.SUMMARY_ABOVE == render.SUMMARY_ABOVE
+    assert cli.SUMMARY_ABOVE == terminal.SUMMARY_ABOVE
     assert cli.DEFAULT_RUNS_DIR == engine.DEFAULT_RUNS_DIR
     assert cli_worker.DEFAULT_LEASE_TTL == queue.DEFAULT_LEASE_TTL
     assert cli_worker.DEFAULT_MAX_LOST_ATTEMPTS == queue.DEFAULT_MAX_LOST_ATTEMPTS

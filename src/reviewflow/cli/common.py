@@ -252,14 +252,14 @@ def _print_state(run_id: str, state: str, as_json: bool) -> None:
 
 
 def _report(store: Store, run_id: str, as_json: bool) -> int:
-    from .. import render
+    from .. import terminal
     from ..status import run_status
 
     doc = run_status(store, run_id)
     if as_json:
         _print_json(doc)
     else:
-        render.run_summary(out.console, doc)
+        terminal.run_summary(out.console, doc)
     return _state_exit(doc["state"])
 
 

@@ -315,7 +315,7 @@ def status(
     ] = False,
 ) -> None:
     """Show a run (tasks, attempts, waits, metrics) or list recent runs."""
-    from .. import render
+    from .. import terminal
     from ..status import list_status, run_status
 
     store = _open(db, must_exist=True)
@@ -324,7 +324,7 @@ def status(
         if as_json:
             _print_json(runs)
         else:
-            render.run_list(out.console, runs)
+            terminal.run_list(out.console, runs)
         raise typer.Exit(EXIT_OK)
     try:
         doc = run_status(store, run_id)
@@ -333,7 +333,7 @@ def status(
     if as_json:
         _print_json(doc)
     else:
-        render.run_summary(out.console, doc, every_task=every_task)
+        terminal.run_summary(out.console, doc, every_task=every_task)
         record = store.get_run(run_id)
         if (
             record is not None
@@ -376,9 +376,9 @@ def events(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> Non
                 + "\n"
             )
     else:
-        from .. import render
+        from .. import terminal
 
-        render.event_table(out.console, rows)
+        terminal.event_table(out.console, rows)
 
 
 @app.command()
@@ -388,8 +388,8 @@ def graph(
     set_: SetOpt = None,
 ) -> None:
     """Print the DAG as a Mermaid flowchart (for a run, nodes coloured by state)."""
+    from ..diagram import mermaid
     from ..spec import WorkflowSpec
-    from ..viz import mermaid
 
     path = Path(target)
     if path.exists() or target.endswith((".yaml", ".yml")):

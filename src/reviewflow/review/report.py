@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
+from ..diagram import STATE_STYLES
 from ..statedir import make_dirs
 from ..version import __version__
-from ..viz import STATE_STYLES
 from .change import Change
 from .findings import CheckResult, Finding, mask_text
 from .template import Gates

@@ -15,13 +15,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from ..diagram import mermaid
 from ..engine import new_run_id
 from ..errors import ReviewflowError, RunNotFound, SpecError
 from ..spec import WorkflowSpec
 from ..states import RUN_TERMINAL, RunState
 from ..status import run_status
 from ..store import EventRecord, RunFilter, RunRecord, Store
-from ..viz import mermaid
 from .auth import Token, can_read, can_write
 from .context import RunIdParam, ServerContext, blocking, context, load_run
 from .http import ApiError, Json

@@ -12,14 +12,14 @@ import json
 from collections import Counter, defaultdict
 from typing import Any
 
+from ..diagram import STATE_STYLES
 from ..store import TaskRecord
-from ..viz import STATE_STYLES
 
 GROUP_LIMIT = 300
 
 
 def state_styles() -> dict[str, dict[str, str]]:
-    """viz.STATE_STYLES (the Mermaid report colours) as {state: {fill, stroke, color}}."""
+    """diagram.STATE_STYLES (the Mermaid report colours) as {state: {fill, stroke, color}}."""
     out: dict[str, dict[str, str]] = {}
     for state, style in STATE_STYLES.items():
         pairs = (item.split(":", 1) for item in style.split(","))

@@ -59,7 +59,7 @@ const rf = (() => {
     return `${(seconds / 3600).toFixed(1)} h`;
   }
 
-  // A state as text plus colour (never colour alone); styles come from the server (viz.py).
+  // A state as text plus colour (never colour alone); styles come from the server (diagram.py).
   function badge(state, styles) {
     const span = el("span", { class: `badge state-${state}`, text: state, dataset: { state } });
     const s = styles && styles[state];

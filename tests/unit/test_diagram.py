@@ -1,4 +1,4 @@
-"""Mermaid renderings (reviewflow.viz): one node per task, one edge per dependency, and state
+"""Mermaid renderings (reviewflow.diagram): one node per task, one edge per dependency, and state
 classes for a run."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reviewflow.config import validate_spec
+from reviewflow.diagram import STATE_STYLES, mermaid
 from reviewflow.spec import WorkflowSpec
-from reviewflow.viz import STATE_STYLES, mermaid
 
 NODE = re.compile(r'^    (t\d+)(?:\["|\(\[")(.*?)(?:"\]|"\]\))(?::::(\w+))?$')
 EDGE = re.compile(r"^    (t\d+) --> (t\d+)$")
