@@ -54,7 +54,9 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
+import shlex
 import shutil
 import sqlite3
 import statistics
@@ -91,7 +93,7 @@ description: security review with a narrowed test command (benchmark)
 extends: security
 checks:
   tests:
-    options: {{command: {command}}}
+    options: {{command: {command}, impacted: {impacted}}}
 """
 
 
@@ -129,7 +131,7 @@ class Setup:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def make_setup(tmp: Path, repo: Path, count: int, tests: list[str]) -> Setup:
+def make_setup(tmp: Path, repo: Path, count: int, tests: list[str], impact: bool = True) -> Setup:
     clone = tmp / "repo"
     subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
     base = git(clone, "rev-parse", "HEAD")
@@ -156,7 +158,9 @@ def make_setup(tmp: Path, repo: Path, count: int, tests: list[str]) -> Setup:
     head = git(clone, "rev-parse", "HEAD")
     template = tmp / "benchmark.yaml"
     command = json.dumps(["pytest", "-q", *tests])
-    template.write_text(TEMPLATE.format(command=command), encoding="utf-8")
+    template.write_text(
+        TEMPLATE.format(command=command, impacted="map" if impact else "false"), encoding="utf-8"
+    )
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(clone / "src"), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
@@ -288,7 +292,11 @@ def longest_chain(
 # ---------------------------------------------------------------------------------- review
 
 
-def run_review(s: Setup) -> dict[str, Any]:
+def run_review(s: Setup, *, warm: bool = False) -> dict[str, Any]:
+    """One review of the clone: cold (its .reviewflow/cache removed first: no cached check
+    result, no coverage map) or warm (whatever the reviews before left there)."""
+    if not warm:
+        shutil.rmtree(s.clone / ".reviewflow" / "cache", ignore_errors=True)
     s.counter += 1
     rid = f"bench-{s.counter}"
     out, db = s.tmp / f"out-{s.counter}", s.tmp / f"db-{s.counter}.sqlite"
@@ -345,7 +353,12 @@ def run_review(s: Setup) -> dict[str, Any]:
         "reasons": report["reasons"],
         "changed_files": len(report["change"]["files"]),
         "checks": {
-            n: {"status": c["status"], "duration_s": c["duration_s"], "summary": c["summary"]}
+            n: {
+                "status": c["status"],
+                "duration_s": c["duration_s"],
+                "summary": c["summary"],
+                "cached": bool(c.get("cached")),
+            }
             for n, c in checks.items()
         },
         "tool_chain_s": chain_s,
@@ -539,6 +552,95 @@ def run_two_shells(s: Setup) -> dict[str, Any]:
     }
 
 
+def run_warm(s: Setup) -> dict[str, Any]:
+    """A re-review after a one-line change: a cold review of the benchmark change first
+    (untimed: it leaves the check cache and the coverage map), then one more commit that
+    changes one line of one changed file, reviewed with what the first review left."""
+    git(s.clone, "reset", "-q", "--hard", s.head)
+    run_review(s)
+    path = s.clone / s.files[0]
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("total += value * 2", "total += value * 3", 1), encoding="utf-8")
+    git(s.clone, "add", "--", s.files[0])
+    git(
+        s.clone,
+        "-c",
+        "user.name=benchmark",
+        "-c",
+        "user.email=benchmark@invalid",
+        "commit",
+        "-q",
+        "-m",
+        "benchmark: one line changed",
+    )
+    try:
+        return run_review(s, warm=True)
+    finally:
+        git(s.clone, "reset", "-q", "--hard", s.head)
+
+
+PRE_COMMIT = """\
+# benchmarks/review.py: the review's tools as local pre-commit hooks (no hook repository to
+# fetch), in the order the review's checks run them.
+repos:
+  - repo: local
+    hooks:
+{hooks}
+"""
+
+
+def pre_commit_config(s: Setup) -> Path:
+    """A .pre-commit-config.yaml with one local hook per by-hand step (same argv)."""
+    hooks = []
+    for name, argv, _env in hand_steps(s):
+        # The steps name their files; pre-commit passes them itself to the per-file hooks.
+        per_file = name in ("syntax (ast.parse)", "ruff check", "ruff format --check", "bandit")
+        if per_file:
+            argv = argv[: argv.index("--") + 1] if "--" in argv else argv[:3]
+        elif name == "detect-secrets scan":
+            argv, per_file = argv[:2], True
+        hook_id = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        hooks.append(
+            f"      - id: {hook_id}\n"
+            f"        name: {json.dumps(name)}\n"
+            f"        entry: {json.dumps(shlex.join(argv))}\n"
+            "        language: system\n"
+            f"        pass_filenames: {'true' if per_file else 'false'}\n"
+            f"        always_run: {'false' if per_file else 'true'}\n"
+            + ("        types: [python]\n" if per_file and name != "detect-secrets scan" else "")
+        )
+    config = s.tmp / "pre-commit-config.yaml"
+    config.write_text(PRE_COMMIT.format(hooks="".join(hooks)), encoding="utf-8")
+    return config
+
+
+def run_pre_commit(s: Setup) -> dict[str, Any]:
+    """`pre-commit run --files <changed files>` with the same tools as local hooks."""
+    exe = Path(PY).parent / "pre-commit"
+    if not exe.is_file():
+        return {"wall_s": None, "why": "pre-commit is not installed (pip install pre-commit)"}
+    config = pre_commit_config(s)
+    env = {**s.env, "PRE_COMMIT_HOME": str(s.tmp / "pre-commit-home"), "SKIP": ""}
+    env.update(PYTHONDONTWRITEBYTECODE="1", COVERAGE_PROCESS_START="")
+    t = timed(
+        [str(exe), "run", "--config", str(config), "--files", *s.files],
+        cwd=s.clone,
+        env=env,
+    )
+    return {"wall_s": t.wall, "cpu_s": t.cpu, "exit": t.code, "foreign_cpu_s": t.foreign}
+
+
+def run_mutation(tests: list[str]) -> dict[str, Any]:
+    """benchmarks/mutation.py's summary: mutants caught by the impact selection."""
+    argv = [PY, str(HERE / "mutation.py"), "--json", "--tests", " ".join(tests)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode != 0 or not lines:
+        return {"error": (done.stderr or done.stdout)[-2000:]}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
 SPIN = (
     "import time\nt = time.perf_counter()\ns = 0\nfor i in range(25_000_000):\n    s += i\n"
     "print(time.perf_counter() - t)"
@@ -626,6 +728,16 @@ def main() -> None:
         metavar="SECONDS",
         help="before each measurement, wait up to SECONDS for idle CPUs (< 8%% busy 3 s)",
     )
+    parser.add_argument(
+        "--no-impact",
+        action="store_true",
+        help="the tests check without `impacted: map` (the whole suite every review)",
+    )
+    parser.add_argument(
+        "--mutation",
+        action="store_true",
+        help="also run benchmarks/mutation.py on --tests (long: a whole suite, then 20 mutants)",
+    )
     args = parser.parse_args()
 
     busy = cpu_busy()
@@ -637,7 +749,9 @@ def main() -> None:
         )
     tmp = Path(tempfile.mkdtemp(prefix="rfbench-review-"))
     try:
-        s = make_setup(tmp, args.repo.resolve(), args.files, args.tests.split())
+        s = make_setup(
+            tmp, args.repo.resolve(), args.files, args.tests.split(), impact=not args.no_impact
+        )
         emit(
             {
                 "kind": "meta",
@@ -658,27 +772,37 @@ def main() -> None:
             run_review(s)
             run_by_hand(s)
             run_two_shells(s)
+            run_pre_commit(s)
         reviews: list[dict[str, Any]] = []
         hands: list[dict[str, Any]] = []
         shells: list[dict[str, Any]] = []
+        commits: list[dict[str, Any]] = []
+        warms: list[dict[str, Any]] = []
         for i in range(args.repeat):
             order = [
                 ("review", run_review, reviews),
                 ("by_hand", run_by_hand, hands),
                 ("two_shells", run_two_shells, shells),
+                ("pre_commit", run_pre_commit, commits),
+                ("warm_review", run_warm, warms),
             ]
-            for kind, fn, results in order[i % 3 :] + order[: i % 3]:  # each first in turn
+            n = len(order)
+            for kind, fn, results in order[i % n :] + order[: i % n]:  # each first in turn
                 if args.wait_idle:
                     wait_idle(args.wait_idle)
                 result = fn(s)
                 results.append(result)
                 emit({"kind": kind, "round": i + 1, **result})
+        mutation = run_mutation(s.tests) if args.mutation else None
+        if mutation is not None:
+            emit({"kind": "mutation", **mutation})
         start = start_cost(s, 5)
         emit({"kind": "start", **start})
         cores_after = two_cores()
         emit({"kind": "cores", "when": "after", **cores_after})
         emit({"kind": "meta", "name": "end", "loadavg": os.getloadavg()})
         summarize(reviews, hands, shells, start, s, [cores, cores_after])
+        summarize_targets(reviews, hands, commits, warms, mutation)
     finally:
         if args.keep:
             print(f"kept: {tmp}", file=sys.stderr)
@@ -772,6 +896,49 @@ def summarize(
         f"reviewflow review vs by hand ({len(reviews)} rounds; tests: "
         f"{' '.join(s.tests)}; {len(s.files)} files changed)",
     )
+
+
+def summarize_targets(
+    reviews: list[dict[str, Any]],
+    hands: list[dict[str, Any]],
+    commits: list[dict[str, Any]],
+    warms: list[dict[str, Any]],
+    mutation: dict[str, Any] | None,
+) -> None:
+    """The issue's targets, one line each: measured, target, met or not."""
+    cold = statistics.median(r["wall_s"] for r in reviews)
+    serial = statistics.median(h["serial_sum_s"] for h in hands)
+    lines = [f"cold review / serial by hand: {cold / serial:.2f} (target <= 0.90)"]
+    walls = [c["wall_s"] for c in commits if c.get("wall_s") is not None]
+    if walls:
+        pc = statistics.median(walls)
+        lines.append(
+            f"pre-commit, same tools as local hooks: {pc:.2f} s (cold review {cold:.2f} s)"
+        )
+    elif commits:
+        lines.append(f"pre-commit: {commits[0].get('why')}")
+    if warms:
+        warm = statistics.median(w["wall_s"] for w in warms)
+        cached = sorted(n for n, c in warms[0]["checks"].items() if c.get("cached"))
+        tests = warms[0]["checks"].get("tests", {}).get("summary", "")
+        lines.append(
+            f"warm re-review after a one-line change: {warm:.2f} s = {warm / cold:.2f} x cold "
+            f"(target <= 0.25); cached: {', '.join(cached) or 'none'}; tests: {tests}"
+        )
+    over = statistics.median(r["overhead_s"] for r in reviews)
+    lines.append(f"engine overhead (wall - longest tool chain): {over:.2f} s (target <= 0.5)")
+    created = statistics.median(r["split"]["spawn_to_run_created_s"] for r in reviews)
+    lines.append(f"spawn -> run created: {created:.2f} s (target <= 0.3)")
+    if mutation is not None:
+        if "error" in mutation:
+            lines.append(f"mutation benchmark failed: {mutation['error'][-300:]}")
+        else:
+            lines.append(
+                f"mutants caught by the impact selection: {mutation['caught']}/"
+                f"{mutation['mutants']} (target 20/20; {mutation['skipped']} skipped: "
+                "the whole suite does not catch them either)"
+            )
+    print("\n".join(["targets:", *(f"  {ln}" for ln in lines)]), flush=True)
 
 
 if __name__ == "__main__":
