@@ -11,9 +11,15 @@ Options:
               the tests): default tests/, test/, test_*.py, *_test.py, conftest.py
     min_coverage  percent of changed executable lines that must run; below it is an error
               (default none: uncovered lines are warnings only)
-    impacted  run only the test files the change can affect (changed ones, and those that
-              import a changed module), plus `always`; the whole command when that cannot be
-              known (a conftest or the test configuration changed; see impact.py). Default false
+    impacted  true: run only the test files the change can affect (changed ones, and those
+              that import a changed module), plus `always`; the whole command when that cannot
+              be known (a conftest or the test configuration changed; see impact.py).
+              map: run only the tests a coverage map of an earlier whole run says executed the
+              changed files, new and changed tests, and the import graph's choice where the map
+              cannot see (import-time changes, new modules); the whole suite when the map is
+              missing or stale, which remakes it (see testmap.py; pytest commands only). The
+              summary says which: `42 of 1,588 tests: coverage map of 8d5c730` or `whole
+              suite: tests/conftest.py changed`. Default false
     always    paths run in every review with `impacted` (e.g. fast unit tests)
     parallel  pytest-xdist workers: true, false or auto (default: in parallel where the project
               names pytest-xdist, the machine has 2+ cores and pytest-xdist and pytest-cov are
