@@ -212,3 +212,16 @@ def test_body_lines_are_the_statements_after_a_signature() -> None:
     )
     assert testmap._body_lines(source) == {4, 9, 10, 11}
     assert testmap._body_lines(b"def (:\n") is None
+
+
+def test_a_selection_stays_within_the_suites_own_paths(tmp_path: Path) -> None:
+    outside = {"slow/test_slow.py": "from calc import add\n\n\ndef test_slow():\n    assert 0\n"}
+    root = make_repo(tmp_path / "repo", {**FILES, **outside})
+    branch_with(root, {"other.py": OTHER + "\n"})
+    command = ["pytest", "-q", "tests"]
+    assert ran(run(root, command=command)) == ALL  # slow/ is not part of this suite
+    result = change_and_run(
+        root, {"calc.py": CALC.replace("LIMIT = 10", "LIMIT = 11")}, command=command
+    )
+    # Import time: the import graph's choice among the suite's test files, not slow/'s.
+    assert result.status == "passed" and ran(result) == 3

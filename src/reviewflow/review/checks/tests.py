@@ -95,20 +95,25 @@ async def tests(ctx: CheckContext) -> CheckResult:
     targets: list[str] = []
     selection: testmap.Selection | None = None
     suite = [*command_given, *args]  # what the map is of: the project's own command
+    # The suite's own paths (`pytest -q tests/unit`): a selection runs within them, instead.
+    scope = _suite_paths(root, suite[1:]) if pytest else []
+    candidates = [t for t in _test_files(root, ctx.change) if _within(t, scope)] if impacted else []
     if impacted == "map":
-        selection = await asyncio.to_thread(
-            testmap.select, root, ctx.change, suite, _test_files(root, ctx.change)
-        )
+        selection = await asyncio.to_thread(testmap.select, root, ctx.change, suite, candidates)
         if not selection.whole:
-            targets = [*sorted({*selection.files, *always}), *selection.nodes]
+            files = [f for f in selection.files if _within(f, scope)]
+            targets = [*sorted({*files, *always}), *selection.nodes]
             if not targets:
                 return ctx.skip(f"no test executed the changed files ({selection.reason})")
     elif impacted:
-        chosen = impacted_tests(root, ctx.change, _test_files(root, ctx.change))
+        chosen = impacted_tests(root, ctx.change, candidates)
         if chosen is not None:
             targets = sorted({*chosen, *always})
             if not targets:
                 return ctx.skip("no test imports a changed module")
+    whole_command, whole_args = command, args
+    if targets and scope:
+        command, args = _without(command, scope), _without(args, scope)
 
     measured = [
         f
@@ -127,7 +132,7 @@ async def tests(ctx: CheckContext) -> CheckResult:
             )
             record = True
             code, output, cov = await _run_suite(
-                ctx, coverage, Path(tmp), command, args, [], measured, workers, record
+                ctx, coverage, Path(tmp), whole_command, whole_args, [], measured, workers, record
             )
         _missing_packages(output, root, ctx.change, code)
         failures = _short_summary(output, root, ctx.check)
@@ -279,6 +284,54 @@ async def _run_suite(
         include = [f"{folder}/*" for folder in folders] if record else []
         cov = await _coverage_report(ctx, coverage, data, report, root, include, measured)
     return run.returncode, output, cov
+
+
+# pytest options whose value is the next argument (that value is not a test path).
+_VALUED = frozenset(
+    {
+        "-k",
+        "-m",
+        "-p",
+        "-c",
+        "-o",
+        "--rootdir",
+        "--deselect",
+        "--ignore",
+        "--ignore-glob",
+        "--confcutdir",
+        "--basetemp",
+        "--override-ini",
+        "--config-file",
+        "--import-mode",
+    }
+)
+
+
+def _suite_paths(root: Path, argv: list[str]) -> list[str]:
+    """The test paths a pytest command names (`tests/unit`, `tests/test_x.py::test_y`)."""
+    paths: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("-") or (i and argv[i - 1] in _VALUED):
+            continue
+        if (root / arg.split("::", 1)[0]).exists():
+            paths.append(arg)
+    return paths
+
+
+def _within(path: str, scope: list[str]) -> bool:
+    """A test file inside the suite's paths (any file when the command names none)."""
+    if not scope:
+        return True
+    for item in scope:
+        base = item.split("::", 1)[0].rstrip("/")
+        if base in ("", ".") or path == base or path.startswith(base + "/"):
+            return True
+    return False
+
+
+def _without(argv: list[str], scope: list[str]) -> list[str]:
+    """`argv` without the suite's paths: the selection's targets replace them."""
+    return [a for a in argv if a not in scope]
 
 
 def _not_found(code: int, output: str) -> bool:
