@@ -82,7 +82,10 @@ def test_a_server_review_run_reads_its_work_folder(tmp_path: Path) -> None:
 
 
 def _events(store: SQLiteStore, run_id: str, n: int) -> None:
-    tasks = [TaskRecord(run_id, f"t{i}", "succeeded") for i in range(n)]
+    tasks = [
+        TaskRecord(run_id, f"t{i}", "succeeded", 1, float(i), float(i), float(i + i % 7))
+        for i in range(n)
+    ]
     events = []
     for i in range(n):
         start = float(i)

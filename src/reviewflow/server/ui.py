@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +25,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..states import TaskState
+from ..store import RunRecord
 from .auth import SESSION_COOKIE, Session, Sessions, Token, can_read, same_origin, session_of
 from .context import RunIdParam, ServerContext, blocking, context, load_run
 from .http import ApiError, Json
@@ -30,7 +33,7 @@ from .runs import TaskName
 from .ui_graph import attempts_of, build_graph, state_styles
 from .ui_ops import RANGES, metrics_doc, workers_doc
 from .ui_review import REPORTS, NoReport, own_folder, read_report, review_doc
-from .ui_timeline import task_events, task_row, timeline
+from .ui_timeline import last_event_id, task_events, task_row, task_states, timeline
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -180,13 +183,34 @@ async def run_graph(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
     return Json(await blocking(_graph_doc, ctx, run_id))
 
 
+SPECS_KEPT = 4
+_specs: OrderedDict[tuple[int, str, float], dict[str, Any]] = OrderedDict()
+_specs_lock = threading.Lock()  # the worker threads of `blocking` share the cache
+
+
+def _spec(ctx: ServerContext, record: RunRecord) -> dict[str, Any]:
+    """The run's spec, parsed: a run's spec never changes, and parsing a 10,000-task one
+    (4.4 MB) costs more than everything else the run page and its task panel read; the last
+    SPECS_KEPT parsed specs are kept (per store)."""
+    key = (id(ctx.store), record.run_id, record.created_at)
+    with _specs_lock:  # held while parsing: the page's requests arrive together, one parses
+        if key in _specs:
+            _specs.move_to_end(key)
+            return _specs[key]
+        spec = json.loads(record.spec)
+        _specs[key] = spec
+        while len(_specs) > SPECS_KEPT:
+            _specs.popitem(last=False)
+    return spec
+
+
 def _graph_doc(ctx: ServerContext, run_id: str) -> dict[str, Any]:
     # Events first: a transition between the two reads is then in the tasks' states and
     # replayed (harmlessly) from the stream, never counted as seen but not shown.
-    events = ctx.store.get_events(run_id)
+    last = last_event_id(ctx.store, run_id)
     record = load_run(ctx.store, run_id)
-    tasks = ctx.store.get_tasks(run_id)
-    graph = build_graph(record.spec, tasks)
+    tasks = task_states(ctx.store, run_id)
+    graph = build_graph(_spec(ctx, record), tasks)
     return {
         "run": {
             "run_id": record.run_id,
@@ -198,7 +222,7 @@ def _graph_doc(ctx: ServerContext, run_id: str) -> dict[str, Any]:
             "finished_at": record.finished_at,
             "error": record.error,
         },
-        "last_event_id": events[-1].id if events else 0,
+        "last_event_id": last,
         "styles": state_styles(),
         **graph,
     }
@@ -214,7 +238,7 @@ def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
     row = task_row(ctx.store, run_id, task)  # one row and one task's events, not the run's
     if row is None:
         raise ApiError(404, f"run {run_id} has no task {task!r}", "task")
-    spec = json.loads(record.spec)
+    spec = _spec(ctx, record)
     body = spec.get("tasks", {}).get(task) or spec.get("on_failure", {}).get(task) or {}
     result = json.loads(row.result) if row.result else None
     errors = json.loads(row.errors) if row.errors else []
@@ -260,7 +284,15 @@ async def run_timeline(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
 async def run_review(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
     """A review run's verdict and findings (from its report.json); {review: false} otherwise."""
     record = await blocking(load_run, ctx.store, run_id)
-    return Json(await blocking(review_doc, record, ctx.work_dir))
+
+    def doc() -> dict[str, Any]:
+        try:
+            spec = _spec(ctx, record)
+        except ValueError:
+            return {"review": False}
+        return review_doc(record, ctx.work_dir, spec)
+
+    return Json(await blocking(doc))
 
 
 ReportName = Literal["report.md", "report.json", "report.sarif"]
@@ -273,7 +305,7 @@ async def run_report(run_id: RunId, name: ReportName, ctx: Ctx, _: Reader) -> Re
     record = await blocking(load_run, ctx.store, run_id)
 
     def read() -> bytes:
-        return read_report(own_folder(record, ctx.work_dir), name)
+        return read_report(own_folder(record, ctx.work_dir, _spec(ctx, record)), name)
 
     try:
         data = await blocking(read)

@@ -13,7 +13,6 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from ..diagram import STATE_STYLES
-from ..store import TaskRecord
 
 GROUP_LIMIT = 300
 
@@ -28,11 +27,12 @@ def state_styles() -> dict[str, dict[str, str]]:
 
 
 def build_graph(
-    spec_json: str, tasks: list[TaskRecord], group_limit: int = GROUP_LIMIT
+    spec_json: str | dict[str, Any], tasks: list[Any], group_limit: int = GROUP_LIMIT
 ) -> dict[str, Any]:
     """{nodes, edges, members}: a node is a task (`id` "t<i>") or a group (`id` "g<i>", with
-    `count`, `states` and `sample` names); `members` maps each grouped task to its group."""
-    spec = json.loads(spec_json)
+    `count`, `states` and `sample` names); `members` maps each grouped task to its group.
+    `spec_json` is the run's spec (JSON, or already parsed); `tasks` have `name` and `state`."""
+    spec = json.loads(spec_json) if isinstance(spec_json, str) else spec_json
     bodies: dict[str, dict[str, Any]] = {**spec.get("tasks", {})}
     on_failure = set(spec.get("on_failure", {}))
     bodies.update(spec.get("on_failure", {}))

@@ -37,12 +37,14 @@ class NoReport(Exception):
     """The run is not a review run, or its report is not (yet) there."""
 
 
-def report_folder(record: RunRecord, work_dir: Path) -> tuple[Path, bool] | None:
-    """(folder, must_name_this_run) of a review run's reports; None for other runs."""
-    try:
-        spec = json.loads(record.spec)
-    except ValueError:
-        return None
+def report_folder(record: RunRecord, work_dir: Path, spec: Any = None) -> tuple[Path, bool] | None:
+    """(folder, must_name_this_run) of a review run's reports; None for other runs. `spec`:
+    the run's spec already parsed (else parsed from the record)."""
+    if spec is None:
+        try:
+            spec = json.loads(record.spec)
+        except ValueError:
+            return None
     tasks = spec.get("tasks") if isinstance(spec, dict) else None
     if not isinstance(tasks, dict):
         return None
@@ -81,9 +83,9 @@ def read_report(folder: Path, name: str) -> bytes:
         os.close(fd)
 
 
-def own_folder(record: RunRecord, work_dir: Path) -> Path:
+def own_folder(record: RunRecord, work_dir: Path, spec: Any = None) -> Path:
     """The folder of this run's reports, once its report.json is there and is this run's."""
-    found = report_folder(record, work_dir)
+    found = report_folder(record, work_dir, spec)
     if found is None:
         raise NoReport("not a review run")
     folder, must_name_run = found
@@ -103,10 +105,10 @@ def _report_doc(folder: Path) -> dict[str, Any]:
     return doc
 
 
-def review_doc(record: RunRecord, work_dir: Path) -> dict[str, Any]:
+def review_doc(record: RunRecord, work_dir: Path, spec: Any = None) -> dict[str, Any]:
     """What the run page shows of a review: {review: False} for other runs; else the verdict,
     reasons, counts, checks and the first MAX_FINDINGS findings of report.json."""
-    found = report_folder(record, work_dir)
+    found = report_folder(record, work_dir, spec)
     if found is None:
         return {"review": False}
     folder, must_name_run = found

@@ -351,6 +351,9 @@
 
   let membersOf = {};
   async function start() {
+    // the timeline and the review load beside the graph (they need none of it)
+    loadTimeline().catch((err) => { $("timeline-note").textContent = `Cannot load the timeline: ${err.message}`; });
+    loadReview().catch((err) => { $("run-message").textContent = `Cannot load the review: ${err.message}`; });
     const doc = await rf.api(`/ui/api/runs/${encodeURIComponent(runId)}/graph`);
     styles = doc.styles;
     run = doc.run;
@@ -365,8 +368,6 @@
     buildTable();
     buildGraph(doc);
     main.dataset.ready = "true";
-    loadTimeline().catch((err) => { $("timeline-note").textContent = `Cannot load the timeline: ${err.message}`; });
-    loadReview().catch((err) => { $("run-message").textContent = `Cannot load the review: ${err.message}`; });
     if (!["succeeded", "failed", "cancelled"].includes(run.state)) follow(doc.last_event_id);
   }
 
