@@ -34,8 +34,10 @@ LEASE = 30.0
 """Seconds a claimed schedule is held; a scheduler that died leaves it due again after this."""
 POLL = 1.0
 """Longest sleep between passes: schedules added by other processes are seen within this."""
-BATCH = 200
-"""Schedules claimed per pass."""
+BATCH = 20
+"""Schedules claimed at a time: small claims let several schedulers share one slot's work."""
+MAX_BATCHES = 100
+"""Claims per pass (2,000 schedules); the rest wait for the next pass, a moment later."""
 
 Submit = Callable[[WorkflowSpec, str, dict[str, str]], tuple[str, bool]]
 """Stores a run (spec, run id, meta) and says whether it was new: (run_id, created)."""
@@ -136,13 +138,17 @@ class Scheduler:
 
     def tick(self) -> list[Fired]:
         """One pass: claim what is due, fire its slots, move each schedule on."""
-        now = self.clock()
         fired: list[Fired] = []
-        for rec in self.store.claim_schedules(self.owner, now, self.lease, self.batch):
-            try:
-                fired.extend(self._fire(rec, now))
-            except ReviewflowError as exc:  # the store failed: the lease hands it on
-                log.warning("schedule.fire_failed", schedule=rec.id, error=str(exc))
+        for _ in range(MAX_BATCHES):
+            now = self.clock()
+            claimed = self.store.claim_schedules(self.owner, now, self.lease, self.batch)
+            for rec in claimed:
+                try:
+                    fired.extend(self._fire(rec, now))
+                except ReviewflowError as exc:  # the store failed: the lease hands it on
+                    log.warning("schedule.fire_failed", schedule=rec.id, error=str(exc))
+            if len(claimed) < self.batch:
+                break
         return fired
 
     def _parsed(self, rec: ScheduleRecord) -> tuple[WorkflowSpec, ScheduleSpec]:

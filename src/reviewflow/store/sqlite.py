@@ -420,9 +420,16 @@ class SQLiteStore(ScheduleMethods):
     def notify_extra(self) -> dict[str, Any]:
         """What a new run's notify config gets besides its spec's targets."""
         extra = dict(self.outbox_defaults)
-        if self.path.resolve() != DEFAULT_DB.resolve():
+        if not self._is_default_db():
             extra.setdefault("db", str(self.path))
         return extra
+
+    def _is_default_db(self) -> bool:
+        """Whether this is the default database (resolved once: a third of a submit's time)."""
+        held = self.__dict__.get("_default_db")
+        if held is None:
+            held = self.__dict__["_default_db"] = self.path.resolve() == DEFAULT_DB.resolve()
+        return bool(held)
 
     def _wake(self, added: int) -> None:
         if added and self.outbox_waker is not None:
