@@ -48,20 +48,31 @@ def _workflow(i: int) -> Any:
     )
 
 
-def _submitter(store: Any, postgres: bool) -> Any:
+def _scheduler(store: Any, postgres: bool, owner: str) -> Any:
+    """As `reviewflow scheduler --no-execute` (PostgreSQL) or `reviewflow scheduler` (SQLite)
+    makes it: runs stored for workers in one transaction per claim, or by the engine."""
+    from reviewflow.schedules import Scheduler
+
     if postgres:
         from reviewflow.cluster.queue import Cluster
 
         cluster = Cluster(store)
-        return lambda spec, rid, meta: cluster.submit(spec, run_id=rid, meta=meta)
+        return Scheduler(
+            store,
+            lambda spec, rid, meta: cluster.submit(spec, run_id=rid, meta=meta),
+            owner=owner,
+            submit_many=cluster.submit_many,
+        )
     from reviewflow.engine import Engine
 
     engine = Engine(store)
-    return lambda spec, rid, meta: engine.submit(spec, run_id=rid, meta=meta)
+    return Scheduler(
+        store, lambda spec, rid, meta: engine.submit(spec, run_id=rid, meta=meta), owner=owner
+    )
 
 
 def measure(open_store: Any, postgres: bool, n: int, seconds: float, k: int) -> dict[str, Any]:
-    from reviewflow.schedules import Scheduler, register
+    from reviewflow.schedules import register
 
     setup = open_store()
     start = time.time() + 1.0
@@ -75,10 +86,7 @@ def measure(open_store: Any, postgres: bool, n: int, seconds: float, k: int) -> 
         with lock:
             fired.append(f)
 
-    threads = [
-        Scheduler(h, _submitter(h, postgres), owner=f"bench-{j}").start(record)
-        for j, h in enumerate(handles)
-    ]
+    threads = [_scheduler(h, postgres, f"bench-{j}").start(record) for j, h in enumerate(handles)]
     time.sleep(max(0.0, start + seconds - time.time()))
     for _, stop in threads:
         stop.set()

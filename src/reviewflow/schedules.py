@@ -38,9 +38,13 @@ BATCH = 20
 """Schedules claimed at a time: small claims let several schedulers share one slot's work."""
 MAX_BATCHES = 100
 """Claims per pass (2,000 schedules); the rest wait for the next pass, a moment later."""
+PASS_BUDGET = 1.0
+"""Seconds a pass goes on claiming before it lets the loop look at its stop flag."""
 
 Submit = Callable[[WorkflowSpec, str, dict[str, str]], tuple[str, bool]]
 """Stores a run (spec, run id, meta) and says whether it was new: (run_id, created)."""
+SubmitMany = Callable[[list[tuple[WorkflowSpec, str, dict[str, str]]]], list[tuple[str, bool]]]
+"""`Submit` of several runs at once (one transaction), results in order."""
 
 
 @dataclass(frozen=True)
@@ -125,9 +129,11 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         lease: float = LEASE,
         batch: int = BATCH,
+        submit_many: SubmitMany | None = None,
     ) -> None:
         self.store = store
         self.submit = submit
+        self.submit_many = submit_many
         self.owner = (
             owner or f"scheduler-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
@@ -136,18 +142,26 @@ class Scheduler:
         self.batch = batch
         self._specs: dict[tuple[str, float], tuple[WorkflowSpec, ScheduleSpec]] = {}
 
-    def tick(self) -> list[Fired]:
-        """One pass: claim what is due, fire its slots, move each schedule on."""
+    def tick(self, on_fired: Callable[[Fired], None] | None = None) -> list[Fired]:
+        """One pass: claim what is due, fire its slots, move each schedule on. Claims are
+        small (`batch`) and each claim's runs are stored together (`submit_many`: one commit);
+        a pass stops after PASS_BUDGET seconds so a stop request is heard."""
         fired: list[Fired] = []
+        started = time.monotonic()
         for _ in range(MAX_BATCHES):
             now = self.clock()
             claimed = self.store.claim_schedules(self.owner, now, self.lease, self.batch)
-            for rec in claimed:
+            if claimed:
                 try:
-                    fired.extend(self._fire(rec, now))
-                except ReviewflowError as exc:  # the store failed: the lease hands it on
-                    log.warning("schedule.fire_failed", schedule=rec.id, error=str(exc))
-            if len(claimed) < self.batch:
+                    done = self._fire(claimed, now)
+                except ReviewflowError as exc:  # the store failed: the leases hand them on
+                    log.warning("schedule.fire_failed", schedules=len(claimed), error=str(exc))
+                    break
+                fired.extend(done)
+                if on_fired is not None:
+                    for f in done:
+                        on_fired(f)
+            if len(claimed) < self.batch or time.monotonic() - started > PASS_BUDGET:
                 break
         return fired
 
@@ -159,59 +173,83 @@ class Scheduler:
 
             spec = validate_spec(json.loads(rec.spec))
             held = self._specs[key] = (spec, ScheduleSpec.model_validate_json(rec.cadence))
-            if len(self._specs) > 4 * self.batch:
+            if len(self._specs) > 4 * MAX_BATCHES * self.batch:
                 self._specs.clear()
                 self._specs[key] = held
         return held
 
-    def _fire(self, rec: ScheduleRecord, now: float) -> list[Fired]:
-        try:
-            spec, entry = self._parsed(rec)
-        except (ValueError, ReviewflowError) as exc:
-            # A stored workflow this version cannot read: skip its slots, say so, go on.
-            log.error("schedule.unreadable", schedule=rec.id, error=str(exc).splitlines()[0])
-            cadence = Cadence(interval=3600.0)
-            nxt = cadence.next_after(now)
-            self.store.advance_schedule(rec, self.owner, nxt, nxt, None, None, 0, now)
-            return []
-        cadence = entry.cadence()
-        offset = lambda slot: jitter_offset(rec.id, slot, entry.jitter)  # noqa: E731
-        if rec.next_slot + offset(rec.next_slot) > now:  # jitter: not yet
+    def _fire(self, claimed: list[ScheduleRecord], now: float) -> list[Fired]:
+        """Plan every claimed schedule, store all their runs at once, then advance them."""
+        wanted: list[tuple[ScheduleRecord, float, float]] = []  # (schedule, slot, its offset)
+        requests: list[tuple[WorkflowSpec, str, dict[str, str]]] = []
+        moves: list[tuple[ScheduleRecord, float, float, float | None]] = []
+        for rec in claimed:
+            try:
+                spec, entry = self._parsed(rec)
+            except (ValueError, ReviewflowError) as exc:
+                # A stored workflow this version cannot read: skip an hour, say so, go on.
+                log.error("schedule.unreadable", schedule=rec.id, error=str(exc).splitlines()[0])
+                later = Cadence(interval=3600.0).next_after(now)
+                moves.append((rec, later, later, None))
+                continue
+            jitter = entry.jitter
             first = rec.next_slot
-            self.store.advance_schedule(
-                rec, self.owner, first, first + offset(first), None, None, 0, now
+            if first + jitter_offset(rec.id, first, jitter) > now:  # jittered: not yet
+                moves.append((rec, first, first + jitter_offset(rec.id, first, jitter), None))
+                continue
+            todo = plan(entry.cadence(), entry.catchup, first, now)
+            if todo.skipped:
+                log.info(
+                    "schedule.missed", schedule=rec.id, slots=todo.skipped, catchup=entry.catchup
+                )
+            for slot in todo.fire:
+                meta = {**entry.meta, "schedule": rec.id, "slot": slot_text(slot)}
+                requests.append((spec, run_id_of(rec.id, slot), meta))
+                wanted.append((rec, slot, jitter_offset(rec.id, slot, jitter)))
+            following = todo.next_slot
+            last = todo.fire[-1] if todo.fire else None
+            moves.append(
+                (rec, following, following + jitter_offset(rec.id, following, jitter), last)
             )
-            return []
-        todo = plan(cadence, entry.catchup, rec.next_slot, now)
-        if todo.skipped:
-            log.info("schedule.missed", schedule=rec.id, slots=todo.skipped, catchup=entry.catchup)
-        fired: list[Fired] = []
-        for slot in todo.fire:
-            run_id = run_id_of(rec.id, slot)
-            meta = {**entry.meta, "schedule": rec.id, "slot": slot_text(slot)}
-            rid, created = self.submit(spec, run_id, meta)
-            late = self.clock() - (slot + offset(slot))
-            fired.append(Fired(rec.id, slot, rid, created, late))
-            log.info(
-                "schedule.fired",
-                schedule=rec.id,
-                slot=meta["slot"],
-                run_id=rid,
-                created=created,
-                late_ms=round(late * 1000, 1),
-            )
-        last = todo.fire[-1] if todo.fire else None
-        self.store.advance_schedule(
-            rec,
+        results = self._submit(requests) if requests else []
+        stored = self.clock()
+        fired = [
+            Fired(rec.id, slot, rid, created, stored - (slot + offset))
+            for (rec, slot, offset), (rid, created) in zip(wanted, results, strict=True)
+        ]
+        created = {f.run_id for f in fired if f.created}
+        self.store.advance_schedules(
             self.owner,
-            todo.next_slot,
-            todo.next_slot + offset(todo.next_slot),
-            last,
-            run_id_of(rec.id, last) if last is not None else None,
-            sum(1 for f in fired if f.created),
+            [
+                (
+                    rec,
+                    nxt,
+                    fire_at,
+                    last,
+                    None if last is None else run_id_of(rec.id, last),
+                    sum(1 for f in fired if f.schedule == rec.id and f.run_id in created),
+                )
+                for rec, nxt, fire_at, last in moves
+            ],
             now,
         )
+        for f in fired:
+            log.info(
+                "schedule.fired",
+                schedule=f.schedule,
+                slot=slot_text(f.slot),
+                run_id=f.run_id,
+                created=f.created,
+                late_ms=round(f.late * 1000, 1),
+            )
         return fired
+
+    def _submit(
+        self, requests: list[tuple[WorkflowSpec, str, dict[str, str]]]
+    ) -> list[tuple[str, bool]]:
+        if self.submit_many is not None:
+            return list(self.submit_many(requests))
+        return [self.submit(spec, rid, meta) for spec, rid, meta in requests]
 
     def wait_time(self) -> float:
         """Seconds until the next pass is worth doing (at most POLL)."""
@@ -224,9 +262,7 @@ class Scheduler:
         """Pass after pass until `stop` is set (a thread's body)."""
         while not stop.is_set():
             try:
-                for f in self.tick():
-                    if on_fired is not None:
-                        on_fired(f)
+                self.tick(on_fired)
                 wait = self.wait_time()
             except ReviewflowError as exc:
                 log.warning("schedule.pass_failed", error=str(exc))

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from conftest import Stores
 from reviewflow.cadence import slot_text
 from reviewflow.engine import Engine
 from reviewflow.schedules import Scheduler, register, run_id_of, set_paused
@@ -92,7 +91,7 @@ def test_catchup_decides_what_downtime_becomes(store: Store, catchup: str, expec
     assert store.get_schedule("tick").next_slot == T0 + 50  # type: ignore[union-attr]
 
 
-def test_two_schedulers_never_fire_a_slot_twice(stores: Stores) -> None:
+def test_two_schedulers_never_fire_a_slot_twice(stores: Any) -> None:
     clock = Clock(T0 - 0.5)
     register(stores.main, workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
     other = stores.second_handle()

@@ -268,7 +268,8 @@ def scheduler(
 
         cluster = Cluster(store)
         submit = _cluster_submit(cluster)
-    sched = Scheduler(store, submit)
+    many = None if engine is not None else cluster.submit_many
+    sched = Scheduler(store, submit, submit_many=many)
 
     async def main() -> None:
         stop = asyncio.Event()

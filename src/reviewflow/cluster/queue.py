@@ -213,58 +213,84 @@ class Cluster:
     ) -> tuple[str, bool]:
         """Store a run for the workers and make its first tasks ready. Returns (run_id,
         created); an existing id is left untouched (idempotency key)."""
-        rid = run_id_for(spec, run_id)
+        return self.submit_many([(spec, run_id, meta)])[0]
+
+    def submit_many(
+        self, items: list[tuple[WorkflowSpec, str | None, dict[str, str] | None]]
+    ) -> list[tuple[str, bool]]:
+        """`submit` of several runs in one transaction (a scheduler's slot: one commit, not
+        one per run). Returns (run_id, created) for each, in order."""
+        prepared = []
+        for spec, run_id, meta in items:
+            spec_json = spec.model_dump_json()
+            notify = outbox.notify_config(spec_json, spec.name, self.store.notify_extra())
+            prepared.append((spec, run_id_for(spec, run_id), dict(meta or {}), spec_json, notify))
+
+        def go(conn: psycopg.Connection, now: float) -> list[tuple[str, bool]]:
+            txs: list[RunTx] = []
+            done = []
+            for spec, rid, meta, spec_json, notify in prepared:
+                tx = self._insert_run(conn, now, spec, rid, meta, spec_json, notify)
+                if tx is not None:
+                    txs.append(tx)
+                done.append((rid, tx is not None))
+            self._finish_txs(conn, txs)
+            return done
+
+        return list(self._retrying(go))
+
+    def _insert_run(
+        self,
+        conn: psycopg.Connection,
+        now: float,
+        spec: WorkflowSpec,
+        rid: str,
+        meta: dict[str, str],
+        spec_json: str,
+        notify: str | None,
+    ) -> RunTx | None:
+        """The run's rows, its first events and its ready tasks; None if the id exists."""
         key_limits = spec.key_limits()
-
-        spec_json = spec.model_dump_json()
-        notify = outbox.notify_config(spec_json, spec.name, self.store.notify_extra())
-
-        def go(conn: psycopg.Connection, now: float) -> bool:
-            inserted = conn.execute(
-                query("insert_cluster_run"),
-                {
-                    "run_id": rid,
-                    "workflow": spec.name,
-                    "spec": spec_json,
-                    "meta": Json(dict(meta or {})),
-                    "now": now,
-                    "open_main": len(spec.tasks),
-                    "open_hooks": len(spec.on_failure),
-                    "deadline": now + spec.timeout if spec.timeout else None,
-                },
-            ).rowcount
-            if not inserted:
-                return False
-            if notify is not None:
-                outbox.subscribe(conn, rid, outbox.NOTIFY, notify, postgres=True)
-            with conn.cursor() as cur, cur.copy(query("copy_cluster_tasks")) as copy:
-                for position, task in enumerate([*spec.tasks.values(), *spec.on_failure.values()]):
-                    hook = task.name in spec.on_failure
-                    key = task.concurrency_key
-                    copy.write_row(
-                        (
-                            rid,
-                            task.name,
-                            position,
-                            "blocked",
-                            hook,
-                            None if hook else len(task.needs),
-                            key,
-                            key_limits.get(key) if key else None,
-                            spec.max_concurrency,
-                        )
+        inserted = conn.execute(
+            query("insert_cluster_run"),
+            {
+                "run_id": rid,
+                "workflow": spec.name,
+                "spec": spec_json,
+                "meta": Json(meta),
+                "now": now,
+                "open_main": len(spec.tasks),
+                "open_hooks": len(spec.on_failure),
+                "deadline": now + spec.timeout if spec.timeout else None,
+            },
+        ).rowcount
+        if not inserted:
+            return None
+        if notify is not None:
+            outbox.subscribe(conn, rid, outbox.NOTIFY, notify, postgres=True)
+        with conn.cursor() as cur, cur.copy(query("copy_cluster_tasks")) as copy:
+            for position, task in enumerate([*spec.tasks.values(), *spec.on_failure.values()]):
+                hook = task.name in spec.on_failure
+                key = task.concurrency_key
+                copy.write_row(
+                    (
+                        rid,
+                        task.name,
+                        position,
+                        "blocked",
+                        hook,
+                        None if hook else len(task.needs),
+                        key,
+                        key_limits.get(key) if key else None,
+                        spec.max_concurrency,
                     )
-            self.graphs[rid] = Graph.of(spec, dict(meta or {}))
-            tx = self._run_tx(conn, rid, now)
-            tx.event(None, None, RunState.PENDING.value, None, None)
-            tx.event(
-                None, RunState.PENDING.value, RunState.RUNNING.value, None, "submitted to workers"
-            )
-            tx.deps_met([t.name for t in spec.tasks.values() if not t.needs])
-            self._finish_txs(conn, [tx])
-            return True
-
-        return rid, bool(self._retrying(go))
+                )
+        self.graphs[rid] = Graph.of(spec, meta)
+        tx = self._run_tx(conn, rid, now)
+        tx.event(None, None, RunState.PENDING.value, None, None)
+        tx.event(None, RunState.PENDING.value, RunState.RUNNING.value, None, "submitted to workers")
+        tx.deps_met([t.name for t in spec.tasks.values() if not t.needs])
+        return tx
 
     # ------------------------------------------------------------------ claim
 

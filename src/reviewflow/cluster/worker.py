@@ -175,7 +175,12 @@ class Worker:
         def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
             return self.cluster.submit(spec, run_id=run_id, meta=meta)
 
-        return Scheduler(self.store, submit, owner=f"{self.name}-schedules").start()
+        return Scheduler(
+            self.store,
+            submit,
+            owner=f"{self.name}-schedules",
+            submit_many=self.cluster.submit_many,
+        ).start()
 
     # ------------------------------------------------------------------ the loop
 

@@ -197,6 +197,24 @@ class ScheduleMethods:
             return []  # nothing due: no write lock taken
         return self._schedules_tx(lambda c: claim(c, owner, now, lease, limit, self._schedules_pg))
 
+    def advance_schedules(
+        self,
+        owner: str,
+        moves: list[tuple[ScheduleRecord, float, float, float | None, str | None, int]],
+        now: float,
+    ) -> int:
+        """`advance_schedule` of several claimed schedules in one transaction: each move is
+        (schedule, next slot, next fire, last slot, last run, runs created). Returns how many
+        were still this owner's."""
+
+        def go(c: Any) -> int:
+            return sum(
+                advance(c, rec, owner, nxt, fire, last, run, n, now, self._schedules_pg)
+                for rec, nxt, fire, last, run, n in moves
+            )
+
+        return self._schedules_tx(go) if moves else 0
+
     def advance_schedule(
         self,
         rec: ScheduleRecord,
