@@ -59,6 +59,7 @@ def _case(url: str, name: str, body: bytes, ctype: str, after: float) -> dict[st
             )
         answer["status"] = resp.status_code
         answer["seconds"] = time.perf_counter() - start
+        answer["detail"] = resp.text[:120]
 
     thread = threading.Thread(target=post)
     thread.start()
@@ -80,6 +81,7 @@ def _case(url: str, name: str, body: bytes, ctype: str, after: float) -> dict[st
         "body_bytes": len(body),
         "post_status": answer["status"],
         "post_s": round(answer["seconds"], 3),
+        "post_answer": answer["detail"],
         "health_probes": probes,
         "health_max_ms": round(worst * 1000, 1),
     }

@@ -438,3 +438,29 @@ def test_a_field_of_the_other_task_type_is_rejected(body, field):
     with pytest.raises(SpecError) as info:
         validate_spec({"name": "w", "tasks": {"a": body}})
     assert info.value.field == field
+
+
+def test_a_bad_dependency_or_a_cycle_is_refused_before_any_task_is_validated(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 20,000-task POST /runs body with one bad dependency took a second of validation
+    before its 422: the graph is checked on the raw data first."""
+    from reviewflow.executors.registry import registry
+
+    validated: list[str] = []
+    monkeypatch.setattr(registry, "validate_task", lambda spec: validated.append(spec.name))
+    tasks: dict[str, Any] = {
+        f"t{i}": {"run": ["x"], "needs": [f"t{i - 1}"] if i else []} for i in range(1000)
+    }
+    tasks["t999"]["needs"] = ["nope"]
+    with pytest.raises(SpecError, match="unknown dependency 'nope' \\(not in tasks\\)") as info:
+        validate_spec({"name": "w", "tasks": tasks})
+    assert info.value.task == "t999" and info.value.field == "needs"
+    tasks["t999"]["needs"] = ["t998"]
+    tasks["t0"]["needs"] = ["t999"]
+    with pytest.raises(SpecError, match=r"^task 't0': field 'needs': cycle: t0 -> t999 -> "):
+        validate_spec({"name": "w", "tasks": tasks})
+    assert validated == []
+    tasks["t0"]["needs"] = []
+    assert len(validate_spec({"name": "w", "tasks": tasks}).tasks) == 1000
+    assert len(validated) == 1000
