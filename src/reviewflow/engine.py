@@ -313,6 +313,11 @@ class Engine:
         thread): `execute` then does not parse it again on the event loop."""
         self._specs[run_id] = spec
 
+    def has_spec(self, run_id: str) -> bool:
+        """Whether `execute(run_id)` has the run's spec already (`submit`, `prepare`), or
+        would read it from the store."""
+        return run_id in self._specs
+
     def live_run(self, run_id: str) -> LiveRun | None:
         """The in-memory state of a run this engine is executing (for progress views)."""
         return self._live.get(run_id)
