@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def _workflow(i: int) -> Any:
-    from reviewflow.spec import validate_spec
+    from reviewflow.config import validate_spec
 
     return validate_spec(
         {

@@ -169,7 +169,7 @@ class Scheduler:
         key = (rec.id, rec.updated_at)
         held = self._specs.get(key)
         if held is None:
-            from .spec import validate_spec
+            from .config import validate_spec
 
             spec = validate_spec(json.loads(rec.spec))
             held = self._specs[key] = (spec, ScheduleSpec.model_validate_json(rec.cadence))

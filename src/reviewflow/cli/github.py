@@ -24,6 +24,15 @@ DEFAULT_API_URL = GITHUB_API_URL
 DEFAULT_MARKER = GITHUB_MARKER
 DEFAULT_CHECK_NAME = GITHUB_CHECK_NAME
 
+ApiUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-url",
+        metavar="URL",
+        help=f"REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL}).",
+    ),
+]
+
 github_app = typer.Typer(
     name="github",
     help="GitHub integration: the review as a pull request comment and as a check run.",
@@ -58,14 +67,7 @@ def comment(
     report: Annotated[
         Path, typer.Option("--report", metavar="FILE", help="Markdown report to post.")
     ],
-    api_url: Annotated[
-        str | None,
-        typer.Option(
-            "--api-url",
-            metavar="URL",
-            help=f"REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL}).",
-        ),
-    ] = None,
+    api_url: ApiUrlOpt = None,
     marker: Annotated[
         str,
         typer.Option(
@@ -184,14 +186,7 @@ def check(
         str | None,
         typer.Option("--details-url", metavar="URL", help="Link for the check's Details."),
     ] = None,
-    api_url: Annotated[
-        str | None,
-        typer.Option(
-            "--api-url",
-            metavar="URL",
-            help=f"REST API root (default: $GITHUB_API_URL, else {DEFAULT_API_URL}).",
-        ),
-    ] = None,
+    api_url: ApiUrlOpt = None,
 ) -> None:
     """Create or update the commit's check run: conclusion from the verdict, the report as its
     summary, findings on changed lines as annotations. A re-run updates it, never a second one.

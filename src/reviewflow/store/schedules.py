@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .outbox import sql  # the same SQL dialect rule as the outbox's
+
 _T = TypeVar("_T")
 
 COLUMNS = (
@@ -73,13 +75,6 @@ _ADVANCE = (
     " lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND next_slot = ?"
 )
 _NEXT = "SELECT min(next_fire) FROM schedules WHERE paused = 0"
-
-
-def sql(statement: str, postgres: bool) -> str:
-    """`statement` for psycopg (`%s` placeholders, row locks skipped) or sqlite3."""
-    if postgres:
-        return statement.replace("?", "%s").replace("{lock}", " FOR UPDATE SKIP LOCKED")
-    return statement.replace("{lock}", "")
 
 
 def put(conn: Any, rec: ScheduleRecord, postgres: bool = False) -> None:
@@ -203,7 +198,7 @@ class ScheduleMethods:
         moves: list[tuple[ScheduleRecord, float, float, float | None, str | None, int]],
         now: float,
     ) -> int:
-        """`advance_schedule` of several claimed schedules in one transaction: each move is
+        """Move claimed schedules on, in one transaction (guarded by owner and slot): each move is
         (schedule, next slot, next fire, last slot, last run, runs created). Returns how many
         were still this owner's."""
 
@@ -214,32 +209,6 @@ class ScheduleMethods:
             )
 
         return self._schedules_tx(go) if moves else 0
-
-    def advance_schedule(
-        self,
-        rec: ScheduleRecord,
-        owner: str,
-        next_slot: float,
-        next_fire: float,
-        last_slot: float | None,
-        last_run: str | None,
-        fired: int,
-        now: float,
-    ) -> bool:
-        return self._schedules_tx(
-            lambda c: advance(
-                c,
-                rec,
-                owner,
-                next_slot,
-                next_fire,
-                last_slot,
-                last_run,
-                fired,
-                now,
-                self._schedules_pg,
-            )
-        )
 
     def next_schedule_fire(self) -> float | None:
         """When the earliest active schedule wants looking at; None without one."""
