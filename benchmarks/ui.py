@@ -235,8 +235,14 @@ def bench_run_page(browser: Any, work: Path, n: int, repeat: int) -> dict[str, A
     }
 
 
-OBSERVE = """() => {
+OBSERVE = """(stream) => {
   window.__seen = {};
+  window.__arrived = {};  // when the stream delivered it (a second EventSource): server + network
+  const probe = new EventSource(stream);
+  probe.addEventListener("transition", (m) => {
+    const d = JSON.parse(m.data);
+    if (d.to === "succeeded" && d.task) window.__arrived[d.task] = Date.now() / 1000;
+  });
   new MutationObserver((records) => {
     const now = Date.now() / 1000;
     for (const r of records) {
@@ -272,7 +278,8 @@ def bench_sse(browser: Any, work: Path, chains: int, length: int) -> dict[str, A
             "() => document.getElementById('main').dataset.ready === 'true'"
             " && document.getElementById('main').dataset.stream === 'open'"
         )
-        page.evaluate(OBSERVE)
+        after = srv.http.get(f"/runs/{run_id}/events").json()[-1]["id"]
+        page.evaluate(OBSERVE, f"/runs/{run_id}/events/stream?after={after}")
         started = time.time()
         srv.http.post(f"/runs/{run_id}/tasks/gate/approve", json={}).raise_for_status()
         page.wait_for_function(
@@ -281,12 +288,15 @@ def bench_sse(browser: Any, work: Path, chains: int, length: int) -> dict[str, A
         )
         took = time.time() - started
         seen = page.evaluate("window.__seen")
+        arrived = page.evaluate("window.__arrived")
         events = srv.http.get(f"/runs/{run_id}/events").json()
     finally:
         srv.close()
     done = {e["task"]: e["at"] for e in events if e.get("task") and e["to"] == "succeeded"}
     lat = sorted((seen[t] - at) * 1000 for t, at in done.items() if t in seen)
     q = statistics.quantiles(lat, n=100, method="inclusive")
+    net = sorted((arrived[t] - at) * 1000 for t, at in done.items() if t in arrived)
+    qn = statistics.quantiles(net, n=100, method="inclusive")
     return {
         "measure": "sse_p99_ms",
         "tasks": chains * length,
@@ -296,6 +306,8 @@ def bench_sse(browser: Any, work: Path, chains: int, length: int) -> dict[str, A
         "p50": round(q[49], 1),
         "p99": round(q[98], 1),
         "max": round(lat[-1], 1),
+        "stream_p50": round(qn[49], 1),
+        "stream_p99": round(qn[98], 1),
     }
 
 

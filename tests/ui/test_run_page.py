@@ -53,11 +53,12 @@ def test_a_task_turns_green_without_a_reload_and_its_log_follows(
     expect(page.locator("#run-state")).to_have_text("succeeded")
     expect(page.locator("#task-log")).to_contain_text("released")
     assert page.evaluate("window.__noReload") is True  # the same page: no reload happened
-    # the node's colour is the Mermaid report's colour of its state
-    fill = page.evaluate(
-        "rfGraph.nodes().filter(n => n.data('label').startsWith('wait')).data('fill')"
+    # the node's colour becomes the Mermaid report's colour of its state (the graph is
+    # repainted a moment after the table)
+    page.wait_for_function(
+        "() => rfGraph.nodes().filter(n => n.data('label').startsWith('wait'))"
+        ".data('fill') === '#dafbe1'"
     )
-    assert fill == "#dafbe1"
     expect(page.locator(".attempts tbody tr")).to_have_count(1)
     expect(page.locator(".attempts tbody tr td").nth(5)).to_have_text("0")  # exit code
     save_screenshot(browser, page, f"run-page-{server.db}")

@@ -13,7 +13,7 @@ import concurrent.futures
 import contextlib
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,7 @@ def create_app(
         ctx.engine = Engine(
             store,
             runs_dir=runs_path,
-            observer=metrics.observe,
+            observer=_observer(metrics, ctx),
             max_concurrency=concurrency,
             **(engine_options or {}),
         )
@@ -303,3 +303,22 @@ def _schema_check(store: Store) -> tuple[str | None, int | None]:
             ), version
         return None, version
     return None, None
+
+
+def _observer(metrics: Metrics, ctx: ServerContext) -> Callable[..., None]:
+    """The engine's observer: metrics, then the run's waiting event streams (the engine calls
+    it on the server's event loop, once a transition is written)."""
+
+    def observe(
+        run_id: str,
+        task: str | None,
+        from_state: str | None,
+        to_state: str,
+        attempt: int | None,
+        detail: str | None,
+    ) -> None:
+        metrics.observe(run_id, task, from_state, to_state, attempt, detail)
+        if run_id in ctx.wakers:
+            ctx.wake(run_id)
+
+    return observe

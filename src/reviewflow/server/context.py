@@ -78,6 +78,9 @@ class ServerContext:
     reviewflow_cmd: list[str] = field(default_factory=lambda: [sys.executable, "-m", "reviewflow"])
     parse_timeout: float = PARSE_TIMEOUT
     running: dict[str, asyncio.Task[RunState]] = field(default_factory=dict)
+    wakers: dict[str, set[asyncio.Event]] = field(default_factory=dict)
+    """Event streams waiting for a run's next transitions (set once this server's engine has
+    written them: a stream wakes then instead of at its next poll)."""
     stopping: bool = False
     children: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(READERS))
     readers: concurrent.futures.ThreadPoolExecutor = field(
@@ -85,6 +88,11 @@ class ServerContext:
             READERS, thread_name_prefix="reviewflow-read"
         )
     )
+
+    def wake(self, run_id: str) -> None:
+        """The engine wrote transitions of `run_id` (called on the event loop)."""
+        for waker in self.wakers.get(run_id, ()):
+            waker.set()
 
     def post_back(self, repo: str, pr: int | None, run_id: str) -> PostBack | None:
         """Where a review run's result goes on GitHub, if this server posts results back."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -340,10 +341,27 @@ def _run_state(store: Store, run_id: str) -> str | None:
 
 
 async def _follow(ctx: ServerContext, run_id: str, last: int) -> AsyncIterator[str]:
+    waker = asyncio.Event()  # set by this server's engine once it wrote the run's transitions
+    ctx.wakers.setdefault(run_id, set()).add(waker)
+    try:
+        async for chunk in _follow_run(ctx, run_id, last, waker):
+            yield chunk
+    finally:
+        waiting = ctx.wakers.get(run_id)
+        if waiting is not None:
+            waiting.discard(waker)
+            if not waiting:
+                ctx.wakers.pop(run_id, None)
+
+
+async def _follow_run(
+    ctx: ServerContext, run_id: str, last: int, waker: asyncio.Event
+) -> AsyncIterator[str]:
     store = ctx.store
     quiet_since = opened = time.monotonic()
     yield ": stream of run events\n\n"
     while True:
+        waker.clear()
         try:
             # The run first, then its events: if the run had ended, its last events are in.
             state = await run_in_threadpool(_run_state, store, run_id)
@@ -365,7 +383,9 @@ async def _follow(ctx: ServerContext, run_id: str, last: int) -> AsyncIterator[s
         if now - quiet_since >= ctx.sse_keepalive:
             quiet_since = now
             yield ": keep-alive\n\n"
-        await asyncio.sleep(ctx.sse_poll)
+        # woken by this server's engine, else polled (runs executed by another process)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(waker.wait(), ctx.sse_poll)
 
 
 @router.get(

@@ -60,13 +60,27 @@
     }
   }
 
+  // The table row changes at once; the graph's nodes at most every GRAPH_MS (a redraw of a
+  // big graph per transition would hold the page's main thread, and every update behind it).
+  const GRAPH_MS = 250;
+  const dirty = new Map();
+  let graphTimer = null;
+  function paintGraph() {
+    graphTimer = null;
+    if (!cy) return;
+    cy.batch(() => {
+      for (const n of dirty.values()) {
+        const s = styles[nodeState(n)] || {};
+        cy.getElementById(n.id).data({ label: label(n), fill: s.fill || "#fff", stroke: s.stroke || "#999", color: s.color || "#000" });
+      }
+    });
+    dirty.clear();
+  }
+
   function paint(n) {
     paintRow(n);
-    if (cy) {
-      const e = cy.getElementById(n.id);
-      const s = styles[nodeState(n)] || {};
-      e.data({ label: label(n), fill: s.fill || "#fff", stroke: s.stroke || "#999", color: s.color || "#000" });
-    }
+    dirty.set(n.id, n);
+    if (!graphTimer) graphTimer = setTimeout(paintGraph, GRAPH_MS);
   }
 
   function buildTable() {
@@ -149,7 +163,7 @@
     const flush = () => {
       const batch = queue;
       queue = [];
-      if (cy) cy.batch(() => batch.forEach(apply)); else batch.forEach(apply);
+      batch.forEach(apply);
     };
     source.addEventListener("transition", (m) => {
       queue.push(JSON.parse(m.data));
