@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from clihelpers import Cli, Procs, run_state, sh, write_workflow
+from clihelpers import Cli, Procs, run_state, sh, try_query, wait_for, write_workflow
 
 TESTS_DIR = Path(__file__).resolve().parents[1]
 if str(TESTS_DIR) not in sys.path:
@@ -86,6 +86,33 @@ def test_sigkill_between_commit_and_send_then_another_process_delivers(
     assert requests[0].body == requests[1].body
     assert all(r.signature_ok for r in requests)
     assert requests[1].json()["event"] == "run_finished"
+
+
+@pytest.mark.slow
+def test_sigkill_as_soon_as_the_row_is_committed(procs: Procs, tmp_path: Path) -> None:
+    """Killed on the commit itself (the send may or may not have begun): the notification
+    still arrives, once or twice, under one delivery id."""
+    db = tmp_path / "rf.db"
+    with Receiver(secret=SECRET) as receiver:
+        wf = write_workflow(
+            tmp_path / "wf.yaml",
+            {"a": sh("true"), "b": sh("true", needs=["a"])},
+            notifications=[_hook(receiver.url, events=["run_finished"])],
+        )
+        sender = procs.start("run", str(wf), "--db", str(db), "--run-id", "r-k2", run_id="r-k2")
+        (delivery_id,) = wait_for(
+            lambda: try_query(db, "SELECT delivery_id FROM outbox"), "the outbox row", 60, 0.001
+        )[0]
+        procs.kill(sender)
+        _shift_leases(str(db))
+        done = procs.run("notifications", "--db", str(db), "--deliver", "30", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)[0]["state"] == "delivered"
+        assert receiver.wait_for(lambda reqs: any(r.answer == "ok" for r in reqs))
+        requests = list(receiver.requests)
+    assert {r.delivery_id for r in requests} == {delivery_id}
+    assert 1 <= len(requests) <= 2 and len({r.body for r in requests}) == 1
+    assert all(r.signature_ok for r in requests)
 
 
 @pytest.mark.slow
