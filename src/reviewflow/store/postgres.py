@@ -130,7 +130,11 @@ def translated(url: str, doing: str = "") -> Iterator[None]:
 
 
 def _connect_options(url: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"autocommit": True, "context": _ADAPTERS}
+    # prepare_threshold=None: no statement is prepared by name on the server. Behind a pooler
+    # in transaction mode (PgBouncer before 1.21) the next transaction may run on another
+    # server connection, where the name is missing ("prepared statement _pg3_0 does not
+    # exist"); reviewflow's statements are short, so parsing each costs little.
+    options: dict[str, Any] = {"autocommit": True, "context": _ADAPTERS, "prepare_threshold": None}
     try:
         given = conninfo_to_dict(url)
     except psycopg.Error:
