@@ -21,7 +21,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .constants import GITHUB_API_URL, GITHUB_MARKER
 from .errors import GitHubError as GitHubError
@@ -185,11 +185,11 @@ class GitHubClient:
                 if timed_out and idempotent and attempt < MAX_TRIES:
                     time.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS)) - 1])
                     continue
-                error = GitHubError(
+                unreachable = GitHubError(
                     f"cannot reach the GitHub API at {self.base} ({method} {shown}): {reason}"
                 )
-                error.ambiguous = timed_out and not idempotent
-                raise error from None
+                unreachable.ambiguous = timed_out and not idempotent
+                raise unreachable from None
             try:
                 doc = json.loads(raw) if raw.strip() else None
             except ValueError:
@@ -226,7 +226,7 @@ class GitHubClient:
             for comment in doc:
                 body = comment.get("body") if isinstance(comment, dict) else None
                 if isinstance(body, str) and body.lstrip().startswith(marker):
-                    return comment
+                    return cast(dict[str, Any], comment)
             url = _next_link(headers.get("link", ""))
         return None
 

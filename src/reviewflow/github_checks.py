@@ -175,7 +175,8 @@ def annotations_of(findings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
         path = path.strip().removeprefix("./")
         if not path or path.startswith("/") or ".." in path.split("/") or line < 1:
             continue
-        severity = f.get("severity") if f.get("severity") in LEVELS else "warning"
+        given = f.get("severity")
+        severity = given if isinstance(given, str) and given in LEVELS else "warning"
         check, rule = str(f.get("check") or "reviewflow"), str(f.get("rule") or "finding")
         message = str(f.get("message") or rule)
         if len(message) > MAX_MESSAGE:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from .errors import SpecError
 
@@ -95,8 +95,8 @@ def check_data(data: dict[str, Any], limits: Limits = LIMITS) -> None:
             plain = key.__class__ is not str or (
                 key.isascii() and "\x00" not in key and len(key) <= longest
             )
-            if not plain and _bad_text(key, limits):
-                raise _data_error((*path, key), _text_problem(key, limits, "key"))
+            if not plain and _bad_text(text := cast(str, key), limits):
+                raise _data_error((*path, key), _text_problem(text, limits, "key"))
             if item.__class__ is str:
                 plain = item.isascii() and "\x00" not in item and len(item) <= longest
                 if not plain and _bad_text(item, limits):

@@ -23,7 +23,7 @@ _Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 nodes carry line and column marks too, so errors still name the line."""
 
 
-class _Loader(_Parser):
+class _Loader(_Parser):  # type: ignore[misc]  # libyaml's class or PyYAML's: chosen at import
     """Composes YAML into nodes; `_construct` (below) turns them into data."""
 
     def __init__(self, stream: str) -> None:
@@ -83,7 +83,8 @@ def _bad(message: str, node: yaml.Node) -> NoReturn:
     _fail(message, node, yaml.constructor.ConstructorError)
 
 
-def _scalar(loader: Any, node: yaml.ScalarNode) -> Any:
+def _scalar(loader: Any, node: yaml.Node) -> Any:
+    # A yaml.ScalarNode: callers test `node.__class__ is` (faster than isinstance on every node).
     tag = node.tag
     if tag in (_STR, _VALUE):  # `=` is a string, not YAML 1.1's "value" key
         return node.value
@@ -126,7 +127,7 @@ def _construct(loader: Any, root: yaml.Node, limits: Limits) -> Any:
             seen.add(key)
         return size
 
-    def merges(node: yaml.MappingNode) -> list[yaml.Node]:
+    def merges(node: yaml.Node) -> list[yaml.Node]:  # a yaml.MappingNode
         sources: list[yaml.Node] = []
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:

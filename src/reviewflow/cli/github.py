@@ -230,12 +230,14 @@ def check(
                 loaded = load_report(report)
             except ReportError as exc:
                 _fail(str(exc))
-    where = {"client": _client(repo, api_url), "name": name}
+    client = _client(repo, api_url)
     try:
         if loaded is None:
-            result = start_check(repo, sha, details_url=details_url, **where)
+            result = start_check(repo, sha, details_url=details_url, client=client, name=name)
         else:
-            result = publish_check(repo, sha, loaded, details_url=details_url, **where)
+            result = publish_check(
+                repo, sha, loaded, details_url=details_url, client=client, name=name
+            )
     except ValueError as exc:
         _fail(str(exc))
     except GitHubError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,8 +38,8 @@ from .common import (
 # command imports this module. Its defaults come from constants (standard library only).
 
 
-def _postgres(db: object) -> str:
-    url = postgres_url(db)  # type: ignore[arg-type]
+def _postgres(db: Path | str) -> str:
+    url = postgres_url(db)
     if url is None:
         _fail(
             f"--db {_shown(db)}: workers need a PostgreSQL database "

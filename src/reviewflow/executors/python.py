@@ -136,6 +136,7 @@ class PythonTaskType:
     """Runs a Python callable; its return value (JSON-serialisable) is the task's result."""
 
     name = "python"
+    owns_timeout = False
 
     def validate(self, spec: TaskSpec) -> None:
         if not spec.call:

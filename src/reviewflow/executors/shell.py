@@ -181,6 +181,7 @@ class ShellTaskType:
     """Runs `run` (an argv list) with `cwd` and `env`; exit code 0 is success."""
 
     name = "shell"
+    owns_timeout = False
 
     def validate(self, spec: TaskSpec) -> None:
         if not spec.run:
