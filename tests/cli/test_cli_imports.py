@@ -109,8 +109,9 @@ def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path)
     assert loaded(modules, SERVER_AND_POSTGRES) == []
 
 
-def test_option_defaults_repeated_in_the_cli_match_their_sources() -> None:
-    """The CLI repeats a few defaults so that building its options imports nothing heavy."""
+def test_option_defaults_of_the_cli_are_their_sources() -> None:
+    """The CLI's option defaults come from constants.py (standard library only), so building
+    its options imports nothing heavy, and they are the values the engine and workers use."""
     from reviewflow import engine, github, github_checks, terminal
     from reviewflow.cli import common as cli
     from reviewflow.cli import github as cli_github
