@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from reviewflow.cadence import slot_text
+from reviewflow.config import validate_spec
 from reviewflow.engine import Engine
 from reviewflow.schedules import Scheduler, register, run_id_of, set_paused
-from reviewflow.config import validate_spec
 from reviewflow.store.base import Store
 
 T0 = 1_800_000_000.0  # a round instant: multiples of 1, 2, 10 and 60 s

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from apihelpers import AUTH, AppFactory
 
-from reviewflow.schedules import register
 from reviewflow.config import validate_spec
+from reviewflow.schedules import register
 from reviewflow.store import SQLiteStore
 
 
