@@ -71,8 +71,9 @@ if str(HERE) not in sys.path:
 
 import noop_tasks  # noqa: E402,F401  (imported now so that import time is not measured)
 
+from reviewflow.config import validate_spec  # noqa: E402
 from reviewflow.engine import Engine  # noqa: E402
-from reviewflow.spec import WorkflowSpec, validate_spec  # noqa: E402
+from reviewflow.spec import WorkflowSpec  # noqa: E402
 from reviewflow.states import RunState  # noqa: E402
 from reviewflow.store import MemoryStore, SQLiteStore  # noqa: E402
 

@@ -266,7 +266,7 @@ def server_pids(store: Any) -> list[int]:
 def submit(store: Any, shape: str, n: int, call: str) -> tuple[str, float]:
     """Submit a workflow to the workers; (run id, seconds the submit took)."""
     from reviewflow.cluster.queue import Cluster
-    from reviewflow.spec import validate_spec
+    from reviewflow.config import validate_spec
 
     spec = validate_spec(spec_data(shape, n, call))
     t0 = time.perf_counter()
