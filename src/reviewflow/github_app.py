@@ -316,7 +316,7 @@ def credential(
             if app is None:
                 return 0
             token = _tokens(app, api, None).token(repo)
-    except gh.GitHubError as exc:
+    except (gh.GitHubError, ValueError) as exc:  # ValueError: no repository path, bad API URL
         print(f"reviewflow github credential: {exc}", file=sys.stderr)
         return 0
     stdout.write(f"username=x-access-token\npassword={token}\n")

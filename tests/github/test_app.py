@@ -174,6 +174,20 @@ def test_the_credential_helper_mints_the_apps_token_for_the_path(
     )
 
 
+def test_the_credential_helper_answers_nothing_when_it_cannot_tell_the_repository(
+    app_env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # git asks without a path when useHttpPath is off (a helper configured by hand), and a
+    # bad GITHUB_API_URL is the operator's: one line on stderr, no answer, never a traceback
+    no_path = "protocol=https\nhost=github.com\n\n"
+    assert _credential("get", no_path, app_env) == ""
+    assert "bad repository" in capsys.readouterr().err
+    bad_api = {**app_env, "GITHUB_API_URL": "ftp://api.example"}
+    assert _credential("get", "protocol=https\nhost=github.com\npath=o/r.git\n\n", bad_api) == ""
+    err = capsys.readouterr().err
+    assert "bad API URL" in err and len(err.strip().splitlines()) == 1
+
+
 def _bare_repo(root: Path) -> str:
     work = root / "src"
     subprocess.run(["git", "init", "-q", str(work)], check=True)
