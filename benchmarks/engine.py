@@ -31,7 +31,8 @@ A measurement prints one JSON line on stdout; a table with targets and pass/fail
   of a grown benchmark process would report the parent's peak.
 
 - defaults: the user's path with default settings, wide runs of 10k, 100k and 1M no-op tasks
-  (`--max-tasks` caps the sizes). `api`: `run_sync(spec)` with no options (the default store,
+  (`--max-tasks` caps the sizes; sizes past the workflow limit, `reviewflow.limits` max_tasks
+  = 100,000, are left out with a note). `api`: `run_sync(spec)` with no options (the default store,
   `.reviewflow/reviewflow.db` under a fresh working directory; `max_concurrency` 64), in a fresh
   subprocess that builds the spec with `validate_spec` first (timed apart). `cli`: `python -m
   reviewflow run wf.yaml` (a YAML file of N tasks, no options, stdout piped) timed whole, start
@@ -773,8 +774,17 @@ def main() -> None:
         if wanted("scaling", "rss"):
             scaling(rep, sizes, 1 if args.quick else reps)
         if wanted("defaults"):
+            from reviewflow.limits import LIMITS
+
             cap = min(args.max_tasks, 100_000) if args.quick else args.max_tasks
             big = [n for n in (10_000, 100_000, 1_000_000) if n <= cap]
+            if any(n > LIMITS.max_tasks for n in big):
+                print(
+                    f"note: a workflow holds at most {LIMITS.max_tasks:,} tasks"
+                    " (reviewflow.limits): larger sizes are left out",
+                    file=sys.stderr,
+                )
+                big = [n for n in big if n <= LIMITS.max_tasks]
             defaults(rep, big, 1 if args.quick else reps)
     rep.emit(
         {
