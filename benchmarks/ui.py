@@ -128,7 +128,7 @@ def many_runs(db: Path, n: int) -> None:
 
 
 def big_run(db: Path, n: int) -> str:
-    from reviewflow.spec import validate_spec
+    from reviewflow.config import validate_spec
     from reviewflow.store import RunRecord, SQLiteStore, TaskRecord
 
     tasks: dict[str, Any] = {"setup": {"type": "shell", "run": ["true"]}}

@@ -115,7 +115,9 @@
         { selector: "node", style: {
           label: "data(label)", "text-wrap": "wrap", "text-valign": "center", "text-halign": "center",
           "font-size": 11, "background-color": "data(fill)", "border-color": "data(stroke)",
-          "border-width": 2, color: "data(color)", shape: "data(shape)", width: 150, height: 44 } },
+          "border-width": 2, color: "data(color)", shape: "data(shape)", width: 150, height: 44,
+          // labels too small to read are not drawn (text is most of a big graph's redraw)
+          "min-zoomed-font-size": 7 } },
         { selector: "node:selected", style: { "border-width": 4 } },
         { selector: "edge", style: { width: 1.5, "line-color": "#8c959f", "target-arrow-color": "#8c959f",
           "target-arrow-shape": "triangle", "curve-style": "bezier" } },
