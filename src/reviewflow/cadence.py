@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -131,7 +132,8 @@ def jitter_offset(schedule_id: str, slot: float, jitter: float) -> float:
     """A fixed delay in [0, jitter) for this schedule and slot, equal in every process."""
     if jitter <= 0:
         return 0.0
-    digest = hashlib.sha256(f"{schedule_id}\0{slot!r}".encode()).digest()
+    # float(): SQLite hands a whole-second slot back as an int, whose repr differs
+    digest = hashlib.sha256(f"{schedule_id}\0{float(slot)!r}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 * jitter
 
 
@@ -144,8 +146,15 @@ class Plan:
     skipped: int = 0
 
 
-def plan(cadence: Cadence, catchup: Catchup, next_slot: float, now: float) -> Plan:
-    """What to do at `now` with a schedule whose first unfired slot is `next_slot`."""
+def plan(
+    cadence: Cadence,
+    catchup: Catchup,
+    next_slot: float,
+    now: float,
+    offset: Callable[[float], float] | None = None,
+) -> Plan:
+    """What to do at `now` with a schedule whose first unfired slot is `next_slot`; `offset`
+    gives a slot's jitter (skip measures lateness from the slot's firing time)."""
     if next_slot > now:
         return Plan([], next_slot)
     due: list[float] = []
@@ -159,7 +168,8 @@ def plan(cadence: Cadence, catchup: Catchup, next_slot: float, now: float) -> Pl
         return Plan(due, slot)
     following = cadence.next_after(now)
     latest = due[-1] if slot > now else _latest_before(cadence, now)
-    if catchup == "skip" and now - latest > _grace(cadence, latest):
+    fires_at = latest + (offset(latest) if offset is not None else 0.0)
+    if catchup == "skip" and now - fires_at > _grace(cadence, latest):
         return Plan([], following, skipped=len(due))
     return Plan([latest], following, skipped=len(due) - 1)
 

@@ -197,7 +197,13 @@ class Scheduler:
             if first + jitter_offset(rec.id, first, jitter) > now:  # jittered: not yet
                 moves.append((rec, first, first + jitter_offset(rec.id, first, jitter), None))
                 continue
-            todo = plan(entry.cadence(), entry.catchup, first, now)
+            todo = plan(
+                entry.cadence(),
+                entry.catchup,
+                first,
+                now,
+                lambda slot, sid=rec.id, j=jitter: jitter_offset(sid, slot, j),
+            )
             if todo.skipped:
                 log.info(
                     "schedule.missed", schedule=rec.id, slots=todo.skipped, catchup=entry.catchup

@@ -159,6 +159,19 @@ def test_jitter_delays_the_run_not_the_slot(store: Store) -> None:
     assert fired.slot == T0 and fired.run_id == run_id_of("tick", T0)
 
 
+def test_jitter_longer_than_a_minute_still_fires_with_catchup_skip(store: Store) -> None:
+    # skip drops a slot late by more than its grace (a minute at most); a slot that waits
+    # out its own jitter is on time, not late
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "1h", "jitter": "50m", "catchup": "skip"}), now=clock.now)
+    row = store.get_schedule("tick")
+    assert row is not None and row.next_fire - row.next_slot > 60  # this slot's offset
+    sched = Scheduler(store, submitter(store), clock=clock)
+    clock.now = row.next_fire + 0.5
+    (fired,) = sched.tick()
+    assert fired.slot == row.next_slot and fired.created
+
+
 # ------------------------------------------------------------------ real processes
 
 

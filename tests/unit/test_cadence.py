@@ -153,3 +153,10 @@ def test_slots_as_text_and_in_run_ids() -> None:
     assert slot_id(slot) == "20261202T030000Z"
     assert slot_text(slot + 0.25) == "2026-12-02T03:00:00.250Z"
     assert slot_id(slot + 0.25) == "20261202T030000250Z"
+
+
+def test_the_jitter_offset_is_the_same_for_a_slot_read_back_as_an_int() -> None:
+    # SQLite returns a whole-second REAL slot as an int: the offset must not change with it
+    assert jitter_offset("tick", 1_800_000_000, 600.0) == jitter_offset(
+        "tick", 1_800_000_000.0, 600.0
+    )
