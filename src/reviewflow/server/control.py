@@ -75,10 +75,14 @@ async def _by_workers(ctx: ServerContext, record: RunRecord, action: str) -> Jso
 
 
 def _elsewhere(ctx: ServerContext, record: RunRecord) -> bool:
-    """Another process (or this server, about to start it) executes the run."""
-    return record.run_id in ctx.running or owner_alive(
-        record.owner, record.lease_until, time.time()
-    )
+    """Another process (or this server, about to start it) executes the run. A lease held by
+    this server's own engine for a run it no longer executes (a store fault interrupted it
+    before the lease could be given back) is nobody's."""
+    if record.run_id in ctx.running:
+        return True
+    if ctx.engine is not None and record.owner == ctx.engine.owner:
+        return False
+    return owner_alive(record.owner, record.lease_until, time.time())
 
 
 @router.post(
