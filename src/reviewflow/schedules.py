@@ -72,6 +72,14 @@ def entries(spec: WorkflowSpec) -> list[tuple[str, ScheduleSpec]]:
     for i, entry in enumerate(spec.schedules):
         out.append((entry.name or (spec.name if i == 0 else f"{spec.name}-{i + 1}"), entry))
     ids = [i for i, _ in out]
+    room = 200 - len(".20261202T030000250Z")  # a run id is <schedule>.<slot>, at most 200
+    for i, (sid, entry) in enumerate(out):
+        if len(sid) > room:  # only a workflow name can be (a schedule's name has 100 at most)
+            field = f"schedules.{i}.name" if entry.name else "name"
+            raise ScheduleError(
+                f"{field}: schedule id {sid[:40]}… is longer than {room} characters"
+                " (its runs' ids would be too long): give the schedule a shorter name"
+            )
     if len(set(ids)) != len(ids):
         raise ScheduleError(f"workflow {spec.name}: two schedules have the same name")
     return out

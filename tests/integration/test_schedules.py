@@ -175,6 +175,23 @@ def test_jitter_longer_than_a_minute_still_fires_with_catchup_skip(store: Store)
 # ------------------------------------------------------------------ real processes
 
 
+def test_a_schedule_id_too_long_for_its_run_ids_is_refused_when_added(tmp_path: Path) -> None:
+    # a run id is <schedule>.<slot> and at most 200 characters: a longer one would fail at
+    # every firing (and hold up the schedules claimed with it), so it is refused up front
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(f"name: {'w' * 190}\ntasks:\n  noop: {{type: shell, run: ['true']}}\n")
+    done = subprocess.run(
+        _reviewflow(
+            "schedule", "add", str(wf), "--db", str(tmp_path / "rf.db"), "--interval", "1m"
+        ),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "name" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def _reviewflow(*args: str) -> list[str]:
     return [sys.executable, "-m", "reviewflow", *args]
 
