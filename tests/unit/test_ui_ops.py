@@ -122,3 +122,30 @@ def test_timeline_on_both_databases(store: Any) -> None:
         ["a", 1, 1.0, 2.0, "retry_wait"],
         ["a", 2, 4.0, 6.0, "succeeded"],
     ]
+
+
+def test_a_big_runs_timeline_is_bounded_on_both_databases(store: Any) -> None:
+    """Beyond the limit, the tasks table picks the bars and only their events are read; with
+    more attempts than room, each picked task's latest attempt is kept first."""
+    n = 400
+    tasks, events = [], []
+    for i in range(n):
+        end = float(i) + (i % 5)
+        attempts = 2 if i == n - 1 else 1
+        tasks.append(TaskRecord("b", f"t{i:03d}", "succeeded", attempts, float(i), float(i), end))
+        if attempts == 2:
+            events.append(("b", f"t{i:03d}", "ready", "running", 1, float(i) - 0.5, None))
+            events.append(("b", f"t{i:03d}", "running", "retry_wait", 1, float(i) - 0.2, "x"))
+        events.append(("b", f"t{i:03d}", "ready", "running", attempts, float(i), None))
+        events.append(("b", f"t{i:03d}", "running", "succeeded", attempts, end, None))
+    store.create_run(RunRecord("b", "w", "succeeded", "{}", {}, 0.0), tasks, events)
+    doc = timeline(store, "b", limit=40)
+    assert doc["total"] == n + 1
+    bars = doc["bars"]
+    assert len(bars) <= 40 and [b[2] for b in bars] == sorted(b[2] for b in bars)
+    slow = [b for b in bars if b[3] - b[2] == 4]
+    assert len(slow) >= 15  # the slowest (4 s) ones
+    last = [b for b in bars if b[0] == f"t{n - 1:03d}"]
+    assert [(b[1], b[4]) for b in last] == [(2, "succeeded")]  # 41 attempts, room for 40
+    roomy = timeline(store, "b", limit=60)["bars"]  # 30 slowest + 30 latest tasks: 61 > 60
+    assert [(b[1], b[4]) for b in roomy if b[0] == f"t{n - 1:03d}"] == [(2, "succeeded")]
