@@ -40,8 +40,9 @@ from hypothesis import strategies as st
 
 from reviewflow.cluster.queue import Cluster
 from reviewflow.cluster.worker import Worker
+from reviewflow.config import validate_spec
 from reviewflow.engine import Engine
-from reviewflow.spec import WorkflowSpec, validate_spec
+from reviewflow.spec import WorkflowSpec
 from reviewflow.states import RUN_TERMINAL
 from reviewflow.store import MemoryStore, SQLiteStore
 from reviewflow.store.base import Store

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reviewflow.config import validate_spec
 from reviewflow.errors import SpecError
 from reviewflow.notify.senders import (
     SendError,
@@ -21,7 +22,6 @@ from reviewflow.notify.senders import (
     summary,
 )
 from reviewflow.notify.targets import EVENTS, NotificationTarget, load_targets
-from reviewflow.spec import validate_spec
 from reviewflow.store import outbox
 
 BASE = {"name": "wf", "tasks": {"a": {"run": ["true"]}}}
