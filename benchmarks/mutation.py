@@ -202,12 +202,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repo", type=Path, default=PROJECT)
     parser.add_argument("--json", action="store_true", help="only the summary, as one JSON line")
     parser.add_argument("--keep", action="store_true", help="keep the clone")
+    parser.add_argument(
+        "--clone",
+        type=Path,
+        help="reuse this clone (kept by an earlier --keep run) and its coverage map",
+    )
     args = parser.parse_args(argv)
     say = (lambda obj: None) if args.json else (lambda obj: print(json.dumps(obj), flush=True))
 
-    tmp = Path(tempfile.mkdtemp(prefix="rfbench-mutation-"))
-    clone = tmp / "repo"
-    subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
+    if args.clone is not None:
+        clone = args.clone.resolve()
+        tmp, args.keep = clone.parent, True
+        git(clone, "checkout", "-q", "--", ".")
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="rfbench-mutation-"))
+        clone = tmp / "repo"
+        subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = str(clone / "src")
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]  # the tests the check runs import the clone
@@ -223,19 +233,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "loadavg_start": os.getloadavg(),
     }
     try:
-        baseline, cold_s = run_check(clone, command, args.parallel, base=since)
-        known = failed_tests(baseline)
+        doc = testmap.load(clone, command) if args.clone is not None else None
+        if doc is None:
+            baseline, cold_s = run_check(clone, command, args.parallel, base=since)
+            known, said = failed_tests(baseline), baseline.summary
+        else:  # the kept clone's map: its whole-suite run is the baseline
+            cold_s, known, said = 0.0, set(), "the kept clone's coverage map"
         doc = testmap.load(clone, command)
         if doc is None:
             raise SystemExit(f"no coverage map was made: {baseline.summary}")
         summary["baseline"] = {
-            "summary": baseline.summary,
+            "summary": said,
             "seconds": round(cold_s, 2),
             "tests": len(doc["tests"]),
             "failing_before": sorted(known),
         }
         say({"kind": "baseline", **summary["baseline"]})
-        executed = {p: set(e.get("lines", ())) for p, e in doc["files"].items()}
+        # Lines the tests ran (not only the imports): a mutant there can be seen by a test.
+        executed = {
+            p: set(e.get("lines", ())) - set(e.get("import", ())) for p, e in doc["files"].items()
+        }
         lines = {
             p: [n for n in ns if n in executed.get(p, set())]
             for p, ns in changed_lines(clone, since).items()
@@ -273,6 +290,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "failed": sorted(new_failures)[:3],
                 }
                 if not caught:
+                    if (entry["tests_run"] or 0) >= len(doc["tests"]):
+                        skipped.append({**entry, "why": "the whole suite ran and missed it"})
+                        say({"kind": "skipped", **skipped[-1]})
+                        continue
                     if whole_suite_catches(clone, tests, known, env):
                         entry["miss"] = True  # the selection let it through
                     else:

@@ -225,3 +225,20 @@ def test_a_selection_stays_within_the_suites_own_paths(tmp_path: Path) -> None:
     )
     # Import time: the import graph's choice among the suite's test files, not slow/'s.
     assert result.status == "passed" and ran(result) == 3
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "xdist"])
+def test_a_project_measuring_branches_still_gets_its_subprocesses_mapped(
+    tmp_path: Path, parallel: bool
+) -> None:
+    if parallel:
+        pytest.importorskip("xdist")
+    config = {"pyproject.toml": "[tool.coverage.run]\nbranch = true\nparallel = true\n"}
+    root = make_repo(tmp_path / "repo", {**FILES, **config})
+    branch_with(root, {"other.py": OTHER + "\n"})
+    assert ran(run(root, parallel=parallel)) == ALL
+    doc = testmap.load(root, ["pytest", "-q"])
+    assert doc is not None
+    tests = doc["tests"]
+    other = {tests[i] for i in doc["files"]["other.py"]["tests"]}
+    assert other == {"tests/test_other.py::test_mul", "tests/test_cli.py::test_cli"}

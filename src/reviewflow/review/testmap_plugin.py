@@ -56,16 +56,30 @@ def _switch(name: str) -> None:
     os.environ[ENV_TEST] = name
 
 
+_SAVED: dict[str, str | None] = {}
+_CHILD_VARS = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG", "COVERAGE_FILE")
+
+
 def _subprocesses(on: bool) -> None:
-    """Point coverage's start-up hook in child processes at the map's config (or not)."""
+    """Point coverage's start-up hook in child processes at the map's config while a test
+    runs, and put back what was there after. COVERAGE_FILE (pytest-cov sets it) would
+    override the config's data file: the children's line data must stay apart from the
+    test process's (which may measure branches)."""
     rc = os.environ.get(ENV_RC)
     if not rc:
         return
     if on:
-        os.environ["COVERAGE_PROCESS_START"] = rc
+        _SAVED.update({k: os.environ.get(k) for k in _CHILD_VARS})
         os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
-    else:
-        os.environ["COVERAGE_PROCESS_START"] = ""
+        os.environ["COVERAGE_PROCESS_START"] = rc
+        os.environ["COVERAGE_FILE"] = str(Path(rc).parent / "subprocess.coverage")
+        return
+    for key in _CHILD_VARS:
+        value = _SAVED.pop(key, None)
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.hookimpl(hookwrapper=True)

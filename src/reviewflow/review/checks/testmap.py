@@ -52,6 +52,9 @@ ENV_OUT = "REVIEWFLOW_TESTMAP_OUT"
 ENV_RC = "REVIEWFLOW_TESTMAP_RC"
 ENV_TEST = "REVIEWFLOW_TESTMAP_TEST"
 FIXTURE = "fixture:"
+SUBPROCESS_DATA = "subprocess.coverage"
+"""Child processes write their data apart from the test process's: the project may measure
+branches (`branch = true`), they measure lines, and coverage refuses to combine the two."""
 
 # Files whose change reaches tests in ways no coverage map records: the whole suite runs.
 WHOLE_SUITE_FILES = frozenset(
@@ -124,7 +127,7 @@ class Recorder:
         rc = self.folder / "subprocess.coveragerc"
         rc.write_text(
             "[run]\n"
-            f"data_file = {self.data_file}\n"
+            f"data_file = {self.folder / SUBPROCESS_DATA}\n"
             "parallel = true\n"
             f"source = {self.root}\n"
             f"context = ${{{ENV_TEST}}}\n"
@@ -161,39 +164,45 @@ def build(root: Path, rec: Recorder, command: list[str]) -> dict[str, Any] | Non
             continue
         for name in names:
             fixtures.setdefault(name, []).append(i)
-    files: dict[str, dict[str, Any]] = {}
+    lines: dict[str, dict[int, set[str]]] = {}
     try:
         from coverage import CoverageData
 
-        data = CoverageData(basename=str(rec.data_file))
-        data.read()
-        prefix = side["prefix"]
         roots = {root, root.resolve()}
-        for name in data.measured_files():
-            rel = _relative(Path(name), roots)
-            if rel is None or rel.startswith(f"{STATE_DIR}/"):
-                continue
-            by_line = data.contexts_by_lineno(name)
-            hit: set[int] = set()
-            used: set[str] = set()
-            import_lines: set[int] = set()
-            for line, contexts in by_line.items():
-                for context in contexts:
-                    node = _node(context, prefix)
-                    if node in index:
-                        hit.add(index[node])
-                    elif context.startswith(FIXTURE):
-                        used.add(context[len(FIXTURE) :])
-                    else:  # import time, collection, or a context we do not know
-                        import_lines.add(line)
-            files[rel] = {
-                "tests": sorted(hit),
-                "fixtures": sorted(used),
-                "import": sorted(import_lines),
-                "lines": sorted(by_line),
-            }
+        paths = [rec.data_file, *sorted(rec.folder.glob(f"{SUBPROCESS_DATA}.*"))]
+        for path in paths:
+            data = CoverageData(basename=str(path))
+            data.read()
+            for name in data.measured_files():
+                rel = _relative(Path(name), roots)
+                if rel is None or rel.startswith(f"{STATE_DIR}/"):
+                    continue
+                into = lines.setdefault(rel, {})
+                for line, contexts in data.contexts_by_lineno(name).items():
+                    into.setdefault(line, set()).update(contexts)
     except Exception:  # a data file coverage cannot read: keep the old map
         return None
+    prefix = side["prefix"]
+    files: dict[str, dict[str, Any]] = {}
+    for rel, by_line in lines.items():
+        hit: set[int] = set()
+        used: set[str] = set()
+        import_lines: set[int] = set()
+        for line, contexts in by_line.items():
+            for context in contexts:
+                node = _node(context, prefix)
+                if node in index:
+                    hit.add(index[node])
+                elif context.startswith(FIXTURE):
+                    used.add(context[len(FIXTURE) :])
+                else:  # import time, collection, or a context we do not know
+                    import_lines.add(line)
+        files[rel] = {
+            "tests": sorted(hit),
+            "fixtures": sorted(used),
+            "import": sorted(import_lines),
+            "lines": sorted(by_line),
+        }
     head = _head(root)
     if head is None:
         return None

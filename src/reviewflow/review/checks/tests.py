@@ -255,7 +255,7 @@ async def _run_suite(
         rec = testmap.recorder(tmp, data, root)
         env.update(rec.env)
         plugin = rec.pytest_args
-        for old in rec.folder.glob("tests-*.json"):
+        for old in [*rec.folder.glob("tests-*.json"), *rec.folder.glob("subprocess.coverage.*")]:
             old.unlink()
     sources = [str(root)] if record else folders
     if workers > 1:
