@@ -88,7 +88,7 @@ class GitHubApp:
         issued = int(time.time() if now is None else now) - CLOCK_SKEW
         claims = {"iat": issued, "exp": issued + CLOCK_SKEW + JWT_LIFETIME, "iss": self.app_id}
         try:
-            return jwt.encode(claims, self.private_key, algorithm="RS256")
+            return str(jwt.encode(claims, self.private_key, algorithm="RS256"))
         except (ValueError, TypeError) as exc:  # not an RSA key after all
             raise AppConfigError(APP_KEY_ENV, f"cannot sign with this key: {exc}") from None
 

@@ -198,9 +198,8 @@ def _pause(schedule_id: str, db: Path, paused: bool) -> None:
     if paused:
         out.print(f"schedule {schedule_id}: paused", highlight=False)
     else:
-        out.print(
-            f"schedule {schedule_id}: active, next run {_when(row.next_slot)}", highlight=False
-        )
+        shown = "?" if row is None else _when(row.next_slot)  # removed meanwhile
+        out.print(f"schedule {schedule_id}: active, next run {shown}", highlight=False)
 
 
 @schedule_app.command("pause")
@@ -266,9 +265,9 @@ def scheduler(
             _fail("--no-execute needs a PostgreSQL database (workers execute the runs)")
         from ..cluster.queue import Cluster
 
-        cluster = Cluster(store)
+        cluster = Cluster(store)  # type: ignore[arg-type]  # postgres_url(db) said so
         submit = _cluster_submit(cluster)
-    many = None if engine is not None else cluster.submit_many
+    many: Any = None if engine is not None else cluster.submit_many
     sched = Scheduler(store, submit, submit_many=many)
 
     async def main() -> None:
@@ -300,13 +299,15 @@ def scheduler(
 
 def _engine_submit(engine: Any) -> Any:
     def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
-        return engine.submit(spec, run_id=run_id, meta=meta)
+        rid, created = engine.submit(spec, run_id=run_id, meta=meta)
+        return str(rid), bool(created)
 
     return submit
 
 
 def _cluster_submit(cluster: Any) -> Any:
     def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
-        return cluster.submit(spec, run_id=run_id, meta=meta)
+        rid, created = cluster.submit(spec, run_id=run_id, meta=meta)
+        return str(rid), bool(created)
 
     return submit

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from .outbox import OutboxItem, OutboxRecord
+    from .schedules import ScheduleRecord
 
 TASK_COLUMNS = (
     "state",
@@ -256,6 +257,41 @@ class Store(Protocol):
 
     def next_outbox_due(self) -> float | None:
         """When the earliest pending row is due; None if nothing is pending."""
+
+    # Schedules (store/schedules.py: ScheduleMethods gives every store these).
+
+    def put_schedule(self, rec: ScheduleRecord) -> None:
+        """Add the schedule or replace it (same id)."""
+
+    def get_schedule(self, schedule_id: str) -> ScheduleRecord | None:
+        """The schedule, or None."""
+
+    def list_schedules(self) -> list[ScheduleRecord]:
+        """Every schedule, by id."""
+
+    def pause_schedule(
+        self, schedule_id: str, paused: bool, next_slot: float, next_fire: float, now: float
+    ) -> bool:
+        """Pause, or resume from `next_slot`; False if there is no such schedule."""
+
+    def remove_schedule(self, schedule_id: str) -> bool:
+        """Delete the schedule; False if there was none."""
+
+    def claim_schedules(
+        self, owner: str, now: float, lease: float, limit: int
+    ) -> list[ScheduleRecord]:
+        """Due schedules, claimed by `owner` for `lease` seconds."""
+
+    def advance_schedules(
+        self,
+        owner: str,
+        moves: list[tuple[ScheduleRecord, float, float, float | None, str | None, int]],
+        now: float,
+    ) -> int:
+        """Move claimed schedules on; how many were still `owner`'s."""
+
+    def next_schedule_fire(self) -> float | None:
+        """When the earliest active schedule wants looking at; None without one."""
 
     def close(self) -> None:
         """Release connections."""
