@@ -1014,3 +1014,32 @@ def test_status_of_an_embedded_run_has_no_workers_field(pg: PostgresStore, tmp_p
 
     run_id, _ = run_sync(workflow({"a": py("anoop")}), store=pg, runs_dir=tmp_path / "runs")
     assert "workers" not in run_status(pg, run_id)
+
+
+def test_a_chain_advances_without_a_claim_per_step(
+    pg: PostgresStore, pg_url: str, tmp_path
+) -> None:
+    """Each step is recorded by one transaction that also starts the next task here (the
+    hand-off); a claim after it finds nothing. The worker claims when a NOTIFY, a poll or a
+    full batch says a claim may find something: a 20-step chain takes a few claims, not 20."""
+    steps = 20
+    tasks = {"t0": py("anoop")}
+    tasks |= {f"t{i}": py("anoop", needs=[f"t{i - 1}"]) for i in range(1, steps)}
+    calls: list[int] = []
+
+    async def main() -> None:
+        run_id, _ = Cluster(pg).submit(workflow(tasks))
+        # Polls every 60 s: within this run only NOTIFYs and the start ask for a claim.
+        async with workers(pg_url, tmp_path, n=1, poll_interval=60.0) as (worker,):
+            claim = worker.cluster.claim
+
+            def counted(n: int) -> Any:
+                calls.append(n)
+                return claim(n)
+
+            worker.cluster.claim = counted  # type: ignore[method-assign]
+            run = await until_done(pg, run_id, timeout=60)
+            assert run.state == "succeeded"
+
+    arun(main(), timeout=90)
+    assert len(calls) <= 3, calls

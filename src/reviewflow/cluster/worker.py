@@ -103,6 +103,11 @@ class Worker:
         self._hand_back = False
         self._closed = threading.Event()
         self._wake: asyncio.Event | None = None
+        self._claim_due = True
+        """A claim may find something: set by a NOTIFY that tasks became ready, by a poll
+        interval passing, by a claim that filled every free slot, or an error; cleared when a
+        claim starts. Without it each record was followed by a claim round trip that found
+        nothing (a chain step paid both)."""
         self._beat_now: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hot = ThreadPoolExecutor(1, thread_name_prefix="reviewflow-claims")
@@ -217,8 +222,11 @@ class Worker:
                         self._start(c)
                     worked = True
                 free = self.concurrency - self.active
-                if free > 0 and not self._draining:
+                if free > 0 and not self._draining and self._claim_due:
+                    self._claim_due = False  # a NOTIFY during the claim sets it again
                     claimed = await self._hot_call(self.cluster.claim, free)
+                    if len(claimed) >= free:
+                        self._claim_due = True  # more may be waiting
                     for c in claimed:
                         self.pending.events.append(c.event)
                         self._start(c)
@@ -227,6 +235,7 @@ class Worker:
                         await asyncio.sleep(0)  # let quick attempts finish before the write
                 backoff = 0.0
             except ReviewflowError as exc:  # the database, or a run it cannot handle now
+                self._claim_due = True
                 backoff = min(max(backoff * 2, 0.2), 5.0)
                 log.warning("worker.db_error", worker=self.name, error=str(exc), retry_in=backoff)
                 await asyncio.sleep(backoff)
@@ -236,9 +245,11 @@ class Worker:
             timeout = self.poll_interval
             if drain_deadline is not None:
                 timeout = min(timeout, max(drain_deadline - time.monotonic(), 0.01))
-            with contextlib.suppress(TimeoutError):
+            try:
                 async with asyncio.timeout(timeout):
                     await self._wake.wait()
+            except TimeoutError:
+                self._claim_due = True  # the poll: tasks may be ready with no NOTIFY heard
             self._wake.clear()
 
     def _record(self, batch: Pending, take: int) -> list[Claimed]:
@@ -397,6 +408,7 @@ class Worker:
             if self._beat_now is not None and self.attempts:
                 self._beat_now.set()
         else:
+            self._claim_due = True
             self._poke()
 
     # ------------------------------------------------------------------ attempts
