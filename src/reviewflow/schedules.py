@@ -104,12 +104,13 @@ def record(
 
 
 def register(store: Any, spec: WorkflowSpec, *, now: float | None = None) -> list[ScheduleRecord]:
-    """Add (or replace) the schedules of `spec` in the store; returns their rows."""
+    """Add (or replace) the schedules of `spec` in the store; returns their rows (a replaced
+    schedule that was paused stays paused)."""
     now = time.time() if now is None else now
     rows = [record(sid, spec, entry, now) for sid, entry in entries(spec)]
     for row in rows:
         store.put_schedule(row)
-    return rows
+    return [store.get_schedule(row.id) or row for row in rows]
 
 
 def set_paused(store: Any, schedule_id: str, paused: bool, now: float | None = None) -> bool:

@@ -146,6 +146,20 @@ def test_pause_resume_remove(store: Store) -> None:
     assert not store.remove_schedule("beat")
 
 
+def test_adding_a_paused_schedule_again_keeps_it_paused(store: Store) -> None:
+    # `schedule add` of an edited file (a deploy re-adding it) replaces the workflow and the
+    # cadence; it does not undo an operator's pause
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "1s", "name": "beat"}), now=clock.now)
+    assert set_paused(store, "beat", True, now=clock.now)
+    (row,) = register(store, workflow({"interval": "2s", "name": "beat"}), now=clock.now)
+    assert row.paused
+    clock.now = T0 + 5
+    assert Scheduler(store, submitter(store), clock=clock).tick() == []
+    stored = store.get_schedule("beat")
+    assert stored is not None and stored.paused and '"interval":2.0' in stored.cadence
+
+
 def test_jitter_delays_the_run_not_the_slot(store: Store) -> None:
     clock = Clock(T0 - 0.5)
     register(store, workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)

@@ -105,7 +105,8 @@ def add(
         _print_json([_doc(r) for r in rows])
         return
     for row in rows:
-        out.print(f"schedule {row.id}: next run {_when(row.next_slot)}", highlight=False)
+        when = "paused (see schedule resume)" if row.paused else f"next run {_when(row.next_slot)}"
+        out.print(f"schedule {row.id}: {when}", highlight=False)
 
 
 def _first_error(exc: ValueError) -> str:

@@ -53,7 +53,7 @@ class ScheduleRecord:
 _PUT = (
     "INSERT INTO schedules (" + COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, NULL,"
     " NULL, ?, ?) ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow,"
-    " spec = excluded.spec, cadence = excluded.cadence, paused = excluded.paused,"
+    " spec = excluded.spec, cadence = excluded.cadence, paused = schedules.paused,"
     " next_slot = excluded.next_slot, next_fire = excluded.next_fire,"
     " lease_owner = NULL, lease_until = NULL, updated_at = excluded.updated_at"
 )
@@ -78,7 +78,8 @@ _NEXT = "SELECT min(next_fire) FROM schedules WHERE paused = 0"
 
 
 def put(conn: Any, rec: ScheduleRecord, postgres: bool = False) -> None:
-    """Add the schedule, or replace its workflow and cadence (a re-added file wins)."""
+    """Add the schedule, or replace its workflow and cadence (a re-added file wins; a paused
+    schedule stays paused)."""
     conn.execute(
         sql(_PUT, postgres),
         (
