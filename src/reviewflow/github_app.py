@@ -250,7 +250,9 @@ def server_url(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     url = (env.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL).rstrip("/")
     parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or parts.username:
+    if parts.username is not None or parts.password is not None:  # never echo them
+        raise AppConfigError(SERVER_URL_ENV, "no user or password in the URL: http(s)://host")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise AppConfigError(SERVER_URL_ENV, f"{url!r} is not an http(s)://host URL")
     return url
 

@@ -188,6 +188,15 @@ def test_the_credential_helper_answers_nothing_when_it_cannot_tell_the_repositor
     assert "bad API URL" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_server_url_with_credentials_is_refused_without_showing_them(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    env = {"GITHUB_TOKEN": "tok-1", "GITHUB_SERVER_URL": "https://x:hunter2@github.com"}
+    assert _credential("get", "protocol=https\nhost=github.com\npath=o/r\n\n", env) == ""
+    err = capsys.readouterr().err  # git copies it into the fetch task's log
+    assert "GITHUB_SERVER_URL" in err and "hunter2" not in err
+
+
 def _bare_repo(root: Path) -> str:
     work = root / "src"
     subprocess.run(["git", "init", "-q", str(work)], check=True)
