@@ -168,6 +168,12 @@ def make_setup(tmp: Path, repo: Path, count: int, tests: list[str], impact: bool
         f"benchmark change: a small function appended to {len(files)} files",
     )
     head = git(clone, "rev-parse", "HEAD")
+    own = project_tests_command(clone)
+    if own is not None and own[1:] != ["-q", *tests]:
+        # The project's [tool.reviewflow.review.checks.tests] wins over the template: the
+        # review runs that command, so the tools by hand run it too.
+        print(f"note: the project's own tests command {own} replaces --tests", file=sys.stderr)
+        tests = [a for a in own[1:] if a != "-q"]
     template = tmp / "benchmark.yaml"
     command = json.dumps(["pytest", "-q", *tests])
     template.write_text(
@@ -190,6 +196,20 @@ def make_setup(tmp: Path, repo: Path, count: int, tests: list[str], impact: bool
         "template": template.read_text(encoding="utf-8"),
     }
     return setup
+
+
+def project_tests_command(clone: Path) -> list[str] | None:
+    """The pytest command the project's pyproject.toml sets for the review's tests check."""
+    try:
+        data = tomllib.loads((clone / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    node: Any = data
+    for key in ("tool", "reviewflow", "review", "checks", "tests", "options", "command"):
+        node = node.get(key) if isinstance(node, dict) else None
+    if isinstance(node, list) and node[:1] == ["pytest"]:
+        return [str(a) for a in node]
+    return None
 
 
 # ---------------------------------------------------------------------------------- timing
