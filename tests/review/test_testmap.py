@@ -242,3 +242,24 @@ def test_a_project_measuring_branches_still_gets_its_subprocesses_mapped(
     tests = doc["tests"]
     other = {tests[i] for i in doc["files"]["other.py"]["tests"]}
     assert other == {"tests/test_other.py::test_mul", "tests/test_cli.py::test_cli"}
+
+
+def test_functions_the_module_runs_while_imported_are_not_body_only() -> None:
+    source = (
+        b"import functools\n"
+        b"def _build():\n"  # called at module level
+        b"    return {1: 2}\n"
+        b"def register(f):\n"  # a decorator: runs at import
+        b"    return f\n"
+        b"def default():\n"  # a default value: evaluated at import
+        b"    return 3\n"
+        b"def plain():\n"  # runs only when called
+        b"    return 4\n"
+        b"TABLE = _build()\n"
+        b"@register\n"
+        b"def g(x=default()):\n"
+        b"    return plain()\n"
+    )
+    assert testmap._import_time_calls(source) == {"_build", "register", "default"}
+    assert testmap._enclosing(source, {3}) == {"_build"}
+    assert testmap._enclosing(source, {9}) == {"plain"}

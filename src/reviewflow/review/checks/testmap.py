@@ -555,6 +555,9 @@ def _body_only(root: Path, d: _Diff, old: bytes | None, import_lines: set[int]) 
     old_body, new_body = _body_lines(old), _body_lines(new)
     if old_body is None or new_body is None:
         return False
+    # A function the module calls while it is imported (`TABLE = _build()`, a decorator) runs
+    # at import time, in whichever test imported the module first: not only its callers' tests.
+    at_import = _import_time_calls(old) | _import_time_calls(new)
     for old_start, old_count, new_start, new_count in d.hunks:
         old_lines = set(range(old_start, old_start + old_count))
         new_lines = set(range(new_start, new_start + new_count))
@@ -562,7 +565,72 @@ def _body_only(root: Path, d: _Diff, old: bytes | None, import_lines: set[int]) 
             return False
         if not old_count and not ({old_start, old_start + 1} & old_body):
             return False  # an insertion between functions
+        if _enclosing(old, old_lines or {old_start}) & at_import or (
+            _enclosing(new, new_lines) & at_import
+        ):
+            return False
     return True
+
+
+def _import_time_calls(source: bytes) -> set[str]:
+    """Names the module calls or decorates with while it is imported: calls outside function
+    bodies (module and class level, default values, decorators) and decorator names."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for dec in node.decorator_list:
+                names.update(_called(dec, top=True))
+            for default in [*node.args.defaults, *node.args.kw_defaults]:
+                if default is not None:
+                    names.update(_called(default))
+            return  # the body runs when called, not at import
+        if isinstance(node, ast.Lambda):
+            return
+        if isinstance(node, ast.ClassDef):
+            for dec in node.decorator_list:
+                names.update(_called(dec, top=True))
+        if isinstance(node, ast.Call):
+            names.update(_called(node))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def _called(node: ast.AST, top: bool = False) -> set[str]:
+    """Function names called in `node` (a decorator `@name` counts as a call of `name`)."""
+    out: set[str] = set()
+    if top and isinstance(node, ast.Name | ast.Attribute):
+        out.add(node.id if isinstance(node, ast.Name) else node.attr)
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Call):
+            func = sub.func
+            if isinstance(func, ast.Name):
+                out.add(func.id)
+            elif isinstance(func, ast.Attribute):
+                out.add(func.attr)
+    return out
+
+
+def _enclosing(source: bytes, lines: set[int]) -> set[str]:
+    """Names of the functions whose body holds any of `lines`, at every depth."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            end = node.end_lineno or node.lineno
+            if any(node.lineno <= n <= end for n in lines):
+                out.add(node.name)
+    return out
 
 
 def _body_lines(source: bytes) -> set[int] | None:
