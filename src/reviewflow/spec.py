@@ -339,6 +339,9 @@ class ScheduleSpec(BaseModel):
             raise ValueError("give exactly one of cron and interval")
         if self.jitter < 0:
             raise ValueError("jitter must not be negative")
+        if self.interval is not None and self.jitter >= self.interval:
+            # each slot would wait past the next ones: catchup would fire a later slot instead
+            raise ValueError("jitter: must be shorter than the interval")
         return self
 
     def cadence(self) -> Any:

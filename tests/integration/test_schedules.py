@@ -311,6 +311,7 @@ def test_the_cli_on_sqlite_executes_what_it_fires(tmp_path: Path) -> None:
         (["--cron", "* * * * *", "--timezone", "Mars/Base"], "unknown time zone"),
         (["--cron", "* * * * *", "--catchup", "some"], "catchup"),
         (["--jitter", "5s"], "go with --cron or --interval"),
+        (["--interval", "1m", "--jitter", "5m"], "jitter: must be shorter than the interval"),
         ([], "no schedules"),
     ],
 )
