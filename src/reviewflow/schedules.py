@@ -120,6 +120,8 @@ def set_paused(store: Any, schedule_id: str, paused: bool, now: float | None = N
     rec = store.get_schedule(schedule_id)
     if rec is None:
         return False
+    if not paused and not rec.paused:
+        return True  # already active: its waiting slot stays
     entry = ScheduleSpec.model_validate_json(rec.cadence)
     next_slot = rec.next_slot if paused else entry.cadence().next_after(now)
     next_fire = next_slot + jitter_offset(schedule_id, next_slot, entry.jitter)

@@ -146,6 +146,20 @@ def test_pause_resume_remove(store: Store) -> None:
     assert not store.remove_schedule("beat")
 
 
+def test_resuming_an_active_schedule_changes_nothing(store: Store) -> None:
+    # a resume of a schedule that is not paused (a script, a second operator) must not drop
+    # the slot that waits out its jitter
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)
+    row = store.get_schedule("tick")
+    assert row is not None and row.next_slot == T0
+    clock.now = T0 + (row.next_fire - T0) / 2  # the slot is past, its firing time not yet
+    assert set_paused(store, "tick", False, now=clock.now)
+    clock.now = row.next_fire
+    (fired,) = Scheduler(store, submitter(store), clock=clock).tick()
+    assert fired.slot == T0
+
+
 def test_adding_a_paused_schedule_again_keeps_it_paused(store: Store) -> None:
     # `schedule add` of an edited file (a deploy re-adding it) replaces the workflow and the
     # cadence; it does not undo an operator's pause
