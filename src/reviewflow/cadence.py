@@ -44,6 +44,8 @@ def zone(name: str) -> ZoneInfo:
     bad = f"unknown time zone {name!r}: use an IANA name such as Europe/Paris"
     if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")):
         raise ValueError(bad)
+    if name.rsplit("/", 1)[-1].lower() in ("localtime", "posixrules"):
+        raise ValueError(bad)  # the host's own zone: every host would have its own slots
     try:
         return _zone(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):

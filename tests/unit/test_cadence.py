@@ -160,3 +160,11 @@ def test_the_jitter_offset_is_the_same_for_a_slot_read_back_as_an_int() -> None:
     assert jitter_offset("tick", 1_800_000_000, 600.0) == jitter_offset(
         "tick", 1_800_000_000.0, 600.0
     )
+
+
+def test_the_hosts_own_zone_is_refused() -> None:
+    # `localtime` is each host's /etc/localtime: schedulers on hosts in different zones
+    # would compute different slots and each fire its own
+    for host_dependent in ("localtime", "posix/localtime", "right/localtime", "posixrules"):
+        with pytest.raises(ValueError, match="unknown time zone"):
+            zone(host_dependent)
