@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
 from .spec import RetryPolicy
@@ -236,9 +237,11 @@ def attempt_failed(
     )
 
 
+@lru_cache(maxsize=256)
 def attempt_cancelled(reason: str) -> Verdict:
     """A running attempt was stopped for `reason`: a run timeout fails the task (timed out,
-    the reason recorded as its error); any other reason cancels it."""
+    the reason recorded as its error); any other reason cancels it. (Cached: a stopping run
+    asks it once per running attempt, always with the same reason.)"""
     if reason.startswith(RUN_TIMEOUT):
         return Verdict(
             (Step(T.TIMED_OUT, reason), Step(T.FAILED, reason)), error=reason, record=True
@@ -325,15 +328,22 @@ def dependency_ended(trigger: str, *, succeeded: bool) -> Literal["count", "skip
 def remaining(trigger: str, dependencies: Iterable[TaskState]) -> tuple[int, bool]:
     """A blocked task's dependencies, read back from the store: (how many are still to
     count, whether the task is to be skipped already)."""
-    states = list(dependencies)
+    left = 0
     if not skips(trigger):
-        return sum(1 for s in states if not _ended(s)), False
-    left = sum(1 for s in states if s is not T.SUCCEEDED)
-    return left, any(_ended(s) and s is not T.SUCCEEDED for s in states)
+        for state in dependencies:
+            if state not in _ENDED:
+                left += 1
+        return left, False
+    skip = False
+    for state in dependencies:
+        if state is not T.SUCCEEDED:
+            left += 1
+            if state in _ENDED:
+                skip = True
+    return left, skip
 
 
-def _ended(state: TaskState) -> bool:
-    return state in (T.SUCCEEDED, T.FAILED, T.CANCELLED, T.SKIPPED)
+_ENDED = frozenset({T.SUCCEEDED, T.FAILED, T.CANCELLED, T.SKIPPED})
 
 
 def absolute(when: datetime | float, base: float) -> float:
