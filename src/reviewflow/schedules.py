@@ -151,7 +151,7 @@ class Scheduler:
         self.clock = clock
         self.lease = lease
         self.batch = batch
-        self._specs: dict[tuple[str, float], tuple[WorkflowSpec, ScheduleSpec]] = {}
+        self._specs: dict[tuple[str, int], tuple[WorkflowSpec, ScheduleSpec]] = {}
 
     def tick(self, on_fired: Callable[[Fired], None] | None = None) -> list[Fired]:
         """One pass: claim what is due, fire its slots, move each schedule on. Claims are
@@ -177,7 +177,8 @@ class Scheduler:
         return fired
 
     def _parsed(self, rec: ScheduleRecord) -> tuple[WorkflowSpec, ScheduleSpec]:
-        key = (rec.id, rec.updated_at)
+        # keyed by what was stored, not updated_at (every advance changes that)
+        key = (rec.id, hash((rec.spec, rec.cadence)))
         held = self._specs.get(key)
         if held is None:
             from .config import validate_spec

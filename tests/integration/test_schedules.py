@@ -146,6 +146,26 @@ def test_pause_resume_remove(store: Store) -> None:
     assert not store.remove_schedule("beat")
 
 
+def test_a_schedules_workflow_is_validated_once_not_at_every_firing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # validating a large workflow takes a second of CPU: firing every second must not redo it
+    import reviewflow.config
+
+    calls = []
+    real = reviewflow.config.validate_spec
+    monkeypatch.setattr(
+        reviewflow.config, "validate_spec", lambda data: calls.append(1) or real(data)
+    )
+    clock = Clock(T0 - 0.5)
+    register(store, workflow({"interval": "1s"}), now=clock.now)
+    sched = Scheduler(store, submitter(store), clock=clock)
+    for step in range(3):
+        clock.now = T0 + step
+        assert len(sched.tick()) == 1
+    assert len(calls) == 1
+
+
 def test_resuming_an_active_schedule_changes_nothing(store: Store) -> None:
     # a resume of a schedule that is not paused (a script, a second operator) must not drop
     # the slot that waits out its jitter
