@@ -282,8 +282,8 @@ class Scheduler:
             try:
                 self.tick(on_fired)
                 wait = self.wait_time()
-            except ReviewflowError as exc:
-                log.warning("schedule.pass_failed", error=str(exc))
+            except Exception as exc:  # a scheduler outlives one bad pass
+                _pass_failed(exc)
                 wait = POLL
             stop.wait(wait)
 
@@ -311,8 +311,17 @@ async def run_async(
                 if f.created:
                     on_created(f.run_id)
             wait = await asyncio.to_thread(scheduler.wait_time)
-        except ReviewflowError as exc:
-            log.warning("schedule.pass_failed", error=str(exc))
+        except Exception as exc:  # a scheduler outlives one bad pass
+            _pass_failed(exc)
             wait = POLL
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=wait)
+
+
+def _pass_failed(exc: Exception) -> None:
+    """Say why a pass failed and go on: the store's errors are expected (a database restart),
+    anything else is a bug worth an error line, not a scheduler thread that silently ends."""
+    if isinstance(exc, ReviewflowError):
+        log.warning("schedule.pass_failed", error=str(exc))
+    else:
+        log.error("schedule.pass_failed", error=f"{type(exc).__name__}: {exc}")

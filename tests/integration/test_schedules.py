@@ -361,3 +361,30 @@ def test_bad_schedules_are_one_line_errors(tmp_path: Path, args: list[str], mess
     assert done.returncode == 2
     assert message in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_pass_that_raises_does_not_end_the_scheduler(tmp_path: Path) -> None:
+    """Whatever a pass meets (here a bug-like ValueError from the store), the thread goes on."""
+    from reviewflow.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "rf.db")
+    register(store, workflow({"interval": "1s"}), now=time.time() - 5)
+    calls = []
+    real = store.claim_schedules
+
+    def flaky(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("boom")
+        return real(*args)
+
+    store.claim_schedules = flaky  # type: ignore[method-assign]
+    sched = Scheduler(store, submitter(store))
+    thread, stop = sched.start()
+    try:
+        _wait_for(lambda: len(scheduled_runs(store, "tick")) >= 1, timeout=30)
+    finally:
+        stop.set()
+        thread.join(10)
+        store.close()
+    assert len(calls) >= 2 and not thread.is_alive()

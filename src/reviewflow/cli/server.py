@@ -157,12 +157,13 @@ def serve(
     secret = os.environ.pop(SECRET_ENV, None) or None
     if github_post_back:
         from ..github import GitHubError
-        from ..github_app import NO_CREDENTIALS, GitHubApp, have_credentials
+        from ..github_app import NO_CREDENTIALS, GitHubApp, have_credentials, server_url
 
         if not have_credentials():
             _fail(f"--github-post-back: {NO_CREDENTIALS}")
         try:
             GitHubApp.from_env(os.environ)  # a bad key file fails now, not at the first review
+            server_url()  # so does a bad GITHUB_SERVER_URL
         except GitHubError as exc:
             _fail(str(exc))
     repos = [r for r in (os.environ.get(REPOS_ENV) or "").split(",") if r.strip()]

@@ -60,9 +60,16 @@ POST_RETRY = {
 }
 """GitHub down or rate limited (exit 1): a post-back is tried again for about an hour; bad
 input or a missing report (exit 2) is not worth repeating."""
-NO_CREDENTIALS_ENV = {"GITHUB_TOKEN": "", "GH_TOKEN": "", APP_ID_ENV: "", APP_KEY_ENV: ""}
-"""The review runs the pull request's code: it does not inherit the GitHub credentials of the
-process that executes it (only the fetch and post-back tasks use them)."""
+NO_CREDENTIALS_ENV = {
+    "GITHUB_TOKEN": "",
+    "GH_TOKEN": "",
+    APP_ID_ENV: "",
+    APP_KEY_ENV: "",
+    "REVIEWFLOW_DB": "",
+}
+"""The review runs the pull request's code: it does not inherit the GitHub credentials or the
+database URL of the process that executes it (only the fetch and post-back tasks need the
+former; the review keeps its own run in a file next to its report)."""
 NO_REPORT = "The review ended without a report (see the run's log on the reviewflow server)."
 
 
