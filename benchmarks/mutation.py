@@ -10,8 +10,8 @@ What it does, on a throwaway clone of this repository (`git clone`, its committe
    suite runs and leaves the map in the clone's `.reviewflow/cache/testmap/`). Tests failing
    already are noted and never count as a catch.
 2. Candidate lines: the lines of `src/**.py` added or changed by the commit range `--since`..HEAD
-   (default: the last 40 commits) that the suite executed (the map's per-file lines), spread
-   evenly over the range's files.
+   (default: the last 40 commits), inside a function body, that a test executed (the map's
+   per-file lines less its import-time ones), round-robin over the range's files.
 3. One mutant at a time, in the clone's work tree: the first of these edits that applies to
    the line: a comparison flipped (`==`/`!=`, `<`/`>=`, `>`/`<=`, `is`/`is not`, `in`/`not in`),
    `True`/`False` swapped, `and`/`or` swapped, `+`/`-` swapped, an integer constant + 1, a
@@ -143,6 +143,13 @@ def mutate(source: str, line: int) -> tuple[str, str] | None:
     return None
 
 
+def body_lines(path: Path) -> set[int]:
+    try:
+        return testmap._body_lines(path.read_bytes()) or set()
+    except OSError:
+        return set()
+
+
 def _differs(old: str, new: str) -> bool:
     import ast
 
@@ -253,8 +260,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         executed = {
             p: set(e.get("lines", ())) - set(e.get("import", ())) for p, e in doc["files"].items()
         }
+        # Inside function bodies: what a review of real work changes most (a changed default
+        # or constant at module level goes to the import graph and runs most of the suite).
         lines = {
-            p: [n for n in ns if n in executed.get(p, set())]
+            p: [n for n in ns if n in executed.get(p, set()) and n in body_lines(clone / p)]
             for p, ns in changed_lines(clone, since).items()
         }
         candidates = spread({p: ns for p, ns in lines.items() if ns})
