@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,8 +48,24 @@ def test_a_full_disk_interrupts_the_run_and_resume_finishes_it(
     db = small_disk / "rf.db"
     filler = small_disk / "filler"
     filled = tmp_path / "filled"  # outside the small disk: the filler runs its dd once
+    # The filler first waits (bounded) until the 20 tasks before it are stored as succeeded:
+    # the fault must come after progress is durable, whatever the machine's speed (on an idle
+    # machine all of them can end inside one group-commit interval, before any flush).
+    stored_first = (
+        "import sqlite3, sys, time\n"
+        "for _ in range(600):\n"
+        f"    c = sqlite3.connect({str(db)!r})\n"
+        "    n = c.execute(\"SELECT count(*) FROM tasks WHERE run_id = 'r1'"
+        " AND state = 'succeeded'\").fetchone()[0]\n"
+        "    c.close()\n"
+        "    if n >= 20: sys.exit(0)\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(1)\n"
+    )
+    waiter = tmp_path / "wait_stored.py"
+    waiter.write_text(stored_first)
     fill = (
-        f"test -e {filled} || {{ touch {filled};"
+        f"test -e {filled} || {{ touch {filled}; {sys.executable} {waiter};"
         f" dd if=/dev/zero of={filler} bs=4k 2>/dev/null; true; }}"
     )
     first = [f"a{i}" for i in range(20)]
