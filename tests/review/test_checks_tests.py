@@ -443,6 +443,32 @@ def test_parallel_runs_measure_the_changed_lines_as_serial_ones_do(pkg_repo: Pat
     assert [f.rule for f in parallel.findings] == [f.rule for f in serial.findings]
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "xdist"])
+def test_a_change_to_tests_only_is_not_judged_by_the_projects_coverage_gate(
+    tmp_path: Path, parallel: bool
+) -> None:
+    """This repository's own shape: addopts carry pytest-cov and a threshold, the review runs a
+    part of the suite, and the change touches only a test file (nothing to measure)."""
+    pytest.importorskip("pytest_cov")
+    if parallel:
+        pytest.importorskip("xdist")
+    root = make_repo(
+        tmp_path / "repo",
+        {
+            **PKG,
+            "tests/test_b.py": PKG["tests/test_b.py"].replace("== 3", "== 2"),
+            "pyproject.toml": "[tool.pytest.ini_options]\n"
+            "addopts = '--cov=pkg --cov-report=term --cov-fail-under=100'\n",
+        },
+    )
+    extra = "\n\ndef test_one_again():\n    from pkg.a import one\n\n    assert one() == 1\n"
+    change = branch_with(root, {"tests/test_a.py": PKG["tests/test_a.py"] + extra})
+    result = run(root, change, parallel=parallel, command=["pytest", "-q", "tests/test_a.py"])
+    assert result.status == "passed", result.summary
+    assert result.findings == []
+    assert result.metrics["tests_passed"] == 2 and result.metrics["tests_failed"] == 0
+
+
 def test_a_conftest_importing_an_absent_package_skips_naming_it(repo: Path) -> None:
     change = branch_with(
         repo, {"calc.py": CALC + MUL, "tests/conftest.py": "import rf_absent_plugin_pkg\n"}

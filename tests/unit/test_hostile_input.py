@@ -500,6 +500,7 @@ def workflows(draw: st.DrawFn) -> dict[str, Any]:
 DEEP = {"x": functools.reduce(lambda inner, _: [inner], range(2000), [])}
 
 
+@pytest.mark.slow  # ~20 s of real runs: in CI, not in the review's quick unit run
 @settings(
     max_examples=30,
     deadline=None,
@@ -584,6 +585,7 @@ async def _workers_run(url: str, spec: WorkflowSpec, runs_dir: Path) -> RunRecor
         await asyncio.to_thread(_join_listeners)
 
 
+@pytest.mark.slow  # real PostgreSQL servers and workers: in CI, not in the review's quick run
 @settings(
     max_examples=10,
     deadline=None,

@@ -266,6 +266,10 @@ async def _run_suite(
             env["COVERAGE_FILE"] = str(data)
             argv += [f"--cov={folder}" for folder in sources]
             argv += ["--cov-report=", "--cov-fail-under=0"]
+        else:
+            # Nothing to measure (only tests changed): the project's own pytest-cov settings
+            # in addopts would judge this partial run by the whole project's threshold.
+            argv.append("--no-cov")
         argv += [*args, *targets]
     elif measured or record:
         # Only the folders of the changed source files are traced: the rest of the project
