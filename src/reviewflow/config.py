@@ -217,7 +217,8 @@ def load_workflow(
         raise SpecError(f"cannot read: {exc}", file=str(path)) from None
     if len(raw) > limits.max_file_bytes:
         raise SpecError(
-            f"larger than {limits.max_file_bytes} bytes (--max-file-bytes)", file=str(path)
+            f"larger than {limits.max_file_bytes} bytes: pass a bigger --max-file-bytes to read it",
+            file=str(path),
         )
     try:
         text = raw.decode("utf-8")

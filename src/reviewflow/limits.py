@@ -35,10 +35,10 @@ class Limits:
     """Characters of scalar text that aliases may add once expanded."""
     max_depth: int = 64
     """Nesting of mappings and lists (the workflow itself is 1, a task 3, its params 4)."""
-    max_tasks: int = 100_000
-    """Tasks plus on_failure hooks of one workflow."""
-    max_edges: int = 1_000_000
-    """Entries of all `needs` lists together."""
+    max_tasks: int = 1_000_000
+    """Tasks plus on_failure hooks of one workflow (a 1M-task run fits in ~2 KiB a task)."""
+    max_edges: int = 10_000_000
+    """Entries of all `needs` lists together (ten a task at the task limit)."""
     max_string_chars: int = 1 * MiB
     """Length of any one string (a description, an argument, a param)."""
     max_priority: int = 1_000_000

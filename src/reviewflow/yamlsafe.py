@@ -300,7 +300,10 @@ def parse_yaml(
     about a task names its line without parsing the text again).
     """
     if len(text) > limits.max_file_bytes:
-        raise SpecError(f"larger than {limits.max_file_bytes} bytes (--max-file-bytes)", file=file)
+        raise SpecError(
+            f"larger than {limits.max_file_bytes} bytes: pass a bigger --max-file-bytes to read it",
+            file=file,
+        )
     try:
         return _load_yaml(text, limits, task_lines)
     except yaml.MarkedYAMLError as exc:

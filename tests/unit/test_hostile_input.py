@@ -160,6 +160,7 @@ def test_max_file_bytes_is_a_validate_and_run_option(tmp_path: Path) -> None:
         proc = cli(*command, "--max-file-bytes", str(size - 1), str(path), cwd=tmp_path)
         line = one_line_error(proc)
         assert f"larger than {size - 1} bytes" in line and "--max-file-bytes" in line
+        assert "pass a bigger --max-file-bytes" in line  # what to do about it
     ok = cli("validate", "--max-file-bytes", str(size), str(path), cwd=tmp_path)
     assert ok.returncode == 0, ok.stderr
 
@@ -204,13 +205,20 @@ def test_json_nested_too_deep_is_a_422() -> None:
 
 
 def test_task_and_edge_counts_are_bounded_before_any_task_is_validated() -> None:
-    tasks = {f"t{i}": {"bogus": i} for i in range(LIMITS.max_tasks + 1)}
-    with pytest.raises(SpecError, match="100,001 tasks: at most 100,000") as info:
+    # One shared body: the count is refused before any body is looked at.
+    tasks = dict.fromkeys((f"t{i}" for i in range(LIMITS.max_tasks + 1)), {"bogus": 1})
+    with pytest.raises(SpecError, match="1,000,001 tasks: at most 1,000,000") as info:
         validate_spec({"name": "w", "tasks": tasks})
     assert info.value.field == "tasks"
     needs = ["a"] * (LIMITS.max_edges + 1)
-    with pytest.raises(SpecError, match="needs entries: at most 1,000,000"):
+    with pytest.raises(SpecError, match="needs entries: at most 10,000,000"):
         validate_spec({"name": "w", "tasks": {"a": {"run": ["x"]}, "b": {"needs": needs}}})
+
+
+def test_a_workflow_past_the_old_100k_task_limit_is_accepted() -> None:
+    tasks = dict.fromkeys((f"t{i}" for i in range(100_001)), {"run": ["true"]})
+    spec = validate_spec({"name": "w", "tasks": tasks})
+    assert len(spec.tasks) == 100_001
 
 
 # ------------------------------------------------------------------------------ values
