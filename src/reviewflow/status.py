@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from statistics import fmean
 from typing import Any
 
 from .errors import RunNotFound
@@ -21,7 +20,7 @@ NO_LIVE_WORKER = "no live worker: tasks stay ready/running until a worker starts
 def _stats(values: list[float]) -> dict[str, float | None]:
     if not values:
         return {"mean": None, "max": None}
-    return {"mean": round(fmean(values), 6), "max": round(max(values), 6)}
+    return {"mean": round(sum(values) / len(values), 6), "max": round(max(values), 6)}
 
 
 def attempt_timings(events: list[EventRecord]) -> tuple[list[float], list[float]]:

@@ -100,6 +100,44 @@ def test_light_commands_import_neither_server_postgres_nor_engine(
         assert loaded(modules, ("pydantic", "structlog")) == []
     if args == ["pause", "r1"]:
         assert done.stderr.strip() == "error: run r1 already ended: succeeded"
+    if args[0] in ("status", "pause"):  # only the module of the command named is registered
+        assert loaded(modules, ("reviewflow.cli",)) == [
+            "reviewflow.cli",
+            "reviewflow.cli.commands",
+            "reviewflow.cli.common",
+            "reviewflow.cli.runs",
+        ]
+
+
+def test_the_fast_path_names_exactly_the_commands_of_the_runs_module() -> None:
+    """A command of RUNS_COMMANDS loads the `runs` module alone: a command added there but not
+    to the set (or the reverse) would be unknown to `reviewflow <it>`."""
+    from reviewflow.cli.commands import RUNS_COMMANDS, load
+
+    app = load()
+    from_runs = {
+        c.name or c.callback.__name__
+        for c in app.registered_commands
+        if c.callback is not None and c.callback.__module__ == "reviewflow.cli.runs"
+    }
+    assert from_runs == RUNS_COMMANDS
+
+
+@pytest.mark.parametrize("command", sorted(["validate", "graph", "events"]))
+def test_a_runs_command_started_alone_still_answers(tmp_path: Path, command: str) -> None:
+    """Each fast-path command works in a process where only its module is registered."""
+    write_workflow(tmp_path / "wf.yaml", {"a": sh("true")})
+    args = ["wf.yaml"] if command in ("validate", "graph") else ["nope", "--db", "x.db"]
+    done = subprocess.run(
+        [sys.executable, "-m", "reviewflow", command, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "Traceback" not in done.stderr
+    assert "No such command" not in done.stderr
+    assert done.returncode == (0 if command != "events" else 2), done.stderr
 
 
 def test_run_still_works_and_needs_no_server(tmp_path: Path, finished_run: Path) -> None:

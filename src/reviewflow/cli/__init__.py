@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .commands import app
+    from .common import app
 
 __all__ = ["app", "main"]
 
@@ -38,7 +38,7 @@ def main() -> None:
 
 def __getattr__(name: str) -> Any:
     if name == "app":  # the Typer app with every command registered (for CliRunner, docs)
-        from .commands import app
+        from .commands import load
 
-        return app
+        return load()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
