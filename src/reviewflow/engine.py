@@ -228,10 +228,11 @@ class Engine:
             self._tune_gc()
         try:
             run: LiveRun | None = None
+            done: asyncio.Future[RunState] = self._loop.create_future()
             try:
                 run = self._load(record)
                 self._live[run_id] = run
-                run.done = self._loop.create_future()
+                run.done = done
                 self._begin(run, RunState(record.state), cancel=cancel)
             except StoreError as exc:  # the store failed, not the run: it stays resumable
                 if run is None or isinstance(exc, RunNotFound):
@@ -249,14 +250,14 @@ class Engine:
                     self.heartbeat_interval, self._heartbeat
                 )
             try:
-                return await asyncio.shield(run.done)
+                return await asyncio.shield(done)
             except asyncio.CancelledError:
                 # The caller gave up: stop this run's attempts (their processes too) and leave
                 # it resumable, as `shutdown` does, before letting the cancellation through.
-                if not run.done.done():
+                if not done.done():
                     self._interrupt(run)
                     with contextlib.suppress(BaseException):
-                        await asyncio.shield(run.done)
+                        await asyncio.shield(done)
                 raise
         finally:
             self._live.pop(run_id, None)
@@ -642,8 +643,11 @@ class Engine:
 
     async def _attempt(self, task: LiveTask) -> None:
         task.entered = True
-        if task.cancel_reason is not None:  # stopped before it could start
-            self._settle(task, task.cancel_reason, False, cancelled=True)
+        # A local, not the attribute: `cancel_reason` is set by others while this coroutine awaits
+        # (type checkers would keep the attribute narrowed to None past the await below).
+        reason = task.cancel_reason
+        if reason is not None:  # stopped before it could start
+            self._settle(task, reason, False, cancelled=True)
             return
         spec = task.spec
         try:

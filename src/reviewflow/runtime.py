@@ -158,9 +158,9 @@ class LiveRun:
             tasks[tspec.name] = LiveTask(run, tspec, hook=False)
         for tspec in spec.on_failure.values():
             tasks[tspec.name] = LiveTask(run, tspec, hook=True)
-        for task in tasks.values():
-            for dep in task.spec.needs:
-                tasks[dep].dependents.append(task)
+        for dependent in tasks.values():
+            for dep in dependent.spec.needs:
+                tasks[dep].dependents.append(dependent)
         for row in rows:
             task = tasks.get(row.name)
             if task is None:

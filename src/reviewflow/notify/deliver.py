@@ -19,11 +19,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from ..executors.python import DaemonThreads
 from ..logs import log
+from ..store.base import Store
 from ..store.outbox import DELIVERED, OutboxRecord
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ class Deliverer:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         concurrency: int = SENDERS_AT_ONCE,
         poll: float = POLL,
@@ -89,7 +90,7 @@ class Deliverer:
             self.deliver_due(drain)
         self._stop.set()
         self._wake.set()
-        if getattr(self.store, "outbox_waker", None) == self.wake:
+        if hasattr(self.store, "outbox_waker") and self.store.outbox_waker == self.wake:
             self.store.outbox_waker = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -211,7 +212,7 @@ class Deliverer:
 
 
 @contextmanager
-def delivering(store: Any, drain: float = DRAIN) -> Iterator[Deliverer]:
+def delivering(store: Store, drain: float = DRAIN) -> Iterator[Deliverer]:
     """A Deliverer for the time of the block (e.g. while this process executes a run), then
     up to `drain` seconds for what is due by then."""
     deliverer = Deliverer(store).start()

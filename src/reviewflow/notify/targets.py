@@ -14,15 +14,6 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-EVENTS = (
-    "run_finished",
-    "run_failed",
-    "approval_requested",
-    "approval_escalated",
-    "approval_timed_out",
-)
-"""Every event a target may ask for; a target without `events` gets them all."""
-
 NotifyEvent = Literal[
     "run_finished",
     "run_failed",
@@ -30,6 +21,14 @@ NotifyEvent = Literal[
     "approval_escalated",
     "approval_timed_out",
 ]
+EVENTS: tuple[NotifyEvent, ...] = (
+    "run_finished",
+    "run_failed",
+    "approval_requested",
+    "approval_escalated",
+    "approval_timed_out",
+)
+"""Every event a target may ask for; a target without `events` gets them all."""
 DEFAULT_RETRY_FOR = 24 * 3600.0
 """Seconds a notification is retried (exponential backoff) before it is marked failed."""
 DEFAULT_SEND_TIMEOUT = 10.0

@@ -60,7 +60,7 @@ def backoff(attempts: int, rand: Callable[[], float] = random.random) -> float:
     (jitter: receivers coming back are not hit by every sender at once). The first delay is
     $REVIEWFLOW_NOTIFY_RETRY_BASE seconds if set (tests, impatient setups)."""
     base = float(os.environ.get(RETRY_BASE_ENV) or BACKOFF_BASE)
-    delay = min(base * 2 ** max(attempts - 1, 0), BACKOFF_MAX)
+    delay = min(base * 2.0 ** max(attempts - 1, 0), BACKOFF_MAX)
     return delay * (0.75 + 0.5 * rand())
 
 
@@ -75,7 +75,9 @@ class OutboxItem:
     target: dict[str, Any] | None = None
     retry_for: float = 24 * 3600.0
 
-    def row(self, now: float) -> tuple[Any, ...]:
+    def row(
+        self, now: float
+    ) -> tuple[str, str, str, str | None, str, str | None, float, float, float]:
         """Values of _INSERT."""
         return (
             self.kind,

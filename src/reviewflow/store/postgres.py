@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.adapt import AdaptersMap
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Json
@@ -83,8 +84,8 @@ class _NulFreeStr(StrDumperUnknown):
     """PostgreSQL text cannot hold NUL (SQLite and the engine can): a task error quoting binary
     output would make every batch of its run fail. It is stored as U+FFFD instead."""
 
-    def dump(self, obj: str) -> bytes:
-        return super().dump(obj.replace("\x00", "\ufffd"))  # type: ignore[no-any-return]
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd"))
 
 
 _ADAPTERS = AdaptersMap(psycopg.adapters)
@@ -459,7 +460,7 @@ class PostgresStore(ScheduleMethods):
         """A read-only query with `:name` parameters, as SQLiteStore.select (no `%` or `::` in
         `sql`: `:name` becomes psycopg's `%(name)s`)."""
         with self._session() as conn:
-            return conn.execute(_NAMED.sub(r"%(\1)s", sql), args).fetchall()  # type: ignore[arg-type]
+            return conn.execute(_NAMED.sub(r"%(\1)s", sql), args).fetchall()
 
     def close(self) -> None:
         self._pool.close()

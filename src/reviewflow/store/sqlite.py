@@ -314,7 +314,8 @@ class SQLiteStore(ScheduleMethods):
                 if batch.events:
                     conn.executemany(_EVENT_INSERT, batch.events)
                     added[0] = outbox.add_derived(conn, batch.events, time.time())
-                return row[1]
+                request: str | None = row[1]
+                return request
 
         added = [0]
         request = self._retrying(write)
