@@ -340,6 +340,12 @@ def _run_state(store: Store, run_id: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def _state_and_events(store: Store, run_id: str, last: int) -> tuple[str | None, list[Any]]:
+    """The run's state, then its events after `last` (if the run had ended, its last events
+    are in), in one trip to a worker thread."""
+    return _run_state(store, run_id), store.get_events(run_id, last)
+
+
 async def _follow(ctx: ServerContext, run_id: str, last: int) -> AsyncIterator[str]:
     waker = asyncio.Event()  # set by this server's engine once it wrote the run's transitions
     ctx.wakers.setdefault(run_id, set()).add(waker)
@@ -364,14 +370,15 @@ async def _follow_run(
         waker.clear()
         try:
             # The run first, then its events: if the run had ended, its last events are in.
-            state = await run_in_threadpool(_run_state, store, run_id)
-            events = await run_in_threadpool(store.get_events, run_id, last)
+            state, events = await run_in_threadpool(_state_and_events, store, run_id, last)
         except ReviewflowError as exc:
             yield _sse("error", {"error": f"database unavailable: {exc}"})
             return
-        for ev in events:
-            last = ev.id
-            yield _sse("transition", event_doc(ev), ev.id)
+        if events:
+            # one write to the socket for all of them, not one per event (a busy run makes
+            # hundreds a second)
+            last = events[-1].id
+            yield "".join(_sse("transition", event_doc(ev), ev.id) for ev in events)
         now = time.monotonic()
         if events:
             quiet_since = now

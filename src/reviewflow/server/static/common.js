@@ -61,9 +61,18 @@ const rf = (() => {
 
   // A state as text plus colour (never colour alone); styles come from the server (diagram.py).
   function badge(state, styles) {
-    const span = el("span", { class: `badge state-${state}`, text: state, dataset: { state } });
+    return restyle(el("span"), state, styles);
+  }
+
+  // A badge shown with another state (a live row changes its badge rather than replacing it).
+  function restyle(span, state, styles) {
+    span.className = `badge state-${state}`;
+    span.textContent = state;
+    span.dataset.state = state;
     const s = styles && styles[state];
-    if (s) { span.style.background = s.fill; span.style.borderColor = s.stroke; span.style.color = s.color; }
+    span.style.background = s ? s.fill : "";
+    span.style.borderColor = s ? s.stroke : "";
+    span.style.color = s ? s.color : "";
     return span;
   }
 
@@ -74,5 +83,5 @@ const rf = (() => {
       location.href = "/";
     });
   }
-  return { api, el, time, duration, badge, csrf, readOnly };
+  return { api, el, time, duration, badge, restyle, csrf, readOnly };
 })();

@@ -55,26 +55,45 @@
     if (n.group) {
       cell.replaceChildren(...Object.entries(n.states).filter(([, c]) => c)
         .map(([s, c]) => { const b = rf.badge(s, styles); b.textContent = `${c} ${s}`; return b; }));
+    } else if (cell.firstChild) {
+      rf.restyle(cell.firstChild, n.state, styles); // in place: no new node per transition
     } else {
-      cell.replaceChildren(rf.badge(n.state, styles));
+      cell.append(rf.badge(n.state, styles));
     }
   }
 
   // The table row changes at once; the graph's nodes at most every GRAPH_MS (a redraw of a
   // big graph per transition would hold the page's main thread, and every update behind it).
+  // Only the colours change while the labels are too small to be drawn (a big graph seen
+  // whole): a new label makes cytoscape measure its text again and recompute the node's box
+  // and its edges, which was most of a redraw; the labels catch up when the graph is zoomed.
   const GRAPH_MS = 250;
+  const FONT_PX = 11;
+  const MIN_FONT_PX = 7;
   const dirty = new Map();
+  const staleLabels = new Map();
   let graphTimer = null;
+  const labelsDrawn = () => cy.zoom() * FONT_PX >= MIN_FONT_PX;
   function paintGraph() {
     graphTimer = null;
     if (!cy) return;
+    const withLabels = labelsDrawn();
     cy.batch(() => {
       for (const n of dirty.values()) {
         const s = styles[nodeState(n)] || {};
-        cy.getElementById(n.id).data({ label: label(n), fill: s.fill || "#fff", stroke: s.stroke || "#999", color: s.color || "#000" });
+        const data = { fill: s.fill || "#fff", stroke: s.stroke || "#999", color: s.color || "#000" };
+        if (withLabels) data.label = label(n); else staleLabels.set(n.id, n);
+        cy.getElementById(n.id).data(data);
       }
     });
     dirty.clear();
+  }
+  function freshLabels() {
+    if (!staleLabels.size || !labelsDrawn()) return;
+    cy.batch(() => {
+      for (const n of staleLabels.values()) cy.getElementById(n.id).data("label", label(n));
+    });
+    staleLabels.clear();
   }
 
   function paint(n) {
@@ -114,19 +133,21 @@
       style: [
         { selector: "node", style: {
           label: "data(label)", "text-wrap": "wrap", "text-valign": "center", "text-halign": "center",
-          "font-size": 11, "background-color": "data(fill)", "border-color": "data(stroke)",
+          "font-size": FONT_PX, "background-color": "data(fill)", "border-color": "data(stroke)",
           "border-width": 2, color: "data(color)", shape: "data(shape)", width: 150, height: 44,
           // labels too small to read are not drawn (text is most of a big graph's redraw)
-          "min-zoomed-font-size": 7 } },
+          "min-zoomed-font-size": MIN_FONT_PX } },
         { selector: "node:selected", style: { "border-width": 4 } },
+        // straight edges on a big graph: bezier control points cost more than the rest of it
         { selector: "edge", style: { width: 1.5, "line-color": "#8c959f", "target-arrow-color": "#8c959f",
-          "target-arrow-shape": "triangle", "curve-style": "bezier" } },
+          "target-arrow-shape": "triangle", "curve-style": doc.edges.length > 200 ? "straight" : "bezier" } },
       ],
       layout: { name: "dagre", rankDir: "TB", nodeSep: 20, rankSep: 40, animate: false },
       maxZoom: 2,
     });
     if (cy.zoom() > 1) { cy.zoom(1); cy.center(); }
     cy.on("tap", "node", (ev) => select(nodes.get(ev.target.id())));
+    cy.on("zoom", freshLabels);
     window.rfGraph = cy;
   }
 
@@ -299,7 +320,7 @@
   async function loadReview() {
     const doc = await rf.api(`/ui/api/runs/${encodeURIComponent(runId)}/review`);
     const section = $("review");
-    if (!doc.review) { section.hidden = true; return; }
+    if (!doc.review) { section.hidden = true; notReview = true; return; }
     section.hidden = false;
     if (!doc.written) {
       $("review-verdict").textContent = "No report yet: the review writes report.json when its summary task ends.";
@@ -355,13 +376,14 @@
     list.replaceChildren(...rowsOut);
   }
 
+  let notReview = false; // whether a run is a review never changes: no refresh then
   let refreshTimer = null; // timeline and review follow the events, at most every 2 s
   function refreshSoon() {
     if (refreshTimer) return;
     refreshTimer = setTimeout(() => {
       refreshTimer = null;
       loadTimeline().catch(() => {});
-      loadReview().catch(() => {});
+      if (!notReview) loadReview().catch(() => {});
     }, 2000);
   }
 
