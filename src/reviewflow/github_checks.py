@@ -33,14 +33,21 @@ from .errors import ReportError as ReportError
 from .github import _next_link
 
 CHECK_NAME = GITHUB_CHECK_NAME
-CONCLUSIONS = {"approve": "success", "comment": "neutral", "request_changes": "failure"}
-"""The review's verdict → the check run's conclusion."""
+CONCLUSIONS = {
+    "approve": "success",
+    "comment": "neutral",
+    "request_changes": "failure",
+    "waiting_for_approval": "action_required",
+}
+"""The review's verdict → the check run's conclusion (a review stopped at its approval gate in
+CI: a person must act, on the page of `--details-url`)."""
 LEVELS = {"error": "failure", "warning": "warning", "info": "notice"}
 """A finding's severity → the annotation's level."""
 VERDICT_TITLES = {
     "approve": "Approved",
     "comment": "Comments",
     "request_changes": "Changes requested",
+    "waiting_for_approval": "Waiting for approval",
 }
 MAX_OUTPUT_BYTES = 65_535
 """GitHub's limit for output.summary and output.text: the docs say characters, the API counts

@@ -594,7 +594,20 @@ def test_in_ci_a_review_stops_at_the_gate_instead_of_hanging(procs: Procs, tmp_p
     assert "interrupted" not in done.stderr
     assert run_state(db, run_id) == "running"  # kept, resumable; nothing executes it
     assert task_states(db, run_id)["approval"] == "ready"
-    assert not (tmp_path / ".reviewflow" / "reviews" / run_id / "report.json").exists()
+    # Provisional reports: the findings the person is asked about, no decision yet (what the
+    # Action posts as the PR comment and as a check run that needs action).
+    folder = tmp_path / ".reviewflow" / "reviews" / run_id
+    assert f"report: {folder / 'report.md'}" in done.stdout
+    waiting = json.loads((folder / "report.json").read_text(encoding="utf-8"))
+    assert waiting["verdict"] == "waiting_for_approval"
+    assert waiting["reasons"][0].startswith("waiting for approval: the checks say approve")
+    assert (
+        (folder / "report.md")
+        .read_text(encoding="utf-8")
+        .startswith("## ⏳ reviewflow: waiting for approval")
+    )
+    sarif = json.loads((folder / "report.sarif").read_text(encoding="utf-8"))
+    assert sarif["runs"][0]["results"] == []
 
     decided = procs.run("approve", run_id, "approval", "--by", "alice", "--db", str(db))
     assert decided.returncode == 0, decided.stderr

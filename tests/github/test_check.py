@@ -254,6 +254,8 @@ def test_a_run_of_another_app_is_not_taken_over(fake_github: FakeGitHub, tmp_pat
         ("approve", "success", "Approved"),
         ("comment", "neutral", "Comments"),
         ("request_changes", "failure", "Changes requested"),
+        # A review stopped at its approval gate in CI: a person must act.
+        ("waiting_for_approval", "action_required", "Waiting for approval"),
     ],
 )
 def test_conclusion_follows_the_verdict(

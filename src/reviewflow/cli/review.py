@@ -7,8 +7,10 @@ approval (in CI, see below), 130 interrupted.
 In CI (`CI=true` and stdin not a terminal) nobody can answer an approval gate, so a review
 whose checks leave the decision to a person stops there instead of hanging the job: it prints
 `verdict: waiting_for_approval` with the commands to approve or reject and to finish the run
-(`reviewflow resume`, which writes the reports), and exits 3. Checks that already request
-changes end the review at once with exit 1, as anywhere.
+(`reviewflow resume`, which writes the final reports), and exits 3. The reports written by
+then are provisional: verdict `waiting_for_approval`, the checks' findings (what the Action
+posts as the PR comment and as a check run whose conclusion is `action_required`). Checks
+that already request changes end the review at once with exit 1, as anywhere.
 """
 
 from __future__ import annotations
@@ -229,7 +231,25 @@ def _waiting(store: Any, db: Path, run_id: str, task: str) -> int:
         f"then:    reviewflow resume {run_id}{where}  (writes the reports and the verdict)",
         markup=False,
     )
+    record = store.get_run(run_id)
+    folder = _out_folder(record.spec) if record is not None else None
+    if folder is not None and (folder / "report.md").is_file():
+        out.print(
+            f"report: {folder / 'report.md'} (provisional: the checks' findings, no decision yet)",
+            markup=False,
+        )
     return EXIT_WAITING
+
+
+def _out_folder(spec: str) -> Path | None:
+    """Where the review writes its reports (the summary task's `out`)."""
+    from ..review.builder import SUMMARY_TASK
+
+    try:
+        out = json.loads(spec)["tasks"][SUMMARY_TASK]["params"]["out"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return Path(out) if isinstance(out, str) else None
 
 
 def _check_out(target: Path, root: Path) -> None:

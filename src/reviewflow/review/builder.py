@@ -149,6 +149,8 @@ def build_review(
             "priority": "high",
             "timeout": 300,
             "params": {
+                "out": str(out),  # provisional reports: what the person is asked to approve
+                "template": template.name,
                 "gates": template.gates.model_dump(mode="json"),
                 "all_findings": all_findings,
             },

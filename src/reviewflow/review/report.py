@@ -24,13 +24,17 @@ from .change import Change
 from .findings import CheckResult, Finding, mask_text
 from .template import Gates
 
-Decision = Literal["approve", "comment", "request_changes"]
+Decision = Literal["approve", "comment", "request_changes", "waiting_for_approval"]
+WAITING: Decision = "waiting_for_approval"
+"""The reports written while an approval gate waits: the checks' findings, no decision yet
+(`reviewflow review` in CI stops there; the summary rewrites them once a person decides)."""
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVELS = {"error": "error", "warning": "warning", "info": "note"}
 ICONS = {
     "approve": "✅",
     "comment": "💬",
     "request_changes": "❌",
+    "waiting_for_approval": "⏳",
     "passed": "✅",
     "failed": "❌",
     "skipped": "⏭️",

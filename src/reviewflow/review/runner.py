@@ -12,6 +12,7 @@ import os
 import shutil
 import stat
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from .checks.registry import CheckNotFound, checks
 from .findings import CheckResult, Finding, mask_data, mask_text
 from .masking import Masker
 from .report import (
+    WAITING,
+    Verdict,
     decide,
     mermaid_view,
     report_json,
@@ -294,7 +297,9 @@ def _check_results(
 
 async def early_verdict(ctx: TaskContext) -> dict[str, Any]:
     """The verdict of the checks alone: fails when they already request changes (so the
-    approval after it is skipped), else passes their findings on to the person who decides."""
+    approval after it is skipped), else passes their findings on to the person who decides —
+    and writes them as provisional reports (verdict `waiting_for_approval`), so that a review
+    stopped at the gate (in CI) still has a report, a comment and a check run to show."""
     view = ctx.run_view() if ctx.run_view is not None else {}
     change = Change.model_validate(ctx.results[CHANGE_TASK])
     results, _ = _check_results(ctx, view)
@@ -306,10 +311,61 @@ async def early_verdict(ctx: TaskContext) -> dict[str, Any]:
             "request_changes, no approval asked: " + mask_text("; ".join(verdict.reasons), secrets),
             retryable=False,
         )
+    if "out" in ctx.params:  # runs stored before provisional reports existed have no `out`
+        waiting = replace(
+            verdict,
+            decision=WAITING,
+            reasons=[
+                f"waiting for approval: the checks say {verdict.decision}; "
+                "a person approves or rejects at the gate",
+                *verdict.reasons,
+            ],
+        )
+        await _reports(ctx, view, change, results, gates, waiting, approval=None)
     return {
         "verdict": verdict.decision,
         "findings": [f.model_dump(mode="json") for f in verdict.shown],
     }
+
+
+async def _reports(
+    ctx: TaskContext,
+    view: dict[str, dict[str, Any]],
+    change: Change,
+    results: dict[str, CheckResult],
+    gates: Gates,
+    verdict: Verdict,
+    approval: dict[str, Any] | None,
+) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """Write report.md, report.json and report.sarif, masked: (report.json, paths, secrets)."""
+    doc = report_json(
+        verdict,
+        results,
+        change,
+        run_id=ctx.run_id,
+        template=str(ctx.params.get("template", "")),
+        view=view,
+        approval=approval,
+        gates=gates,
+    )
+    secrets = sorted((await asyncio.to_thread(Masker.for_change, change)).values)
+    own = {"request_changes": "failed", WAITING: "running"}.get(verdict.decision, "succeeded")
+    # The diagram shows what each check found, like the table (a check task that ran fine
+    # but found errors is "failed" to a reader).
+    shown = {name: CHECK_STATES[r.status] for name, r in results.items()}
+    writer = SUMMARY_TASK if verdict.decision != WAITING else VERDICT_TASK
+    diagram = mermaid_view(view, {**shown, writer: own})
+    markdown = report_markdown(doc, results, verdict, diagram)
+    doc, markdown = mask_data(doc, secrets), mask_text(markdown, secrets)
+    paths = write_reports(
+        Path(ctx.params["out"]),
+        doc,
+        markdown,
+        mask_data(
+            report_sarif(verdict, root=change.root, results=results, secrets=secrets), secrets
+        ),
+    )
+    return doc, paths, secrets
 
 
 async def summarize(ctx: TaskContext) -> dict[str, Any]:
@@ -325,32 +381,7 @@ async def summarize(ctx: TaskContext) -> dict[str, Any]:
     verdict = decide(
         results, change, gates, all_findings=bool(ctx.params.get("all_findings")), approval=approval
     )
-    doc = report_json(
-        verdict,
-        results,
-        change,
-        run_id=ctx.run_id,
-        template=str(ctx.params.get("template", "")),
-        view=view,
-        approval=approval,
-        gates=gates,
-    )
-    secrets = sorted((await asyncio.to_thread(Masker.for_change, change)).values)
-    own = "failed" if verdict.decision == "request_changes" else "succeeded"
-    # The diagram shows what each check found, like the table (a check task that ran fine
-    # but found errors is "failed" to a reader).
-    shown = {name: CHECK_STATES[r.status] for name, r in results.items()}
-    diagram = mermaid_view(view, {**shown, SUMMARY_TASK: own})
-    markdown = report_markdown(doc, results, verdict, diagram)
-    doc, markdown = mask_data(doc, secrets), mask_text(markdown, secrets)
-    paths = write_reports(
-        Path(ctx.params["out"]),
-        doc,
-        markdown,
-        mask_data(
-            report_sarif(verdict, root=change.root, results=results, secrets=secrets), secrets
-        ),
-    )
+    doc, paths, secrets = await _reports(ctx, view, change, results, gates, verdict, approval)
     _mask_logs(ctx.run_dir, secrets)
     cache = ctx.params.get("cache")
     if isinstance(cache, dict):  # once per review: the least recently used entries go
