@@ -49,6 +49,7 @@ from .submit import (
     parse_meta,
     plain_json,
 )
+from .ui_timeline import task_row
 
 router = APIRouter(tags=["runs"])
 LOG_MAX_BYTES = 8 * 1024 * 1024
@@ -421,8 +422,11 @@ def task_log(
         Query(ge=1, le=LOG_MAX_BYTES, description="Only the last TAIL bytes (a live view)."),
     ] = None,
 ) -> Response:
-    load_run(ctx.store, run_id)
-    row = next((t for t in ctx.store.get_tasks(run_id) if t.name == task), None)
+    # the run's state and the one task's row, not the run's spec and every task: the run page
+    # asks every second for the log of the task it shows
+    if _run_state(ctx.store, run_id) is None:
+        raise ApiError(404, f"no run with id {run_id!r}", "run_id")
+    row = task_row(ctx.store, run_id, task)
     if row is None:
         raise ApiError(404, f"run {run_id} has no task {task!r}", "task")
     number = attempt or row.attempts

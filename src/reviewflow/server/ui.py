@@ -33,7 +33,7 @@ from .runs import TaskName
 from .ui_graph import attempts_of, build_graph, state_styles
 from .ui_ops import RANGES, metrics_doc, workers_doc
 from .ui_review import REPORTS, NoReport, own_folder, read_report, review_doc
-from .ui_timeline import last_event_id, task_events, task_row, task_states, timeline
+from .ui_timeline import last_event_id, run_head, task_events, task_row, task_states, timeline
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -189,15 +189,17 @@ _specs_lock = threading.Lock()  # the worker threads of `blocking` share the cac
 
 
 def _spec(ctx: ServerContext, record: RunRecord) -> dict[str, Any]:
-    """The run's spec, parsed: a run's spec never changes, and parsing a 10,000-task one
-    (4.4 MB) costs more than everything else the run page and its task panel read; the last
-    SPECS_KEPT parsed specs are kept (per store)."""
+    """The run's spec, parsed: a run's spec never changes, and reading and parsing a
+    10,000-task one (4.4 MB) costs more than everything else the run page and its task panel
+    read; the last SPECS_KEPT parsed specs are kept (per store). `record` may come without
+    its spec (run_head): the spec is read only when it is not kept."""
     key = (id(ctx.store), record.run_id, record.created_at)
     with _specs_lock:  # held while parsing: the page's requests arrive together, one parses
         if key in _specs:
             _specs.move_to_end(key)
             return _specs[key]
-        spec = json.loads(record.spec)
+        text = record.spec or load_run(ctx.store, record.run_id).spec
+        spec = json.loads(text)
         _specs[key] = spec
         while len(_specs) > SPECS_KEPT:
             _specs.popitem(last=False)
@@ -208,7 +210,7 @@ def _graph_doc(ctx: ServerContext, run_id: str) -> dict[str, Any]:
     # Events first: a transition between the two reads is then in the tasks' states and
     # replayed (harmlessly) from the stream, never counted as seen but not shown.
     last = last_event_id(ctx.store, run_id)
-    record = load_run(ctx.store, run_id)
+    record = run_head(ctx.store, run_id)
     tasks = task_states(ctx.store, run_id)
     graph = build_graph(_spec(ctx, record), tasks)
     return {
@@ -228,13 +230,16 @@ def _graph_doc(ctx: ServerContext, run_id: str) -> dict[str, Any]:
     }
 
 
+NEEDS_SHOWN = 20
+
+
 @router.get("/ui/api/runs/{run_id}/tasks/{task}")
 async def task_detail(run_id: RunId, task: TaskName, ctx: Ctx, _: Reader) -> Json:
     return Json(await blocking(_task_doc, ctx, run_id, task))
 
 
 def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
-    record = load_run(ctx.store, run_id)
+    record = run_head(ctx.store, run_id)  # the spec is kept parsed: not read per click
     row = task_row(ctx.store, run_id, task)  # one row and one task's events, not the run's
     if row is None:
         raise ApiError(404, f"run {run_id} has no task {task!r}", "task")
@@ -260,11 +265,13 @@ def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
             "approver": rec.approver if rec else None,
             "comment": rec.comment if rec else None,
         }
+    needs = body.get("needs") or []
     return {
         "name": row.name,
         "state": row.state,
         "type": body.get("type", "python"),
-        "needs": body.get("needs") or [],
+        "needs": needs[:NEEDS_SHOWN],  # a fan-in after 10,000 shards names them all
+        "needs_total": len(needs),
         "attempts": attempts,
         "wait_reason": row.wait_reason,
         "error": row.error,
@@ -276,14 +283,14 @@ def _task_doc(ctx: ServerContext, run_id: str, task: str) -> dict[str, Any]:
 @router.get("/ui/api/runs/{run_id}/timeline")
 async def run_timeline(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
     """The run's attempts as bars (at most ui_timeline.TIMELINE_LIMIT of them)."""
-    await blocking(load_run, ctx.store, run_id)
+    await blocking(run_head, ctx.store, run_id)
     return Json(await blocking(timeline, ctx.store, run_id))
 
 
 @router.get("/ui/api/runs/{run_id}/review")
 async def run_review(run_id: RunId, ctx: Ctx, _: Reader) -> Json:
     """A review run's verdict and findings (from its report.json); {review: false} otherwise."""
-    record = await blocking(load_run, ctx.store, run_id)
+    record = await blocking(run_head, ctx.store, run_id)
 
     def doc() -> dict[str, Any]:
         try:
@@ -302,7 +309,7 @@ ReportName = Literal["report.md", "report.json", "report.sarif"]
 async def run_report(run_id: RunId, name: ReportName, ctx: Ctx, _: Reader) -> Response:
     """One of the three reports of a review run, from the run's own output folder (the URL
     names a file, never a path: see ui_review)."""
-    record = await blocking(load_run, ctx.store, run_id)
+    record = await blocking(run_head, ctx.store, run_id)
 
     def read() -> bytes:
         return read_report(own_folder(record, ctx.work_dir, _spec(ctx, record)), name)

@@ -7,10 +7,13 @@ needed (a task's events: that task's only); the memory store falls back to its r
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any, NamedTuple
 
-from ..store import Store, TaskRecord
+from ..store import RunRecord, Store, TaskRecord
+from .context import load_run
+from .http import ApiError
 
 TIMELINE_LIMIT = 300
 """Bars drawn at most: the slowest half and the most recently started half of the attempts."""
@@ -54,6 +57,25 @@ def task_row(store: Store, run_id: str, task: str) -> TaskRecord | None:
         return None
     state, *rest = rows[0]
     return TaskRecord(run_id, task, state, *rest)
+
+
+def run_head(store: Store, run_id: str) -> RunRecord:
+    """The run's row without its spec (4.4 MB for 10,000 tasks; the dashboard keeps specs
+    parsed, ui._spec); 404 if there is no such run."""
+    select = getattr(store, "select", None)
+    if select is None:
+        return load_run(store, run_id)
+    rows = select(
+        "SELECT run_id, workflow, state, meta, created_at, started_at, finished_at, error"
+        " FROM runs WHERE run_id = :run_id",
+        {"run_id": run_id},
+    )
+    if not rows:
+        raise ApiError(404, f"no run with id {run_id!r}", "run_id")
+    rid, workflow, state, meta, created, started, finished, error = rows[0]
+    if isinstance(meta, str):  # SQLite keeps JSON as text
+        meta = json.loads(meta or "{}")
+    return RunRecord(rid, workflow, state, "", meta or {}, created, started, finished, error)
 
 
 class TaskState(NamedTuple):

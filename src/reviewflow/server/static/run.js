@@ -245,7 +245,8 @@
     if (selected !== name) return;
     const parts = [
       rf.el("p", {}, "State ", rf.badge(t.state, styles), ` · type ${t.type}`,
-        t.needs.length ? ` · needs ${t.needs.join(", ")}` : ""),
+        t.needs.length ? ` · needs ${t.needs.join(", ")}` : "",
+        t.needs_total > t.needs.length ? ` and ${t.needs_total - t.needs.length} more` : ""),
     ];
     if (t.wait_reason && !TERMINAL.has(t.state)) parts.push(rf.el("p", { class: "waiting", text: `Waiting: ${t.wait_reason}` }));
     if (t.error) parts.push(rf.el("p", { class: "error", text: t.error }));
