@@ -186,6 +186,10 @@ def _env_value(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 Env = Annotated[dict[str, EnvValue], AfterValidator(_env_names)]
+EnvPattern = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_*?\[\]!-]+$")
+]
+"""A variable name, or an fnmatch pattern of names (`LC_*`)."""
 Count = Annotated[int, Field(ge=1, le=LIMITS.max_count)]
 ExitCode = Annotated[int, Field(ge=-LIMITS.max_exit_code, le=LIMITS.max_exit_code)]
 Priority = Annotated[int, BeforeValidator(parse_priority)]
@@ -237,6 +241,10 @@ class TaskSpec(BaseModel):
     call: str | None = None
     cwd: str | None = None
     env: Env = Field(default_factory=dict)
+    inherit_env: Annotated[list[EnvPattern], Field(max_length=200)] | None = None
+    """The variables of the executing process's environment a shell task sees (names or
+    patterns such as `LC_*`); unset: all of them. For a task that runs code nobody reviewed
+    (a pull request's tests), so the server's tokens and passwords stay out of its reach."""
     params: dict[str, Any] = Field(default_factory=dict)
     needs: list[str] = Field(default_factory=list)
     trigger: Literal["all_succeeded", "all_done"] = "all_succeeded"

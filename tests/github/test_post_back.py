@@ -132,3 +132,40 @@ def test_a_review_without_a_report_completes_the_check_as_failed(
     assert check["conclusion"] == "failure"
     assert "without a report" in check["output"]["summary"]
     assert PR not in fake_github.comments
+
+
+def test_the_review_task_inherits_none_of_the_servers_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The review runs the pull request's code (its tests): the server's own credentials,
+    whatever their names, are not in its environment; what runs the tools is."""
+    from reviewflow.executors.shell import inherited
+
+    secrets = {
+        "REVIEWFLOW_API_TOKENS": "t1",
+        "HOOK_SECRET": "s1",
+        "SMTP_PASSWORD": "p1",
+        "PGPASSWORD": "p2",
+        "DATABASE_URL": "postgresql://u:p@h/db",
+        "AWS_SECRET_ACCESS_KEY": "a1",
+        "GITHUB_TOKEN": "g1",
+        "REVIEWFLOW_GITHUB_APP_KEY_FILE": "/k.pem",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    spec = review_spec(
+        template="pr",
+        repo_url="https://github.com/octo-org/octo-repo.git",
+        sha="a" * 40,
+        base="b" * 40,
+        base_url=None,
+        run_id="r1",
+        work_dir=tmp_path,
+        reviewflow=["reviewflow"],
+        post_back=PostBack(repo=REPO, pr=PR),
+    )
+    task = spec.tasks["review"]
+    env = {**inherited(task.inherit_env), **task.env}
+    assert {name: env.get(name) for name in secrets if env.get(name)} == {}
+    assert env["PATH"] and env["LC_ALL"] == "C.UTF-8"

@@ -145,6 +145,12 @@ class PythonTaskType:
             raise SpecError(
                 "`run` is for shell tasks; a python task has `call`", task=spec.name, field="run"
             )
+        if spec.inherit_env is not None:
+            raise SpecError(
+                "`inherit_env` is for shell tasks: a python task runs in the engine's process",
+                task=spec.name,
+                field="inherit_env",
+            )
         module, sep, func = spec.call.partition(":")
         if not (module and sep and func):
             raise SpecError(

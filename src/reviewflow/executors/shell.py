@@ -14,6 +14,7 @@ import signal
 import subprocess
 import threading
 import time
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SpecError, TaskFailed
@@ -60,6 +61,14 @@ def _group_alive(pgid: int) -> bool:
     pids = group_pids(pgid, live_only=True)
     return _signal_group(pgid, 0) if pids is None else bool(pids)
 
+
+
+def inherited(patterns: list[str] | None) -> dict[str, str]:
+    """The part of this process's environment a task inherits: all of it, or the variables
+    whose names match one of `patterns` (a task's `inherit_env`)."""
+    if patterns is None:
+        return dict(os.environ)
+    return {k: v for k, v in os.environ.items() if any(fnmatchcase(k, p) for p in patterns)}
 
 class Child:
     """A started process whose exit is awaited as (exit code, rusage).
@@ -197,7 +206,7 @@ class ShellTaskType:
         make_dirs(ctx.run_dir)
         log_path = ctx.log_path
         env = {
-            **os.environ,
+            **inherited(spec.inherit_env),
             **spec.env,
             "REVIEWFLOW_RUN_ID": ctx.run_id,
             "REVIEWFLOW_TASK": ctx.task,

@@ -60,6 +60,16 @@ POST_RETRY = {
 }
 """GitHub down or rate limited (exit 1): a post-back is tried again for about an hour; bad
 input or a missing report (exit 2) is not worth repeating."""
+REVIEW_ENV = [
+    # what finds and runs the tools, and what they need to format and reach the network
+    *("PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "TZ", "TMPDIR", "LANG", "LANGUAGE"),
+    *("LC_*", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONPATH", "PYTHONHOME", "XDG_*", "CI"),
+    *("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "REVIEWFLOW_CONCURRENCY"),
+    *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"),
+]
+"""The variables the review task inherits from the process that executes it, and no others:
+it runs the pull request's code (its tests, its build hooks), which must not read the server's
+API tokens, notification secrets, SMTP or database passwords, cloud credentials."""
 NO_CREDENTIALS_ENV = {
     "GITHUB_TOKEN": "",
     "GH_TOKEN": "",
@@ -67,9 +77,10 @@ NO_CREDENTIALS_ENV = {
     APP_KEY_ENV: "",
     "REVIEWFLOW_DB": "",
 }
-"""The review runs the pull request's code: it does not inherit the GitHub credentials or the
-database URL of the process that executes it (only the fetch and post-back tasks need the
-former; the review keeps its own run in a file next to its report)."""
+"""Set empty on top of REVIEW_ENV, in case a pattern there ever matches them: the review runs
+the pull request's code, and gets neither the GitHub credentials (only the fetch and post-back
+tasks need them) nor the database URL (the review keeps its own run in a file next to its
+report)."""
 NO_REPORT = "The review ended without a report (see the run's log on the reviewflow server)."
 
 
@@ -215,6 +226,7 @@ def review_spec(
         "review": {
             "type": "shell",
             "needs": ["checkout"],
+            "inherit_env": REVIEW_ENV,
             "env": NO_CREDENTIALS_ENV,
             "timeout": "60m",
             "retry": once,
