@@ -4,7 +4,9 @@ Two sources:
 
 - at scrape time, from the store (so they are right whatever process executes the runs): tasks
   by state and ready tasks by priority, over the runs that have not ended among the most recent
-  SCAN_RUNS runs; runs by state over those same recent runs; workers alive (1 when this server
+  SCAN_RUNS runs; runs by state over those same recent runs — counted by the database
+  (SQLite, PostgreSQL), so a scrape reads no spec but, once, that of a run with ready tasks
+  (the priorities are in the spec only); workers alive (1 when this server
   executes runs, else 0, until separate workers report themselves); whether the store answered;
 - from the observer of this server's engine (empty with `--no-execute`): task duration and
   claim latency (ready → running) histograms, retries, lost leases (a task found running in a
@@ -14,8 +16,9 @@ Two sources:
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +33,9 @@ from ..states import RUN_TERMINAL, TaskState
 from ..store import Store
 
 SCAN_RUNS = 1000
-"""How many recent runs a scrape looks at (the Store protocol has no aggregate queries yet)."""
+"""How many recent runs a scrape looks at."""
+PRIORITIES_KEPT = 256
+"""Runs whose task priorities a collector keeps (runs with ready tasks, for the queue depth)."""
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 LOST = "lost"
@@ -42,6 +47,8 @@ class StoreCollector(Collector):
     def __init__(self, store: Store, workers_alive: Callable[[], int]) -> None:
         self.store = store
         self.workers_alive = workers_alive
+        self._priorities: OrderedDict[tuple[str, float], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def collect(self) -> Iterator[Metric]:
         workers = GaugeMetricFamily(
@@ -70,6 +77,56 @@ class StoreCollector(Collector):
         )
 
     def _scan(self) -> tuple[Counter[str], Counter[str], Counter[str]]:
+        select = getattr(self.store, "select", None)
+        if select is None:  # the memory store: its records are at hand
+            return self._scan_records()
+        ended = {str(s) for s in RUN_TERMINAL}
+        marks = {f"e{i}": s for i, s in enumerate(sorted(ended))}
+        args: dict[str, Any] = {"n": SCAN_RUNS, **marks}
+        recent = "SELECT run_id, state, created_at FROM runs ORDER BY created_at DESC LIMIT :n"
+        live = f"r.state NOT IN ({', '.join(':' + k for k in marks)})"
+        runs = Counter(
+            {
+                str(k): int(n)
+                for k, n in select(f"SELECT state, count(*) FROM ({recent}) r GROUP BY state", args)
+            }
+        )
+        tasks: Counter[str] = Counter({s.value: 0 for s in TaskState})
+        for state, n in select(
+            f"SELECT t.state, count(*) FROM tasks t JOIN ({recent}) r ON t.run_id = r.run_id"
+            f" WHERE {live} GROUP BY t.state",
+            args,
+        ):
+            tasks[str(state)] += int(n)
+        queue: Counter[str] = Counter()
+        for run_id, created_at, name in select(
+            f"SELECT t.run_id, r.created_at, t.name FROM tasks t JOIN ({recent}) r"
+            f" ON t.run_id = r.run_id WHERE {live} AND t.state = 'ready'",
+            args,
+        ):
+            priorities = self._run_priorities(run_id, created_at)
+            queue[str(priorities.get(name, 2))] += 1
+        return runs, tasks, queue
+
+    def _run_priorities(self, run_id: str, created_at: float) -> dict[str, Any]:
+        """The tasks' priorities of a run with ready tasks: its spec is read once, not at
+        every scrape (a run's spec never changes), and only the non-default ones are kept."""
+        key = (run_id, created_at)
+        with self._lock:  # scrapes run on worker threads, maybe two at once
+            found = self._priorities.get(key)
+            if found is not None:
+                self._priorities.move_to_end(key)
+                return found
+        record = self.store.get_run(run_id)
+        parsed = _priorities(record.spec) if record is not None else {}
+        found = {name: p for name, p in parsed.items() if p != 2}
+        with self._lock:
+            self._priorities[key] = found
+            while len(self._priorities) > PRIORITIES_KEPT:
+                self._priorities.popitem(last=False)
+        return found
+
+    def _scan_records(self) -> tuple[Counter[str], Counter[str], Counter[str]]:
         runs: Counter[str] = Counter()
         tasks: Counter[str] = Counter({s.value: 0 for s in TaskState})
         queue: Counter[str] = Counter()
