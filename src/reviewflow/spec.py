@@ -186,9 +186,7 @@ def _env_value(value: Any) -> Any:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 EnvValue = Annotated[str, BeforeValidator(_env_value)]
 Env = Annotated[dict[str, EnvValue], AfterValidator(_env_names)]
-EnvPattern = Annotated[
-    str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_*?\[\]!-]+$")
-]
+EnvPattern = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_*?\[\]!-]+$")]
 """A variable name, or an fnmatch pattern of names (`LC_*`)."""
 Count = Annotated[int, Field(ge=1, le=LIMITS.max_count)]
 ExitCode = Annotated[int, Field(ge=-LIMITS.max_exit_code, le=LIMITS.max_exit_code)]

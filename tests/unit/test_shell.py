@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from rfhelpers import sh, workflow
 
 from reviewflow import run_sync
 from reviewflow.errors import SpecError
 from reviewflow.store import SQLiteStore
+from rfhelpers import sh, workflow
 
 DUMP = "python3 -c 'import json, os; print(json.dumps(dict(os.environ)))' > \"$OUT\""
 

@@ -62,13 +62,13 @@ def _group_alive(pgid: int) -> bool:
     return _signal_group(pgid, 0) if pids is None else bool(pids)
 
 
-
 def inherited(patterns: list[str] | None) -> dict[str, str]:
     """The part of this process's environment a task inherits: all of it, or the variables
     whose names match one of `patterns` (a task's `inherit_env`)."""
     if patterns is None:
         return dict(os.environ)
     return {k: v for k, v in os.environ.items() if any(fnmatchcase(k, p) for p in patterns)}
+
 
 class Child:
     """A started process whose exit is awaited as (exit code, rusage).
