@@ -22,12 +22,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
 
 from .cadence import Cadence, jitter_offset, plan, slot_id, slot_text
 from .errors import ReviewflowError
 from .logs import log
 from .spec import ScheduleSpec, WorkflowSpec
+from .store.base import Store
 from .store.schedules import ScheduleRecord
 
 LEASE = 30.0
@@ -103,7 +104,7 @@ def record(
     )
 
 
-def register(store: Any, spec: WorkflowSpec, *, now: float | None = None) -> list[ScheduleRecord]:
+def register(store: Store, spec: WorkflowSpec, *, now: float | None = None) -> list[ScheduleRecord]:
     """Add (or replace) the schedules of `spec` in the store; returns their rows (a replaced
     schedule that was paused stays paused)."""
     now = time.time() if now is None else now
@@ -113,7 +114,7 @@ def register(store: Any, spec: WorkflowSpec, *, now: float | None = None) -> lis
     return [store.get_schedule(row.id) or row for row in rows]
 
 
-def set_paused(store: Any, schedule_id: str, paused: bool, now: float | None = None) -> bool:
+def set_paused(store: Store, schedule_id: str, paused: bool, now: float | None = None) -> bool:
     """Pause, or resume from the first slot after now (slots missed while paused stay missed);
     False if no such schedule."""
     now = time.time() if now is None else now
@@ -133,7 +134,7 @@ class Scheduler:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         submit: Submit,
         *,
         owner: str | None = None,
@@ -214,7 +215,7 @@ class Scheduler:
                 entry.catchup,
                 first,
                 now,
-                lambda slot, sid=rec.id, j=jitter: jitter_offset(sid, slot, j),
+                partial(jitter_offset, rec.id, jitter=jitter),
             )
             if todo.skipped:
                 log.info(
@@ -300,7 +301,7 @@ class Scheduler:
 
 
 async def run_async(
-    scheduler: Scheduler, stop: asyncio.Event, on_created: Callable[[str], None]
+    scheduler: Scheduler, stop: asyncio.Event, on_created: Callable[[str], object]
 ) -> None:
     """The scheduler on an event loop: passes on a thread, `on_created(run_id)` on the loop
     for every new run (the server and `reviewflow scheduler` start executing it there)."""

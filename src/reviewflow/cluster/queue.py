@@ -31,7 +31,7 @@ import random
 import socket
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -216,7 +216,7 @@ class Cluster:
         return self.submit_many([(spec, run_id, meta)])[0]
 
     def submit_many(
-        self, items: list[tuple[WorkflowSpec, str | None, dict[str, str] | None]]
+        self, items: Sequence[tuple[WorkflowSpec, str | None, dict[str, str] | None]]
     ) -> list[tuple[str, bool]]:
         """`submit` of several runs in one transaction (a scheduler's slot: one commit, not
         one per run). Returns (run_id, created) for each, in order."""

@@ -293,8 +293,8 @@ def _schema_check(store: Store) -> tuple[str | None, int | None]:
             return None, None  # reachable is all we can tell
         if not hasattr(migrate, "current"):
             return None, None
-        with connect(url) as conn:
-            version = migrate.current(conn)
+        with connect(url) as pg:
+            version = migrate.current(pg)
         latest = migrate.latest()
         if version < latest:
             return (

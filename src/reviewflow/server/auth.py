@@ -191,7 +191,8 @@ def authenticated(
         if token is not None:
             return token
         raise _unauthorized("missing bearer token (Authorization: Bearer <token>)")
-    token = request.app.state.rf.tokens.match(credentials.credentials)
+    tokens: TokenSet = request.app.state.rf.tokens
+    token = tokens.match(credentials.credentials)
     if token is None:
         raise _unauthorized("unknown bearer token")
     return token

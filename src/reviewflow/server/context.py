@@ -233,7 +233,7 @@ class ServerContext:
         """At startup: execute the runs no live process executes (left running by a server
         that died, or submitted and never started). Paused runs stay paused."""
         now = time.time()
-        started = []
+        started: list[str] = []
         try:
             records = self.store.list_runs(scan)
         except ReviewflowError as exc:

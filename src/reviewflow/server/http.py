@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any, get_args, get_origin
 
 from fastapi import FastAPI, Request
@@ -53,7 +54,7 @@ class Json(JSONResponse):
 
 
 def error_response(
-    status: int, message: str, field: str | None = None, headers: dict[str, str] | None = None
+    status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None
 ) -> Json:
     return Json({"error": message, "field": field}, status_code=status, headers=headers)
 
@@ -95,7 +96,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+    first: Mapping[str, Any] = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
     loc = tuple(first.get("loc") or ("body",))
     field = _field(loc)
     where = {

@@ -15,6 +15,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 def bad_request_body(detail: str) -> bytes:
     """The JSON error for a request the HTTP parser refused, naming Content-Length when that
     header is at fault (h11 says so in its message)."""
+    doc: dict[str, str | None]
     if "content-length" in detail.lower():
         doc = {"error": "bad Content-Length header", "field": "Content-Length"}
     else:

@@ -199,7 +199,7 @@ def _spec(ctx: ServerContext, record: RunRecord) -> dict[str, Any]:
             _specs.move_to_end(key)
             return _specs[key]
         text = record.spec or load_run(ctx.store, record.run_id).spec
-        spec = json.loads(text)
+        spec: dict[str, Any] = json.loads(text)
         _specs[key] = spec
         while len(_specs) > SPECS_KEPT:
             _specs.popitem(last=False)

@@ -118,8 +118,9 @@ def review_doc(record: RunRecord, work_dir: Path, spec: Any = None) -> dict[str,
             raise NoReport("report.json of another run")
     except NoReport:
         return {"review": True, "written": False}
-    findings = doc.get("findings") if isinstance(doc.get("findings"), list) else []
-    checks = doc.get("checks") if isinstance(doc.get("checks"), dict) else {}
+    listed, by_name = doc.get("findings"), doc.get("checks")
+    findings = listed if isinstance(listed, list) else []
+    checks = by_name if isinstance(by_name, dict) else {}
     present = [n for n in REPORTS if n == "report.json" or (folder / n).is_file()]
     return {
         "review": True,

@@ -132,9 +132,9 @@ def _pair(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
             open_[task] = bar
             bars.append(bar)
         elif from_state == "running" and to_state != "running":
-            bar = open_.pop(task, None)  # type: ignore[assignment]
-            if bar is not None:
-                bar[3], bar[4] = at, to_state
+            ended = open_.pop(task, None)
+            if ended is not None:
+                ended[3], ended[4] = at, to_state
     return bars
 
 
