@@ -12,12 +12,14 @@ DEST=src/reviewflow/server/static/vendor
 MANIFEST=$DEST/manifest.json
 
 # name@version  file-in-package...  (cytoscape-dagre 4 bundles the dagre layout; uPlot draws the
-# Metrics page's charts; axe-core is only loaded by the accessibility test, never by a page)
+# Metrics page's charts; axe-core is only loaded by the accessibility test, never by a page;
+# swagger-ui-dist is the API reference at /docs)
 PINS=(
   "cytoscape@3.35.0 dist/cytoscape.min.js"
   "cytoscape-dagre@4.0.1 dist/cytoscape-dagre.min.js"
   "uplot@1.6.32 dist/uPlot.iife.min.js dist/uPlot.min.css"
   "axe-core@4.14.1 axe.min.js"
+  "swagger-ui-dist@5.35.0 swagger-ui-bundle.js swagger-ui.css"
 )
 
 if [[ "${1:-}" == "--verify" ]]; then

@@ -56,7 +56,8 @@ RunId = Annotated[str, RunIdParam]
 
 
 class SecurityHeaders:
-    """CSP and friends on the dashboard's pages and files (the JSON API keeps its headers).
+    """CSP and friends on the dashboard's pages and files and on /docs (the JSON API keeps its
+    headers).
 
     A plain ASGI middleware: Starlette's BaseHTTPMiddleware would pass every response of the
     app, the runs' event streams included, through an extra task and memory stream."""
@@ -66,7 +67,7 @@ class SecurityHeaders:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if not (path == "/" or path.startswith("/ui/")):
+        if not (path in ("/", "/docs") or path.startswith("/ui/")):
             await self.app(scope, receive, send)
             return
 
@@ -135,6 +136,13 @@ async def metrics_api(
 ) -> Json:
     """Time-bucketed task and run metrics computed in the database (ui_ops.metrics_doc)."""
     return Json(await blocking(metrics_doc, ctx.store, range, workflow or None))
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def docs_page(request: Request) -> HTMLResponse:
+    """The API reference (Swagger UI, vendored: no CDN), open like /openapi.json it reads."""
+    html = request.app.state.ui_templates.get_template("docs.html").render()
+    return HTMLResponse(html)
 
 
 @router.get("/ui/runs/{run_id}", response_class=HTMLResponse)
