@@ -7,9 +7,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from test_pages import axe_violations
 
 from conftest import Server
-from test_pages import axe_violations
 
 expect = pytest.importorskip("playwright.sync_api", reason="playwright is not installed").expect
 
