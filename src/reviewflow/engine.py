@@ -28,13 +28,13 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, overload
 
 from . import rules
 from .config import stored_spec
@@ -116,6 +116,34 @@ def run_id_for(spec: WorkflowSpec, run_id: str | None) -> str:
     return run_id
 
 
+_BLOCKED = T.BLOCKED.value
+
+
+class _BlockedTasks(Sequence[TaskRecord]):
+    """The new run's task rows, made one at a time as the store inserts them: a list of 1M
+    TaskRecords was ~150 bytes a task at the submit's memory peak (beside the spec's JSON)."""
+
+    def __init__(self, run_id: str, names: list[str]) -> None:
+        self.run_id = run_id
+        self.names = names
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @overload
+    def __getitem__(self, index: int) -> TaskRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[TaskRecord]: ...
+    def __getitem__(self, index: int | slice) -> TaskRecord | list[TaskRecord]:
+        if isinstance(index, slice):
+            return [TaskRecord(self.run_id, n, _BLOCKED) for n in self.names[index]]
+        return TaskRecord(self.run_id, self.names[index], _BLOCKED)
+
+    def __iter__(self) -> Iterator[TaskRecord]:
+        run_id = self.run_id
+        return (TaskRecord(run_id, name, _BLOCKED) for name in self.names)
+
+
 class Engine:
     """Executes workflow runs against a store. One engine per process is the usual shape."""
 
@@ -171,9 +199,7 @@ class Engine:
             meta=dict(meta or {}),
             created_at=now,
         )
-        names = [*spec.tasks, *spec.on_failure]
-        blocked = T.BLOCKED.value
-        tasks = [TaskRecord(run_id, name, blocked) for name in names]
+        tasks = _BlockedTasks(run_id, [*spec.tasks, *spec.on_failure])
         event = (run_id, None, None, RunState.PENDING.value, None, now, None)
         try:
             created = self.store.create_run(record, tasks, [event])
@@ -213,7 +239,8 @@ class Engine:
         live = self._live.get(run_id)
         if live is not None and live.done is not None:
             return await asyncio.shield(live.done)  # already executing here: wait for it
-        record = self.store.get_run(run_id)
+        # A run this engine submitted: its spec is at hand, the stored JSON need not be read.
+        record = self.store.get_run(run_id, spec=run_id not in self._specs)
         if record is None:
             raise RunNotFound(run_id)
         if RunState(record.state) in RUN_TERMINAL:
@@ -231,9 +258,10 @@ class Engine:
             done: asyncio.Future[RunState] = self._loop.create_future()
             try:
                 run = self._load(record)
+                stored = RunState(record.state)
                 self._live[run_id] = run
                 run.done = done
-                self._begin(run, RunState(record.state), cancel=cancel)
+                self._begin(run, stored, cancel=cancel)
             except StoreError as exc:  # the store failed, not the run: it stays resumable
                 if run is None or isinstance(exc, RunNotFound):
                     with contextlib.suppress(StoreError):
@@ -359,6 +387,9 @@ class Engine:
         spec = self._specs.pop(record.run_id, None)
         if spec is None:
             spec = stored_spec(record.spec)  # (loads its plugin folders)
+        # The spec's JSON (~440 bytes a task) is not needed past this point, and `execute`
+        # holds the record for the whole run: let it go before the live tasks are built.
+        record.spec = ""
         rows = self.store.get_tasks(record.run_id) if record.state != RunState.PENDING else []
         run = LiveRun.load(record, spec, rows, self.runs_dir / record.run_id)
         for key, limit in spec.key_limits().items():

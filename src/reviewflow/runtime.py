@@ -59,7 +59,8 @@ class LiveTask:
         self.state = TaskState.BLOCKED
         self.attempts = 0
         self.remaining = 0
-        self.dependents: list[LiveTask] = []
+        # Most tasks of a wide run have none: one shared empty tuple, not a list each.
+        self.dependents: list[LiveTask] | tuple[()] = ()
         self.ready_at: float | None = None
         self.started_at: float | None = None
         self.finished_at: float | None = None
@@ -160,7 +161,11 @@ class LiveRun:
             tasks[tspec.name] = LiveTask(run, tspec, hook=True)
         for dependent in tasks.values():
             for dep in dependent.spec.needs:
-                tasks[dep].dependents.append(dependent)
+                upstream = tasks[dep]
+                if upstream.dependents:
+                    upstream.dependents.append(dependent)
+                else:
+                    upstream.dependents = [dependent]
         for row in rows:
             task = tasks.get(row.name)
             if task is None:

@@ -281,7 +281,38 @@ class TaskSpec(BaseModel):
         task_types = (info.context or {}).get("task_types")
         if task_types is not None:  # given by validate_spec: a new spec, not a stored one
             task_types.validate_task(self)
+        _share_common_parts(self)
         return self
+
+
+_NO_ENV: dict[str, str] = {}
+_NO_PARAMS: dict[str, Any] = {}
+_NO_NEEDS: list[str] = []
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+
+
+def _share_common_parts(task: TaskSpec) -> None:
+    """Let tasks share what most of them hold alike: empty env, params and needs, and the set
+    of fields given (the same few names for every task of a generated workflow).
+
+    A 1M-task run keeps its spec for the whole run: these were ~400 of the ~950 bytes of each
+    task's model. The model is frozen and nothing mutates these containers (a task's lists and
+    dicts are read-only by contract), so sharing one empty instance is safe.
+    """
+    fields = task.__dict__
+    if not fields["env"]:
+        fields["env"] = _NO_ENV
+    if not fields["params"]:
+        fields["params"] = _NO_PARAMS
+    if not fields["needs"]:
+        fields["needs"] = _NO_NEEDS
+    given = task.__pydantic_fields_set__
+    shared = _FIELDS_SETS.get(key := frozenset(given))
+    if shared is None:
+        if len(_FIELDS_SETS) >= 1024:  # bounded: a hostile spec cannot grow it
+            return
+        shared = _FIELDS_SETS[key] = given
+    object.__setattr__(task, "__pydantic_fields_set__", shared)
 
 
 class TaskDefaults(BaseModel):

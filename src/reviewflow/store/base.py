@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .outbox import OutboxItem, OutboxRecord
     from .schedules import ScheduleRecord
 
@@ -165,11 +167,12 @@ class ApprovalRecord:
 class Store(Protocol):
     """Durable (or not) home of runs, tasks and events; safe to share between processes."""
 
-    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+    def create_run(self, run: RunRecord, tasks: Sequence[TaskRecord], events: list[Event]) -> bool:
         """Insert a run with its tasks; False (and no change) if the run id already exists."""
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        """The run, or None."""
+    def get_run(self, run_id: str, *, spec: bool = True) -> RunRecord | None:
+        """The run, or None. With `spec=False` its `spec` may be '' (an engine that holds the
+        spec already need not read ~440 bytes a task of JSON back)."""
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """Most recent runs first."""

@@ -6,7 +6,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -46,7 +46,7 @@ class MemoryStore(ScheduleMethods):
         self.outbox_defaults: dict[str, Any] = {}
         self.outbox_waker: Callable[[], None] | None = None
 
-    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+    def create_run(self, run: RunRecord, tasks: Sequence[TaskRecord], events: list[Event]) -> bool:
         with self._lock:
             if run.run_id in self._runs:
                 return False
@@ -71,7 +71,7 @@ class MemoryStore(ScheduleMethods):
             if wanted:
                 self._add_items(outbox.derive(sources.items(), wanted))
 
-    def get_run(self, run_id: str) -> RunRecord | None:
+    def get_run(self, run_id: str, *, spec: bool = True) -> RunRecord | None:
         with self._lock:
             run = self._runs.get(run_id)
             return replace(run) if run else None

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -190,7 +190,7 @@ class PostgresStore(ScheduleMethods):
     def pool(self) -> ConnectionPool:
         return self._pool
 
-    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+    def create_run(self, run: RunRecord, tasks: Sequence[TaskRecord], events: list[Event]) -> bool:
         added = 0
         with self._session() as conn, conn.transaction():
             cur = conn.execute(
@@ -229,9 +229,10 @@ class PostgresStore(ScheduleMethods):
         self._wake(added)
         return True
 
-    def get_run(self, run_id: str) -> RunRecord | None:
+    def get_run(self, run_id: str, *, spec: bool = True) -> RunRecord | None:
         with self._session() as conn:
-            row = conn.execute(query("get_run"), {"run_id": run_id}).fetchone()
+            name = "get_run" if spec else "get_run_without_spec"
+            row = conn.execute(query(name), {"run_id": run_id}).fetchone()
         return RunRecord(*row) if row else None
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:

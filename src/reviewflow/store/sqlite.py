@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from importlib.resources import files
 from pathlib import Path
@@ -173,7 +173,7 @@ class SQLiteStore(ScheduleMethods):
                     conn.execute("ROLLBACK")
             raise
 
-    def create_run(self, run: RunRecord, tasks: list[TaskRecord], events: list[Event]) -> bool:
+    def create_run(self, run: RunRecord, tasks: Sequence[TaskRecord], events: list[Event]) -> bool:
         def create() -> bool:
             with self._transaction() as conn:
                 cur = conn.execute(
@@ -207,9 +207,11 @@ class SQLiteStore(ScheduleMethods):
         self._wake(added[0])
         return created
 
-    def get_run(self, run_id: str) -> RunRecord | None:
+    def get_run(self, run_id: str, *, spec: bool = True) -> RunRecord | None:
+        select = _RUN_SELECT if spec else _RUN_LIST
+
         def get() -> RunRecord | None:
-            row = self._conn.execute(_RUN_SELECT + " WHERE run_id = ?", (run_id,)).fetchone()
+            row = self._conn.execute(select + " WHERE run_id = ?", (run_id,)).fetchone()
             return _run_from_row(row) if row else None
 
         return self._retrying(get)

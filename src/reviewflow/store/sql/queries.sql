@@ -27,6 +27,11 @@ SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at,
        owner, lease_until, request, mode
 FROM runs WHERE run_id = %(run_id)s;
 
+-- name: get_run_without_spec
+SELECT run_id, workflow, state, '', meta, created_at, started_at, finished_at, error,
+       owner, lease_until, request, mode
+FROM runs WHERE run_id = %(run_id)s;
+
 -- name: list_runs
 SELECT run_id, workflow, state, spec, meta, created_at, started_at, finished_at, error,
        owner, lease_until, request, mode
