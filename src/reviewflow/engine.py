@@ -729,6 +729,13 @@ class Engine:
                 self._settle(task, reason, False, cancelled=True)
         except TaskFailed as exc:
             self._guarded(task, self._settle, task, str(exc), exc.retryable)
+        except StoreError as exc:
+            # The store failed under the attempt (an approval reads and writes it): a fault of
+            # the store, not of the task. The run is interrupted and this attempt goes back to
+            # `ready` uncounted, as the others do.
+            task.cancel_reason = INTERRUPTED
+            self._store_fault(run, exc)
+            self._guarded(task, partial(self._settle, cancelled=True), task, INTERRUPTED, False)
         except Exception as exc:
             self._guarded(task, self._settle, task, f"{type(exc).__name__}: {exc}", True)
         else:

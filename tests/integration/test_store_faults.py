@@ -241,3 +241,52 @@ def test_a_failed_commit_leaves_the_sqlite_connection_usable(tmp_path: Path) -> 
     assert store.get_run("r") is None
     assert Engine(store, runs_dir=tmp_path).submit(SPEC, run_id="r") == ("r", True)
     store.close()
+
+
+GATED = workflow(
+    {
+        "a": py("anoop"),
+        "gate": {"type": "approval", "needs": ["a"], "timeout": 0.01, "on_timeout": "approve"},
+        "b": py("anoop", needs=["gate"]),
+    }
+)
+
+
+def test_a_store_fault_under_an_approval_interrupts_the_run_instead_of_failing_the_gate(
+    tmp_path: Path,
+) -> None:
+    """An approval task reads and writes the store itself (the request, the decision): when
+    that write fails, the store failed, not the gate. The run is interrupted, resumable, and
+    the gate goes on when it resumes, as after a fault in any other write."""
+    fired = 0
+    for at in range(1, MAX_WRITES):
+        store, fault, message = _sqlite(tmp_path, at)
+        engine = Engine(
+            store, flush_interval=FLUSH, heartbeat_interval=HEARTBEAT, runs_dir=tmp_path
+        )
+        try:
+            try:
+                run_id, _ = engine.submit(GATED, run_id=f"g{at}")
+            except StoreError:
+                fired += 1
+                continue
+            try:
+                state = arun(engine.execute(run_id))
+            except StoreError as exc:
+                assert message in str(exc)
+                state = arun(engine.execute(run_id))  # the resume, once the store writes again
+            assert state is RunState.SUCCEEDED, (at, fault.failed_sql)
+            tasks = {t.name: t for t in store.get_tasks(run_id)}
+            assert {t.state for t in tasks.values()} == {"succeeded"}
+            # The gate never failed for the store's fault: no error, no retry in its history.
+            assert (tasks["gate"].error, tasks["gate"].errors) == (None, None), at
+            gate_states = {e.to_state for e in store.get_events(run_id) if e.task == "gate"}
+            assert not gate_states & {"failed", "retry_wait"}, (at, fault.failed_sql)
+            if fault.failed_sql is None:
+                break
+            fired += 1
+        finally:
+            store.close()
+    else:
+        pytest.fail(f"the run made more than {MAX_WRITES} writes")
+    assert fired >= 6
