@@ -29,7 +29,7 @@ from .errors import ReviewflowError
 from .logs import log
 from .spec import ScheduleSpec, WorkflowSpec
 from .store.base import Store
-from .store.schedules import ScheduleRecord
+from .store.schedules import Move, ScheduleRecord
 
 LEASE = 30.0
 """Seconds a claimed schedule is held; a scheduler that died leaves it due again after this."""
@@ -61,6 +61,54 @@ class Fired:
 
 class ScheduleError(ReviewflowError):
     """A schedule command could not be done (unknown schedule, bad workflow); one line."""
+
+
+@dataclass
+class _Plan:
+    """What one claimed schedule fires in this pass and where it goes next."""
+
+    rec: ScheduleRecord
+    entry: ScheduleSpec
+    spec: WorkflowSpec
+    slots: list[float]
+    next_slot: float
+    next_fire: float
+
+    @property
+    def requests(self) -> list[tuple[WorkflowSpec, str, dict[str, str]]]:
+        meta = self.entry.meta
+        return [
+            (
+                self.spec,
+                run_id_of(self.rec.id, s),
+                {**meta, "schedule": self.rec.id, "slot": slot_text(s)},
+            )
+            for s in self.slots
+        ]
+
+    def fired(self, results: list[tuple[str, bool]], stored: float) -> list[Fired]:
+        sid, jitter = self.rec.id, self.entry.jitter
+        return [
+            Fired(sid, slot, rid, created, stored - (slot + jitter_offset(sid, slot, jitter)))
+            for slot, (rid, created) in zip(self.slots, results, strict=True)
+        ]
+
+    def move(self, fired: list[Fired]) -> Move:
+        last = self.slots[-1] if self.slots else None
+        return (
+            self.rec,
+            self.next_slot,
+            self.next_fire,
+            last,
+            None if last is None else run_id_of(self.rec.id, last),
+            sum(1 for f in fired if f.created),
+            None,
+        )
+
+
+def _line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def run_id_of(schedule_id: str, slot: float) -> str:
@@ -192,66 +240,37 @@ class Scheduler:
         return held
 
     def _fire(self, claimed: list[ScheduleRecord], now: float) -> list[Fired]:
-        """Plan every claimed schedule, store all their runs at once, then advance them."""
-        wanted: list[tuple[ScheduleRecord, float, float]] = []  # (schedule, slot, its offset)
-        requests: list[tuple[WorkflowSpec, str, dict[str, str]]] = []
-        moves: list[tuple[ScheduleRecord, float, float, float | None]] = []
+        """Plan every claimed schedule, store all their runs at once, then advance them. One
+        bad schedule (a stored workflow this version cannot read, a run that cannot be stored)
+        gets its error recorded and moves on; the others of its batch fire."""
+        plans: list[_Plan] = []
+        moves: list[Move] = []
         for rec in claimed:
             try:
-                spec, entry = self._parsed(rec)
-            except (ValueError, ReviewflowError) as exc:
-                # A stored workflow this version cannot read: skip an hour, say so, go on.
-                log.error("schedule.unreadable", schedule=rec.id, error=str(exc).splitlines()[0])
-                later = Cadence(interval=3600.0).next_after(now)
-                moves.append((rec, later, later, None))
-                continue
-            jitter = entry.jitter
-            first = rec.next_slot
-            if first + jitter_offset(rec.id, first, jitter) > now:  # jittered: not yet
-                moves.append((rec, first, first + jitter_offset(rec.id, first, jitter), None))
-                continue
-            todo = plan(
-                entry.cadence(),
-                entry.catchup,
-                first,
-                now,
-                partial(jitter_offset, rec.id, jitter=jitter),
-            )
-            if todo.skipped:
-                log.info(
-                    "schedule.missed", schedule=rec.id, slots=todo.skipped, catchup=entry.catchup
-                )
-            for slot in todo.fire:
-                meta = {**entry.meta, "schedule": rec.id, "slot": slot_text(slot)}
-                requests.append((spec, run_id_of(rec.id, slot), meta))
-                wanted.append((rec, slot, jitter_offset(rec.id, slot, jitter)))
-            following = todo.next_slot
-            last = todo.fire[-1] if todo.fire else None
-            moves.append(
-                (rec, following, following + jitter_offset(rec.id, following, jitter), last)
-            )
-        results = self._submit(requests) if requests else []
-        stored = self.clock()
-        fired = [
-            Fired(rec.id, slot, rid, created, stored - (slot + offset))
-            for (rec, slot, offset), (rid, created) in zip(wanted, results, strict=True)
-        ]
-        created = {f.run_id for f in fired if f.created}
-        self.store.advance_schedules(
-            self.owner,
-            [
-                (
-                    rec,
-                    nxt,
-                    fire_at,
-                    last,
-                    None if last is None else run_id_of(rec.id, last),
-                    sum(1 for f in fired if f.schedule == rec.id and f.run_id in created),
-                )
-                for rec, nxt, fire_at, last in moves
-            ],
-            now,
-        )
+                plans.append(self._plan(rec, now))
+            except Exception as exc:
+                moves.append(self._failed(rec, now, f"cannot read the schedule: {_line(exc)}"))
+        firing = [p for p in plans if p.slots]
+        fired: list[Fired] = []
+        try:
+            results = self._submit([r for p in firing for r in p.requests]) if firing else []
+        except Exception as exc:
+            failed = self._one_by_one(firing, exc, fired, moves)
+            if len(failed) == len(firing) and isinstance(exc, ReviewflowError):
+                raise  # all failed alike: the store, not a schedule (the leases hand them on)
+            for p, error in failed:
+                text = f"cannot store the run of slot {slot_text(p.slots[0])}: {_line(error)}"
+                moves.append(self._failed(p.rec, now, text, p.entry))
+        else:
+            stored = self.clock()
+            at = 0
+            for p in firing:
+                mine = p.fired(results[at : at + len(p.slots)], stored)
+                at += len(p.slots)
+                fired.extend(mine)
+                moves.append(p.move(mine))
+        moves.extend(p.move([]) for p in plans if not p.slots)
+        self.store.advance_schedules(self.owner, moves, now)
         for f in fired:
             log.info(
                 "schedule.fired",
@@ -262,6 +281,65 @@ class Scheduler:
                 late_ms=round(f.late * 1000, 1),
             )
         return fired
+
+    def _one_by_one(
+        self, firing: list[_Plan], exc: Exception, fired: list[Fired], moves: list[Move]
+    ) -> list[tuple[_Plan, Exception]]:
+        """After a batch failed: each schedule's runs on their own, to find the one(s) at
+        fault. Returns those that failed again (all of them: the batch's error, not retried)."""
+        if len(firing) < 2:
+            return [(p, exc) for p in firing]
+        failed: list[tuple[_Plan, Exception]] = []
+        for p in firing:
+            try:
+                done = self._submit(p.requests)
+            except Exception as again:
+                failed.append((p, again))
+                continue
+            mine = p.fired(done, self.clock())
+            fired.extend(mine)
+            moves.append(p.move(mine))
+        return failed
+
+    def _plan(self, rec: ScheduleRecord, now: float) -> _Plan:
+        spec, entry = self._parsed(rec)
+        jitter = entry.jitter
+        first = rec.next_slot
+        if first + jitter_offset(rec.id, first, jitter) > now:  # jittered: not yet
+            return _Plan(rec, entry, spec, [], first, first + jitter_offset(rec.id, first, jitter))
+        todo = plan(
+            entry.cadence(),
+            entry.catchup,
+            first,
+            now,
+            partial(jitter_offset, rec.id, jitter=jitter),
+        )
+        if todo.skipped:
+            log.info("schedule.missed", schedule=rec.id, slots=todo.skipped, catchup=entry.catchup)
+        following = todo.next_slot
+        return _Plan(
+            rec,
+            entry,
+            spec,
+            list(todo.fire),
+            following,
+            following + jitter_offset(rec.id, following, jitter),
+        )
+
+    def _failed(
+        self, rec: ScheduleRecord, now: float, error: str, entry: ScheduleSpec | None = None
+    ) -> Move:
+        """Record why the schedule could not fire and move it on: to its next slot after now,
+        or, if its cadence cannot be read, an hour on (said once an hour, not every pass)."""
+        log.error("schedule.failed", schedule=rec.id, error=error)
+        try:
+            if entry is None:
+                entry = ScheduleSpec.model_validate_json(rec.cadence)
+            nxt = entry.cadence().next_after(now)
+            fire_at = nxt + jitter_offset(rec.id, nxt, entry.jitter)
+        except Exception:
+            nxt = fire_at = Cadence(interval=3600.0).next_after(now)
+        return (rec, nxt, fire_at, None, None, 0, error)
 
     def _submit(
         self, requests: list[tuple[WorkflowSpec, str, dict[str, str]]]

@@ -4,6 +4,8 @@ and SQLite (reviewflow scheduler, serve)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -331,7 +333,6 @@ def test_the_cli_on_sqlite_executes_what_it_fires(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
     )
-    import json
 
     (doc,) = json.loads(listed.stdout)
     assert doc["id"] == "beat" and doc["runs"] >= 2 and doc["when"] == "every 1s"
@@ -388,3 +389,87 @@ def test_a_pass_that_raises_does_not_end_the_scheduler(tmp_path: Path) -> None:
         thread.join(10)
         store.close()
     assert len(calls) >= 2 and not thread.is_alive()
+
+
+def _break(store: Store, schedule_id: str) -> None:
+    """Make the stored workflow of a schedule one this version no longer accepts (as after an
+    upgrade that dropped a task type): the row stays, its spec fails validation."""
+    row = store.get_schedule(schedule_id)
+    assert row is not None
+    spec = json.loads(row.spec)
+    spec["tasks"]["noop"] = {"type": "gone-plugin", "run": ["true"]}
+    store.put_schedule(dataclasses.replace(row, spec=json.dumps(spec)))
+
+
+def test_a_bad_schedule_does_not_block_the_others_of_its_batch(store: Store) -> None:
+    clock = Clock(T0 - 0.5)
+    names = [f"s{i:02d}" for i in range(20)]  # one claim's batch
+    for name in names:
+        register(store, workflow({"interval": "1s"}, name=name), now=clock.now)
+    _break(store, "s07")
+    sched = Scheduler(store, submitter(store), clock=clock)
+    clock.now = T0 + 0.1
+    fired = sched.tick()
+    assert sorted(f.schedule for f in fired) == [n for n in names if n != "s07"]
+    bad = store.get_schedule("s07")
+    assert bad is not None and bad.fired == 0 and bad.next_slot == T0 + 1  # moved on
+    assert bad.last_error is not None and "gone-plugin" in bad.last_error
+    assert all(store.get_schedule(n).last_error is None for n in names if n != "s07")  # type: ignore[union-attr]
+    clock.now = T0 + 1.1  # still broken: the others go on firing every slot
+    assert len(sched.tick()) == 19
+    register(store, workflow({"interval": "1s"}, name="s07"), now=clock.now)  # fixed
+    clock.now = T0 + 2.1
+    assert len(sched.tick()) == 20
+    fixed = store.get_schedule("s07")
+    assert fixed is not None and fixed.last_error is None and fixed.fired == 1
+
+
+def test_a_run_that_cannot_be_stored_fails_its_schedule_only(store: Store) -> None:
+    clock = Clock(T0 - 0.5)
+    for name in ("a", "b", "c"):
+        register(store, workflow({"interval": "1s"}, name=name), now=clock.now)
+    stored = submitter(store)
+
+    def refuses_b(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
+        if spec.name == "b":  # e.g. a limit of the engine this workflow breaks
+            raise ValueError("b: refused by the engine")
+        return stored(spec, run_id, meta)
+
+    clock.now = T0 + 0.1
+    fired = Scheduler(store, refuses_b, clock=clock).tick()
+    assert sorted(f.schedule for f in fired) == ["a", "c"]
+    row = store.get_schedule("b")
+    assert row is not None and row.last_error is not None
+    assert "refused by the engine" in row.last_error and row.next_slot == T0 + 1
+    assert scheduled_runs(store, "b") == []
+
+
+def test_schedule_list_shows_why_a_schedule_fails(tmp_path: Path) -> None:
+    from reviewflow.store import SQLiteStore
+
+    db = tmp_path / "rf.db"
+    store = SQLiteStore(db)
+    register(store, workflow({"interval": "1s"}, name="good"), now=time.time() - 5)
+    register(store, workflow({"interval": "1s"}, name="bad"), now=time.time() - 5)
+    _break(store, "bad")
+    Scheduler(store, submitter(store)).tick()
+    store.close()
+    listed = subprocess.run(
+        _reviewflow("schedule", "list", "--db", str(db), "--json"),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert listed.returncode == 0, listed.stderr
+    docs = {d["id"]: d for d in json.loads(listed.stdout)}
+    assert docs["good"]["error"] is None and docs["good"]["runs"] == 1
+    assert "gone-plugin" in docs["bad"]["error"] and docs["bad"]["runs"] == 0
+    table = subprocess.run(
+        _reviewflow("schedule", "list", "--db", str(db)),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    line = next(x for x in table.stdout.splitlines() if x.startswith("bad "))
+    assert "failing" in line and "gone-plugin" in line

@@ -752,6 +752,44 @@ def test_submitting_the_same_run_id_twice_creates_one_run(pg: PostgresStore) -> 
     assert [e.to_state for e in pg.get_events("once") if e.task is None] == ["pending", "running"]
 
 
+def test_a_batch_of_runs_stores_the_new_ones_whole_and_leaves_existing_ones_alone(
+    pg: PostgresStore,
+) -> None:
+    """submit_many (a scheduler's batch of slots, one statement): each new run as submit makes
+    it — roots ready, a delayed root due, dependents blocked, its first events — an existing id
+    untouched, an id twice in the batch one run."""
+    cluster = Cluster(pg)
+    old = workflow({"x": py("anoop")}, name="old")
+    assert cluster.submit(old, run_id="kept", meta={"v": "1"}) == ("kept", True)
+    spec = workflow(
+        {"a": py("anoop"), "b": py("anoop", needs=["a"]), "c": py("anoop", delay="1h")},
+        on_failure={"h": py("anoop")},
+    )
+    done = Cluster(pg).submit_many(
+        [
+            (spec, "n1", {"v": "2"}),
+            (spec, "kept", {"v": "3"}),
+            (spec, "n2", None),
+            (spec, "n1", {"v": "4"}),
+        ]
+    )
+    assert done == [("n1", True), ("kept", False), ("n2", True), ("n1", False)]
+    kept = pg.get_run("kept")
+    assert kept is not None and (kept.workflow, kept.meta) == ("old", {"v": "1"})
+    assert [t.name for t in pg.get_tasks("kept")] == ["x"]
+    assert pg.get_run("n1").meta == {"v": "2"}  # type: ignore[union-attr]
+    for rid in ("n1", "n2"):
+        assert tasks_by_name(pg, rid)["a"].state == "ready"
+        assert tasks_by_name(pg, rid)["b"].state == "blocked"
+        assert tasks_by_name(pg, rid)["c"].state == "blocked"
+        assert tasks_by_name(pg, rid)["c"].wait_reason  # says what it waits for
+        assert tasks_by_name(pg, rid)["h"].state == "blocked"
+        run_events = [(e.task, e.to_state) for e in pg.get_events(rid)]
+        assert run_events == [(None, "pending"), (None, "running"), ("a", "ready")]
+    claimed = {(c.run_id, c.name) for c in Cluster(pg).claim(10)}
+    assert claimed == {("n1", "a"), ("n2", "a"), ("kept", "x")}
+
+
 def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> None:
     """Errors and notes are stored through JSON batches: a NUL (which PostgreSQL text cannot
     hold) becomes U+FFFD as everywhere in the store, and a literal backslash-u0000 stays."""

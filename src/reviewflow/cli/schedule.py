@@ -121,7 +121,8 @@ def _first_error(exc: ValueError) -> str:
 
 @schedule_app.command("list")
 def list_(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
-    """The schedules of the database: cadence, next slot, last run."""
+    """The schedules of the database: cadence, next slot, last run, and why the last slot of
+    a failing schedule could not fire."""
     store = _open(db, must_exist=postgres_url(db) is None)
     try:
         rows = store.list_schedules()
@@ -135,21 +136,24 @@ def list_(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
         return
     from rich.table import Table
 
+    errors = any(r.last_error for r in rows)
     table = Table(box=None, pad_edge=False)
-    for column in ("schedule", "workflow", "when", "catchup", "state", "next", "last run", "runs"):
+    columns = ["schedule", "workflow", "when", "catchup", "state", "next", "last run", "runs"]
+    for column in columns + (["error"] if errors else []):
         table.add_column(column, overflow="fold")
     for r in rows:
         doc = _doc(r)
-        table.add_row(
+        cells = [
             r.id,
             r.workflow,
             doc["when"],
             doc["catchup"],
-            "paused" if r.paused else "active",
+            "paused" if r.paused else ("failing" if r.last_error else "active"),
             "-" if r.paused else _when(r.next_slot),
             r.last_run or "-",
             str(r.fired),
-        )
+        ]
+        table.add_row(*cells, *([r.last_error or "-"] if errors else []))
     out.print(table)
 
 
@@ -177,6 +181,7 @@ def _doc(r: Any) -> dict[str, Any]:
         "last_slot": None if r.last_slot is None else slot_text(r.last_slot),
         "last_run": r.last_run,
         "runs": r.fired,
+        "error": r.last_error,
     }
 
 

@@ -191,6 +191,30 @@ def loads_spec(text: str) -> WorkflowSpec:
     return stored_spec(text, strict=False)
 
 
+def new_task_rows(spec: WorkflowSpec) -> list[Row]:
+    """A new run's task rows as inserted (all blocked), main tasks first, then hooks."""
+    limits = spec.key_limits()
+    rows = []
+    for task in [*spec.tasks.values(), *spec.on_failure.values()]:
+        hook = task.name in spec.on_failure
+        key = task.concurrency_key
+        rows.append(
+            Row(
+                task.name, "blocked", 0, hook, None if hook else len(task.needs), None, None, 0,
+                None, None, key, limits.get(key) if key else None, spec.max_concurrency,
+                None, None, None, None, None, None, None, None, None, None,
+            )
+        )  # fmt: skip
+    return rows
+
+
+def _new_run_row(graph: Graph, now: float) -> tuple[Any, ...]:
+    """What lock_cluster_run reads of a run insert_cluster_runs has just stored."""
+    spec = graph.spec
+    return ("running", None, None, len(spec.tasks), len(spec.on_failure), False, None, None,
+            None, now)  # fmt: skip
+
+
 class RunTx:
     """One run's changes inside one transaction, with its row lock held."""
 
@@ -203,11 +227,18 @@ class RunTx:
         *,
         aging_interval: float,
         rand: Any,
+        fresh: bool = False,
     ) -> None:
+        """`fresh`: the run was inserted in this transaction (its graph is in `graphs`): its
+        row and task rows are known without reading them (see Cluster.submit_many)."""
         graph = graphs.get(run_id)
-        row = conn.execute(
-            query("lock_cluster_run"), {"run_id": run_id, "with_spec": graph is None}
-        ).fetchone()
+        row = (
+            _new_run_row(graph, now)
+            if fresh and graph is not None
+            else conn.execute(
+                query("lock_cluster_run"), {"run_id": run_id, "with_spec": graph is None}
+            ).fetchone()
+        )
         if row is None:
             raise RunNotFound(run_id)
         (
@@ -246,6 +277,8 @@ class RunTx:
         self.aging_interval = aging_interval
         self.rand = rand
         self.handoff: HandOff | None = None
+        if fresh and graph is not None:
+            self.rows = {row.name: row for row in new_task_rows(graph.spec)}
 
     # ------------------------------------------------------------------ rows and events
 

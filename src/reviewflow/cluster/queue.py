@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Json
 
 from .. import rules
 from ..constants import DEFAULT_LEASE_TTL as DEFAULT_LEASE_TTL
@@ -60,6 +59,7 @@ from .dag import (
     HandOff,
     Row,
     RunTx,
+    _json,
     already_recorded,
     insert_events,
     loads_spec,
@@ -218,79 +218,110 @@ class Cluster:
     def submit_many(
         self, items: Sequence[tuple[WorkflowSpec, str | None, dict[str, str] | None]]
     ) -> list[tuple[str, bool]]:
-        """`submit` of several runs in one transaction (a scheduler's slot: one commit, not
-        one per run). Returns (run_id, created) for each, in order."""
-        prepared = []
+        """`submit` of several runs in one transaction of a few statements whatever their
+        number (a scheduler's batch of slots: on a database a network hop away, round trips
+        per run are what made slots late). Returns (run_id, created) for each, in order."""
+        prepared: list[tuple[WorkflowSpec, str, dict[str, str], str, str | None]] = []
+        dumped: dict[int, str] = {}  # a batch of slots often shares one spec object
         for spec, run_id, meta in items:
-            spec_json = spec.model_dump_json()
+            spec_json = dumped.get(id(spec)) or dumped.setdefault(id(spec), spec.model_dump_json())
             notify = outbox.notify_config(spec_json, spec.name, self.store.notify_extra())
             prepared.append((spec, run_id_for(spec, run_id), dict(meta or {}), spec_json, notify))
 
         def go(conn: psycopg.Connection, now: float) -> list[tuple[str, bool]]:
-            txs: list[RunTx] = []
-            done = []
-            for spec, rid, meta, spec_json, notify in prepared:
-                tx = self._insert_run(conn, now, spec, rid, meta, spec_json, notify)
-                if tx is not None:
-                    txs.append(tx)
-                done.append((rid, tx is not None))
-            self._finish_txs(conn, txs)
-            return done
+            first: dict[str, int] = {}  # an id twice in one batch: the first is the run
+            for i, p in enumerate(prepared):
+                first.setdefault(p[1], i)
+            batch = [prepared[i] for i in first.values()]
+            new, derived, wake = self._insert_new(conn, now, batch)
+            if derived:
+                outbox.insert_items(conn, [d for d in derived if d.run_id in new], now, True)
+            if wake and new:
+                self._notify(conn, {""})
+            return [(p[1], p[1] in new and first[p[1]] == i) for i, p in enumerate(prepared)]
 
         return list(self._retrying(go))
 
-    def _insert_run(
+    def _insert_new(
         self,
         conn: psycopg.Connection,
         now: float,
-        spec: WorkflowSpec,
-        rid: str,
-        meta: dict[str, str],
-        spec_json: str,
-        notify: str | None,
-    ) -> RunTx | None:
-        """The run's rows, its first events and its ready tasks; None if the id exists."""
-        key_limits = spec.key_limits()
-        inserted = conn.execute(
-            query("insert_cluster_run"),
-            {
-                "run_id": rid,
-                "workflow": spec.name,
-                "spec": spec_json,
-                "meta": Json(meta),
-                "now": now,
-                "open_main": len(spec.tasks),
-                "open_hooks": len(spec.on_failure),
-                "deadline": now + spec.timeout if spec.timeout else None,
-            },
-        ).rowcount
-        if not inserted:
-            return None
-        if notify is not None:
-            outbox.subscribe(conn, rid, outbox.NOTIFY, notify, postgres=True)
-        with conn.cursor() as cur, cur.copy(query("copy_cluster_tasks")) as copy:
-            for position, task in enumerate([*spec.tasks.values(), *spec.on_failure.values()]):
-                hook = task.name in spec.on_failure
-                key = task.concurrency_key
-                copy.write_row(
-                    (
-                        rid,
-                        task.name,
-                        position,
-                        "blocked",
-                        hook,
-                        None if hook else len(task.needs),
-                        key,
-                        key_limits.get(key) if key else None,
-                        spec.max_concurrency,
-                    )
-                )
-        self.graphs[rid] = Graph.of(spec, meta)
-        tx = self._run_tx(conn, rid, now)
-        tx.event(None, None, RunState.PENDING.value, None, None)
-        tx.event(None, RunState.PENDING.value, RunState.RUNNING.value, None, "submitted to workers")
-        tx.deps_met([t.name for t in spec.tasks.values() if not t.needs])
-        return tx
+        runs: list[tuple[WorkflowSpec, str, dict[str, str], str, str | None]],
+    ) -> tuple[set[str], list[outbox.OutboxItem], bool]:
+        """The runs' first transaction in one statement: each run is made in memory by the DAG
+        logic (roots ready or due) as if new, and the database keeps the ones that are. Returns
+        the new ids, the outbox rows their events cause and whether a task became ready."""
+        rows, sources, tasks, events = [], [], [], []
+        derived: list[outbox.OutboxItem] = []
+        graphs: dict[str, Graph] = {}
+        wake = False
+        for spec, rid, meta, spec_json, notify in runs:
+            rows.append(
+                {
+                    "run_id": rid,
+                    "workflow": spec.name,
+                    "spec": spec_json,
+                    "meta": meta,
+                    "open_main": len(spec.tasks),
+                    "open_hooks": len(spec.on_failure),
+                    "deadline": now + spec.timeout if spec.timeout else None,
+                }
+            )
+            graph = Graph.of(spec, meta)
+            tx = RunTx(
+                conn,
+                rid,
+                now,
+                {rid: graph},
+                aging_interval=self.aging_interval,
+                rand=self.rand,
+                fresh=True,
+            )
+            started = "submitted to workers"
+            tx.event(None, None, RunState.PENDING.value, None, None)
+            tx.event(None, RunState.PENDING.value, RunState.RUNNING.value, None, started)
+            tx.deps_met([t.name for t in spec.tasks.values() if not t.needs])
+            tasks.extend(
+                {
+                    "run_id": rid,
+                    "name": r.name,
+                    "position": position,
+                    "state": r.state,
+                    "hook": r.hook,
+                    "remaining": r.remaining,
+                    "concurrency_key": r.concurrency_key,
+                    "key_limit": r.key_limit,
+                    "run_limit": r.run_limit,
+                    "ready_at": r.ready_at,
+                    "sort_key": r.sort_key,
+                    "held": r.held,
+                    "wait_reason": r.wait_reason,
+                    "due_at": r.due_at,
+                }
+                for position, r in enumerate(tx.rows.values())
+            )
+            events.extend(tx.events)
+            if notify:
+                sources.append({"run_id": rid, "source": outbox.NOTIFY, "config": notify})
+                told = [e for e in tx.events if outbox.relevant(e)]
+                derived.extend(outbox.derive([(outbox.NOTIFY, notify)], told))
+            wake = wake or bool(tx.notify)
+            graphs[rid] = graph
+        new = {
+            r[0]
+            for r in conn.execute(
+                query("insert_new_cluster_runs"),
+                {
+                    "now": now,
+                    "runs": _json(rows),
+                    "sources": _json(sources),
+                    "tasks": _json(tasks),
+                    "events": _json(events),
+                },
+            ).fetchall()
+        }
+        self.graphs.update((rid, graphs[rid]) for rid in new)
+        return new, derived, wake
 
     # ------------------------------------------------------------------ claim
 

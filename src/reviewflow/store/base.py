@@ -288,10 +288,10 @@ class Store(Protocol):
     def advance_schedules(
         self,
         owner: str,
-        moves: list[tuple[ScheduleRecord, float, float, float | None, str | None, int]],
+        moves: list[tuple[ScheduleRecord, float, float, float | None, str | None, int, str | None]],
         now: float,
     ) -> int:
-        """Move claimed schedules on; how many were still `owner`'s."""
+        """Move claimed schedules on (store/schedules.py: Move); how many were still `owner`'s."""
 
     def next_schedule_fire(self) -> float | None:
         """When the earliest active schedule wants looking at; None without one."""

@@ -398,8 +398,20 @@ class PostgresStore(ScheduleMethods):
 
     _schedules_pg = True
 
+    _schedules_look_first = False
+
     def _schedules_tx(self, fn: Callable[[Any], _T]) -> _T:
         with self._session() as conn, conn.transaction():
+            return fn(conn)
+
+    def _schedules_read(self, fn: Callable[[Any], _T]) -> _T:
+        with self._session() as conn:  # autocommit: one round trip, no BEGIN/COMMIT
+            return fn(conn)
+
+    def _schedules_lease_tx(self, fn: Callable[[Any], _T]) -> _T:
+        # Pipelined: BEGIN and SET go with the statement, one round trip, and COMMIT another.
+        with self._session() as conn, conn.pipeline(), conn.transaction():
+            conn.execute("SET LOCAL synchronous_commit = off")  # see ScheduleMethods
             return fn(conn)
 
     def _wake(self, added: int) -> None:

@@ -12,6 +12,7 @@ one run — and *advances* the row, guarded by owner and `next_slot`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ _T = TypeVar("_T")
 
 COLUMNS = (
     "id, workflow, spec, cadence, paused, next_slot, next_fire, last_slot, last_run, fired,"
-    " lease_owner, lease_until, created_at, updated_at"
+    " lease_owner, lease_until, created_at, updated_at, last_error"
 )
 
 
@@ -42,6 +43,7 @@ class ScheduleRecord:
     lease_until: float | None = None
     created_at: float = 0.0
     updated_at: float = 0.0
+    last_error: str | None = None  # why its last slot could not fire (None: it fired)
 
     @classmethod
     def of(cls, row: tuple[Any, ...]) -> ScheduleRecord:
@@ -50,12 +52,16 @@ class ScheduleRecord:
         return cls(*values)
 
 
+Move = tuple[ScheduleRecord, float, float, float | None, str | None, int, str | None]
+"""A claimed schedule moved on: (schedule, next slot, next fire, last slot fired, its run,
+runs created, why it could not fire or None)."""
+
 _PUT = (
     "INSERT INTO schedules (" + COLUMNS + ") VALUES (?, ?, ?, ?, ?, ?, ?, NULL, NULL, 0, NULL,"
-    " NULL, ?, ?) ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow,"
+    " NULL, ?, ?, NULL) ON CONFLICT (id) DO UPDATE SET workflow = excluded.workflow,"
     " spec = excluded.spec, cadence = excluded.cadence, paused = schedules.paused,"
     " next_slot = excluded.next_slot, next_fire = excluded.next_fire,"
-    " lease_owner = NULL, lease_until = NULL, updated_at = excluded.updated_at"
+    " lease_owner = NULL, lease_until = NULL, updated_at = excluded.updated_at, last_error = NULL"
 )
 _GET = "SELECT " + COLUMNS + " FROM schedules WHERE id = ?"
 _LIST = "SELECT " + COLUMNS + " FROM schedules ORDER BY id"
@@ -72,7 +78,17 @@ _CLAIM = (
 _ADVANCE = (
     "UPDATE schedules SET next_slot = ?, next_fire = ?, last_slot = coalesce(?, last_slot),"
     " last_run = coalesce(?, last_run), fired = fired + ?, lease_owner = NULL,"
-    " lease_until = NULL, updated_at = ? WHERE id = ? AND lease_owner = ? AND next_slot = ?"
+    " lease_until = NULL, updated_at = ?, last_error = ? WHERE id = ? AND lease_owner = ?"
+    " AND next_slot = ?"
+)
+_ADVANCE_PG = (
+    "UPDATE schedules s SET next_slot = v.next_slot, next_fire = v.next_fire,"
+    " last_slot = coalesce(v.last_slot, s.last_slot), last_run = coalesce(v.last_run, s.last_run),"
+    " fired = s.fired + v.fired, lease_owner = NULL, lease_until = NULL, updated_at = %s,"
+    " last_error = v.error FROM json_to_recordset(%s::json) AS v(id text,"
+    " old_slot double precision, next_slot double precision, next_fire double precision,"
+    " last_slot double precision, last_run text, fired integer, error text)"
+    " WHERE s.id = v.id AND s.lease_owner = %s AND s.next_slot = v.old_slot RETURNING s.id"
 )
 _NEXT = "SELECT min(next_fire) FROM schedules WHERE paused = 0"
 
@@ -139,10 +155,14 @@ def advance(
     last_run: str | None,
     fired: int,
     now: float,
+    error: str | None = None,
     postgres: bool = False,
 ) -> bool:
-    """Move the claimed schedule on; False if the claim was lost (another took it over)."""
-    args = (next_slot, next_fire, last_slot, last_run, fired, now, rec.id, owner, rec.next_slot)
+    """Move the claimed schedule on, recording why it could not fire (`error`) or that it could
+    (None); False if the claim was lost (another took it over)."""
+    args = (
+        next_slot, next_fire, last_slot, last_run, fired, now, error, rec.id, owner, rec.next_slot
+    )  # fmt: skip
     return bool(conn.execute(sql(_ADVANCE, postgres), args).rowcount)
 
 
@@ -163,6 +183,17 @@ class ScheduleMethods:
     def _schedules_read(self, fn: Callable[[Any], _T]) -> _T:
         """A read; stores whose transactions take a write lock read outside one."""
         return self._schedules_tx(fn)
+
+    def _schedules_lease_tx(self, fn: Callable[[Any], _T]) -> _T:
+        """A claim's or an advance's transaction. Neither needs to survive a crash of the
+        database: a claim lost is a schedule due again, an advance lost is a slot fired again
+        that finds its run stored (created False); so a store may commit them without waiting
+        for the disk (a later durable commit writes them anyway)."""
+        return self._schedules_tx(fn)
+
+    _schedules_look_first = True
+    """Whether a claim looks for a due schedule before it writes: on SQLite a claim takes the
+    database's one write lock, on PostgreSQL it is one UPDATE that may change no row."""
 
     def put_schedule(self, rec: ScheduleRecord) -> None:
         """Add the schedule or replace it (same id)."""
@@ -189,27 +220,43 @@ class ScheduleMethods:
         self, owner: str, now: float, lease: float, limit: int
     ) -> list[ScheduleRecord]:
         """Due schedules, claimed by `owner` for `lease` seconds."""
-        if (due := self.next_schedule_fire()) is None or due > now:
+        if self._schedules_look_first and ((due := self.next_schedule_fire()) is None or due > now):
             return []  # nothing due: no write lock taken
-        return self._schedules_tx(lambda c: claim(c, owner, now, lease, limit, self._schedules_pg))
+        return self._schedules_lease_tx(
+            lambda c: claim(c, owner, now, lease, limit, self._schedules_pg)
+        )
 
     def advance_schedules(
         self,
         owner: str,
-        moves: list[tuple[ScheduleRecord, float, float, float | None, str | None, int]],
+        moves: list[Move],
         now: float,
     ) -> int:
-        """Move claimed schedules on, in one transaction (guarded by owner and slot): each move is
-        (schedule, next slot, next fire, last slot, last run, runs created). Returns how many
-        were still this owner's."""
+        """Move claimed schedules on, in one transaction (guarded by owner and slot). Returns how
+        many were still this owner's."""
 
         def go(c: Any) -> int:
+            if self._schedules_pg:  # one statement: a network round trip per row adds up
+                rows = [
+                    {
+                        "id": rec.id,
+                        "old_slot": rec.next_slot,
+                        "next_slot": nxt,
+                        "next_fire": fire,
+                        "last_slot": last,
+                        "last_run": run,
+                        "fired": n,
+                        "error": error,
+                    }
+                    for rec, nxt, fire, last, run, n, error in moves
+                ]
+                return len(c.execute(_ADVANCE_PG, (now, json.dumps(rows), owner)).fetchall())
             return sum(
-                advance(c, rec, owner, nxt, fire, last, run, n, now, self._schedules_pg)
-                for rec, nxt, fire, last, run, n in moves
+                advance(c, rec, owner, nxt, fire, last, run, n, now, error)
+                for rec, nxt, fire, last, run, n, error in moves
             )
 
-        return self._schedules_tx(go) if moves else 0
+        return self._schedules_lease_tx(go) if moves else 0
 
     def next_schedule_fire(self) -> float | None:
         """When the earliest active schedule wants looking at; None without one."""

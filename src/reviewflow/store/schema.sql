@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS schedules (
     lease_owner text,
     lease_until REAL,
     created_at  REAL NOT NULL,
-    updated_at  REAL NOT NULL
+    updated_at  REAL NOT NULL,
+    last_error  text
 );
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (next_fire) WHERE paused = 0;

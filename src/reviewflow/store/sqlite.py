@@ -139,6 +139,9 @@ class SQLiteStore(ScheduleMethods):
                     conn.execute(statement)
             if conn.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 0:
                 conn.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(schedules)")}
+            if "last_error" not in columns:  # a file made before schedules recorded errors
+                conn.execute("ALTER TABLE schedules ADD COLUMN last_error text")
 
     def _retrying(self, fn: Callable[[], _T]) -> _T:
         """Run `fn`, retrying while another process holds the write lock (bounded in time)."""

@@ -146,9 +146,48 @@ VALUES (%(run_id)s, %(workflow)s, 'running', %(spec)s, %(meta)s, %(now)s, %(now)
         %(open_main)s, %(open_hooks)s, %(deadline)s)
 ON CONFLICT (run_id) DO NOTHING;
 
--- name: copy_cluster_tasks
-COPY tasks (run_id, name, position, state, hook, remaining, concurrency_key, key_limit,
-            run_limit) FROM STDIN;
+-- name: insert_new_cluster_runs
+-- New runs in one statement, whatever their number (a scheduler's batch of slots: one round trip,
+-- not several per run): the runs, their subscriptions, their tasks as their first transaction
+-- leaves them (roots ready or due) and their first events, each JSON array prepared as if every
+-- run were new; an id that exists already is left untouched, and so is everything of it here.
+-- Returns the ids that were new. Events get their ids in array order.
+WITH new AS (
+    INSERT INTO runs (run_id, workflow, state, spec, meta, created_at, started_at, mode,
+                      open_main, open_hooks, deadline)
+    SELECT r.run_id, r.workflow, 'running', r.spec, r.meta, %(now)s, %(now)s, 'workers',
+           r.open_main, r.open_hooks, r.deadline
+    FROM json_to_recordset(%(runs)s::json) AS r(run_id text, workflow text, spec text, meta json,
+                                                open_main integer, open_hooks integer,
+                                                deadline double precision)
+    ON CONFLICT (run_id) DO NOTHING
+    RETURNING run_id
+), subscribed AS (
+    INSERT INTO outbox_sources (run_id, source, config)
+    SELECT s.run_id, s.source, s.config
+    FROM json_to_recordset(%(sources)s::json) AS s(run_id text, source text, config text)
+    WHERE s.run_id IN (SELECT run_id FROM new)
+    ON CONFLICT (run_id, source) DO UPDATE SET config = excluded.config
+), tasked AS (
+    INSERT INTO tasks (run_id, name, position, state, hook, remaining, concurrency_key,
+                       key_limit, run_limit, ready_at, sort_key, held, wait_reason, due_at)
+    SELECT t.run_id, t.name, t.position, t.state, t.hook, t.remaining, t.concurrency_key,
+           t.key_limit, t.run_limit, t.ready_at, t.sort_key, t.held, t.wait_reason, t.due_at
+    FROM json_to_recordset(%(tasks)s::json) AS t(run_id text, name text, position integer,
+                                                 state text, hook boolean, remaining integer,
+                                                 concurrency_key text, key_limit integer,
+                                                 run_limit integer, ready_at double precision,
+                                                 sort_key double precision, held text,
+                                                 wait_reason text, due_at double precision)
+    WHERE t.run_id IN (SELECT run_id FROM new)
+), logged AS (
+    INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)
+    SELECT e->>0, e->>1, e->>2, e->>3, (e->>4)::int, (e->>5)::float8, e->>6
+    FROM json_array_elements(%(events)s::json) WITH ORDINALITY AS v(e, i)
+    WHERE e->>0 IN (SELECT run_id FROM new)
+    ORDER BY i
+)
+SELECT run_id FROM new;
 
 -- name: lock_cluster_run
 -- Every transaction that changes a workers-mode run's tasks beyond a claim holds this lock.

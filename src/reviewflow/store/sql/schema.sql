@@ -1,6 +1,6 @@
 -- The PostgreSQL schema in one go, for an empty database.
--- version: 5
--- It must equal migrations 0001..0005 applied one by one (tests/integration/
+-- version: 6
+-- It must equal migrations 0001..0006 applied one by one (tests/integration/
 -- test_postgres_store.py diffs the two): add a migration AND change this file, then bump the
 -- version above. Column order matters (ALTER TABLE ... ADD COLUMN appends).
 CREATE TABLE runs (
@@ -154,6 +154,7 @@ CREATE TABLE schedules (
     lease_owner text,
     lease_until double precision,
     created_at  double precision NOT NULL,
-    updated_at  double precision NOT NULL
+    updated_at  double precision NOT NULL,
+    last_error  text
 );
 CREATE INDEX schedules_due ON schedules (next_fire) WHERE paused = 0;
