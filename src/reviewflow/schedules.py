@@ -134,6 +134,72 @@ def entries(spec: WorkflowSpec) -> list[tuple[str, ScheduleSpec]]:
     return out
 
 
+class ScheduleFieldError(ScheduleError):
+    """A schedule given by its fields (CLI flags, API query) is invalid; `field` names it."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def from_fields(
+    *,
+    name: str | None = None,
+    cron: str | None = None,
+    interval: str | None = None,
+    timezone: str = "UTC",
+    catchup: str = "one",
+    jitter: str | None = None,
+    meta: dict[str, str] | None = None,
+) -> ScheduleSpec:
+    """One schedule from separate fields (`schedule add --cron …`, POST /schedules?cron=…),
+    validated as a `schedules:` entry; ScheduleFieldError names the field at fault."""
+    entry: dict[str, Any] = {"timezone": timezone, "catchup": catchup}
+    for key, value in (("name", name), ("cron", cron), ("interval", interval), ("jitter", jitter)):
+        if value is not None:
+            entry[key] = value
+    if meta:
+        entry["meta"] = meta
+    try:
+        return ScheduleSpec.model_validate(entry)
+    except ValueError as exc:
+        errors = getattr(exc, "errors", None)
+        if not callable(errors):
+            raise ScheduleFieldError(str(exc), "") from None
+        first = errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if not where and message.startswith("jitter:"):  # a rule across fields, about jitter
+            where, message = "jitter", message.removeprefix("jitter:").strip()
+        raise ScheduleFieldError(message, where) from None
+
+
+def describe(rec: ScheduleRecord) -> dict[str, Any]:
+    """A schedule as `schedule list --json` and GET /schedules show it."""
+    entry = json.loads(rec.cadence)
+    when = entry["cron"] or f"every {entry['interval']:g}s"
+    if entry["cron"] and entry["timezone"] != "UTC":
+        when += f" ({entry['timezone']})"
+    return {
+        "id": rec.id,
+        "workflow": rec.workflow,
+        "when": when,
+        "cron": entry["cron"],
+        "interval": entry["interval"],
+        "timezone": entry["timezone"],
+        "catchup": entry["catchup"],
+        "jitter": entry["jitter"],
+        "meta": entry["meta"],
+        "paused": rec.paused,
+        "next_slot": slot_text(rec.next_slot),
+        "last_slot": None if rec.last_slot is None else slot_text(rec.last_slot),
+        "last_run": rec.last_run,
+        "runs": rec.fired,
+        "error": rec.last_error,
+    }
+
+
 def record(
     schedule_id: str, spec: WorkflowSpec, entry: ScheduleSpec, now: float, paused: bool = False
 ) -> ScheduleRecord:

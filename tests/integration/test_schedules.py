@@ -473,3 +473,135 @@ def test_schedule_list_shows_why_a_schedule_fails(tmp_path: Path) -> None:
     )
     line = next(x for x in table.stdout.splitlines() if x.startswith("bad "))
     assert "failing" in line and "gone-plugin" in line
+
+
+def test_a_database_made_before_schedule_errors_opens_and_records_them(tmp_path: Path) -> None:
+    import sqlite3
+
+    from reviewflow.store import SQLiteStore
+
+    db = tmp_path / "rf.db"
+    SQLiteStore(db).close()
+    with sqlite3.connect(db) as conn:  # the schedules table as the previous version made it
+        conn.execute("ALTER TABLE schedules DROP COLUMN last_error")
+    store = SQLiteStore(db)
+    try:
+        register(store, workflow({"interval": "1s"}, name="bad"), now=time.time() - 5)
+        _break(store, "bad")
+        Scheduler(store, submitter(store)).tick()
+        row = store.get_schedule("bad")
+        assert row is not None and row.last_error is not None
+    finally:
+        store.close()
+
+
+def _fired_by(log: Path) -> set[str]:
+    """Run ids a process's JSON log says it created by firing a slot."""
+    fired = set()
+    for line in log.read_text().splitlines():
+        if line.startswith("{"):
+            doc = json.loads(line)
+            if doc.get("event") == "schedule.fired" and doc.get("created"):
+                fired.add(doc["run_id"])
+    return fired
+
+
+def _beat(tmp_path: Path) -> Path:
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        "name: beat\nschedules:\n  - {interval: 1s, catchup: skip}\n"
+        "tasks:\n  noop: {type: shell, run: ['true']}\n"
+    )
+    return wf
+
+
+def test_serve_with_no_schedules_leaves_them_to_a_dedicated_scheduler(tmp_path: Path) -> None:
+    """`serve --no-schedules` next to `reviewflow scheduler`: every scheduled run is the
+    scheduler's (without the flag the server fires too: test_serve_schedules.py)."""
+    import socket
+
+    import httpx
+
+    db = tmp_path / "rf.db"
+    subprocess.run(
+        _reviewflow("schedule", "add", str(_beat(tmp_path)), "--db", str(db)), check=True
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "REVIEWFLOW_API_TOKENS": "tok", "NO_COLOR": "1"}
+    env.pop("REVIEWFLOW_DB", None)
+    serve_log, sched_log = tmp_path / "serve.log", tmp_path / "scheduler.log"
+    with serve_log.open("w") as s_out, sched_log.open("w") as c_out:
+        procs = [
+            subprocess.Popen(
+                _reviewflow(*args, "--db", str(db), "--log-format", "json"),
+                cwd=tmp_path,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for args, out in (
+                (["serve", "--no-schedules", "--port", str(port)], s_out),
+                (["scheduler"], c_out),
+            )
+        ]
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10.0)
+        auth = {"Authorization": "Bearer tok"}
+
+        def scheduled() -> list[dict[str, Any]]:
+            try:
+                got = http.get("/runs", headers=auth, params=[("meta", "schedule=beat")])
+            except httpx.TransportError:
+                return []  # not listening yet
+            return list(got.json()["runs"])
+
+        try:
+            _wait_for(lambda: sum(r["state"] == "succeeded" for r in scheduled()) >= 3)
+            runs = {r["run_id"] for r in scheduled()}
+        finally:
+            http.close()
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=30)
+    assert _fired_by(serve_log) == set()
+    assert runs and runs <= _fired_by(sched_log)
+
+
+def test_a_worker_with_no_schedules_leaves_them_to_a_dedicated_scheduler(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from reviewflow.store.postgres import PostgresStore
+
+    env = {**os.environ, "REVIEWFLOW_DB": pg_url}
+    subprocess.run(_reviewflow("schedule", "add", str(_beat(tmp_path))), env=env, check=True)
+    worker_log, sched_log = tmp_path / "worker.log", tmp_path / "scheduler.log"
+    with worker_log.open("w") as w_out, sched_log.open("w") as c_out:
+        procs = [
+            subprocess.Popen(
+                _reviewflow(*args, "--log-format", "json"),
+                cwd=tmp_path,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            for args, out in (
+                (["worker", "--no-schedules", "--poll-interval", "0.2"], w_out),
+                (["scheduler", "--no-execute"], c_out),
+            )
+        ]
+        store = PostgresStore(pg_url)
+        try:  # the worker executes what the scheduler fires: both are alive and working
+            _wait_for(
+                lambda: sum(r.state == "succeeded" for r in scheduled_runs(store, "beat")) >= 3
+            )
+            runs = {r.run_id for r in scheduled_runs(store, "beat")}
+        finally:
+            for p in procs:
+                p.send_signal(signal.SIGTERM)
+            for p in procs:
+                p.wait(timeout=30)
+            store.close()
+    assert _fired_by(worker_log) == set()
+    assert runs and runs <= _fired_by(sched_log)

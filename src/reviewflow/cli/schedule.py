@@ -70,26 +70,23 @@ def add(
 ) -> None:
     """Store FILE's workflow with its schedules (a schedule with the same id is replaced)."""
     from ..errors import SpecError
-    from ..schedules import ScheduleError, register
-    from ..spec import ScheduleSpec
+    from ..schedules import ScheduleError, from_fields, register
 
     spec = _load(file, None)
     if cron is not None or interval is not None:
-        entry: dict[str, Any] = {"timezone": timezone, "catchup": catchup}
-        if name:
-            entry["name"] = name
-        if cron is not None:
-            entry["cron"] = cron
-        if interval is not None:
-            entry["interval"] = interval
-        if jitter is not None:
-            entry["jitter"] = jitter
-        if meta:
-            entry["meta"] = _parse_meta(meta)
         try:
-            spec = spec.model_copy(update={"schedules": [ScheduleSpec.model_validate(entry)]})
-        except ValueError as exc:
-            _fail(f"schedule flags: {_first_error(exc)}")
+            entry = from_fields(
+                name=name or None,
+                cron=cron,
+                interval=interval,
+                timezone=timezone,
+                catchup=catchup,
+                jitter=jitter,
+                meta=_parse_meta(meta) if meta else None,
+            )
+        except ScheduleError as exc:
+            _fail(f"schedule flags: {exc}")
+        spec = spec.model_copy(update={"schedules": [entry]})
     elif any(v is not None for v in (name, jitter)) or meta:
         _fail("--name, --jitter and --meta go with --cron or --interval")
     if not spec.schedules:
@@ -107,16 +104,6 @@ def add(
     for row in rows:
         when = "paused (see schedule resume)" if row.paused else f"next run {_when(row.next_slot)}"
         out.print(f"schedule {row.id}: {when}", highlight=False)
-
-
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors(include_url=False)[0]
-        where = ".".join(str(p) for p in first["loc"])
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        return f"{where}: {msg}" if where else msg
-    return str(exc)
 
 
 @schedule_app.command("list")
@@ -158,31 +145,9 @@ def list_(db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> None:
 
 
 def _doc(r: Any) -> dict[str, Any]:
-    import json
+    from ..schedules import describe
 
-    from ..cadence import slot_text
-
-    entry = json.loads(r.cadence)
-    when = entry["cron"] or f"every {entry['interval']:g}s"
-    if entry["cron"] and entry["timezone"] != "UTC":
-        when += f" ({entry['timezone']})"
-    return {
-        "id": r.id,
-        "workflow": r.workflow,
-        "when": when,
-        "cron": entry["cron"],
-        "interval": entry["interval"],
-        "timezone": entry["timezone"],
-        "catchup": entry["catchup"],
-        "jitter": entry["jitter"],
-        "meta": entry["meta"],
-        "paused": r.paused,
-        "next_slot": slot_text(r.next_slot),
-        "last_slot": None if r.last_slot is None else slot_text(r.last_slot),
-        "last_run": r.last_run,
-        "runs": r.fired,
-        "error": r.last_error,
-    }
+    return describe(r)
 
 
 def _when(slot: float) -> str:

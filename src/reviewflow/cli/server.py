@@ -116,6 +116,14 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    schedules: Annotated[
+        bool,
+        typer.Option(
+            "--schedules/--no-schedules",
+            help="Also fire the database's schedules (--no-schedules: leave them to"
+            " `reviewflow scheduler` or other processes).",
+        ),
+    ] = True,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
@@ -187,6 +195,7 @@ def serve(
         notifications=targets,
         github_post_back=github_post_back,
         public_url=public_url,
+        schedules=schedules,
     )
     from ..logs import log
     from ..server.logconfig import json_logs, route_warnings, uvicorn_log_config

@@ -100,6 +100,14 @@ def worker(
             help="On SIGTERM: seconds running attempts get to finish before they are handed back.",
         ),
     ] = DEFAULT_GRACE,
+    schedules: Annotated[
+        bool,
+        typer.Option(
+            "--schedules/--no-schedules",
+            help="Also fire the database's schedules (--no-schedules: leave them to"
+            " `reviewflow scheduler` or other processes).",
+        ),
+    ] = True,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
@@ -123,6 +131,7 @@ def worker(
             max_lost_attempts=max_lost_attempts,
             poll_interval=poll_interval,
             grace=grace,
+            schedules=schedules,
         )
     except ReviewflowError as exc:
         _fail(str(exc), EXIT_FAILED)

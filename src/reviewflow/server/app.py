@@ -32,6 +32,7 @@ from ..store import Store
 from ..store.postgres import PostgresStore
 from ..version import __version__
 from . import control, runs, ui, webhooks
+from . import schedules as schedules_api
 from .auth import Token, TokenSet, parse_tokens
 from .context import PARSE_TIMEOUT, ServerContext
 from .http import DEFAULT_MAX_BODY, BodyLimit, Json, install_handlers
@@ -203,6 +204,7 @@ def create_app(
     app.add_middleware(BodyLimit, limit=max_body)
     app.include_router(runs.router)
     app.include_router(control.router)
+    app.include_router(schedules_api.router)
     app.include_router(webhooks.router)
     _probes(app, ctx)
     ui.install(app, list(ui_login_once))

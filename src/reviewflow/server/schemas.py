@@ -44,6 +44,32 @@ class RunCreated(BaseModel):
     created: bool
 
 
+class Schedule(BaseModel):
+    """A schedule as `reviewflow schedule list --json` shows it."""
+
+    id: str
+    workflow: str
+    when: str
+    cron: str | None
+    interval: float | None
+    timezone: str
+    catchup: str
+    jitter: float
+    meta: dict[str, str]
+    paused: bool
+    next_slot: str
+    last_slot: str | None
+    last_run: str | None
+    runs: int
+    error: str | None = Field(
+        description="Why the schedule's last slot could not fire (None: it fired)."
+    )
+
+
+class ScheduleList(BaseModel):
+    schedules: list[Schedule]
+
+
 class RunSummary(BaseModel):
     run_id: str
     workflow: str
