@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from .cadence import Cadence, jitter_offset, plan, slot_id, slot_text
 from .errors import ReviewflowError

@@ -251,7 +251,10 @@ class Cluster:
         """The runs' first transaction in one statement: each run is made in memory by the DAG
         logic (roots ready or due) as if new, and the database keeps the ones that are. Returns
         the new ids, the outbox rows their events cause and whether a task became ready."""
-        rows, sources, tasks, events = [], [], [], []
+        rows: list[dict[str, Any]] = []
+        sources: list[dict[str, Any]] = []
+        tasks: list[dict[str, Any]] = []
+        events: list[Event] = []
         derived: list[outbox.OutboxItem] = []
         graphs: dict[str, Graph] = {}
         wake = False
