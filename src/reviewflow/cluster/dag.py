@@ -215,6 +215,23 @@ def _new_run_row(graph: Graph, now: float) -> tuple[Any, ...]:
             None, now)  # fmt: skip
 
 
+def lock_run(conn: psycopg.Connection, run_id: str, graphs: dict[str, Graph]) -> psycopg.Cursor:
+    """Send the run's lock statement (`RunTx(locked=cursor.fetchone())` reads its answer): in a
+    pipeline, several runs' locks and their rows go to the server in one round trip."""
+    return conn.execute(
+        query("lock_cluster_run"), {"run_id": run_id, "with_spec": run_id not in graphs}
+    )
+
+
+def fetch_rows(conn: psycopg.Connection, run_id: str, names: list[str]) -> psycopg.Cursor:
+    """Send the read of a run's task rows (`RunTx.preload` takes the answer)."""
+    return conn.execute(query("cluster_rows"), {"run_id": run_id, "names": names})
+
+
+FETCH_LOCK: Any = object()
+"""`RunTx(locked=…)` default: the lock statement is sent and read by the constructor."""
+
+
 class RunTx:
     """One run's changes inside one transaction, with its row lock held."""
 
@@ -228,17 +245,15 @@ class RunTx:
         aging_interval: float,
         rand: Any,
         fresh: bool = False,
+        locked: Any = FETCH_LOCK,
     ) -> None:
         """`fresh`: the run was inserted in this transaction (its graph is in `graphs`): its
         row and task rows are known without reading them (see Cluster.submit_many)."""
         graph = graphs.get(run_id)
-        row = (
-            _new_run_row(graph, now)
-            if fresh and graph is not None
-            else conn.execute(
-                query("lock_cluster_run"), {"run_id": run_id, "with_spec": graph is None}
-            ).fetchone()
-        )
+        if fresh and graph is not None:
+            row = _new_run_row(graph, now)
+        else:
+            row = lock_run(conn, run_id, graphs).fetchone() if locked is FETCH_LOCK else locked
         if row is None:
             raise RunNotFound(run_id)
         (
@@ -277,10 +292,17 @@ class RunTx:
         self.aging_interval = aging_interval
         self.rand = rand
         self.handoff: HandOff | None = None
+        self.checks: list[tuple[psycopg.Cursor, int]] = []
+        """Guarded row updates sent, with the number of rows each must apply (`verify`)."""
         if fresh and graph is not None:
             self.rows = {row.name: row for row in new_task_rows(graph.spec)}
 
     # ------------------------------------------------------------------ rows and events
+
+    def preload(self, rows: list[Any]) -> None:
+        """Rows read ahead (`fetch_rows`) in the order of the cluster_rows query."""
+        for r in rows:
+            self.rows.setdefault(r[0], Row(*r))
 
     def load(self, names: list[str] | set[str]) -> dict[str, Row]:
         missing = [n for n in names if n not in self.rows]
@@ -721,16 +743,23 @@ class RunTx:
             }
             for r in rows
         ]
-        applied = len(
-            self.conn.execute(
-                query("save_cluster_rows"), {"run_id": self.run_id, "rows": _json(data)}
-            ).fetchall()
+        cur = self.conn.execute(
+            query("save_cluster_rows"), {"run_id": self.run_id, "rows": _json(data)}
         )
-        if applied != len(rows):
-            raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
+        # Checked before the commit (`verify`), not here: in a pipeline the check's answer
+        # then comes back with the transaction's other writes, in the same round trip. A
+        # statement between here and there that saw a row not applied is rolled back with it.
+        self.checks.append((cur, len(rows)))
         for r in rows:
             r.old_state, r.old_owner = r.state, r.owner
         self.dirty.clear()
+
+    def verify(self) -> None:
+        """Every guarded update applied to every row it named, or Conflict (roll back)."""
+        checks, self.checks = self.checks, []
+        for cur, expected in checks:
+            if len(cur.fetchall()) != expected:
+                raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
 
     def _deadline(self) -> float | None:
         timeout = self.graph.spec.timeout

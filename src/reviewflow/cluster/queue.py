@@ -54,6 +54,7 @@ from ..store.postgres import PostgresStore, translated
 from ..store.sql import query
 from .dag import (
     CHANNEL,
+    FETCH_LOCK,
     Conflict,
     Graph,
     HandOff,
@@ -61,8 +62,10 @@ from .dag import (
     RunTx,
     _json,
     already_recorded,
+    fetch_rows,
     insert_events,
     loads_spec,
+    lock_run,
 )
 
 RETRIES = 8  # attempts of one transaction that hit a conflict or a deadlock
@@ -149,10 +152,29 @@ class Cluster:
             assert row is not None
             yield conn, float(row[0])
 
-    def _retrying(self, fn: Callable[[psycopg.Connection, float], Any]) -> Any:
-        """Run `fn` in a transaction; again (bounded) on a guard conflict or a deadlock."""
+    @contextmanager
+    def _pipelined_tx(self) -> Iterator[tuple[psycopg.Connection, psycopg.Cursor]]:
+        """A transaction in pipeline mode: statements are sent without waiting for their
+        answers, and a round trip happens only when an answer is read. BEGIN, the clock and
+        whatever the caller sends before reading the clock's cursor share one."""
+        with (
+            translated(self.store.url),
+            self.store.pool.connection() as conn,
+            conn.pipeline(),
+            conn.transaction(),
+        ):
+            yield conn, conn.execute(query("db_now"))
+
+    def _retrying(
+        self, fn: Callable[[psycopg.Connection, Any], Any], pipelined: bool = False
+    ) -> Any:
+        """Run `fn` in a transaction; again (bounded) on a guard conflict or a deadlock.
+        `pipelined`: in pipeline mode, `fn` gets the clock's cursor instead of the time."""
         for attempt in range(RETRIES):
             try:
+                if pipelined:
+                    with self._pipelined_tx() as (conn, clock):
+                        return fn(conn, clock)
                 with self._tx() as (conn, now):
                     return fn(conn, now)
             except Conflict:
@@ -166,9 +188,17 @@ class Cluster:
             time.sleep(0.01 * (attempt + 1) * (0.5 + self.rand()))
         raise AssertionError("unreachable")
 
-    def _run_tx(self, conn: psycopg.Connection, run_id: str, now: float) -> RunTx:
+    def _run_tx(
+        self, conn: psycopg.Connection, run_id: str, now: float, locked: Any = FETCH_LOCK
+    ) -> RunTx:
         return RunTx(
-            conn, run_id, now, self.graphs, aging_interval=self.aging_interval, rand=self.rand
+            conn,
+            run_id,
+            now,
+            self.graphs,
+            aging_interval=self.aging_interval,
+            rand=self.rand,
+            locked=locked,
         )
 
     @staticmethod
@@ -188,7 +218,9 @@ class Cluster:
             released += conn.execute(query("unhold_run"), {"run_id": run_id, "n": n}).rowcount
         return released > 0
 
-    def _finish_txs(self, conn: psycopg.Connection, txs: list[RunTx]) -> None:
+    def _finish_txs(
+        self, conn: psycopg.Connection, txs: list[RunTx], then: Callable[[], None] | None = None
+    ) -> None:
         keys: Counter[str] = Counter()
         runs: Counter[str] = Counter()
         notify: set[str] = set()
@@ -201,6 +233,10 @@ class Cluster:
         if (keys or runs) and self._unhold(conn, keys, runs):
             notify.add("")
         self._notify(conn, notify)
+        if then is not None:
+            then()  # sent before the checks are read: their answers come back together
+        for tx in txs:
+            tx.verify()
 
     # ------------------------------------------------------------------ submit
 
@@ -335,15 +371,7 @@ class Cluster:
             return []
 
         def go(conn: psycopg.Connection, now: float) -> list[Any]:
-            rows = conn.execute(
-                query("claim_tasks"),
-                {
-                    "n": n,
-                    "now": now,
-                    "owner": self.owner,
-                    "ttl": self.lease_ttl,
-                },
-            ).fetchall()
+            rows = conn.execute(query("claim_tasks"), self._claim_args(n, now)).fetchall()
             if rows:
                 rows = self._enforce_limits(conn, rows)
             return [(r, now) for r in rows]
@@ -353,11 +381,18 @@ class Cluster:
             return []
         return self._described(claimed)
 
-    def _described(self, claimed: list[Any]) -> list[Claimed]:
+    def _claim_args(self, n: int, now: float) -> dict[str, Any]:
+        return {"n": n, "now": now, "owner": self.owner, "ttl": self.lease_ttl}
+
+    def _described(
+        self,
+        claimed: list[Any],
+        inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] | None = None,
+    ) -> list[Claimed]:
         """`_describe` after the claim committed: if it fails, the attempts are leased to this
         worker but unknown to it; its heartbeat hands such strays back (see Worker)."""
         try:
-            return self._describe(claimed)
+            return self._describe(claimed, inputs)
         except StoreError as exc:
             log.warning(
                 "claim.describe_failed", owner=self.owner, error=str(exc), tasks=len(claimed)
@@ -416,8 +451,30 @@ class Cluster:
             },
         )
 
-    def _describe(self, claimed: list[Any]) -> list[Claimed]:
-        """Specs, metadata and dependency results of claimed attempts."""
+    def _wanted(self, tasks: list[tuple[str, str]]) -> list[tuple[str, str]] | None:
+        """The dependencies whose results `tasks` (run id, name) get; None if a run's spec
+        is not parsed here yet."""
+        wanted: list[tuple[str, str]] = []
+        for run_id, name in tasks:
+            graph = self.graphs.get(run_id)
+            if graph is None:
+                return None
+            wanted.extend((run_id, d) for d in graph.tasks[name].needs)
+        return wanted
+
+    @staticmethod
+    def _send_inputs(conn: psycopg.Connection, wanted: list[tuple[str, str]]) -> psycopg.Cursor:
+        return conn.execute(
+            query("inputs"), {"runs": [w[0] for w in wanted], "names": [w[1] for w in wanted]}
+        )
+
+    def _describe(
+        self,
+        claimed: list[Any],
+        inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] | None = None,
+    ) -> list[Claimed]:
+        """Specs, metadata and dependency results of claimed attempts (`inputs`: the results,
+        read already in the transaction that started them)."""
         runs = sorted({r[0] for r, _ in claimed} - set(self.graphs))
         if runs:
             with self.store.session() as conn:
@@ -426,22 +483,18 @@ class Cluster:
                         self.graphs[run_id] = Graph.of(loads_spec(text), dict(meta or {}))
                     except (SpecError, ValueError) as exc:
                         self.bad_specs[run_id] = f"cannot read the run's workflow here: {exc}"
-        wanted: list[tuple[str, str]] = []
-        for r, _ in claimed:
-            graph = self.graphs.get(r[0])
-            if graph is not None:
-                wanted.extend((r[0], d) for d in graph.tasks[r[1]].needs)
-        inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] = {}
-        if wanted:
-            with self.store.session() as conn:
-                for run_id, name, state, result, error in conn.execute(
-                    query("inputs"),
-                    {
-                        "runs": [w[0] for w in wanted],
-                        "names": [w[1] for w in wanted],
-                    },
-                ):
-                    inputs[(run_id, name)] = (state, result, error)
+        if inputs is None:
+            inputs = {}
+            wanted = [
+                (r[0], d)
+                for r, _ in claimed
+                if r[0] in self.graphs
+                for d in self.graphs[r[0]].tasks[r[1]].needs
+            ]
+            if wanted:
+                with self.store.session() as conn:
+                    for run_id, name, state, result, error in self._send_inputs(conn, wanted):
+                        inputs[(run_id, name)] = (state, result, error)
         out = []
         for r, now in claimed:
             run_id, name, attempt = r[0], r[1], r[2]
@@ -470,27 +523,57 @@ class Cluster:
         The caller must not add to `pending` meanwhile (the worker hands over a batch)."""
         return self.record_and_take(pending, 0)[0]
 
-    def record_and_take(self, pending: Pending, take: int) -> tuple[list[Outcome], list[Claimed]]:
-        """`record`, and start up to `take` of the dependents it readies for this worker in
-        the same transaction (dag.HandOff): returns (rejected outcomes, attempts to run)."""
+    def record_and_take(
+        self, pending: Pending, take: int
+    ) -> tuple[list[Outcome], list[tuple[Claimed, bool]]]:
+        """`record`, and start up to `take` attempts for this worker in the same transaction:
+        first the dependents it readies (dag.HandOff), then the best ready tasks of any run
+        (the claim). Returns (rejected outcomes, [(attempt to run, whether its start event
+        is still to be recorded)]).
+
+        One commit, and few round trips: the transaction runs in pipeline mode, so the
+        clock, the run locks and the rows the outcomes touch are read in one round trip, the
+        writes, the claim and the hand-offs' inputs are sent together, and only the dependents'
+        counters (when some succeeded) and the commit wait on their own."""
         handoff: HandOff | None = None
         by_run: dict[str, tuple[list[Outcome], list[Event]]] = defaultdict(lambda: ([], []))
         for o in pending.outcomes:
             by_run[o.run_id][0].append(o)
         for e in pending.events:
             by_run[e[0]][1].append(e)
+        claimed_rows: list[Any] = []
+        recorded: set[str] = set()  # runs whose lock this transaction holds
+        inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] | None = None
 
-        def go(conn: psycopg.Connection, now: float) -> list[Outcome]:
-            nonlocal handoff
+        def go(conn: psycopg.Connection, clock: psycopg.Cursor) -> tuple[list[Any], list[Outcome]]:
+            nonlocal handoff, claimed_rows, inputs
             handoff = HandOff(self.owner, self.lease_ttl, take) if take > 0 else None
+            claimed_rows, inputs = [], None
+            recorded.clear()
+            ahead = {}
+            for run_id in sorted(by_run):  # locks in run order, as every transaction takes them
+                outcomes = by_run[run_id][0]
+                ahead[run_id] = (
+                    lock_run(conn, run_id, self.graphs),
+                    fetch_rows(conn, run_id, [o.name for o in outcomes]) if outcomes else None,
+                )
+            best = conn.execute(query("best_ready")) if handoff is not None else None
+            now = float(clock.fetchone()[0])  # type: ignore[index]  (the first round trip)
+            if handoff is not None and best is not None:
+                row = best.fetchone()
+                handoff.best, handoff.looked = (row[0] if row else None), True
             rejected: list[Outcome] = []
             txs = []
             for run_id in sorted(by_run):
                 outcomes, events = by_run[run_id]
+                lock, rows = ahead[run_id]
                 try:
-                    tx = self._run_tx(conn, run_id, now)
+                    tx = self._run_tx(conn, run_id, now, locked=lock.fetchone())
                 except RunNotFound:
                     continue  # deleted meanwhile: nothing to record
+                recorded.add(run_id)
+                if rows is not None:
+                    tx.preload(rows.fetchall())
                 tx.handoff = handoff
                 if pending.resent and events:
                     insert_events(conn, events, resent=True)
@@ -498,13 +581,40 @@ class Cluster:
                     tx.events.extend(events)
                 rejected += self._apply(tx, outcomes)
                 txs.append(tx)
-            self._finish_txs(conn, txs)
-            return rejected
+            sent: dict[str, psycopg.Cursor] = {}
 
-        rejected: list[Outcome] = self._retrying(go)
+            def then() -> None:
+                left = handoff.budget if handoff is not None else 0
+                if left > 0:
+                    sent["claim"] = conn.execute(query("claim_tasks"), self._claim_args(left, now))
+                if handoff is not None and handoff.started:
+                    wanted = self._wanted([(s[0], s[1]) for s in handoff.started])
+                    if wanted is not None:
+                        sent["inputs"] = self._send_inputs(conn, wanted)
+
+            self._finish_txs(conn, txs, then)
+            if "claim" in sent:
+                claimed_rows = sent["claim"].fetchall()
+                if claimed_rows:
+                    claimed_rows = self._enforce_limits(conn, claimed_rows)
+                    mine = [r for r in claimed_rows if r[0] in recorded]
+                    if mine:  # start events of runs locked here: written now, in run order
+                        insert_events(
+                            conn, [(r[0], r[1], "ready", "running", r[2], now, None) for r in mine]
+                        )
+            if "inputs" in sent:
+                inputs = {(r[0], r[1]): (r[2], r[3], r[4]) for r in sent["inputs"]}
+            return [(r, now) for r in claimed_rows], rejected
+
+        claims, rejected = self._retrying(go, pipelined=True)
         started = handoff.started if handoff is not None else []
-        claimed = self._described([((r, n, a), at) for r, n, a, at in started]) if started else []
-        return rejected, claimed
+        out: list[tuple[Claimed, bool]] = []
+        if started:
+            described = self._described([((r, n, a), at) for r, n, a, at in started], inputs=inputs)
+            out += [(c, False) for c in described]
+        if claims:
+            out += [(c, c.run_id not in recorded) for c in self._described(claims)]
+        return rejected, out
 
     def _apply(self, tx: RunTx, outcomes: list[Outcome]) -> list[Outcome]:
         rows = tx.load([o.name for o in outcomes])

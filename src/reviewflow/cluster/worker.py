@@ -208,6 +208,8 @@ class Worker:
                     batch, self.pending = self.pending, Pending()
                     self._recording = {(o.run_id, o.name, o.attempt) for o in batch.outcomes}
                     take = 0 if self._draining else self.concurrency - self.active
+                    if take > 0:
+                        self._claim_due = False  # the record claims too; a NOTIFY sets it again
                     try:
                         handed = await self._hot_call(self._record, batch, take)
                     except BaseException:
@@ -218,8 +220,12 @@ class Worker:
                         self.pending = batch
                         raise
                     self._recording = set()
-                    for c in handed:  # dependents this worker started in that transaction
+                    for c, unrecorded in handed:  # attempts started in that transaction
+                        if unrecorded:  # a run that transaction did not lock: next time
+                            self.pending.events.append(c.event)
                         self._start(c)
+                    if take > 0 and len(handed) >= take:
+                        self._claim_due = True  # it filled every free slot: more may wait
                     worked = True
                 free = self.concurrency - self.active
                 if free > 0 and not self._draining and self._claim_due:
@@ -252,7 +258,7 @@ class Worker:
                 self._claim_due = True  # the poll: tasks may be ready with no NOTIFY heard
             self._wake.clear()
 
-    def _record(self, batch: Pending, take: int) -> list[Claimed]:
+    def _record(self, batch: Pending, take: int) -> list[tuple[Claimed, bool]]:
         rejected, handed = self.cluster.record_and_take(batch, take)
         for o in rejected:
             log.warning(
