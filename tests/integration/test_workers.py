@@ -1071,9 +1071,9 @@ def test_a_chain_advances_without_a_claim_per_step(
         async with workers(pg_url, tmp_path, n=1, poll_interval=60.0) as (worker,):
             claim = worker.cluster.claim
 
-            def counted(n: int) -> Any:
+            def counted(n: int, **options: Any) -> Any:
                 calls.append(n)
-                return claim(n)
+                return claim(n, **options)
 
             worker.cluster.claim = counted  # type: ignore[method-assign]
             run = await until_done(pg, run_id, timeout=60)
@@ -1081,3 +1081,49 @@ def test_a_chain_advances_without_a_claim_per_step(
 
     arun(main(), timeout=90)
     assert len(calls) <= 3, calls
+
+
+def _write_commits(store: PostgresStore) -> int:
+    """Transactions that wrote (each got a transaction id, and its commit waited for the disk)
+    on this server so far. A read-only transaction gets none."""
+    with store.session() as conn:
+        row = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+        return int(row.fetchone()[0])  # type: ignore[index]
+
+
+@pytest.mark.parametrize("shape", ["chain", "wide"])
+def test_tasks_that_run_one_after_another_cost_one_commit_each(
+    pg: PostgresStore, pg_url: str, tmp_path: Path, shape: str
+) -> None:
+    """A chain step, or a slot refilled when its task ends, is one commit: the transaction
+    recording an attempt's end also starts the next attempt for the freed slot (a dependent it
+    readies, or the best ready task) with its start event. Before, a refill cost three (the
+    record, a claim, the claimed task's start event) and the target is at most two. Counted in
+    transaction ids, not time: one worker, one slot, no heartbeat or poll during the run.
+    The slack covers the first claim and the test server's own database upkeep."""
+    n = 20
+    if shape == "chain":
+        tasks = {"t0": py("anoop")}
+        tasks |= {f"t{i}": py("anoop", needs=[f"t{i - 1}"]) for i in range(1, n)}
+    else:
+        tasks = {f"t{i}": py("anoop") for i in range(n)}
+
+    async def main() -> int:
+        async with workers(
+            pg_url, tmp_path, n=1, concurrency=1, lease_ttl=600.0, poll_interval=600.0
+        ):
+            await wait_until(lambda: bool(_workers_up(pg)), timeout=10)
+            before = _write_commits(pg)
+            run_id, _ = Cluster(pg).submit(workflow(tasks))
+            run = await until_done(pg, run_id, timeout=60)
+            assert run.state == "succeeded"
+            return _write_commits(pg) - before
+
+    commits = arun(main(), timeout=90)
+    assert commits <= n + 6, f"{commits} commits for {n} tasks run one after another"
+
+
+def _workers_up(store: PostgresStore) -> list[Any]:
+    from reviewflow.cluster.queue import list_workers
+
+    return list_workers(store)

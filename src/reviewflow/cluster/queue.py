@@ -85,6 +85,8 @@ class Claimed:
     failures: dict[str, str]
     started_at: float
     problem: str | None = None
+    recorded: bool = False
+    """Its start event is stored already (written by the transaction that started it)."""
 
     @property
     def event(self) -> Event:
@@ -364,22 +366,35 @@ class Cluster:
 
     # ------------------------------------------------------------------ claim
 
-    def claim(self, n: int) -> list[Claimed]:
+    def claim(self, n: int, *, start_events: bool = False) -> list[Claimed]:
         """Claim up to `n` ready tasks. Their start events (`Claimed.event`) are the caller's to
-        record: with the outcomes, under the runs' locks, so a run's events stay in order."""
+        record: with the outcomes, under the runs' locks, so a run's events stay in order.
+        `start_events`: the claim writes them itself for the runs whose lock it gets without
+        waiting (`Claimed.recorded`), saving a transaction; the others are still the caller's."""
         if n <= 0:
             return []
+        recorded: set[str] = set()
 
         def go(conn: psycopg.Connection, now: float) -> list[Any]:
+            recorded.clear()
             rows = conn.execute(query("claim_tasks"), self._claim_args(n, now)).fetchall()
             if rows:
                 rows = self._enforce_limits(conn, rows)
+            if rows and start_events:
+                runs = sorted({r[0] for r in rows})
+                recorded.update(r for (r,) in conn.execute(query("try_lock_runs"), {"runs": runs}))
+                events = [(r[0], r[1], "ready", "running", r[2], now, None) for r in rows]
+                if recorded:
+                    insert_events(conn, [e for e in events if e[0] in recorded])
             return [(r, now) for r in rows]
 
         claimed = self._retrying(go)
         if not claimed:
             return []
-        return self._described(claimed)
+        out = self._described(claimed)
+        for c in out:
+            c.recorded = c.run_id in recorded
+        return out
 
     def _claim_args(self, n: int, now: float) -> dict[str, Any]:
         return {"n": n, "now": now, "owner": self.owner, "ttl": self.lease_ttl}
@@ -523,13 +538,11 @@ class Cluster:
         The caller must not add to `pending` meanwhile (the worker hands over a batch)."""
         return self.record_and_take(pending, 0)[0]
 
-    def record_and_take(
-        self, pending: Pending, take: int
-    ) -> tuple[list[Outcome], list[tuple[Claimed, bool]]]:
+    def record_and_take(self, pending: Pending, take: int) -> tuple[list[Outcome], list[Claimed]]:
         """`record`, and start up to `take` attempts for this worker in the same transaction:
         first the dependents it readies (dag.HandOff), then the best ready tasks of any run
-        (the claim). Returns (rejected outcomes, [(attempt to run, whether its start event
-        is still to be recorded)]).
+        (the claim). Returns (rejected outcomes, attempts to run); `Claimed.recorded` says
+        whether an attempt's start event was written here (its run's lock was held).
 
         One commit, and few round trips: the transaction runs in pipeline mode, so the
         clock, the run locks and the rows the outcomes touch are read in one round trip, the
@@ -608,12 +621,13 @@ class Cluster:
 
         claims, rejected = self._retrying(go, pipelined=True)
         started = handoff.started if handoff is not None else []
-        out: list[tuple[Claimed, bool]] = []
+        out: list[Claimed] = []
         if started:
-            described = self._described([((r, n, a), at) for r, n, a, at in started], inputs=inputs)
-            out += [(c, False) for c in described]
+            out += self._described([((r, n, a), at) for r, n, a, at in started], inputs=inputs)
         if claims:
-            out += [(c, c.run_id not in recorded) for c in self._described(claims)]
+            out += self._described(claims)
+        for c in out:
+            c.recorded = c.run_id in recorded
         return rejected, out
 
     def _apply(self, tx: RunTx, outcomes: list[Outcome]) -> list[Outcome]:

@@ -220,21 +220,29 @@ class Worker:
                         self.pending = batch
                         raise
                     self._recording = set()
-                    for c, unrecorded in handed:  # attempts started in that transaction
-                        if unrecorded:  # a run that transaction did not lock: next time
+                    for c in handed:  # attempts started in that transaction
+                        if not c.recorded:  # a run that transaction did not lock: next time
                             self.pending.events.append(c.event)
                         self._start(c)
                     if take > 0 and len(handed) >= take:
                         self._claim_due = True  # it filled every free slot: more may wait
                     worked = True
                 free = self.concurrency - self.active
-                if free > 0 and not self._draining and self._claim_due:
+                # Outcomes that came in meanwhile go first: their record claims for the slots
+                # they free in the same transaction (a claim of its own was one more commit).
+                if (
+                    free > 0
+                    and not self._draining
+                    and self._claim_due
+                    and not self.pending.outcomes
+                ):
                     self._claim_due = False  # a NOTIFY during the claim sets it again
-                    claimed = await self._hot_call(self.cluster.claim, free)
+                    claimed = await self._hot_call(self._claim, free)
                     if len(claimed) >= free:
                         self._claim_due = True  # more may be waiting
                     for c in claimed:
-                        self.pending.events.append(c.event)
+                        if not c.recorded:
+                            self.pending.events.append(c.event)
                         self._start(c)
                     if claimed:
                         worked = True
@@ -258,7 +266,10 @@ class Worker:
                 self._claim_due = True  # the poll: tasks may be ready with no NOTIFY heard
             self._wake.clear()
 
-    def _record(self, batch: Pending, take: int) -> list[tuple[Claimed, bool]]:
+    def _claim(self, n: int) -> list[Claimed]:
+        return self.cluster.claim(n, start_events=True)
+
+    def _record(self, batch: Pending, take: int) -> list[Claimed]:
         rejected, handed = self.cluster.record_and_take(batch, take)
         for o in rejected:
             log.warning(

@@ -326,6 +326,11 @@ WHERE t.run_id = picked.run_id AND t.name = picked.name AND t.state = 'ready'
 RETURNING t.run_id, t.name, t.attempts, t.concurrency_key, t.key_limit, t.run_limit,
           t.sort_key, picked.started_at, t.ready_at, t.lost_attempts, t.position;
 
+-- name: try_lock_runs
+-- The run locks a claim can take without waiting (it writes those runs' start events itself).
+SELECT run_id FROM runs WHERE run_id = ANY(%(runs)s) ORDER BY run_id
+FOR NO KEY UPDATE SKIP LOCKED;
+
 -- name: best_ready
 -- The best sort key among ready tasks: a recording worker starts a dependent itself only if
 -- no ready task should go first.
