@@ -67,7 +67,10 @@
   // Only the colours change while the labels are too small to be drawn (a big graph seen
   // whole): a new label makes cytoscape measure its text again and recompute the node's box
   // and its edges, which was most of a redraw; the labels catch up when the graph is zoomed.
-  const GRAPH_MS = 250;
+  // A redraw costs about a millisecond per node (canvas, no GPU) and holds the main thread:
+  // a big graph is repainted less often (1,000 nodes: every second), the table at once.
+  let graphMs = 250;
+  const BIG = 500;
   const FONT_PX = 11;
   const MIN_FONT_PX = 7;
   const dirty = new Map();
@@ -99,7 +102,7 @@
   function paint(n) {
     paintRow(n);
     dirty.set(n.id, n);
-    if (!graphTimer) graphTimer = setTimeout(paintGraph, GRAPH_MS);
+    if (!graphTimer) graphTimer = setTimeout(paintGraph, graphMs);
   }
 
   function buildTable() {
@@ -126,8 +129,10 @@
         shape: n.group ? "barrel" : (n.on_failure ? "round-rectangle" : "rectangle") } });
     }
     doc.edges.forEach(([a, b], i) => elements.push({ data: { id: `e${i}`, source: a, target: b } }));
+    const big = nodes.size > BIG;
     cy = cytoscape({
       container: $("graph"),
+      pixelRatio: big ? 1 : "auto",
       elements,
       wheelSensitivity: 0.3,
       style: [
@@ -138,9 +143,13 @@
           // labels too small to read are not drawn (text is most of a big graph's redraw)
           "min-zoomed-font-size": MIN_FONT_PX } },
         { selector: "node:selected", style: { "border-width": 4 } },
-        // straight edges on a big graph: bezier control points cost more than the rest of it
-        { selector: "edge", style: { width: 1.5, "line-color": "#8c959f", "target-arrow-color": "#8c959f",
-          "target-arrow-shape": "triangle", "curve-style": doc.edges.length > 200 ? "straight" : "bezier" } },
+        // Straight edges on a big graph (bezier control points cost more than the rest of
+        // it); past BIG nodes, seen whole at a zoom where arrowheads are a pixel, haystack
+        // lines without arrows (cytoscape's cheapest edges; the layout ranks top to bottom).
+        { selector: "edge", style: big
+          ? { width: 1, "line-color": "#8c959f", "curve-style": "haystack", "haystack-radius": 0 }
+          : { width: 1.5, "line-color": "#8c959f", "target-arrow-color": "#8c959f",
+            "target-arrow-shape": "triangle", "curve-style": doc.edges.length > 200 ? "straight" : "bezier" } },
       ],
       layout: { name: "dagre", rankDir: "TB", nodeSep: 20, rankSep: 40, animate: false },
       maxZoom: 2,
@@ -148,6 +157,7 @@
     if (cy.zoom() > 1) { cy.zoom(1); cy.center(); }
     cy.on("tap", "node", (ev) => select(nodes.get(ev.target.id())));
     cy.on("zoom", freshLabels);
+    graphMs = Math.min(2000, Math.max(250, nodes.size));
     window.rfGraph = cy;
   }
 
