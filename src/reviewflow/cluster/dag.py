@@ -463,12 +463,22 @@ class RunTx:
     def _decrement(self, counts: Counter[str]) -> list[str]:
         if not counts:
             return []
-        names = list(counts)
-        for name in names:  # rows already loaded here must not be saved with a stale counter
-            row = self.rows.get(name)
-            if row is not None and row.remaining is not None:
-                row.remaining -= counts[name]
+        # Rows loaded in this transaction (under the run lock, so no other transaction
+        # changes a blocked row meanwhile) are counted off here and saved with the rest: no
+        # round trip. A record reads its outcomes' dependents ahead with the outcomes.
         ready = []
+        names = []
+        for name in counts:
+            row = self.rows.get(name)
+            if row is None:
+                names.append(name)
+            elif row.remaining is not None and row.state == T.BLOCKED:
+                row.remaining -= counts[name]
+                self.dirty[name] = row
+                if row.remaining == 0:
+                    ready.append(name)
+        if not names:
+            return ready
         for r in self.conn.execute(
             query("decrement_remaining"),
             {

@@ -565,10 +565,13 @@ class Cluster:
             recorded.clear()
             ahead = {}
             for run_id in sorted(by_run):  # locks in run order, as every transaction takes them
-                outcomes = by_run[run_id][0]
+                names = [o.name for o in by_run[run_id][0]]
+                graph = self.graphs.get(run_id)
+                if graph is not None:  # and their dependents, to count them off here
+                    names += {d for n in names for d in graph.dependents.get(n, ())}
                 ahead[run_id] = (
                     lock_run(conn, run_id, self.graphs),
-                    fetch_rows(conn, run_id, [o.name for o in outcomes]) if outcomes else None,
+                    fetch_rows(conn, run_id, names) if names else None,
                 )
             best = conn.execute(query("best_ready")) if handoff is not None else None
             now = float(clock.fetchone()[0])  # type: ignore[index]  (the first round trip)
