@@ -170,18 +170,18 @@ def tree_state(root: Path, exclude: Sequence[str] = ()) -> TreeState:
     for record in status.split(b"\0"):
         if len(record) < 4:
             continue
-        name = record[3:].decode("utf-8", "backslashreplace")
-        path = root / name
+        rel = record[3:].decode("utf-8", "backslashreplace")
+        path = root / rel
         try:
             if path.is_symlink():
-                blobs[name] = "link:" + blob_id(os.readlink(path).encode("utf-8", "replace"))
+                blobs[rel] = "link:" + blob_id(os.readlink(path).encode("utf-8", "replace"))
             elif path.is_file():
                 executable = "100755" if os.access(path, os.X_OK) else "100644"
-                blobs[name] = f"{executable}:{blob_id(path.read_bytes())}"
+                blobs[rel] = f"{executable}:{blob_id(path.read_bytes())}"
             else:
-                blobs.pop(name, None)
+                blobs.pop(rel, None)
         except OSError:
-            blobs[name] = "unreadable"
+            blobs[rel] = "unreadable"
     return TreeState(blobs)
 
 

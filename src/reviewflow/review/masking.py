@@ -143,8 +143,8 @@ def python_secrets(source: str) -> set[str]:
             positional = [*args.posonlyargs, *args.args]
             for arg, default in zip(positional[::-1], args.defaults[::-1], strict=False):
                 add(arg.arg, default)
-            for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-                add(arg.arg, default)
+            for arg, kw_default in zip(args.kwonlyargs, args.kw_defaults, strict=True):
+                add(arg.arg, kw_default)
     return found
 
 
@@ -204,13 +204,9 @@ def _detect_secrets(root: Path, rel: str, lines: list[str]) -> set[str]:
     from .checks.code import _SECRETS_LOCK, _scan_secrets
 
     try:
-        from detect_secrets.core.scan import (
-            _is_filtered_out,
-            _scan_line,
-            get_code_snippet,
-            get_plugins,
-        )
-        from detect_secrets.settings import default_settings
+        from detect_secrets.core.scan import _is_filtered_out, _scan_line
+        from detect_secrets.settings import default_settings, get_plugins
+        from detect_secrets.util.code_snippet import get_code_snippet
     except ImportError:  # another detect-secrets version: its whole-file scan, slower
         values: set[str] = set()
         for _, number, _, value in _scan_secrets(root, [rel]):

@@ -172,7 +172,7 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         shutil.rmtree(tmp_dir, ignore_errors=True)
         masker.add(result.secrets if result is not None else ())
         masker.file(ctx.log_path)
-    data = masker.data(result.model_dump(mode="json"))
+    data: dict[str, Any] = masker.data(result.model_dump(mode="json"))
     if plan is not None and not reused and _reusable(result):
         await asyncio.to_thread(plan.remember, data)
     return data

@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import interpolate, parse_yaml
+from ..config import interpolate
 from ..errors import SpecError
 from ..notify.targets import NotificationTarget
 from ..spec import Duration, Name, spec_error_from
+from ..yamlsafe import parse_yaml
 from .cache import CacheConfig
 
 RESERVED_NAMES = frozenset({"change", "verdict", "approval", "summary"})

@@ -35,7 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ..change import EMPTY_TREE, Change, ChangedFile, ChangeError, git, path_matches
-from ..findings import SEVERITIES, CheckResult, Finding
+from ..findings import SEVERITIES, CheckResult, Finding, Severity
 from .base import CheckContext
 
 DEFAULT_DOC_PATHS = ("README*", "CHANGELOG*", "CHANGES*", "HISTORY*", "docs/", "doc/")
@@ -172,7 +172,7 @@ async def docs(ctx: CheckContext) -> CheckResult:
     return ctx.result(findings, what="public API changed, docs not updated", metrics=metrics)
 
 
-def _at_most_warning(severity: str) -> str:
+def _at_most_warning(severity: Severity) -> Severity:
     return "warning" if severity == "error" else severity
 
 
@@ -441,19 +441,23 @@ def _public_member(name: str) -> bool:
 
 def _dunder_all(tree: ast.Module) -> set[str] | None:
     for node in tree.body:
-        targets = (
-            node.targets
-            if isinstance(node, ast.Assign)
-            else [node.target]
-            if isinstance(node, ast.AnnAssign)
-            else []
-        )
+        targets: list[ast.expr]
+        if isinstance(node, ast.Assign):
+            targets = node.targets
+        elif isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        else:
+            continue
         if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
-            value = node.value  # type: ignore[union-attr]
-            if isinstance(value, ast.List | ast.Tuple) and all(
-                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in value.elts
-            ):
-                return {e.value for e in value.elts}  # type: ignore[attr-defined]
+            value = node.value
+            if isinstance(value, ast.List | ast.Tuple):
+                names = [
+                    e.value
+                    for e in value.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                ]
+                if len(names) == len(value.elts):  # only string literals: a static __all__
+                    return set(names)
             return None
     return None
 

@@ -459,7 +459,7 @@ def _scan_secrets(root: Path, files: list[str]) -> list[tuple[str, int | None, s
     detect-secrets reports one value several times when several plugins match it (an AWS
     secret key is also a high-entropy string and a keyword assignment): the specific type wins.
     """
-    from detect_secrets import SecretsCollection
+    from detect_secrets.core.secrets_collection import SecretsCollection
     from detect_secrets.settings import default_settings
 
     collection = SecretsCollection(root=str(root))

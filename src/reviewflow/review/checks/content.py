@@ -593,7 +593,7 @@ _IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _HUMP = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])")
 
 
-def repository_words(root: Path, changed: set[str], *, docs: bool) -> set[str]:
+def repository_words(root: Path, changed: set[str], *, docs: bool) -> frozenset[str]:
     """Lowercased words of the repository's code (identifiers split at `_` and humps) and,
     with `docs`, of its other documents: the project's own vocabulary. The changed files are
     left out, so a typo the change makes does not vouch for itself."""
@@ -780,8 +780,9 @@ def _check_link(
         return _finding(ctx, doc, link.line, "warning", "link-empty", f"empty {kind} target")
     path, _, anchor = target.partition("#")
     path, anchor = unquote(path.split("?", 1)[0]), unquote(anchor)
+    rel: str | None
     if not path:
-        rel: str | None = doc.path
+        rel = doc.path
     else:
         rel, outside = _locate(root, doc.path, path, site_roots)
         if rel is None:

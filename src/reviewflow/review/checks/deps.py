@@ -34,7 +34,7 @@ import tempfile
 import tomllib
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
@@ -224,10 +224,10 @@ async def dependencies(ctx: CheckContext) -> CheckResult:
 
 def parse_audit(
     report: Mapping[str, Any],
-) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], dict[str, str]]:
+) -> tuple[dict[tuple[str, str], list[Mapping[str, Any]]], dict[str, str]]:
     """(vulnerabilities per audited (name, version), skip reason per skipped name) from
     pip-audit's JSON report."""
-    vulns: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    vulns: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     skipped: dict[str, str] = {}
     for dep in report.get("dependencies") or ():
         if not isinstance(dep, Mapping) or not dep.get("name"):
@@ -243,7 +243,7 @@ def parse_audit(
 
 def audit_findings(
     pinned: Iterable[Requirement],
-    vulns: Mapping[tuple[str, str], list[Any]],
+    vulns: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]],
     skipped: Mapping[str, str],
     check: str,
 ) -> list[Finding]:

@@ -135,7 +135,9 @@ _FIELD = re.compile(r"^:([^:\s][^:]*):(?:\s+(.*))?$")
 def _rst_fields(doc: Document) -> None:
     """Field lists before the text (after the title, docinfo style, or before it, Sphinx
     file-wide metadata style) are the document's metadata."""
-    lines, i, fields, where = doc.lines, 0, {}, {}
+    lines, i = doc.lines, 0
+    fields: dict[str, str] = {}
+    where: dict[str, int] = {}
     while i < len(lines):
         if not lines[i].strip() or doc.hidden[i] or i in doc.heading_lines or i in doc.structure:
             i += 1
@@ -550,12 +552,12 @@ def links(doc: Document) -> list[Link]:
             for m in _RST_EMBEDDED.finditer(line):
                 if not m.group(1).endswith("_"):
                     found.append(Link(i + 1, m.group(1).strip()))
-            m = _RST_IMAGE.match(line)
-            if m and not m.group(2).startswith("<"):
-                found.append(Link(i + 1, m.group(2), image=m.group(1) != "include"))
-            m = _RST_TARGET.match(line)
-            if m and not m.group(1).endswith("_"):
-                found.append(Link(i + 1, m.group(1)))
+            embed = _RST_IMAGE.match(line)
+            if embed and not embed.group(2).startswith("<"):
+                found.append(Link(i + 1, embed.group(2), image=embed.group(1) != "include"))
+            anchor = _RST_TARGET.match(line)
+            if anchor and not anchor.group(1).endswith("_"):
+                found.append(Link(i + 1, anchor.group(1)))
         return found
     image_refs = {
         (m.group(2) or m.group(1) or m.group(3) or "").strip().lower()

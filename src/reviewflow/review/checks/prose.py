@@ -136,18 +136,19 @@ async def grammar(ctx: CheckContext) -> CheckResult:
     with _workdir(ctx) as work:
         words = work / "words.txt"
         words.write_text("\n".join(sorted(project_words(ctx))) + "\n", encoding="utf-8")
-        (work / "file-dictionaries").mkdir()
+        dictionaries = work / "file-dictionaries"
+        dictionaries.mkdir()
         inputs = []
         for i, article in enumerate(articles):
             path = work / f"{i}.md"
             path.write_text(_markdown_text(article), encoding="utf-8")
             inputs.append(path)
         argv = [binary, "lint", "--format", "json", "--no-color", "--dialect", dialect]
-        argv += ["--user-dict-path", words, "--file-dict-path", work / "file-dictionaries"]
+        argv += ["--user-dict-path", str(words), "--file-dict-path", str(dictionaries)]
         exact = [r for r in switches.off if not _is_glob(r)]
         if exact:
             argv += ["--ignore", ",".join(exact)]
-        run = await ctx.run_tool([*argv, *inputs], env=_home(work))
+        run = await ctx.run_tool([*argv, *map(str, inputs)], env=_home(work))
     _unknown_rules(run, switches.named)
     reports = _harper_reports(run, inputs)
     findings: list[Finding] = []
@@ -272,7 +273,8 @@ async def style(ctx: CheckContext) -> CheckResult:
             path.write_text(text, encoding="utf-8")
             texts.append(text)
             inputs.append(path)
-        argv = [*prefix, "check", "--config", config, "--output-format", "json", *inputs]
+        argv = [*prefix, "check", "--config", str(config), "--output-format", "json"]
+        argv += map(str, inputs)
         run = await ctx.run_tool(argv, env=_home(work))
     reports = _proselint_reports(run, inputs)
     reported = _reported(ctx)

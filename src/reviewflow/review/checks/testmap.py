@@ -178,8 +178,8 @@ def build(root: Path, rec: Recorder, command: list[str]) -> dict[str, Any] | Non
                 if rel is None or rel.startswith(f"{STATE_DIR}/"):
                     continue
                 into = lines.setdefault(rel, {})
-                for line, contexts in data.contexts_by_lineno(name).items():
-                    into.setdefault(line, set()).update(contexts)
+                for line, measured in data.contexts_by_lineno(name).items():
+                    into.setdefault(line, set()).update(measured)
     except Exception:  # a data file coverage cannot read: keep the old map
         return None
     prefix = side["prefix"]
