@@ -250,6 +250,7 @@ class RunTx:
         """`fresh`: the run was inserted in this transaction (its graph is in `graphs`): its
         row and task rows are known without reading them (see Cluster.submit_many)."""
         graph = graphs.get(run_id)
+        row: tuple[Any, ...] | None
         if fresh and graph is not None:
             row = _new_run_row(graph, now)
         else:

@@ -120,6 +120,13 @@ class Pending:
         return bool(self.outcomes or self.events)
 
 
+def _clock(cur: psycopg.Cursor[Any]) -> float:
+    """The database's clock from a `db_now` cursor (a SELECT without FROM: always one row)."""
+    row = cur.fetchone()
+    assert row is not None
+    return float(row[0])
+
+
 class Cluster:
     """The queue operations of one process (a worker, or a client submitting and controlling)."""
 
@@ -150,9 +157,7 @@ class Cluster:
     @contextmanager
     def _tx(self) -> Iterator[tuple[psycopg.Connection, float]]:
         with translated(self.store.url), self.store.pool.connection() as conn, conn.transaction():
-            row = conn.execute(query("db_now")).fetchone()
-            assert row is not None
-            yield conn, float(row[0])
+            yield conn, _clock(conn.execute(query("db_now")))
 
     @contextmanager
     def _pipelined_tx(self) -> Iterator[tuple[psycopg.Connection, psycopg.Cursor]]:
@@ -574,7 +579,7 @@ class Cluster:
                     fetch_rows(conn, run_id, names) if names else None,
                 )
             best = conn.execute(query("best_ready")) if handoff is not None else None
-            now = float(clock.fetchone()[0])  # type: ignore[index]  (the first round trip)
+            now = _clock(clock)  # the first round trip
             if handoff is not None and best is not None:
                 row = best.fetchone()
                 handoff.best, handoff.looked = (row[0] if row else None), True
@@ -741,7 +746,7 @@ class Cluster:
     def maintain(self) -> int:
         """Leases, due tasks, requests, run timeouts; returns how many runs were touched."""
         with self.store.session() as conn:
-            now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
+            now = _clock(conn.execute(query("db_now")))
             expired = [r for (r,) in conn.execute(query("expired_leases"), {"now": now})]
             due = [r for (r,) in conn.execute(query("due_runs"), {"now": now})]
             requested = [r for (r,) in conn.execute(query("requested_runs"))]
@@ -836,7 +841,7 @@ def list_workers(store: PostgresStore, *, include_silent: bool = False) -> list[
     database clock); with `include_silent`, also those not heard from since, in state `lost`
     (forgotten after an hour)."""
     with store.session() as conn:
-        now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
+        now = _clock(conn.execute(query("db_now")))
         rows = conn.execute(query("list_workers"), {"now": now, "all": include_silent}).fetchall()
     keys = ("name", "host", "pid", "started_at", "heartbeat_age", "concurrency", "running", "state")
     return [dict(zip(keys, r, strict=True)) for r in rows]
