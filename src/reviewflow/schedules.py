@@ -37,7 +37,9 @@ LEASE = 30.0
 POLL = 1.0
 """Longest sleep between passes: schedules added by other processes are seen within this."""
 BATCH = 20
-"""Schedules claimed at a time: small claims let several schedulers share one slot's work."""
+"""Schedules claimed at a time: small claims let several schedulers share one slot's work. A
+store may prefer another size (`schedules_batch`): on PostgreSQL a claim's runs are one
+statement whatever their number, so fewer, larger claims mean fewer round trips per slot."""
 MAX_BATCHES = 100
 """Claims per pass (2,000 schedules); the rest wait for the next pass, a moment later."""
 PASS_BUDGET = 1.0
@@ -255,7 +257,7 @@ class Scheduler:
         owner: str | None = None,
         clock: Callable[[], float] = time.time,
         lease: float = LEASE,
-        batch: int = BATCH,
+        batch: int | None = None,
         submit_many: SubmitMany | None = None,
     ) -> None:
         self.store = store
@@ -266,7 +268,7 @@ class Scheduler:
         )
         self.clock = clock
         self.lease = lease
-        self.batch = batch
+        self.batch = batch or int(getattr(store, "schedules_batch", BATCH))
         self._specs: dict[tuple[str, int], tuple[WorkflowSpec, ScheduleSpec]] = {}
 
     def tick(self, on_fired: Callable[[Fired], None] | None = None) -> list[Fired]:
