@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
@@ -26,7 +25,7 @@ from .schedules import ScheduleMethods
 _T = TypeVar("_T")
 
 
-class MemoryStore(ScheduleMethods):
+class MemoryStore(ScheduleMethods, outbox.OutboxMethods):
     """Holds everything in dicts; nothing survives the process."""
 
     def __init__(self) -> None:
@@ -39,10 +38,7 @@ class MemoryStore(ScheduleMethods):
         self._event_ids: dict[str, list[int]] = {}
         self._next_event_id = 1
         self._approvals: dict[tuple[str, str], ApprovalRecord] = {}
-        self._sources: dict[str, dict[str, str]] = {}
-        self._outbox: dict[int, outbox.OutboxRecord] = {}
-        self._outbox_keys: set[str] = set()
-        self._schedules_db: sqlite3.Connection | None = None  # made when first used
+        self._db: sqlite3.Connection | None = None  # outbox and schedules; made when first used
         self.outbox_defaults: dict[str, Any] = {}
         self.outbox_waker: Callable[[], None] | None = None
 
@@ -56,7 +52,7 @@ class MemoryStore(ScheduleMethods):
             self._event_ids[run.run_id] = []
             config = outbox.notify_config(run.spec, run.workflow, self.notify_extra())
             if config is not None:
-                self._sources.setdefault(run.run_id, {})[outbox.NOTIFY] = config
+                self._in_db(lambda db: outbox.subscribe(db, run.run_id, outbox.NOTIFY, config))
             self._append_events(run.run_id, events)
             return True
 
@@ -65,11 +61,8 @@ class MemoryStore(ScheduleMethods):
         self._events[run_id].extend(events)
         self._event_ids[run_id].extend(range(start, start + len(events)))
         self._next_event_id = start + len(events)
-        sources = self._sources.get(run_id)
-        if sources:
-            wanted = [e for e in events if outbox.relevant(e)]
-            if wanted:
-                self._add_items(outbox.derive(sources.items(), wanted))
+        if any(outbox.relevant(e) for e in events):
+            self._wake(self._in_db(lambda db: outbox.add_derived(db, events, time.time())))
 
     def get_run(self, run_id: str, *, spec: bool = True) -> RunRecord | None:
         with self._lock:
@@ -196,132 +189,33 @@ class MemoryStore(ScheduleMethods):
         """What a new run's notify config gets besides its spec's targets."""
         return dict(self.outbox_defaults)
 
-    def _add_items(self, items: list[outbox.OutboxItem]) -> int:
-        added = 0
-        now = time.time()
-        for item in items:
-            if item.dedupe_key in self._outbox_keys:
-                continue
-            self._outbox_keys.add(item.dedupe_key)
-            row = item.row(now)
-            new_id = len(self._outbox) + 1
-            self._outbox[new_id] = outbox.OutboxRecord(
-                new_id, *row[:6], outbox.PENDING, 0, *row[6:], None, None, None, None
-            )
-            added += 1
-        if added and self.outbox_waker is not None:
-            self.outbox_waker()
-        return added
+    def _in_db(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`fn` in a transaction of the private in-memory SQLite that holds the outbox and the
+        schedules (the same SQL as the durable stores); the caller holds the lock."""
+        if self._db is None:
+            from importlib.resources import files
 
-    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
-        """Let `source`'s deriver turn the run's later events into outbox rows."""
-        with self._lock:
-            self._sources.setdefault(run_id, {})[source] = json.dumps(config)
-
-    def enqueue(self, items: list[outbox.OutboxItem]) -> int:
-        """Add outbox rows outside any run transaction; returns how many were new."""
-        with self._lock:
-            return self._add_items(items)
-
-    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[outbox.OutboxRecord]:
-        """Claim up to `limit` due rows for `lease` seconds (each claim counts an attempt)."""
-        now = time.time()
-        with self._lock:
-            due = sorted(
-                (
-                    r
-                    for r in self._outbox.values()
-                    if r.state == outbox.PENDING and r.next_at <= now
-                ),
-                key=lambda r: r.next_at,
-            )[:limit]
-            for r in due:
-                r.attempts += 1
-                r.lease_owner, r.lease_until, r.next_at = owner, now + lease, now + lease
-            return [replace(r) for r in due]
-
-    def finish_outbox(
-        self,
-        record: outbox.OutboxRecord,
-        owner: str,
-        error: str | None,
-        took: float,
-        permanent: bool = False,
-    ) -> str | None:
-        """Record a claimed attempt's outcome; the row's new state (None: claim lost)."""
-        now = time.time()
-        with self._lock:
-            r = self._outbox.get(record.id)
-            if r is None or r.lease_owner != owner or r.attempts != record.attempts:
-                return None
-            history = outbox.with_attempt(r.attempts_list(), r.attempts, now, error, took)
-            r.history = json.dumps(history)
-            r.lease_owner = r.lease_until = None
-            r.last_error = error
-            if error is None:
-                r.state, r.delivered_at = outbox.DELIVERED, now
-            elif permanent or now >= r.expires_at:
-                r.state = outbox.FAILED
-            else:
-                r.next_at = now + outbox.backoff(r.attempts)
-            return r.state
-
-    def list_outbox(
-        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
-    ) -> list[outbox.OutboxRecord]:
-        """Outbox rows, newest first."""
-        with self._lock:
-            rows = [
-                replace(r)
-                for r in reversed(self._outbox.values())
-                if (run_id is None or r.run_id == run_id)
-                and (
-                    not failed_only
-                    or r.state == outbox.FAILED
-                    or (r.state == outbox.PENDING and r.last_error is not None)
-                )
-            ]
-            return rows[:limit]
-
-    def retry_outbox_now(self) -> int:
-        """Make pending rows waiting out a backoff due now; returns how many."""
-        now = time.time()
-        with self._lock:
-            waiting = [
-                r
-                for r in self._outbox.values()
-                if r.state == outbox.PENDING and r.lease_owner is None and r.next_at > now
-            ]
-            for r in waiting:
-                r.next_at = now
-            return len(waiting)
-
-    def next_outbox_due(self) -> float | None:
-        """When the earliest pending outbox row is due, None if there is none."""
-        with self._lock:
-            due = [r.next_at for r in self._outbox.values() if r.state == outbox.PENDING]
-            return min(due) if due else None
+            db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+            schema = files("reviewflow.store").joinpath("schema.sql").read_text()
+            db.executescript(schema[schema.index("CREATE TABLE IF NOT EXISTS outbox_sources") :])
+            self._db = db
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            result = fn(db)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return result
 
     def _schedules_tx(self, fn: Callable[[Any], _T]) -> _T:
-        """Schedules live in a private in-memory SQLite: the same SQL as the durable stores."""
-        from importlib.resources import files
-
         with self._lock:
-            if self._schedules_db is None:
-                db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
-                schema = files("reviewflow.store").joinpath("schema.sql").read_text()
-                start = schema.index("CREATE TABLE IF NOT EXISTS schedules")
-                db.executescript(schema[start:])
-                self._schedules_db = db
-            db = self._schedules_db
-            db.execute("BEGIN")
-            try:
-                result = fn(db)
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-            return result
+            return self._in_db(fn)
+
+    def _outbox_tx(self, fn: Callable[[Any], _T]) -> _T:
+        with self._lock:
+            return self._in_db(fn)
 
     def close(self) -> None:
         pass

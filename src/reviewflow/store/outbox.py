@@ -26,10 +26,11 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from .base import Event
 
@@ -404,3 +405,87 @@ def next_due(conn: Any, postgres: bool = False) -> float | None:
 def retry_now(conn: Any, now: float, postgres: bool = False) -> int:
     """Make the rows that wait out a backoff due now (never one leased to a deliverer)."""
     return int(conn.execute(sql(_RETRY_NOW, postgres), (now, now)).rowcount)
+
+
+_T = TypeVar("_T")
+
+
+class OutboxMethods:
+    """The stores' outbox methods, written once over the SQL above (SQLite, PostgreSQL, and the
+    memory store's private SQLite). A store gives `_outbox_tx` (a transaction) and may give
+    `_outbox_read` (a read), `_outbox_one` (a single statement: PostgreSQL needs no BEGIN and
+    COMMIT around it), `_outbox_pg` (whether its SQL is PostgreSQL's) and `_outbox_look_first`
+    (whether a claim looks for a due row before it writes: on SQLite a write takes the
+    database's one lock)."""
+
+    _outbox_pg = False
+    _outbox_look_first = True
+    outbox_waker: Callable[[], None] | None = None
+    """Called after a commit that added outbox rows (wakes this process's deliverer)."""
+
+    def _outbox_tx(self, fn: Callable[[Any], _T]) -> _T:  # pragma: no cover - per store
+        raise NotImplementedError
+
+    def _outbox_read(self, fn: Callable[[Any], _T]) -> _T:
+        return self._outbox_tx(fn)
+
+    def _outbox_one(self, fn: Callable[[Any], _T]) -> _T:
+        return self._outbox_tx(fn)
+
+    def _wake(self, added: int) -> None:
+        if added and self.outbox_waker is not None:
+            self.outbox_waker()
+
+    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
+        """Let `source`'s deriver turn the run's later events into outbox rows."""
+        text = json.dumps(config)
+        self._outbox_one(lambda c: subscribe(c, run_id, source, text, postgres=self._outbox_pg))
+
+    def enqueue(self, items: list[OutboxItem]) -> int:
+        """Add outbox rows outside any run transaction; returns how many were new."""
+        added = self._outbox_tx(
+            lambda c: insert_items(c, items, time.time(), postgres=self._outbox_pg)
+        )
+        self._wake(added)
+        return added
+
+    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[OutboxRecord]:
+        """Claim up to `limit` due rows for `lease` seconds (each claim counts an attempt;
+        PostgreSQL: FOR UPDATE SKIP LOCKED, claimers never wait for each other)."""
+        now = time.time()
+        if self._outbox_look_first and ((due := self.next_outbox_due()) is None or due > now):
+            return []  # nothing due: no write lock taken
+        return self._outbox_one(
+            lambda c: claim(c, owner, lease, limit, now, postgres=self._outbox_pg)
+        )
+
+    def finish_outbox(
+        self,
+        record: OutboxRecord,
+        owner: str,
+        error: str | None,
+        took: float,
+        permanent: bool = False,
+    ) -> str | None:
+        """Record a claimed attempt's outcome; the row's new state (None: claim lost)."""
+        return self._outbox_tx(
+            lambda c: finish(
+                c, record, owner, error, took, time.time(), permanent, postgres=self._outbox_pg
+            )
+        )
+
+    def list_outbox(
+        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
+    ) -> list[OutboxRecord]:
+        """Outbox rows, newest first."""
+        return self._outbox_read(
+            lambda c: listing(c, failed_only, limit, run_id, postgres=self._outbox_pg)
+        )
+
+    def retry_outbox_now(self) -> int:
+        """Make pending rows waiting out a backoff due now; returns how many."""
+        return self._outbox_one(lambda c: retry_now(c, time.time(), postgres=self._outbox_pg))
+
+    def next_outbox_due(self) -> float | None:
+        """When the earliest pending outbox row is due, None if there is none."""
+        return self._outbox_read(lambda c: next_due(c, postgres=self._outbox_pg))

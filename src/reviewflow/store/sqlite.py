@@ -107,7 +107,7 @@ def _run_from_row(row: tuple) -> RunRecord:  # type: ignore[type-arg]
     )
 
 
-class SQLiteStore(ScheduleMethods):
+class SQLiteStore(ScheduleMethods, outbox.OutboxMethods):
     """A Store on a SQLite file (created with its directory if missing)."""
 
     def __init__(self, path: str | Path) -> None:
@@ -437,77 +437,11 @@ class SQLiteStore(ScheduleMethods):
             held = self.__dict__["_default_db"] = self.path.resolve() == DEFAULT_DB.resolve()
         return bool(held)
 
-    def _wake(self, added: int) -> None:
-        if added and self.outbox_waker is not None:
-            self.outbox_waker()
+    def _outbox_tx(self, fn: Callable[[Any], _T]) -> _T:
+        return self._schedules_tx(fn)
 
-    def subscribe(self, run_id: str, source: str, config: dict[str, Any]) -> None:
-        """Let `source`'s deriver turn the run's later events into outbox rows."""
-
-        def sub() -> None:
-            with self._transaction() as conn:
-                outbox.subscribe(conn, run_id, source, json.dumps(config))
-
-        self._retrying(sub)
-
-    def enqueue(self, items: list[outbox.OutboxItem]) -> int:
-        """Add outbox rows outside any run transaction; returns how many were new."""
-
-        def add() -> int:
-            with self._transaction() as conn:
-                return outbox.insert_items(conn, items, time.time())
-
-        added = self._retrying(add)
-        self._wake(added)
-        return added
-
-    def claim_outbox(self, owner: str, lease: float, limit: int) -> list[outbox.OutboxRecord]:
-        """Claim up to `limit` due rows for `lease` seconds (each claim counts an attempt)."""
-
-        def claim() -> list[outbox.OutboxRecord]:
-            due = outbox.next_due(self._conn)
-            now = time.time()
-            if due is None or due > now:
-                return []  # nothing due: no write lock taken
-            with self._transaction() as conn:
-                return outbox.claim(conn, owner, lease, limit, now)
-
-        return self._retrying(claim)
-
-    def finish_outbox(
-        self,
-        record: outbox.OutboxRecord,
-        owner: str,
-        error: str | None,
-        took: float,
-        permanent: bool = False,
-    ) -> str | None:
-        """Record a claimed attempt's outcome; the row's new state (None: claim lost)."""
-
-        def finish() -> str | None:
-            with self._transaction() as conn:
-                return outbox.finish(conn, record, owner, error, took, time.time(), permanent)
-
-        return self._retrying(finish)
-
-    def list_outbox(
-        self, *, failed_only: bool = False, limit: int = 100, run_id: str | None = None
-    ) -> list[outbox.OutboxRecord]:
-        """Outbox rows, newest first."""
-        return self._retrying(lambda: outbox.listing(self._conn, failed_only, limit, run_id))
-
-    def retry_outbox_now(self) -> int:
-        """Make pending rows waiting out a backoff due now; returns how many."""
-
-        def retry() -> int:
-            with self._transaction() as conn:
-                return outbox.retry_now(conn, time.time())
-
-        return self._retrying(retry)
-
-    def next_outbox_due(self) -> float | None:
-        """When the earliest pending outbox row is due, None if there is none."""
-        return self._retrying(lambda: outbox.next_due(self._conn))
+    def _outbox_read(self, fn: Callable[[Any], _T]) -> _T:
+        return self._schedules_read(fn)
 
     dialect = "sqlite"
 
