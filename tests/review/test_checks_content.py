@@ -297,6 +297,43 @@ def test_front_matter_errors_name_their_line(tmp_path: Path):
     assert result.findings[3].message == "required key 'title' is empty"
 
 
+@pytest.mark.parametrize(
+    ("config", "page"),
+    [
+        ({"mkdocs.yml": "site_name: Docs\n"}, "docs/guide/deploy.md"),
+        ({"docs/conf.py": "project = 'p'\n"}, "docs/deploy.md"),
+    ],
+    ids=["mkdocs", "sphinx"],
+)
+def test_a_page_of_a_site_titled_by_its_first_heading_needs_no_front_matter(
+    tmp_path: Path, config: dict[str, str], page: str
+):
+    """MkDocs and Sphinx (MyST) title a page by its first H1 and read no front matter: a new
+    page with a heading is not asked for one (a real MkDocs repository's new page was)."""
+    for rel, text in config.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text, encoding="utf-8")
+    change = articles(
+        tmp_path,
+        {
+            page: "# Deploying\n\nCopy the site folder to the server.\n",
+            page.replace("deploy", "untitled"): "Some text without any heading.\n",
+        },
+    )
+    result = run("metadata", tmp_path, change)
+    untitled = page.replace("deploy", "untitled")
+    assert rows(result) == [(untitled, 1, "error", "metadata-missing")]
+    assert result.metrics["untitled"] == [untitled]
+
+
+def test_a_jekyll_page_still_needs_its_front_matter(tmp_path: Path):
+    """Jekyll builds no page from a file without front matter: there, it is still required."""
+    (tmp_path / "_config.yml").write_text("title: Blog\n", encoding="utf-8")
+    change = articles(tmp_path, {"about.md": "# About\n\nWho we are.\n"})
+    result = run("metadata", tmp_path, change)
+    assert rows(result) == [("about.md", 1, "error", "metadata-missing")]
+
+
 def test_dates_must_be_iso_and_real(tmp_path: Path):
     dates = [
         "2024-01-05",

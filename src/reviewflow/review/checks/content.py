@@ -133,6 +133,7 @@ def _metadata(ctx: CheckContext) -> CheckResult:
     date_keys = _strings(ctx, "date_keys", ["date"])
     findings: list[Finding] = []
     untitled: list[str] = []
+    headed = _titled_by_heading(ctx, docs)
     for doc in docs:
         if doc.meta_error is not None:
             untitled.append(doc.path)  # the title may be in there: the finding says what to fix
@@ -145,6 +146,11 @@ def _metadata(ctx: CheckContext) -> CheckResult:
         meta = dict(doc.meta or {})
         if doc.kind == "rst" and doc.headings and "title" not in meta:
             meta["title"] = doc.headings[0].text  # reST's title is its first heading
+        if doc.path in headed and _empty(meta.get("title")):
+            assert doc.title is not None
+            meta["title"] = doc.title[0]  # MkDocs and Sphinx title a page by its first H1
+            if not doc.meta and set(required) <= {"title"}:
+                continue  # and read no front matter: nothing to ask of a page without one
         if "title" in required and _empty(meta.get("title")):
             untitled.append(doc.path)
         where = "front matter" if doc.kind == "markdown" else "field list (:key: value)"
@@ -211,6 +217,33 @@ def _metadata(ctx: CheckContext) -> CheckResult:
                 )
     # The headings check (run after this one) leaves a missing title to this finding.
     return ctx.result(findings, what=_what(docs), metrics={"untitled": untitled})
+
+
+HEADING_TITLED = frozenset({"mkdocs", "sphinx"})
+"""Site generators whose Markdown pages take their title from the first top-level heading when
+the front matter gives none (Jekyll and Hugo need front matter to build a page at all)."""
+
+
+def _titled_by_heading(ctx: CheckContext, docs: list[markup.Document]) -> set[str]:
+    """The Markdown documents without a front-matter title whose site titles them by their
+    first H1 — which they have. The sites are looked for only when such a document exists."""
+    candidates = [
+        d
+        for d in docs
+        if d.kind == "markdown"
+        and d.meta_error is None
+        and _empty((d.meta or {}).get("title"))
+        and d.title is not None
+    ]
+    if not candidates:
+        return set()
+    sites = site.find_sites(ctx.root.resolve())
+    found = set()
+    for doc in candidates:
+        owner = next((s for s in sites if s.owns(doc.path)), None)
+        if owner is not None and owner.kind in HEADING_TITLED:
+            found.add(doc.path)
+    return found
 
 
 def _empty(value: Any) -> bool:
