@@ -184,3 +184,35 @@ def test_schedules_through_the_api_on_postgresql(pg_api: Client) -> None:
     assert row["paused"] is True and row["when"] == "*/10 * * * * *"
     assert pg_api.delete("/schedules/pgbeat", headers=AUTH).status_code == 204
     assert pg_api.get("/schedules/pgbeat", headers=AUTH).status_code == 404
+
+
+def test_a_server_without_an_engine_queues_scheduled_runs_for_workers(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --no-execute` on PostgreSQL fires schedules into the workers' queue (a claim's
+    runs stored in one statement): each run is there with its first task ready."""
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    store = PostgresStore(pg_url)
+    app = create_app(store, tokens=[RW], runs_dir=tmp_path / "runs", execute=False)
+    try:
+        with Client(app) as client:
+            added = client.post(
+                "/schedules", json={"name": "queued", "tasks": NOOP}, headers=AUTH,
+                params=[("interval", "1s"), ("catchup", "skip")],
+            )  # fmt: skip
+            assert added.status_code == 201, added.text
+            deadline = time.monotonic() + 60
+            while not (
+                runs := client.get(
+                    "/runs", headers=AUTH, params={"meta": "schedule=queued"}
+                ).json()["runs"]
+            ):
+                assert time.monotonic() < deadline, "no scheduled run"
+                time.sleep(0.1)  # fmt: skip
+        run = store.get_run(runs[0]["run_id"])
+        assert run is not None and run.mode == "workers" and run.meta["schedule"] == "queued"
+        assert [t.state for t in store.get_tasks(run.run_id)] == ["ready"]
+    finally:
+        store.close()

@@ -172,8 +172,13 @@ def create_app(
             def store_run(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
                 return ctx.store_run(spec, run_id=run_id, meta=meta)
 
+            many = None
+            if ctx.engine is None and isinstance(store, PostgresStore):
+                from ..cluster.queue import Cluster
+
+                many = Cluster(store).submit_many  # a claim's runs in one statement, as workers
             firing = asyncio.ensure_future(
-                run_async(Scheduler(store, store_run), stop_schedules, ctx.spawn)
+                run_async(Scheduler(store, store_run, submit_many=many), stop_schedules, ctx.spawn)
             )
         try:
             yield
