@@ -433,14 +433,15 @@ class WorkflowSpec(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _check_graph(self) -> WorkflowSpec:
+    def _check_graph(self, info: ValidationInfo) -> WorkflowSpec:
         if not self.tasks:
             raise SpecError("a workflow needs at least one task", field="tasks")
         clash = sorted(set(self.tasks) & set(self.on_failure))
         if clash:
             raise SpecError("name used in both tasks and on_failure", task=clash[0])
-        _check_needs({n: t.needs for n, t in self.tasks.items()}, "tasks")
-        _check_needs({n: t.needs for n, t in self.on_failure.items()}, "on_failure")
+        if not (info.context or {}).get("graph_checked"):  # done on the raw data already
+            _check_needs({n: t.needs for n, t in self.tasks.items()}, "tasks")
+            _check_needs({n: t.needs for n, t in self.on_failure.items()}, "on_failure")
         limits = dict(self.concurrency_limits)
         for task in [*self.tasks.values(), *self.on_failure.values()]:
             if task.concurrency_limit is None:
@@ -547,19 +548,20 @@ def _find_cycle(tasks: Mapping[str, Sequence[str]]) -> list[str] | None:
     return [*path[at[name] :], name]
 
 
-def _check_graph_first(data: dict[str, Any]) -> None:
+def _check_graph_first(data: dict[str, Any]) -> bool:
     """`_check_graph`'s dependency checks on the raw data, before each task is validated: a
     big workflow with one bad dependency or a cycle is refused in the time of one walk over
     its names (validating 20,000 tasks first took most of a second). Only data whose shape
     validation cannot change is checked here; anything else is left to the full validation,
-    which checks the graph again on the built tasks."""
+    which checks the graph again on the built tasks. True: every section was checked (the
+    built tasks have the same `needs`, so the full validation need not walk them again)."""
     graphs: list[tuple[dict[str, list[str]], str]] = []
     for section in ("tasks", "on_failure"):
         tasks = data.get(section)
         if tasks is None:
             continue
         if not isinstance(tasks, dict) or not tasks:
-            return
+            return False
         needs: dict[str, list[str]] = {}
         for name, body in tasks.items():
             deps = [] if body is None else body.get("needs", []) if isinstance(body, dict) else 0
@@ -568,13 +570,14 @@ def _check_graph_first(data: dict[str, Any]) -> None:
                 or not isinstance(deps, list)
                 or not all(isinstance(d, str) for d in deps)
             ):
-                return
+                return False
             needs[name] = deps
         graphs.append((needs, section))
     if len(graphs) == 2 and not graphs[0][0].keys().isdisjoint(graphs[1][0]):
-        return  # the full validation names the clash first
+        return False  # the full validation names the clash first
     for needs, section in graphs:
         _check_needs(needs, section)
+    return True
 
 
 def validate_spec(
@@ -590,8 +593,9 @@ def validate_spec(
         raise SpecError(f"a workflow must be a mapping, got {type(data).__name__}", file=file)
     try:
         check_data(data)  # the limits first: nothing proportional to the data before them
-        _check_graph_first(data)
         context: dict[str, Any] = {"data_checked": True}
+        if _check_graph_first(data):
+            context["graph_checked"] = True
         if task_types is not None:
             context["task_types"] = task_types
         return WorkflowSpec.model_validate(data, context=context)

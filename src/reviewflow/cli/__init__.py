@@ -13,6 +13,8 @@ command's start-up; docs/benchmarks.md).
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +35,23 @@ def main() -> None:
         return
     from .commands import main as run
 
-    run()
+    if sys.argv[1:2] != ["validate"]:
+        run()
+        return
+    # `validate` builds one object graph (the file's data, then its spec) that lives until the
+    # process ends: the collector's passes over it and the interpreter's teardown freeing it
+    # object by object are pure cost (~0.15 s of ~0.65 s of CPU for a 10,000-task file).
+    gc.disable()
+    try:
+        run()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        raise SystemExit(code)  # a message to print: the usual way
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 def __getattr__(name: str) -> Any:
