@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from gitrepo import branch_with, commit, git, make_repo, write
+from reviewproc import Reviewed, only_checks, run_review, user_template
 
 from reviewflow.review.change import collect_change
 from reviewflow.review.checks import testmap
@@ -143,8 +144,28 @@ def test_a_new_test_file_runs(mapped: Path) -> None:
             {"data.json": "{}\n"},
             "whole suite: data.json changed (not Python: the map cannot say which tests read it)",
         ),
+        ({"setup.py": "X = 1\n"}, "whole suite: setup.py changed"),
+        ({"setup.cfg": "[tool:pytest]\n"}, "whole suite: setup.cfg changed"),
+        ({"pytest.ini": "[pytest]\n"}, "whole suite: pytest.ini changed"),
+        ({"tox.ini": "[tox]\n"}, "whole suite: tox.ini changed"),
+        ({".coveragerc": "[run]\n"}, "whole suite: .coveragerc changed"),
+        ({"requirements-dev.txt": "pytest\n"}, "whole suite: requirements-dev.txt changed"),
+        ({"poetry.lock": "\n"}, "whole suite: poetry.lock changed"),
+        ({"sitecustomize.py": "X = 1\n"}, "whole suite: sitecustomize.py changed"),
     ],
-    ids=["conftest", "config", "not-python"],
+    ids=[
+        "conftest",
+        "config",
+        "not-python",
+        "setup.py",
+        "setup.cfg",
+        "pytest.ini",
+        "tox.ini",
+        "coveragerc",
+        "requirements",
+        "lock",
+        "sitecustomize",
+    ],
 )
 def test_what_the_map_cannot_follow_runs_the_whole_suite(
     mapped: Path, files: dict[str, str], reason: str
@@ -192,8 +213,128 @@ def test_the_option_is_checked(tmp_path: Path) -> None:
     branch_with(root, {"other.py": OTHER + "\n"})
     with pytest.raises(Exception, match="option 'impacted' must be true, false or map"):
         run(root, impacted="sometimes")
-    with pytest.raises(Exception, match="'impacted: map' needs a pytest command"):
-        run(root, command=["unittest"])
+
+
+def test_a_command_that_is_not_pytest_runs_whole(tmp_path: Path) -> None:
+    # `impacted: map` is the pr template's default: a unittest project still gets reviewed.
+    root = make_repo(tmp_path / "repo", FILES)
+    branch_with(root, {"other.py": OTHER + "\n"})
+    result = run(root, command=["unittest", "discover", "-s", "tests", "-t", "."])
+    assert result.metrics["test_selection"] == "whole suite: a coverage map needs a pytest command"
+    assert result.summary.startswith("whole suite: a coverage map needs a pytest command; ")
+    assert not (root / testmap.MAP_DIR).exists()
+
+
+def test_a_map_of_another_test_command_is_stale(mapped: Path) -> None:
+    result = change_and_run(
+        mapped, {"other.py": OTHER.replace("a * b", "b * a")}, command=["pytest", "-q", "tests"]
+    )
+    assert (
+        result.metrics["test_selection"] == "whole suite: no coverage map yet (this run makes one)"
+    )
+    # The first command's map is kept, and still is that command's.
+    [stored] = [
+        p
+        for p in (mapped / testmap.MAP_DIR).glob("*.json")
+        if json.loads(p.read_text(encoding="utf-8"))["command"] == ["pytest", "-q"]
+    ]
+    doc = json.loads(stored.read_text(encoding="utf-8"))
+    stored.write_text(json.dumps({**doc, "command": ["pytest", "-x"]}), encoding="utf-8")
+    result = run(mapped)
+    assert result.metrics["test_selection"] == (
+        "whole suite: the coverage map was made with another test command"
+    )
+    assert ran(result) == ALL
+
+
+def test_an_unreadable_map_runs_the_whole_suite_and_is_remade(mapped: Path) -> None:
+    [stored] = (mapped / testmap.MAP_DIR).glob("*.json")
+    stored.write_text('{"format": 1, "files": ', encoding="utf-8")  # cut short
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "b * a")})
+    assert result.metrics["test_selection"].startswith("whole suite: coverage map unreadable")
+    assert ran(result) == ALL
+    assert testmap.load(mapped, ["pytest", "-q"]) is not None
+
+
+def test_a_map_made_in_another_python_environment_is_stale(
+    mapped: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plugin or library the tests import came in through PYTHONPATH: no file of the
+    # repository changed, yet a test may now fail.
+    extra = tmp_path / "site"
+    extra.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(extra))
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "b * a")})
+    assert result.metrics["test_selection"] == (
+        "whole suite: the Python environment changed since the coverage map (interpreter, "
+        "installed packages or PYTHONPATH)"
+    )
+    assert ran(result) == ALL
+    # Remade in this environment: the next change selects again.
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "(b * a)")})
+    assert ran(result) == 2
+
+
+def test_a_test_the_map_named_that_is_gone_runs_the_whole_suite(mapped: Path) -> None:
+    # As after a parametrisation changed: the map names a node id pytest no longer finds.
+    [stored] = (mapped / testmap.MAP_DIR).glob("*.json")
+    doc = json.loads(stored.read_text(encoding="utf-8"))
+    doc["tests"] = [t.replace("::test_cli", "::test_gone") for t in doc["tests"]]
+    stored.write_text(json.dumps(doc), encoding="utf-8")
+    result = change_and_run(mapped, {"other.py": OTHER.replace("a * b", "b * a")})
+    assert result.metrics["test_selection"] == (
+        "whole suite: a test the coverage map named no longer exists"
+    )
+    assert ran(result) == ALL
+
+
+def test_a_helper_in_a_test_file_reaches_the_tests_that_use_it(tmp_path: Path) -> None:
+    files = {
+        **FILES,
+        "tests/test_helpers.py": "def check(x):\n    assert x == 6\n\n\n"
+        "def test_check():\n    check(6)\n",
+        "tests/test_uses.py": "from other import mul\nfrom test_helpers import check\n\n\n"
+        "def test_uses():\n    check(mul(2, 3))\n",
+        "tests/test_constant.py": "from test_helpers import check\n\n\n"
+        "def test_constant():\n    assert check\n",
+    }
+    root = make_repo(tmp_path / "repo", files)
+    branch_with(root, {"other.py": OTHER + "\n"})
+    assert ran(run(root)) == ALL + 3
+    # The helper now fails for what test_uses passes it: test_uses must run, and fail.
+    result = change_and_run(
+        root, {"tests/test_helpers.py": files["tests/test_helpers.py"].replace("== 6", "== 7")}
+    )
+    assert result.status == "failed"
+    assert {f.file for f in result.findings if f.rule == "test-failed"} == {
+        "tests/test_helpers.py",
+        "tests/test_uses.py",
+    }
+    # test_constant imports the module without running the helper: it runs too.
+    assert ran(result) == 3
+
+
+def test_a_renamed_module_runs_every_test_importing_the_old_name(tmp_path: Path) -> None:
+    # test_limit imports calc and executes none of its functions: no coverage context has it.
+    limit = {"tests/test_limit.py": "import calc\n\n\ndef test_limit():\n    assert calc.LIMIT\n"}
+    root = make_repo(tmp_path / "repo", {**FILES, **limit})
+    branch_with(root, {"other.py": OTHER + "\n"})
+    assert ran(run(root)) == ALL + 1
+    # Same functions, one body changed, new file name: every importer of `calc` breaks.
+    git(root, "mv", "calc.py", "calc2.py")
+    result = change_and_run(root, {"calc2.py": CALC.replace("return a - b", "return -b + a")})
+    assert result.status == "failed"
+    broken = {f.file for f in result.findings if f.rule in ("test-failed", "test-error")}
+    assert broken == {"tests/test_calc.py", "tests/test_box.py", "tests/test_limit.py"}
+
+
+def test_a_deleted_module_fails_the_tests_importing_it(mapped: Path) -> None:
+    (mapped / "other.py").unlink()
+    result = change_and_run(mapped, {})
+    assert result.status == "failed"
+    assert {f.file for f in result.findings if f.rule in ("test-failed", "test-error")} >= {
+        "tests/test_other.py"
+    }
 
 
 def test_body_lines_are_the_statements_after_a_signature() -> None:
@@ -263,3 +404,50 @@ def test_functions_the_module_runs_while_imported_are_not_body_only() -> None:
     assert testmap._import_time_calls(source) == {"_build", "register", "default"}
     assert testmap._enclosing(source, {3}) == {"_build"}
     assert testmap._enclosing(source, {9}) == {"plain"}
+
+
+# ------------------------------------------------------- the pr template, as a user runs it
+
+
+def _tests_check(reviewed: Reviewed) -> dict[str, object]:
+    return reviewed.report["checks"]["tests"]
+
+
+def test_the_pr_template_records_the_map_then_reviews_a_re_push_with_it(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo", FILES)
+    branch_with(root, {"other.py": OTHER.replace("a * b", "b * a")})
+    keep = only_checks("pr", "syntax", "lint", "tests")
+    template = user_template(tmp_path, "tests-only", keep)
+    first = run_review(tmp_path, root, "--base", "main", "--template", template, out=tmp_path / "1")
+    assert first.code == 0, first
+    assert _tests_check(first)["summary"].startswith(
+        "whole suite: no coverage map yet (this run makes one); 5 passed"
+    )
+    # A re-push: one line of calc.py, and a bug in it. Only calc's three tests run; one fails.
+    write(root, {"calc.py": CALC.replace("return a - b", "return a + b")})
+    commit(root, "re-push")
+    second = run_review(
+        tmp_path, root, "--base", "main", "--template", template, out=tmp_path / "2"
+    )
+    assert second.code == 1, second
+    summary = _tests_check(second)["summary"]
+    assert summary.startswith(f"3 of {ALL} tests: coverage map of "), summary
+    assert second.report["verdict"] == "request_changes"
+    assert ("tests", "tests/test_calc.py") in {(f[0], f[1]) for f in second.findings}
+
+
+def test_impacted_false_in_the_project_settings_runs_the_whole_suite(tmp_path: Path) -> None:
+    settings = {
+        "pyproject.toml": "[tool.reviewflow.review.checks.tests]\noptions = {impacted = false}\n"
+    }
+    root = make_repo(tmp_path / "repo", {**FILES, **settings})
+    branch_with(root, {"other.py": OTHER.replace("a * b", "b * a")})
+    template = user_template(tmp_path, "tests-only", only_checks("pr", "syntax", "lint", "tests"))
+    for out in ("1", "2"):
+        reviewed = run_review(
+            tmp_path, root, "--template", template, "--no-cache", out=tmp_path / out
+        )
+        assert reviewed.code == 0, reviewed
+        summary = _tests_check(reviewed)["summary"]
+        assert summary.startswith("5 passed, 0 failed"), summary
+    assert not (root / testmap.MAP_DIR).exists()

@@ -8,7 +8,8 @@ A later review compares the work tree with that state and runs:
 
 - the tests that executed a changed file: by their node ids, plus every test using a shared
   (class, module, session) fixture whose setup executed it;
-- new and changed test files, whole;
+- new and changed test files, whole, and the tests that use them (ran a helper of theirs,
+  or import them);
 - where the map cannot see the effect of a change, the import graph's choice (impact.py):
   a change at import time (a module-level or class-level statement, a `def` line, a decorator,
   or a function body that ran while modules were imported or tests collected: constants,
@@ -16,7 +17,8 @@ A later review compares the work tree with that state and runs:
   test that imports the module, whether it executed a line of it or not; so does a module the
   map never saw (new, or executed by no test);
 - the whole suite when the map is missing, unreadable, made with another test command or at a
-  commit this repository lacks; when a file the map cannot account for differs from the map's
+  commit this repository lacks, or in another Python environment (interpreter, installed
+  packages, PYTHONPATH); when a file the map cannot account for differs from the map's
   state: a conftest, the test, coverage or packaging configuration, a dependency file, or any
   file that is not Python (a test may read it: no coverage map says which); or when the import
   graph cannot tell who imports a module changed at import time.
@@ -43,7 +45,7 @@ from typing import Any
 
 from ...statedir import STATE_DIR, make_dirs
 from ..change import Change, ChangedFile, git, unquote_path
-from .impact import CONFIG_FILES, impacted_tests, is_test_file
+from .impact import CONFIG_FILES, impacted_tests, imported_modules, is_test_file
 
 FORMAT = 1
 MAP_DIR = f"{STATE_DIR}/cache/testmap"
@@ -211,6 +213,7 @@ def build(root: Path, rec: Recorder, command: list[str]) -> dict[str, Any] | Non
         "command": command,
         "commit": head,
         "dirty": _dirty_state(root),
+        "environment": environment(),
         "made_at": time.time(),
         "tests": tests,
         "fixtures": fixtures,
@@ -218,6 +221,28 @@ def build(root: Path, rec: Recorder, command: list[str]) -> dict[str, Any] | Non
     }
     _store(map_path(root, command), doc)
     return doc
+
+
+def environment() -> str:
+    """What the suite ran in, besides the repository: the interpreter, the installed
+    distributions (a dist-info folder is named with its version) and PYTHONPATH. An upgraded
+    library or plugin can fail a test whose files did not change: the map no longer says."""
+    import sys
+
+    h = hashlib.sha256(f"{sys.version}\n{sys.executable}\n".encode())
+    h.update(f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}\n".encode())
+    here = {"", ".", os.getcwd()}
+    for entry in sys.path:
+        if entry in here:
+            continue
+        try:
+            names = sorted(os.listdir(entry))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info", ".egg-link", ".pth")):
+                h.update(f"{entry}/{name}\n".encode())
+    return h.hexdigest()[:32]
 
 
 def _node(context: str, prefix: str) -> str:
@@ -342,6 +367,11 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
         return _whole(f"coverage map unreadable ({path.relative_to(root)}): this run remakes it")
     if doc.get("command") != command:
         return _whole("the coverage map was made with another test command")
+    if doc.get("environment") != environment():
+        return _whole(
+            "the Python environment changed since the coverage map (interpreter, installed "
+            "packages or PYTHONPATH)"
+        )
     commit = str(doc.get("commit") or "")
     short = commit[:7]
     if not commit or not _has_commit(root, commit):
@@ -356,6 +386,8 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
     chosen_files: set[str] = set()
     nodes: set[int] = set()
     static: list[_Diff] = []
+    changed_tests: set[str] = set()
+    candidates = list(candidates)
     old_sources = _blobs(
         root,
         commit,
@@ -375,6 +407,14 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
         if is_test_file(d.path) or is_test_file(d.old_path):
             if d.status != "D" and is_test_file(d.path):
                 chosen_files.add(d.path)
+            # Another test may use it: a helper it defines ran in that test, a constant was
+            # imported by that test's module.
+            entry = files.get(d.old_path)
+            if entry is not None:
+                nodes.update(entry.get("tests", ()))
+                for name in entry.get("fixtures", ()):
+                    nodes.update(fixture_users.get(name, ()))
+            changed_tests.update({d.path, d.old_path})
             continue
         entry = files.get(d.old_path) if d.status != "A" else None
         if entry is not None:
@@ -383,12 +423,14 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
                 nodes.update(fixture_users.get(name, ()))
         body_only = (
             entry is not None
-            and d.status in ("M", "R")
+            and d.status == "M"  # a rename breaks every importer of the old name
             and d.old_known
             and _body_only(root, d, old_sources.get(d.old_path), set(entry.get("import", ())))
         )
         if not body_only:
             static.append(d)
+    if changed_tests:
+        chosen_files.update(_test_importers(root, changed_tests, candidates))
     if static:
         sub = Change(
             root=str(root),
@@ -419,6 +461,23 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
         total=len(tests),
         commit=commit,
     )
+
+
+def _test_importers(root: Path, paths: set[str], candidates: Iterable[str]) -> set[str]:
+    """Test files that import one of the test modules `paths` (by the module's own name, the
+    last part of the dotted name: test folders are imported with or without a package)."""
+    stems = {PurePosixPath(p).stem for p in paths}
+    out: set[str] = set()
+    for test in candidates:
+        if test in paths:
+            continue
+        try:
+            imports = imported_modules((root / test).read_bytes())
+        except OSError:
+            continue
+        if any(part in stems for name in imports for part in name.split(".")):
+            out.add(test)
+    return out
 
 
 def _python(path: str) -> bool:

@@ -19,7 +19,8 @@ Options:
               cannot see (import-time changes, new modules); the whole suite when the map is
               missing or stale, which remakes it (see testmap.py; pytest commands only). The
               summary says which: `42 of 1,588 tests: coverage map of 8d5c730` or `whole
-              suite: tests/conftest.py changed`. Default false
+              suite: tests/conftest.py changed`. A command that is not pytest runs whole.
+              Default false (the shipped `pr` template, and those extending it, say map)
     always    paths run in every review with `impacted` (e.g. fast unit tests)
     parallel  pytest-xdist workers: true, false or auto (default: in parallel where the project
               names pytest-xdist, the machine has 2+ cores and pytest-xdist and pytest-cov are
@@ -89,8 +90,11 @@ async def tests(ctx: CheckContext) -> CheckResult:
     impacted = opts.get("impacted", False)
     if impacted not in (True, False, "map"):
         raise TaskFailed("tests: option 'impacted' must be true, false or map", retryable=False)
+    unmapped = ""
     if impacted == "map" and not pytest:
-        raise TaskFailed("tests: 'impacted: map' needs a pytest command", retryable=False)
+        # The map is the shipped templates' default: a project whose tests are not pytest's
+        # still gets its whole command run, and the summary says why nothing was selected.
+        impacted, unmapped = False, "whole suite: a coverage map needs a pytest command"
     always = _patterns(opts.get("always", ()))
     targets: list[str] = []
     selection: testmap.Selection | None = None
@@ -224,6 +228,9 @@ async def tests(ctx: CheckContext) -> CheckResult:
     )
     if selection is not None:
         what = f"{metrics['test_selection']}; {what}"
+    elif unmapped:
+        metrics.update(test_selection=unmapped, whole_suite=True)
+        what = f"{unmapped}; {what}"
     return ctx.result(findings, what=what, metrics=metrics)
 
 
