@@ -268,7 +268,7 @@ def test_every_check_is_a_python_task_of_the_runner(pr: ReviewTemplate, tmp_path
         assert task.call == f"{RUNNER}:run_check"
         assert task.params["check"] == name
         assert task.description == included(pr, change(tmp_path, "auth.py"))[name]
-    assert spec.tasks["tests"].params["options"] == {"command": ["pytest", "-q"]}
+    assert spec.tasks["tests"].params["options"] == {"command": ["pytest", "-q"], "impacted": "map"}
     assert spec.tasks["tests"].timeout == 15 * 60
     assert spec.tasks["change"].call == f"{RUNNER}:change_result"
     assert spec.tasks["change"].params["change"]["files"][0]["path"] == "auth.py"

@@ -434,6 +434,15 @@ def test_the_pr_template_records_the_map_then_reviews_a_re_push_with_it(tmp_path
     assert summary.startswith(f"3 of {ALL} tests: coverage map of "), summary
     assert second.report["verdict"] == "request_changes"
     assert ("tests", "tests/test_calc.py") in {(f[0], f[1]) for f in second.findings}
+    # --no-cache trusts nothing stored: the whole suite, and the map remade.
+    third = run_review(
+        tmp_path, root, "--base", "main", "--template", template, "--no-cache", out=tmp_path / "3"
+    )
+    assert _tests_check(third)["summary"].startswith(
+        "whole suite: --no-cache: the coverage map is not used (this run remakes it); 4 passed, "
+        "1 failed"
+    )
+    assert third.code == 1, third
 
 
 def test_impacted_false_in_the_project_settings_runs_the_whole_suite(tmp_path: Path) -> None:

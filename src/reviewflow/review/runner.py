@@ -138,6 +138,7 @@ async def run_check(ctx: TaskContext) -> dict[str, Any]:
         timeout=tool_bound(ctx.spec.timeout),
         tmp_dir=tmp_dir,
         mask=masker.text,
+        cache=isinstance(ctx.params.get("cache"), dict),
     )
     result: CheckResult | None = None
     reused = False

@@ -68,6 +68,9 @@ class CheckContext:
     """Masks the change's secret values in what tools print, before it reaches the log."""
     file_cache: FileCache | None = None
     """Findings of files an earlier review checked with the same inputs (see `each_file`)."""
+    cache: bool = True
+    """False under `reviewflow review --no-cache` (or `cache.enabled: false`): nothing an
+    earlier review stored is trusted, the tests check's coverage map included."""
 
     def files(self, *suffixes: str) -> list[str]:
         """Changed files present in the work tree, optionally with one of `suffixes`."""

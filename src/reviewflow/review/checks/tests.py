@@ -102,7 +102,11 @@ async def tests(ctx: CheckContext) -> CheckResult:
     # The suite's own paths (`pytest -q tests/unit`): a selection runs within them, instead.
     scope = _suite_paths(root, suite[1:]) if pytest else []
     candidates = [t for t in _test_files(root, ctx.change) if _within(t, scope)] if impacted else []
-    if impacted == "map":
+    if impacted == "map" and not ctx.cache:
+        selection = testmap.Selection(
+            whole=True, reason="--no-cache: the coverage map is not used (this run remakes it)"
+        )
+    elif impacted == "map":
         selection = await asyncio.to_thread(testmap.select, root, ctx.change, suite, candidates)
         if not selection.whole:
             files = [f for f in selection.files if _within(f, scope)]
