@@ -401,7 +401,11 @@ def test_a_user_template_extends_pr_key_by_key(tmp_path: Path) -> None:
     tmpl = load_template(str(mine))
     assert tmpl.gates.min_changed_line_coverage == 0
     assert tmpl.gates.max_errors == 0
-    assert tmpl.checks["tests"].options == {"command": ["pytest", "-q"], "args": ["-x"]}
+    assert tmpl.checks["tests"].options == {
+        "command": ["pytest", "-q"],
+        "impacted": "map",
+        "args": ["-x"],
+    }
     assert tmpl.checks["tests"].needs == ["lint"]
     assert tmpl.sensitive_paths == load_template("pr").sensitive_paths
     assert "performance" not in included(tmpl, change(tmp_path, "core/x.py"))
