@@ -321,16 +321,14 @@ class Scheduler:
                 moves.append(self._failed(rec, now, f"cannot read the schedule: {_line(exc)}"))
         firing = [p for p in plans if p.slots]
         fired: list[Fired] = []
-        try:
-            results = self._submit([r for p in firing for r in p.requests]) if firing else []
-        except Exception as exc:
-            failed = self._one_by_one(firing, exc, fired, moves)
-            if len(failed) == len(firing) and isinstance(exc, ReviewflowError):
-                raise  # all failed alike: the store, not a schedule (the leases hand them on)
-            for p, error in failed:
-                text = f"cannot store the run of slot {slot_text(p.slots[0])}: {_line(error)}"
-                moves.append(self._failed(p.rec, now, text, p.entry))
-        else:
+        results: list[tuple[str, bool]] | None = None
+        error: Exception | None = None
+        if firing and self.submit_many is not None:  # all at once: one commit
+            try:
+                results = list(self.submit_many([r for p in firing for r in p.requests]))
+            except Exception as exc:
+                error = exc
+        if results is not None:
             stored = self.clock()
             at = 0
             for p in firing:
@@ -338,6 +336,15 @@ class Scheduler:
                 at += len(p.slots)
                 fired.extend(mine)
                 moves.append(p.move(mine))
+        elif firing:  # each schedule on its own: runs stored one by one, or the batch failed
+            failed = self._one_by_one(firing, error, fired, moves)
+            if len(failed) == len(firing) and all(
+                isinstance(e, ReviewflowError) for _, e in failed
+            ):
+                raise failed[0][1]  # all failed alike: the store (the leases hand them on)
+            for p, why in failed:
+                text = f"cannot store the run of slot {slot_text(p.slots[0])}: {_line(why)}"
+                moves.append(self._failed(p.rec, now, text, p.entry))
         moves.extend(p.move([]) for p in plans if not p.slots)
         self.store.advance_schedules(self.owner, moves, now)
         for f in fired:
@@ -352,18 +359,30 @@ class Scheduler:
         return fired
 
     def _one_by_one(
-        self, firing: list[_Plan], exc: Exception, fired: list[Fired], moves: list[Move]
+        self,
+        firing: list[_Plan],
+        error: Exception | None,
+        fired: list[Fired],
+        moves: list[Move],
     ) -> list[tuple[_Plan, Exception]]:
-        """After a batch failed: each schedule's runs on their own, to find the one(s) at
-        fault. Returns those that failed again (all of them: the batch's error, not retried)."""
-        if len(firing) < 2:
-            return [(p, exc) for p in firing]
+        """Each schedule's runs on their own (`error`: the batch of them all failed so), to
+        find the one(s) at fault. Returns those that failed. The first two failing with a
+        store error, before any success, are the store's (a database down), not two bad
+        schedules: that error is raised, without a wait for the store per schedule."""
+        if error is not None and len(firing) < 2:
+            return [(p, error) for p in firing]  # tried alone already
         failed: list[tuple[_Plan, Exception]] = []
         for p in firing:
             try:
                 done = self._submit(p.requests)
             except Exception as again:
                 failed.append((p, again))
+                if (
+                    len(failed) == 2
+                    and not fired
+                    and all(isinstance(e, ReviewflowError) for _, e in failed)
+                ):
+                    raise again
                 continue
             mine = p.fired(done, self.clock())
             fired.extend(mine)

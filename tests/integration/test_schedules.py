@@ -442,6 +442,7 @@ def test_a_run_that_cannot_be_stored_fails_its_schedule_only(store: Store) -> No
     assert row is not None and row.last_error is not None
     assert "refused by the engine" in row.last_error and row.next_slot == T0 + 1
     assert scheduled_runs(store, "b") == []
+    assert [store.get_schedule(n).fired for n in "ac"] == [1, 1]  # type: ignore[union-attr]
 
 
 def test_schedule_list_shows_why_a_schedule_fails(tmp_path: Path) -> None:
@@ -605,3 +606,27 @@ def test_a_worker_with_no_schedules_leaves_them_to_a_dedicated_scheduler(
             store.close()
     assert _fired_by(worker_log) == set()
     assert runs and runs <= _fired_by(sched_log)
+
+
+def test_a_store_that_fails_every_run_is_not_blamed_on_the_schedules(store: Store) -> None:
+    """A database down refuses every run: no schedule is marked failing, the leases hand them
+    on, and the scheduler does not try each schedule on its own against a dead store."""
+    from reviewflow.errors import StoreError
+
+    clock = Clock(T0 - 0.5)
+    for name in ("a", "b", "c", "d"):
+        register(store, workflow({"interval": "1s"}, name=name), now=clock.now)
+    calls = []
+
+    def down(requests: Any) -> list[tuple[str, bool]]:
+        calls.append(len(requests))
+        raise StoreError("database down")
+
+    clock.now = T0 + 0.1
+    sched = Scheduler(store, submitter(store), clock=clock, submit_many=down)
+    assert sched.tick() == []
+    assert calls == [4, 1, 1]  # the batch, then two alone: the store's fault, not theirs
+    for name in ("a", "b", "c", "d"):
+        row = store.get_schedule(name)
+        assert row is not None and row.last_error is None and row.fired == 0
+        assert row.next_slot == T0  # still due: another scheduler fires it when the lease ends
