@@ -541,7 +541,8 @@ def describe(r: dict[str, Any]) -> str:
             f"median {r['tasks_per_s']:,.0f} tasks/s, best {r['best_tasks_per_s']:,.0f}"
             f" ({r['tasks']} tasks of 20 ms, --concurrency {r['concurrency']}; span"
             f" {r['span_s']:.2f} s; ideal {r['ideal_tasks_per_s']:,.0f} tasks/s;"
-            f" {r['write_commits_per_task']:.2f} commits a task; load {r['loadavg'][0]:.1f})"
+            f" {r['write_commits_per_task']:.2f} commits and {r['cpu_ms_per_task']:.2f} ms CPU"
+            f" a task; load {r['loadavg'][0]:.1f})"
         )
     if kind == "scaling":
         a, b = r["from_tasks_per_s"], r["to_tasks_per_s"]
@@ -866,6 +867,7 @@ def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) 
         rates: list[float] = []
         spans: list[float] = []
         commits: list[int] = []
+        cpu: list[float] = []  # workers' and server's CPU seconds (load-independent)
         for _ in range(args.repeat):
             url = dbs.new()
             store = open_store(url)
@@ -874,10 +876,14 @@ def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) 
             try:
                 with workers(url, n, io_args, tmp) as procs:
                     procs.wait_up(store)
+                    spids = server_pids(store) if args.db is None else []
+                    cpu0 = sum(c or 0 for c in [*procs.cpu(), *map(cpu_seconds, spids)])
                     before = write_commits(store)
                     run_id, _ = submit(store, "wide", args.io_tasks, IO_SLEEP)
                     run_to_end(store, run_id, args)
                     commits.append(write_commits(store) - before)
+                    cpu1 = sum(c or 0 for c in [*procs.cpu(), *map(cpu_seconds, spids)])
+                    cpu.append(cpu1 - cpu0)
                     span = span_of(task_rows(store, run_id))
             finally:
                 store.close()
@@ -899,6 +905,7 @@ def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) 
             "span_s": statistics.median(spans),
             "ideal_tasks_per_s": n * args.io_concurrency / 0.02,
             "write_commits_per_task": statistics.median(commits) / args.io_tasks,
+            "cpu_ms_per_task": statistics.median(cpu) / args.io_tasks * 1000,
             "loadavg": os.getloadavg(),
         }
         by_workers[n] = result
