@@ -193,6 +193,25 @@ def test_two_deliverers_never_send_one_notification_twice(stores) -> None:
     assert {r.attempts for r in first.list_outbox()} == {1}
 
 
+def test_a_deliverer_with_a_fast_clock_does_not_take_a_leased_row(
+    stores, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deliverers on several hosts share one PostgreSQL database: a lease is measured on the
+    database's clock, so a host whose clock runs an hour ahead does not see another's lease
+    as ended (it would send the same notification again)."""
+    if getattr(stores.main, "dialect", None) != "postgresql":
+        pytest.skip("one process, one clock: only PostgreSQL is shared by several hosts")
+    first, second = stores.main, stores.second_handle()
+    assert first.enqueue([outbox.OutboxItem("webhook", "k1", {"event": "run_finished"})]) == 1
+    assert [r.dedupe_key for r in first.claim_outbox("a", 60.0, 10)] == ["k1"]
+    real = time.time
+    monkeypatch.setattr(outbox.time, "time", lambda: real() + 3600)
+    assert second.claim_outbox("b", 60.0, 10) == []
+    assert second.retry_outbox_now() == 0  # leased: not made due either
+    [row] = second.list_outbox()
+    assert (row.lease_owner, row.attempts) == ("a", 1)
+
+
 def test_a_down_target_neither_fails_nor_slows_the_run(store: Store, make_engine) -> None:
     with Receiver(then="hang", secret=SECRET) as receiver:
         deliverer = Deliverer(store).start()

@@ -278,6 +278,24 @@ _RETRY_NOW = (
 )
 
 
+# PostgreSQL: leases and "due" are measured on the database's clock, the one clock every
+# deliverer of every host shares (a host whose clock runs ahead would otherwise see another's
+# lease as ended and send the notification again). SQLite's deliverers share one host's.
+_DB_NOW = "extract(epoch FROM clock_timestamp())::float8"
+_CLAIM_PG = (
+    f"WITH clock AS (SELECT {_DB_NOW} AS t)"
+    " UPDATE outbox SET attempts = attempts + 1, lease_owner = %s, lease_until = clock.t + %s,"
+    " next_at = clock.t + %s FROM clock WHERE outbox.id IN (SELECT id FROM outbox, clock"
+    " WHERE state = 'pending' AND next_at <= clock.t ORDER BY next_at LIMIT %s"
+    " FOR UPDATE OF outbox SKIP LOCKED) RETURNING "
+    + ", ".join(f"outbox.{c.strip()}" for c in COLUMNS.split(","))
+)
+_RETRY_NOW_PG = (
+    f"UPDATE outbox SET next_at = {_DB_NOW} WHERE state = 'pending' AND lease_owner IS NULL"
+    f" AND next_at > {_DB_NOW}"
+)
+
+
 def sql(statement: str, postgres: bool) -> str:
     """`statement` for psycopg (`%s` placeholders, row locks skipped) or sqlite3."""
     if postgres:
@@ -316,10 +334,11 @@ def subscribe(conn: Any, run_id: str, source: str, config: str, postgres: bool =
 def claim(
     conn: Any, owner: str, lease: float, limit: int, now: float, postgres: bool = False
 ) -> list[OutboxRecord]:
-    rows = conn.execute(
-        sql(_CLAIM, postgres), (owner, now + lease, now + lease, now, limit)
-    ).fetchall()
-    return [OutboxRecord(*r) for r in rows]
+    if postgres:  # `now` is the database's (see _CLAIM_PG)
+        cur = conn.execute(_CLAIM_PG, (owner, lease, lease, limit))
+    else:
+        cur = conn.execute(sql(_CLAIM, False), (owner, now + lease, now + lease, now, limit))
+    return [OutboxRecord(*r) for r in cur.fetchall()]
 
 
 LOST = "lost: the sender stopped before it recorded an outcome (the receiver may have it)"
@@ -404,7 +423,9 @@ def next_due(conn: Any, postgres: bool = False) -> float | None:
 
 def retry_now(conn: Any, now: float, postgres: bool = False) -> int:
     """Make the rows that wait out a backoff due now (never one leased to a deliverer)."""
-    return int(conn.execute(sql(_RETRY_NOW, postgres), (now, now)).rowcount)
+    if postgres:  # the database's clock (see _CLAIM_PG)
+        return int(conn.execute(_RETRY_NOW_PG).rowcount)
+    return int(conn.execute(_RETRY_NOW, (now, now)).rowcount)
 
 
 _T = TypeVar("_T")
