@@ -65,6 +65,18 @@ def test_create_run_then_read_it_back(store) -> None:
     assert [(e.to_state, e.task) for e in store.get_events("r1")] == [("pending", None)]
 
 
+def test_a_run_read_without_its_spec_has_everything_else(store) -> None:
+    # What the engine reads when it already holds the spec it submitted (a 1M-task spec's JSON
+    # is ~440 MB): the same run, the spec text left out or kept, never another run's.
+    _create(store)
+    _create(store, "r2", created_at=2000.0)
+    full, lean = store.get_run("r2"), store.get_run("r2", spec=False)
+    assert lean is not None and lean.spec in ("", full.spec)
+    lean.spec = full.spec
+    assert lean == full
+    assert store.get_run("nope", spec=False) is None
+
+
 def test_unknown_run_reads_as_empty(store) -> None:
     assert store.get_run("nope") is None
     assert store.get_tasks("nope") == []
