@@ -39,15 +39,14 @@ from .schemas import (
     errors,
 )
 from .submit import (
-    JSON_TYPES,
     YAML_TYPES,
     from_mapping,
     from_template,
     from_yaml,
-    media_type,
     parse_json,
     parse_meta,
     plain_json,
+    workflow_media,
 )
 from .ui_timeline import task_row
 
@@ -132,14 +131,7 @@ async def submit_run(
     ] = None,
 ) -> Response:
     metadata = parse_meta(meta)
-    kind = media_type(request.headers.get("content-type"))
-    if kind not in YAML_TYPES and kind not in JSON_TYPES:
-        raise ApiError(
-            415,
-            f"unsupported Content-Type {kind or '(none)'!r}: use "
-            "application/yaml or application/json",
-            "Content-Type",
-        )
+    kind = workflow_media(request.headers.get("content-type"))
     body = await request.body()
     stored = await ctx.read_and_store(kind, body, idempotency_key, metadata)
     if isinstance(stored, Stored):

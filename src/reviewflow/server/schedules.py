@@ -26,14 +26,13 @@ from .context import ServerContext, blocking, context
 from .http import ApiError
 from .schemas import READ_ERRORS, WRITE_ERRORS, Schedule, ScheduleList, errors
 from .submit import (
-    JSON_TYPES,
     YAML_TYPES,
     from_mapping,
     from_yaml,
-    media_type,
     parse_json,
     parse_meta,
     plain_json,
+    workflow_media,
 )
 
 router = APIRouter(tags=["schedules"])
@@ -105,14 +104,7 @@ async def add_schedules(
         list[str], Query(description="Run metadata `key=value` (repeatable).", max_length=50)
     ] = [],  # noqa: B006
 ) -> dict[str, Any]:
-    kind = media_type(request.headers.get("content-type"))
-    if kind not in YAML_TYPES and kind not in JSON_TYPES:
-        raise ApiError(
-            415,
-            f"unsupported Content-Type {kind or '(none)'!r}: use "
-            "application/yaml or application/json",
-            "Content-Type",
-        )
+    kind = workflow_media(request.headers.get("content-type"))
     body = await request.body()
     spec = await ctx.reading(_workflow, kind, body)
     if cron is not None or interval is not None:

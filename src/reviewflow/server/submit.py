@@ -35,6 +35,19 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def workflow_media(content_type: str | None) -> str:
+    """The media type of a workflow body: YAML or JSON, else 415."""
+    kind = media_type(content_type)
+    if kind not in YAML_TYPES and kind not in JSON_TYPES:
+        raise ApiError(
+            415,
+            f"unsupported Content-Type {kind or '(none)'!r}: use "
+            "application/yaml or application/json",
+            "Content-Type",
+        )
+    return kind
+
+
 def _text(body: bytes) -> str:
     try:
         return body.decode("utf-8")
