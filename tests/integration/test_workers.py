@@ -24,6 +24,7 @@ import pytest
 from reviewflow.api import run_sync
 from reviewflow.cluster.queue import Cluster, Outcome, Pending
 from reviewflow.cluster.worker import Worker
+from reviewflow.errors import StoreError
 from reviewflow.spec import WorkflowSpec
 from reviewflow.states import RUN_TERMINAL, RunState
 from reviewflow.store import SQLiteStore
@@ -734,6 +735,42 @@ def test_an_approval_waits_without_a_slot_until_a_person_decides(
     }
     assert rows["approve"].attempts == 1 and rows["approve"].wait_reason is None
     assert "approved by alice: lgtm" in [e.detail for e in task_events(pg, "gate", "approve")]
+
+
+def test_a_store_error_under_an_approval_hands_it_back_instead_of_failing_it(
+    pg: PostgresStore, pg_url: str, tmp_path: Path
+) -> None:
+    """An approval reads and writes the store itself: when that write fails (the worker's
+    connection lost), the store failed, not the gate. No retry used, no error recorded: the
+    worker hands it back and it runs again, as the embedded engine does."""
+    spec = workflow(
+        {
+            "gate": {"type": "approval", "timeout": 0.01, "on_timeout": "approve"},
+            "after": py("anoop", needs=["gate"]),
+        }
+    )
+    calls: list[str] = []
+
+    async def main() -> RunRecord:
+        async with workers(pg_url, tmp_path, n=1, concurrency=1) as started:
+            store = started[0].store
+            real = store.open_approval
+
+            def fails_once(*args: Any, **kwargs: Any) -> Any:
+                calls.append("open_approval")
+                if len(calls) == 1:
+                    raise StoreError("could not receive data from server: connection lost")
+                return real(*args, **kwargs)
+
+            store.open_approval = fails_once  # type: ignore[method-assign]
+            Cluster(pg).submit(spec, run_id="se")
+            return await until_done(pg, "se")
+
+    assert arun(main()).state == "succeeded"
+    assert len(calls) == 2
+    row = tasks_by_name(pg, "se")["gate"]
+    assert (row.error, row.errors) == (None, None)
+    assert not {e.to_state for e in task_events(pg, "se", "gate")} & {"failed", "retry_wait"}
 
 
 # ---------------------------------------------------------------------- 9. idempotency

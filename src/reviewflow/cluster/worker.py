@@ -509,6 +509,10 @@ class Worker:
                 self.completed += 1
             elif isinstance(exc, TaskFailed):
                 outcome.error, outcome.retryable = str(exc), exc.retryable
+            elif isinstance(exc, StoreError):
+                # The store failed under the attempt (an approval reads and writes it): not a
+                # failure of the task. Handed back uncounted, as by a stopping worker.
+                outcome.kind, outcome.error = "interrupted", f"the store failed: {exc}"
             else:
                 outcome.error = f"{type(exc).__name__}: {exc}"
         self.pending.outcomes.append(outcome)
