@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -460,3 +461,39 @@ def test_impacted_false_in_the_project_settings_runs_the_whole_suite(tmp_path: P
         summary = _tests_check(reviewed)["summary"]
         assert summary.startswith("5 passed, 0 failed"), summary
     assert not (root / testmap.MAP_DIR).exists()
+
+
+def test_a_small_selection_runs_without_xdist_workers(tmp_path: Path) -> None:
+    pytest.importorskip("xdist")
+    pytest.importorskip("pytest_cov")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("parallel: auto runs serially on one core anyway")
+    # The project names pytest-xdist: the whole suite runs in 2+ workers.
+    config = {
+        "pyproject.toml": '[project]\nname = "p"\n'
+        'optional-dependencies = {dev = ["pytest-xdist"]}\n'
+    }
+    root = make_repo(tmp_path / "repo", {**FILES, **config})
+    branch_with(root, {"other.py": OTHER + "\n"})
+    log = tmp_path / "tests.log"
+
+    def logged_run() -> tuple[CheckResult, str]:
+        log.unlink(missing_ok=True)
+        ctx = CheckContext(
+            check="tests",
+            root=root,
+            change=collect_change(root),
+            options={"impacted": "map", "parallel": "auto"},
+            log_path=log,
+        )
+        result = asyncio.run(tests_check.tests(ctx))
+        return result, log.read_text(encoding="utf-8").splitlines()[0]
+
+    first, argv = logged_run()
+    assert ran(first) == ALL and " -n " in argv
+    write(root, {"other.py": OTHER.replace("a * b", "b * a")})
+    commit(root, "next")
+    second, argv = logged_run()
+    # Two tests: starting workers would cost more than running them.
+    assert ran(second) == 2 and second.metrics["whole_suite"] is False
+    assert " -n " not in argv, argv

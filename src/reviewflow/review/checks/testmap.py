@@ -84,6 +84,8 @@ class Selection:
     nodes: list[str] = field(default_factory=list)
     total: int | None = None
     commit: str | None = None
+    count: int = 0
+    """How many of the map's tests the selection holds (new test files not counted)."""
 
     def describe(self, ran: int | None = None) -> str:
         """`42 of 1,588 tests: coverage map of 8d5c730` or `whole suite: conftest.py changed`."""
@@ -453,13 +455,16 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
         for t in (tests[i] for i in nodes if 0 <= i < len(tests))
         if t.split("::", 1)[0] not in chosen_files and (root / t.split("::", 1)[0]).is_file()
     )
+    chosen = sorted(f for f in chosen_files if (root / f).is_file())
+    whole_files = set(chosen)
     return Selection(
         whole=False,
         reason=f"coverage map of {short}",
-        files=sorted(f for f in chosen_files if (root / f).is_file()),
+        files=chosen,
         nodes=picked,
         total=len(tests),
         commit=commit,
+        count=len(picked) + sum(1 for t in tests if t.split("::", 1)[0] in whole_files),
     )
 
 

@@ -50,6 +50,8 @@ from .impact import impacted_tests, is_test_file
 DEFAULT_COMMAND = ("pytest", "-q")
 DEFAULT_EXCLUDE = ("tests/", "test/", "test_*.py", "*_test.py", "conftest.py")
 TAIL_LINES = 30
+SERIAL_BELOW = 50
+"""A coverage-map selection of fewer tests runs without pytest-xdist (parallel: auto)."""
 
 _COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 _SUMMARY = re.compile(
@@ -86,7 +88,6 @@ async def tests(ctx: CheckContext) -> CheckResult:
     workers = _workers(opts.get("parallel", "auto"), root, [*command, *args]) if pytest else 1
     if pytest:
         ctx.python_module("pytest")
-        command = [*command, *_pytest_extras(pytest_cov=workers > 1)]
     impacted = opts.get("impacted", False)
     if impacted not in (True, False, "map"):
         raise TaskFailed("tests: option 'impacted' must be true, false or map", retryable=False)
@@ -119,6 +120,17 @@ async def tests(ctx: CheckContext) -> CheckResult:
             targets = sorted({*chosen, *always})
             if not targets:
                 return ctx.skip("no test imports a changed module")
+    if (
+        selection is not None
+        and not selection.whole
+        and opts.get("parallel", "auto") == "auto"
+        and selection.count < SERIAL_BELOW
+    ):
+        # A few tests: starting pytest-xdist's workers (each imports and collects) costs more
+        # than running them one after another.
+        workers = 1
+    if pytest:
+        command = [*command, *_pytest_extras(pytest_cov=workers > 1)]
     whole_command, whole_args = command, args
     if targets and scope:
         command, args = _without(command, scope), _without(args, scope)
