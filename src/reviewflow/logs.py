@@ -67,6 +67,7 @@ def _apply() -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             LEVELS.get(level.upper(), LEVELS["INFO"])
         ),
+        # structlog types `file` as TextIO but only writes and flushes: all _CurrentStderr has.
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )

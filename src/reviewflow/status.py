@@ -140,7 +140,9 @@ def _workers_doc(store: Store, run: RunRecord, tasks: list[TaskRecord]) -> dict[
         return None
     with store.session() as conn:
         # the same liveness as `reviewflow workers`, on the database clock
-        now = float(conn.execute(query("db_now")).fetchone()[0])  # type: ignore[index]
+        clock = conn.execute(query("db_now")).fetchone()
+        assert clock is not None  # a SELECT without FROM: one row
+        now = float(clock[0])
         live = len(conn.execute(query("list_workers"), {"now": now, "all": False}).fetchall())
     doc: dict[str, Any] = {"live": live}
     waiting = any(t.state in (TaskState.READY, TaskState.RUNNING) for t in tasks)

@@ -17,7 +17,7 @@ from ..constants import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
 from ..constants import DEFAULT_RUNS_DIR as DEFAULT_RUNS_DIR
 from ..constants import SUMMARY_ABOVE as SUMMARY_ABOVE
 from ..errors import LeaseLost, ReviewflowError, RunNotFound, SpecError, StoreError
-from ..logs import configure_logging, log
+from ..logs import LogFormat, configure_logging, log
 from ..logs import enabled as log_enabled
 from ..states import RunState
 from ..store import open_store, postgres_url
@@ -152,15 +152,19 @@ _logs_asked = False
 progress view prints them (else each would show twice)."""
 
 
+_LOG_FORMATS: dict[str, LogFormat] = {"auto": "auto", "human": "human", "json": "json"}
+
+
 def _logging(log_format: str, log_level: str) -> None:
     global _logs_asked
     _logs_asked = log_format != "auto" or bool(log_level)
-    if log_format not in ("auto", "human", "json"):
+    fmt = _LOG_FORMATS.get(log_format)
+    if fmt is None:
         _fail(f"bad --log-format {log_format!r}: use auto, human or json")
     if log_level and log_level.lower() not in ("debug", "info", "warning", "error"):
         _fail(f"bad --log-level {log_level!r}: use debug, info, warning or error")
     level = (log_level or ("info" if log_format == "json" else "warning")).lower()
-    configure_logging(log_format, level)  # type: ignore[arg-type]
+    configure_logging(fmt, level)
 
 
 def _state_exit(state: str) -> int:

@@ -244,9 +244,11 @@ def cancel(run_id: str, db: DbOpt = DEFAULT_DB, as_json: JsonOpt = False) -> Non
     store, record = _unfinished_run(run_id, db)
     if record.mode:
         from ..cluster.queue import list_workers
+        from ..store.postgres import PostgresStore
 
         state = _workers_control(store, run_id, "cancel")
-        alive = RunState(state) not in RUN_TERMINAL and bool(list_workers(store))  # type: ignore[arg-type]
+        assert isinstance(store, PostgresStore)  # _workers_control failed otherwise
+        alive = RunState(state) not in RUN_TERMINAL and bool(list_workers(store))
         if alive:  # running attempts stop at their workers' next heartbeat (notified now)
             state = _wait_for(store, run_id, lambda r: RunState(r.state) in RUN_TERMINAL)
         _print_state(run_id, state, as_json)

@@ -235,8 +235,10 @@ def scheduler(
         if not pg:
             _fail("--no-execute needs a PostgreSQL database (workers execute the runs)")
         from ..cluster.queue import Cluster
+        from ..store.postgres import PostgresStore
 
-        cluster = Cluster(store)  # type: ignore[arg-type]  # postgres_url(db) said so
+        assert isinstance(store, PostgresStore)  # postgres_url(db) said so
+        cluster = Cluster(store)
         submit = _cluster_submit(cluster)
     many: Any = None if engine is not None else cluster.submit_many
     sched = Scheduler(store, submit, submit_many=many)

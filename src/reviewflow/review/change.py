@@ -23,6 +23,8 @@ DEFAULT_BASES = ("origin/main", "main")
 GIT_TIMEOUT = 120
 
 FileStatus = Literal["added", "modified", "deleted", "renamed"]
+_NAME_STATUS: dict[bytes, FileStatus] = {b"A": "added", b"D": "deleted"}
+"""`git diff --name-status` letters of a file neither renamed nor copied; any other is a change."""
 
 
 class ChangedFile(BaseModel):
@@ -316,7 +318,7 @@ def collect_change(
             continue
         name = names[i + 1].decode("utf-8", "backslashreplace")
         i += 2
-        kind: FileStatus = {b"A": "added", b"D": "deleted"}.get(code, "modified")  # type: ignore[assignment]
+        kind = _NAME_STATUS.get(code, "modified")
         binary = kind != "deleted" and _count_lines(root / name)[1]
         files.append(
             ChangedFile(

@@ -110,8 +110,10 @@ def _child(
         try:
             if for_workers:
                 from ..cluster.queue import Cluster
+                from ..store.postgres import PostgresStore
 
-                cluster = Cluster(store)  # type: ignore[arg-type]
+                assert isinstance(store, PostgresStore)  # workers read a PostgreSQL database only
+                cluster = Cluster(store)
                 rid, created = cluster.submit(spec, run_id=run_id, meta=meta)
             else:
                 rid, created = Engine(store).submit(spec, run_id=run_id, meta=meta)
@@ -202,4 +204,5 @@ async def read_and_store(
         raise ApiError(status, detail, field, headers)
     if message[0] == "template":
         return Template(message[1])
-    return message[1]  # type: ignore[no-any-return]
+    stored: Stored = message[1]  # the child sent ("stored", Stored(...)): see _child
+    return stored

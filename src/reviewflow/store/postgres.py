@@ -105,7 +105,8 @@ def redact(url: str) -> str:
 
 def _password(url: str) -> str | None:
     try:
-        return conninfo_to_dict(url).get("password") or None  # type: ignore[return-value]
+        password = conninfo_to_dict(url).get("password")
+        return str(password) if password else None
     except psycopg.Error:
         try:
             return urlsplit(url).password
@@ -330,7 +331,8 @@ class PostgresStore(ScheduleMethods, outbox.OutboxMethods):
             if batch.events:
                 added = outbox.add_derived(conn, batch.events, time.time(), postgres=True)
         self._wake(added)
-        return request  # type: ignore[no-any-return]
+        pending: str | None = request  # the run's control request, taken with this write
+        return pending
 
     def request(self, run_id: str, command: str) -> None:
         with self._session() as conn:

@@ -90,7 +90,7 @@ def _run_where(where: RunFilter, *, with_state: bool) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(parts) if parts else ""), args
 
 
-def _run_from_row(row: tuple) -> RunRecord:  # type: ignore[type-arg]
+def _run_from_row(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(
         run_id=row[0],
         workflow=row[1],
@@ -352,7 +352,9 @@ class SQLiteStore(ScheduleMethods, outbox.OutboxMethods):
                     " SET requested_at = coalesce(requested_at, excluded.requested_at)",
                     (run_id, task, now),
                 )
-                return self._approval(conn, run_id, task)  # type: ignore[return-value]
+                opened = self._approval(conn, run_id, task)
+                assert opened is not None  # inserted or kept just above
+                return opened
 
         return self._retrying(open_)
 
@@ -402,7 +404,9 @@ class SQLiteStore(ScheduleMethods, outbox.OutboxMethods):
                 if event is not None:
                     conn.execute(_EVENT_INSERT, event)
                     added[0] = outbox.add_derived(conn, [event], now)
-                return self._approval(conn, run_id, task)  # type: ignore[return-value]
+                decided = self._approval(conn, run_id, task)
+                assert decided is not None  # updated just above
+                return decided
 
         added = [0]
         record = self._retrying(decide)

@@ -506,7 +506,9 @@ def _compare(
         before, after = old.get(name), new.get(name)
         if before is not None and after is not None and before.signature == after.signature:
             continue
-        kind = (after or before).kind  # type: ignore[union-attr]
+        symbol = after if after is not None else before
+        assert symbol is not None  # the name comes from one of the two
+        kind = symbol.kind
         what: ChangeKind = "added" if before is None else "removed" if after is None else "changed"
         out.append(
             ApiChange(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
+from typing import Any
 
 from ...errors import CheckNotFound as CheckNotFound
 from ...plugins import plugin_errors as folder_errors
@@ -44,10 +45,11 @@ BUILTIN: dict[str, str] = {
 
 def _resolve(target: str) -> CheckFunction:
     module, _, attr = target.partition(":")
-    obj = importlib.import_module(module)
+    obj: Any = importlib.import_module(module)
     for part in attr.split("."):
         obj = getattr(obj, part)
-    return obj  # type: ignore[return-value]
+    check: CheckFunction = obj  # what the registry's targets name
+    return check
 
 
 class CheckRegistry:

@@ -44,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...statedir import STATE_DIR, make_dirs
-from ..change import Change, ChangedFile, git, unquote_path
+from ..change import Change, ChangedFile, FileStatus, git, unquote_path
 from .impact import CONFIG_FILES, impacted_tests, imported_modules, is_test_file
 
 FORMAT = 1
@@ -493,11 +493,14 @@ def _is_source(path: str) -> bool:
     return _python(path) and not is_test_file(path)
 
 
+_STATUSES: dict[str, FileStatus] = {"A": "added", "D": "deleted", "R": "renamed"}
+"""git's status letters; any other (M, T, ...) is a modification."""
+
+
 def _changed_file(d: _Diff) -> ChangedFile:
-    status = {"A": "added", "D": "deleted", "R": "renamed"}.get(d.status, "modified")
     return ChangedFile(
         path=d.path,
-        status=status,  # type: ignore[arg-type]
+        status=_STATUSES.get(d.status, "modified"),
         old_path=d.old_path if d.old_path != d.path else None,
     )
 
