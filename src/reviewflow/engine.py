@@ -28,15 +28,15 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, overload
 
 from . import rules
+from .attempts import NO_FAILURES as NO_FAILURES
+from .attempts import AttemptExecution
 from .config import stored_spec
 from .constants import ABANDONED as ABANDONED
 from .constants import ATTEMPT_TIMEOUT as ATTEMPT_TIMEOUT
@@ -51,10 +51,9 @@ from .errors import (
     RunNotFound,
     SpecError,
     StoreError,
-    TaskFailed,
 )
 from .errors import RunBusy as RunBusy
-from .executors import TaskContext, registry
+from .executors import registry
 from .executors.shell import kill_orphans
 from .logs import log
 from .owners import live_owners as _live_owners
@@ -79,7 +78,6 @@ from .store import MemoryStore, RunRecord, Store, TaskRecord
 from .store.base import Batch
 
 T = TaskState
-NO_FAILURES: Mapping[str, str] = MappingProxyType({})
 
 """Run ids name a directory under the runs folder: no separators, no leading dot."""
 
@@ -144,7 +142,7 @@ class _BlockedTasks(Sequence[TaskRecord]):
         return (TaskRecord(run_id, name, _BLOCKED) for name in self.names)
 
 
-class Engine:
+class Engine(AttemptExecution):
     """Executes workflow runs against a store. One engine per process is the usual shape."""
 
     def __init__(
@@ -481,13 +479,6 @@ class Engine:
                 )
 
     @staticmethod
-    def _kill_orphans(task: LiveTask) -> None:
-        """Stop what a dead owner's attempt left running (same host only)."""
-        if task.pid is not None:
-            kill_orphans(task.pid, task.run.run_id, task.name)
-            task.pid = None
-
-    @staticmethod
     def _count_open(run: LiveRun) -> None:
         """Set the run's counts of tasks not yet ended (main tasks, on_failure tasks)."""
         open_main = open_hooks = 0
@@ -644,158 +635,6 @@ class Engine:
             if task is None:
                 return
             self._start(task, loop)
-
-    def _start(self, task: LiveTask, loop: asyncio.AbstractEventLoop) -> None:
-        """Start an attempt of a claimed task."""
-        task.attempts += 1
-        now = time.time()
-        task.started_at = now
-        task.cancel_reason = None
-        task.entered = False
-        self._task_to(task, T.RUNNING, None, now)
-        task.handle = loop.create_task(self._attempt(task))
-
-    def _attempt_timed_out(self, task: LiveTask) -> None:
-        """The attempt's timeout expired: cancel it (its task type stops its processes)."""
-        task.timer = None
-        if task.state is T.RUNNING and task.handle is not None and task.cancel_reason is None:
-            self._cancel_attempt(task, ATTEMPT_TIMEOUT)
-
-    def _cancel_attempt(self, task: LiveTask, reason: str) -> None:
-        """Stop a running attempt for `reason`.
-
-        An attempt whose coroutine has not taken its first step must not be cancelled: it would
-        never run, so never settle (its slot and the run's count would leak). It finds the
-        reason when it starts instead.
-        """
-        task.cancel_reason = reason
-        if task.entered and task.handle is not None:
-            task.handle.cancel()
-
-    async def _attempt(self, task: LiveTask) -> None:
-        task.entered = True
-        # A local, not the attribute: `cancel_reason` is set by others while this coroutine awaits
-        # (type checkers would keep the attribute narrowed to None past the await below).
-        reason = task.cancel_reason
-        if reason is not None:  # stopped before it could start
-            self._settle(task, reason, False, cancelled=True)
-            return
-        spec = task.spec
-        try:
-            task_type = registry.get(spec.type)
-        except Exception as exc:  # a plugin missing or broken here: fail the task, not hang
-            self._settle(task, f"task type {spec.type!r} unavailable: {exc}", False)
-            return
-        if spec.timeout and not getattr(task_type, "owns_timeout", False):
-            # Armed here rather than in the dispatch loop, so that starting N siblings does
-            # not pay N timer insertions before the last of them is marked running.
-            assert self._loop is not None
-            task.timer = self._loop.call_later(spec.timeout, self._attempt_timed_out, task)
-        run = task.run
-        tasks = run.tasks
-        ctx = TaskContext(
-            run.run_id,
-            task.name,
-            task.attempts,
-            spec.params,
-            {d: tasks[d].result for d in spec.needs},
-            run.meta,
-            run.run_dir,
-            spec,
-            partial(self._set_pid, task),
-            NO_FAILURES
-            if spec.trigger == "all_succeeded"
-            else {
-                d: tasks[d].error or tasks[d].state.value
-                for d in spec.needs
-                if tasks[d].state is not T.SUCCEEDED
-            },
-            self.store,
-            partial(self._note, task),
-            partial(self._waiting, task),
-            partial(self._run_view, run),
-        )
-        try:
-            result = await task_type.execute(ctx)
-        except asyncio.CancelledError:
-            reason = task.cancel_reason
-            if reason is None:
-                self._settle(task, None, False, cancelled=True)
-                raise
-            if reason is ATTEMPT_TIMEOUT:
-                task.cancel_reason = None
-                self._settle(task, f"timed out after {spec.timeout:g}s", True, timed_out=True)
-            else:
-                self._settle(task, reason, False, cancelled=True)
-        except TaskFailed as exc:
-            self._guarded(task, self._settle, task, str(exc), exc.retryable)
-        except StoreError as exc:
-            # The store failed under the attempt (an approval reads and writes it): a fault of
-            # the store, not of the task. The run is interrupted and this attempt goes back to
-            # `ready` uncounted, as the others do.
-            task.cancel_reason = INTERRUPTED
-            self._store_fault(run, exc)
-            self._guarded(task, partial(self._settle, cancelled=True), task, INTERRUPTED, False)
-        except Exception as exc:
-            self._guarded(task, self._settle, task, f"{type(exc).__name__}: {exc}", True)
-        else:
-            self._guarded(task, self._succeeded, task, result)
-
-    def _note(self, task: LiveTask, detail: str) -> None:
-        """An informational event: the task stays in its state, the history gains a line."""
-        if task.run.run_id not in self._live:
-            return
-        run, state = task.run, task.state._value_
-        now = time.time()
-        run.events.append((run.run_id, task.name, state, state, task.attempts, now, detail))
-        self._schedule_flush()
-
-    def _waiting(self, task: LiveTask, reason: str | None) -> None:
-        """The attempt waits on something outside (a person): it gives back its concurrency
-        slots, so a waiting approval never holds up compute tasks."""
-        task.wait_reason = reason
-        task.run.dirty[task] = None
-        if reason is not None and not task.detached and task.state is T.RUNNING:
-            task.detached = True
-            self.queue.release(task)
-            self._dispatch_if_live()
-        self._schedule_flush()
-
-    @staticmethod
-    def _run_view(run: LiveRun) -> dict[str, dict[str, Any]]:
-        return {
-            t.name: {
-                "state": t.state._value_,
-                "attempts": t.attempts,
-                "started_at": t.started_at,
-                "finished_at": t.finished_at,
-                "error": t.error,
-                "needs": list(t.spec.needs),
-                "type": t.spec.type,
-                "hook": t.hook,
-            }
-            for t in run.tasks.values()
-        }
-
-    def _set_pid(self, task: LiveTask, pid: int) -> None:
-        task.pid = pid
-        self._mark(task)
-
-    def _end_attempt(self, task: LiveTask) -> None:
-        """The attempt's coroutine is done: free its slots, forget its process and timer."""
-        if task.detached:
-            task.detached = False
-        else:
-            self.queue.release(task)
-        task.handle = None
-        task.pid = None
-        self._cancel_timer(task)
-
-    @staticmethod
-    def _cancel_timer(task: LiveTask) -> None:
-        if task.timer is not None:
-            task.timer.cancel()
-            task.timer = None
 
     def _succeeded(self, task: LiveTask, result: Any) -> None:
         self._end_attempt(task)

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from ..attempts import ended, own_timeout, task_type_of
 from ..constants import ABANDONED, ATTEMPT_TIMEOUT, DEFAULT_RUNS_DIR
 from ..constants import DEFAULT_GRACE as DEFAULT_GRACE
 from ..constants import DEFAULT_POLL_INTERVAL as DEFAULT_POLL_INTERVAL
@@ -38,7 +39,7 @@ from ..constants import DEFAULT_WORKER_CONCURRENCY as DEFAULT_WORKER_CONCURRENCY
 from ..engine import INTERRUPTED
 from ..errors import ReviewflowError, StoreError, TaskFailed
 from ..errors import WorkerNameTaken as WorkerNameTaken
-from ..executors import TaskContext, registry
+from ..executors import TaskContext
 from ..logs import log
 from ..notify.deliver import Deliverer
 from ..store.postgres import PostgresStore, connect
@@ -451,17 +452,11 @@ class Worker:
         if c.spec is None:
             raise TaskFailed(c.problem or "the run's workflow cannot be read", retryable=False)
         spec = c.spec
-        try:
-            task_type = registry.get(spec.type)
-        except Exception as exc:
-            raise TaskFailed(
-                f"task type {spec.type!r} unavailable: {exc}", retryable=False
-            ) from exc
-        if spec.timeout and not getattr(task_type, "owns_timeout", False):
+        task_type = task_type_of(spec)
+        timeout = own_timeout(task_type, spec)
+        if timeout is not None:
             assert self._loop is not None
-            attempt.timer = self._loop.call_later(
-                spec.timeout, self._cancel, attempt, ATTEMPT_TIMEOUT
-            )
+            attempt.timer = self._loop.call_later(timeout, self._cancel, attempt, ATTEMPT_TIMEOUT)
         ctx = TaskContext(
             c.run_id,
             c.name,
@@ -504,17 +499,14 @@ class Worker:
                 outcome.kind, outcome.error = "cancelled", reason
         else:
             exc = handle.exception()
-            if exc is None:
-                outcome.kind, outcome.result = "succeeded", handle.result()
+            end = ended(exc, handle.result() if exc is None else None)
+            if end.kind == "succeeded":
+                outcome.kind, outcome.result = "succeeded", end.result
                 self.completed += 1
-            elif isinstance(exc, TaskFailed):
-                outcome.error, outcome.retryable = str(exc), exc.retryable
-            elif isinstance(exc, StoreError):
-                # The store failed under the attempt (an approval reads and writes it): not a
-                # failure of the task. Handed back uncounted, as by a stopping worker.
-                outcome.kind, outcome.error = "interrupted", f"the store failed: {exc}"
+            elif end.kind == "store":  # not the task's failure: handed back, uncounted
+                outcome.kind, outcome.error = "interrupted", end.error
             else:
-                outcome.error = f"{type(exc).__name__}: {exc}"
+                outcome.error, outcome.retryable = end.error, end.retryable
         self.pending.outcomes.append(outcome)
         self._poke()
 
