@@ -444,6 +444,27 @@ def test_parallel_runs_measure_the_changed_lines_as_serial_ones_do(pkg_repo: Pat
 
 
 @pytest.mark.parametrize("parallel", [False, True], ids=["serial", "xdist"])
+def test_workers_in_the_projects_addopts_do_not_hide_the_changed_lines(
+    tmp_path: Path, parallel: bool
+) -> None:
+    """This repository's own shape: addopts start pytest-xdist workers under pytest-cov with a
+    threshold; a serial review (1 core, `parallel: false`) still measures the changed lines."""
+    pytest.importorskip("pytest_cov")
+    pytest.importorskip("xdist")
+    pyproject = (
+        "[project]\nname = 'pkg'\nversion = '0'\n"
+        "[project.optional-dependencies]\ndev = ['pytest-xdist']\n"
+        "[tool.pytest.ini_options]\n"
+        "addopts = '-n 2 --dist loadgroup --cov=pkg --cov-report=term --cov-fail-under=100'\n"
+    )
+    root = make_repo(tmp_path / "repo", {**PKG, "pyproject.toml": pyproject})
+    change = branch_with(root, {"pkg/a.py": PKG["pkg/a.py"] + MUL})
+    result = run(root, change, parallel=parallel)
+    assert result.metrics["changed_line_coverage"] == 33.33
+    assert result.metrics["tests_passed"] == 1 and result.metrics["tests_failed"] == 1
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "xdist"])
 def test_a_change_to_tests_only_is_not_judged_by_the_projects_coverage_gate(
     tmp_path: Path, parallel: bool
 ) -> None:

@@ -131,6 +131,10 @@ async def tests(ctx: CheckContext) -> CheckResult:
         workers = 1
     if pytest:
         command = [*command, *_pytest_extras(pytest_cov=workers > 1)]
+        if workers == 1 and _serial_needs_saying(root, [*command, *args]):
+            # The project's addopts may start pytest-xdist workers (`-n auto`), which
+            # `coverage run` does not follow: a serial run says so.
+            command.extend(["-n", "0"])
     whole_command, whole_args = command, args
     if targets and scope:
         command, args = _without(command, scope), _without(args, scope)
@@ -588,6 +592,14 @@ def _workers(setting: Any, root: Path, argv: list[str]) -> int:
     if not installed or (cores or 1) < 2 or not _declares_xdist(root):
         return 1
     return min(cores or 1, 8)
+
+
+def _serial_needs_saying(root: Path, argv: list[str]) -> bool:
+    """A serial run of a project naming pytest-xdist, installed, whose command does not choose
+    the number of workers itself."""
+    if any(a.startswith(("-n", "--numprocesses")) for a in argv):
+        return False
+    return importlib.util.find_spec("xdist") is not None and _declares_xdist(root)
 
 
 def _declares_xdist(root: Path) -> bool:
