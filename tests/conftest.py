@@ -206,3 +206,39 @@ def make_engine(tmp_path: Path) -> Callable[..., Engine]:
         return Engine(store, **options)
 
     return make
+
+
+# ------------------------------------------------------------------------------ pytest-xdist
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`-n auto --dist loadgroup` in pyproject's addopts), keep the tests
+    of a module that share a module-scoped fixture on one worker: such a fixture (a whole
+    `reviewflow review`, a chromium) is set up once per worker that runs one of its tests, so
+    spreading them would repeat the expensive setup instead of sharing it. Tests that share
+    none go wherever a worker is free. A serial run (`-n 0`) ignores the marks."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    shared: dict[int, list[str]] = {}
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None or item.get_closest_marker("xdist_group"):
+            continue
+        module = item.nodeid.split("::", 1)[0]
+        keys = [
+            f"{module}::{name}"
+            for name, defs in sorted(info.name2fixturedefs.items())
+            if defs and defs[-1].scope == "module"
+        ]
+        if keys:
+            shared[id(item)] = keys
+            for key in keys[1:]:  # fixtures used together: one group
+                parent[find(key)] = find(keys[0])
+    for item in items:
+        if id(item) in shared:
+            item.add_marker(pytest.mark.xdist_group(find(shared[id(item)][0])))
