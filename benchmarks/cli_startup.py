@@ -91,7 +91,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         db = _prepare_db(Path(tmp))
+        # As a user's machine runs them: with bytecode caches (PYTHONDONTWRITEBYTECODE, set on
+        # some CI and development machines, makes every run compile reviewflow's modules again).
         env = {**os.environ, "COLUMNS": "100"}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         for case, argv in _cases(db).items():
             imports, walls, cpus, heavy = [], [], [], set()
             for _ in range(max(1, args.repeat)):
