@@ -53,7 +53,7 @@ def own_timeout(task_type: TaskType, spec: TaskSpec) -> float | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ended:
     """How an attempt's coroutine ended, cancellation aside: `succeeded` with its result,
     `failed` with the error and whether a retry may help, or `store`: the store failed under
@@ -201,15 +201,14 @@ class AttemptExecution:
             else:
                 self._settle(task, reason, False, cancelled=True)
         except Exception as exc:
-            self._ended(task, ended(exc), exc)
-        else:
-            self._ended(task, ended(None, result))
+            self._raised(task, exc)
+        else:  # the hot path: no Ended built for a success
+            self._guarded(task, self._succeeded, task, result)
 
-    def _ended(self, task: LiveTask, end: Ended, exc: BaseException | None = None) -> None:
-        """Apply an attempt's end to its task (through the run's coordination methods)."""
-        if end.kind == "succeeded":
-            self._guarded(task, self._succeeded, task, end.result)
-        elif end.kind == "store":
+    def _raised(self, task: LiveTask, exc: Exception) -> None:
+        """The attempt raised `exc`: a failure of the task, or a fault of the store."""
+        end = ended(exc)
+        if end.kind == "store":
             # A fault of the store, not of the task: the run is interrupted and this attempt
             # goes back to `ready` uncounted, as the others do.
             assert isinstance(exc, StoreError)
