@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from reviewflow.api import run_sync
@@ -774,6 +775,45 @@ def test_a_store_error_under_an_approval_hands_it_back_instead_of_failing_it(
 
 
 # ---------------------------------------------------------------------- 9. idempotency
+
+
+class _AnswerLost:
+    """The store's pool, whose next connection fails as it is handed back — after its
+    transaction committed: a COMMIT applied whose answer the client never got."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.armed = True
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._pool.connection() as conn:
+            yield conn
+        if self.armed:
+            self.armed = False
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+def test_a_submit_whose_commit_answer_was_lost_says_what_the_database_holds(
+    pg: PostgresStore,
+) -> None:
+    """`run --submit`: the connection drops after COMMIT. The run is there, so the submit
+    says it was created (the caller would otherwise retry, or report a failure that is not)."""
+    spec = workflow({"a": py("anoop")})
+    pool = _AnswerLost(pg._pool)
+    pg._pool = pool  # type: ignore[assignment]
+    try:
+        assert Cluster(pg).submit(spec, run_id="lost-answer") == ("lost-answer", True)
+        assert not pool.armed  # the fault did fire
+        pool.armed = True  # the same id again, its answer lost too: it existed before
+        assert Cluster(pg).submit(spec, run_id="lost-answer") == ("lost-answer", False)
+    finally:
+        pg._pool = pool._pool
+    assert pg.get_run("lost-answer") is not None
+    assert {t.name: t.state for t in pg.get_tasks("lost-answer")} == {"a": "ready"}
 
 
 def test_submitting_the_same_run_id_twice_creates_one_run(pg: PostgresStore) -> None:

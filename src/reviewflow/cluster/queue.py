@@ -271,10 +271,13 @@ class Cluster:
             notify = outbox.notify_config(spec_json, spec.name, self.store.notify_extra())
             prepared.append((spec, run_id_for(spec, run_id), dict(meta or {}), spec_json, notify))
 
+        first: dict[str, int] = {}  # an id twice in one batch: the first is the run
+        for i, p in enumerate(prepared):
+            first.setdefault(p[1], i)
+        stamps: list[float] = []
+
         def go(conn: psycopg.Connection, now: float) -> list[tuple[str, bool]]:
-            first: dict[str, int] = {}  # an id twice in one batch: the first is the run
-            for i, p in enumerate(prepared):
-                first.setdefault(p[1], i)
+            stamps.append(now)
             batch = [prepared[i] for i in first.values()]
             new, derived, wake = self._insert_new(conn, now, batch)
             if derived:
@@ -283,7 +286,33 @@ class Cluster:
                 self._notify(conn, {""})
             return [(p[1], p[1] in new and first[p[1]] == i) for i, p in enumerate(prepared)]
 
-        return list(self._retrying(go))
+        try:
+            return list(self._retrying(go))
+        except StoreError:
+            held = self._committed([p[1] for p in prepared], first, stamps)
+            if held is None:
+                raise
+            return held
+
+    def _committed(
+        self, ids: list[str], first: dict[str, int], stamps: list[float]
+    ) -> list[tuple[str, bool]] | None:
+        """After a submit's error, which may have come after its COMMIT (a connection dropped
+        with the answer): what the database holds if the transaction was applied, else None.
+        Its runs were stored whole or not at all; a run it made has its clock as created_at."""
+        if not stamps:
+            return None
+        try:
+            runs = [self.store.get_run(rid, spec=False) for rid in ids]
+        except StoreError:
+            return None  # cannot tell: the caller sees the error
+        if any(r is None for r in runs):
+            return None
+        now = stamps[-1]
+        return [
+            (rid, r is not None and r.created_at == now and first[rid] == i)
+            for i, (rid, r) in enumerate(zip(ids, runs, strict=True))
+        ]
 
     def _insert_new(
         self,
