@@ -14,24 +14,36 @@ import typer
 from ..errors import ReviewflowError
 from .common import EXIT_BAD_INPUT, app, err
 
-__all__ = ["MODULES", "RUNS_COMMANDS", "load", "main"]
+__all__ = ["COMMANDS", "MODULES", "load", "main"]
 
 # Import order is the order of `--help`: commands first (run ... validate, review, approve,
 # reject, worker, workers, serve, ui), then the groups (db, templates, github, schedule).
 MODULES = ("runs", "db", "review", "worker", "github", "server", "ui", "notifications", "schedule")
 
-RUNS_COMMANDS = frozenset(
-    {"run", "resume", "cancel", "pause", "status", "events", "graph", "validate"}
-)
-"""The commands of the `runs` module: the ones people type most and scripts call in loops.
-Naming one of them first loads that module alone: typer evaluates every option of every
-registered command at start-up, and the eight other modules cost ~10 ms (docs/benchmarks.md)."""
+COMMANDS = {
+    **dict.fromkeys(
+        ("run", "resume", "cancel", "pause", "status", "events", "graph", "validate"), "runs"
+    ),
+    **dict.fromkeys(("review", "approve", "reject", "templates"), "review"),
+    **dict.fromkeys(("worker", "workers"), "worker"),
+    **dict.fromkeys(("schedule", "scheduler"), "schedule"),
+    "db": "db",
+    "github": "github",
+    "serve": "server",
+    "ui": "ui",
+    "notifications": "notifications",
+}
+"""Each command (or group) → the one module that registers it. Naming a command first loads
+that module alone: typer evaluates every option of every registered command at start-up, and
+the other modules would cost 10-20 ms of a command's start (`status` in scripts run in loops;
+`review`, whose run should exist within 0.3 s: docs/benchmarks.md)."""
 
 
 def load(command: str | None = None) -> typer.Typer:
-    """The app with every command, or only the `runs` module's when `command` is one of them
-    (the app's own `--help`, which lists them all, is then never what gets shown)."""
-    for name in ("runs",) if command in RUNS_COMMANDS else MODULES:
+    """The app with the module of `command` registered, or all of them (no command, an option
+    such as `--help` first, or a name that is not a command: typer's own error lists them)."""
+    module = COMMANDS.get(command) if command is not None else None
+    for name in (module,) if module is not None else MODULES:
         importlib.import_module(f"{__package__}.{name}")
     return app
 
