@@ -90,6 +90,14 @@ DbOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+SchedulesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--schedules/--no-schedules",
+        help="Also fire the database's schedules (--no-schedules: leave them to"
+        " `reviewflow scheduler` or other processes).",
+    ),
+]
 LogFormatOpt = Annotated[
     str, typer.Option("--log-format", help="Log format on stderr: auto, human or json.")
 ]

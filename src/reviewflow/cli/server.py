@@ -23,6 +23,7 @@ from .common import (
     ConcurrencyOpt,
     LogFormatOpt,
     LogLevelOpt,
+    SchedulesOpt,
     _fail,
     _logging,
     app,
@@ -116,14 +117,7 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    schedules: Annotated[
-        bool,
-        typer.Option(
-            "--schedules/--no-schedules",
-            help="Also fire the database's schedules (--no-schedules: leave them to"
-            " `reviewflow scheduler` or other processes).",
-        ),
-    ] = True,
+    schedules: SchedulesOpt = True,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:

@@ -25,6 +25,7 @@ from .common import (
     JsonOpt,
     LogFormatOpt,
     LogLevelOpt,
+    SchedulesOpt,
     _fail,
     _logging,
     _open,
@@ -100,14 +101,7 @@ def worker(
             help="On SIGTERM: seconds running attempts get to finish before they are handed back.",
         ),
     ] = DEFAULT_GRACE,
-    schedules: Annotated[
-        bool,
-        typer.Option(
-            "--schedules/--no-schedules",
-            help="Also fire the database's schedules (--no-schedules: leave them to"
-            " `reviewflow scheduler` or other processes).",
-        ),
-    ] = True,
+    schedules: SchedulesOpt = True,
     log_format: LogFormatOpt = "auto",
     log_level: LogLevelOpt = "",
 ) -> None:
