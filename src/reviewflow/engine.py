@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, overload
 
 from . import rules
-from .attempts import NO_FAILURES as NO_FAILURES
 from .attempts import AttemptExecution
 from .config import stored_spec
 from .constants import ABANDONED as ABANDONED

@@ -181,7 +181,7 @@ def review(
     waiting: list[str] | None = [] if _in_ci() else None
     code = _execute(store, db, rid, as_json=False, concurrency=concurrency, stop_waiting=waiting)
     if waiting:
-        raise typer.Exit(_waiting(store, db, rid, waiting[0]))
+        raise typer.Exit(_waiting(store, db, rid, waiting[0], target))
     if code == EXIT_INTERRUPTED:
         raise typer.Exit(code)
     raise typer.Exit(_verdict(target, code))
@@ -204,8 +204,9 @@ def _in_ci() -> bool:
     return flag and not interactive
 
 
-def _waiting(store: Any, db: Path, run_id: str, task: str) -> int:
-    """Say that the review waits for a person, what the checks found, and how to go on."""
+def _waiting(store: Any, db: Path, run_id: str, task: str, target: Path) -> int:
+    """Say that the review waits for a person, what the checks found, and how to go on
+    (`target`: the reports' folder, where the provisional report is)."""
     from ..review.builder import VERDICT_TASK
 
     found = ""
@@ -231,25 +232,12 @@ def _waiting(store: Any, db: Path, run_id: str, task: str) -> int:
         f"then:    reviewflow resume {run_id}{where}  (writes the reports and the verdict)",
         markup=False,
     )
-    record = store.get_run(run_id)
-    folder = _out_folder(record.spec) if record is not None else None
-    if folder is not None and (folder / "report.md").is_file():
+    if (target / "report.md").is_file():
         out.print(
-            f"report: {folder / 'report.md'} (provisional: the checks' findings, no decision yet)",
+            f"report: {target / 'report.md'} (provisional: the checks' findings, no decision yet)",
             markup=False,
         )
     return EXIT_WAITING
-
-
-def _out_folder(spec: str) -> Path | None:
-    """Where the review writes its reports (the summary task's `out`)."""
-    from ..review.builder import SUMMARY_TASK
-
-    try:
-        out = json.loads(spec)["tasks"][SUMMARY_TASK]["params"]["out"]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return Path(out) if isinstance(out, str) else None
 
 
 def _check_out(target: Path, root: Path) -> None:
