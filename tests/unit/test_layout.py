@@ -23,17 +23,13 @@ DECLARATIONS = {
 """Modules with no behaviour of their own to test."""
 
 TESTED_ELSEWHERE = {
-    "cli/commands.py": ["cli/test_cli_imports.py", "cli/test_cli.py"],
     "cli/common.py": ["cli/test_cli.py", "cli/test_cli_imports.py"],
     "cli/schedule.py": ["integration/test_schedules.py", "server/test_serve_schedules.py"],
-    "cli/server.py": ["server/test_serve_cli.py", "server/test_serve_process.py"],
     "cluster/dag.py": ["integration/test_workers.py", "integration/test_rules_parity.py"],
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
     "executors/registry.py": ["unit/test_plugins.py", "unit/test_spec.py"],
     "limits.py": ["unit/test_hostile_input.py"],
-    "logs.py": ["server/test_serve_process.py", "cli/test_cli.py"],
     "notify/senders.py": ["unit/test_notify_targets.py", "integration/test_notify_deliver.py"],
-    "owners.py": ["chaos/test_workers_chaos.py", "cli/test_cli_imports.py"],
     "review/change.py": ["review/test_changed_lines.py", "review/test_sensitive_paths.py"],
     "review/checks/base.py": ["review/test_checks_code.py", "review/test_site_links.py"],
     "review/checks/markup.py": ["review/test_checks_content.py", "review/test_site_links.py"],
@@ -42,7 +38,7 @@ TESTED_ELSEWHERE = {
     "review/findings.py": ["review/test_masking.py", "review/test_messages.py"],
     "review/testmap_plugin.py": ["review/test_testmap.py"],
     "runtime.py": ["unit/test_scheduler.py"],
-    "server/app.py": ["server/test_api_runs.py", "server/test_serve_cli.py"],
+    "server/app.py": ["server/test_api_runs.py", "server/test_cli_server.py"],
     "server/context.py": ["server/test_api_runs.py", "server/test_api_loop.py"],
     "server/control.py": ["server/test_api_control.py"],
     "server/http.py": ["server/test_api_transport.py", "unit/test_hostile_input.py"],

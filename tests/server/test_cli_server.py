@@ -1,4 +1,5 @@
-"""`reviewflow serve` refuses to start without what it needs (in-process, before listening)."""
+"""`reviewflow serve` (cli/server.py) refuses to start without what it needs (in-process, before
+listening)."""
 
 from __future__ import annotations
 
