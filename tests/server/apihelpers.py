@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -96,3 +97,15 @@ def sh(script: str, **body: Any) -> dict[str, Any]:
 
 AppFactory = Callable[..., Client]
 """The `make_client` fixture: `make_client(execute=..., secret=..., **create_app options)`."""
+
+
+def post_in_background(client: Client, doc: dict[str, Any]) -> tuple[threading.Thread, dict]:
+    """POST `doc` to /runs on a thread: the test acts while the server reads it."""
+    answer: dict[str, Any] = {}
+
+    def post() -> None:
+        answer["response"] = client.post("/runs", json=doc, headers=AUTH)
+
+    thread = threading.Thread(target=post, daemon=True)
+    thread.start()
+    return thread, answer

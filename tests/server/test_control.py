@@ -1,4 +1,5 @@
-"""Cancel, pause, resume and approval decisions over HTTP; startup recovery of orphaned runs."""
+"""Cancel, pause, resume and approval decisions over HTTP (reviewflow.server.control): on a run
+executed here, on one nobody executes, and on ids that name no run."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ from typing import Any
 import pytest
 from apihelpers import AUTH, AppFactory, Client, sh, workflow
 
-from reviewflow.store.base import TASK_COLUMNS, Batch
-
 JSON = {**AUTH, "Content-Type": "application/json"}
-DEAD_OWNER = "{host}:99999999:deadbeef"
 
 
 def post(
@@ -69,48 +67,6 @@ def test_unknown_and_malformed_run_ids(client: Client) -> None:
         assert resp.status_code == 404 and resp.json()["field"] == "run_id"
         resp = client.post(f"/runs/.nope/{action}", headers=AUTH)
         assert resp.status_code == 422 and resp.json()["field"] == "run_id"
-
-
-def _orphan(idle: Client, run_id: str) -> None:
-    """Make `run_id` look like the run of a process that died while its task ran."""
-    import socket
-
-    store = idle.app.state.rf.store  # type: ignore[attr-defined]
-    owner = DEAD_OWNER.format(host=socket.gethostname())
-    now = time.time()
-    assert store.claim_run(run_id, owner, now + 60, None)
-    row = dict.fromkeys(TASK_COLUMNS)
-    row.update(state="running", attempts=1, ready_at=now, started_at=now)
-    store.write(
-        Batch(
-            run_id,
-            owner,
-            now + 60,
-            run=("running", now, None, None),
-            tasks=[(*row.values(), "a")],
-            events=[
-                (run_id, None, "pending", "running", None, now, None),
-                (run_id, "a", "blocked", "ready", 0, now, None),
-                (run_id, "a", "ready", "running", 1, now, None),
-            ],
-        )
-    )
-
-
-def test_startup_carries_on_orphaned_runs_and_counts_the_lost_lease(
-    make_client: AppFactory,
-) -> None:
-    idle = make_client(execute=False)
-    run_id = idle.submit(workflow({"a": sh("true"), "b": sh("true", needs=["a"])}))
-    _orphan(idle, run_id)
-    assert idle.status(run_id)["state"] == "running"
-    server = make_client()
-    final = server.wait(run_id)
-    assert final["state"] == "succeeded"
-    assert final["tasks"][0]["attempts"] == 2
-    details = [e["detail"] or "" for e in server.get(f"/runs/{run_id}/events", headers=AUTH).json()]
-    assert any(d.startswith("lost") for d in details)
-    assert "reviewflow_lost_leases_total 1.0" in server.get("/metrics").text
 
 
 GATED = workflow(

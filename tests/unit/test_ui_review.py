@@ -1,5 +1,4 @@
-"""The run page's review reports (which folder is a run's, what is refused) and its timeline
-of attempts (bounded for big runs), on a real SQLite store."""
+"""The run page's review reports: which folder is a run's, what is refused."""
 
 from __future__ import annotations
 
@@ -9,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from reviewflow.server.ui_review import NoReport, own_folder, read_report, review_doc
-from reviewflow.server.ui_timeline import task_events, task_row, timeline
-from reviewflow.store import RunRecord, SQLiteStore, TaskRecord
+from reviewflow.store import RunRecord
 
 
 def _record(spec: dict, run_id: str = "r1", workflow: str = "review-x") -> RunRecord:
@@ -79,35 +77,3 @@ def test_a_server_review_run_reads_its_work_folder(tmp_path: Path) -> None:
     (folder / "report.json").write_text('{"run_id": "inner", "verdict": "comment"}')
     assert review_doc(rec, tmp_path)["verdict"] == "comment"
     assert own_folder(rec, tmp_path) == folder.absolute()
-
-
-def _events(store: SQLiteStore, run_id: str, n: int) -> None:
-    tasks = [
-        TaskRecord(run_id, f"t{i}", "succeeded", 1, float(i), float(i), float(i + i % 7))
-        for i in range(n)
-    ]
-    events = []
-    for i in range(n):
-        start = float(i)
-        events.append((run_id, f"t{i}", "ready", "running", 1, start, None))
-        events.append((run_id, f"t{i}", "running", "succeeded", 1, start + (i % 7), None))
-    store.create_run(RunRecord(run_id, "w", "succeeded", "{}", {}, 0.0), tasks, events)
-
-
-def test_timeline_is_bounded_to_the_slowest_and_the_latest(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "rf.db")
-    _events(store, "big", 1000)
-    doc = timeline(store, "big", limit=100)
-    assert doc["total"] == 1000 and len(doc["bars"]) == 100
-    starts = [b[2] for b in doc["bars"]]
-    assert starts == sorted(starts)
-    assert sum(1 for b in doc["bars"] if b[3] - b[2] == 6) >= 50  # the slowest
-    assert doc["bars"][-1][0] == "t999"  # the latest
-    small = timeline(store, "big", limit=5000)
-    assert len(small["bars"]) == 1000
-    assert small["bars"][0] == ["t0", 1, 0.0, 0.0, "succeeded"]
-    assert [e.to_state for e in task_events(store, "big", "t3")] == ["running", "succeeded"]
-    row = task_row(store, "big", "t3")
-    assert row is not None and row.state == "succeeded" and row.name == "t3"
-    assert task_row(store, "big", "nope") is None
-    store.close()
