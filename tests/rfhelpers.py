@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import textwrap
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from reviewflow.config import validate_spec
+from reviewflow.config import load_workflow_text, validate_spec
+from reviewflow.errors import SpecError
 from reviewflow.spec import WorkflowSpec
 from reviewflow.store.base import EventRecord, Store, TaskRecord
 
@@ -102,3 +104,18 @@ async def wait_until(
             return True
         await asyncio.sleep(interval)
     return predicate()
+
+
+def load_text(text: str, **kwargs: Any) -> WorkflowSpec:
+    """A workflow from (indented) YAML text, as the file `wf.yaml`, with no environment."""
+    kwargs.setdefault("env", {})
+    return load_workflow_text(textwrap.dedent(text), file="wf.yaml", **kwargs)
+
+
+def load_error(text: str, **kwargs: Any) -> SpecError:
+    """The error `load_text` raises (the test fails if it loads)."""
+    try:
+        load_text(text, **kwargs)
+    except SpecError as exc:
+        return exc
+    raise AssertionError("the workflow loaded")

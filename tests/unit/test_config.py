@@ -1,5 +1,6 @@
-"""YAML workflow files (reviewflow.config): safe loading, duplicate keys, `${VAR}` interpolation,
-`--set` overrides, and errors that name the file and the line of the task at fault."""
+"""YAML workflow files (reviewflow.config): `${VAR}` interpolation, `--set` overrides, and errors
+that name the file and the line of the task at fault. The YAML itself (safe, bounded, YAML 1.2
+booleans, duplicate keys): tests/unit/test_yamlsafe.py."""
 
 from __future__ import annotations
 
@@ -12,18 +13,7 @@ import yaml
 
 from reviewflow.config import apply_overrides, interpolate, load_workflow, load_workflow_text
 from reviewflow.errors import SpecError
-
-
-def load(text: str, **kwargs: Any) -> Any:
-    kwargs.setdefault("env", {})
-    return load_workflow_text(textwrap.dedent(text), file="wf.yaml", **kwargs)
-
-
-def load_error(text: str, **kwargs: Any) -> SpecError:
-    with pytest.raises(SpecError) as info:
-        load(text, **kwargs)
-    return info.value
-
+from rfhelpers import load_error, load_text
 
 BASIC = """\
     name: review
@@ -37,7 +27,7 @@ BASIC = """\
 
 
 def test_a_basic_file_loads() -> None:
-    spec = load(BASIC)
+    spec = load_text(BASIC)
     assert spec.name == "review"
     assert list(spec.tasks) == ["lint", "tests"]
     assert spec.tasks["lint"].run == ["ruff", "check", "."]
@@ -50,14 +40,14 @@ def test_a_basic_file_loads() -> None:
 def test_load_workflow_reads_a_file(tmp_path: Path) -> None:
     path = tmp_path / "wf.yaml"
     path.write_text(textwrap.dedent(BASIC))
-    assert load_workflow(path, env={}) == load(BASIC)
+    assert load_workflow(path, env={}) == load_text(BASIC)
 
 
 # ---------------------------------------------------------------------------- interpolation
 
 
 def test_env_vars_are_interpolated() -> None:
-    spec = load(
+    spec = load_text(
         """\
         name: wf
         tasks:
@@ -76,9 +66,9 @@ def test_env_vars_are_interpolated() -> None:
 
 def test_default_is_used_only_when_the_var_is_unset() -> None:
     text = "name: wf\ntasks:\n  a: {run: [echo, '${X:-fallback}']}\n"
-    assert load(text, env={}).tasks["a"].run == ["echo", "fallback"]
-    assert load(text, env={"X": ""}).tasks["a"].run == ["echo", ""]
-    assert load(text, env={"X": "set"}).tasks["a"].run == ["echo", "set"]
+    assert load_text(text, env={}).tasks["a"].run == ["echo", "fallback"]
+    assert load_text(text, env={"X": ""}).tasks["a"].run == ["echo", ""]
+    assert load_text(text, env={"X": "set"}).tasks["a"].run == ["echo", "set"]
 
 
 def test_missing_env_var_is_an_error_naming_var_and_field() -> None:
@@ -104,13 +94,13 @@ def test_interpolate_leaves_non_strings_and_plain_dollars_alone() -> None:
 
 
 def test_set_overrides_a_field() -> None:
-    spec = load(BASIC, overrides=["tasks.tests.timeout=5m", "tasks.lint.priority=low"])
+    spec = load_text(BASIC, overrides=["tasks.tests.timeout=5m", "tasks.lint.priority=low"])
     assert spec.tasks["tests"].timeout == 300.0
     assert spec.tasks["lint"].priority == 1
 
 
 def test_set_values_are_parsed_as_yaml() -> None:
-    spec = load(
+    spec = load_text(
         BASIC,
         overrides=[
             "max_concurrency=3",
@@ -126,7 +116,7 @@ def test_set_values_are_parsed_as_yaml() -> None:
 
 
 def test_set_creates_new_keys_and_mappings() -> None:
-    spec = load(
+    spec = load_text(
         BASIC,
         overrides=[
             "tasks.docs.run=[mkdocs, build]",
@@ -184,40 +174,6 @@ def test_duplicate_task_name_is_an_error() -> None:
     assert "lint" in str(exc)
     assert "line 4" in str(exc)
     assert exc.file == "wf.yaml"
-
-
-def test_duplicate_field_is_an_error() -> None:
-    exc = load_error("name: wf\ntasks:\n  a: {run: [x], run: [y]}\n")
-    assert "duplicate key 'run'" in str(exc)
-
-
-@pytest.mark.parametrize(
-    ("text", "fragment"),
-    [
-        ("", "empty"),
-        ("# only a comment\n", "empty"),
-        ("- a\n- b\n", "must be a mapping"),
-        ("just a string", "must be a mapping"),
-        ("name: [unclosed\n", "line"),
-        ("a: b: c\n", "line 1"),
-        ("key: !!python/object:os.system ls\n", "line 1"),
-        ("tasks: &t {a: *t}\n", "recursive"),
-        ("? [a, b]\n: 1\n", "unhashable"),
-    ],
-)
-def test_bad_yaml_is_a_one_line_spec_error(text: str, fragment: str) -> None:
-    exc = load_error(text)
-    assert fragment in str(exc)
-    assert str(exc).startswith("wf.yaml")
-    assert "\n" not in str(exc)
-
-
-def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
-    marker = tmp_path / "pwned"
-    text = f"name: wf\ntasks:\n  a: !!python/object/apply:os.system ['touch {marker}']\n"
-    with pytest.raises(SpecError):
-        load(text)
-    assert not marker.exists()
 
 
 # ---------------------------------------------------------------------------- file and line
@@ -295,54 +251,13 @@ def test_missing_and_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_same_spec_from_flow_and_block_yaml() -> None:
-    block = load(BASIC)
+    block = load_text(BASIC)
     flow_doc = yaml.safe_load(textwrap.dedent(BASIC))
     flow = load_workflow_text(yaml.safe_dump(flow_doc, default_flow_style=True), env={})
     assert block == flow
 
 
-def test_yaml_11_booleans_stay_text_so_argv_is_what_was_written(tmp_path):
-    """`run: [echo, yes, on, true]` must run `echo yes on true`, not `echo True True True`."""
-    path = tmp_path / "wf.yaml"
-    path.write_text("name: w\ntasks:\n  a: {run: [echo, yes, on, off, no, true, 3, 1.5]}\n")
-    spec = load_workflow(path)
-    assert spec.tasks["a"].run == ["echo", "yes", "on", "off", "no", "true", "3", "1.5"]
-
-
-def test_true_false_are_still_booleans(tmp_path):
-    path = tmp_path / "wf.yaml"
-    path.write_text("name: w\ntasks:\n  a: {run: [x], retry: {jitter: false}}\n")
-    assert load_workflow(path).tasks["a"].retry.jitter is False
-
-
-def test_a_yaml_date_is_a_not_before_at_midnight(tmp_path):
-    path = tmp_path / "wf.yaml"
-    path.write_text("name: w\ntasks:\n  a: {run: [x], not_before: 2026-12-01}\n")
-    nb = load_workflow(path).tasks["a"].not_before
-    assert (nb.year, nb.month, nb.day, nb.hour) == (2026, 12, 1, 0)
-
-
-# ---------------------------------------------------------------------------- the C loader
-
-
-def test_libyaml_parses_when_pyyaml_has_it() -> None:
-    """The pure-Python parser took 6-18 s for a 10k-task file; libyaml's takes a fraction."""
-    from reviewflow import yamlsafe
-
-    if not yaml.__with_libyaml__:
-        pytest.skip("PyYAML was built without libyaml")
-    assert issubclass(yamlsafe._Loader, yaml.CSafeLoader)
-
-
-def test_errors_of_a_large_file_still_name_the_line() -> None:
-    lines = ["name: big", "tasks:", "  t1: {run: [echo]}"]
-    lines += [f"  t{i}: {{run: [echo], needs: [t{i - 1}]}}" for i in range(2, 3000)]
-    lines[1500] = "  t1499: {run: [echo], timout: 5s}"
-    exc = load_error("\n".join(lines) + "\n")
-    assert str(exc).startswith("wf.yaml:1501: task 't1499': field 'timout': unknown field"), exc
-    lines[1500] = "  t1499: {run: [echo], needs: [t1498], retry: {max_retries: [}"
-    exc = load_error("\n".join(lines) + "\n")
-    assert str(exc).startswith("wf.yaml: line 1501, column "), exc
+# ---------------------------------------------------------------------------- long files
 
 
 def test_a_cycle_in_a_long_chain_is_named() -> None:
@@ -350,29 +265,6 @@ def test_a_cycle_in_a_long_chain_is_named() -> None:
     lines += [f"  t{i}: {{run: [echo], needs: [t{i - 1}]}}" for i in range(1, 3000)]
     exc = load_error("\n".join(lines) + "\n")
     assert exc.message.startswith("cycle: ") and exc.message.count(" -> ") == 3000
-
-
-def test_the_garbage_collector_is_back_on_after_a_load() -> None:
-    import gc
-
-    assert gc.isenabled()
-    load(BASIC)
-    load_error("name: w\ntasks: {a: {run: [x], timout: 1}}\n")
-    assert gc.isenabled()
-
-
-@pytest.mark.parametrize(
-    "value", ["!!binary aGVsbG8=", "!!python/object:os.system x", "!!set {a, b}", "!custom x"]
-)
-def test_only_plain_data_tags_are_read(value: str) -> None:
-    exc = load_error(f"name: w\ntasks:\n  a: {{run: [x], params: {{v: {value}}}}}\n")
-    assert "line 3" in str(exc)
-
-
-def test_an_equals_sign_is_plain_text() -> None:
-    spec = load("name: w\ntasks:\n  a: {run: [test, a, =, a], params: {=: 1}}\n")
-    assert spec.tasks["a"].run == ["test", "a", "=", "a"]
-    assert spec.tasks["a"].params == {"=": 1}
 
 
 def test_a_set_value_of_invalid_yaml_is_text() -> None:
@@ -386,34 +278,5 @@ def test_a_set_on_a_shared_alias_changes_only_its_task() -> None:
           a: {run: [x], env: &base {FOO: "1"}}
           b: {run: [x], env: *base}
         """
-    spec = load(text, overrides=["tasks.a.env.FOO=2"])
+    spec = load_text(text, overrides=["tasks.a.env.FOO=2"])
     assert spec.tasks["a"].env == {"FOO": "2"} and spec.tasks["b"].env == {"FOO": "1"}
-
-
-def test_an_error_about_a_task_names_its_line_from_the_one_parse(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The text of a 20,000-task body was composed three times to report one bad dependency
-    (the line, then the section): an error now costs what a success does."""
-    from reviewflow import yamlsafe
-    from reviewflow.server.http import ApiError
-    from reviewflow.server.submit import from_yaml
-
-    composed = []
-    compose = yamlsafe._Loader.get_single_node
-
-    def counting(self: Any) -> Any:
-        composed.append(1)
-        return compose(self)
-
-    monkeypatch.setattr(yamlsafe._Loader, "get_single_node", counting)
-    text = "name: w\ntasks:\n  a: {run: [x]}\non_failure:\n  h: {run: [x], needs: [nope]}\n"
-    exc = load_error(text)
-    assert str(exc).startswith("wf.yaml:5: task 'h': field 'needs': unknown dependency")
-    assert len(composed) == 1
-    with pytest.raises(ApiError) as raised:
-        from_yaml(text.encode())
-    assert raised.value.field == "on_failure.h.needs" and "<request body>:5:" in str(
-        raised.value.detail
-    )
-    assert len(composed) == 2

@@ -51,7 +51,6 @@ TESTED_ELSEWHERE = {
     "store/outbox.py": ["integration/test_notify_deliver.py"],
     "store/sqlite.py": ["integration/test_store_contract.py", "integration/test_store_faults.py"],
     "terminal.py": ["cli/test_cli.py"],
-    "yamlsafe.py": ["unit/test_config.py", "unit/test_hostile_input.py"],
 }
 
 
