@@ -10,10 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from gitrepo import branch_with, commit, git, make_repo, write
+from gitrepo import branch_with, make_repo
 from reviewproc import run_review, user_template
-
-from reviewflow.review.change import collect_change
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -22,29 +20,6 @@ OLD_DEBT = (
 )
 """An unused import on line 1 (ruff F401, an error by default): debt from before the change."""
 NO_SUB = "import os\n\n\ndef add(a, b):\n    return a + b\n"
-
-
-def test_a_file_whose_hunks_only_delete_lines_has_no_changed_line(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"calc.py": OLD_DEBT, "logo.bin": "a\0b"})
-    git(repo, "checkout", "-q", "-b", "feature")
-    write(repo, {"calc.py": NO_SUB, "logo.bin": "a\0c"})
-    commit(repo)
-    change = collect_change(repo)
-    calc = change.get("calc.py")
-    assert calc is not None and calc.status == "modified"
-    assert calc.lines == [] and calc.deletions_only
-    assert not change.touches("calc.py", 1)
-    assert change.touches("calc.py", None)  # a finding about the whole file still counts
-    logo = change.get("logo.bin")  # binary to git: no hunks, nothing known, everything counts
-    assert logo is not None and not logo.deletions_only and change.touches("logo.bin", 1)
-
-
-def test_a_file_with_added_lines_counts_only_those(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path / "repo", {"calc.py": NO_SUB})
-    change = branch_with(repo, {"calc.py": OLD_DEBT})
-    calc = change.get("calc.py")
-    assert calc is not None and calc.lines == [(6, 9)] and not calc.deletions_only
-    assert not change.touches("calc.py", 1) and change.touches("calc.py", 8)
 
 
 def test_deleting_code_does_not_blame_the_change_for_old_debt(tmp_path: Path) -> None:

@@ -9,22 +9,7 @@ import pytest
 from gitrepo import branch_with, make_repo
 from reviewproc import run_review, user_template
 
-from reviewflow.review.change import path_matches, path_words
-
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-
-
-def test_path_words_split_names_at_punctuation_and_humps() -> None:
-    assert path_words("src/AuthService/api_key.py") == {
-        "src",
-        "auth",
-        "service",
-        "api",
-        "key",
-        "py",
-    }
-    assert path_matches("deploy/server.key", ["word:key"])
-    assert not path_matches("keys.py", ["word:key"]) and path_matches("keys.py", ["*key*"])
 
 
 @pytest.mark.parametrize(
