@@ -41,7 +41,7 @@ from reviewflow.engine import Engine  # noqa: E402
 from reviewflow.store import MemoryStore, SQLiteStore  # noqa: E402
 from reviewflow.store.base import Store  # noqa: E402
 from reviewflow.store.postgres import PostgresStore  # noqa: E402
-from rfhelpers import FLUSH, HEARTBEAT  # noqa: E402
+from rfhelpers import FLUSH, HEARTBEAT, write_files  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,73 @@ def make_engine(tmp_path: Path) -> Callable[..., Engine]:
         return Engine(store, **options)
 
     return make
+
+
+# ------------------------------------------------------------------------------ plugins
+
+PLUGIN_MODULE_PREFIXES = ("reviewflow_plugin_", "rfpt_")
+"""Modules the plugin tests create (forgotten after each test)."""
+
+
+@pytest.fixture
+def fresh_registries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Private copies of the registries; plugin modules imported by the test are forgotten."""
+    from reviewflow import plugins as plugin_folders
+    from reviewflow.executors import registry
+    from reviewflow.review.checks.registry import checks
+
+    monkeypatch.setattr(registry, "_types", dict(registry._types))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    monkeypatch.setattr(registry, "plugin_errors", {})
+    monkeypatch.setattr(checks, "_targets", dict(checks._targets))
+    monkeypatch.setattr(checks, "_loaded", False)
+    monkeypatch.setattr(checks, "plugin_errors", {})
+    monkeypatch.setattr(plugin_folders, "_loaded", {})
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith(PLUGIN_MODULE_PREFIXES):
+            del sys.modules[name]
+
+
+@pytest.fixture
+def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An installed distribution (dist-info on sys.path) with good and broken entry points."""
+    site = tmp_path / "site"
+    write_files(
+        site,
+        {
+            "rfpt_ep_mod.py": """
+            class OkType:
+                name = "rfpt_ep_ok"
+                def validate(self, spec): pass
+                async def execute(self, ctx): return {"ok": ctx.params.get("x")}
+
+            class Raising:
+                def __init__(self):
+                    raise RuntimeError("cannot build this task type")
+
+            def check(ctx):
+                return [{"rule": "r", "message": "m"}]
+        """,
+            "rfpt_ep-1.0.dist-info/METADATA": (
+                "Metadata-Version: 2.1\nName: rfpt-ep\nVersion: 1.0\n"
+            ),
+            "rfpt_ep-1.0.dist-info/entry_points.txt": """
+            [reviewflow.task_types]
+            rfpt_ep_ghost = rfpt_ep_not_installed:Ghost
+            rfpt_ep_ok = rfpt_ep_mod:OkType
+            rfpt_ep_raises = rfpt_ep_mod:Raising
+
+            [reviewflow.checks]
+            rfpt-ep-attr = rfpt_ep_mod:no_such_function
+            rfpt-ep-check = rfpt_ep_mod:check
+            rfpt-ep-ghost = rfpt_ep_not_installed:check
+        """,
+        },
+    )
+    monkeypatch.syspath_prepend(str(site))
+    return site
 
 
 # ------------------------------------------------------------------------------ pytest-xdist

@@ -6,6 +6,7 @@ import asyncio
 import os
 import textwrap
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from reviewflow.config import load_workflow_text, validate_spec
@@ -119,3 +120,12 @@ def load_error(text: str, **kwargs: Any) -> SpecError:
     except SpecError as exc:
         return exc
     raise AssertionError("the workflow loaded")
+
+
+def write_files(folder: Path, files: dict[str, str]) -> Path:
+    """Write (indented) text files under `folder`, folders made as needed; returns `folder`."""
+    for rel, text in files.items():
+        path = folder / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return folder

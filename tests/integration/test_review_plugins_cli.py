@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 
 from reviewflow.store import SQLiteStore
+from rfhelpers import write_files
 
 PACKAGE = Path(__file__).resolve().parents[1] / "data" / "plugins" / "rf_tiny_plugin"
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -35,14 +35,6 @@ GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
     "HOME": "/nonexistent",
 }
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return folder
 
 
 def rf(
@@ -85,12 +77,12 @@ def git(root: Path, *args: str) -> None:
 
 def repo_with_change(root: Path, change: dict[str, str]) -> Path:
     """A repository on main with a README, and a branch `feature` adding `change`."""
-    write(root, {"README.md": "# project\n"})
+    write_files(root, {"README.md": "# project\n"})
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-q", "--no-verify", "-m", "base")
     git(root, "checkout", "-q", "-b", "feature")
-    write(root, change)
+    write_files(root, change)
     git(root, "add", "-A")
     git(root, "commit", "-q", "--no-verify", "-m", "feature")
     return root
@@ -159,7 +151,7 @@ def tiny_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ghost_dist(tmp_path: Path) -> Path:
     """An installed distribution whose entry points name a module that is not there."""
     site = tmp_path / "ghost-site"
-    write(
+    write_files(
         site,
         {
             "rf_ghost-1.0.dist-info/METADATA": (
@@ -181,7 +173,7 @@ def ghost_dist(tmp_path: Path) -> Path:
 
 
 def test_installed_package_task_type_validates_runs_and_its_result_is_stored(tiny_site, tmp_path):
-    write(
+    write_files(
         tmp_path,
         {
             "wf.yaml": """
@@ -232,7 +224,7 @@ def test_installed_package_check_runs_in_a_review(tiny_site, tmp_path):
             "docs/notes.md": "not python, not checked\n",
         },
     )
-    write(
+    write_files(
         tmp_path,
         {
             "tmpl.yaml": """
@@ -287,7 +279,7 @@ MYTYPE = """
 
 
 def test_folder_plugin_task_type_from_a_workflow_run_from_another_directory(tmp_path):
-    project = write(
+    project = write_files(
         tmp_path / "project",
         {
             "plugins/mytype.py": MYTYPE,
@@ -313,7 +305,7 @@ def test_folder_plugin_task_type_from_a_workflow_run_from_another_directory(tmp_
 
 
 def test_folder_plugin_task_type_is_found_again_when_a_new_process_resumes(tmp_path):
-    project = write(
+    project = write_files(
         tmp_path / "project",
         {
             "plugins/mytype.py": MYTYPE,
@@ -413,7 +405,7 @@ def test_folder_plugin_checks_sync_async_and_finding_dicts_run_in_a_review(tmp_p
         },
     )
     # The plugin folder is named by a parent template, relative to that template's file.
-    write(
+    write_files(
         tmp_path,
         {
             "shared/plugins/mycheck.py": MYCHECKS,
@@ -482,7 +474,7 @@ BROKEN = {
 @pytest.mark.parametrize("kind", sorted(BROKEN))
 def test_a_broken_folder_plugin_breaks_only_the_workflows_that_use_it(tmp_path, kind):
     source, cause = BROKEN[kind]
-    project = write(
+    project = write_files(
         tmp_path / "project",
         {
             "plugins/good.py": MYTYPE,
@@ -517,7 +509,7 @@ def test_a_broken_folder_plugin_breaks_only_the_workflows_that_use_it(tmp_path, 
 
 
 def test_a_missing_plugin_folder_of_a_workflow_is_named(tmp_path):
-    write(
+    write_files(
         tmp_path,
         {
             "wf.yaml": """
@@ -537,7 +529,7 @@ def test_a_missing_plugin_folder_of_a_workflow_is_named(tmp_path):
 
 
 def test_a_broken_entry_point_breaks_only_what_uses_it(tiny_site, ghost_dist, tmp_path):
-    write(
+    write_files(
         tmp_path,
         {
             "ghost.yaml": "name: ghost\ntasks:\n  a: {type: ghost_type}\n",
@@ -563,7 +555,7 @@ def test_a_review_with_a_broken_entry_point_installed_runs_the_working_checks(
     tiny_site, ghost_dist, tmp_path
 ):
     repo = repo_with_change(tmp_path / "repo", {"a.py": "a = 1\n"})
-    write(
+    write_files(
         tmp_path,
         {
             "tmpl.yaml": """
@@ -584,7 +576,7 @@ def test_a_review_using_a_broken_entry_point_check_runs_the_others_and_reports_i
     tiny_site, ghost_dist, tmp_path
 ):
     repo = repo_with_change(tmp_path / "repo", {"a.py": "a = 1\n"})
-    write(
+    write_files(
         tmp_path,
         {
             "tmpl.yaml": """
@@ -622,7 +614,7 @@ def broken_folder_review(
         pytest.skip("git is not installed")
     work = tmp_path_factory.mktemp("broken-review")
     repo = repo_with_change(work / "repo", {"a.py": "a = 1  # TODO\n"})
-    write(
+    write_files(
         work,
         {
             "plugins/good.py": GOOD_CHECK,

@@ -11,47 +11,16 @@ tests/integration/test_review_plugins_cli.py.
 from __future__ import annotations
 
 import sys
-import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from reviewflow import Engine, MemoryStore, SpecError, validate_spec
-from reviewflow import plugins as plugin_folders
 from reviewflow.config import load_workflow, load_workflow_text
 from reviewflow.executors import registry
 from reviewflow.plugins import load_plugin_folders, plugin_errors
-from reviewflow.review.checks.registry import CheckNotFound, checks
-from rfhelpers import arun
-
-MODULE_PREFIXES = ("reviewflow_plugin_", "rfpt_")
-
-
-@pytest.fixture
-def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Private copies of the registries; plugin modules imported by the test are forgotten."""
-    monkeypatch.setattr(registry, "_types", dict(registry._types))
-    monkeypatch.setattr(registry, "_plugins_loaded", False)
-    monkeypatch.setattr(registry, "plugin_errors", {})
-    monkeypatch.setattr(checks, "_targets", dict(checks._targets))
-    monkeypatch.setattr(checks, "_loaded", False)
-    monkeypatch.setattr(checks, "plugin_errors", {})
-    monkeypatch.setattr(plugin_folders, "_loaded", {})
-    before = set(sys.modules)
-    yield
-    for name in set(sys.modules) - before:
-        if name.startswith(MODULE_PREFIXES):
-            del sys.modules[name]
-
-
-def write(folder: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = folder / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return folder
-
+from reviewflow.review.checks.registry import checks
+from rfhelpers import arun, write_files
 
 DOUBLE_TYPE = """
     from reviewflow.errors import SpecError
@@ -85,8 +54,10 @@ BROKEN_IMPORT = """
 # ------------------------------------------------------------------------------ plugin folders
 
 
-def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way(fresh, tmp_path):
-    folder = write(
+def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way(
+    fresh_registries, tmp_path
+):
+    folder = write_files(
         tmp_path / "plugins",
         {
             "lists.py": """
@@ -143,9 +114,9 @@ def test_a_folder_plugin_registers_task_types_and_checks_in_every_documented_way
     assert {"rfpt-sync", "rfpt-registered", "rfpt-packaged"} <= set(checks.names())
 
 
-def test_each_plugin_file_is_imported_once(fresh, tmp_path):
+def test_each_plugin_file_is_imported_once(fresh_registries, tmp_path):
     marker = tmp_path / "imports.txt"
-    folder = write(
+    folder = write_files(
         tmp_path / "plugins",
         {
             "counted.py": f"""
@@ -160,8 +131,8 @@ def test_each_plugin_file_is_imported_once(fresh, tmp_path):
     assert marker.read_text() == "imported\n"
 
 
-def test_broken_plugins_are_reported_by_name_and_the_others_still_load(fresh, tmp_path):
-    folder = write(
+def test_broken_plugins_are_reported_by_name_and_the_others_still_load(fresh_registries, tmp_path):
+    folder = write_files(
         tmp_path / "plugins",
         {
             "a_good.py": DOUBLE_TYPE,
@@ -191,8 +162,10 @@ def test_broken_plugins_are_reported_by_name_and_the_others_still_load(fresh, tm
     assert load_plugin_folders([folder]) == failures
 
 
-def test_a_plugin_that_exits_at_import_is_reported_and_does_not_end_the_program(fresh, tmp_path):
-    folder = write(
+def test_a_plugin_that_exits_at_import_is_reported_and_does_not_end_the_program(
+    fresh_registries, tmp_path
+):
+    folder = write_files(
         tmp_path / "plugins",
         {
             "double.py": DOUBLE_TYPE,
@@ -211,7 +184,9 @@ def test_a_plugin_that_exits_at_import_is_reported_and_does_not_end_the_program(
     assert checks.get("rfpt-after-the-script")(None) == []
 
 
-def test_a_missing_folder_is_an_error_in_a_workflow_and_a_report_elsewhere(fresh, tmp_path):
+def test_a_missing_folder_is_an_error_in_a_workflow_and_a_report_elsewhere(
+    fresh_registries, tmp_path
+):
     missing = tmp_path / "no-such-plugins"
     with pytest.raises(SpecError) as info:
         load_plugin_folders([missing], strict=True)
@@ -223,8 +198,8 @@ def test_a_missing_folder_is_an_error_in_a_workflow_and_a_report_elsewhere(fresh
 # ------------------------------------------------------------------------ plugins of a workflow
 
 
-def test_workflow_plugins_load_before_the_tasks_validate_and_then_run(fresh, tmp_path):
-    folder = write(tmp_path / "plugins", {"double.py": DOUBLE_TYPE})
+def test_workflow_plugins_load_before_the_tasks_validate_and_then_run(fresh_registries, tmp_path):
+    folder = write_files(tmp_path / "plugins", {"double.py": DOUBLE_TYPE})
     with pytest.raises(SpecError, match=r"rfpt_double needs params\.n"):
         validate_spec(
             {"name": "w", "plugins": [str(folder)], "tasks": {"a": {"type": "rfpt_double"}}}
@@ -247,9 +222,11 @@ def test_workflow_plugins_load_before_the_tasks_validate_and_then_run(fresh, tmp
     assert results["a"] == '{"n": 42}'
 
 
-def test_workflow_plugin_paths_are_relative_to_the_workflow_file(fresh, tmp_path, monkeypatch):
+def test_workflow_plugin_paths_are_relative_to_the_workflow_file(
+    fresh_registries, tmp_path, monkeypatch
+):
     project = tmp_path / "project"
-    write(
+    write_files(
         project,
         {
             "plugins/double.py": DOUBLE_TYPE,
@@ -276,9 +253,11 @@ def test_workflow_plugin_paths_are_relative_to_the_workflow_file(fresh, tmp_path
     assert load_workflow_text(text).plugins == [str((project / "plugins").resolve())]
 
 
-def test_unknown_type_names_the_broken_plugin_that_would_have_provided_it(fresh, tmp_path):
+def test_unknown_type_names_the_broken_plugin_that_would_have_provided_it(
+    fresh_registries, tmp_path
+):
     project = tmp_path / "project"
-    write(
+    write_files(
         project,
         {
             "plugins/double.py": DOUBLE_TYPE,
@@ -310,92 +289,3 @@ def test_unknown_type_names_the_broken_plugin_that_would_have_provided_it(fresh,
         "ModuleNotFoundError: No module named 'rfpt_missing_dependency'"
     ) in message
     assert "rfpt_double" in message  # the good plugin's type is among the known ones
-
-
-# ------------------------------------------------------------------------------ entry points
-
-
-@pytest.fixture
-def entry_point_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An installed distribution (dist-info on sys.path) with good and broken entry points."""
-    site = tmp_path / "site"
-    write(
-        site,
-        {
-            "rfpt_ep_mod.py": """
-            class OkType:
-                name = "rfpt_ep_ok"
-                def validate(self, spec): pass
-                async def execute(self, ctx): return {"ok": ctx.params.get("x")}
-
-            class Raising:
-                def __init__(self):
-                    raise RuntimeError("cannot build this task type")
-
-            def check(ctx):
-                return [{"rule": "r", "message": "m"}]
-        """,
-            "rfpt_ep-1.0.dist-info/METADATA": (
-                "Metadata-Version: 2.1\nName: rfpt-ep\nVersion: 1.0\n"
-            ),
-            "rfpt_ep-1.0.dist-info/entry_points.txt": """
-            [reviewflow.task_types]
-            rfpt_ep_ghost = rfpt_ep_not_installed:Ghost
-            rfpt_ep_ok = rfpt_ep_mod:OkType
-            rfpt_ep_raises = rfpt_ep_mod:Raising
-
-            [reviewflow.checks]
-            rfpt-ep-attr = rfpt_ep_mod:no_such_function
-            rfpt-ep-check = rfpt_ep_mod:check
-            rfpt-ep-ghost = rfpt_ep_not_installed:check
-        """,
-        },
-    )
-    monkeypatch.syspath_prepend(str(site))
-    return site
-
-
-def test_broken_task_type_entry_points_are_listed_and_the_others_work(
-    fresh, entry_point_dist, tmp_path
-):
-    assert registry.get("rfpt_ep_ok").name == "rfpt_ep_ok"
-    assert registry.plugin_errors["rfpt_ep_ghost"] == (
-        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
-    )
-    assert registry.plugin_errors["rfpt_ep_raises"] == ("RuntimeError: cannot build this task type")
-    assert "rfpt_ep_ok" not in registry.plugin_errors
-    assert "rfpt_ep_ok" in registry.names() and "rfpt_ep_ghost" not in registry.names()
-
-    spec = validate_spec({"name": "w", "tasks": {"a": {"type": "rfpt_ep_ok", "params": {"x": 5}}}})
-    store = MemoryStore()
-    assert arun(Engine(store, runs_dir=tmp_path / "runs").run(spec, run_id="e1")) == "succeeded"
-    assert store.get_tasks("e1")[0].result == '{"ok": 5}'
-
-    with pytest.raises(SpecError) as info:
-        validate_spec({"name": "w", "tasks": {"a": {"type": "rfpt_ep_ghost"}}})
-    message = str(info.value)
-    assert "unknown task type 'rfpt_ep_ghost'" in message
-    assert (
-        "plugin rfpt_ep_ghost failed to load: "
-        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
-    ) in message
-    assert "plugin rfpt_ep_raises failed to load: RuntimeError" in message
-
-
-def test_broken_check_entry_points_are_listed_and_the_others_work(fresh, entry_point_dist):
-    check = checks.get("rfpt-ep-check")
-    assert check(None) == [{"rule": "r", "message": "m"}]
-    assert checks.plugin_errors["rfpt-ep-ghost"] == (
-        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
-    )
-    assert checks.plugin_errors["rfpt-ep-attr"].startswith("AttributeError: ")
-    assert "rfpt-ep-check" in checks.names() and "rfpt-ep-ghost" not in checks.names()
-    assert checks.get("syntax").__name__ == "syntax"  # built-ins are untouched
-    with pytest.raises(CheckNotFound) as info:
-        checks.get("rfpt-ep-ghost")
-    message = str(info.value.args[0])
-    assert "unknown check 'rfpt-ep-ghost'" in message
-    assert (
-        "plugin 'rfpt-ep-ghost' failed to load: "
-        "ModuleNotFoundError: No module named 'rfpt_ep_not_installed'"
-    ) in message
