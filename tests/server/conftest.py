@@ -21,6 +21,7 @@ if str(SERVER_DIR) not in sys.path:
     sys.path.insert(0, str(SERVER_DIR))  # apihelpers
 
 from apihelpers import RO, RW, SECRET, AppFactory, Client  # noqa: E402
+from serveproc import Server  # noqa: E402
 
 from reviewflow.server import create_app  # noqa: E402
 from reviewflow.store import SQLiteStore  # noqa: E402
@@ -66,3 +67,14 @@ def client(make_client: AppFactory) -> Client:
 def idle(make_client: AppFactory) -> Client:
     """An app that only stores runs (`serve --no-execute`)."""
     return make_client(execute=False)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """`reviewflow serve` on a free loopback port, SIGTERMed at teardown."""
+    srv = Server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        srv.log.close()

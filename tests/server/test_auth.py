@@ -1,13 +1,12 @@
-"""Bearer tokens (read-write and read-only), the body size limit and the JSON error shape."""
+"""Bearer tokens (read-write and read-only): who may read, who may change, and what is open."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from apihelpers import AUTH, RO, RO_AUTH, RW, YAML, AppFactory, Client, sh, workflow
+from apihelpers import AUTH, RO, RO_AUTH, RW, Client, sh, workflow
 
 from reviewflow.server.auth import TokenSet, parse_tokens, tokens_from_env, tokens_from_file
 
@@ -90,50 +89,3 @@ def test_token_parsing_and_matching(tmp_path: Path) -> None:
     for wrong in ("", "ro:r2", "a", "a1 ", "# ops team"):
         assert found.match(wrong) is None, wrong
     assert parse_tokens(["ro:", "  "]) == []
-
-
-def test_a_body_over_the_limit_is_413_by_content_length(make_client: AppFactory) -> None:
-    client = make_client(execute=False, max_body=1000)
-    big = "name: wf\ntasks: {a: {run: [true]}}\n" + "#" * 2000 + "\n"
-    resp = client.post("/runs", content=big, headers=YAML)
-    assert resp.status_code == 413
-    assert resp.json() == {"error": "request body larger than 1000 bytes", "field": "body"}
-    # also before authentication, and on any route
-    assert client.post("/runs", content=big).status_code == 413
-    assert client.post("/webhooks/github", content=big).status_code == 413
-    small = client.post("/runs", content=big[:900], headers=YAML)
-    assert small.status_code == 201, small.text
-    assert client.get("/runs", headers=AUTH).json()["runs"][0]["run_id"]
-
-
-def test_a_chunked_body_over_the_limit_is_413_while_reading(make_client: AppFactory) -> None:
-    client = make_client(execute=False, max_body=1000)
-
-    def chunks(total: int) -> Iterator[bytes]:
-        yield b"name: wf\ntasks: {a: {run: [true]}}\n"
-        for _ in range(total // 100):
-            yield b"#" * 99 + b"\n"
-
-    resp = client.post("/runs", content=chunks(3000), headers=YAML)
-    assert resp.status_code == 413, resp.text
-    assert resp.json()["field"] == "body"
-    resp = client.post(
-        "/runs/r1/tasks/a/approve",
-        content=chunks(3000),
-        headers={**AUTH, "Content-Type": "application/json"},
-    )
-    assert resp.status_code == 413, resp.text
-    resp = client.post("/runs", content=chunks(500), headers=YAML)
-    assert resp.status_code == 201, resp.text
-
-
-def test_unknown_routes_and_methods_answer_json(idle: Client) -> None:
-    resp = idle.get("/nope", headers=AUTH)
-    assert resp.status_code == 404 and resp.json() == {"error": "Not Found", "field": None}
-    resp = idle.delete("/runs", headers=AUTH)
-    assert resp.status_code == 405 and resp.json()["error"] == "Method Not Allowed"
-
-
-def test_a_bad_content_length_is_400(idle: Client) -> None:
-    resp = idle.post("/runs", content=b"x", headers={**YAML, "Content-Length": "abc"})
-    assert resp.status_code == 400 and resp.json()["field"] == "Content-Length"
