@@ -1,4 +1,6 @@
-"""Submitting, listing and reading runs over HTTP: the same documents as the CLI's `--json`."""
+"""Runs over HTTP: the idempotency key, listing and filtering, reading a run, its events, graph
+and logs: the same documents as the CLI's `--json`. What a POST /runs body may be:
+tests/server/test_submit.py."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from apihelpers import AUTH, YAML, AppFactory, Client, sh, workflow
+from apihelpers import AUTH, YAML, Client, sh, workflow
 
 from reviewflow.status import run_status
 
@@ -23,15 +25,6 @@ def test_a_yaml_workflow_runs_to_the_end_and_reads_like_status_json(client: Clie
     expected["metrics"].pop("duration_s"), doc["metrics"].pop("duration_s")
     assert doc == expected
     assert [t["name"] for t in doc["tasks"]] == ["a", "b"]
-
-
-def test_a_json_workflow_is_accepted_too(client: Client) -> None:
-    resp = client.post("/runs", json=OK, headers=AUTH)
-    assert resp.status_code == 201, resp.text
-    body = resp.json()
-    assert body["created"] is True and body["workflow"] == "wf"
-    assert resp.headers["location"] == f"/runs/{body['run_id']}"
-    assert client.wait(body["run_id"])["state"] == "succeeded"
 
 
 def test_the_idempotency_key_is_the_run_id(idle: Client) -> None:
@@ -60,82 +53,6 @@ def test_the_idempotency_key_is_the_run_id(idle: Client) -> None:
     assert other.json()["field"] == "Idempotency-Key"
     bad = idle.post("/runs", content="x", headers={**YAML, "Idempotency-Key": ".hidden"})
     assert bad.status_code == 422 and bad.json()["field"] == "Idempotency-Key"
-
-
-@pytest.mark.parametrize(
-    ("body", "ctype", "field", "words"),
-    [
-        ("name: wf\ntasks:\n  a: {run: [true]\n", "application/yaml", "body", "line"),
-        (
-            "name: wf\ntasks:\n  a: {run: [true], timeot: 5}\n",
-            "text/yaml",
-            "tasks.a.timeot",
-            "unknown field",
-        ),
-        (
-            "name: wf\ntasks:\n  a: {run: [true], needs: [zz]}\n",
-            "application/yaml",
-            "tasks.a.needs",
-            "unknown dependency",
-        ),
-        ("name: wf\ntasks: {}\n", "application/yaml", "tasks", "at least one task"),
-        ("- just\n- a list\n", "application/yaml", "body", "mapping"),
-        (
-            "name: wf\ntasks:\n  a: {run: ['${HOME}']}\n",
-            "application/yaml",
-            "tasks.a.run[0]",
-            "HOME is not set",
-        ),
-        ('{"name": "wf", "tasks": ', "application/json", "body", "invalid JSON"),
-        ('["a"]', "application/json", "body", "JSON object"),
-        (
-            '{"name": "wf", "tasks": {"a": {"run": ["true"], "retry": {"max_retries": -1}}}}',
-            "application/json",
-            "tasks.a.retry.max_retries",
-            "greater than or equal",
-        ),
-        ('{"name": "wf", "tasks": {"a": {"run": 5}}}', "application/json", "tasks.a.run", ""),
-        (b"name: \xff\n", "application/yaml", "body", "UTF-8"),
-        (
-            '{"name": "wf", "tasks": {"a": {"run": ["echo", "\\ud800"]}}}',
-            "application/json",
-            "body",
-            "surrogate",
-        ),
-        (
-            'name: wf\ntasks:\n  a: {run: [echo, "\\udc00"]}\n',
-            "application/yaml",
-            "body",
-            "escape",  # libyaml refuses the escape itself: "invalid Unicode character escape"
-        ),
-    ],
-)
-def test_bad_workflows_are_422_naming_the_field(
-    idle: Client, body: str | bytes, ctype: str, field: str, words: str
-) -> None:
-    resp = idle.post("/runs", content=body, headers={**AUTH, "Content-Type": ctype})
-    assert resp.status_code == 422, resp.text
-    doc = resp.json()
-    assert doc["field"] == field, doc
-    assert words in doc["error"], doc
-    assert idle.get("/runs", headers=AUTH).json()["runs"] == []
-
-
-def test_unsupported_content_type_is_415(idle: Client) -> None:
-    resp = idle.post("/runs", content="hello", headers={**AUTH, "Content-Type": "text/plain"})
-    assert resp.status_code == 415 and resp.json()["field"] == "Content-Type"
-    resp = idle.post("/runs", content="hello", headers=AUTH)
-    assert resp.status_code == 415
-
-
-def test_bad_meta_is_422(idle: Client) -> None:
-    resp = idle.post(
-        "/runs",
-        params={"meta": "novalue"},
-        content=json.dumps(OK),
-        headers={**AUTH, "Content-Type": "application/json"},
-    )
-    assert resp.status_code == 422 and resp.json()["field"] == "meta"
 
 
 def test_list_filters_by_state_workflow_and_meta_and_pages(idle: Client) -> None:
@@ -263,125 +180,3 @@ def test_events_graph_and_logs(client: Client, tmp_path: Path) -> None:
     assert resp.status_code == 404 and "not started" in resp.json()["error"]
     resp = client.get(f"/runs/{run_id}/tasks/zz/log", headers=AUTH)
     assert resp.status_code == 404 and resp.json()["field"] == "task"
-
-
-def test_a_template_run_is_a_review_of_a_checkout(idle: Client, tmp_path: Path) -> None:
-    sha, base = "a" * 40, "B" * 40
-    body = {
-        "template": "pr",
-        "params": {"repo_url": "https://github.com/o/r.git", "sha": sha, "base": base, "pr": 7},
-    }
-    resp = idle.post("/runs", json=body, headers={**AUTH, "Idempotency-Key": "tpl-1"})
-    assert resp.status_code == 201, resp.text
-    doc = idle.status("tpl-1")
-    assert doc["workflow"] == "review-pr"
-    assert doc["meta"] == {"template": "pr", "repo": "o/r", "sha": sha, "base": "b" * 40, "pr": "7"}
-    assert [t["name"] for t in doc["tasks"]] == [
-        "init",
-        "fetch-base",
-        "fetch-head",
-        "checkout",
-        "review",
-    ]
-    store = idle.app.state.rf.store  # type: ignore[attr-defined]
-    spec = json.loads(store.get_run("tpl-1").spec)
-    review = spec["tasks"]["review"]["run"]
-    assert review[:2] == ["reviewflow", "review"]
-    assert str(tmp_path / "work" / "tpl-1" / "repo") in review
-    assert spec["tasks"]["fetch-head"]["run"][-2:] == ["https://github.com/o/r.git", sha]
-
-
-@pytest.mark.parametrize(
-    ("params", "field"),
-    [
-        (
-            {"repo_url": "http://github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
-            "params.repo_url",
-        ),
-        (
-            {"repo_url": "https://u:p@github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
-            "params.repo_url",
-        ),
-        ({"repo_url": "--upload-pack=x", "sha": "a" * 40, "base": "b" * 40}, "params.repo_url"),
-        ({"repo_url": "https://github.com/o/r", "sha": "a" * 39, "base": "b" * 40}, "params.sha"),
-        ({"repo_url": "https://github.com/o/r", "sha": "a" * 40}, "params.base"),
-        (
-            {"repo_url": "https://github.com/o/r", "sha": "a" * 40, "base": "b" * 40, "x": 1},
-            "params.x",
-        ),
-    ],
-)
-def test_bad_template_parameters_are_422(
-    idle: Client, params: dict[str, object], field: str
-) -> None:
-    resp = idle.post("/runs", json={"template": "pr", "params": params}, headers=AUTH)
-    assert resp.status_code == 422, resp.text
-    assert resp.json()["field"] == field
-    resp = idle.post(
-        "/runs",
-        json={
-            "template": "nope",
-            "params": {"repo_url": "https://github.com/o/r", "sha": "a" * 40, "base": "b" * 40},
-        },
-        headers=AUTH,
-    )
-    assert resp.status_code == 422 and resp.json()["field"] == "template"
-
-
-def test_health_ready_and_metrics_need_no_token(client: Client) -> None:
-    assert client.get("/health").json() == {"status": "ok"}
-    ready = client.get("/ready")
-    assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "reason": None, "schema_version": 1}
-    run_id = client.submit(
-        workflow(
-            {
-                "a": sh("exit 3", retry={"max_retries": 1, "base_delay": "10ms"}),
-                "b": sh("true", priority="high"),
-            },
-            failure_policy="continue",
-        )
-    )
-    client.wait(run_id)
-    text = client.get("/metrics").text
-    assert "reviewflow_workers_alive 1.0" in text
-    assert 'reviewflow_runs{state="failed"} 1.0' in text
-    assert "reviewflow_task_retries_total 1.0" in text
-    assert 'reviewflow_task_duration_seconds_count{outcome="succeeded"} 1.0' in text
-    assert "reviewflow_claim_latency_seconds_count 3.0" in text
-    assert "reviewflow_store_up 1.0" in text
-    assert "reviewflow_lost_leases_total 0.0" in text
-
-
-def test_metrics_without_an_engine_and_with_the_store_down(make_client: AppFactory) -> None:
-    idle = make_client(execute=False)
-    for key in ("q1", "q2"):
-        idle.submit(workflow({"a": sh("true", priority="high"), "b": sh("true")}), key=key)
-    text = idle.get("/metrics").text
-    assert "reviewflow_workers_alive 0.0" in text
-    assert 'reviewflow_tasks{state="blocked"} 4.0' in text
-    store = idle.app.state.rf.store  # type: ignore[attr-defined]
-    store.close()
-    with idle.allow(503):
-        assert idle.get("/ready").status_code == 503
-        assert "reviewflow_store_up 0.0" in idle.get("/metrics").text
-
-
-def test_ready_tasks_are_counted_by_priority(make_client: AppFactory) -> None:
-    client = make_client(concurrency=1)
-    run_id = client.submit(
-        workflow(
-            {
-                "first": sh("sleep 30", priority="high"),
-                "low": sh("true", priority="low"),
-                "medium": sh("true"),
-            }
-        )
-    )
-    client.wait(run_id, lambda d: [t["state"] for t in d["tasks"]] == ["running", "ready", "ready"])
-    text = client.get("/metrics").text
-    assert 'reviewflow_queue_depth{priority="1"} 1.0' in text
-    assert 'reviewflow_queue_depth{priority="2"} 1.0' in text
-    assert 'reviewflow_tasks{state="running"} 1.0' in text
-    assert client.post(f"/runs/{run_id}/cancel", headers=AUTH).status_code == 202
-    assert client.wait(run_id)["state"] == "cancelled"
