@@ -17,7 +17,7 @@ from gitrepo import branch_with, make_repo
 
 from reviewflow.errors import TaskFailed
 from reviewflow.review.change import Change, ChangedFile
-from reviewflow.review.checks import content, markup
+from reviewflow.review.checks import content
 from reviewflow.review.checks.base import CheckContext
 from reviewflow.review.findings import CheckResult
 
@@ -393,30 +393,6 @@ def test_a_front_matter_title_counts_as_the_top_heading(tmp_path: Path):
     assert rows(run("headings", tmp_path, change)) == [("c.md", 5, "warning", "heading-skip")]
 
 
-def test_setext_headings_and_thematic_breaks(tmp_path: Path):
-    text = "Title\n=====\n\nSection\n-------\n\ntext\n\n---\n\nmore text\n"
-    doc = markup.parse("a.md", text)
-    assert [(h.line, h.level, h.text) for h in doc.headings] == [(1, 1, "Title"), (4, 2, "Section")]
-
-
-def test_rest_title_levels_follow_the_order_of_first_use():
-    text = (
-        "=====\nTitle\n=====\n\n:author: Ada\n\nOne\n---\n\nTwo\n~~~\n\nThree\n-----\n\n"
-        "::\n\n   Code\n   ----\n\nFour\n^^^^\n\nNot a title\n~~\n\nShort underline\n~~~~\n"
-    )
-    doc = markup.parse("a.rst", text)
-    assert [(h.line, h.level, h.text) for h in doc.headings] == [
-        (2, 1, "Title"),
-        (7, 2, "One"),
-        (10, 3, "Two"),
-        (13, 2, "Three"),
-        (21, 4, "Four"),
-        (27, 3, "Short underline"),
-    ]
-    assert doc.meta == {"author": "Ada"} and doc.meta_lines == {"author": 5}
-    assert doc.title == ("Title", 2)
-
-
 # --- readability -----------------------------------------------------------------------------
 
 
@@ -430,20 +406,6 @@ def test_readability_thresholds_are_options(tmp_path: Path):
     assert "maximum" not in strict.findings[0].message
     ignored = run("readability", tmp_path, change, min_reading_ease=150, min_words=500)
     assert ignored.findings == [] and ignored.metrics["files"]["a.md"]["words"] == 100
-
-
-def test_readability_ignores_code_headings_and_link_targets():
-    text = (
-        "# A very long heading with many extraordinarily complicated words\n\n"
-        "Short words. [Link](https://example.com/a/very/long/path) here.\n\n"
-        "```\nsupercalifragilistic expialidocious\n```\n\n- item one\n- item two\n"
-    )
-    blocks = markup.paragraphs(markup.parse("a.md", text))
-    assert [(line, " ".join(t.split())) for line, t in blocks] == [
-        (3, "Short words. Link here."),
-        (9, "item one."),
-        (10, "item two."),
-    ]
 
 
 def test_readability_never_downloads_a_dictionary(monkeypatch: pytest.MonkeyPatch):
@@ -620,23 +582,6 @@ See `the guide <guide.md#install>`_, `missing <gone.rst>`_ and `named`_.
     ]
 
 
-def test_github_slugs():
-    doc = markup.parse(
-        "a.md",
-        "# Hello, World!\n\n## `code` and [link](x)\n\n## Hello, World\n"
-        '\n## Ünïcode ok_name\n\n### Custom {#my-id}\n<a name="old"></a>\n',
-    )
-    assert markup.anchors(doc) == {
-        "hello-world",
-        "code-and-link",
-        "hello-world-1",
-        "ünïcode-ok_name",
-        "my-id",
-        "old",
-    }
-    assert markup.docutils_id("1. Ünïcode Title!") == "unicode-title"
-
-
 # --- length ----------------------------------------------------------------------------------
 
 
@@ -668,22 +613,3 @@ def test_the_extensions_option_narrows_the_files(tmp_path: Path):
     change = articles(tmp_path, {"a.md": "no title\n", "b.rst": "no title\n"})
     result = run("headings", tmp_path, change, extensions=[".rst"])
     assert rows(result) == [("b.rst", 1, "error", "heading-no-title")]
-
-
-# --- the parser ------------------------------------------------------------------------------
-
-
-def test_code_is_hidden_with_line_numbers_kept():
-    text = (
-        "````md\n```\nnot the end\n```\n````\ntext\n~~~\ncode\n~~~\n<!--\nhidden\n-->\n"
-        "<pre>\nraw\n</pre>\nlast\n1. step\n\n    ```\n    code in a list\n    ```\n"
-    )
-    doc = markup.parse("a.md", text)
-    visible = [i + 1 for i, line in enumerate(markup.prose_lines(doc)) if line.strip()]
-    assert visible == [6, 16, 17]
-    assert len(doc.lines) == 21
-
-
-def test_front_matter_needs_a_closing_line():
-    doc = markup.parse("a.md", "---\ntitle: x\n\nSome text\n")
-    assert doc.meta is None and doc.meta_error is None and not any(doc.hidden)
