@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from reviewflow.review.change import Change, collect_change
+from reviewflow.review.change import EMPTY_TREE, Change, ChangedFile, collect_change
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -62,3 +62,10 @@ def branch_with(root: Path, files: dict[str, str], name: str = "feature") -> Cha
     write(root, files)
     commit(root, name)
     return collect_change(root)
+
+
+def change_of(root: Path, files: list[ChangedFile]) -> Change:
+    """A Change made by hand (no git): uncommitted work against the empty tree."""
+    return Change(
+        root=str(root), base=EMPTY_TREE, base_ref="test", head=None, dirty=True, files=files
+    )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from gitrepo import change_of
 
 from reviewflow.errors import SpecError
 from reviewflow.review.builder import (
@@ -22,20 +23,16 @@ from reviewflow.review.builder import (
     build_review,
     included,
 )
-from reviewflow.review.change import EMPTY_TREE, Change, ChangedFile
+from reviewflow.review.change import Change, ChangedFile
 from reviewflow.review.template import ReviewTemplate, load_template
 
 ALWAYS = ["syntax", "lint", "format", "tests"]
 
 
 def change(root: Path, *paths: str, status: str = "modified") -> Change:
-    return Change(
-        root=str(root),
-        base=EMPTY_TREE,
-        base_ref="test",
-        head=None,
-        dirty=True,
-        files=[
+    return change_of(
+        root,
+        [
             ChangedFile(path=p, status=status, lines=[(1, 2)])  # type: ignore[arg-type]
             for p in paths
         ],

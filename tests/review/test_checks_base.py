@@ -13,22 +13,19 @@ import time
 from pathlib import Path
 
 import pytest
+from gitrepo import change_of
 
 from reviewflow.errors import TaskFailed
-from reviewflow.review.change import EMPTY_TREE, Change, ChangedFile
+from reviewflow.review.change import ChangedFile
 from reviewflow.review.checks.base import CheckContext, ToolMissing, tool_bound
 
 PY = sys.executable
 
 
 def context(root: Path, **fields: object) -> CheckContext:
-    change = Change(
-        root=str(root),
-        base=EMPTY_TREE,
-        base_ref="test",
-        head=None,
-        dirty=True,
-        files=[
+    change = change_of(
+        root,
+        [
             ChangedFile(path="a.py", status="modified", lines=[(1, 2)]),
             ChangedFile(path="b.md", status="added", lines=[(1, 1)]),
             ChangedFile(path="gone.py", status="deleted"),
