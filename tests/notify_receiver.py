@@ -2,8 +2,8 @@
 test scripts it, records every request and checks each signature.
 
 `plan` is a list of behaviours consumed one per request ("fail": 500, "hang": record, then hold
-the request until `release()` or the bound, "ok": 200); once it is used up, every request is
-answered by `then`. Tests wait on progress (`wait_for`), never on time.
+the request until `release()` or the bound, "ok": 200, or a status code such as "404"); once it
+is used up, every request is answered by `then`. Tests wait on progress (`wait_for`), never on time.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
-    answer: str  # ok | fail | hang
+    answer: str  # ok | fail | hang | a status code
     signature_ok: bool | None  # None: no secret to check against
     at: float = field(default_factory=time.time)
 
@@ -72,7 +72,7 @@ class Receiver:
                 if answer == "hang":
                     receiver._release.wait(HANG_BOUND)
                     answer = "ok"
-                status = 200 if answer == "ok" else 500
+                status = int(answer) if answer.isdigit() else 200 if answer == "ok" else 500
                 try:
                     self.send_response(status)
                     self.send_header("Content-Length", "2")

@@ -28,7 +28,6 @@ TESTED_ELSEWHERE = {
     "cluster/dag.py": ["integration/test_workers.py", "integration/test_rules_parity.py"],
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
     "limits.py": ["unit/test_hostile_input.py"],
-    "notify/senders.py": ["unit/test_notify_targets.py", "integration/test_notify_deliver.py"],
     "review/testmap_plugin.py": ["review/test_testmap.py"],
     "server/review_run.py": ["server/test_webhooks.py", "github/test_post_back.py"],
     "status.py": ["server/test_api_runs.py", "cli/test_cli.py"],

@@ -1,11 +1,9 @@
-"""`notifications:` targets (validation, the server's file format), what each sender sends
-(webhook signature, Slack text, email), how a review template passes its targets on, and how
-the store finds a run's targets in its stored spec."""
+"""`notifications:` targets (validation, the server's file format), how a review template
+passes its targets on, and how the store finds a run's targets in its stored spec. What each
+sender sends: test_notify_senders.py."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from pathlib import Path
 
@@ -13,14 +11,6 @@ import pytest
 
 from reviewflow.config import validate_spec
 from reviewflow.errors import SpecError
-from reviewflow.notify.senders import (
-    SendError,
-    body_of,
-    email_message,
-    send_webhook,
-    signature,
-    summary,
-)
 from reviewflow.notify.targets import EVENTS, NotificationTarget, load_targets
 from reviewflow.store import outbox
 
@@ -106,63 +96,6 @@ def test_only_approval_notes_and_run_events_are_looked_at() -> None:
     assert outbox.relevant(run) and outbox.relevant(asked) and not outbox.relevant(note)
     assert outbox.notify_event(note) == []
     assert outbox.notify_event(("r", None, None, "running", None, 1.0, None)) == []
-
-
-# ------------------------------------------------------------------ senders
-
-
-def _record(kind: str, payload: dict, target: dict) -> outbox.OutboxRecord:
-    item = outbox.OutboxItem(kind, "k", payload, run_id="r1", target=target)
-    row = item.row(100.0)
-    return outbox.OutboxRecord(1, *row[:6], "pending", 1, *row[6:], None, None, None, None)
-
-
-def test_signature_is_hmac_sha256_of_the_body() -> None:
-    body = b'{"event": "run_failed"}'
-    expected = hmac.new(b"k", body, hashlib.sha256).hexdigest()
-    assert signature("k", body) == f"sha256={expected}"
-
-
-def test_a_missing_secret_or_url_variable_is_a_failed_attempt(monkeypatch) -> None:
-    monkeypatch.delenv("NOPE", raising=False)
-    record = _record("webhook", {"event": "run_failed"}, {"url_env": "NOPE", "timeout": 1})
-    with pytest.raises(SendError, match="url_env: environment variable NOPE is not set"):
-        send_webhook(record, None)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize(
-    ("event", "words"),
-    [
-        ("run_finished", "finished: failed"),
-        ("run_failed", "run r1 failed"),
-        ("approval_requested", "waits for approval of gate"),
-        ("approval_escalated", "escalated"),
-        ("approval_timed_out", "timed out (rejected)"),
-    ],
-)
-def test_summaries(event: str, words: str) -> None:
-    data = {"event": event, "run_id": "r1", "workflow": "wf", "task": "gate"}
-    assert words in summary({**data, "outcome": "failed", "decision": "rejected"})
-
-
-def test_email_message_headers_and_body() -> None:
-    target = {"from": "rf@example.org", "to": ["a@example.org", "b@example.org"]}
-    payload = {
-        "event": "approval_requested",
-        "run_id": "r1",
-        "workflow": "wf",
-        "task": "gate",
-        "approve": "reviewflow approve r1 gate",
-        "reject": "reviewflow reject r1 gate",
-        "url": "https://rf.example/ui/runs/r1",
-    }
-    record = _record("email", payload, target)
-    message = email_message(record)
-    assert message["To"] == "a@example.org, b@example.org"
-    assert message["Message-ID"] == f"<{record.delivery_id}@reviewflow>"
-    text = message.get_content()
-    assert "approve: reviewflow approve r1 gate" in text and "https://rf.example/ui/runs/r1" in text
-    assert body_of(record)["delivery_id"] == record.delivery_id
 
 
 # ------------------------------------------------------------------ templates
