@@ -25,6 +25,15 @@ from reviewflow.notify.senders import (
 from reviewflow.store import outbox
 
 SECRET = "s3cret-for-tests"  # pragma: allowlist secret
+APPROVAL = {
+    "event": "approval_requested",
+    "run_id": "r1",
+    "workflow": "wf",
+    "task": "gate",
+    "approve": "reviewflow approve r1 gate",
+    "reject": "reviewflow reject r1 gate",
+    "url": "https://rf.example/ui/runs/r1",
+}
 
 
 def _record(kind: str, payload: dict, target: dict) -> outbox.OutboxRecord:
@@ -63,16 +72,7 @@ def test_summaries(event: str, words: str) -> None:
 
 def test_email_message_headers_and_body() -> None:
     target = {"from": "rf@example.org", "to": ["a@example.org", "b@example.org"]}
-    payload = {
-        "event": "approval_requested",
-        "run_id": "r1",
-        "workflow": "wf",
-        "task": "gate",
-        "approve": "reviewflow approve r1 gate",
-        "reject": "reviewflow reject r1 gate",
-        "url": "https://rf.example/ui/runs/r1",
-    }
-    record = _record("email", payload, target)
+    record = _record("email", APPROVAL, target)
     message = email_message(record)
     assert message["To"] == "a@example.org, b@example.org"
     assert message["Message-ID"] == f"<{record.delivery_id}@reviewflow>"
@@ -99,20 +99,13 @@ def test_a_webhook_is_the_signed_payload_with_its_event_and_delivery_id(
 
 def test_a_slack_message_is_the_summary_in_bold_with_the_commands_as_code() -> None:
     with Receiver() as receiver, httpx.Client() as client:
-        payload = {
-            "event": "approval_requested",
-            "run_id": "r1",
-            "workflow": "wf",
-            "task": "gate",
-            "approve": "reviewflow approve r1 gate",
-            "url": "https://rf.example/ui/runs/r1",
-        }
-        send_slack(_record("slack", payload, {"url": receiver.url, "timeout": 5}), client)
+        send_slack(_record("slack", APPROVAL, {"url": receiver.url, "timeout": 5}), client)
         [request] = receiver.requests
     message = request.json()
     assert message["text"] == (
         "*wf: run r1 waits for approval of gate*\n"
         "`approve: reviewflow approve r1 gate`\n"
+        "`reject: reviewflow reject r1 gate`\n"
         "https://rf.example/ui/runs/r1"
     )
     assert message["blocks"][0]["text"] == {"type": "mrkdwn", "text": message["text"]}
