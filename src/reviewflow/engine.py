@@ -28,11 +28,11 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from . import rules
 from .attempts import AttemptExecution
@@ -48,7 +48,6 @@ from .errors import (
     InvalidTransition,
     LeaseLost,
     RunNotFound,
-    SpecError,
     StoreError,
 )
 from .errors import RunBusy as RunBusy
@@ -73,8 +72,11 @@ from .states import (
     RunState,
     TaskState,
 )
-from .store import MemoryStore, RunRecord, Store, TaskRecord
+from .store import MemoryStore, RunRecord, Store
 from .store.base import Batch
+from .submit import new_run_id as new_run_id
+from .submit import run_id_for as run_id_for
+from .submit import submit_run
 
 T = TaskState
 
@@ -84,12 +86,6 @@ Observer = Callable[[str, str | None, str | None, str, int | None, str | None], 
 """Called on every transition: (run_id, task or None, from_state, to_state, attempt, detail)."""
 
 
-def new_run_id(workflow: str) -> str:
-    """A sortable, unique id: workflow name, UTC time, random suffix."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{workflow}-{stamp}-{secrets.token_hex(3)}"
-
-
 def durable_wait(spec: TaskSpec) -> bool:
     """Task types whose attempt only waits on a stored signal (an approval): losing the
     process that waited costs nothing, so it never uses up the task's retries."""
@@ -97,48 +93,6 @@ def durable_wait(spec: TaskSpec) -> bool:
         return bool(getattr(registry.get(spec.type), "durable_wait", False))
     except KeyError:
         return False
-
-
-def run_id_for(spec: WorkflowSpec, run_id: str | None) -> str:
-    """The id a new run gets: `run_id` if it is a valid one (SpecError naming run_id if not),
-    else a fresh one."""
-    if run_id is None:
-        return new_run_id(spec.name)
-    if not RUN_ID.fullmatch(run_id):
-        raise SpecError(
-            f"bad run id {run_id!r}: use letters, digits, '_', '.', '-' (at most 200),"
-            " starting with a letter, digit or '_'",
-            field="run_id",
-        )
-    return run_id
-
-
-_BLOCKED = T.BLOCKED.value
-
-
-class _BlockedTasks(Sequence[TaskRecord]):
-    """The new run's task rows, made one at a time as the store inserts them: a list of 1M
-    TaskRecords was ~150 bytes a task at the submit's memory peak (beside the spec's JSON)."""
-
-    def __init__(self, run_id: str, names: list[str]) -> None:
-        self.run_id = run_id
-        self.names = names
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    @overload
-    def __getitem__(self, index: int) -> TaskRecord: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[TaskRecord]: ...
-    def __getitem__(self, index: int | slice) -> TaskRecord | list[TaskRecord]:
-        if isinstance(index, slice):
-            return [TaskRecord(self.run_id, n, _BLOCKED) for n in self.names[index]]
-        return TaskRecord(self.run_id, self.names[index], _BLOCKED)
-
-    def __iter__(self) -> Iterator[TaskRecord]:
-        run_id = self.run_id
-        return (TaskRecord(run_id, name, _BLOCKED) for name in self.names)
 
 
 class Engine(AttemptExecution):
@@ -186,37 +140,10 @@ class Engine(AttemptExecution):
     ) -> tuple[str, bool]:
         """Store a new run (all tasks blocked). Returns (run_id, created); an existing id is
         left untouched and reported with created=False (idempotency key)."""
-        run_id = run_id_for(spec, run_id)
-        now = time.time()
-        record = RunRecord(
-            run_id=run_id,
-            workflow=spec.name,
-            state=RunState.PENDING.value,
-            spec=spec.model_dump_json(),
-            meta=dict(meta or {}),
-            created_at=now,
-        )
-        tasks = _BlockedTasks(run_id, [*spec.tasks, *spec.on_failure])
-        event = (run_id, None, None, RunState.PENDING.value, None, now, None)
-        try:
-            created = self.store.create_run(record, tasks, [event])
-        except StoreError:
-            # A commit whose answer was lost (a connection dropped) may have been applied:
-            # report what the store holds, so that a failed submit has left nothing.
-            if not self._committed(record):
-                raise
-            created = True
+        run_id, created = submit_run(self.store, spec, run_id=run_id, meta=meta)
         if created:
             self._specs[run_id] = spec
         return run_id, created
-
-    def _committed(self, record: RunRecord) -> bool:
-        """Whether the store holds `record` as this submit wrote it (False if it cannot say)."""
-        try:
-            stored = self.store.get_run(record.run_id)
-        except StoreError:
-            return False
-        return stored is not None and stored.created_at == record.created_at
 
     async def run(
         self, spec: WorkflowSpec, *, run_id: str | None = None, meta: dict[str, str] | None = None

@@ -145,3 +145,110 @@ def test_every_public_name_of_the_package_resolves() -> None:
     for name in reviewflow.__all__:
         assert getattr(reviewflow, name) is not None, name
     assert set(reviewflow.__all__) <= set(dir(reviewflow))
+
+
+REVIEW_PROBE = """
+import atexit, json, sys
+out = sys.argv[1]
+at_open = []
+def opened(event, args):
+    # The review opens its database just before it stores its run: what is loaded by then is
+    # what the run's creation waited for.
+    if event == "sqlite3.connect" and not at_open:
+        at_open.append(sorted(sys.modules))
+sys.addaudithook(opened)
+def report():
+    with open(out, "w") as fh:
+        json.dump({"at_open": at_open[0] if at_open else None, "at_exit": sorted(sys.modules)}, fh)
+atexit.register(report)
+sys.argv = ["reviewflow", *sys.argv[2:]]
+from reviewflow.cli import main
+main()
+"""
+
+NOT_BEFORE_THE_RUN = (
+    *SERVER_AND_POSTGRES,
+    "asyncio",
+    "reviewflow.engine",
+    "reviewflow.attempts",
+    "reviewflow.scheduler",
+    "reviewflow.cluster",
+    # the checks' own modules, which import their tools (the builder needs only api and perf)
+    "reviewflow.review.checks.code",
+    "reviewflow.review.checks.tests",
+    "reviewflow.review.checks.testmap",
+    "reviewflow.review.checks.deps",
+    "reviewflow.review.checks.content",
+    "reviewflow.review.checks.prose",
+    "reviewflow.review.runner",
+    "detect_secrets",
+    "bandit",
+    "coverage",
+    "rich",
+    "structlog",
+    "statistics",
+)
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+
+def test_review_stores_its_run_before_importing_what_only_executing_it_needs(
+    tmp_path: Path,
+) -> None:
+    """`reviewflow review` creates its run first (docs/benchmarks.md, "Start-up: spawn → run
+    created"): the engine, asyncio, the checks' modules with their tools and rich's output are
+    imported after the run is stored, and the review still runs to its verdict."""
+    repo = tmp_path / "repo"
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "__init__.py").write_text("")
+    (repo / "pkg" / "mod.py").write_text("def one() -> int:\n    return 1\n")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "base")
+    # A new public function: the docs check is included (the builder diffs the public API).
+    (repo / "pkg" / "mod.py").write_text(
+        "def one() -> int:\n    return 1\n\n\ndef two() -> int:\n    return 2\n"
+    )
+    _git(repo, "commit", "-qam", "change")
+    template = tmp_path / "t.yaml"
+    template.write_text(
+        "name: t\nextends: pr\nchecks:\n"
+        + "".join(f"  {c}: {{when: never}}\n" for c in ("format", "tests"))
+    )
+    report = tmp_path / "modules.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REVIEW_PROBE,
+            str(report),
+            "review",
+            str(repo),
+            "--base",
+            "HEAD~1",
+            "--template",
+            str(template),
+            "--db",
+            str(tmp_path / "rf.db"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    assert "checks: syntax, lint, docs" in done.stdout
+    assert (tmp_path / "out" / "report.json").is_file()
+    modules = json.loads(report.read_text())
+    assert modules["at_open"] is not None, "the review never opened its database"
+    assert loaded(set(modules["at_open"]), NOT_BEFORE_THE_RUN) == []
+    assert "reviewflow.engine" in modules["at_exit"]  # it executed the run after that

@@ -31,6 +31,7 @@ TESTED_ELSEWHERE = {
     "review/testmap_plugin.py": ["review/test_testmap.py"],
     "server/review_run.py": ["server/test_webhooks.py", "github/test_post_back.py"],
     "status.py": ["server/test_api_runs.py", "cli/test_cli.py"],
+    "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
     "store/base.py": ["integration/test_store_contract.py"],
     "store/memory.py": ["integration/test_store_contract.py"],
     "store/migrate.py": ["integration/test_postgres_store.py", "server/test_api_postgres.py"],

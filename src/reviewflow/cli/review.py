@@ -103,13 +103,14 @@ def review(
     log_level: LogLevelOpt = "",
 ) -> None:
     """Review the changes of a git repository; writes report.md, report.json, report.sarif."""
-    from rich.markup import escape
-
-    from ..engine import Engine, new_run_id
+    # Nothing that only executing the run needs (the engine, asyncio, the checks' modules and
+    # their tools, rich's markup) is imported before the run is stored: tests/cli/
+    # test_cli_imports.py, docs/benchmarks.md ("Start-up: spawn → run created").
     from ..review.builder import build_review, included
     from ..review.change import collect_change, repo_root
     from ..review.checks.registry import CheckNotFound, checks
     from ..review.template import load_template
+    from ..submit import new_run_id, submit_run
 
     _logging(log_format, log_level)
     try:
@@ -132,14 +133,14 @@ def review(
         db_path = db.resolve()
         if db_path.is_relative_to(root):  # the database, its -wal and -shm files
             exclude += (db_path.relative_to(root).as_posix(),)
-        change = collect_change(path, base, exclude=exclude)
+        change = collect_change(path, base, exclude=exclude, root=root)
         chosen = included(tmpl, change)
         for name, config in tmpl.checks.items():  # all of them: a typo must not wait for a
             if config.when == "never":  # change that happens to include its check
                 continue
             uses = config.uses or name
             try:
-                checks.get(uses)
+                checks.require(uses)
             except CheckNotFound as exc:
                 # A typo is bad input; a check of a broken plugin fails alone (the others run).
                 if not broken and uses not in checks.plugin_errors:
@@ -158,7 +159,8 @@ def review(
     _prepare_out(target)
     store = _open(db)
     try:
-        rid, created = Engine(store).submit(
+        rid, created = submit_run(
+            store,
             spec,
             run_id=rid,
             meta={
@@ -172,6 +174,8 @@ def review(
         _fail(f"--run-id: {exc.message}")
     if not created:
         _fail(f"run {rid} already exists: see `reviewflow status {rid}`", EXIT_FAILED)
+    from rich.markup import escape
+
     files = len(change.files)
     out.print(
         f"review [bold]{escape(rid)}[/] ({tmpl.name}: {files} changed file(s) since "
@@ -179,7 +183,9 @@ def review(
         markup=True,
     )
     waiting: list[str] | None = [] if _in_ci() else None
-    code = _execute(store, db, rid, as_json=False, concurrency=concurrency, stop_waiting=waiting)
+    code = _execute(
+        store, db, rid, as_json=False, concurrency=concurrency, spec=spec, stop_waiting=waiting
+    )
     if waiting:
         raise typer.Exit(_waiting(store, db, rid, waiting[0], target))
     if code == EXIT_INTERRUPTED:

@@ -13,7 +13,6 @@ restarts, and ends in the task's `on_timeout` policy:
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +81,8 @@ class ApprovalTaskType:
             )
 
     async def execute(self, ctx: TaskContext) -> Any:
+        import asyncio
+
         store = ctx.store
         if store is None:
             raise TaskFailed("approval tasks need a store", retryable=False)

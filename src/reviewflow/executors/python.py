@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import importlib
@@ -16,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 from ..errors import SpecError, TaskFailed
 from .base import TaskContext
 
+# asyncio is imported where it is used: validating a spec calls the task types' `validate`,
+# and `reviewflow review` and `validate` must not load asyncio for that (docs/benchmarks.md).
 if TYPE_CHECKING:
+    import asyncio
+
     from ..spec import TaskSpec
 
 _local_callables: dict[str, Callable[..., Any]] = {}
@@ -104,6 +107,8 @@ _threads = DaemonThreads()
 
 def in_daemon_thread(fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
     """Run a sync function on a daemon thread, as a future of the running loop."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Any] = loop.create_future()
     context = contextvars.copy_context()
@@ -158,6 +163,8 @@ class PythonTaskType:
             )
 
     async def execute(self, ctx: TaskContext) -> Any:
+        import asyncio
+
         assert ctx.spec.call is not None
         fn, is_async, takes_context = resolve(ctx.spec.call)
         args = (ctx,) if takes_context else ()

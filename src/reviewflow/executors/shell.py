@@ -6,7 +6,6 @@ grandchildren (a test runner's workers, say) do not outlive the task.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import resource
@@ -21,7 +20,11 @@ from ..errors import SpecError, TaskFailed
 from ..statedir import make_dirs
 from .base import TaskContext
 
+# asyncio is imported where it is used: validating a spec calls the task types' `validate`,
+# and `reviewflow review` and `validate` must not load asyncio for that (docs/benchmarks.md).
 if TYPE_CHECKING:
+    import asyncio
+
     from ..spec import TaskSpec
 
 OUTPUT_TAIL_BYTES = 4096
@@ -106,6 +109,8 @@ class Child:
 
     async def wait(self) -> tuple[int, resource.struct_rusage | None]:
         """Exit code and rusage; cancelling the caller does not cancel the reaping."""
+        import asyncio
+
         return await asyncio.shield(self.exited)
 
     async def wait_sampling(self) -> tuple[int, resource.struct_rusage | None]:
@@ -116,6 +121,8 @@ class Child:
         (not for its children) and only grows, so the last sample before exit is its peak,
         give or take what it allocated in the last `RSS_SAMPLE_S`.
         """
+        import asyncio
+
         delay = 0.02
         while not self.exited.done():
             self._sample()
@@ -142,6 +149,8 @@ async def stop_group(proc: Child, grace: float) -> None:
     Exited members not yet reaped (zombies) do not count as left: where nothing reaps orphans
     promptly (a container's PID 1), waiting for them would always cost the whole grace period.
     """
+    import asyncio
+
     pgid = proc.pid
     if not _signal_group(pgid, signal.SIGTERM):
         return
@@ -201,6 +210,8 @@ class ShellTaskType:
             )
 
     async def execute(self, ctx: TaskContext) -> Any:
+        import asyncio
+
         spec = ctx.spec
         assert spec.run
         make_dirs(ctx.run_dir)

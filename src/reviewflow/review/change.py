@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from bisect import bisect_right
+from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -143,11 +144,15 @@ def _normal(path: str) -> str:
     return path[2:] if path.startswith("./") else path
 
 
-def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def git(
+    root: Path, *args: str, check: bool = True, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """Run git in `root` (argv list, no shell, bounded time); ChangeError on failure."""
     argv = ["git", "-c", "core.quotePath=false", "-C", str(root), *args]
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=GIT_TIMEOUT, check=False)
+        done = subprocess.run(
+            argv, input=stdin, capture_output=True, timeout=GIT_TIMEOUT, check=False
+        )
     except FileNotFoundError:
         raise ChangeError("git is not installed (it is needed to find the change)") from None
     except subprocess.TimeoutExpired:
@@ -270,15 +275,24 @@ ALWAYS_EXCLUDED = (".reviewflow/",)
 
 
 def collect_change(
-    path: str | Path = ".", base: str | None = None, exclude: tuple[str, ...] = ()
+    path: str | Path = ".",
+    base: str | None = None,
+    exclude: tuple[str, ...] = (),
+    *,
+    root: Path | None = None,
 ) -> Change:
     """The change in the repository at `path` from `base` (see resolve_base) to the work tree.
 
     Paths under `exclude` (repository-relative folder prefixes ending in `/`) are left out.
+    `root`: the top of the repository, when the caller has it already (`repo_root`).
+
+    Four git processes when `base` is given (rev-parse, status, diff, and the caller's
+    `repo_root`): `reviewflow review` runs this before its run exists (docs/benchmarks.md).
     """
-    root = repo_root(Path(path).resolve())
+    if root is None:
+        root = repo_root(Path(path).resolve())
     skip = (*ALWAYS_EXCLUDED, *exclude)
-    head = _commit(root, "HEAD")
+    head, base_found = _head_and_base(root, base)
     # reviewflow's own files (database, logs, reports) do not make the tree dirty.
     pathspec = [
         "--",
@@ -288,10 +302,15 @@ def collect_change(
     ]
     status = git(root, "status", "--porcelain", "-z", "--untracked-files=all", *pathspec).stdout
     dirty = bool(status)
-    base_id, how = resolve_base(root, base, head, dirty)
-    diff_args = ["diff", "--no-color", "--no-ext-diff", "-M", base_id]
-    names = git(root, *diff_args, "--name-status", "-z").stdout.split(b"\0")
-    patch = git(root, *diff_args, "-U0").stdout
+    if base_found is not None:
+        base_id, how = base_found
+    else:
+        base_id, how = resolve_base(root, base, head, dirty)
+    # One diff for both: the files with their status (--raw -z), then the patch (-U0).
+    out = git(
+        root, "diff", "--no-color", "--no-ext-diff", "-M", base_id, "--raw", "-z", "-p", "-U0"
+    ).stdout
+    names, patch = _split_raw(out)
     added = parse_added_lines(patch)
     files: list[ChangedFile] = []
     seen: set[str] = set()
@@ -330,11 +349,7 @@ def collect_change(
             )
         )
         seen.add(name)
-    untracked = git(root, "ls-files", "--others", "--exclude-standard", "-z").stdout
-    for raw in untracked.split(b"\0"):
-        if not raw:
-            continue
-        name = raw.decode("utf-8", "backslashreplace")
+    for name in _untracked(status):
         if name in seen:
             continue
         count, binary = _count_lines(root / name)
@@ -348,3 +363,54 @@ def collect_change(
     ]
     files.sort(key=lambda f: f.path)
     return Change(root=str(root), base=base_id, base_ref=how, head=head, dirty=dirty, files=files)
+
+
+def _head_and_base(root: Path, base: str | None) -> tuple[str | None, tuple[str, str] | None]:
+    """HEAD's commit id, and (commit id, `base`) for an explicit `base`, in one `git rev-parse`
+    when both resolve; otherwise one at a time, for resolve_base's message (None: not known
+    yet)."""
+    if base is not None and not base.startswith("-"):
+        done = git(root, "rev-parse", "HEAD^{commit}", f"{base}^{{commit}}", "--", check=False)
+        ids = done.stdout.decode("ascii", "replace").split()
+        if done.returncode == 0 and len(ids) >= 2 and all(_OBJECT_ID.fullmatch(i) for i in ids[:2]):
+            return ids[0], (ids[1], base)
+    return _commit(root, "HEAD"), None
+
+
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def _split_raw(out: bytes) -> tuple[list[bytes], bytes]:
+    """`git diff --raw -z -p` output as (`--name-status -z` fields: status, path[, new path],
+    ...; then an empty one) and the patch after them."""
+    fields: list[bytes] = []
+    at = 0
+    while out.startswith(b":", at):  # `:old-mode new-mode old-id new-id STATUS\0path\0`
+        end = out.index(b"\0", at)
+        status = out[at:end].rsplit(b" ", 1)[-1]
+        count = 2 if status[:1] in (b"R", b"C") else 1
+        fields.append(status)
+        at = end + 1
+        for _ in range(count):
+            end = out.index(b"\0", at)
+            fields.append(out[at:end])
+            at = end + 1
+    if out.startswith(b"\0", at):  # between the raw records and the patch
+        at += 1
+    fields.append(b"")
+    return fields, out[at:]
+
+
+def _untracked(status: bytes) -> Iterator[str]:
+    """The untracked files (`??`) of `git status --porcelain -z` output."""
+    records = status.split(b"\0")
+    i = 0
+    while i < len(records):
+        record = records[i]
+        i += 1
+        if len(record) < 4:
+            continue
+        if record[:2] == b"??":
+            yield record[3:].decode("utf-8", "backslashreplace")
+        elif b"R" in record[:2] or b"C" in record[:2]:
+            i += 1  # `XY new\0old\0`: the next field is the old path

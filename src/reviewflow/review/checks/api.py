@@ -28,8 +28,7 @@ Options:
 from __future__ import annotations
 
 import ast
-import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -140,6 +139,8 @@ async def docs(ctx: CheckContext) -> CheckResult:
     if severity not in SEVERITIES:
         raise ValueError(f"docs: option 'severity' must be one of {', '.join(SEVERITIES)}")
     # git show per file: off the event loop, other checks keep running meanwhile.
+    import asyncio  # not at import: the review's builder imports this module (start-up)
+
     changes = await asyncio.to_thread(public_api_changes, ctx.change, exclude)
     updated = ctx.change.matching(doc_paths)
     metrics = {
@@ -192,6 +193,10 @@ def public_api_changes(change: Change, exclude: Iterable[str] = DEFAULT_EXCLUDE)
     root = Path(change.root)
     patterns = list(exclude)
     packages = _Packages(root, change.base)
+    old_paths = [
+        c.old_path if c.status == "renamed" else c.path for c in change.files if c.status != "added"
+    ]
+    packages.prefetch(p for p in old_paths if _may_be_public(p, patterns))
     out: list[ApiChange] = []
     for changed in change.files:
         old_path = changed.old_path if changed.status == "renamed" else changed.path
@@ -206,9 +211,7 @@ def public_api_changes(change: Change, exclude: Iterable[str] = DEFAULT_EXCLUDE)
             continue
         try:
             old = (
-                _symbols(
-                    _base_source(root, change.base, old_path), packages.exports(old_path, True)
-                )
+                _symbols(packages.source(old_path, True), packages.exports(old_path, True))
                 if old_public
                 else {}
             )
@@ -231,6 +234,37 @@ class _Packages:
         self.base = base
         self._sources: dict[tuple[str, bool], bytes | None] = {}
         self._has_package: dict[bool, bool] = {}
+        self._trees: dict[tuple[str, bool], ast.Module | None] = {}
+
+    def prefetch(self, paths: Iterable[str | None]) -> None:
+        """Read the base side of `paths`, and of the `__init__.py` files of their folders, in
+        one `git cat-file --batch` (not one `git show` each: the review's builder runs this
+        before its run exists, docs/benchmarks.md)."""
+        if self.base == EMPTY_TREE:
+            return
+        wanted: dict[str, None] = {}
+        for path in paths:
+            if path is None:
+                continue
+            wanted[path] = None
+            folder = PurePosixPath(path).parent
+            while folder != PurePosixPath("."):
+                wanted[f"{folder}/__init__.py"] = None
+                folder = folder.parent
+        names = [p for p in wanted if (p, True) not in self._sources and "\n" not in p]
+        if not names:
+            return
+        request = "".join(f"{self.base}:{p}\n" for p in names).encode("utf-8", "surrogateescape")
+        try:
+            done = git(self.root, "cat-file", "--batch", stdin=request, check=False)
+        except ChangeError:
+            return  # each source is then read on its own, as without this
+        try:
+            blobs = list(_batch(done.stdout)) if done.returncode == 0 else []
+        except ValueError:  # cut short
+            blobs = []
+        if len(blobs) == len(names):
+            self._sources.update(((p, True), b) for p, b in zip(names, blobs, strict=True))
 
     def source(self, path: str, base: bool) -> bytes | None:
         key = (path, base)
@@ -239,6 +273,17 @@ class _Packages:
                 _base_source(self.root, self.base, path) if base else _work_source(self.root, path)
             )
         return self._sources[key]
+
+    def _init_tree(self, path: str, base: bool) -> ast.Module | None:
+        """A package `__init__.py` parsed once per side (every module of the package asks)."""
+        key = (path, base)
+        if key not in self._trees:
+            init = self.source(path, base)
+            try:
+                self._trees[key] = ast.parse(init) if init is not None else None
+            except (SyntaxError, ValueError):
+                self._trees[key] = None
+        return self._trees[key]
 
     def in_package(self, path: str, base: bool) -> bool:
         parent = PurePosixPath(path).parent
@@ -273,12 +318,8 @@ class _Packages:
         module = PurePosixPath(path).with_suffix("")
         folder = module.parent
         while folder != PurePosixPath("."):
-            init = self.source(f"{folder}/__init__.py", base)
-            if init is None:
-                return None
-            try:
-                tree = ast.parse(init)
-            except (SyntaxError, ValueError):
+            tree = self._init_tree(f"{folder}/__init__.py", base)
+            if tree is None:
                 return None
             listed = _dunder_all(tree)
             if listed is not None:
@@ -286,6 +327,22 @@ class _Packages:
                 return _imported_from(tree, relative, folder.as_posix()) & listed
             folder = folder.parent
         return None
+
+
+def _batch(output: bytes) -> Iterator[bytes | None]:
+    """The objects of `git cat-file --batch` output, in request order: a blob's bytes, or None
+    for a name that is missing (or not a blob: a folder, a submodule)."""
+    at = 0
+    while at < len(output):
+        end = output.index(b"\n", at)
+        header = output[at:end].split(b" ")
+        at = end + 1
+        if len(header) != 3 or not header[2].isdigit():  # `<name> missing`, `ambiguous`
+            yield None
+            continue
+        size = int(header[2])
+        yield output[at : at + size] if header[1] == b"blob" else None
+        at += size + 1  # the object, then a newline
 
 
 def _top_package(name: str) -> bool:
@@ -307,14 +364,21 @@ def _imported_from(tree: ast.Module, relative: str, folder: str) -> set[str]:
     return names
 
 
-def _is_public_module(
-    path: str | None, exclude: list[str], packages: _Packages, *, base: bool = False
-) -> bool:
+def _may_be_public(path: str | None, exclude: list[str]) -> bool:
+    """A Python file that is not excluded and not private by its name: public if in a package
+    (or if the repository has no package at all)."""
     if path is None or not path.endswith(".py") or path_matches(path, exclude):
         return False
     parts = PurePosixPath(path).parts
-    if any(p.startswith("_") and p != "__init__.py" for p in parts):
+    return not any(p.startswith("_") and p != "__init__.py" for p in parts)
+
+
+def _is_public_module(
+    path: str | None, exclude: list[str], packages: _Packages, *, base: bool = False
+) -> bool:
+    if path is None or not _may_be_public(path, exclude):
         return False
+    parts = PurePosixPath(path).parts
     if packages.in_package(path, base):
         return True
     return len(parts) == 1 and not packages.has_package(base)

@@ -8,7 +8,6 @@ attempt's log.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import importlib.util
 import os
@@ -106,6 +105,8 @@ class CheckContext:
         stdin: bytes | None = None,
     ) -> ToolResult:
         """Run `argv` (no shell) in the repository and wait; cancellation kills its group."""
+        import asyncio
+
         argv = [str(a) for a in argv]
         full_env = {**os.environ, **(env or {})}
         if self.tmp_dir is not None:
@@ -173,6 +174,8 @@ class CheckContext:
         """`run(files)`: its findings and per-file data (`{path: {...}}`), reusing what an
         earlier review found in each file whose inputs did not change; only the other files
         are given to `run`. For checks whose findings in a file depend on that file alone."""
+        import asyncio
+
         cache = self.file_cache
         if cache is None:
             return await run(list(files))

@@ -25,7 +25,6 @@ import os
 import re
 import shlex
 import shutil
-import statistics
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
@@ -120,6 +119,8 @@ async def performance(ctx: CheckContext) -> CheckResult:
     finally:
         _remove_worktree(root, base_tree)
         shutil.rmtree(tmp, ignore_errors=True)
+
+    import statistics  # not at import: the review's builder imports this module (start-up)
 
     base, head = statistics.median(base_runs), statistics.median(head_runs)
     change_percent = _percent(head - base, base)

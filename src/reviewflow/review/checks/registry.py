@@ -12,7 +12,6 @@ A plugin that fails to load is reported by name (`plugin_errors`) and does not h
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 from typing import Any
 
 from ...errors import CheckNotFound as CheckNotFound
@@ -70,6 +69,21 @@ class CheckRegistry:
 
     def get(self, name: str) -> CheckFunction:
         """The check called `name`; CheckNotFound names what is known instead."""
+        target = self._target(name)
+        if isinstance(target, str):
+            target = _resolve(target)
+            self._targets[name] = target
+        return target
+
+    def require(self, name: str) -> None:
+        """CheckNotFound (as `get` raises it) unless a check called `name` exists. A built-in
+        check is not imported for that: `reviewflow review` checks its template's names before
+        the run exists, and the checks' modules import their tools (docs/benchmarks.md)."""
+        target = self._target(name)
+        if isinstance(target, str) and BUILTIN.get(name) != target:
+            self.get(name)  # a plugin's import path: it must resolve, as before
+
+    def _target(self, name: str) -> str | CheckFunction:
         if name not in self._targets:
             self._load_entry_points()
         target = self._targets.get(name)
@@ -80,15 +94,14 @@ class CheckRegistry:
                 f"; plugin {k!r} failed to load: {v}" for k, v in sorted(errors.items())
             )
             raise CheckNotFound(f"unknown check {name!r} (known: {known}{broken})")
-        if isinstance(target, str):
-            target = _resolve(target)
-            self._targets[name] = target
         return target
 
     def _load_entry_points(self) -> None:
         if self._loaded:
             return
         self._loaded = True
+        from importlib.metadata import entry_points  # scans every installed distribution
+
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name in self._targets:
                 continue
