@@ -1,6 +1,6 @@
 """Runs over HTTP: the idempotency key, listing and filtering, reading a run, its events, graph
 and logs: the same documents as the CLI's `--json`. What a POST /runs body may be:
-tests/server/test_submit.py."""
+tests/server/test_server_submit.py."""
 
 from __future__ import annotations
 

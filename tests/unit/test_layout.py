@@ -29,15 +29,12 @@ TESTED_ELSEWHERE = {
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
     "limits.py": ["unit/test_hostile_input.py"],
     "review/testmap_plugin.py": ["review/test_testmap.py"],
-    "server/review_run.py": ["server/test_webhooks.py", "github/test_post_back.py"],
-    "status.py": ["server/test_api_runs.py", "cli/test_cli.py"],
     "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
     "store/base.py": ["integration/test_store_contract.py"],
     "store/memory.py": ["integration/test_store_contract.py"],
     "store/migrate.py": ["integration/test_postgres_store.py", "server/test_api_postgres.py"],
     "store/outbox.py": ["integration/test_notify_deliver.py"],
     "store/sqlite.py": ["integration/test_store_contract.py", "integration/test_store_faults.py"],
-    "terminal.py": ["cli/test_cli.py"],
 }
 
 
