@@ -27,7 +27,6 @@ TESTED_ELSEWHERE = {
     "cli/schedule.py": ["integration/test_schedules.py", "server/test_serve_schedules.py"],
     "cluster/dag.py": ["integration/test_workers.py", "integration/test_rules_parity.py"],
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
-    "limits.py": ["unit/test_hostile_input.py"],
     "review/testmap_plugin.py": ["review/test_testmap.py"],
     "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
     "store/base.py": ["integration/test_store_contract.py"],
