@@ -49,7 +49,7 @@ def included(template: ReviewTemplate, change: Change) -> dict[str, str]:
                 out[name] = f"dependency files changed: {', '.join(hits[:3])}"
         elif when == "public_api":
             exclude = check.options.get("exclude")
-            api = public_api_changes(change, *([exclude] if exclude else []))
+            api = public_api_changes(change, *([exclude] if exclude else []), at_least=3)
             if api:
                 out[name] = f"public API changed: {', '.join(a.name for a in api[:3])}"
         elif when == "performance":
