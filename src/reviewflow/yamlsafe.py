@@ -1,8 +1,9 @@
-"""Safe, bounded YAML: plain data from libyaml's C parser, built without expanding aliases.
+"""Safe, bounded YAML: plain data built straight from libyaml's parser events.
 
-`parse_yaml` is what every workflow, template and POST /runs body goes through. Aliases,
-nesting and size are counted against `Limits` while the data is built, so an alias bomb or a
-runaway file fails at the node that passes a bound, with its line and column.
+`parse_yaml` is what every workflow, template and POST /runs body goes through. No node graph
+is composed (it held ~4x the data's memory) and aliases are not expanded: they, nesting and
+size are counted against `Limits` while the data is built, so an alias bomb or a runaway file
+fails at the node that passes a bound, with its line and column.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, NoReturn
 
 import yaml
@@ -18,47 +19,39 @@ import yaml
 from .errors import SpecError
 from .limits import LIMITS, Limits
 
-_Parser: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml's C parser when PyYAML was built with it (10x faster than the pure-Python one); its
-nodes carry line and column marks too, so errors still name the line."""
+
+def _event_parser(text: str) -> Any:
+    """libyaml's C parser when PyYAML was built with it (10x faster than the pure-Python one).
+    Its events carry line and column marks, so errors still name the line."""
+    if _CParser is not None:
+        return _CParser(text)
+    return _PyParser(text)
 
 
-class _Loader(_Parser):  # type: ignore[misc]  # libyaml's class or PyYAML's: chosen at import
-    """Composes YAML into nodes; `_construct` (below) turns them into data."""
+_CParser: Any = getattr(getattr(yaml, "_yaml", None), "CParser", None)
+
+
+class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's pure-Python parser (PyYAML built without libyaml): the same events."""
 
     def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._tags: dict[str, str] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        # The C composer asks for every node's tag. A plain scalar's depends on its text only,
-        # and a workflow repeats the same few texts (`true`, `30s`, ...); any other node gets
-        # its kind's default tag (no path resolvers are registered).
-        if kind is yaml.ScalarNode:
-            if not implicit[0]:
-                return _STR
-            tag = self._tags.get(value)
-            if tag is None:
-                tag = self._tags[value] = super().resolve(kind, value, implicit)
-            return tag
-        return _MAP if kind is yaml.MappingNode else _SEQ
-
-    # Path resolvers (tags chosen by a node's place in the document) are not used: skip the
-    # bookkeeping the C composer asks for at every node.
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        return None
-
-    def ascend_resolver(self) -> None:
-        return None
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
 
 
-# YAML 1.2 booleans: only true/false. PyYAML follows YAML 1.1, where `yes`, `no`, `on` and `off`
-# are booleans too, so `run: [echo, yes]` would run `echo True`.
-_Loader.yaml_implicit_resolvers = {
+class _Resolver(yaml.resolver.Resolver):
+    """The tags of plain scalars (`true`, `3`, `~`, `2026-12-01`, `<<`...).
+
+    YAML 1.2 booleans: only true/false. PyYAML follows YAML 1.1, where `yes`, `no`, `on` and
+    `off` are booleans too, so `run: [echo, yes]` would run `echo True`."""
+
+
+_Resolver.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver(
+_Resolver.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
@@ -75,164 +68,313 @@ class _Bound(yaml.constructor.ConstructorError):
     """A document past one of the limits (not merely malformed)."""
 
 
-def _fail(message: str, node: yaml.Node, error: type[Exception] = _Bound) -> NoReturn:
-    raise error(None, None, message, node.start_mark)
+def _fail(message: str, mark: Any, error: type[Exception] = _Bound) -> NoReturn:
+    raise error(None, None, message, mark)
 
 
-def _bad(message: str, node: yaml.Node) -> NoReturn:
-    _fail(message, node, yaml.constructor.ConstructorError)
-
-
-def _scalar(loader: Any, node: yaml.Node) -> Any:
-    # A yaml.ScalarNode: callers test `node.__class__ is` (faster than isinstance on every node).
-    tag = node.tag
-    if tag in (_STR, _VALUE):  # `=` is a string, not YAML 1.1's "value" key
-        return node.value
-    build = _SCALARS.get(tag)
-    if build is None:
-        _bad(f"unsupported tag {tag!r}: use plain strings, numbers, lists and mappings", node)
-    return build(loader, node)
-
-
-def _construct(loader: Any, root: yaml.Node, limits: Limits) -> Any:
-    """Data from a composed node graph, in one iterative pass that bounds what aliases add.
-
-    An alias is a second reference to a node: the data shares one object, but everything
-    downstream (interpolation, validation, the stored JSON) sees it expanded. Each further
-    reference therefore counts the expanded size of what it points to, and the pass stops as soon
-    as the count passes `limits.max_alias_nodes` or `max_alias_chars`, before building anything
-    bigger. Merge keys (`<<: *base`) copy a mapping, and count the same way. Nesting deeper than
-    `limits.max_depth` and a node that contains itself are refused too.
-    """
-    built: dict[int, tuple[Any, int, int, int]] = {}  # id(node) -> (data, nodes, chars, depth)
-    active: set[int] = set()  # collections being built: the path from the root
-    seen: set[int] = set()  # nodes referenced once already: a second reference is an alias
-    extra = [0, 0]  # nodes, chars added by aliases
-
-    def use(child: yaml.Node) -> tuple[Any, int, int, int]:
-        key = id(child)
-        if child.__class__ is yaml.ScalarNode:
-            value = _scalar(loader, child)
-            size = (value, 1, len(child.value), 0)
-        else:
-            size = built[key]
-        if key in seen:
-            extra[0] += size[1]
-            extra[1] += size[2]
-            if extra[0] > limits.max_alias_nodes:
-                _fail(f"aliases expand to more than {limits.max_alias_nodes:,} nodes", child)
-            if extra[1] > limits.max_alias_chars:
-                _fail(f"aliases expand to more than {limits.max_alias_chars:,} characters", child)
-        else:
-            seen.add(key)
-        return size
-
-    def merges(node: yaml.Node) -> list[yaml.Node]:  # a yaml.MappingNode
-        sources: list[yaml.Node] = []
-        for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
-                items = value_node.value if value_node.__class__ is yaml.SequenceNode else None
-                for source in items if items is not None else [value_node]:
-                    if source.__class__ is not yaml.MappingNode:
-                        _bad("<< merges a mapping or a list of mappings", source)
-                    sources.append(source)
-        return sources
-
-    if root.__class__ is yaml.ScalarNode:
-        return _scalar(loader, root)
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, ready = stack.pop()
-        key = id(node)
-        if not ready:
-            if key in built:
-                continue
-            if key in active:
-                _fail("a recursive alias (a node that contains itself)", node)
-            if node.tag not in (_MAP, _SEQ):
-                _bad(f"unsupported tag {node.tag!r}: use plain lists and mappings", node)
-            active.add(key)
-            stack.append((node, True))
-            if node.__class__ is yaml.SequenceNode:
-                children = node.value
-            else:
-                children = [n for pair in node.value for n in pair if n.tag != _MERGE]
-                children += merges(node)
-            for child in reversed(children):
-                if child.__class__ is not yaml.ScalarNode and id(child) not in built:
-                    if id(child) in active:
-                        _fail("a recursive alias (a node that contains itself)", child)
-                    stack.append((child, False))
-            continue
-        active.discard(key)
-        nodes, chars, depth = 1, 0, 0
-        data: Any
-        if node.__class__ is yaml.SequenceNode:
-            data = []
-            for child in node.value:
-                value, n, c, d = use(child)
-                data.append(value)
-                nodes, chars, depth = nodes + n, chars + c, max(depth, d)
-        else:
-            data = {}
-            for source in merges(node):  # earlier sources win, the mapping's own keys win
-                value, n, c, d = use(source)
-                nodes, chars, depth = nodes + n, chars + c, max(depth, d - 1)
-                for k, v in value.items():
-                    data.setdefault(k, v)
-            own: set[Any] = set()
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE:
-                    continue
-                k, n1, c1, d1 = use(key_node)
-                try:
-                    hash(k)
-                except TypeError:
-                    _bad(f"unhashable key {k!r}", key_node)
-                if k in own:
-                    _bad(f"duplicate key {k!r}", key_node)
-                own.add(k)
-                v, n2, c2, d2 = use(value_node)
-                data[k] = v
-                nodes, chars, depth = nodes + n1 + n2, chars + c1 + c2, max(depth, d1, d2)
-        depth += 1
-        if depth > limits.max_depth:
-            _fail(f"nested deeper than {limits.max_depth} levels", node)
-        built[key] = (data, nodes, chars, depth)
-    return use(root)[0]
+def _bad(message: str, mark: Any) -> NoReturn:
+    _fail(message, mark, yaml.constructor.ConstructorError)
 
 
 TaskLines = dict[str, tuple[str, int]]
 """Task name -> (section, 1-based line of its key): where an error about a task points."""
 
+_NO_KEY: Any = object()
+_MERGE_KEY: Any = object()
+_E = yaml.events
+_SCALAR, _ALIAS = _E.ScalarEvent, _E.AliasEvent
+_MAP_START, _SEQ_START = _E.MappingStartEvent, _E.SequenceStartEvent
+_MAP_END, _SEQ_END = _E.MappingEndEvent, _E.SequenceEndEvent
 
-def _task_lines(root: yaml.Node, into: TaskLines) -> None:
-    """Note the line of every task key under the top-level `tasks:` and `on_failure:`."""
-    if root.__class__ is not yaml.MappingNode:
-        return
-    for key, value in root.value:
-        if key.value in ("tasks", "on_failure") and value.__class__ is yaml.MappingNode:
-            section = key.value
-            for task_key, _ in value.value:
-                if task_key.__class__ is yaml.ScalarNode:
-                    into.setdefault(task_key.value, (section, task_key.start_mark.line + 1))
+
+class _Frame:
+    """A mapping or list being built: its data so far and what aliases need to know of it."""
+
+    __slots__ = (
+        "anchor",
+        "chars",
+        "data",
+        "height",
+        "is_map",
+        "item_marks",
+        "key",
+        "mark",
+        "merges",
+        "nodes",
+        "section",
+    )
+
+    def __init__(self, data: Any, is_map: bool, anchor: str | None, mark: Any) -> None:
+        self.data = data
+        self.is_map = is_map
+        self.key: Any = _NO_KEY
+        self.nodes = 1
+        self.chars = 0
+        self.height = 1
+        self.anchor = anchor
+        self.mark = mark
+        self.merges: list[dict[Any, Any]] | None = None
+        self.item_marks: list[Any] | None = None  # a merge key's list: where each source is
+        self.section: str | None = None  # "tasks"/"on_failure" at the top: note its task lines
+
+
+class _Builder:
+    """Plain data straight from the parser's events: no node graph is composed.
+
+    Composing first (PyYAML's loaders) holds a node and two marks per scalar beside the data:
+    ~4x the data's memory for a big workflow. Built here event by event, only the data is
+    kept. Every bound is counted as it is built: aliases by the expanded size of what they
+    point to (`limits.max_alias_nodes`, `max_alias_chars`; merge keys copy a mapping and
+    count the same way), nesting (`limits.max_depth`), and a node containing itself. A
+    malformed-but-small document's errors (duplicate key, unsupported tag...) wait for the
+    end of the stream, so a syntax error later in the file is reported first, as PyYAML's
+    composer did.
+    """
+
+    def __init__(self, parser: Any, limits: Limits, task_lines: TaskLines | None) -> None:
+        self.parser = parser
+        self.limits = limits
+        self.task_lines = task_lines
+        self.resolver = _Resolver()
+        self.tags: dict[str, str] = {}
+        self.constructor: Any = None
+        # anchor -> (data, nodes, chars, height, mark of the anchored node)
+        self.anchors: dict[str, tuple[Any, int, int, int, Any]] = {}
+        self.active: dict[str, Any] = {}  # anchors of collections being built -> their mark
+        self.extra_nodes = 0
+        self.extra_chars = 0
+        self.error: Exception | None = None  # the first malformed-data error, raised at the end
+
+    def load(self) -> Any:
+        get = self.parser.get_event
+        get()  # StreamStart
+        event = get()
+        if event.__class__ is _E.StreamEndEvent:
+            return None
+        first = event.start_mark  # DocumentStart
+        data = self._document(get)
+        get()  # DocumentEnd
+        event = get()
+        if event.__class__ is not _E.StreamEndEvent:
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                first,
+                "but found another document",
+                event.start_mark,
+            )
+        if self.error is not None:
+            raise self.error
+        return data
+
+    def _scalar(self, event: Any) -> Any:
+        tag = event.tag
+        if tag is None or tag == "!":
+            if not event.implicit[0]:
+                return event.value
+            value = event.value
+            tag = self.tags.get(value)
+            if tag is None:
+                tag = self.tags[value] = self.resolver.resolve(
+                    yaml.ScalarNode, value, event.implicit
+                )
+        if tag in (_STR, _VALUE):  # `=` is a string, not YAML 1.1's "value" key
+            return event.value
+        if tag == _MERGE:
+            return _MERGE_KEY
+        build = _SCALARS.get(tag)
+        if build is None:
+            _bad(f"unsupported tag {tag!r}: use plain strings, numbers, lists and mappings",
+                 event.start_mark)  # fmt: skip
+        if self.constructor is None:
+            self.constructor = yaml.constructor.SafeConstructor()
+        node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+        return build(self.constructor, node)
+
+    def _alias(self, event: Any) -> tuple[Any, int, int, int, Any]:
+        """What an alias stands for, counted against the bounds; the mark is the anchor's
+        (errors about the data it stands for point where that data is written)."""
+        name = event.anchor
+        if name in self.active:
+            _fail("a recursive alias (a node that contains itself)", self.active[name])
+        found = self.anchors.get(name)
+        if found is None:
+            raise yaml.composer.ComposerError(None, None, "found undefined alias", event.start_mark)
+        value, nodes, chars, height, mark = found
+        limits = self.limits
+        self.extra_nodes += nodes
+        self.extra_chars += chars
+        if self.extra_nodes > limits.max_alias_nodes:
+            _fail(f"aliases expand to more than {limits.max_alias_nodes:,} nodes", mark)
+        if self.extra_chars > limits.max_alias_chars:
+            _fail(f"aliases expand to more than {limits.max_alias_chars:,} characters", mark)
+        return value, nodes, chars, height, mark
+
+    def _anchor(self, name: str, mark: Any) -> None:
+        if name in self.anchors or name in self.active:
+            first = self.active.get(name) or self.anchors[name][4]
+            raise yaml.composer.ComposerError(
+                "found duplicate anchor; first occurrence", first, "second occurrence", mark
+            )
+
+    def _document(self, get: Any) -> Any:
+        """The events of one document (after its DocumentStart), built into data."""
+        stack: list[_Frame] = []
+        max_depth = self.limits.max_depth
+        lines = self.task_lines
+        while True:
+            event = get()
+            cls = event.__class__
+            # What this event adds to the frame on top: (value, nodes, chars, height, mark).
+            if cls is _SCALAR:
+                mark = event.start_mark
+                if event.anchor is not None:
+                    self._anchor(event.anchor, mark)
+                try:
+                    value = (
+                        event.value
+                        if event.tag is None and not event.implicit[0]
+                        else self._scalar(event)
+                    )
+                except (yaml.constructor.ConstructorError, ValueError, TypeError) as exc:
+                    if isinstance(exc, _Bound):
+                        raise
+                    value = self._defer(exc)
+                nodes, chars, height = 1, len(event.value), 0
+                if event.anchor is not None:
+                    self.anchors[event.anchor] = (value, 1, chars, 0, mark)
+            elif cls is _MAP_START or cls is _SEQ_START:
+                mark = event.start_mark
+                is_map = cls is _MAP_START
+                tag = event.tag
+                if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
+                    self._defer_bad(f"unsupported tag {tag!r}: use plain lists and mappings", mark)
+                if len(stack) >= max_depth:
+                    _fail(f"nested deeper than {max_depth} levels", mark)
+                if event.anchor is not None:
+                    self._anchor(event.anchor, mark)
+                    self.active[event.anchor] = mark
+                frame = _Frame({} if is_map else [], is_map, event.anchor, mark)
+                if stack:
+                    parent = stack[-1]
+                    if parent.is_map:
+                        if parent.key is _MERGE_KEY and not is_map:
+                            frame.item_marks = []
+                        elif (
+                            is_map
+                            and lines is not None
+                            and len(stack) == 1
+                            and parent.key in ("tasks", "on_failure")
+                        ):
+                            frame.section = parent.key
+                stack.append(frame)
+                continue
+            elif cls is _MAP_END or cls is _SEQ_END:
+                frame = stack.pop()
+                value = frame.data
+                if frame.merges is not None:
+                    value = self._merged(frame)
+                nodes, chars, height = frame.nodes, frame.chars, frame.height
+                mark = frame.mark
+                if frame.anchor is not None:
+                    del self.active[frame.anchor]
+                    self.anchors[frame.anchor] = (value, nodes, chars, height, mark)
+            elif cls is _ALIAS:
+                value, nodes, chars, height, mark = self._alias(event)
+                if len(stack) + height > max_depth:
+                    _fail(f"nested deeper than {max_depth} levels", event.start_mark)
+            else:  # DocumentEnd cannot come before the root is complete
+                raise AssertionError(f"unexpected {event!r}")
+            if not stack:
+                if value is _MERGE_KEY:
+                    self._defer_bad(f"unsupported tag {_MERGE!r}: use plain strings, numbers,"
+                                    " lists and mappings", mark)  # fmt: skip
+                    value = None
+                return value
+            top = stack[-1]
+            top.nodes += nodes
+            top.chars += chars
+            if top.key is _MERGE_KEY:  # merged into this mapping: one level less
+                height -= 1 if value.__class__ is not list else 2
+            if height >= top.height:
+                top.height = height + 1
+            if value is _MERGE_KEY and (not top.is_map or top.key is not _NO_KEY):
+                value = self._defer_bad(
+                    f"unsupported tag {_MERGE!r}: use plain strings, numbers, lists and mappings",
+                    mark,
+                )
+            if not top.is_map:
+                top.data.append(value)
+                if top.item_marks is not None:
+                    top.item_marks.append(mark)
+            elif top.key is _NO_KEY:
+                if value is not _MERGE_KEY:
+                    if top.section is not None and lines is not None and cls is _SCALAR:
+                        lines.setdefault(event.value, (top.section, mark.line + 1))
+                    try:
+                        if value in top.data:
+                            self._defer_bad(f"duplicate key {value!r}", mark)
+                    except TypeError:
+                        self._defer_bad(f"unhashable key {value!r}", mark)
+                top.key = value
+            else:
+                key = top.key
+                top.key = _NO_KEY
+                if key is _MERGE_KEY:
+                    marks = frame.item_marks if cls is _SEQ_END else None
+                    self._merge_source(top, value, mark, marks)
+                else:
+                    with suppress(TypeError):  # an unhashable key: already noted
+                        top.data[key] = value
+
+    def _merge_source(self, frame: _Frame, value: Any, mark: Any, marks: list[Any] | None) -> None:
+        """`<<: {mapping}` or `<<: [mappings]`: noted, merged when the mapping ends."""
+        if frame.merges is None:
+            frame.merges = []
+        if value.__class__ is dict:
+            frame.merges.append(value)
+            return
+        if value.__class__ is list:
+            marks = marks or []
+            for i, source in enumerate(value):
+                if source.__class__ is not dict:
+                    self._defer_bad(
+                        "<< merges a mapping or a list of mappings",
+                        marks[i] if i < len(marks) else mark,
+                    )
+                    return
+                frame.merges.append(source)
+            return
+        self._defer_bad("<< merges a mapping or a list of mappings", mark)
+
+    @staticmethod
+    def _merged(frame: _Frame) -> dict[Any, Any]:
+        """Earlier sources win, the mapping's own keys win over all of them."""
+        data: dict[Any, Any] = {}
+        for source in frame.merges or ():
+            for k, v in source.items():
+                data.setdefault(k, v)
+        for k, v in frame.data.items():
+            data[k] = v
+        return data
+
+    def _defer(self, exc: Exception) -> None:
+        if self.error is None:
+            self.error = exc
+
+    def _defer_bad(self, message: str, mark: Any) -> None:
+        self._defer(yaml.constructor.ConstructorError(None, None, message, mark))
 
 
 def _load_yaml(text: str, limits: Limits, task_lines: TaskLines | None = None) -> Any:
     """The data of a YAML document (None if empty); raises PyYAML's errors."""
-    loader = _Loader(text)
+    parser = _event_parser(text)
     try:
         with _gc_paused():
-            node = loader.get_single_node()
-            if node is None:
-                return None
-            if task_lines is not None:
-                _task_lines(node, task_lines)
-            if "&" in text or "<<" in text:  # anchors or merge keys: count what they add
-                return _construct(loader, node, limits)
-            return _tree(loader, node, limits.max_depth, limits.max_depth)
+            return _Builder(parser, limits, task_lines).load()
     finally:
-        loader.dispose()
+        dispose = getattr(parser, "dispose", None)
+        if dispose is not None:
+            dispose()
 
 
 @contextmanager
@@ -246,43 +388,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _tree(loader: Any, node: yaml.Node, depth: int, limit: int) -> Any:
-    """`_construct` for a document without anchors or merge keys: a tree, built recursively
-    (`depth` levels left, so the recursion itself is bounded)."""
-    cls = node.__class__
-    if cls is yaml.ScalarNode:
-        return node.value if node.tag == _STR else _scalar(loader, node)
-    if depth <= 0:
-        _fail(f"nested deeper than {limit} levels", node)
-    if cls is yaml.SequenceNode:
-        if node.tag != _SEQ:
-            _bad(f"unsupported tag {node.tag!r}: use plain lists and mappings", node)
-        return [
-            c.value
-            if c.__class__ is yaml.ScalarNode and c.tag == _STR
-            else _tree(loader, c, depth - 1, limit)
-            for c in node.value
-        ]
-    if node.tag != _MAP:
-        _bad(f"unsupported tag {node.tag!r}: use plain lists and mappings", node)
-    data: dict[Any, Any] = {}
-    for key_node, value_node in node.value:
-        if key_node.__class__ is yaml.ScalarNode and key_node.tag == _STR:
-            key = key_node.value
-        else:
-            key = _tree(loader, key_node, depth - 1, limit)
-        try:
-            if key in data:
-                _bad(f"duplicate key {key!r}", key_node)
-        except TypeError:
-            _bad(f"unhashable key {key!r}", key_node)
-        if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
-            data[key] = value_node.value
-        else:
-            data[key] = _tree(loader, value_node, depth - 1, limit)
-    return data
 
 
 def parse_yaml(

@@ -15,8 +15,10 @@ import yaml
 from reviewflow import yamlsafe
 from reviewflow.config import apply_overrides, load_workflow, load_workflow_text, parse_yaml
 from reviewflow.errors import SpecError
+from reviewflow.limits import Limits
 from reviewflow.server.http import ApiError
 from reviewflow.server.submit import from_yaml
+from reviewflow.yamlsafe import TaskLines
 from rfhelpers import load_error, load_text
 
 # ------------------------------------------------------------------------------ plain data
@@ -139,7 +141,7 @@ def test_libyaml_parses_when_pyyaml_has_it() -> None:
     """The pure-Python parser took 6-18 s for a 10k-task file; libyaml's takes a fraction."""
     if not yaml.__with_libyaml__:
         pytest.skip("PyYAML was built without libyaml")
-    assert issubclass(yamlsafe._Loader, yaml.CSafeLoader)
+    assert isinstance(yamlsafe._event_parser("a: 1"), yaml._yaml.CParser)
 
 
 def test_errors_of_a_large_file_still_name_the_line() -> None:
@@ -167,13 +169,13 @@ def test_an_error_about_a_task_names_its_line_from_the_one_parse(
     (the line, then the section): an error now costs what a success does."""
 
     composed = []
-    compose = yamlsafe._Loader.get_single_node
+    parser = yamlsafe._event_parser
 
-    def counting(self: Any) -> Any:
+    def counting(text: str) -> Any:
         composed.append(1)
-        return compose(self)
+        return parser(text)
 
-    monkeypatch.setattr(yamlsafe._Loader, "get_single_node", counting)
+    monkeypatch.setattr(yamlsafe, "_event_parser", counting)
     text = "name: w\ntasks:\n  a: {run: [x]}\non_failure:\n  h: {run: [x], needs: [nope]}\n"
     exc = load_error(text)
     assert str(exc).startswith("wf.yaml:5: task 'h': field 'needs': unknown dependency")
@@ -184,3 +186,98 @@ def test_an_error_about_a_task_names_its_line_from_the_one_parse(
         raised.value.detail
     )
     assert len(composed) == 2
+
+
+# ------------------------------------------------------------------ built from parser events
+# The loader builds data straight from the parser's events (no node graph): it must give what
+# PyYAML's safe loader gives, and refuse what it refused, with the same one-line errors.
+
+CORPUS = [
+    "name: w\ntasks:\n  a: {run: [echo, hi], timeout: 30s}\n  b:\n    call: m:f\n    needs: [a]\n",
+    "x: [1, -2, 0x10, 0o7, 1.5, .inf, ~, null, '', 'a b', \"q\\n\", true, False]",
+    "d: 2026-12-01\nt: 2026-12-01T10:00:00Z\ns: !!str 12\ni: !!int '7'\nf: !!float '1'",
+    "base: &b {run: [echo], timeout: 5s, env: {A: '1'}}\nt: {<<: *b, timeout: 9s}\nu: *b\n",
+    "a: &a {x: 1, y: 2}\nb: &b {y: 3, z: 4}\nc: {<<: [*a, *b], w: 5}\nd: {w: 0, <<: *b}\n",
+    "l: &l [1, [2, 3], {k: v}]\nm: [*l, *l]\nn: {<<: {p: 1}, q: 2}\n",
+    "? [1, 2]\n: tuple key?\n",  # refused below (unhashable), listed for the error check
+    "text: |\n  line one\n  line two\nfolded: >\n  a\n  b\n",
+    "- &s hello\n- *s\n- {*s : x}\n",
+    "{}",
+    "[]",
+    "plain",
+]
+"""Documents the loader must read exactly as PyYAML does (no YAML 1.1 `yes`/`no` booleans)."""
+
+
+def _pyyaml(text: str) -> Any:
+    return yaml.load(text, Loader=yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
+
+
+@pytest.mark.parametrize("text", [t for t in CORPUS if not t.startswith("?")])
+def test_the_data_is_what_pyyamls_safe_loader_gives(text: str) -> None:
+    assert parse_yaml(text) == _pyyaml(text)
+
+
+def test_an_alias_is_the_same_object_and_a_merge_is_a_copy() -> None:
+    data = parse_yaml("a: &a {x: 1}\nb: *a\nc: {<<: *a, y: 2}\n")
+    assert data["b"] is data["a"]
+    assert data["c"] == {"x": 1, "y": 2} and data["a"] == {"x": 1}
+
+
+def test_yaml_1_1_booleans_and_value_keys_stay_strings() -> None:
+    assert parse_yaml("run: [echo, yes, no, on, off, true, =]") == {
+        "run": ["echo", "yes", "no", "on", "off", True, "="]
+    }
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{a: 1, a: 2}", "line 1, column 8: duplicate key 'a'"),
+        ("? [1, 2]\n: x\n", "line 1, column 3: unhashable key [1, 2]"),
+        ("a: *nowhere", "line 1, column 4: found undefined alias"),
+        ("a: &x 1\nb: &x 2\n", "line 2, column 4: second occurrence"),
+        ("--- 1\n--- 2\n", "line 2, column 1: but found another document"),
+        ("a: &x [*x]", "line 1, column 4: a recursive alias (a node that contains itself)"),
+        ("a: !!binary aGk=", "line 1, column 4: unsupported tag 'tag:yaml.org,2002:binary'"),
+        ("a: !!python/name:os.system x", "unsupported tag"),
+        ("a: !!map [1]", "line 1, column 4: unsupported tag 'tag:yaml.org,2002:map'"),
+        ("<<: 1", "line 1, column 5: << merges a mapping or a list of mappings"),
+        ("a: {<<: [1]}", "line 1, column 10: << merges a mapping or a list of mappings"),
+        ("a: [<<]", "unsupported tag 'tag:yaml.org,2002:merge'"),
+        ("a: !!int x", "invalid YAML: invalid literal for int()"),
+        # a syntax error later in the file is reported before a duplicate key, as before
+        ("{b: 1, b: 2, c: [}", "line 1, column 18: did not find expected node content"),
+    ],
+)
+def test_what_was_refused_is_refused_with_the_same_error(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_yaml(text, file="wf.yaml")
+    assert str(info.value).startswith("wf.yaml: "), info.value
+    assert message in str(info.value), info.value
+    assert "\n" not in str(info.value)
+
+
+def test_bounds_are_counted_while_the_events_are_read() -> None:
+    limits = Limits(max_alias_nodes=20, max_alias_chars=1000, max_depth=3)
+    ok = "a: &a [1, 2, 3]\nb: [*a, *a]\n"  # 2 x 4 nodes added
+    assert parse_yaml(ok, limits=limits)["b"] == [[1, 2, 3], [1, 2, 3]]
+    with pytest.raises(SpecError, match="aliases expand to more than 20 nodes"):
+        parse_yaml("a: &a [1, 2, 3]\nb: [" + ", ".join(["*a"] * 6) + "]\n", limits=limits)
+    with pytest.raises(SpecError, match="more than 1,000 characters"):
+        parse_yaml(f"a: &a {'x' * 600}\nb: [*a, *a]\n", limits=limits)
+    assert parse_yaml("a: [[1]]", limits=limits) == {"a": [[1]]}
+    with pytest.raises(SpecError, match="line 1, column 6: nested deeper than 3 levels"):
+        parse_yaml("a: [[[1]]]", limits=limits)
+    # an alias that puts a deep value deeper still
+    with pytest.raises(SpecError, match="nested deeper than 3 levels"):
+        parse_yaml("a: &d [[1]]\nb: [*d]\n", limits=limits)
+
+
+def test_task_lines_name_each_task_key() -> None:
+    lines: TaskLines = {}
+    parse_yaml(
+        "name: w\ntasks:\n  a: {run: [x]}\n  b:\n    run: [y]\non_failure: {h: {run: [z]}}\n",
+        task_lines=lines,
+    )
+    assert lines == {"a": ("tasks", 3), "b": ("tasks", 4), "h": ("on_failure", 6)}
