@@ -73,6 +73,29 @@ def recorded(path: Path) -> list[tuple[str, int]]:
     return out
 
 
+def review_workflow(path: Path, **fields: Any) -> Path:
+    """lint and tests (independent), then summary; every task records itself in done.txt."""
+    return write_workflow(
+        path,
+        {
+            "lint": sh(record(), priority="high"),
+            "tests": sh(record()),
+            "summary": {"type": "python", "call": "cli_tasks:record", "needs": ["lint", "tests"]},
+        },
+        name="review",
+        **fields,
+    )
+
+
+def one_line_error(stderr: str) -> str:
+    """The single error line of a failed command (and nothing else on stderr)."""
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
 # ---------------------------------------------------------------------------- the database
 
 

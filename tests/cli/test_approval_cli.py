@@ -25,6 +25,7 @@ import pytest
 from clihelpers import (
     Procs,
     events,
+    one_line_error,
     query,
     record,
     recorded,
@@ -105,14 +106,6 @@ def rf(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception  # an exception escaping a command is a bug
     return result
-
-
-def one_line_error(stderr: str) -> str:
-    assert "Traceback" not in stderr, stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: "), stderr
-    return lines[0]
 
 
 def start_and_wait(procs: Procs, tmp_path: Path, run_id: str) -> subprocess.Popen[str]:
