@@ -14,6 +14,7 @@ turns that into a failure.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ from hypothesis import settings
 settings.register_profile("default", derandomize=True, deadline=None, print_blob=True)
 settings.register_profile("long", max_examples=2000, deadline=None, print_blob=True)
 settings.load_profile("default")
+
+# The tests check's coverage map is recorded inside the review's own run here (what the tests
+# assert on): a background recorder would outlive its test and the throwaway repository.
+# tests/review/test_testmap_record.py sets the other modes itself.
+os.environ.setdefault("REVIEWFLOW_RECORD_MAP", "inline")
 
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:

@@ -440,7 +440,7 @@ def test_the_pr_template_records_the_map_then_reviews_a_re_push_with_it(tmp_path
         tmp_path, root, "--base", "main", "--template", template, "--no-cache", out=tmp_path / "3"
     )
     assert _tests_check(third)["summary"].startswith(
-        "whole suite: --no-cache: the coverage map is not used (this run remakes it); 4 passed, "
+        "whole suite: --no-cache: the coverage map is not used (this run makes one); 4 passed, "
         "1 failed"
     )
     assert third.code == 1, third

@@ -86,6 +86,9 @@ class Selection:
     commit: str | None = None
     count: int = 0
     """How many of the map's tests the selection holds (new test files not counted)."""
+    unmapped: bool = False
+    """No usable map at all (missing, unreadable, not trusted): the summary says where the
+    next one comes from."""
 
     def describe(self, ran: int | None = None) -> str:
         """`42 of 1,588 tests: coverage map of 8d5c730` or `whole suite: conftest.py changed`."""
@@ -98,6 +101,10 @@ class Selection:
 
 def _whole(reason: str) -> Selection:
     return Selection(whole=True, reason=reason)
+
+
+def _unmapped(reason: str) -> Selection:
+    return Selection(whole=True, reason=reason, unmapped=True)
 
 
 def map_key(command: Iterable[str]) -> str:
@@ -304,15 +311,40 @@ def _head(root: Path) -> str | None:
     return done.stdout.decode().strip() or None if done.returncode == 0 else None
 
 
-def _dirty_state(root: Path) -> dict[str, str | None]:
-    """Files that differ from HEAD (uncommitted work the suite ran on): their content hash,
-    None for a deleted one."""
+@dataclass(frozen=True)
+class TreeState:
+    """The commit and the uncommitted files' content a suite runs on."""
+
+    head: str | None
+    tracked: dict[str, str | None]
+    untracked: dict[str, str | None]
+
+
+def tree_state(root: Path) -> TreeState:
     tracked = git(root, "diff", "--name-only", "-z", "HEAD", "--", ".", *_EXCLUDE, check=False)
     others = git(
         root, "ls-files", "--others", "--exclude-standard", "-z", "--", ".", *_EXCLUDE, check=False
     )
-    paths = sorted({p for out in (tracked, others) for p in _split(out.stdout)})
-    return _hashes(root, paths)
+    return TreeState(
+        _head(root), _hashes(root, _split(tracked.stdout)), _hashes(root, _split(others.stdout))
+    )
+
+
+def same_tree(before: TreeState, after: TreeState) -> bool:
+    """Nothing the suite ran on changed while it ran. Untracked files the run created (a
+    suite writing a report into the work tree) do not count; the map notes them as they are."""
+    return (
+        before.head == after.head
+        and before.tracked == after.tracked
+        and all(after.untracked.get(p) == h for p, h in before.untracked.items())
+    )
+
+
+def _dirty_state(root: Path) -> dict[str, str | None]:
+    """Files that differ from HEAD (uncommitted work the suite ran on): their content hash,
+    None for a deleted one."""
+    state = tree_state(root)
+    return dict(sorted({**state.tracked, **state.untracked}.items()))
 
 
 def _split(raw: bytes) -> list[str]:
@@ -363,10 +395,10 @@ def select(root: Path, change: Change, command: list[str], candidates: Iterable[
     """The tests to run for the work tree as it is now, from the map of `command`'s suite."""
     path = map_path(root, command)
     if not path.exists():
-        return _whole("no coverage map yet (this run makes one)")
+        return _unmapped("no coverage map yet")
     doc = load(root, command)
     if doc is None or doc.get("format") != FORMAT or not isinstance(doc.get("files"), dict):
-        return _whole(f"coverage map unreadable ({path.relative_to(root)}): this run remakes it")
+        return _unmapped(f"coverage map unreadable: {path.relative_to(root)}")
     if doc.get("command") != command:
         return _whole("the coverage map was made with another test command")
     if doc.get("environment") != environment():

@@ -17,10 +17,14 @@ Options:
               map: run only the tests a coverage map of an earlier whole run says executed the
               changed files, new and changed tests, and the import graph's choice where the map
               cannot see (import-time changes, new modules); the whole suite when the map is
-              missing or stale, which remakes it (see testmap.py; pytest commands only). The
-              summary says which: `42 of 1,588 tests: coverage map of 8d5c730` or `whole
-              suite: tests/conftest.py changed`. A command that is not pytest runs whole.
+              missing or stale (see testmap.py; pytest commands only). The summary says
+              which: `42 of 1,588 tests: coverage map of 8d5c730` or `whole suite:
+              tests/conftest.py changed`. A command that is not pytest runs whole.
               Default false (the shipped `pr` template, and those extending it, say map)
+    record_map  where a whole-suite run's map is (re)made: auto (default: background, off in
+              CI), background (a detached low-priority run after this one, so the review
+              does not wait for it), inline (this run measures every line per test: slower)
+              or off. See testmap_record.py.
     always    paths run in every review with `impacted` (e.g. fast unit tests)
     parallel  pytest-xdist workers: true, false or auto (default: in parallel where the project
               names pytest-xdist, the machine has 2+ cores and pytest-xdist and pytest-cov are
@@ -43,7 +47,7 @@ from typing import Any
 from ...errors import TaskFailed
 from ..change import Change, ChangedFile, path_matches
 from ..findings import CheckResult, Finding, clean_message
-from . import testmap
+from . import testmap, testmap_record
 from .base import CheckContext, ToolMissing
 from .impact import impacted_tests, is_test_file
 
@@ -103,9 +107,10 @@ async def tests(ctx: CheckContext) -> CheckResult:
     # The suite's own paths (`pytest -q tests/unit`): a selection runs within them, instead.
     scope = _suite_paths(root, suite[1:]) if pytest else []
     candidates = [t for t in _test_files(root, ctx.change) if _within(t, scope)] if impacted else []
+    recording = testmap_record.mode(opts.get("record_map", "auto"))
     if impacted == "map" and not ctx.cache:
         selection = testmap.Selection(
-            whole=True, reason="--no-cache: the coverage map is not used (this run remakes it)"
+            whole=True, reason="--no-cache: the coverage map is not used", unmapped=True
         )
     elif impacted == "map":
         selection = await asyncio.to_thread(testmap.select, root, ctx.change, suite, candidates)
@@ -145,7 +150,7 @@ async def tests(ctx: CheckContext) -> CheckResult:
         if f.path.endswith(".py") and f.lines and not path_matches(f.path, exclude)
     ]
     with tempfile.TemporaryDirectory(prefix="reviewflow-tests-") as tmp:
-        record = selection is not None and selection.whole
+        record = selection is not None and selection.whole and recording == "inline"
         code, output, cov = await _run_suite(
             ctx, coverage, Path(tmp), command, args, targets, measured, workers, record
         )
@@ -154,7 +159,7 @@ async def tests(ctx: CheckContext) -> CheckResult:
             selection = testmap.Selection(
                 whole=True, reason="a test the coverage map named no longer exists"
             )
-            record = True
+            record = recording == "inline"
             code, output, cov = await _run_suite(
                 ctx, coverage, Path(tmp), whole_command, whole_args, [], measured, workers, record
             )
@@ -171,13 +176,32 @@ async def tests(ctx: CheckContext) -> CheckResult:
         if code not in (0, 1, 2, 5):
             raise TaskFailed(f"test command exited with {code}:\n{_tail(output)}", retryable=False)
         counts = _counts(output)
+        note = ""
         if record and code in (0, 1):
+            note = "this run makes one"
             await asyncio.to_thread(
                 testmap.build,
                 root,
                 testmap.recorder(Path(tmp), Path(tmp) / ".coverage", root),
                 suite,
             )
+        elif (
+            recording == "background"
+            and selection is not None
+            and selection.whole
+            and code in (0, 1)
+        ):
+            note = await asyncio.to_thread(
+                testmap_record.start,
+                root,
+                coverage=coverage,
+                command=suite,
+                run=[*whole_command, *whole_args],
+                workers=workers,
+                timeout=ctx.timeout,
+            )
+        if selection is not None and selection.unmapped and note:
+            selection.reason = f"{selection.reason} ({note})"
 
     metrics: dict[str, Any] = {
         "tests_passed": counts.get("passed", 0),
@@ -271,12 +295,41 @@ async def _run_suite(
     measured, per test (testmap_plugin), subprocesses included.
     """
     root = Path(ctx.root)
+    folders = _folders(root, measured)
+    argv, env = suite_argv(
+        coverage, tmp, root, [*command, *args, *targets], folders, workers, record=record
+    )
+    run = await ctx.run_tool(argv, cwd=root, env=env)
+    output = run.stdout + run.stderr
+    cov = None
+    if measured or record:
+        include = [f"{folder}/*" for folder in folders] if record else []
+        data = tmp / ".coverage"
+        report = tmp / "coverage.json"
+        cov = await _coverage_report(ctx, coverage, data, report, root, include, measured)
+    return run.returncode, output, cov
+
+
+def suite_argv(
+    coverage: list[str],
+    tmp: Path,
+    root: Path,
+    command: list[str],
+    folders: list[str],
+    workers: int,
+    *,
+    record: bool,
+) -> tuple[list[str], dict[str, str]]:
+    """The argv and environment of one run of the tests under coverage, its data in `tmp`.
+
+    `folders` are measured (the changed source files' folders; none: nothing is measured);
+    `record` measures the whole repository per test for the coverage map instead. Shared with
+    the background recorder (testmap_record.py), so a map recorded later is made by exactly
+    the run the check would have made."""
     env = dict(_ENV)
     data = tmp / ".coverage"
-    report = tmp / "coverage.json"
     for old in tmp.glob(".coverage*"):
         old.unlink()
-    folders = _folders(root, measured)
     plugin: list[str] = []
     if record:
         rec = testmap.recorder(tmp, data, root)
@@ -285,11 +338,12 @@ async def _run_suite(
         for old in [*rec.folder.glob("tests-*.json"), *rec.folder.glob("subprocess.coverage.*")]:
             old.unlink()
     sources = [str(root)] if record else folders
+    module, rest = command[:1], command[1:]
     if workers > 1:
         # pytest-xdist's workers are processes of their own: pytest-cov measures them
         # and combines their data into COVERAGE_FILE.
-        argv = [coverage[0], "-m", *command, *plugin, "-n", str(workers)]
-        if measured or record:
+        argv = [coverage[0], "-m", *module, *plugin, "-n", str(workers)]
+        if sources:
             env["COVERAGE_FILE"] = str(data)
             argv += [f"--cov={folder}" for folder in sources]
             argv += ["--cov-report=", "--cov-fail-under=0"]
@@ -297,24 +351,16 @@ async def _run_suite(
             # Nothing to measure (only tests changed): the project's own pytest-cov settings
             # in addopts would judge this partial run by the whole project's threshold.
             argv.append("--no-cov")
-        argv += [*args, *targets]
-    elif measured or record:
+        return [*argv, *rest], env
+    if sources:
         # Only the folders of the changed source files are traced: the rest of the project
         # runs at full speed. --parallel-mode always, then combine: a project configured
         # with `parallel = true` writes suffixed data files anyway, and this way both cases
         # read back the same.
         argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}"]
         argv += [f"--source={folder}" for folder in sources]
-        argv += ["-m", *command, *plugin, *args, *targets]
-    else:  # only tests changed: nothing to measure, just run them
-        argv = [coverage[0], "-m", *command, *args, *targets]
-    run = await ctx.run_tool(argv, cwd=root, env=env)
-    output = run.stdout + run.stderr
-    cov = None
-    if measured or record:
-        include = [f"{folder}/*" for folder in folders] if record else []
-        cov = await _coverage_report(ctx, coverage, data, report, root, include, measured)
-    return run.returncode, output, cov
+        return [*argv, "-m", *module, *plugin, *rest], env
+    return [coverage[0], "-m", *command], env  # only tests changed: nothing to measure
 
 
 # pytest options whose value is the next argument (that value is not a test path).
