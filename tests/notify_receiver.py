@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from reviewflow.spec import WorkflowSpec
+from rfhelpers import sh, workflow
+
 HANG_BOUND = 60.0
 """Seconds a hung request is held at most (a test that forgets release() does not hang)."""
 
@@ -125,3 +128,18 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/hook"
+
+
+HOOK_SECRET = "s3cret-for-tests"  # pragma: allowlist secret
+"""The webhook targets' signing secret, read from the environment variable HOOK_SECRET."""
+
+
+def hook_target(url: str, **fields: Any) -> dict[str, Any]:
+    """A workflow's webhook notification target, signed with HOOK_SECRET, 1 s per attempt."""
+    return {"kind": "webhook", "url": url, "secret_env": "HOOK_SECRET", "timeout": 1, **fields}
+
+
+def failing_notified(url: str, **fields: Any) -> WorkflowSpec:
+    """Workflow "notified": one task that fails at once, notifying a webhook target at `url`."""
+    task = sh("exit 3", retry={"max_retries": 0})
+    return workflow({"a": task}, name="notified", notifications=[hook_target(url, **fields)])

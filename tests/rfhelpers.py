@@ -12,7 +12,7 @@ from typing import Any
 from reviewflow.config import load_workflow_text, validate_spec
 from reviewflow.errors import SpecError
 from reviewflow.spec import WorkflowSpec
-from reviewflow.store.base import EventRecord, Store, TaskRecord
+from reviewflow.store.base import TASK_COLUMNS, Event, EventRecord, RunRecord, Store, TaskRecord
 
 # Engine timings used by the tests: writes are flushed quickly and requests left in the store by
 # other processes are picked up by a heartbeat every HEARTBEAT seconds.
@@ -129,3 +129,40 @@ def write_files(folder: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     return folder
+
+
+# --------------------------------------------------------------------- store records by hand
+
+
+def run_record(run_id: str = "r1", created_at: float = 1000.0, **fields: Any) -> RunRecord:
+    """A pending run of workflow "wf", meta pr=7, as `submit` would store it."""
+    return RunRecord(
+        run_id=run_id,
+        workflow="wf",
+        state="pending",
+        spec='{"name": "wf"}',
+        meta={"pr": "7"},
+        created_at=created_at,
+        **fields,
+    )
+
+
+def blocked_tasks(run_id: str = "r1", names: tuple[str, ...] = ("b", "a", "c")) -> list[TaskRecord]:
+    return [TaskRecord(run_id, n, "blocked") for n in names]
+
+
+def event_tuple(run_id: str, to: str, task: str | None = None, at: float = 1000.0) -> Event:
+    """An event not yet stored: `to` from nothing, no attempt, no detail."""
+    return (run_id, task, None, to, None, at, None)
+
+
+def create_run_in(store: Store, run_id: str = "r1", **fields: Any) -> None:
+    """Store a new run of three blocked tasks (b, a, c) and its "pending" event."""
+    record = run_record(run_id, **fields)
+    assert store.create_run(record, blocked_tasks(run_id), [event_tuple(run_id, "pending")])
+
+
+def task_row(name: str, state: str = "running", attempts: int = 1, **cols: Any) -> tuple[Any, ...]:
+    """A batch's task update: TASK_COLUMNS values (None unless given) + the task's name."""
+    values = dict.fromkeys(TASK_COLUMNS) | {"state": state, "attempts": attempts} | cols
+    return (*(values[c] for c in TASK_COLUMNS), name)

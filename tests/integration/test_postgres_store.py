@@ -1,12 +1,12 @@
-"""What only the PostgreSQL store has: URLs, migrations, its error boundary, its row locks.
+"""What only the PostgreSQL store has: URLs, its error boundary, its row locks.
 
 The Store contract itself runs on PostgreSQL through the `store` fixture
-(test_store_contract.py and the engine tests); these tests add what SQLite has no equivalent of.
+(test_store_base_contract.py and the engine tests); these tests add what SQLite has no equivalent
+of. Its migrations: test_store_migrate.py.
 """
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from pathlib import Path
 
@@ -15,10 +15,9 @@ import pytest
 
 import pg
 from reviewflow.errors import StoreError
-from reviewflow.store import migrate, open_store
+from reviewflow.store import open_store
 from reviewflow.store.base import Batch, RunRecord, TaskRecord
 from reviewflow.store.postgres import PostgresStore, redact
-from reviewflow.store.sql import migrations, schema
 
 OWNER = "host-a:1:aaaa"
 
@@ -34,13 +33,6 @@ def _create(store: PostgresStore, run_id: str = "r1", tasks: tuple[str, ...] = (
     )
     event = (run_id, None, None, "pending", None, 1000.0, None)
     assert store.create_run(run, [TaskRecord(run_id, n, "blocked") for n in tasks], [event])
-
-
-def _applied(url: str) -> list[tuple[int, str]]:
-    with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT version, name FROM schema_migrations ORDER BY version"
-        ).fetchall()
 
 
 # ------------------------------------------------------------------------------- choosing it
@@ -82,94 +74,6 @@ def test_everything_survives_reopen_and_meta_keeps_its_order(pg_url: str) -> Non
         assert [e.to_state for e in again.get_events("r1")] == ["pending", "running"]
     finally:
         again.close()
-
-
-# ------------------------------------------------------------------------------- migrations
-
-
-def test_an_empty_database_gets_the_schema_on_first_use(pg_empty_url: str) -> None:
-    store = PostgresStore(pg_empty_url)
-    try:
-        _create(store)
-        assert [t.name for t in store.get_tasks("r1")] == ["a", "b"]
-    finally:
-        store.close()
-    assert _applied(pg_empty_url) == [(m.version, m.name) for m in migrations()]
-
-
-def test_upgrade_is_idempotent(pg_empty_url: str) -> None:
-    assert migrate.upgrade(pg_empty_url) == [m.name for m in migrations()]
-    assert migrate.upgrade(pg_empty_url) == []
-    with psycopg.connect(pg_empty_url) as conn:
-        assert migrate.current(conn) == migrate.latest()
-
-
-def test_concurrent_first_use_of_an_empty_database(pg_empty_url: str) -> None:
-    n = 4
-    barrier = threading.Barrier(n)
-    opened: list[PostgresStore] = []
-    errors: list[BaseException] = []
-
-    def first_use() -> None:
-        try:
-            barrier.wait(10)
-            opened.append(PostgresStore(pg_empty_url))
-        except BaseException as exc:  # asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=first_use) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    for store in opened:
-        store.close()
-    assert errors == []
-    assert len(opened) == n
-    assert _applied(pg_empty_url) == [(m.version, m.name) for m in migrations()]
-
-
-def test_an_outdated_database_is_refused_until_upgraded(pg_empty_url: str) -> None:
-    assert migrate.upgrade(pg_empty_url, to=1) == [migrations()[0].name]
-    with pytest.raises(StoreError, match=r"version 1, .*reviewflow db upgrade"):
-        PostgresStore(pg_empty_url)
-    assert migrate.upgrade(pg_empty_url) == [m.name for m in migrations()[1:]]
-    PostgresStore(pg_empty_url).close()
-
-
-def _schema_dump(server: pg.PgServer, url: str) -> str:
-    pg_dump = server.tool("pg_dump")
-    if pg_dump is None:
-        if pg.required():
-            pytest.fail("pg_dump not found")
-        pytest.skip("pg_dump not found")
-    dump = subprocess.run(
-        [pg_dump, "--schema-only", "--no-owner", "--no-privileges", "--dbname", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    ).stdout
-    # pg_dump >= 15.14 brackets the dump with \restrict <random key>
-    return "\n".join(
-        line for line in dump.splitlines() if not line.startswith(("\\restrict", "\\unrestrict"))
-    )
-
-
-def test_a_database_migrated_step_by_step_equals_a_fresh_one(pg_server: pg.PgServer) -> None:
-    version, _ = schema()
-    assert version == migrate.latest(), "schema.sql must be at the latest migration's version"
-    stepwise = pg_server.new_database(migrated=False)
-    fresh = pg_server.new_database(migrated=False)
-    try:
-        for m in migrations():  # one upgrade per version, as successive releases would
-            assert migrate.upgrade(stepwise, to=m.version) == [m.name]
-        assert migrate.upgrade(fresh) == [m.name for m in migrations()]  # schema.sql
-        assert _applied(stepwise) == _applied(fresh)
-        assert _schema_dump(pg_server, stepwise) == _schema_dump(pg_server, fresh)
-    finally:
-        pg_server.drop_database(stepwise)
-        pg_server.drop_database(fresh)
 
 
 # -------------------------------------------------------------------- errors at the boundary

@@ -28,11 +28,6 @@ TESTED_ELSEWHERE = {
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
     "review/testmap_plugin.py": ["review/test_testmap.py"],
     "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
-    "store/base.py": ["integration/test_store_contract.py"],
-    "store/memory.py": ["integration/test_store_contract.py"],
-    "store/migrate.py": ["integration/test_postgres_store.py", "server/test_api_postgres.py"],
-    "store/outbox.py": ["integration/test_notify_deliver.py"],
-    "store/sqlite.py": ["integration/test_store_contract.py", "integration/test_store_faults.py"],
 }
 
 

@@ -1,4 +1,6 @@
-"""The Store contract, run against every backend in conftest.STORE_BACKENDS."""
+"""The Store contract (the protocol of reviewflow.store.base), run against every backend in
+conftest.STORE_BACKENDS. What one backend does beyond it: test_store_sqlite.py,
+test_store_memory.py, test_postgres_store.py."""
 
 from __future__ import annotations
 
@@ -8,47 +10,18 @@ import time
 import pytest
 
 from reviewflow.errors import LeaseLost, RunNotFound
-from reviewflow.store import SQLiteStore
-from reviewflow.store.base import TASK_COLUMNS, Batch, RunRecord, TaskRecord
+from reviewflow.store.base import Batch, RunRecord
+from rfhelpers import blocked_tasks, create_run_in, event_tuple, task_row
 
 OWNER_A = "host-a:1:aaaa"
 OWNER_B = "host-b:2:bbbb"
-
-
-def _run(run_id: str = "r1", created_at: float = 1000.0, **kw) -> RunRecord:
-    return RunRecord(
-        run_id=run_id,
-        workflow="wf",
-        state="pending",
-        spec='{"name": "wf"}',
-        meta={"pr": "7"},
-        created_at=created_at,
-        **kw,
-    )
-
-
-def _tasks(run_id: str = "r1", names: tuple[str, ...] = ("b", "a", "c")) -> list[TaskRecord]:
-    return [TaskRecord(run_id, n, "blocked") for n in names]
-
-
-def _event(run_id: str, to: str, task: str | None = None, at: float = 1000.0):
-    return (run_id, task, None, to, None, at, None)
-
-
-def _create(store, run_id: str = "r1", **kw) -> None:
-    assert store.create_run(_run(run_id, **kw), _tasks(run_id), [_event(run_id, "pending")])
-
-
-def _task_row(name: str, state: str = "running", attempts: int = 1, **cols) -> tuple:
-    values = {c: None for c in TASK_COLUMNS} | {"state": state, "attempts": attempts} | cols
-    return (*(values[c] for c in TASK_COLUMNS), name)
 
 
 # ------------------------------------------------------------------------------ create/read
 
 
 def test_create_run_then_read_it_back(store) -> None:
-    _create(store)
+    create_run_in(store)
     run = store.get_run("r1")
     assert (run.run_id, run.workflow, run.state, run.spec, run.meta, run.created_at) == (
         "r1",
@@ -68,8 +41,8 @@ def test_create_run_then_read_it_back(store) -> None:
 def test_a_run_read_without_its_spec_has_everything_else(store) -> None:
     # What the engine reads when it already holds the spec it submitted (a 1M-task spec's JSON
     # is ~440 MB): the same run, the spec text left out or kept, never another run's.
-    _create(store)
-    _create(store, "r2", created_at=2000.0)
+    create_run_in(store)
+    create_run_in(store, "r2", created_at=2000.0)
     full, lean = store.get_run("r2"), store.get_run("r2", spec=False)
     assert lean is not None and lean.spec in ("", full.spec)
     lean.spec = full.spec
@@ -84,24 +57,27 @@ def test_unknown_run_reads_as_empty(store) -> None:
 
 
 def test_create_run_is_idempotent_and_changes_nothing_the_second_time(store) -> None:
-    _create(store)
+    create_run_in(store)
     before = (store.get_run("r1"), store.get_tasks("r1"), store.get_events("r1"))
     other = RunRecord(
         run_id="r1", workflow="other", state="running", spec="{}", meta={}, created_at=5.0
     )
-    assert store.create_run(other, _tasks("r1", ("x",)), [_event("r1", "running")]) is False
+    assert (
+        store.create_run(other, blocked_tasks("r1", ("x",)), [event_tuple("r1", "running")])
+        is False
+    )
     assert (store.get_run("r1"), store.get_tasks("r1"), store.get_events("r1")) == before
 
 
 def test_list_runs_most_recent_first(store) -> None:
     for i, created in enumerate([30.0, 10.0, 20.0]):
-        _create(store, f"r{i}", created_at=created)
+        create_run_in(store, f"r{i}", created_at=created)
     assert [r.run_id for r in store.list_runs()] == ["r0", "r2", "r1"]
     assert [r.run_id for r in store.list_runs(limit=2)] == ["r0", "r2"]
 
 
 def test_records_read_are_copies(store) -> None:
-    _create(store)
+    create_run_in(store)
     run = store.get_run("r1")
     run.state = "succeeded"
     run.owner = OWNER_A
@@ -115,7 +91,7 @@ def test_records_read_are_copies(store) -> None:
 
 
 def test_claim_run_is_compare_and_swap(store) -> None:
-    _create(store)
+    create_run_in(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=OWNER_B) is False
     assert store.get_run("r1").owner is None
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None) is True
@@ -135,7 +111,7 @@ def test_claim_unknown_run_raises(store) -> None:
 
 
 def test_release_run_only_by_its_owner(store) -> None:
-    _create(store)
+    create_run_in(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     store.release_run("r1", OWNER_B)
     assert store.get_run("r1").owner == OWNER_A
@@ -149,15 +125,15 @@ def test_release_run_only_by_its_owner(store) -> None:
 
 
 def test_write_applies_run_tasks_and_events_and_renews_the_lease(store) -> None:
-    _create(store)
+    create_run_in(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     batch = Batch(
         run_id="r1",
         owner=OWNER_A,
         lease_until=2500.0,
         run=("running", 1001.0, None, None),
-        tasks=[_task_row("a", ready_at=1001.0, started_at=1001.5, wait_reason=None)],
-        events=[_event("r1", "running", at=1001.0), _event("r1", "running", "a", 1001.5)],
+        tasks=[task_row("a", ready_at=1001.0, started_at=1001.5, wait_reason=None)],
+        events=[event_tuple("r1", "running", at=1001.0), event_tuple("r1", "running", "a", 1001.5)],
     )
     assert store.write(batch) is None
     run = store.get_run("r1")
@@ -176,7 +152,7 @@ def test_write_applies_run_tasks_and_events_and_renews_the_lease(store) -> None:
 
 
 def test_write_with_a_wrong_owner_raises_lease_lost_and_applies_nothing(store) -> None:
-    _create(store)
+    create_run_in(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     before = (store.get_run("r1"), store.get_tasks("r1"), store.get_events("r1"))
     stale = Batch(
@@ -184,8 +160,8 @@ def test_write_with_a_wrong_owner_raises_lease_lost_and_applies_nothing(store) -
         owner=OWNER_B,
         lease_until=9999.0,
         run=("succeeded", 1.0, 2.0, None),
-        tasks=[_task_row("a", state="succeeded")],
-        events=[_event("r1", "succeeded", "a")],
+        tasks=[task_row("a", state="succeeded")],
+        events=[event_tuple("r1", "succeeded", "a")],
     )
     with pytest.raises(LeaseLost):
         store.write(stale)
@@ -193,7 +169,7 @@ def test_write_with_a_wrong_owner_raises_lease_lost_and_applies_nothing(store) -
 
 
 def test_write_to_an_unowned_run_raises_lease_lost(store) -> None:
-    _create(store)
+    create_run_in(store)
     with pytest.raises(LeaseLost):
         store.write(Batch(run_id="r1", owner=OWNER_A, lease_until=1.0))
 
@@ -204,7 +180,7 @@ def test_write_to_an_unknown_run_raises(store) -> None:
 
 
 def test_request_is_returned_once_by_the_next_write(store) -> None:
-    _create(store)
+    create_run_in(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     store.request("r1", "pause")
     assert store.get_run("r1").request == "pause"
@@ -220,7 +196,7 @@ def test_request_is_returned_once_by_the_next_write(store) -> None:
 
 
 def test_request_waits_for_the_owner_and_survives_a_stale_write(store) -> None:
-    _create(store)
+    create_run_in(store)
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     store.request("r1", "cancel")
     with pytest.raises(LeaseLost):
@@ -237,21 +213,21 @@ def test_request_for_an_unknown_run_raises(store) -> None:
 
 
 def test_events_are_ordered_and_paged_with_after_id(store) -> None:
-    _create(store, "r1")
-    _create(store, "r2")
+    create_run_in(store, "r1")
+    create_run_in(store, "r2")
     assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
     assert store.claim_run("r2", OWNER_A, 2000.0, expected=None)
     for i in range(3):  # interleave the two runs' events
-        store.write(Batch("r1", OWNER_A, 2000.0, events=[_event("r1", f"s{i}", "a", at=i)]))
-        store.write(Batch("r2", OWNER_A, 2000.0, events=[_event("r2", f"s{i}", "a", at=i)]))
+        store.write(Batch("r1", OWNER_A, 2000.0, events=[event_tuple("r1", f"s{i}", "a", at=i)]))
+        store.write(Batch("r2", OWNER_A, 2000.0, events=[event_tuple("r2", f"s{i}", "a", at=i)]))
     store.write(
         Batch(
             "r1",
             OWNER_A,
             2000.0,
             events=[
-                _event("r1", "x", "b", at=10),
-                _event("r1", "y", "b", at=5),  # order of the batch wins
+                event_tuple("r1", "x", "b", at=10),
+                event_tuple("r1", "y", "b", at=5),  # order of the batch wins
             ],
         )
     )
@@ -271,12 +247,12 @@ def test_events_are_ordered_and_paged_with_after_id(store) -> None:
 
 def test_a_second_handle_sees_writes_and_is_subject_to_the_lease(stores) -> None:
     store, other = stores.main, stores.second_handle()
-    _create(store)
+    create_run_in(store)
     assert other.get_run("r1").state == "pending"
     assert other.claim_run("r1", OWNER_B, 2000.0, expected=None)
     with pytest.raises(LeaseLost):
         store.write(Batch(run_id="r1", owner=OWNER_A, lease_until=2000.0))
-    other.write(Batch("r1", OWNER_B, 2000.0, events=[_event("r1", "running")]))
+    other.write(Batch("r1", OWNER_B, 2000.0, events=[event_tuple("r1", "running")]))
     assert [e.to_state for e in store.get_events("r1")] == ["pending", "running"]
 
 
@@ -284,7 +260,7 @@ def test_concurrent_writers_on_separate_handles(stores) -> None:
     n_threads, n_writes = 4, 40
     handles = [stores.second_handle() for _ in range(n_threads)]
     for i in range(n_threads):
-        _create(stores.main, f"r{i}")
+        create_run_in(stores.main, f"r{i}")
         assert stores.main.claim_run(f"r{i}", OWNER_A, 2000.0, expected=None)
     errors: list[BaseException] = []
 
@@ -297,7 +273,7 @@ def test_concurrent_writers_on_separate_handles(stores) -> None:
                         OWNER_A,
                         2000.0,
                         events=[
-                            _event(f"r{i}", f"e{k}", "a", at=time.time()),
+                            event_tuple(f"r{i}", f"e{k}", "a", at=time.time()),
                         ],
                     )
                 )
@@ -315,74 +291,3 @@ def test_concurrent_writers_on_separate_handles(stores) -> None:
         assert [e.to_state for e in stores.main.get_events(f"r{i}")][1:] == [
             f"e{k}" for k in range(n_writes)
         ]
-
-
-def test_sqlite_store_keeps_everything_across_reopen(tmp_path) -> None:
-    path = tmp_path / "sub" / "db.sqlite"  # the directory is created
-    first = SQLiteStore(path)
-    try:
-        _create(first)
-        assert first.claim_run("r1", OWNER_A, 2000.0, expected=None)
-        first.write(
-            Batch(
-                "r1",
-                OWNER_A,
-                2000.0,
-                run=("running", 1.0, None, None),
-                tasks=[_task_row("a")],
-                events=[_event("r1", "running")],
-            )
-        )
-    finally:
-        first.close()
-    again = SQLiteStore(path)
-    try:
-        run = again.get_run("r1")
-        assert (run.state, run.owner) == ("running", OWNER_A)
-        assert {t.name: t.state for t in again.get_tasks("r1")}["a"] == "running"
-        assert [e.to_state for e in again.get_events("r1")] == ["pending", "running"]
-    finally:
-        again.close()
-
-
-def test_sqlite_write_does_not_rewrite_the_spec(tmp_path) -> None:
-    """Every flush updates the run row (lease, state): a spec stored in that row was written
-    again by each one (44 MB a flush for a 100k-task run, quadratic in the run's size)."""
-    import sqlite3
-
-    path = tmp_path / "db.sqlite"
-    store = SQLiteStore(path)
-    try:
-        big = '{"name": "wf", "description": "' + "x" * 1_000_000 + '"}'
-        record = _run()
-        record.spec = big
-        assert store.create_run(record, _tasks(), [])
-        assert store.claim_run("r1", OWNER_A, 2000.0, expected=None)
-        with sqlite3.connect(path) as other:  # an empty log: what follows is the writes' own
-            assert other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
-        wal = path.with_name(path.name + "-wal")
-        for i in range(3):  # the row changes size each time: no in-place overwrite
-            store.write(Batch("r1", OWNER_A, 2000.0, ("running", 1.0, None, "e" * i), [], []))
-        assert wal.stat().st_size < 100_000  # 3 MB (3 copies of the spec) before
-        assert store.get_run("r1").spec == big
-    finally:
-        store.close()
-
-
-def test_sqlite_reads_the_spec_of_runs_stored_in_the_run_row(tmp_path) -> None:
-    """Databases written before run_specs existed keep each spec in runs.spec."""
-    import sqlite3
-
-    path = tmp_path / "db.sqlite"
-    SQLiteStore(path).close()
-    with sqlite3.connect(path) as conn:
-        conn.execute(
-            "INSERT INTO runs (run_id, workflow, state, spec, meta, created_at)"
-            " VALUES ('old', 'wf', 'succeeded', '{\"name\": \"old\"}', '{}', 1.0)"
-        )
-    store = SQLiteStore(path)
-    try:
-        assert store.get_run("old").spec == '{"name": "old"}'
-        assert [r.run_id for r in store.list_runs()] == ["old"]
-    finally:
-        store.close()
