@@ -336,6 +336,71 @@ def top_statements(store: Any, limit: int = 12) -> list[dict[str, Any]]:
     ]
 
 
+class WaitSampler:
+    """What the workers' backends are doing, sampled from pg_stat_activity every `every`
+    seconds on a connection of its own while a run goes: fractions of the samples of
+    backends inside a transaction (waiting for a row lock, for the client, for the WAL
+    flush, running) are ratios measured in the same run, so a busy machine moves them less
+    than a wall time. `run_lock`: samples waiting in the run's lock statement;
+    `run_row_at_commit`: in the count-off of a record holding the run's gate shared."""
+
+    def __init__(self, url: str, every: float = 0.01) -> None:
+        import threading
+
+        self.url, self.every = url, every
+        self.counts: dict[str, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> WaitSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event, query FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend'"
+                ).fetchall()
+                self.samples += 1
+                for state, wtype, wevent, text in rows:
+                    if state == "idle":
+                        continue
+                    if wtype == "Lock":
+                        text = " ".join((text or "").split())
+                        if "FROM runs, gate" in text or "FOR NO KEY UPDATE" in text:
+                            key = "run_lock"  # lock_cluster_run: the run's gate and row
+                        elif "lock_shared" in text:
+                            key = "run_gate_shared"
+                        elif text.startswith("UPDATE runs SET open_main"):
+                            key = "run_row_at_commit"  # count_off_run
+                        else:
+                            key = f"lock:{wevent}:{text[:40]}"
+                    elif wtype == "Client":
+                        key = "client"  # the backend waits for the worker's next statement
+                    elif wtype in ("IO", "LWLock") and wevent and "WAL" in wevent.upper():
+                        key = "wal"
+                    elif wtype is None:
+                        key = "cpu"
+                    else:
+                        key = f"{wtype}:{wevent}"
+                    self.counts[key] = self.counts.get(key, 0) + 1
+                time.sleep(self.every)
+
+    def shares(self) -> dict[str, float]:
+        total = sum(self.counts.values()) or 1
+        return {k: round(v / total, 3) for k, v in sorted(self.counts.items())}
+
+
 def reset_statements(store: Any) -> None:
     with store.session() as conn:
         conn.execute("SELECT pg_stat_statements_reset()")
@@ -868,6 +933,7 @@ def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) 
         spans: list[float] = []
         commits: list[int] = []
         cpu: list[float] = []  # workers' and server's CPU seconds (load-independent)
+        waits: list[dict[str, float]] = []  # what the backends in a transaction did
         for _ in range(args.repeat):
             url = dbs.new()
             store = open_store(url)
@@ -880,7 +946,9 @@ def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) 
                     cpu0 = sum(c or 0 for c in [*procs.cpu(), *map(cpu_seconds, spids)])
                     before = write_commits(store)
                     run_id, _ = submit(store, "wide", args.io_tasks, IO_SLEEP)
-                    run_to_end(store, run_id, args)
+                    with WaitSampler(url) as sampler:
+                        run_to_end(store, run_id, args)
+                    waits.append(sampler.shares())
                     commits.append(write_commits(store) - before)
                     cpu1 = sum(c or 0 for c in [*procs.cpu(), *map(cpu_seconds, spids)])
                     cpu.append(cpu1 - cpu0)
@@ -906,6 +974,7 @@ def io_runs(rep: Reporter, dbs: Databases, args: argparse.Namespace, tmp: Path) 
             "ideal_tasks_per_s": n * args.io_concurrency / 0.02,
             "write_commits_per_task": statistics.median(commits) / args.io_tasks,
             "cpu_ms_per_task": statistics.median(cpu) / args.io_tasks * 1000,
+            "backend_waits": waits[-1],
             "loadavg": os.getloadavg(),
         }
         by_workers[n] = result

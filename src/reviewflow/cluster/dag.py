@@ -44,6 +44,16 @@ class Conflict(Exception):
     """A row changed between the read and the guarded write: roll back and try again."""
 
 
+class Escalate(Conflict):
+    """A transaction holding a run's gate shared (`RunTx.shared`) met a decision for the whole
+    run (its outcome, a stop, a pause, dependents to count off): roll back and do it again
+    under the run's lock."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id}: needs the run's lock")
+        self.run_id = run_id
+
+
 @dataclass(slots=True)
 class Graph:
     """A run's spec, indexed for the DAG logic (cached per run: specs never change)."""
@@ -215,12 +225,17 @@ def _new_run_row(graph: Graph, now: float) -> tuple[Any, ...]:
             None, now)  # fmt: skip
 
 
-def lock_run(conn: psycopg.Connection, run_id: str, graphs: dict[str, Graph]) -> psycopg.Cursor:
+def lock_run(
+    conn: psycopg.Connection, run_id: str, graphs: dict[str, Graph], *, shared: bool = False
+) -> psycopg.Cursor:
     """Send the run's lock statement (`RunTx(locked=cursor.fetchone())` reads its answer): in a
-    pipeline, several runs' locks and their rows go to the server in one round trip."""
-    return conn.execute(
-        query("lock_cluster_run"), {"run_id": run_id, "with_spec": run_id not in graphs}
-    )
+    pipeline, several runs' locks and their rows go to the server in one round trip.
+    `shared`: the run's gate shared and its row unlocked (see RunTx.shared)."""
+    params = {"run_id": run_id, "with_spec": run_id not in graphs}
+    if not shared:
+        return conn.execute(query("lock_cluster_run"), params)
+    conn.execute(query("run_gate_shared"), {"run_id": run_id})
+    return conn.execute(query("read_cluster_run"), params)
 
 
 def fetch_rows(conn: psycopg.Connection, run_id: str, names: list[str]) -> psycopg.Cursor:
@@ -233,7 +248,10 @@ FETCH_LOCK: Any = object()
 
 
 class RunTx:
-    """One run's changes inside one transaction, with its row lock held."""
+    """One run's changes inside one transaction, with its row lock held — or, `shared`, with
+    the run's gate held shared: then only attempts' ends that decide nothing for the whole run
+    (successes of tasks without dependents), its counters counted off and its events inserted
+    at the end (`count_off`), and anything else raises Escalate."""
 
     def __init__(
         self,
@@ -246,6 +264,7 @@ class RunTx:
         rand: Any,
         fresh: bool = False,
         locked: Any = FETCH_LOCK,
+        shared: bool = False,
     ) -> None:
         """`fresh`: the run was inserted in this transaction (its graph is in `graphs`): its
         row and task rows are known without reading them (see Cluster.submit_many)."""
@@ -270,6 +289,8 @@ class RunTx:
             created_at,
         ) = row
         self.conn, self.run_id, self.now = conn, run_id, now
+        self.shared = shared
+        self.read_open = (open_main or 0, open_hooks or 0)
         if graph is None:
             graph = graphs[run_id] = Graph.of(loads_spec(spec_text), dict(meta or {}))
         self.graph = graph
@@ -358,7 +379,13 @@ class RunTx:
         row.cancel_reason = None
         row.pid = None
 
+    def _whole_run(self) -> None:
+        """A decision for the whole run is coming: it needs the run's lock."""
+        if self.shared:
+            raise Escalate(self.run_id)
+
     def run_to(self, to: RunState, detail: str | None = None) -> None:
+        self._whole_run()
         if to not in RUN_TRANSITIONS[self.state]:
             raise InvalidTransition("run", self.run_id, self.state, to)
         self.event(None, self.state.value, to.value, None, detail)
@@ -464,6 +491,7 @@ class RunTx:
     def _decrement(self, counts: Counter[str]) -> list[str]:
         if not counts:
             return []
+        self._whole_run()  # `remaining` is counted off in memory: only under the run's lock
         # Rows loaded in this transaction (under the run lock, so no other transaction
         # changes a blocked row meanwhile) are counted off here and saved with the rest: no
         # round trip. A record reads its outcomes' dependents ahead with the outcomes.
@@ -600,6 +628,7 @@ class RunTx:
         (`rules.stop`, for the rows the queries open_tasks and mark_running_cancelled find)."""
         if not rules.stop_applies(self.outcome, stop.outcome):
             return
+        self._whole_run()
         outcome, reason = stop.outcome, stop.reason
         self.outcome, self.error = outcome, reason
         self.run_dirty = True
@@ -637,6 +666,7 @@ class RunTx:
             self.notify.add("cancel")
 
     def pause(self) -> None:
+        self._whole_run()
         self._save_rows()  # rows readied in this transaction must be held too
         to = rules.pause(self.state)
         if to is not None:
@@ -644,6 +674,7 @@ class RunTx:
             self.conn.execute(query("hold_run_ready"), {"run_id": self.run_id})
 
     def unpause(self) -> None:
+        self._whole_run()
         self._save_rows()  # rows held in this transaction must be released too
         to = rules.resume(self.state)
         if to is not None:
@@ -683,6 +714,7 @@ class RunTx:
         self.run_to(ending.outcome, rules.final_detail(ending.outcome, ending.error))
 
     def start_hooks(self) -> None:
+        self._whole_run()
         self.hooks_started = True
         self.run_dirty = True
         hooks = [self.graph.tasks[n] for n in self.graph.hooks]
@@ -706,8 +738,10 @@ class RunTx:
 
     def save(self) -> None:
         """Write every changed row (guarded), results, the run row and the events: one
-        statement each, whatever the number of rows."""
-        self.check_done()
+        statement each, whatever the number of rows. Shared (see the class): the rows and
+        results only; the run row and the events go with `count_off`."""
+        if not self.shared:
+            self.check_done()
         self._save_rows()
         if self.results:
             names = [n for n, v in self.results.items() if v is not None]
@@ -721,6 +755,8 @@ class RunTx:
                     },
                 )
             self.results.clear()
+        if self.shared:
+            return
         if self.run_dirty:
             self.conn.execute(
                 query("write_cluster_run"),
@@ -741,6 +777,31 @@ class RunTx:
         if self.events:
             insert_events(self.conn, self.events)
             self.events.clear()
+
+    def count_off(
+        self, extra: list[Event], resent: list[Event] | None = None
+    ) -> psycopg.Cursor | None:
+        """Shared (see the class), sent last before COMMIT, in the same round trip: the ended
+        tasks counted off the run row (which takes its lock until the commit: the events'
+        ids, allocated next, then follow the run's commit order), then the events and `extra`
+        (start events of attempts claimed in this transaction; `resent`: events sent before,
+        perhaps stored then, see insert_events). The cursor answers
+        (open_main, hooks_started) after the commit: open_main 0 means the run must settle;
+        None: nothing to write."""
+        main = self.read_open[0] - self.open_main
+        hooks = self.read_open[1] - self.open_hooks
+        if not (main or hooks or self.events or extra or resent):
+            return None  # nothing counted, nothing to insert: no row lock needed
+        cur = self.conn.execute(
+            query("count_off_run"), {"run_id": self.run_id, "main": main, "hooks": hooks}
+        )
+        if resent:
+            insert_events(self.conn, resent, resent=True)
+        events = self.events + extra
+        if events:
+            insert_events(self.conn, events)
+        self.events = []
+        return cur
 
     def _save_rows(self) -> None:
         if not self.dirty:

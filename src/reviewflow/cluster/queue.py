@@ -56,6 +56,7 @@ from .dag import (
     CHANNEL,
     FETCH_LOCK,
     Conflict,
+    Escalate,
     Graph,
     HandOff,
     Row,
@@ -184,6 +185,10 @@ class Cluster:
                         return fn(conn, clock)
                 with self._tx() as (conn, now):
                     return fn(conn, now)
+            except Escalate:  # again at once, under the run's lock: no one to wait for
+                if attempt == RETRIES - 1:
+                    raise StoreError("gave up after repeated conflicting updates") from None
+                continue
             except Conflict:
                 if attempt == RETRIES - 1:
                     raise StoreError("gave up after repeated conflicting updates") from None
@@ -196,7 +201,12 @@ class Cluster:
         raise AssertionError("unreachable")
 
     def _run_tx(
-        self, conn: psycopg.Connection, run_id: str, now: float, locked: Any = FETCH_LOCK
+        self,
+        conn: psycopg.Connection,
+        run_id: str,
+        now: float,
+        locked: Any = FETCH_LOCK,
+        shared: bool = False,
     ) -> RunTx:
         return RunTx(
             conn,
@@ -206,6 +216,7 @@ class Cluster:
             aging_interval=self.aging_interval,
             rand=self.rand,
             locked=locked,
+            shared=shared,
         )
 
     @staticmethod
@@ -589,22 +600,35 @@ class Cluster:
         for e in pending.events:
             by_run[e[0]][1].append(e)
         claimed_rows: list[Any] = []
-        recorded: set[str] = set()  # runs whose lock this transaction holds
+        recorded: set[str] = set()  # runs whose lock (or gate) this transaction holds
         inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] | None = None
+        locked: set[str] = set()  # runs that met a decision for the whole run: lock them
+        counted: dict[str, psycopg.Cursor] = {}  # shared runs' count_off answers
 
         def go(conn: psycopg.Connection, clock: psycopg.Cursor) -> tuple[list[Any], list[Outcome]]:
+            try:
+                return attempt(conn, clock)
+            except Escalate as exc:
+                locked.add(exc.run_id)
+                raise
+
+        def attempt(
+            conn: psycopg.Connection, clock: psycopg.Cursor
+        ) -> tuple[list[Any], list[Outcome]]:
             nonlocal handoff, claimed_rows, inputs
             handoff = HandOff(self.owner, self.lease_ttl, take) if take > 0 else None
             claimed_rows, inputs = [], None
             recorded.clear()
+            counted.clear()
             ahead = {}
+            shared = {r for r in by_run if r not in locked and self._shareable(r, by_run[r][0])}
             for run_id in sorted(by_run):  # locks in run order, as every transaction takes them
                 names = [o.name for o in by_run[run_id][0]]
                 graph = self.graphs.get(run_id)
                 if graph is not None:  # and their dependents, to count them off here
                     names += {d for n in names for d in graph.dependents.get(n, ())}
                 ahead[run_id] = (
-                    lock_run(conn, run_id, self.graphs),
+                    lock_run(conn, run_id, self.graphs, shared=run_id in shared),
                     fetch_rows(conn, run_id, names) if names else None,
                 )
             best = conn.execute(query("best_ready")) if handoff is not None else None
@@ -614,19 +638,27 @@ class Cluster:
                 handoff.best, handoff.looked = (row[0] if row else None), True
             rejected: list[Outcome] = []
             txs = []
+            resent: dict[str, list[Event]] = {}
             for run_id in sorted(by_run):
                 outcomes, events = by_run[run_id]
                 lock, rows = ahead[run_id]
                 try:
-                    tx = self._run_tx(conn, run_id, now, locked=lock.fetchone())
+                    tx = self._run_tx(
+                        conn, run_id, now, locked=lock.fetchone(), shared=run_id in shared
+                    )
                 except RunNotFound:
                     continue  # deleted meanwhile: nothing to record
+                if tx.shared and (tx.state is not RunState.RUNNING or tx.outcome is not None):
+                    raise Escalate(run_id)  # paused or stopping: decided under the run's lock
                 recorded.add(run_id)
                 if rows is not None:
                     tx.preload(rows.fetchall())
                 tx.handoff = handoff
                 if pending.resent and events:
-                    insert_events(conn, events, resent=True)
+                    if tx.shared:
+                        resent[run_id] = events  # with the run's row lock, at the end
+                    else:
+                        insert_events(conn, events, resent=True)
                 else:
                     tx.events.extend(events)
                 rejected += self._apply(tx, outcomes)
@@ -643,20 +675,29 @@ class Cluster:
                         sent["inputs"] = self._send_inputs(conn, wanted)
 
             self._finish_txs(conn, txs, then)
+            starts: dict[str, list[Event]] = defaultdict(list)
             if "claim" in sent:
                 claimed_rows = sent["claim"].fetchall()
                 if claimed_rows:
                     claimed_rows = self._enforce_limits(conn, claimed_rows)
-                    mine = [r for r in claimed_rows if r[0] in recorded]
-                    if mine:  # start events of runs locked here: written now, in run order
-                        insert_events(
-                            conn, [(r[0], r[1], "ready", "running", r[2], now, None) for r in mine]
-                        )
+                    for r in claimed_rows:  # start events of runs locked here, in run order
+                        if r[0] in recorded:
+                            starts[r[0]].append((r[0], r[1], "ready", "running", r[2], now, None))
+                    mine = [e for run_id in sorted(starts) for e in starts[run_id]]
+                    mine = [e for e in mine if e[0] not in shared]
+                    if mine:
+                        insert_events(conn, mine)
             if "inputs" in sent:
                 inputs = {(r[0], r[1]): (r[2], r[3], r[4]) for r in sent["inputs"]}
+            for tx in txs:  # last, in the COMMIT's round trip: the row lock for the fsync only
+                if tx.shared:
+                    cur = tx.count_off(starts[tx.run_id], resent.get(tx.run_id))
+                    if cur is not None:
+                        counted[tx.run_id] = cur
             return [(r, now) for r in claimed_rows], rejected
 
         claims, rejected = self._retrying(go, pipelined=True)
+        self._settle(counted)
         started = handoff.started if handoff is not None else []
         out: list[Claimed] = []
         if started:
@@ -666,6 +707,32 @@ class Cluster:
         for c in out:
             c.recorded = c.run_id in recorded
         return rejected, out
+
+    def _shareable(self, run_id: str, outcomes: list[Outcome]) -> bool:
+        """Whether recording `outcomes` of the run decides nothing for the whole run, so the
+        run's gate shared does (dag.RunTx.shared): successes of main tasks that no task
+        depends on. (The last of them to end leaves the run's outcome to `_settle`.)"""
+        graph = self.graphs.get(run_id)
+        if graph is None:
+            return False
+        for o in outcomes:
+            if o.kind != "succeeded" or o.name in graph.hooks or graph.dependents.get(o.name):
+                return False
+        return True
+
+    def _settle(self, counted: dict[str, psycopg.Cursor]) -> None:
+        """After the commit: a run whose main tasks all ended in transactions holding its gate
+        shared gets its outcome now, under its lock (once: the transaction that counted the
+        last task off left the request `settle`, which any worker's maintenance also takes
+        up, should this worker die first)."""
+        for run_id, cur in counted.items():
+            row = cur.fetchone()
+            if row is None or row[0] > 0 or row[1]:
+                continue
+            try:
+                self._per_run(run_id, self._requested)
+            except StoreError as exc:
+                log.warning("record.settle_failed", run_id=run_id, error=str(exc))
 
     def _apply(self, tx: RunTx, outcomes: list[Outcome]) -> list[Outcome]:
         rows = tx.load([o.name for o in outcomes])

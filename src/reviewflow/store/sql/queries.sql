@@ -17,8 +17,9 @@ VALUES (%(run_id)s, %(name)s, %(position)s, %(state)s, %(attempts)s, %(ready_at)
 -- name: insert_event
 -- Event ids come from an identity sequence: increasing in insert order but, across
 -- transactions, not in commit order. Every transaction that inserts events of a run holds
--- that run's row lock (lock_run, or the insert of the run itself), so *within one run*
--- ids are committed in order and get_events(after_id) never skips a late commit.
+-- that run's row lock from before the insert to its commit (lock_cluster_run, count_off_run,
+-- try_lock_runs, or the insert of the run itself), so *within one run* ids are committed in
+-- order and get_events(after_id) never skips a late commit.
 INSERT INTO events (run_id, task, from_state, to_state, attempt, at, detail)
 VALUES (%s, %s, %s, %s, %s, %s, %s);
 
@@ -190,11 +191,39 @@ WITH new AS (
 SELECT run_id FROM new;
 
 -- name: lock_cluster_run
--- Every transaction that changes a workers-mode run's tasks beyond a claim holds this lock.
--- The spec (4.4 MB for 10k tasks) only for a process that has not parsed it yet.
+-- Every transaction that changes a workers-mode run's tasks beyond a claim holds this lock
+-- (or, only to record successes, the run's gate shared: read_cluster_run). The run's gate
+-- first (an advisory lock: exclusive here, so no transaction holding it shared is in flight),
+-- then its row. The spec (4.4 MB for 10k tasks) only for a process that has not parsed it yet.
+WITH gate AS (SELECT pg_advisory_xact_lock(7302, hashtext(%(run_id)s)))
 SELECT state, outcome, error, open_main, open_hooks, hooks_started, request,
        CASE WHEN %(with_spec)s THEN spec END, meta, created_at
-FROM runs WHERE run_id = %(run_id)s FOR NO KEY UPDATE;
+FROM runs, gate WHERE run_id = %(run_id)s FOR NO KEY UPDATE OF runs;
+
+-- name: run_gate_shared
+-- A record transaction that only ends attempts in success, without dependents to count off,
+-- holds the run's gate shared: any number of them go at once, none while a transaction that
+-- decides for the whole run (lock_cluster_run) is in flight. Its own statement: the next one
+-- reads the run after the wait.
+SELECT pg_advisory_xact_lock_shared(7302, hashtext(%(run_id)s));
+
+-- name: read_cluster_run
+-- lock_cluster_run's columns, without the row lock (the run's gate is held shared).
+SELECT state, outcome, error, open_main, open_hooks, hooks_started, request,
+       CASE WHEN %(with_spec)s THEN spec END, meta, created_at
+FROM runs WHERE run_id = %(run_id)s;
+
+-- name: count_off_run
+-- The last statement before COMMIT of a transaction holding the run's gate shared: counts its
+-- ended tasks off the run and takes the row lock, so that its events, inserted next, get ids
+-- in commit order within the run (see insert_event). The task that takes open_main to zero
+-- leaves a request to settle the run (its outcome is decided under lock_cluster_run: by the
+-- worker right after the commit, or by any worker's maintenance if that one died).
+UPDATE runs SET open_main = open_main - %(main)s, open_hooks = open_hooks - %(hooks)s,
+                request = CASE WHEN open_main - %(main)s <= 0 AND NOT hooks_started
+                               THEN coalesce(request, 'settle') ELSE request END
+WHERE run_id = %(run_id)s
+RETURNING open_main, hooks_started;
 
 -- name: write_cluster_run
 UPDATE runs SET state = %(state)s, outcome = %(outcome)s, error = %(error)s,
