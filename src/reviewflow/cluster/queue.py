@@ -177,17 +177,18 @@ class Cluster:
         self, fn: Callable[[psycopg.Connection, Any], Any], pipelined: bool = False
     ) -> Any:
         """Run `fn` in a transaction; again (bounded) on a guard conflict or a deadlock.
-        `pipelined`: in pipeline mode, `fn` gets the clock's cursor instead of the time."""
-        for attempt in range(RETRIES):
+        `pipelined`: in pipeline mode, `fn` gets the clock's cursor instead of the time.
+        An Escalate is tried again at once and not counted: `fn` takes the run's lock next
+        time, so it happens at most once per run."""
+        attempt = 0
+        while True:
             try:
                 if pipelined:
                     with self._pipelined_tx() as (conn, clock):
                         return fn(conn, clock)
                 with self._tx() as (conn, now):
                     return fn(conn, now)
-            except Escalate:  # again at once, under the run's lock: no one to wait for
-                if attempt == RETRIES - 1:
-                    raise StoreError("gave up after repeated conflicting updates") from None
+            except Escalate:
                 continue
             except Conflict:
                 if attempt == RETRIES - 1:
@@ -197,8 +198,8 @@ class Cluster:
                 retry = isinstance(cause, psycopg.errors.DeadlockDetected)
                 if not retry or attempt == RETRIES - 1:
                     raise
-            time.sleep(0.01 * (attempt + 1) * (0.5 + self.rand()))
-        raise AssertionError("unreachable")
+            attempt += 1
+            time.sleep(0.01 * attempt * (0.5 + self.rand()))
 
     def _run_tx(
         self,
