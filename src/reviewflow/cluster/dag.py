@@ -13,6 +13,14 @@ Rows are loaded on demand (the tasks an event touches, never the whole run) and 
 guarded by the state they were read in: the one writer that does not take the run lock is a
 claim (ready -> running), and a guard that no longer holds rolls the transaction back to be
 tried again (`Conflict`).
+
+The run's lock is two locks: its gate (an advisory lock) and its row. A transaction that may
+decide for the whole run takes both, the gate exclusive. The commonest event, an attempt's
+success that no task waits for, decides nothing for the run: its transaction holds the gate
+shared, so many workers record one run's successes at once, and locks the row only in its
+last statement, sent with COMMIT (`RunTx.count_off`): the run's counters and the order of its
+event ids stay exact, and the row is held for the commit alone. Anything else met that way
+raises `Escalate`: the transaction is done again under the run's lock.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ number of processes at once:
   (counting running tasks, committed and this claim's); those over the limit go back to
   `ready`, *held* (out of the claim index) with the reason, until a slot frees.
 - `record` applies a batch of attempt outcomes and the start events of earlier claims, run by
-  run under each run's row lock (`dag.RunTx`). A completion is conditional on (task, attempt,
-  owner): one from a worker that lost its lease is rejected and recorded as an event.
+  run under each run's lock (`dag.RunTx`; successes nothing depends on under the run's gate
+  held shared, so the workers of one run record at once). A completion is conditional on
+  (task, attempt, owner): one from a worker that lost its lease is rejected and recorded as an
+  event.
 - `heartbeat` renews the leases of this worker's attempts — its row in `workers`: a task's
   lease has expired once both its claim's `lease_until` and its worker's last heartbeat +
   lease_ttl have passed, so renewing takes no task row lock — and returns what must stop:
