@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import textwrap
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,61 @@ def task_row(name: str, state: str = "running", attempts: int = 1, **cols: Any) 
     """A batch's task update: TASK_COLUMNS values (None unless given) + the task's name."""
     values = dict.fromkeys(TASK_COLUMNS) | {"state": state, "attempts": attempts} | cols
     return (*(values[c] for c in TASK_COLUMNS), name)
+
+
+def reviewflow_cmd(*args: str) -> list[str]:
+    """argv of `reviewflow ARGS` in a child process, with this interpreter."""
+    return [sys.executable, "-m", "reviewflow", *args]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0) -> None:
+    """Poll `predicate` until it holds (a progress condition; the bound only ends a test
+    whose processes never make progress)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+# ------------------------------------------------------------------------------ schedules
+
+
+def schedule_workflow(*schedules: dict[str, Any], name: str = "tick") -> WorkflowSpec:
+    """A one-task workflow (`noop`: `true`) with these `schedules:` entries."""
+    return validate_spec(
+        {
+            "name": name,
+            "tasks": {"noop": {"type": "shell", "run": ["true"]}},
+            "schedules": list(schedules),
+        }
+    )
+
+
+def engine_submitter(store: Store) -> Callable[[Any, str, dict[str, str]], tuple[str, bool]]:
+    """What a Scheduler calls to store a run: an embedded engine's submit."""
+    from reviewflow.engine import Engine
+
+    engine = Engine(store)
+
+    def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
+        return engine.submit(spec, run_id=run_id, meta=meta)
+
+    return submit
+
+
+def scheduled_runs(store: Store, schedule: str) -> list[Any]:
+    """The runs a schedule fired (their meta names it)."""
+    return [r for r in store.list_runs(limit=10_000) if r.meta.get("schedule") == schedule]
+
+
+def break_schedule(store: Store, schedule_id: str) -> None:
+    """Make the stored workflow of a schedule one this version no longer accepts (as after an
+    upgrade that dropped a task type): the row stays, its spec fails validation."""
+    import dataclasses
+    import json
+
+    row = store.get_schedule(schedule_id)
+    assert row is not None
+    spec = json.loads(row.spec)
+    spec["tasks"]["noop"] = {"type": "gone-plugin", "run": ["true"]}
+    store.put_schedule(dataclasses.replace(row, spec=json.dumps(spec)))

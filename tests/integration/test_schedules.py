@@ -1,15 +1,14 @@
 """Schedules on every store: one run per slot whoever fires it, catchup after downtime, a
-scheduler that dies mid-pass, pause/resume/remove; the scheduler in real processes on PostgreSQL
-and SQLite (reviewflow scheduler, serve)."""
+scheduler that dies mid-pass, pause/resume/remove, a bad schedule or a failing store; `serve`
+and `worker` leaving schedules to a dedicated scheduler. The `schedule` and `scheduler`
+commands themselves: test_cli_schedule.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,16 @@ from typing import Any
 import pytest
 
 from reviewflow.cadence import slot_text
-from reviewflow.config import validate_spec
-from reviewflow.engine import Engine
 from reviewflow.schedules import Scheduler, register, run_id_of, set_paused
 from reviewflow.store.base import Store
+from rfhelpers import (
+    break_schedule,
+    engine_submitter,
+    reviewflow_cmd,
+    schedule_workflow,
+    scheduled_runs,
+    wait_for,
+)
 
 T0 = 1_800_000_000.0  # a round instant: multiples of 1, 2, 10 and 60 s
 
@@ -33,33 +38,10 @@ class Clock:
         return self.now
 
 
-def workflow(*schedules: dict[str, Any], name: str = "tick") -> Any:
-    return validate_spec(
-        {
-            "name": name,
-            "tasks": {"noop": {"type": "shell", "run": ["true"]}},
-            "schedules": list(schedules),
-        }
-    )
-
-
-def submitter(store: Store) -> Any:
-    engine = Engine(store)
-
-    def submit(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
-        return engine.submit(spec, run_id=run_id, meta=meta)
-
-    return submit
-
-
-def scheduled_runs(store: Store, schedule: str) -> list[Any]:
-    return [r for r in store.list_runs(limit=10_000) if r.meta.get("schedule") == schedule]
-
-
 def test_each_slot_fires_once_with_its_id_and_meta(store: Store) -> None:
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "2s", "meta": {"team": "web"}}), now=clock.now)
-    sched = Scheduler(store, submitter(store), clock=clock)
+    register(store, schedule_workflow({"interval": "2s", "meta": {"team": "web"}}), now=clock.now)
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     assert sched.tick() == []  # first slot is T0
     clock.now = T0 + 0.01
     (fired,) = sched.tick()
@@ -79,9 +61,9 @@ def test_each_slot_fires_once_with_its_id_and_meta(store: Store) -> None:
 @pytest.mark.parametrize(("catchup", "expected"), [("all", 5), ("one", 1), ("skip", 0)])
 def test_catchup_decides_what_downtime_becomes(store: Store, catchup: str, expected: int) -> None:
     clock = Clock(T0 - 1)
-    register(store, workflow({"interval": "10s", "catchup": catchup}), now=clock.now)
+    register(store, schedule_workflow({"interval": "10s", "catchup": catchup}), now=clock.now)
     clock.now = T0 + 45.0  # down from T0 to T0+45: slots T0 … T0+40 missed, the last 5 s late
-    sched = Scheduler(store, submitter(store), clock=clock)
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     if catchup == "skip":
         clock.now = T0 + 55.0  # the last missed slot (T0+50) is 5 s late: still fires
         assert [f.slot for f in sched.tick()] == [T0 + 50]
@@ -95,10 +77,10 @@ def test_catchup_decides_what_downtime_becomes(store: Store, catchup: str, expec
 
 def test_two_schedulers_never_fire_a_slot_twice(stores: Any) -> None:
     clock = Clock(T0 - 0.5)
-    register(stores.main, workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
+    register(stores.main, schedule_workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
     other = stores.second_handle()
-    a = Scheduler(stores.main, submitter(stores.main), clock=clock, owner="a")
-    b = Scheduler(other, submitter(other), clock=clock, owner="b")
+    a = Scheduler(stores.main, engine_submitter(stores.main), clock=clock, owner="a")
+    b = Scheduler(other, engine_submitter(other), clock=clock, owner="b")
     fired = []
     for step in range(40):
         clock.now = T0 + step * 0.5
@@ -111,8 +93,8 @@ def test_two_schedulers_never_fire_a_slot_twice(stores: Any) -> None:
 
 def test_a_scheduler_that_dies_mid_pass_costs_no_duplicate(store: Store) -> None:
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
-    stored = submitter(store)
+    register(store, schedule_workflow({"interval": "1s", "catchup": "all"}), now=clock.now)
+    stored = engine_submitter(store)
 
     def dies_after_storing(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
         stored(spec, run_id, meta)
@@ -133,8 +115,8 @@ def test_a_scheduler_that_dies_mid_pass_costs_no_duplicate(store: Store) -> None
 
 def test_pause_resume_remove(store: Store) -> None:
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "1s", "name": "beat"}), now=clock.now)
-    sched = Scheduler(store, submitter(store), clock=clock)
+    register(store, schedule_workflow({"interval": "1s", "name": "beat"}), now=clock.now)
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     assert set_paused(store, "beat", True, now=clock.now)
     clock.now = T0 + 5
     assert sched.tick() == []
@@ -160,8 +142,8 @@ def test_a_schedules_workflow_is_validated_once_not_at_every_firing(
         reviewflow.config, "validate_spec", lambda data: calls.append(1) or real(data)
     )
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "1s"}), now=clock.now)
-    sched = Scheduler(store, submitter(store), clock=clock)
+    register(store, schedule_workflow({"interval": "1s"}), now=clock.now)
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     for step in range(3):
         clock.now = T0 + step
         assert len(sched.tick()) == 1
@@ -172,13 +154,13 @@ def test_resuming_an_active_schedule_changes_nothing(store: Store) -> None:
     # a resume of a schedule that is not paused (a script, a second operator) must not drop
     # the slot that waits out its jitter
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)
+    register(store, schedule_workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)
     row = store.get_schedule("tick")
     assert row is not None and row.next_slot == T0
     clock.now = T0 + (row.next_fire - T0) / 2  # the slot is past, its firing time not yet
     assert set_paused(store, "tick", False, now=clock.now)
     clock.now = row.next_fire
-    (fired,) = Scheduler(store, submitter(store), clock=clock).tick()
+    (fired,) = Scheduler(store, engine_submitter(store), clock=clock).tick()
     assert fired.slot == T0
 
 
@@ -186,22 +168,22 @@ def test_adding_a_paused_schedule_again_keeps_it_paused(store: Store) -> None:
     # `schedule add` of an edited file (a deploy re-adding it) replaces the workflow and the
     # cadence; it does not undo an operator's pause
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "1s", "name": "beat"}), now=clock.now)
+    register(store, schedule_workflow({"interval": "1s", "name": "beat"}), now=clock.now)
     assert set_paused(store, "beat", True, now=clock.now)
-    (row,) = register(store, workflow({"interval": "2s", "name": "beat"}), now=clock.now)
+    (row,) = register(store, schedule_workflow({"interval": "2s", "name": "beat"}), now=clock.now)
     assert row.paused
     clock.now = T0 + 5
-    assert Scheduler(store, submitter(store), clock=clock).tick() == []
+    assert Scheduler(store, engine_submitter(store), clock=clock).tick() == []
     stored = store.get_schedule("beat")
     assert stored is not None and stored.paused and '"interval":2.0' in stored.cadence
 
 
 def test_jitter_delays_the_run_not_the_slot(store: Store) -> None:
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)
+    register(store, schedule_workflow({"interval": "60s", "jitter": "30s"}), now=clock.now)
     row = store.get_schedule("tick")
     assert row is not None and row.next_slot == T0 and T0 <= row.next_fire < T0 + 30
-    sched = Scheduler(store, submitter(store), clock=clock)
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     clock.now = row.next_fire - 0.01
     assert sched.tick() == []
     clock.now = row.next_fire
@@ -213,10 +195,14 @@ def test_jitter_longer_than_a_minute_still_fires_with_catchup_skip(store: Store)
     # skip drops a slot late by more than its grace (a minute at most); a slot that waits
     # out its own jitter is on time, not late
     clock = Clock(T0 - 0.5)
-    register(store, workflow({"interval": "1h", "jitter": "50m", "catchup": "skip"}), now=clock.now)
+    register(
+        store,
+        schedule_workflow({"interval": "1h", "jitter": "50m", "catchup": "skip"}),
+        now=clock.now,
+    )
     row = store.get_schedule("tick")
     assert row is not None and row.next_fire - row.next_slot > 60  # this slot's offset
-    sched = Scheduler(store, submitter(store), clock=clock)
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     clock.now = row.next_fire + 0.5
     (fired,) = sched.tick()
     assert fired.slot == row.next_slot and fired.created
@@ -225,151 +211,12 @@ def test_jitter_longer_than_a_minute_still_fires_with_catchup_skip(store: Store)
 # ------------------------------------------------------------------ real processes
 
 
-def test_a_schedule_id_too_long_for_its_run_ids_is_refused_when_added(tmp_path: Path) -> None:
-    # a run id is <schedule>.<slot> and at most 200 characters: a longer one would fail at
-    # every firing (and hold up the schedules claimed with it), so it is refused up front
-    wf = tmp_path / "wf.yaml"
-    wf.write_text(f"name: {'w' * 190}\ntasks:\n  noop: {{type: shell, run: ['true']}}\n")
-    done = subprocess.run(
-        _reviewflow(
-            "schedule", "add", str(wf), "--db", str(tmp_path / "rf.db"), "--interval", "1m"
-        ),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "name" in done.stderr and len(done.stderr.strip().splitlines()) == 1
-
-
-def _reviewflow(*args: str) -> list[str]:
-    return [sys.executable, "-m", "reviewflow", *args]
-
-
-def _wait_for(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
-def test_two_scheduler_processes_on_postgres_fire_every_slot_once(
-    pg_url: str, tmp_path: Path
-) -> None:
-    from reviewflow.store.postgres import PostgresStore
-
-    wf = tmp_path / "wf.yaml"
-    wf.write_text(
-        "name: beat\nschedules:\n  - {interval: 1s, catchup: all}\n"
-        "tasks:\n  noop: {type: shell, run: ['true']}\n"
-    )
-    env = {**os.environ, "REVIEWFLOW_DB": pg_url}
-    subprocess.run(_reviewflow("schedule", "add", str(wf)), env=env, check=True, cwd=tmp_path)
-    procs = [
-        subprocess.Popen(
-            _reviewflow("scheduler", "--no-execute", "--log-format", "json"),
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
-    store = PostgresStore(pg_url)
-    try:
-        _wait_for(lambda: len(scheduled_runs(store, "beat")) >= 6)
-        procs[0].send_signal(signal.SIGKILL)  # one dies: the other carries on alone
-        seen = len(scheduled_runs(store, "beat"))
-        _wait_for(lambda: len(scheduled_runs(store, "beat")) >= seen + 3)
-    finally:
-        for p in procs:
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=30)
-    runs = scheduled_runs(store, "beat")
-    slots = sorted(r.meta["slot"] for r in runs)
-    store.close()
-    assert len(slots) == len(set(slots))
-    # No slot missed between the first and the last one fired.
-    from datetime import datetime
-
-    stamps = [datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp() for s in slots]
-    assert stamps == [stamps[0] + i for i in range(len(stamps))]
-
-
-def test_the_cli_on_sqlite_executes_what_it_fires(tmp_path: Path) -> None:
-    wf = tmp_path / "wf.yaml"
-    wf.write_text(
-        "name: beat\nschedules:\n  - {interval: 1s, catchup: skip}\n"
-        "tasks:\n  noop: {type: shell, run: ['true']}\n"
-    )
-    db = tmp_path / "rf.db"
-    add = subprocess.run(
-        _reviewflow("schedule", "add", str(wf), "--db", str(db)),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert add.returncode == 0, add.stderr
-    assert "schedule beat: next run" in add.stdout
-    proc = subprocess.Popen(
-        _reviewflow("scheduler", "--db", str(db), "--log-format", "json"),
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    from reviewflow.store import SQLiteStore
-
-    store = SQLiteStore(db)
-    try:
-        _wait_for(lambda: sum(r.state == "succeeded" for r in scheduled_runs(store, "beat")) >= 2)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-        store.close()
-    listed = subprocess.run(
-        _reviewflow("schedule", "list", "--db", str(db), "--json"),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-
-    (doc,) = json.loads(listed.stdout)
-    assert doc["id"] == "beat" and doc["runs"] >= 2 and doc["when"] == "every 1s"
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--cron", "61 * * * *"], "invalid cron"),
-        (["--interval", "0.1s"], "at least 1 s"),
-        (["--cron", "* * * * *", "--timezone", "Mars/Base"], "unknown time zone"),
-        (["--cron", "* * * * *", "--catchup", "some"], "catchup"),
-        (["--jitter", "5s"], "go with --cron or --interval"),
-        (["--interval", "1m", "--jitter", "5m"], "jitter: must be shorter than the interval"),
-        ([], "no schedules"),
-    ],
-)
-def test_bad_schedules_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
-    wf = tmp_path / "wf.yaml"
-    wf.write_text("name: beat\ntasks:\n  noop: {type: shell, run: ['true']}\n")
-    done = subprocess.run(
-        _reviewflow("schedule", "add", str(wf), "--db", str(tmp_path / "rf.db"), *args),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2
-    assert message in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
-
-
 def test_a_pass_that_raises_does_not_end_the_scheduler(tmp_path: Path) -> None:
     """Whatever a pass meets (here a bug-like ValueError from the store), the thread goes on."""
     from reviewflow.store import SQLiteStore
 
     store = SQLiteStore(tmp_path / "rf.db")
-    register(store, workflow({"interval": "1s"}), now=time.time() - 5)
+    register(store, schedule_workflow({"interval": "1s"}), now=time.time() - 5)
     calls = []
     real = store.claim_schedules
 
@@ -380,10 +227,10 @@ def test_a_pass_that_raises_does_not_end_the_scheduler(tmp_path: Path) -> None:
         return real(*args)
 
     store.claim_schedules = flaky  # type: ignore[method-assign]
-    sched = Scheduler(store, submitter(store))
+    sched = Scheduler(store, engine_submitter(store))
     thread, stop = sched.start()
     try:
-        _wait_for(lambda: len(scheduled_runs(store, "tick")) >= 1, timeout=30)
+        wait_for(lambda: len(scheduled_runs(store, "tick")) >= 1, timeout=30)
     finally:
         stop.set()
         thread.join(10)
@@ -391,23 +238,13 @@ def test_a_pass_that_raises_does_not_end_the_scheduler(tmp_path: Path) -> None:
     assert len(calls) >= 2 and not thread.is_alive()
 
 
-def _break(store: Store, schedule_id: str) -> None:
-    """Make the stored workflow of a schedule one this version no longer accepts (as after an
-    upgrade that dropped a task type): the row stays, its spec fails validation."""
-    row = store.get_schedule(schedule_id)
-    assert row is not None
-    spec = json.loads(row.spec)
-    spec["tasks"]["noop"] = {"type": "gone-plugin", "run": ["true"]}
-    store.put_schedule(dataclasses.replace(row, spec=json.dumps(spec)))
-
-
 def test_a_bad_schedule_does_not_block_the_others_of_its_batch(store: Store) -> None:
     clock = Clock(T0 - 0.5)
     names = [f"s{i:02d}" for i in range(20)]  # one claim's batch
     for name in names:
-        register(store, workflow({"interval": "1s"}, name=name), now=clock.now)
-    _break(store, "s07")
-    sched = Scheduler(store, submitter(store), clock=clock)
+        register(store, schedule_workflow({"interval": "1s"}, name=name), now=clock.now)
+    break_schedule(store, "s07")
+    sched = Scheduler(store, engine_submitter(store), clock=clock)
     clock.now = T0 + 0.1
     fired = sched.tick()
     assert sorted(f.schedule for f in fired) == [n for n in names if n != "s07"]
@@ -417,7 +254,7 @@ def test_a_bad_schedule_does_not_block_the_others_of_its_batch(store: Store) -> 
     assert all(store.get_schedule(n).last_error is None for n in names if n != "s07")  # type: ignore[union-attr]
     clock.now = T0 + 1.1  # still broken: the others go on firing every slot
     assert len(sched.tick()) == 19
-    register(store, workflow({"interval": "1s"}, name="s07"), now=clock.now)  # fixed
+    register(store, schedule_workflow({"interval": "1s"}, name="s07"), now=clock.now)  # fixed
     clock.now = T0 + 2.1
     assert len(sched.tick()) == 20
     fixed = store.get_schedule("s07")
@@ -427,8 +264,8 @@ def test_a_bad_schedule_does_not_block_the_others_of_its_batch(store: Store) -> 
 def test_a_run_that_cannot_be_stored_fails_its_schedule_only(store: Store) -> None:
     clock = Clock(T0 - 0.5)
     for name in ("a", "b", "c"):
-        register(store, workflow({"interval": "1s"}, name=name), now=clock.now)
-    stored = submitter(store)
+        register(store, schedule_workflow({"interval": "1s"}, name=name), now=clock.now)
+    stored = engine_submitter(store)
 
     def refuses_b(spec: Any, run_id: str, meta: dict[str, str]) -> tuple[str, bool]:
         if spec.name == "b":  # e.g. a limit of the engine this workflow breaks
@@ -445,37 +282,6 @@ def test_a_run_that_cannot_be_stored_fails_its_schedule_only(store: Store) -> No
     assert [store.get_schedule(n).fired for n in "ac"] == [1, 1]  # type: ignore[union-attr]
 
 
-def test_schedule_list_shows_why_a_schedule_fails(tmp_path: Path) -> None:
-    from reviewflow.store import SQLiteStore
-
-    db = tmp_path / "rf.db"
-    store = SQLiteStore(db)
-    register(store, workflow({"interval": "1s"}, name="good"), now=time.time() - 5)
-    register(store, workflow({"interval": "1s"}, name="bad"), now=time.time() - 5)
-    _break(store, "bad")
-    Scheduler(store, submitter(store)).tick()
-    store.close()
-    listed = subprocess.run(
-        _reviewflow("schedule", "list", "--db", str(db), "--json"),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert listed.returncode == 0, listed.stderr
-    docs = {d["id"]: d for d in json.loads(listed.stdout)}
-    assert docs["good"]["error"] is None and docs["good"]["runs"] == 1
-    assert "gone-plugin" in docs["bad"]["error"] and docs["bad"]["runs"] == 0
-    table = subprocess.run(
-        _reviewflow("schedule", "list", "--db", str(db)),
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "COLUMNS": "250"},
-    )
-    line = next(x for x in table.stdout.splitlines() if x.startswith("bad "))
-    assert "failing" in line and "gone-plugin" in line
-
-
 def test_a_database_made_before_schedule_errors_opens_and_records_them(tmp_path: Path) -> None:
     import sqlite3
 
@@ -487,9 +293,9 @@ def test_a_database_made_before_schedule_errors_opens_and_records_them(tmp_path:
         conn.execute("ALTER TABLE schedules DROP COLUMN last_error")
     store = SQLiteStore(db)
     try:
-        register(store, workflow({"interval": "1s"}, name="bad"), now=time.time() - 5)
-        _break(store, "bad")
-        Scheduler(store, submitter(store)).tick()
+        register(store, schedule_workflow({"interval": "1s"}, name="bad"), now=time.time() - 5)
+        break_schedule(store, "bad")
+        Scheduler(store, engine_submitter(store)).tick()
         row = store.get_schedule("bad")
         assert row is not None and row.last_error is not None
     finally:
@@ -525,7 +331,7 @@ def test_serve_with_no_schedules_leaves_them_to_a_dedicated_scheduler(tmp_path: 
 
     db = tmp_path / "rf.db"
     subprocess.run(
-        _reviewflow("schedule", "add", str(_beat(tmp_path)), "--db", str(db)), check=True
+        reviewflow_cmd("schedule", "add", str(_beat(tmp_path)), "--db", str(db)), check=True
     )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -536,7 +342,7 @@ def test_serve_with_no_schedules_leaves_them_to_a_dedicated_scheduler(tmp_path: 
     with serve_log.open("w") as s_out, sched_log.open("w") as c_out:
         procs = [
             subprocess.Popen(
-                _reviewflow(*args, "--db", str(db), "--log-format", "json"),
+                reviewflow_cmd(*args, "--db", str(db), "--log-format", "json"),
                 cwd=tmp_path,
                 env=env,
                 stdout=out,
@@ -558,7 +364,7 @@ def test_serve_with_no_schedules_leaves_them_to_a_dedicated_scheduler(tmp_path: 
             return list(got.json()["runs"])
 
         try:
-            _wait_for(lambda: sum(r["state"] == "succeeded" for r in scheduled()) >= 3)
+            wait_for(lambda: sum(r["state"] == "succeeded" for r in scheduled()) >= 3)
             runs = {r["run_id"] for r in scheduled()}
         finally:
             http.close()
@@ -576,12 +382,12 @@ def test_a_worker_with_no_schedules_leaves_them_to_a_dedicated_scheduler(
     from reviewflow.store.postgres import PostgresStore
 
     env = {**os.environ, "REVIEWFLOW_DB": pg_url}
-    subprocess.run(_reviewflow("schedule", "add", str(_beat(tmp_path))), env=env, check=True)
+    subprocess.run(reviewflow_cmd("schedule", "add", str(_beat(tmp_path))), env=env, check=True)
     worker_log, sched_log = tmp_path / "worker.log", tmp_path / "scheduler.log"
     with worker_log.open("w") as w_out, sched_log.open("w") as c_out:
         procs = [
             subprocess.Popen(
-                _reviewflow(*args, "--log-format", "json"),
+                reviewflow_cmd(*args, "--log-format", "json"),
                 cwd=tmp_path,
                 env=env,
                 stdout=out,
@@ -594,7 +400,7 @@ def test_a_worker_with_no_schedules_leaves_them_to_a_dedicated_scheduler(
         ]
         store = PostgresStore(pg_url)
         try:  # the worker executes what the scheduler fires: both are alive and working
-            _wait_for(
+            wait_for(
                 lambda: sum(r.state == "succeeded" for r in scheduled_runs(store, "beat")) >= 3
             )
             runs = {r.run_id for r in scheduled_runs(store, "beat")}
@@ -615,7 +421,7 @@ def test_a_store_that_fails_every_run_is_not_blamed_on_the_schedules(store: Stor
 
     clock = Clock(T0 - 0.5)
     for name in ("a", "b", "c", "d"):
-        register(store, workflow({"interval": "1s"}, name=name), now=clock.now)
+        register(store, schedule_workflow({"interval": "1s"}, name=name), now=clock.now)
     calls = []
 
     def down(requests: Any) -> list[tuple[str, bool]]:
@@ -623,7 +429,7 @@ def test_a_store_that_fails_every_run_is_not_blamed_on_the_schedules(store: Stor
         raise StoreError("database down")
 
     clock.now = T0 + 0.1
-    sched = Scheduler(store, submitter(store), clock=clock, submit_many=down)
+    sched = Scheduler(store, engine_submitter(store), clock=clock, submit_many=down)
     assert sched.tick() == []
     assert calls == [4, 1, 1]  # the batch, then two alone: the store's fault, not theirs
     for name in ("a", "b", "c", "d"):

@@ -18,6 +18,7 @@ from gitrepo import change_of
 from reviewflow.errors import TaskFailed
 from reviewflow.review.change import ChangedFile
 from reviewflow.review.checks.base import CheckContext, ToolMissing, tool_bound
+from rfhelpers import process_gone
 
 PY = sys.executable
 
@@ -109,20 +110,12 @@ def test_a_cancelled_check_leaves_no_process_of_its_tool_behind(tmp_path: Path) 
     pid = int(ready.read_text())
     assert len(started) == 1
     for _ in range(6000):  # SIGKILL is sent: the child is gone (or a zombie) once delivered
-        if _gone(pid):
+        if process_gone(pid):
             break
         time.sleep(0.01)
     else:
         os.kill(pid, signal.SIGKILL)
         pytest.fail("the tool's child outlived the cancelled check")
-
-
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def test_a_missing_tool_is_named(tmp_path: Path) -> None:

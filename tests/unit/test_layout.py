@@ -23,7 +23,6 @@ DECLARATIONS = {
 """Modules with no behaviour of their own to test."""
 
 TESTED_ELSEWHERE = {
-    "cli/schedule.py": ["integration/test_schedules.py", "server/test_serve_schedules.py"],
     "cluster/dag.py": ["integration/test_workers.py", "integration/test_rules_parity.py"],
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
     "review/testmap_plugin.py": ["review/test_testmap.py"],
