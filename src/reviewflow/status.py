@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .errors import RunNotFound
@@ -23,7 +24,7 @@ def _stats(values: list[float]) -> dict[str, float | None]:
     return {"mean": round(sum(values) / len(values), 6), "max": round(max(values), 6)}
 
 
-def attempt_timings(events: list[EventRecord]) -> tuple[list[float], list[float]]:
+def attempt_timings(events: Iterable[EventRecord]) -> tuple[list[float], list[float]]:
     """(wait times ready→running, run times running→end) of every attempt, from events."""
     ready_at: dict[str, float] = {}
     started_at: dict[str, float] = {}
@@ -45,29 +46,36 @@ def attempt_timings(events: list[EventRecord]) -> tuple[list[float], list[float]
 
 def run_metrics(
     tasks: list[TaskRecord],
-    events: list[EventRecord],
+    events: Iterable[EventRecord],
     started: float | None,
     finished: float | None,
 ) -> dict[str, Any]:
-    """Duration, counts by state, success/failure/retry rates, wait and run times, throughput."""
+    """Duration, counts by state, success/failure/retry rates, wait and run times, throughput.
+
+    `events` is read once (a run's events may be paged from the store, not held at once)."""
     counts = Counter(t.state for t in tasks)
     succeeded = counts.get(TaskState.SUCCEEDED, 0)
     failed = counts.get(TaskState.FAILED, 0)
     started_tasks = [t for t in tasks if t.attempts > 0]
     attempts = sum(t.attempts for t in tasks)
     # Attempts lost with their process (or lease) were not retries: counted apart.
-    lost = Counter(
-        e.task
-        for e in events
-        if e.task
-        and e.from_state == TaskState.RUNNING
-        and e.to_state != e.from_state
-        and (e.detail or "").startswith("lost:")
-    )
+    lost: Counter[str] = Counter()
+
+    def counting_lost() -> Iterator[EventRecord]:
+        for e in events:
+            if (
+                e.task
+                and e.from_state == TaskState.RUNNING
+                and e.to_state != e.from_state
+                and (e.detail or "").startswith("lost:")
+            ):
+                lost[e.task] += 1
+            yield e
+
+    waits, runs = attempt_timings(counting_lost())
     retried = sum(1 for t in started_tasks if t.attempts - lost[t.name] > 1)
     end = finished if finished is not None else time.time()
     duration = (end - started) if started is not None else None
-    waits, runs = attempt_timings(events)
     # Rates are over the tasks that finished (succeeded, failed, cancelled), skipped ones aside
     # (never run, by the workflow's rules): a cancelled run's success rate counts what it did
     # not finish, not 100% of the one task that ended before the cancel.
@@ -151,13 +159,27 @@ def _workers_doc(store: Store, run: RunRecord, tasks: list[TaskRecord]) -> dict[
     return doc
 
 
+EVENTS_PAGE = 10_000
+"""Events read at a time for a run's metrics: a 1M-task run has ~3M of them (~1 GB as records)."""
+
+
+def _paged_events(store: Store, run_id: str) -> Iterator[EventRecord]:
+    after = 0
+    while True:
+        page = store.get_events(run_id, after, EVENTS_PAGE)
+        yield from page
+        if len(page) < EVENTS_PAGE:
+            return
+        after = page[-1].id
+
+
 def run_status(store: Store, run_id: str) -> dict[str, Any]:
     """The status document of a run (what `reviewflow status RUN_ID --json` prints)."""
-    run = store.get_run(run_id)
+    run = store.get_run(run_id, spec=False)
     if run is None:
         raise RunNotFound(run_id)
     tasks = store.get_tasks(run_id)
-    events = store.get_events(run_id)
+    events = _paged_events(store, run_id)
     doc: dict[str, Any] = {
         "run_id": run.run_id,
         "workflow": run.workflow,

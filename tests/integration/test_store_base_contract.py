@@ -240,6 +240,11 @@ def test_events_are_ordered_and_paged_with_after_id(store) -> None:
     assert [e.to_state for e in store.get_events("r1", after_id=ids[2])] == ["s2", "x", "y"]
     assert store.get_events("r1", after_id=ids[-1]) == []
     assert [e.to_state for e in store.get_events("r1", after_id=0)] == [e.to_state for e in evs]
+    # at most `limit` at a time: a reader pages through a big run's events
+    assert [e.to_state for e in store.get_events("r1", limit=2)] == ["pending", "s0"]
+    page = store.get_events("r1", after_id=ids[1], limit=3)
+    assert [e.to_state for e in page] == ["s1", "s2", "x"]
+    assert [e.to_state for e in store.get_events("r1", page[-1].id, limit=3)] == ["y"]
 
 
 # ------------------------------------------------------------------ several handles, threads

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reviewflow import status
 from reviewflow.errors import RunNotFound
 from reviewflow.status import list_status, run_status
 from reviewflow.store import RunRecord, SQLiteStore, TaskRecord
@@ -91,6 +92,30 @@ def test_metrics_count_what_ended_and_keep_lost_attempts_apart_from_retries(
     assert m["run_time_s"] == {"mean": 1.25, "max": 2.0}
     assert m["throughput_tasks_per_s"] == 0.25
     assert m["task_cpu_s"] is None and m["task_max_rss_kib"] is None
+
+
+def test_metrics_are_the_same_when_the_events_are_read_a_page_at_a_time(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1M-task run's ~3M events are read in pages, not held at once: a page boundary
+    between a task's `ready` and `running` (or a lost attempt) changes no number."""
+    tasks = [
+        TaskRecord("r", f"t{i}", "succeeded", 1, 100.0, 101.0 + i, 102.0 + 2 * i) for i in range(5)
+    ]
+    events: list[tuple[str | None, str | None, str, int | None, float, str | None]] = []
+    for i in range(5):
+        events += [
+            (f"t{i}", "blocked", "ready", 0, 100.0, None),
+            (f"t{i}", "ready", "running", 1, 101.0 + i, None),
+            (f"t{i}", "running", "succeeded", 1, 102.0 + 2 * i, None),
+        ]
+    _stored(store, "r", tasks, events, run=("succeeded", 100.0, 110.0, None))
+    whole = run_status(store, "r")
+    for page in (1, 2, 4):
+        monkeypatch.setattr(status, "EVENTS_PAGE", page)
+        assert run_status(store, "r") == whole
+    assert whole["metrics"]["wait_time_s"] == {"mean": 3.0, "max": 5.0}
+    assert whole["metrics"]["run_time_s"] == {"mean": 3.0, "max": 5.0}
 
 
 def test_a_run_that_started_nothing_has_no_rates(store: SQLiteStore) -> None:

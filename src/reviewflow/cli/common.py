@@ -296,86 +296,99 @@ def _execute(
     waiting (a CI job has nobody to ask): the list gets the task's name and the exit code is
     EXIT_INTERRUPTED without the interrupted message; the caller says what to do."""
     import asyncio
+    import gc
     import signal
 
     from ..engine import Engine, RunBusy
     from ..executors.approval import WAITING
     from ..progress import Progress
 
-    progress = Progress(out.console, enabled=not as_json and not cancel_only)
+    handed = [] if spec is None else [spec]
+    del spec  # the executing engine's only: freed with the run, before the report
 
-    def observe(
-        rid: str,
-        task: str | None,
-        frm: str | None,
-        to: str,
-        attempt: int | None,
-        detail: str | None,
-    ) -> None:
-        progress.on_transition(rid, task, frm, to, attempt, detail)
-        if (
-            stop_waiting is not None
-            and task is not None
-            and frm == to
-            and (detail or "").startswith(WAITING)
-        ):
-            stop_waiting.append(task)
-            asyncio.get_running_loop().call_soon(engine.shutdown)
-        level = LOG_LEVELS.get(to, "debug") if task else "info"
-        if not log_transitions or not log_enabled(level):
-            return
-        getattr(log, level)(
-            "transition",
-            run_id=rid,
-            task=task,
-            from_state=frm,
-            to_state=to,
-            attempt=attempt,
-            detail=detail,
+    def execute_here() -> RunState:
+        progress = Progress(out.console, enabled=not as_json and not cancel_only)
+
+        def observe(
+            rid: str,
+            task: str | None,
+            frm: str | None,
+            to: str,
+            attempt: int | None,
+            detail: str | None,
+        ) -> None:
+            progress.on_transition(rid, task, frm, to, attempt, detail)
+            if (
+                stop_waiting is not None
+                and task is not None
+                and frm == to
+                and (detail or "").startswith(WAITING)
+            ):
+                stop_waiting.append(task)
+                asyncio.get_running_loop().call_soon(engine.shutdown)
+            level = LOG_LEVELS.get(to, "debug") if task else "info"
+            if not log_transitions or not log_enabled(level):
+                return
+            getattr(log, level)(
+                "transition",
+                run_id=rid,
+                task=task,
+                from_state=frm,
+                to_state=to,
+                attempt=attempt,
+                detail=detail,
+            )
+
+        # One line per event: the plain progress view prints transitions, so they are logged only
+        # when it does not (a terminal's live table, --json) or when logs were asked for.
+        log_transitions = _logs_asked or not progress.prints_lines
+        engine = Engine(
+            # Logs go to .reviewflow/runs/<run_id>/ under the current directory wherever the
+            # database is: --db moves the state, not the logs.
+            store,
+            runs_dir=DEFAULT_RUNS_DIR,
+            observer=observe,
+            max_concurrency=concurrency,
         )
+        if handed:
+            engine.prepare(run_id, handed.pop())
 
-    # One line per event: the plain progress view prints transitions, so they are logged only
-    # when it does not (a terminal's live table, --json) or when logs were asked for.
-    log_transitions = _logs_asked or not progress.prints_lines
-    engine = Engine(
-        # Logs go to .reviewflow/runs/<run_id>/ under the current directory wherever the
-        # database is: --db moves the state, not the logs.
-        store,
-        runs_dir=DEFAULT_RUNS_DIR,
-        observer=observe,
-        max_concurrency=concurrency,
-    )
-    if spec is not None:
-        engine.prepare(run_id, spec)
+        async def main() -> RunState:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, engine.shutdown)
+            task = asyncio.ensure_future(engine.execute(run_id, force=force, cancel=cancel_only))
+            await progress.follow(engine, run_id, task)
+            return await task
 
-    async def main() -> RunState:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, engine.shutdown)
-        task = asyncio.ensure_future(engine.execute(run_id, force=force, cancel=cancel_only))
-        await progress.follow(engine, run_id, task)
-        return await task
+        # `call: mypkg.tasks:f` finds ./mypkg, as `python -m` would.
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        if log_enabled("info"):  # structlog is only imported when something is logged
+            log.info("run.start", run_id=run_id, db=_shown(db))
+        from ..notify.deliver import delivering
 
-    # `call: mypkg.tasks:f` finds ./mypkg, as `python -m` would.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    if log_enabled("info"):  # structlog is only imported when something is logged
-        log.info("run.start", run_id=run_id, db=_shown(db))
-    from ..notify.deliver import delivering
+        try:
+            with delivering(store):  # notifications go out on threads of their own
+                state = asyncio.run(main())
+        except (RunBusy, RunNotFound, LeaseLost) as exc:
+            _fail(str(exc), EXIT_FAILED)
+        except (
+            StoreError
+        ) as exc:  # a write was refused: nothing more started, nothing unsaved shown
+            _fail(
+                f"{exc}; run {run_id} is interrupted: continue with `reviewflow resume {run_id}`"
+                " once the database can be written",
+                EXIT_FAILED,
+            )
+        except ReviewflowError as exc:
+            _fail(str(exc), EXIT_FAILED)
+        return state
 
-    try:
-        with delivering(store):  # notifications go out on threads of their own
-            state = asyncio.run(main())
-    except (RunBusy, RunNotFound, LeaseLost) as exc:
-        _fail(str(exc), EXIT_FAILED)
-    except StoreError as exc:  # a write was refused: nothing more started, nothing unsaved shown
-        _fail(
-            f"{exc}; run {run_id} is interrupted: continue with `reviewflow resume {run_id}`"
-            " once the database can be written",
-            EXIT_FAILED,
-        )
-    except ReviewflowError as exc:
-        _fail(str(exc), EXIT_FAILED)
+    state = execute_here()
+    # The ended run (its spec and tasks, ~1 KiB a task) holds reference cycles: collected
+    # before the report reads every task row.
+    gc.collect()
     if log_enabled("info"):
         log.info("run.end", run_id=run_id, state=state.value)
     if state is RunState.RUNNING:

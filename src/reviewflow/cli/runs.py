@@ -102,7 +102,11 @@ def run(
             markup=True,
         )
     del engine  # the spec goes on to the engine that executes the run, not read back
-    raise typer.Exit(_execute(store, db, rid, as_json=as_json, concurrency=concurrency, spec=spec))
+    handed = [spec]
+    del spec  # held by the executing engine only: freed with the run, before the report
+    raise typer.Exit(
+        _execute(store, db, rid, as_json=as_json, concurrency=concurrency, spec=handed.pop())
+    )
 
 
 def _submit(

@@ -187,8 +187,11 @@ class Store(Protocol):
     def get_tasks(self, run_id: str) -> list[TaskRecord]:
         """The run's tasks in definition order."""
 
-    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
-        """The run's events with id > after_id, oldest first."""
+    def get_events(
+        self, run_id: str, after_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
+        """The run's events with id > after_id, oldest first; at most `limit` of them (a
+        reader of a 1M-task run's events pages through them instead of holding them all)."""
 
     def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
         """Compare-and-swap the run's owner from `expected` to `owner`."""

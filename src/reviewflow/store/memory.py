@@ -95,14 +95,17 @@ class MemoryStore(ScheduleMethods, outbox.OutboxMethods):
                 for row in self._tasks.get(run_id, {}).values()
             ]
 
-    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+    def get_events(
+        self, run_id: str, after_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
         with self._lock:
             ids = self._event_ids.get(run_id, [])
-            return [
+            events = [
                 EventRecord(i, *ev)
                 for i, ev in zip(ids, self._events.get(run_id, []), strict=True)
                 if i > after_id
             ]
+            return events if limit is None else events[:limit]
 
     def claim_run(self, run_id: str, owner: str, lease_until: float, expected: str | None) -> bool:
         with self._lock:

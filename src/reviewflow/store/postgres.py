@@ -255,10 +255,12 @@ class PostgresStore(ScheduleMethods, outbox.OutboxMethods):
             rows = conn.execute(query("get_tasks"), {"run_id": run_id}).fetchall()
         return [TaskRecord(*r) for r in rows]
 
-    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+    def get_events(
+        self, run_id: str, after_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
         with self._session() as conn:
             rows = conn.execute(
-                query("get_events"), {"run_id": run_id, "after_id": after_id}
+                query("get_events"), {"run_id": run_id, "after_id": after_id, "limit": limit}
             ).fetchall()
         return [EventRecord(*r) for r in rows]
 

@@ -252,12 +252,14 @@ class SQLiteStore(ScheduleMethods, outbox.OutboxMethods):
 
         return self._retrying(get)
 
-    def get_events(self, run_id: str, after_id: int = 0) -> list[EventRecord]:
+    def get_events(
+        self, run_id: str, after_id: int = 0, limit: int | None = None
+    ) -> list[EventRecord]:
         def get() -> list[EventRecord]:
             rows = self._conn.execute(
                 "SELECT id, run_id, task, from_state, to_state, attempt, at, detail FROM events"
-                " WHERE run_id = ? AND id > ? ORDER BY id",
-                (run_id, after_id),
+                " WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (run_id, after_id, -1 if limit is None else limit),
             ).fetchall()
             return [EventRecord(*r) for r in rows]
 

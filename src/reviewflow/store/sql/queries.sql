@@ -72,7 +72,7 @@ FROM tasks WHERE run_id = %(run_id)s ORDER BY position;
 
 -- name: get_events
 SELECT id, run_id, task, from_state, to_state, attempt, at, detail
-FROM events WHERE run_id = %(run_id)s AND id > %(after_id)s ORDER BY id;
+FROM events WHERE run_id = %(run_id)s AND id > %(after_id)s ORDER BY id LIMIT %(limit)s;
 
 -- name: claim_run
 -- Compare-and-swap of the owner in one statement: (claimed, run exists). lease_until is the
