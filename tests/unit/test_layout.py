@@ -25,7 +25,6 @@ DECLARATIONS = {
 TESTED_ELSEWHERE = {
     "cluster/dag.py": ["integration/test_workers.py", "integration/test_rules_parity.py"],
     "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
-    "review/testmap_plugin.py": ["review/test_testmap.py"],
     "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
 }
 
