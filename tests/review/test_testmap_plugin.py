@@ -61,7 +61,8 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
     data = base / ".coverage"
     rec = testmap.recorder(base, data, root)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("COVERAGE_", "COV_CORE_", "PYTEST_"))}
+    outer = ("COVERAGE_", "COV_CORE_", "PYTEST_")  # this suite's own coverage and options
+    env = {k: v for k, v in os.environ.items() if not k.startswith(outer)}
     env.update(rec.env, PYTHONPATH=str(root))
     argv = [sys.executable, "-m", "coverage", "run", f"--data-file={data}", f"--source={root}"]
     argv += ["-m", "pytest", "-q", *rec.pytest_args, "tests"]
