@@ -1283,3 +1283,36 @@ def test_a_run_whose_last_recorder_died_before_settling_it_is_settled_by_mainten
     Cluster(pg).maintain()
     run = pg.get_run(run_id)
     assert run is not None and (run.state, run.request) == ("succeeded", None)
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_task_row_changed_after_it_was_read_is_not_overwritten(
+    pg: PostgresStore, pipelined: bool
+) -> None:
+    """Task rows are written back guarded by the state and owner they were read in, checked
+    on the server (no read-back: in a pipeline the check goes with the COMMIT). A row another
+    writer changed in between rolls the whole transaction back, and it is done again on what
+    the database holds now."""
+    from reviewflow.cluster.queue import _clock
+
+    cluster = Cluster(pg)
+    run_id, _ = cluster.submit(workflow({"a": py("anoop")}))
+    assert [c.name for c in cluster.claim(1)] == ["a"]
+    seen: list[str | None] = []
+
+    def go(conn: psycopg.Connection, now: Any) -> None:
+        tx = cluster._run_tx(conn, run_id, _clock(now) if pipelined else now)
+        row = tx.load(["a"])["a"]
+        if not seen:  # first try: another writer takes the row after it was read
+            with psycopg.connect(pg.url, autocommit=True) as other:
+                other.execute(
+                    "UPDATE tasks SET owner = 'someone else' WHERE run_id = %s AND name = 'a'",
+                    (run_id,),
+                )
+        seen.append(row.owner)
+        tx.succeeded(row, None)
+        cluster._finish_txs(conn, [tx])
+
+    cluster._retrying(go, pipelined=pipelined)
+    assert seen == [cluster.owner, "someone else"]
+    assert _row(pg, run_id, "a")[0] == "succeeded"

@@ -52,6 +52,10 @@ class Conflict(Exception):
     """A row changed between the read and the guarded write: roll back and try again."""
 
 
+GUARD_FAILED = psycopg.errors.DivisionByZero
+"""What a guarded row update that did not apply raises (save_cluster_rows): a Conflict."""
+
+
 class Escalate(Conflict):
     """A transaction holding a run's gate shared (`RunTx.shared`) met a decision for the whole
     run (its outcome, a stop, a pause, dependents to count off): roll back and do it again
@@ -322,8 +326,6 @@ class RunTx:
         self.aging_interval = aging_interval
         self.rand = rand
         self.handoff: HandOff | None = None
-        self.checks: list[tuple[psycopg.Cursor, int]] = []
-        """Guarded row updates sent, with the number of rows each must apply (`verify`)."""
         if fresh and graph is not None:
             self.rows = {row.name: row for row in new_task_rows(graph.spec)}
 
@@ -823,23 +825,16 @@ class RunTx:
             }
             for r in rows
         ]
-        cur = self.conn.execute(
-            query("save_cluster_rows"), {"run_id": self.run_id, "rows": _json(data)}
+        # Checked on the server (GUARD_FAILED aborts the transaction): in a pipeline no answer
+        # is awaited, and a statement between here and there that saw a row not applied is
+        # rolled back with it.
+        self.conn.execute(
+            query("save_cluster_rows"),
+            {"run_id": self.run_id, "rows": _json(data), "n": len(rows)},
         )
-        # Checked before the commit (`verify`), not here: in a pipeline the check's answer
-        # then comes back with the transaction's other writes, in the same round trip. A
-        # statement between here and there that saw a row not applied is rolled back with it.
-        self.checks.append((cur, len(rows)))
         for r in rows:
             r.old_state, r.old_owner = r.state, r.owner
         self.dirty.clear()
-
-    def verify(self) -> None:
-        """Every guarded update applied to every row it named, or Conflict (roll back)."""
-        checks, self.checks = self.checks, []
-        for cur, expected in checks:
-            if len(cur.fetchall()) != expected:
-                raise Conflict(f"run {self.run_id}: a task changed while it was being updated")
 
     def _deadline(self) -> float | None:
         timeout = self.graph.spec.timeout

@@ -57,6 +57,7 @@ from ..store.sql import query
 from .dag import (
     CHANNEL,
     FETCH_LOCK,
+    GUARD_FAILED,
     Conflict,
     Escalate,
     Graph,
@@ -197,8 +198,10 @@ class Cluster:
                     raise StoreError("gave up after repeated conflicting updates") from None
             except StoreError as exc:
                 cause = exc.__cause__
-                retry = isinstance(cause, psycopg.errors.DeadlockDetected)
+                retry = isinstance(cause, psycopg.errors.DeadlockDetected | GUARD_FAILED)
                 if not retry or attempt == RETRIES - 1:
+                    if isinstance(cause, GUARD_FAILED):
+                        raise StoreError("gave up after repeated conflicting updates") from None
                     raise
             attempt += 1
             time.sleep(0.01 * attempt * (0.5 + self.rand()))
@@ -240,7 +243,10 @@ class Cluster:
         return released > 0
 
     def _finish_txs(
-        self, conn: psycopg.Connection, txs: list[RunTx], then: Callable[[], None] | None = None
+        self,
+        conn: psycopg.Connection,
+        txs: list[RunTx],
+        then: Callable[[set[str]], None] | None = None,
     ) -> None:
         keys: Counter[str] = Counter()
         runs: Counter[str] = Counter()
@@ -255,9 +261,7 @@ class Cluster:
             notify.add("")
         self._notify(conn, notify)
         if then is not None:
-            then()  # sent before the checks are read: their answers come back together
-        for tx in txs:
-            tx.verify()
+            then(notify)
 
     # ------------------------------------------------------------------ submit
 
@@ -607,6 +611,7 @@ class Cluster:
         inputs: dict[tuple[str, str], tuple[str, str | None, str | None]] | None = None
         locked: set[str] = set()  # runs that met a decision for the whole run: lock them
         counted: dict[str, psycopg.Cursor] = {}  # shared runs' count_off answers
+        inputs_sent: list[psycopg.Cursor] = []  # the hand-offs' inputs, read after COMMIT
 
         def go(conn: psycopg.Connection, clock: psycopg.Cursor) -> tuple[list[Any], list[Outcome]]:
             try:
@@ -621,6 +626,7 @@ class Cluster:
             nonlocal handoff, claimed_rows, inputs
             handoff = HandOff(self.owner, self.lease_ttl, take) if take > 0 else None
             claimed_rows, inputs = [], None
+            inputs_sent.clear()
             recorded.clear()
             counted.clear()
             ahead = {}
@@ -668,8 +674,10 @@ class Cluster:
                 txs.append(tx)
             sent: dict[str, psycopg.Cursor] = {}
 
-            def then() -> None:
+            def then(notify: set[str]) -> None:
                 left = handoff.budget if handoff is not None else 0
+                if left > 0 and handoff is not None and handoff.best is None and "" not in notify:
+                    left = 0  # no task was ready, none became ready but handed off: no claim
                 if left > 0:
                     sent["claim"] = conn.execute(query("claim_tasks"), self._claim_args(left, now))
                 if handoff is not None and handoff.started:
@@ -690,8 +698,8 @@ class Cluster:
                     mine = [e for e in mine if e[0] not in shared]
                     if mine:
                         insert_events(conn, mine)
-            if "inputs" in sent:
-                inputs = {(r[0], r[1]): (r[2], r[3], r[4]) for r in sent["inputs"]}
+            if "inputs" in sent:  # read after the commit: no round trip of its own
+                inputs_sent[:] = [sent["inputs"]]
             for tx in txs:  # last, in the COMMIT's round trip: the row lock for the fsync only
                 if tx.shared:
                     cur = tx.count_off(starts[tx.run_id], resent.get(tx.run_id))
@@ -700,6 +708,8 @@ class Cluster:
             return [(r, now) for r in claimed_rows], rejected
 
         claims, rejected = self._retrying(go, pipelined=True)
+        if inputs_sent:
+            inputs = {(r[0], r[1]): (r[2], r[3], r[4]) for r in inputs_sent[0]}
         self._settle(counted)
         started = handoff.started if handoff is not None else []
         out: list[Claimed] = []

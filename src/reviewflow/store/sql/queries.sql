@@ -242,8 +242,11 @@ FROM tasks WHERE run_id = %(run_id)s AND name = ANY(%(names)s);
 -- name: save_cluster_rows
 -- Every changed row of a run in one statement (rows as one JSON array: one parameter to send,
 -- whatever their number), each guarded by the state (and owner) the decision was made on: a
--- claim racing with it makes that row apply to nothing, which the caller sees in the count
--- of rows returned.
+-- claim racing with it makes that row apply to nothing, and then the statement fails with a
+-- division by zero (fewer rows than %(n)s), which aborts the transaction (dag.GUARD_FAILED:
+-- tried again). Checked here, not by reading the rows back: the check needs no round trip of
+-- its own, and a transaction with nothing else to read sends it with its COMMIT.
+WITH saved AS (
 UPDATE tasks t SET state = v.state, attempts = v.attempts, ready_at = v.ready_at,
                    finished_at = v.finished_at, next_attempt_at = v.next_attempt_at,
                    error = v.error, errors = v.errors, wait_reason = v.wait_reason,
@@ -259,7 +262,9 @@ FROM json_to_recordset(%(rows)s::json)
           old_state text, old_owner text)
 WHERE t.run_id = %(run_id)s AND t.name = v.name AND t.state = v.old_state
   AND t.owner IS NOT DISTINCT FROM v.old_owner
-RETURNING t.name;
+RETURNING t.name
+)
+SELECT 1 / (count(*) = %(n)s)::int FROM saved;
 
 -- name: save_results
 UPDATE tasks t SET result = v.result
