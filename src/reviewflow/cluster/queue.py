@@ -596,10 +596,13 @@ class Cluster:
         (the claim). Returns (rejected outcomes, attempts to run); `Claimed.recorded` says
         whether an attempt's start event was written here (its run's lock was held).
 
-        One commit, and few round trips: the transaction runs in pipeline mode, so the
-        clock, the run locks and the rows the outcomes touch are read in one round trip, the
-        writes, the claim and the hand-offs' inputs are sent together, and only the dependents'
-        counters (when some succeeded) and the commit wait on their own."""
+        One commit, and two or three round trips: the transaction runs in pipeline mode, so
+        the clock, the run locks (or gates) and the rows the outcomes and their dependents
+        touch are read in one round trip; the writes (guards checked on the server), the
+        hand-offs' inputs and the COMMIT go in the second. Only a claim (when a task was ready
+        or became ready without being handed off) is read before the COMMIT, which then is a
+        third. A run recorded under its gate shared is counted off in the COMMIT's round
+        trip, and settled after it by `_settle` if that was its last main task."""
         handoff: HandOff | None = None
         by_run: dict[str, tuple[list[Outcome], list[Event]]] = defaultdict(lambda: ([], []))
         for o in pending.outcomes:
