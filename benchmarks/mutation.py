@@ -161,7 +161,8 @@ def _differs(old: str, new: str) -> bool:
 
 def run_check(clone: Path, command: list[str], parallel: bool, base: str | None = None) -> Any:
     change = collect_change(clone, base=base)
-    options = {"command": command, "impacted": "map", "parallel": parallel}
+    # inline: the baseline's whole-suite run leaves the map at once (the mutants need it).
+    options = {"command": command, "impacted": "map", "parallel": parallel, "record_map": "inline"}
     ctx = CheckContext(check="tests", root=clone, change=change, options=options)
     t0 = time.perf_counter()
     result = asyncio.run(tests_check.tests(ctx))
