@@ -79,11 +79,12 @@ def test_health_answers_while_a_child_reads_a_big_workflow(
 
 
 def test_a_child_that_reads_too_long_is_stopped(
-    make_client: AppFactory, file_gated: dict[str, Any], tmp_path: Path
+    make_client: AppFactory, file_gated: dict[str, Any]
 ) -> None:
     client = make_client(execute=False, parse_timeout=0.5)
+    # The gate is never released: the child is stopped at its bound whether it got as far as
+    # the plugin or was still starting (on a busy machine start-up alone can take 0.5 s).
     resp = client.post("/runs", json=file_gated, headers=AUTH)
-    assert (tmp_path / "reading").exists()
     assert resp.status_code == 422, resp.text
     assert "longer than 0.5 s" in resp.json()["error"]
     assert client.get("/runs", headers=AUTH).json()["runs"] == []
