@@ -174,6 +174,14 @@ def pg_url(pg_server: pg.PgServer) -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_store(pg_url: str) -> Iterator[PostgresStore]:
+    """A PostgresStore on a fresh, migrated database (closed after the test)."""
+    store = PostgresStore(pg_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def pg_empty_url(pg_server: pg.PgServer) -> Iterator[str]:
     """URL of a fresh database without any schema (dropped after the test)."""
     url = pg_server.new_database(migrated=False)

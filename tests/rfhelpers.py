@@ -226,3 +226,14 @@ def break_schedule(store: Store, schedule_id: str) -> None:
     spec = json.loads(row.spec)
     spec["tasks"]["noop"] = {"type": "gone-plugin", "run": ["true"]}
     store.put_schedule(dataclasses.replace(row, spec=json.dumps(spec)))
+
+
+def pg_task_row(store: Any, run_id: str, name: str) -> tuple[Any, ...]:
+    """(state, held, attempts, owner) of a task as PostgreSQL holds it (workers mode)."""
+    with store.session() as conn:
+        row = conn.execute(
+            "SELECT state, held, attempts, owner FROM tasks WHERE run_id = %s AND name = %s",
+            (run_id, name),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)

@@ -43,6 +43,9 @@ from rfhelpers import (
     wait_until,
     workflow,
 )
+from rfhelpers import (
+    pg_task_row as _row,
+)
 
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))  # workers_tasks
@@ -774,205 +777,7 @@ def test_a_store_error_under_an_approval_hands_it_back_instead_of_failing_it(
     assert not {e.to_state for e in task_events(pg, "se", "gate")} & {"failed", "retry_wait"}
 
 
-# ---------------------------------------------------------------------- 9. idempotency
-
-
-class _AnswerLost:
-    """The store's pool, whose next connection fails as it is handed back — after its
-    transaction committed: a COMMIT applied whose answer the client never got."""
-
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        self.armed = True
-
-    @contextlib.contextmanager
-    def connection(self) -> Iterator[Any]:
-        with self._pool.connection() as conn:
-            yield conn
-        if self.armed:
-            self.armed = False
-            raise psycopg.OperationalError("server closed the connection unexpectedly")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._pool, name)
-
-
-def test_a_submit_whose_commit_answer_was_lost_says_what_the_database_holds(
-    pg: PostgresStore,
-) -> None:
-    """`run --submit`: the connection drops after COMMIT. The run is there, so the submit
-    says it was created (the caller would otherwise retry, or report a failure that is not)."""
-    spec = workflow({"a": py("anoop")})
-    pool = _AnswerLost(pg._pool)
-    pg._pool = pool  # type: ignore[assignment]
-    try:
-        assert Cluster(pg).submit(spec, run_id="lost-answer") == ("lost-answer", True)
-        assert not pool.armed  # the fault did fire
-        pool.armed = True  # the same id again, its answer lost too: it existed before
-        assert Cluster(pg).submit(spec, run_id="lost-answer") == ("lost-answer", False)
-    finally:
-        pg._pool = pool._pool
-    assert pg.get_run("lost-answer") is not None
-    assert {t.name: t.state for t in pg.get_tasks("lost-answer")} == {"a": "ready"}
-
-
-def test_submitting_the_same_run_id_twice_creates_one_run(pg: PostgresStore) -> None:
-    spec = workflow({"a": py("anoop"), "b": py("anoop", needs=["a"])})
-    first, second = Cluster(pg), Cluster(pg)
-    assert first.submit(spec, run_id="once", meta={"pr": "1"}) == ("once", True)
-    other = workflow({"x": py("anoop")}, name="other")
-    assert second.submit(other, run_id="once", meta={"pr": "2"}) == ("once", False)
-    runs = [r for r in pg.list_runs(limit=10) if r.run_id == "once"]
-    assert len(runs) == 1
-    assert (runs[0].workflow, runs[0].meta, runs[0].mode) == ("wf", {"pr": "1"}, "workers")
-    assert sorted(t.name for t in pg.get_tasks("once")) == ["a", "b"]
-    assert [e.to_state for e in pg.get_events("once") if e.task is None] == ["pending", "running"]
-
-
-def test_a_batch_of_runs_stores_the_new_ones_whole_and_leaves_existing_ones_alone(
-    pg: PostgresStore,
-) -> None:
-    """submit_many (a scheduler's batch of slots, one statement): each new run as submit makes
-    it — roots ready, a delayed root due, dependents blocked, its first events — an existing id
-    untouched, an id twice in the batch one run."""
-    cluster = Cluster(pg)
-    old = workflow({"x": py("anoop")}, name="old")
-    assert cluster.submit(old, run_id="kept", meta={"v": "1"}) == ("kept", True)
-    spec = workflow(
-        {"a": py("anoop"), "b": py("anoop", needs=["a"]), "c": py("anoop", delay="1h")},
-        on_failure={"h": py("anoop")},
-    )
-    done = Cluster(pg).submit_many(
-        [
-            (spec, "n1", {"v": "2"}),
-            (spec, "kept", {"v": "3"}),
-            (spec, "n2", None),
-            (spec, "n1", {"v": "4"}),
-        ]
-    )
-    assert done == [("n1", True), ("kept", False), ("n2", True), ("n1", False)]
-    kept = pg.get_run("kept")
-    assert kept is not None and (kept.workflow, kept.meta) == ("old", {"v": "1"})
-    assert [t.name for t in pg.get_tasks("kept")] == ["x"]
-    assert pg.get_run("n1").meta == {"v": "2"}  # type: ignore[union-attr]
-    for rid in ("n1", "n2"):
-        assert tasks_by_name(pg, rid)["a"].state == "ready"
-        assert tasks_by_name(pg, rid)["b"].state == "blocked"
-        assert tasks_by_name(pg, rid)["c"].state == "blocked"
-        assert tasks_by_name(pg, rid)["c"].wait_reason  # says what it waits for
-        assert tasks_by_name(pg, rid)["h"].state == "blocked"
-        run_events = [(e.task, e.to_state) for e in pg.get_events(rid)]
-        assert run_events == [(None, "pending"), (None, "running"), ("a", "ready")]
-    claimed = {(c.run_id, c.name) for c in Cluster(pg).claim(10)}
-    assert claimed == {("n1", "a"), ("n2", "a"), ("kept", "x")}
-
-
-def test_text_with_nul_and_escapes_is_stored_as_written(pg: PostgresStore) -> None:
-    """Errors and notes are stored through JSON batches: a NUL (which PostgreSQL text cannot
-    hold) becomes U+FFFD as everywhere in the store, and a literal backslash-u0000 stays."""
-    spec = workflow({"a": py("anoop", retry={"max_retries": 0})})
-    cluster = Cluster(pg)
-    run_id, _ = cluster.submit(spec)
-    (a,) = cluster.claim(1)
-    note = (run_id, "a", "running", "running", a.attempt, time.time(), "literal \\u0000 kept")
-    error = "binary\x00output"
-    cluster.record(
-        Pending(
-            [Outcome(run_id, "a", a.attempt, "failed", error=error, retryable=False)],
-            [a.event, note],
-        )
-    )
-    (task,) = pg.get_tasks(run_id)
-    assert (task.state, task.error) == ("failed", "binary\ufffdoutput")
-    details = [e.detail for e in pg.get_events(run_id) if e.task == "a"]
-    assert "literal \\u0000 kept" in details
-    assert "binary\ufffdoutput" in details
-    assert pg.get_run(run_id).state == "failed"  # type: ignore[union-attr]
-
-
 # --------------------------------------------------------------- stopping, holds, strays
-
-
-def _row(store: PostgresStore, run_id: str, name: str) -> tuple[Any, ...]:
-    with store.session() as conn:
-        row = conn.execute(
-            "SELECT state, held, attempts, owner FROM tasks WHERE run_id = %s AND name = %s",
-            (run_id, name),
-        ).fetchone()
-    assert row is not None
-    return tuple(row)
-
-
-def test_an_attempt_handed_back_after_a_cancel_ends_cancelled(pg: PostgresStore) -> None:
-    """A draining worker hands back an attempt of a run the user just cancelled: it must not
-    go back to the queue (nothing would cancel it again)."""
-    cluster = Cluster(pg)
-    run_id, _ = cluster.submit(workflow({"a": py("anoop"), "b": py("anoop", needs=["a"])}))
-    (a,) = cluster.claim(1)
-    assert cluster.control(run_id, "cancel") is RunState.RUNNING  # `a` still running
-    cluster.record(Pending([Outcome(run_id, "a", a.attempt, "interrupted")], [a.event]))
-    assert _row(pg, run_id, "a")[0] == "cancelled"
-    assert pg.get_run(run_id).state == "cancelled"  # type: ignore[union-attr]
-
-
-def test_a_hook_of_a_cancelled_run_whose_worker_died_is_not_run_again(
-    pg: PostgresStore,
-) -> None:
-    dead = Cluster(pg, lease_ttl=0.2)
-    spec = workflow({"a": py("fail_now", retry=NO_RETRY)}, on_failure={"notify": py("anoop")})
-    run_id, _ = dead.submit(spec)
-    (a,) = dead.claim(1)
-    dead.record(
-        Pending(
-            [Outcome(run_id, "a", a.attempt, "failed", error="boom", retryable=False)], [a.event]
-        )
-    )
-    (hook,) = dead.claim(1)
-    assert hook.name == "notify"
-    Cluster(pg).control(run_id, "cancel")
-    time.sleep(0.3)  # the hook's lease expires: its worker is gone
-    Cluster(pg).maintain()
-    assert _row(pg, run_id, "notify")[0] == "cancelled"
-    assert pg.get_run(run_id).state == "cancelled"  # type: ignore[union-attr]
-
-
-def test_resume_that_settles_a_dead_workers_attempt_leaves_nothing_held(
-    pg: PostgresStore,
-) -> None:
-    dead = Cluster(pg, lease_ttl=0.2)
-    run_id, _ = dead.submit(workflow({"a": py("anoop")}))
-    (a,) = dead.claim(1)
-    dead.record(Pending([], [a.event]))
-    assert dead.control(run_id, "pause") is RunState.PAUSED
-    time.sleep(0.3)
-    assert Cluster(pg).control(run_id, "resume") is RunState.RUNNING  # reaps `a`, then resumes
-    state, held, _attempts, owner = _row(pg, run_id, "a")
-    assert (state, held, owner) == ("ready", None, None)
-    assert Cluster(pg).claim(1)[0].name == "a"
-
-
-def test_a_key_without_a_limit_elsewhere_never_strands_held_tasks(pg: PostgresStore) -> None:
-    """Run B names key gpu without a limit; run A limits gpu to 1. B's running tasks do not
-    count against A's limit (so they cannot hold A's tasks back with no slot ever freed)."""
-    cluster = Cluster(pg)
-    cluster.submit(workflow({"b": py("anoop", concurrency_key="gpu")}, name="b"))
-    (b,) = cluster.claim(1)
-    a_id, _ = cluster.submit(
-        workflow(
-            {
-                "a1": py("anoop", concurrency_key="gpu", concurrency_limit=1),
-                "a2": py("anoop", concurrency_key="gpu", concurrency_limit=1),
-            },
-            name="a",
-        )
-    )
-    claimed = cluster.claim(5)
-    assert [c.name for c in claimed] == ["a1"]  # a2 held by A's own limit, not by B
-    assert _row(pg, a_id, "a2")[:2] == ("ready", "key")
-    cluster.record(
-        Pending([Outcome(a_id, "a1", claimed[0].attempt, "succeeded")], [claimed[0].event, b.event])
-    )
-    assert [c.name for c in cluster.claim(5)] == ["a2"]
 
 
 def test_a_claim_the_worker_never_learned_of_is_handed_back(pg_url: str, tmp_path: Path) -> None:
@@ -1058,23 +863,6 @@ def test_an_approval_waiting_gives_back_its_run_slot(
             return await until_done(pg, "slot")
 
     assert arun(main()).state == "succeeded"
-
-
-def test_status_counts_lost_attempts_apart_from_retries(pg: PostgresStore) -> None:
-    from reviewflow.status import run_status
-
-    dead = Cluster(pg, lease_ttl=0.1)
-    run_id, _ = dead.submit(workflow({"a": py("anoop")}))
-    (a,) = dead.claim(1)
-    dead.record(Pending([], [a.event]))
-    time.sleep(0.2)
-    live = Cluster(pg)
-    live.maintain()  # the lease expired: back to ready, a lost attempt
-    (again,) = live.claim(1)
-    live.record(Pending([Outcome(run_id, "a", again.attempt, "succeeded")], [again.event]))
-    metrics = run_status(pg, run_id)["metrics"]
-    assert (metrics["attempts"], metrics["retries"], metrics["lost_attempts"]) == (2, 0, 1)
-    assert metrics["retry_rate"] == 0
 
 
 def _heartbeat_earlier(store: PostgresStore, seconds: float) -> None:

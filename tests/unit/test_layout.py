@@ -23,8 +23,6 @@ DECLARATIONS = {
 """Modules with no behaviour of their own to test."""
 
 TESTED_ELSEWHERE = {
-    "cluster/dag.py": ["integration/test_workers.py", "integration/test_rules_parity.py"],
-    "cluster/queue.py": ["integration/test_workers.py", "server/test_api_workers.py"],
     "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
 }
 

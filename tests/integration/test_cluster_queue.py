@@ -1,0 +1,157 @@
+"""The workers-mode queue (`cluster/queue.py`) driven directly, on a real PostgreSQL: a
+submit is idempotent by run id (even when the COMMIT's answer was lost), a batch of runs stores
+the new ones whole and leaves existing ones alone, text is stored as written, and a claim holds
+back only what a limit really bounds. Workers running against it: test_workers.py."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+from reviewflow.cluster.queue import Cluster, Outcome, Pending
+from reviewflow.store.postgres import PostgresStore
+from rfhelpers import pg_task_row, py, tasks_by_name, workflow
+
+
+class _AnswerLost:
+    """The store's pool, whose next connection fails as it is handed back — after its
+    transaction committed: a COMMIT applied whose answer the client never got."""
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self.armed = True
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[Any]:
+        with self._pool.connection() as conn:
+            yield conn
+        if self.armed:
+            self.armed = False
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
+
+
+def test_a_submit_whose_commit_answer_was_lost_says_what_the_database_holds(
+    pg_store: PostgresStore,
+) -> None:
+    """`run --submit`: the connection drops after COMMIT. The run is there, so the submit
+    says it was created (the caller would otherwise retry, or report a failure that is not)."""
+    spec = workflow({"a": py("anoop")})
+    pool = _AnswerLost(pg_store._pool)
+    pg_store._pool = pool  # type: ignore[assignment]
+    try:
+        assert Cluster(pg_store).submit(spec, run_id="lost-answer") == ("lost-answer", True)
+        assert not pool.armed  # the fault did fire
+        pool.armed = True  # the same id again, its answer lost too: it existed before
+        assert Cluster(pg_store).submit(spec, run_id="lost-answer") == ("lost-answer", False)
+    finally:
+        pg_store._pool = pool._pool
+    assert pg_store.get_run("lost-answer") is not None
+    assert {t.name: t.state for t in pg_store.get_tasks("lost-answer")} == {"a": "ready"}
+
+
+def test_submitting_the_same_run_id_twice_creates_one_run(pg_store: PostgresStore) -> None:
+    spec = workflow({"a": py("anoop"), "b": py("anoop", needs=["a"])})
+    first, second = Cluster(pg_store), Cluster(pg_store)
+    assert first.submit(spec, run_id="once", meta={"pr": "1"}) == ("once", True)
+    other = workflow({"x": py("anoop")}, name="other")
+    assert second.submit(other, run_id="once", meta={"pr": "2"}) == ("once", False)
+    runs = [r for r in pg_store.list_runs(limit=10) if r.run_id == "once"]
+    assert len(runs) == 1
+    assert (runs[0].workflow, runs[0].meta, runs[0].mode) == ("wf", {"pr": "1"}, "workers")
+    assert sorted(t.name for t in pg_store.get_tasks("once")) == ["a", "b"]
+    assert [e.to_state for e in pg_store.get_events("once") if e.task is None] == [
+        "pending",
+        "running",
+    ]
+
+
+def test_a_batch_of_runs_stores_the_new_ones_whole_and_leaves_existing_ones_alone(
+    pg_store: PostgresStore,
+) -> None:
+    """submit_many (a scheduler's batch of slots, one statement): each new run as submit makes
+    it — roots ready, a delayed root due, dependents blocked, its first events — an existing id
+    untouched, an id twice in the batch one run."""
+    cluster = Cluster(pg_store)
+    old = workflow({"x": py("anoop")}, name="old")
+    assert cluster.submit(old, run_id="kept", meta={"v": "1"}) == ("kept", True)
+    spec = workflow(
+        {"a": py("anoop"), "b": py("anoop", needs=["a"]), "c": py("anoop", delay="1h")},
+        on_failure={"h": py("anoop")},
+    )
+    done = Cluster(pg_store).submit_many(
+        [
+            (spec, "n1", {"v": "2"}),
+            (spec, "kept", {"v": "3"}),
+            (spec, "n2", None),
+            (spec, "n1", {"v": "4"}),
+        ]
+    )
+    assert done == [("n1", True), ("kept", False), ("n2", True), ("n1", False)]
+    kept = pg_store.get_run("kept")
+    assert kept is not None and (kept.workflow, kept.meta) == ("old", {"v": "1"})
+    assert [t.name for t in pg_store.get_tasks("kept")] == ["x"]
+    assert pg_store.get_run("n1").meta == {"v": "2"}  # type: ignore[union-attr]
+    for rid in ("n1", "n2"):
+        assert tasks_by_name(pg_store, rid)["a"].state == "ready"
+        assert tasks_by_name(pg_store, rid)["b"].state == "blocked"
+        assert tasks_by_name(pg_store, rid)["c"].state == "blocked"
+        assert tasks_by_name(pg_store, rid)["c"].wait_reason  # says what it waits for
+        assert tasks_by_name(pg_store, rid)["h"].state == "blocked"
+        run_events = [(e.task, e.to_state) for e in pg_store.get_events(rid)]
+        assert run_events == [(None, "pending"), (None, "running"), ("a", "ready")]
+    claimed = {(c.run_id, c.name) for c in Cluster(pg_store).claim(10)}
+    assert claimed == {("n1", "a"), ("n2", "a"), ("kept", "x")}
+
+
+def test_text_with_nul_and_escapes_is_stored_as_written(pg_store: PostgresStore) -> None:
+    """Errors and notes are stored through JSON batches: a NUL (which PostgreSQL text cannot
+    hold) becomes U+FFFD as everywhere in the store, and a literal backslash-u0000 stays."""
+    spec = workflow({"a": py("anoop", retry={"max_retries": 0})})
+    cluster = Cluster(pg_store)
+    run_id, _ = cluster.submit(spec)
+    (a,) = cluster.claim(1)
+    note = (run_id, "a", "running", "running", a.attempt, time.time(), "literal \\u0000 kept")
+    error = "binary\x00output"
+    cluster.record(
+        Pending(
+            [Outcome(run_id, "a", a.attempt, "failed", error=error, retryable=False)],
+            [a.event, note],
+        )
+    )
+    (task,) = pg_store.get_tasks(run_id)
+    assert (task.state, task.error) == ("failed", "binary\ufffdoutput")
+    details = [e.detail for e in pg_store.get_events(run_id) if e.task == "a"]
+    assert "literal \\u0000 kept" in details
+    assert "binary\ufffdoutput" in details
+    assert pg_store.get_run(run_id).state == "failed"  # type: ignore[union-attr]
+
+
+def test_a_key_without_a_limit_elsewhere_never_strands_held_tasks(pg_store: PostgresStore) -> None:
+    """Run B names key gpu without a limit; run A limits gpu to 1. B's running tasks do not
+    count against A's limit (so they cannot hold A's tasks back with no slot ever freed)."""
+    cluster = Cluster(pg_store)
+    cluster.submit(workflow({"b": py("anoop", concurrency_key="gpu")}, name="b"))
+    (b,) = cluster.claim(1)
+    a_id, _ = cluster.submit(
+        workflow(
+            {
+                "a1": py("anoop", concurrency_key="gpu", concurrency_limit=1),
+                "a2": py("anoop", concurrency_key="gpu", concurrency_limit=1),
+            },
+            name="a",
+        )
+    )
+    claimed = cluster.claim(5)
+    assert [c.name for c in claimed] == ["a1"]  # a2 held by A's own limit, not by B
+    assert pg_task_row(pg_store, a_id, "a2")[:2] == ("ready", "key")
+    cluster.record(
+        Pending([Outcome(a_id, "a1", claimed[0].attempt, "succeeded")], [claimed[0].event, b.event])
+    )
+    assert [c.name for c in cluster.claim(5)] == ["a2"]
