@@ -60,12 +60,16 @@ def _state(state: str) -> Text:
     return Text(state, style=STATE_COLORS.get(state, ""))
 
 
+FOLD_MIN = 20
+"""Narrowest a table column gets on a narrow terminal before its cells fold."""
+
+
 def _print_table(console: Console, columns: tuple[str, ...], rows: list[list[str]]) -> None:
     """A table. On a terminal, rich's, coloured by state, for a terminal that may be narrow:
-    the last column (a note, an error, a detail) wraps, the others keep their width, and if
-    even that is too wide cells fold onto more lines, never end in '…' (a cut id or path is
-    useless). Elsewhere, plain aligned columns: whole lines, no trailing blanks, and fast
-    (a rich table of 10,000 rows takes seconds)."""
+    the columns keep their width while they fit; past that, long cells (ids, paths, notes)
+    fold onto more lines, never end in '…' nor drop a column (a cut id or path is useless).
+    Elsewhere, plain aligned columns: whole lines, no trailing blanks, and fast (a rich table
+    of 10,000 rows takes seconds)."""
     if not console.is_terminal:
         widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
         lines = []
@@ -77,7 +81,10 @@ def _print_table(console: Console, columns: tuple[str, ...], rows: list[list[str
         return
     table = Table(box=None, pad_edge=False)
     for i, col in enumerate(columns):
-        table.add_column(col, overflow="fold", no_wrap=i < len(columns) - 1)
+        # Short cells (a state, a time, a count) never fold; a long one (an id, a path) folds
+        # down to FOLD_MIN characters a line rather than be cut or push a column off screen.
+        longest = max([len(col), *(len(r[i]) for r in rows)])
+        table.add_column(col, overflow="fold", min_width=min(longest, FOLD_MIN))
     state = columns.index("state") if "state" in columns else columns.index("to")
     for cells in rows:
         table.add_row(*[_state(c) if i == state else c for i, c in enumerate(cells)])

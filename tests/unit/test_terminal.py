@@ -154,3 +154,38 @@ def test_events_show_the_run_s_own_and_an_empty_list_says_so() -> None:
     lines = _text(console).splitlines()
     assert lines[1].split() == ["10:20:30.250", "(run)", "pending", "running"]
     assert lines[2] == "no runs yet"
+
+
+def test_a_run_list_wider_than_the_terminal_folds_its_ids_and_keeps_every_column() -> None:
+    rid = "r" * 70
+    console = _console(terminal=True, width=80)
+    created = 1_764_000_000.0
+    run_list(
+        console,
+        [
+            {
+                "run_id": rid,
+                "workflow": "nightly",
+                "state": "succeeded",
+                "created_at": created,
+                "meta": {"pr": "42"},
+            },
+            {
+                "run_id": "short",
+                "workflow": "wf",
+                "state": "failed",
+                "created_at": created,
+                "meta": {},
+            },
+        ],
+    )
+    text = _text(console)
+    lines = text.splitlines()
+    assert lines[0].split() == ["run", "workflow", "state", "created", "meta"]
+    assert "…" not in text
+    run_width = lines[0].index("workflow")
+    # The id folds down its column, whole: its pieces add up to it.
+    pieces = [line[:run_width].strip() for line in lines[1:] if line.startswith("r")]
+    assert "".join(pieces) == rid
+    assert "succeeded" in text and "failed" in text and "pr=42" in text
+    assert all(len(line) <= 80 for line in lines)
