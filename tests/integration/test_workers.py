@@ -1104,3 +1104,23 @@ def test_a_task_row_changed_after_it_was_read_is_not_overwritten(
     cluster._retrying(go, pipelined=pipelined)
     assert seen == [cluster.owner, "someone else"]
     assert _row(pg, run_id, "a")[0] == "succeeded"
+
+
+def test_a_slot_freed_under_a_run_limit_starts_the_held_task_without_a_poll(
+    pg: PostgresStore, pg_url: str, tmp_path: Path
+) -> None:
+    """A run limited to one task at a time, on one worker with free slots that never polls:
+    each task's end releases the next held one, and the same record transaction (or a
+    wake-up) starts it. Before, a released task could wait for the next poll: in a pipelined
+    transaction the release's row count is unknown when the claim is decided."""
+    tasks = {f"t{i}": py("anoop") for i in range(4)}
+
+    async def main() -> str:
+        async with workers(
+            pg_url, tmp_path, n=1, concurrency=4, lease_ttl=600.0, poll_interval=600.0
+        ):
+            await wait_until(lambda: bool(_workers_up(pg)), timeout=10)
+            run_id, _ = Cluster(pg).submit(workflow(tasks, max_concurrency=1))
+            return (await until_done(pg, run_id, timeout=60)).state
+
+    assert arun(main(), timeout=90) == "succeeded"

@@ -231,16 +231,20 @@ class Cluster:
             conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
     def _unhold(self, conn: psycopg.Connection, keys: Counter[str], runs: Counter[str]) -> bool:
-        """Freed slots let held tasks go (under the same advisory locks as the claims)."""
+        """Freed slots let held tasks go (under the same advisory locks as the claims).
+        Whether some went; in pipeline mode a row count is not known before the answers are
+        read (-1), so there it is "perhaps" (True): a wake-up too many, never one too few."""
         locks = sorted([f"key:{k}" for k in keys] + [f"run:{r}" for r in runs])
         for lock in locks:
             conn.execute(query("key_lock"), {"lock": lock})
-        released = 0
-        for key, n in keys.items():
-            released += conn.execute(query("unhold_key"), {"key": key, "n": n}).rowcount
-        for run_id, n in runs.items():
-            released += conn.execute(query("unhold_run"), {"run_id": run_id, "n": n}).rowcount
-        return released > 0
+        counts = [
+            conn.execute(query("unhold_key"), {"key": k, "n": n}).rowcount for k, n in keys.items()
+        ]
+        counts += [
+            conn.execute(query("unhold_run"), {"run_id": r, "n": n}).rowcount
+            for r, n in runs.items()
+        ]
+        return any(c != 0 for c in counts)
 
     def _finish_txs(
         self,
