@@ -188,7 +188,12 @@ class _Builder:
         if self.constructor is None:
             self.constructor = yaml.constructor.SafeConstructor()
         node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
-        return build(self.constructor, node)
+        try:
+            return build(self.constructor, node)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError):
+            # An explicit tag on text it does not fit (`!!int ''`, `!!bool maybe`): PyYAML's
+            # constructors assume the implicit resolver matched and fail in their own ways.
+            _bad(f"not a valid {tag.removeprefix(_TAG)}: {event.value!r}", event.start_mark)
 
     def _alias(self, event: Any) -> tuple[Any, int, int, int, Any]:
         """What an alias stands for, counted against the bounds; the mark is the anchor's

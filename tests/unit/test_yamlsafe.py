@@ -245,7 +245,7 @@ def test_yaml_1_1_booleans_and_value_keys_stay_strings() -> None:
         ("<<: 1", "line 1, column 5: << merges a mapping or a list of mappings"),
         ("a: {<<: [1]}", "line 1, column 10: << merges a mapping or a list of mappings"),
         ("a: [<<]", "unsupported tag 'tag:yaml.org,2002:merge'"),
-        ("a: !!int x", "invalid YAML: invalid literal for int()"),
+        ("a: !!int x", "line 1, column 4: not a valid int: 'x'"),
         # a syntax error later in the file is reported before a duplicate key, as before
         ("{b: 1, b: 2, c: [}", "line 1, column 18: did not find expected node content"),
     ],
@@ -256,6 +256,26 @@ def test_what_was_refused_is_refused_with_the_same_error(text: str, message: str
     assert str(info.value).startswith("wf.yaml: "), info.value
     assert message in str(info.value), info.value
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("!!int ''", "not a valid int: ''"),
+        ("!!float ''", "not a valid float: ''"),
+        ("!!bool maybe", "not a valid bool: 'maybe'"),
+        ("!!timestamp soon", "not a valid timestamp: 'soon'"),
+        ("!!timestamp 2026-13-45", "not a valid timestamp: '2026-13-45'"),
+    ],
+)
+def test_an_explicit_tag_on_text_it_does_not_fit_is_a_one_line_error(
+    value: str, message: str
+) -> None:
+    # PyYAML's constructors assume the text matched the tag's pattern: `!!int ''` raised
+    # IndexError and `!!bool maybe` KeyError, which `reviewflow validate` printed as a traceback.
+    with pytest.raises(SpecError) as info:
+        parse_yaml(f"name: w\nretries: {value}\n", file="wf.yaml")
+    assert str(info.value) == f"wf.yaml: line 2, column 10: {message}"
 
 
 def test_bounds_are_counted_while_the_events_are_read() -> None:
