@@ -174,7 +174,7 @@ class _Builder:
             value = event.value
             tag = self.tags.get(value)
             if tag is None:
-                tag = self.tags[value] = self.resolver.resolve(
+                tag = self.tags[value] = self.resolver.resolve(  # type: ignore[no-untyped-call]
                     yaml.ScalarNode, value, event.implicit
                 )
         if tag in (_STR, _VALUE):  # `=` is a string, not YAML 1.1's "value" key
@@ -243,7 +243,8 @@ class _Builder:
                 except (yaml.constructor.ConstructorError, ValueError, TypeError) as exc:
                     if isinstance(exc, _Bound):
                         raise
-                    value = self._defer(exc)
+                    self._defer(exc)
+                    value = None
                 nodes, chars, height = 1, len(event.value), 0
                 if event.anchor is not None:
                     self.anchors[event.anchor] = (value, 1, chars, 0, mark)
@@ -303,10 +304,11 @@ class _Builder:
             if height >= top.height:
                 top.height = height + 1
             if value is _MERGE_KEY and (not top.is_map or top.key is not _NO_KEY):
-                value = self._defer_bad(
+                self._defer_bad(
                     f"unsupported tag {_MERGE!r}: use plain strings, numbers, lists and mappings",
                     mark,
                 )
+                value = None
             if not top.is_map:
                 top.data.append(value)
                 if top.item_marks is not None:
