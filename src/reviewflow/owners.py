@@ -28,6 +28,11 @@ def owner_alive(owner: str | None, lease_until: float | None, now: float) -> boo
         return True
     if pid == os.getpid():
         return owner in live_owners
+    return pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

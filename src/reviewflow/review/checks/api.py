@@ -216,7 +216,7 @@ def public_api_changes(
         try:
             old = (
                 _symbols(packages.source(old_path, True), packages.exports(old_path, True))
-                if old_public
+                if old_public and old_path is not None
                 else {}
             )
             new = (

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import TaskFailed
+from ...owners import pid_alive
 from ...statedir import make_dirs
 from . import testmap
 
@@ -86,15 +87,7 @@ def running(root: Path, command: list[str]) -> bool:
     pid = doc.get("pid")
     if pid is None:  # requested, its process not started yet (or it never will)
         return time.time() - float(doc.get("requested_at") or 0) < STARTING
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and pid_alive(pid)
 
 
 def start(
