@@ -1,20 +1,27 @@
 """The workers-mode queue (`cluster/queue.py`) driven directly, on a real PostgreSQL: a
 submit is idempotent by run id (even when the COMMIT's answer was lost), a batch of runs stores
 the new ones whole and leaves existing ones alone, text is stored as written, and a claim holds
-back only what a limit really bounds. Workers running against it: test_workers.py."""
+back only what a limit really bounds; a run's last two successes recorded at once end it
+once, and a task row changed after it was read is not overwritten. Workers running against it:
+test_workers.py."""
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
+import pytest
 
 from reviewflow.cluster.queue import Cluster, Outcome, Pending
+from reviewflow.states import RUN_TERMINAL
 from reviewflow.store.postgres import PostgresStore
 from rfhelpers import pg_task_row, py, tasks_by_name, workflow
+
+RUN_ENDS = {s.value for s in RUN_TERMINAL}
 
 
 class _AnswerLost:
@@ -155,3 +162,118 @@ def test_a_key_without_a_limit_elsewhere_never_strands_held_tasks(pg_store: Post
         Pending([Outcome(a_id, "a1", claimed[0].attempt, "succeeded")], [claimed[0].event, b.event])
     )
     assert [c.name for c in cluster.claim(5)] == ["a2"]
+
+
+def _waiting_on_the_run_row(store: PostgresStore) -> int:
+    """Backends of this database blocked on a lock in the count-off of a record."""
+    with store.session() as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE runs SET open_main%%'"
+        ).fetchone()
+    return int(row[0])  # type: ignore[index]
+
+
+def test_the_last_two_tasks_recorded_at_once_end_the_run_exactly_once(
+    pg_store: PostgresStore,
+) -> None:
+    """Successes of tasks nothing depends on are recorded without the run's lock (its gate
+    shared): two workers' record transactions go at once, each counting its task off the run
+    row only at its commit. When they hold the last two tasks, exactly one of them sees the
+    count reach zero, and the run's outcome is decided once. Both transactions are held at
+    their count-off (a third connection holds the run row) until both are in flight."""
+    one, two = Cluster(pg_store), Cluster(pg_store)
+    run_id, _ = one.submit(workflow({"a": py("anoop"), "b": py("anoop")}))
+    (a,) = one.claim(1, start_events=True)
+    (b,) = two.claim(1, start_events=True)
+    errors: list[BaseException] = []
+
+    def record(cluster: Cluster, claimed: Any) -> None:
+        try:
+            events = [] if claimed.recorded else [claimed.event]
+            outcome = Outcome(run_id, claimed.name, claimed.attempt, "succeeded", result=1)
+            assert cluster.record(Pending([outcome], events)) == []
+        except BaseException as exc:  # seen by the test thread
+            errors.append(exc)
+
+    with psycopg.connect(pg_store.url) as blocker:
+        blocker.execute("SELECT 1 FROM runs WHERE run_id = %s FOR NO KEY UPDATE", (run_id,))
+        threads = [
+            threading.Thread(target=record, args=(one, a)),
+            threading.Thread(target=record, args=(two, b)),
+        ]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while _waiting_on_the_run_row(pg_store) < 2 and not errors and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _waiting_on_the_run_row(pg_store) == 2, errors
+        blocker.rollback()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    run = pg_store.get_run(run_id)
+    assert run is not None and run.state == "succeeded"
+    events = pg_store.get_events(run_id)
+    ends = [e for e in events if e.task is None and e.to_state in RUN_ENDS]
+    assert [e.to_state for e in ends] == ["succeeded"]
+    assert {t.name: t.state for t in pg_store.get_tasks(run_id)} == {
+        "a": "succeeded",
+        "b": "succeeded",
+    }
+    ids = [e.id for e in events]
+    assert ids == sorted(ids) and ids[-1] == ends[0].id  # the run's end is its last event
+
+
+class _DiesAfterCommit(Cluster):
+    """A worker that dies right after the commit that counted its run's last task off."""
+
+    def _settle(self, counted: dict[str, Any]) -> None:
+        pass
+
+
+def test_a_run_whose_last_recorder_died_before_settling_it_is_settled_by_maintenance(
+    pg_store: PostgresStore,
+) -> None:
+    dying = _DiesAfterCommit(pg_store)
+    run_id, _ = dying.submit(workflow({"a": py("anoop")}))
+    (a,) = dying.claim(1, start_events=True)
+    events = [] if a.recorded else [a.event]
+    dying.record(Pending([Outcome(run_id, "a", a.attempt, "succeeded")], events))
+    assert pg_store.get_run(run_id).state == "running"  # type: ignore[union-attr]
+    Cluster(pg_store).maintain()
+    run = pg_store.get_run(run_id)
+    assert run is not None and (run.state, run.request) == ("succeeded", None)
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_a_task_row_changed_after_it_was_read_is_not_overwritten(
+    pg_store: PostgresStore, pipelined: bool
+) -> None:
+    """Task rows are written back guarded by the state and owner they were read in, checked
+    on the server (no read-back: in a pipeline the check goes with the COMMIT). A row another
+    writer changed in between rolls the whole transaction back, and it is done again on what
+    the database holds now."""
+    from reviewflow.cluster.queue import _clock
+
+    cluster = Cluster(pg_store)
+    run_id, _ = cluster.submit(workflow({"a": py("anoop")}))
+    assert [c.name for c in cluster.claim(1)] == ["a"]
+    seen: list[str | None] = []
+
+    def go(conn: psycopg.Connection, now: Any) -> None:
+        tx = cluster._run_tx(conn, run_id, _clock(now) if pipelined else now)
+        row = tx.load(["a"])["a"]
+        if not seen:  # first try: another writer takes the row after it was read
+            with psycopg.connect(pg_store.url, autocommit=True) as other:
+                other.execute(
+                    "UPDATE tasks SET owner = 'someone else' WHERE run_id = %s AND name = 'a'",
+                    (run_id,),
+                )
+        seen.append(row.owner)
+        tx.succeeded(row, None)
+        cluster._finish_txs(conn, [tx])
+
+    cluster._retrying(go, pipelined=pipelined)
+    assert seen == [cluster.owner, "someone else"]
+    assert pg_task_row(pg_store, run_id, "a")[0] == "succeeded"
