@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -470,6 +471,35 @@ class WorkflowSpec(BaseModel):
                 limits.setdefault(task.concurrency_key, task.concurrency_limit)
         return limits
 
+    def stored_json(self) -> str:
+        """The JSON a store keeps of this spec: read back (`model_validate_json`), it gives
+        this spec again.
+
+        The workflow's own fields are written in full (`notifications` third: the outbox
+        finds it in the text without parsing the tasks), its tasks with only the fields that
+        differ from their defaults: ~60 instead of ~440 bytes a task, which a 1M-task run's
+        submit held several times over (pydantic's buffer, the string, SQLite's copy). The
+        raw readers (dashboard, metrics, approvals) read task fields with the same defaults.
+        A task field left out reads back as the `defaults:` section's value, so a spec whose
+        defaults differ from the built-in ones (or with an approval task whose timeout is the
+        compute default, which reads back as "no timeout") is written in full, as before.
+        """
+        if self.defaults != _NO_DEFAULTS or any(
+            t.type == "approval" and t.timeout == DEFAULT_TIMEOUT
+            for t in [*self.tasks.values(), *self.on_failure.values()]
+        ):
+            return self.model_dump_json()
+        head = self.model_dump_json(exclude={"tasks", "on_failure"})
+        tasks = _TASKS.dump_json(self.tasks, exclude_defaults=True).decode()
+        hooks = _TASKS.dump_json(self.on_failure, exclude_defaults=True).decode()
+        return f'{head[:-1]},"tasks":{tasks},"on_failure":{hooks}}}'
+
+    def stored_as(self, text: str) -> bool:
+        """Whether `text` is this spec as a store keeps it, in this version's format or the
+        full one earlier versions (and the workers' submit) wrote: an idempotency key reused
+        for the same workflow is the same request."""
+        return text == self.stored_json() or text == self.model_dump_json()
+
 
 def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
     if body is None:
@@ -636,3 +666,7 @@ def spec_error_from(exc: ValidationError, *, file: str | None = None) -> SpecErr
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
     return SpecError(message, file=file, task=task, field=field)
+
+
+_NO_DEFAULTS = TaskDefaults()
+_TASKS: TypeAdapter[dict[str, TaskSpec]] = TypeAdapter(dict[str, TaskSpec])

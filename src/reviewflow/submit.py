@@ -85,7 +85,7 @@ def submit_run(
         run_id=run_id,
         workflow=spec.name,
         state=RunState.PENDING.value,
-        spec=spec.model_dump_json(),
+        spec=spec.stored_json(),
         meta=dict(meta or {}),
         created_at=now,
     )

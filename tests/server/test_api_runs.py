@@ -5,6 +5,7 @@ tests/server/test_server_submit.py."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,28 @@ def test_the_idempotency_key_is_the_run_id(idle: Client) -> None:
     assert other.json()["field"] == "Idempotency-Key"
     bad = idle.post("/runs", content="x", headers={**YAML, "Idempotency-Key": ".hidden"})
     assert bad.status_code == 422 and bad.json()["field"] == "Idempotency-Key"
+
+
+def test_a_run_stored_by_an_earlier_version_is_the_same_request(idle: Client) -> None:
+    """Earlier versions stored a spec with every field written; this one writes only what
+    each task sets. The same workflow posted again under the same key is the same request."""
+    from reviewflow.config import validate_spec
+    from reviewflow.store import RunRecord, TaskRecord
+
+    store = idle.app.state.rf.store  # type: ignore[attr-defined]
+    spec = validate_spec(OK)
+    record = RunRecord("old-run", "wf", "pending", spec.model_dump_json(), {}, time.time())
+    store.create_run(record, [TaskRecord("old-run", n, "blocked") for n in spec.tasks], [])
+    again = idle.post(
+        "/runs",
+        content=json.dumps(OK),
+        headers={**AUTH, "Content-Type": "application/json", "Idempotency-Key": "old-run"},
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["created"] is False
+    graph = idle.get("/runs/old-run/graph", headers=AUTH)  # the old text still reads
+    assert graph.status_code == 200 and graph.text.startswith("flowchart"), graph.text
+    assert graph.text.count("-->") == 1, graph.text
 
 
 def test_list_filters_by_state_workflow_and_meta_and_pages(idle: Client) -> None:

@@ -7,6 +7,7 @@ every problem must come out as one SpecError naming the task and the field at fa
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
@@ -464,3 +465,108 @@ def test_a_bad_dependency_or_a_cycle_is_refused_before_any_task_is_validated(
     tasks["t0"]["needs"] = []
     assert len(validate_spec({"name": "w", "tasks": tasks}).tasks) == 1000
     assert len(validated) == 1000
+
+
+# ---------------------------------------------------------------------- the stored JSON
+
+STORED_CASES: list[dict[str, Any]] = [
+    {"name": "wf", "tasks": {"a": {"call": "m:f"}}},
+    {
+        "name": "wf",
+        "description": "all the fields",
+        "notifications": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook"}],
+        "max_concurrency": 3,
+        "timeout": "1h",
+        "failure_policy": "continue",
+        "concurrency_limits": {"db": 2},
+        "not_before": "2026-12-01T10:00:00",
+        "schedules": [{"interval": "1h"}],
+        "tasks": {
+            "a": {
+                "run": "echo hi",
+                "priority": "high",
+                "timeout": "60s",
+                "cwd": "/tmp",
+                "inherit_env": ["PATH"],
+            },
+            "b": {
+                "call": "m:f",
+                "needs": ["a"],
+                "trigger": "all_done",
+                "env": {"X": 1},
+                "params": {"when": "2026-01-01", "n": [1, 2.5, None, True]},
+                "retry": {"max_retries": 5, "jitter": False},
+                "concurrency_key": "db",
+                "delay": "2s",
+                "not_before": "30s",
+                "kill_grace": 1,
+                "description": "b",
+            },
+            "ok": {"type": "approval", "params": {"approvers": ["ann"]}},
+            "ok60": {"type": "approval", "timeout": "60s", "on_timeout": "approve"},
+        },
+        "on_failure": {"h": {"run": ["x"], "needs": []}},
+    },
+    # a `defaults:` section: a task field left out would read back as the default's value
+    {
+        "name": "wf",
+        "defaults": {"timeout": "5s", "priority": "low", "retry": {"max_retries": 0}},
+        "tasks": {"a": {"run": ["x"], "timeout": "60s", "retry": {"max_retries": 3}}},
+    },
+    {"name": "wf", "defaults": {"env": {"A": "1"}}, "tasks": {"a": {"run": ["x"]}}},
+]
+
+
+@pytest.mark.parametrize("data", STORED_CASES)
+def test_the_stored_json_reads_back_as_the_same_spec(data: dict[str, Any]) -> None:
+    spec = validate_spec(data)
+    assert WorkflowSpec.model_validate_json(spec.stored_json()) == spec
+    # a run stored by an earlier version (every field written) still reads, and is the same
+    # request for an idempotency key
+    assert WorkflowSpec.model_validate_json(spec.model_dump_json()) == spec
+    assert spec.stored_as(spec.stored_json()) and spec.stored_as(spec.model_dump_json())
+    assert not spec.stored_as(spec_of({"other": {"run": ["x"]}}).stored_json())
+
+
+def test_a_task_is_stored_with_only_what_differs_from_its_defaults() -> None:
+    """A 1M-task run's submit held its spec's JSON several times over: ~440 bytes a task
+    with every field written, ~60 with only those the task sets."""
+    spec = spec_of({f"t{i}": {"call": "noop_tasks:noop"} for i in range(1000)})
+    text = spec.stored_json()
+    stored = json.loads(text)
+    assert stored["tasks"]["t7"] == {"name": "t7", "type": "python", "call": "noop_tasks:noop"}
+    assert len(text) < 70 * 1000 < len(spec.model_dump_json()) / 5
+    # the workflow's own fields in full, notifications third (the outbox finds it in the text)
+    assert list(stored)[:3] == ["name", "description", "notifications"]
+
+
+@pytest.mark.parametrize("data", STORED_CASES)
+def test_the_raw_readers_read_the_stored_json_as_the_full_one(data: dict[str, Any]) -> None:
+    """The dashboard's graph, /metrics' queue by priority, the approval checks and the outbox
+    read the stored text without the model, with the models' defaults."""
+    from reviewflow.server.metrics import _priorities
+    from reviewflow.server.ui_graph import build_graph
+    from reviewflow.store.outbox import notify_config
+
+    spec = validate_spec(data)
+    compact, full = spec.stored_json(), spec.model_dump_json()
+    names = [*spec.tasks, *spec.on_failure]
+
+    class Row:
+        def __init__(self, name: str) -> None:
+            self.name, self.state = name, "ready"
+
+    rows = [Row(n) for n in names]
+    assert build_graph(compact, rows) == build_graph(full, rows)
+    assert _priorities(compact) == _priorities(full)
+    assert notify_config(compact, "wf") == notify_config(full, "wf")
+    for text in (compact, full):
+        bodies = {**json.loads(text)["tasks"], **json.loads(text)["on_failure"]}
+        approvals = {n for n, b in bodies.items() if b.get("type") == "approval"}
+        assert approvals == {
+            n for n in names if (spec.tasks | spec.on_failure)[n].type == "approval"
+        }
+        approvers = {n: (b.get("params") or {}).get("approvers") for n, b in bodies.items()}
+        assert approvers == {
+            n: (spec.tasks | spec.on_failure)[n].params.get("approvers") for n in names
+        }

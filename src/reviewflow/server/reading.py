@@ -122,7 +122,7 @@ def _child(
             return
         record = store.get_run(rid)
         assert record is not None
-        if not created and (record.spec != spec.model_dump_json() or record.meta != meta):
+        if not created and (not spec.stored_as(record.spec) or record.meta != meta):
             message = f"Idempotency-Key {rid!r} was used for a different request"
             conn.send(_error(ApiError(422, message, "Idempotency-Key")))
             return

@@ -177,7 +177,7 @@ def _created(
     ctx: ServerContext, spec: WorkflowSpec, rid: str, created: bool, meta: dict[str, str]
 ) -> Response:
     record = load_run(ctx.store, rid)
-    if not created and (record.spec != spec.model_dump_json() or record.meta != meta):
+    if not created and (not spec.stored_as(record.spec) or record.meta != meta):
         raise ApiError(
             422, f"Idempotency-Key {rid!r} was used for a different request", "Idempotency-Key"
         )
