@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -89,6 +90,30 @@ def test_the_first_review_runs_cheaply_and_the_recorder_leaves_a_map_the_next_on
     second = run(repo, record_map="background")
     assert second.metrics["test_selection"].startswith("2 of 3 tests: coverage map of ")
     assert second.metrics["tests_failed"] == 1
+
+
+def test_a_review_started_with_a_relative_pythonpath_gets_a_map_it_can_use(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `PYTHONPATH=site python -m reviewflow review <repo>` from another folder (a checkout used
+    # without pip): this process's sys.path holds <here>/site, with a distribution in it. The
+    # recorder must resolve `site` the same way, or it cannot import what this process did and
+    # its map's environment() differs from the one the next review computes.
+    here = tmp_path / "here"
+    (here / "site" / "extra-1.0.dist-info").mkdir(parents=True)
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["site", os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(here / "site"))
+    run(repo, record_map="background")
+    assert finished(repo)["result"] == "recorded"
+    assert (
+        json.loads(testmap.map_path(repo, SUITE).read_text(encoding="utf-8"))["environment"]
+        == testmap.environment()
+    )
+    write(repo, {"calc.py": CALC.replace("return a - b", "return b - a")})
+    commit(repo, "re-push")
+    second = run(repo, record_map="background")
+    assert second.metrics["test_selection"].startswith("2 of 3 tests: coverage map of ")
 
 
 def test_a_map_of_code_that_changed_while_the_suite_ran_is_not_stored(repo: Path) -> None:

@@ -122,12 +122,21 @@ def start(
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(request, fh)
     try:
+        # The recorder starts where this process did: a relative PYTHONPATH (`PYTHONPATH=src
+        # python -m reviewflow review ../project`, a checkout used without pip) then finds
+        # the same reviewflow, and the map's environment() sees the sys.path a later review
+        # compares it with. From the repository, the recorder could not import reviewflow
+        # at all (nothing recorded, ever) or hashed another sys.path (a map never used).
+        here = os.getcwd()
+    except OSError:  # this process's folder was removed: nothing relative to resolve
+        here = str(root)
+    try:
         # Through sh's `&`: sh exits at once (waited for here: no zombie, no running child
         # left to this process) and the recorder, in a session of its own, outlives the
         # review and its process group's signals. Arguments travel as "$@", never parsed.
         subprocess.run(
             ["/bin/sh", "-c", '"$@" &', "sh", sys.executable, "-m", MODULE, path],
-            cwd=root,
+            cwd=here,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
