@@ -145,6 +145,11 @@ def test_an_explicit_base_must_exist_and_a_folder_must_be_a_repository(tmp_path:
     repo = make_repo(tmp_path / "repo")
     with pytest.raises(ChangeError, match="--base nope: no such commit in "):
         collect_change(repo, base="nope")
+    # A range is not a commit: it was once taken as its right end (`feature`, an empty change).
+    branch_with(repo, {"new.py": "x = 1\n"})
+    for spelled in ("main..feature", "main...feature"):
+        with pytest.raises(ChangeError, match=f"--base {spelled}: no such commit in "):
+            collect_change(repo, base=spelled)
     plain = tmp_path / "plain"
     plain.mkdir()
     with pytest.raises(ChangeError, match="not a git repository"):
