@@ -433,6 +433,9 @@ def wait_for_map(clone: Path, exited: float, limit: float = 3600.0) -> dict[str,
                 continue
         if not docs:
             return None
+        gone = [d for d in docs if d.get("finished_at") is None and not _recorder_alive(d)]
+        if gone:  # it will never finish: say so now, not after `limit`
+            raise SystemExit(f"the coverage map recorder ended without a result: {gone}")
         if all(d.get("finished_at") is not None for d in docs):
             d = max(docs, key=lambda d: d["finished_at"])
             return {
@@ -443,6 +446,22 @@ def wait_for_map(clone: Path, exited: float, limit: float = 3600.0) -> dict[str,
         if time.monotonic() > deadline:
             raise SystemExit(f"the coverage map recorder did not finish in {limit:.0f} s: {docs}")
         time.sleep(0.2)
+
+
+def _recorder_alive(doc: dict[str, Any]) -> bool:
+    """A recorder that may still finish: its process runs, or it was requested moments ago
+    (testmap_record.STARTING). One that could not start (it could not import reviewflow) or
+    died (killed, out of memory) never writes `finished_at`."""
+    pid = doc.get("pid")
+    if pid is None:
+        return time.time() - float(doc.get("requested_at") or 0) < 60.0
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OverflowError):
+        return True
+    return True
 
 
 # ---------------------------------------------------------------------------------- by hand
