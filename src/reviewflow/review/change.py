@@ -197,14 +197,13 @@ def resolve_base(root: Path, base: str | None, head: str | None, dirty: bool) ->
     if head is None:
         return EMPTY_TREE, "empty tree (no commits yet)"
     for ref in DEFAULT_BASES:
-        if _commit(root, ref) is None:
-            continue
+        # No merge-base when `ref` names no commit: no `rev-parse` first (a git process less).
         merge_base = _out(root, "merge-base", "HEAD", ref)
         if merge_base and (merge_base != head or dirty):
             return merge_base, f"merge-base with {ref}"
-    parent = _commit(root, "HEAD~1")
     if dirty:
         return head, "HEAD (uncommitted changes)"
+    parent = _commit(root, "HEAD~1")
     if parent is not None:
         return parent, "HEAD~1"
     return EMPTY_TREE, "empty tree (initial commit)"
