@@ -440,8 +440,9 @@ class Cluster:
             return []
         recorded: set[str] = set()
 
-        def go(conn: psycopg.Connection, now: float) -> list[Any]:
+        def go(conn: psycopg.Connection, clock: psycopg.Cursor) -> list[Any]:
             recorded.clear()
+            now = _clock(clock)  # with BEGIN: one round trip
             rows = conn.execute(query("claim_tasks"), self._claim_args(n, now)).fetchall()
             if rows:
                 rows = self._enforce_limits(conn, rows)
@@ -453,7 +454,7 @@ class Cluster:
                     insert_events(conn, [e for e in events if e[0] in recorded])
             return [(r, now) for r in rows]
 
-        claimed = self._retrying(go)
+        claimed = self._retrying(go, pipelined=True)  # the events go with the COMMIT
         if not claimed:
             return []
         out = self._described(claimed)
