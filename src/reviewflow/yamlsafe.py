@@ -98,14 +98,16 @@ class _Frame:
         "is_map",
         "item_marks",
         "key",
+        "level",
         "mark",
         "merges",
         "nodes",
         "section",
     )
 
-    def __init__(self, data: Any, is_map: bool, anchor: str | None, mark: Any) -> None:
+    def __init__(self, data: Any, is_map: bool, anchor: str | None, mark: Any, level: int) -> None:
         self.data = data
+        self.level = level  # its depth in the data built (a merge source's: its mapping's)
         self.is_map = is_map
         self.key: Any = _NO_KEY
         self.nodes = 1
@@ -116,6 +118,15 @@ class _Frame:
         self.merges: list[dict[Any, Any]] | None = None
         self.item_marks: list[Any] | None = None  # a merge key's list: where each source is
         self.section: str | None = None  # "tasks"/"on_failure" at the top: note its task lines
+
+
+def _child_level(parent: _Frame) -> int:
+    """The depth in the data of what comes next in `parent`. A merge source (`<<: {...}`, or
+    each mapping of `<<: [...]`) is not a level of its own: its keys join `parent`'s mapping,
+    so nesting is bounded by the data built, as when a node graph was composed first."""
+    if parent.key is _MERGE_KEY or parent.item_marks is not None:
+        return parent.level
+    return parent.level + 1
 
 
 class _Builder:
@@ -254,12 +265,13 @@ class _Builder:
                 tag = event.tag
                 if tag is not None and tag != "!" and tag != (_MAP if is_map else _SEQ):
                     self._defer_bad(f"unsupported tag {tag!r}: use plain lists and mappings", mark)
-                if len(stack) >= max_depth:
+                level = _child_level(stack[-1]) if stack else 1
+                if level > max_depth:
                     _fail(f"nested deeper than {max_depth} levels", mark)
                 if event.anchor is not None:
                     self._anchor(event.anchor, mark)
                     self.active[event.anchor] = mark
-                frame = _Frame({} if is_map else [], is_map, event.anchor, mark)
+                frame = _Frame({} if is_map else [], is_map, event.anchor, mark, level)
                 if stack:
                     parent = stack[-1]
                     if parent.is_map:
@@ -286,7 +298,7 @@ class _Builder:
                     self.anchors[frame.anchor] = (value, nodes, chars, height, mark)
             elif cls is _ALIAS:
                 value, nodes, chars, height, mark = self._alias(event)
-                if len(stack) + height > max_depth:
+                if (_child_level(stack[-1]) if stack else 1) + height - 1 > max_depth:
                     _fail(f"nested deeper than {max_depth} levels", event.start_mark)
             else:  # DocumentEnd cannot come before the root is complete
                 raise AssertionError(f"unexpected {event!r}")

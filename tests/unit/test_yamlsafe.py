@@ -294,6 +294,25 @@ def test_bounds_are_counted_while_the_events_are_read() -> None:
         parse_yaml("a: &d [[1]]\nb: [*d]\n", limits=limits)
 
 
+def test_a_merge_source_is_not_a_level_of_nesting() -> None:
+    # `<<: {...}` and `<<: [...]` are a level or two deeper in the text than their keys are in
+    # the data: the bound is on the data, as it was when a node graph was composed first.
+    limits = Limits(max_depth=3)
+    inline = "y: {<<: {a: {b: 1}}}\n"
+    listed = "y: {<<: [{a: {b: 1}}, {c: 2}]}\n"
+    aliased = "x: &x {a: 1}\ny: {<<: [*x], b: {c: 1}}\nz: {<<: *x, d: {e: 1}}\n"
+    assert parse_yaml(inline, limits=limits) == {"y": {"a": {"b": 1}}}
+    assert parse_yaml(listed, limits=limits) == {"y": {"a": {"b": 1}, "c": 2}}
+    assert parse_yaml(aliased, limits=limits)["z"] == {"a": 1, "d": {"e": 1}}
+    for text in (
+        "y: {<<: {a: {b: [1]}}}\n",
+        "y: {<<: [{a: {b: [1]}}]}\n",
+        "x: &x {a: {b: [1]}}\ny: {<<: *x}\n",
+    ):
+        with pytest.raises(SpecError, match="nested deeper than 3 levels"):
+            parse_yaml(text, limits=limits)
+
+
 def test_task_lines_name_each_task_key() -> None:
     lines: TaskLines = {}
     parse_yaml(
