@@ -277,3 +277,23 @@ def test_a_task_row_changed_after_it_was_read_is_not_overwritten(
     cluster._retrying(go, pipelined=pipelined)
     assert seen == [cluster.owner, "someone else"]
     assert pg_task_row(pg_store, run_id, "a")[0] == "succeeded"
+
+
+def test_successes_in_a_paused_run_are_recorded_under_its_lock_and_the_run_ends_once_resumed(
+    pg_store: PostgresStore,
+) -> None:
+    """A success nothing depends on is recorded under the run's gate shared, unless the run is
+    paused or stopping: then the transaction starts again under the run's lock (Escalate)."""
+    cluster = Cluster(pg_store)
+    run_id, _ = cluster.submit(workflow({"a": py("anoop"), "b": py("anoop")}))
+    a, b = cluster.claim(2, start_events=True)
+    assert cluster.control(run_id, "pause").value == "paused"
+    cluster.record(Pending([Outcome(run_id, a.name, a.attempt, "succeeded")], []))
+    assert pg_task_row(pg_store, run_id, a.name)[0] == "succeeded"
+    assert pg_store.get_run(run_id).state == "paused"  # type: ignore[union-attr]
+    assert cluster.control(run_id, "resume").value == "running"
+    cluster.record(Pending([Outcome(run_id, b.name, b.attempt, "succeeded")], []))
+    run = pg_store.get_run(run_id)
+    assert run is not None and (run.state, run.request) == ("succeeded", None)
+    ends = [e.to_state for e in pg_store.get_events(run_id) if e.task is None]
+    assert ends == ["pending", "running", "paused", "running", "succeeded"]
