@@ -161,6 +161,32 @@ def test_an_explicit_base_must_exist_and_a_folder_must_be_a_repository(tmp_path:
 # ------------------------------------------------------------------------------ paths
 
 
+def test_a_change_against_an_explicit_base_takes_three_git_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HEAD and the base in one rev-parse, the status, one diff for the files and their lines:
+    `reviewflow review` waits for these before its run exists (docs/benchmarks.md, "Start-up:
+    spawn → run created"). GIT_TRACE makes every git process say what it runs."""
+    repo = make_repo(tmp_path / "repo", {"calc.py": OLD_DEBT})
+    branch_with(repo, {"calc.py": NO_SUB, "new.py": "x = 1\n"})
+    write(repo, {"untracked.py": "y = 2\n"})
+    trace = tmp_path / "git-trace"
+    monkeypatch.setenv("GIT_TRACE", str(trace))
+    change = collect_change(repo, base="main", root=repo)
+    commands = [
+        line.split("trace: built-in: git ", 1)[1].split()[0]
+        for line in trace.read_text().splitlines()
+        if "trace: built-in: git " in line
+    ]
+    assert commands == ["rev-parse", "status", "diff"]
+    assert [(f.path, f.status) for f in change.files] == [
+        ("calc.py", "modified"),
+        ("new.py", "added"),
+        ("untracked.py", "added"),
+    ]
+    assert change.base_ref == "main" and change.dirty
+
+
 def test_path_words_split_names_at_punctuation_and_humps() -> None:
     assert path_words("src/AuthService/api_key.py") == {
         "src",

@@ -370,9 +370,10 @@ def _head_and_base(root: Path, base: str | None) -> tuple[str | None, tuple[str,
     yet)."""
     if base is not None and not base.startswith("-"):
         done = git(root, "rev-parse", "HEAD^{commit}", f"{base}^{{commit}}", "--", check=False)
-        ids = done.stdout.decode("ascii", "replace").split()
+        ids = [i for i in done.stdout.decode("ascii", "replace").split() if i != "--"]
         # Exactly two: a range (`main..feat`) prints its ends as more ids (`^<main>` too),
-        # and is not one commit to compare with: resolve_base refuses it by name.
+        # and is not one commit to compare with: resolve_base refuses it by name. (The `--`
+        # that ends the revisions is printed back.)
         if done.returncode == 0 and len(ids) == 2 and all(_OBJECT_ID.fullmatch(i) for i in ids):
             return ids[0], (ids[1], base)
     return _commit(root, "HEAD"), None
