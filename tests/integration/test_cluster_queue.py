@@ -117,6 +117,29 @@ def test_a_batch_of_runs_stores_the_new_ones_whole_and_leaves_existing_ones_alon
     assert claimed == {("n1", "a"), ("n2", "a"), ("kept", "x")}
 
 
+def test_another_worker_reads_the_stored_spec_back_as_submitted(pg_store: PostgresStore) -> None:
+    """The workers' submit stores each task's non-default fields only (the spec every worker
+    parses once per run): a worker that did not submit the run claims the very task specs
+    the submitter had, defaults and non-defaults alike."""
+    spec = workflow(
+        {
+            "a": py("anoop", priority="high", timeout="90s", retry={"max_retries": 0}),
+            "b": py("anoop", needs=["a"], params={"k": [1, "v"]}, trigger="all_done"),
+            "c": {"type": "approval", "on_timeout": "approve", "needs": ["a"]},
+        },
+        failure_policy="continue",
+        concurrency_limits={"k": 2},
+    )
+    run_id, _ = Cluster(pg_store).submit(spec)
+    stored = pg_store.get_run(run_id).spec  # type: ignore[union-attr]
+    assert len(stored) < len(spec.model_dump_json())  # the compact format
+    other = Cluster(pg_store)
+    (a,) = other.claim(1)
+    assert (a.run_id, a.name, a.spec) == (run_id, "a", spec.tasks["a"])
+    assert other.graphs[run_id].tasks == {**spec.tasks, **spec.on_failure}
+    assert other.graphs[run_id].spec == spec
+
+
 def test_text_with_nul_and_escapes_is_stored_as_written(pg_store: PostgresStore) -> None:
     """Errors and notes are stored through JSON batches: a NUL (which PostgreSQL text cannot
     hold) becomes U+FFFD as everywhere in the store, and a literal backslash-u0000 stays."""

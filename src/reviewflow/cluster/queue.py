@@ -298,7 +298,7 @@ class Cluster:
         prepared: list[tuple[WorkflowSpec, str, dict[str, str], str, str | None]] = []
         dumped: dict[int, str] = {}  # a batch of slots often shares one spec object
         for spec, run_id, meta in items:
-            spec_json = dumped.get(id(spec)) or dumped.setdefault(id(spec), spec.model_dump_json())
+            spec_json = dumped.get(id(spec)) or dumped.setdefault(id(spec), spec.stored_json())
             notify = outbox.notify_config(spec_json, spec.name, self.store.notify_extra())
             prepared.append((spec, run_id_for(spec, run_id), dict(meta or {}), spec_json, notify))
 
