@@ -429,7 +429,7 @@ class WorkflowSpec(BaseModel):
             tasks = data.get(section)
             if isinstance(tasks, dict):
                 data[section] = {
-                    name: _with_defaults(name, body, raw_defaults) for name, body in tasks.items()
+                    name: with_defaults(name, body, raw_defaults) for name, body in tasks.items()
                 }
         return data
 
@@ -501,7 +501,9 @@ class WorkflowSpec(BaseModel):
         return text == self.stored_json() or text == self.model_dump_json()
 
 
-def _with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
+def with_defaults(name: Any, body: Any, defaults: dict[str, Any]) -> Any:
+    """A task's body with a `defaults:` section applied, as validation sees it (the workers
+    validate a stored spec's tasks one at a time: cluster/dag.py)."""
     if body is None:
         body = {}
     if not isinstance(body, dict):

@@ -8,6 +8,7 @@ test_workers.py."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -138,6 +139,24 @@ def test_another_worker_reads_the_stored_spec_back_as_submitted(pg_store: Postgr
     assert (a.run_id, a.name, a.spec) == (run_id, "a", spec.tasks["a"])
     assert other.graphs[run_id].tasks == {**spec.tasks, **spec.on_failure}
     assert other.graphs[run_id].spec == spec
+
+
+def test_a_stored_task_this_worker_cannot_read_fails_alone(pg_store: PostgresStore) -> None:
+    """A worker validates a stored spec's tasks as it reads them: a task it cannot read (a
+    spec stored by another version) is claimed with the reason, for its attempt to fail with
+    it, and the run's other tasks still run here."""
+    spec = workflow({"a": py("anoop"), "b": py("anoop")})
+    run_id, _ = Cluster(pg_store).submit(spec)
+    with pg_store.session() as conn:
+        text = conn.execute("SELECT spec FROM runs WHERE run_id = %s", (run_id,)).fetchone()[0]
+        data = json.loads(text)
+        data["tasks"]["b"]["priority"] = "urgent"
+        conn.execute("UPDATE runs SET spec = %s WHERE run_id = %s", (json.dumps(data), run_id))
+    claimed = {c.name: c for c in Cluster(pg_store).claim(2)}
+    assert claimed["a"].spec == spec.tasks["a"] and claimed["a"].problem is None
+    assert claimed["b"].spec is None
+    assert "cannot read the run's workflow here" in (claimed["b"].problem or "")
+    assert "urgent" in (claimed["b"].problem or "")
 
 
 def test_text_with_nul_and_escapes_is_stored_as_written(pg_store: PostgresStore) -> None:

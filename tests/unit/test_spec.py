@@ -528,6 +528,28 @@ def test_the_stored_json_reads_back_as_the_same_spec(data: dict[str, Any]) -> No
     assert not spec.stored_as(spec_of({"other": {"run": ["x"]}}).stored_json())
 
 
+@pytest.mark.parametrize("data", STORED_CASES)
+def test_a_worker_reads_a_stored_spec_task_by_task_as_the_whole_spec(data: dict[str, Any]) -> None:
+    """The workers validate a stored spec's tasks on first read (cluster/dag.Graph.stored):
+    each is the task the whole spec's validation gives, in both stored formats."""
+    from reviewflow.cluster.dag import Graph
+
+    spec = validate_spec(data)
+    whole = Graph.of(spec, {})
+    for text in (spec.stored_json(), spec.model_dump_json()):
+        graph = Graph.stored(text, {})
+        assert list(graph.tasks) == list(whole.tasks)
+        for name in reversed(list(whole.tasks)):  # in any order
+            assert graph.tasks[name] == whole.tasks[name]
+        assert (graph.hooks, graph.dependents) == (whole.hooks, whole.dependents)
+        assert (graph.failure_policy, graph.timeout, graph.not_before) == (
+            spec.failure_policy,
+            spec.timeout,
+            spec.not_before,
+        )
+        assert graph.spec == spec
+
+
 def test_a_task_is_stored_with_only_what_differs_from_its_defaults() -> None:
     """A 1M-task run's submit held its spec's JSON several times over: ~440 bytes a task
     with every field written, ~60 with only those the task sets."""

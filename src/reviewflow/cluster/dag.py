@@ -29,15 +29,18 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import rules
 from ..config import stored_spec
 from ..errors import InvalidTransition, RunNotFound
-from ..spec import TaskSpec, WorkflowSpec
+from ..plugins import load_plugin_folders
+from ..spec import Duration, NotBefore, TaskSpec, WorkflowSpec, with_defaults
 from ..states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, TASK_TRANSITIONS, RunState
 from ..states import TaskState as T
 from ..store import outbox
@@ -66,15 +69,66 @@ class Escalate(Conflict):
         self.run_id = run_id
 
 
+class _StoredTasks(Mapping[str, TaskSpec]):
+    """A stored spec's tasks, each validated the first time it is read: a worker reads the
+    spec of every run it touches once, but most of a wide run's tasks are other workers' to
+    run, and validating all of them cost each worker 0.08 s for 10k tasks (0.27 s in the
+    full format): the largest part of a no-op run's extra CPU per worker. A task is validated
+    from its body with the `defaults:` section applied, as `WorkflowSpec` does, without
+    context (the task types are not checked again): the same TaskSpec (tests/unit/test_spec.py),
+    and reading all of them costs what the whole spec's validation did."""
+
+    __slots__ = ("_defaults", "_done", "_raw")
+
+    def __init__(self, raw: dict[str, Any], defaults: dict[str, Any]) -> None:
+        self._raw, self._defaults = raw, defaults
+        self._done: dict[str, TaskSpec] = {}
+
+    def __getitem__(self, name: str) -> TaskSpec:
+        task = self._done.get(name)
+        if task is None:
+            body = with_defaults(name, self._raw[name], self._defaults)
+            task = self._done[name] = TaskSpec.model_validate(body)
+        return task
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class _StoredHead(BaseModel):
+    """What the DAG logic reads of a stored spec besides its tasks, validated like the
+    WorkflowSpec fields of the same names; the tasks are kept as raw JSON data."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    failure_policy: Literal["fail_fast", "continue"] = "fail_fast"
+    timeout: Duration | None = None
+    not_before: NotBefore = None
+    plugins: list[str] = Field(default_factory=list)
+    defaults: dict[str, Any] | None = None
+    tasks: dict[str, Any] = Field(default_factory=dict)
+    on_failure: dict[str, Any] = Field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class Graph:
-    """A run's spec, indexed for the DAG logic (cached per run: specs never change)."""
+    """A run's spec, indexed for the DAG logic (cached per run: specs never change).
 
-    spec: WorkflowSpec
+    A graph of a stored spec (`stored`) has its tasks validated on first read and no
+    WorkflowSpec until one is asked for (`spec`); a submitter's graph (`of`) has both."""
+
     meta: dict[str, str]
-    tasks: dict[str, TaskSpec]
+    tasks: Mapping[str, TaskSpec]
     hooks: frozenset[str]
     dependents: dict[str, list[str]]
+    failure_policy: str
+    timeout: float | None
+    not_before: Any
+    text: str | None = None
+    _spec: WorkflowSpec | None = None
 
     @classmethod
     def of(cls, spec: WorkflowSpec, meta: dict[str, str]) -> Graph:
@@ -83,7 +137,37 @@ class Graph:
         for task in tasks.values():
             for dep in task.needs:
                 dependents[dep].append(task.name)
-        return cls(spec, meta, tasks, frozenset(spec.on_failure), dependents)
+        return cls(
+            meta, tasks, frozenset(spec.on_failure), dependents, spec.failure_policy,
+            spec.timeout, spec.not_before, None, spec,
+        )  # fmt: skip
+
+    @classmethod
+    def stored(cls, text: str, meta: dict[str, str]) -> Graph:
+        """A run's stored spec. It was validated at submit; a task type this process lacks (a
+        plugin installed on other workers only) must not keep the run's logic from working
+        here: stored specs' task types are not checked again (config.stored_spec)."""
+        head = _StoredHead.model_validate_json(text)
+        load_plugin_folders(head.plugins, strict=False)
+        raw = {**head.tasks, **head.on_failure}
+        dependents: dict[str, list[str]] = {name: [] for name in raw}
+        for name, body in raw.items():
+            for dep in (body or {}).get("needs") or ():
+                dependents[dep].append(name)
+        tasks = _StoredTasks(raw, head.defaults or {})
+        return cls(
+            meta, tasks, frozenset(head.on_failure), dependents, head.failure_policy,
+            head.timeout, head.not_before, text, None,
+        )  # fmt: skip
+
+    @property
+    def spec(self) -> WorkflowSpec:
+        """The whole spec (parsed on first use for a stored graph: the DAG logic needs only
+        the fields above)."""
+        if self._spec is None:
+            assert self.text is not None
+            self._spec = loads_spec(self.text)
+        return self._spec
 
 
 @dataclass(slots=True)
@@ -304,7 +388,7 @@ class RunTx:
         self.shared = shared
         self.read_open = (open_main or 0, open_hooks or 0)
         if graph is None:
-            graph = graphs[run_id] = Graph.of(loads_spec(spec_text), dict(meta or {}))
+            graph = graphs[run_id] = Graph.stored(spec_text, dict(meta or {}))
         self.graph = graph
         self.state = RunState(state)
         self.outcome = RunState(outcome) if outcome else None
@@ -407,8 +491,8 @@ class RunTx:
     def deps_met(self, names: list[str], since: float | None = None) -> None:
         """All dependencies done: ready now (held if paused), or due after delay/not_before."""
         rows = self.load(names)
-        spec = self.graph.spec
-        run_not_before = self._absolute(spec.not_before) if spec.not_before is not None else None
+        not_before = self.graph.not_before
+        run_not_before = self._absolute(not_before) if not_before is not None else None
         for name in names:
             row = rows.get(name)
             if row is None or row.state != T.BLOCKED:
@@ -554,7 +638,7 @@ class RunTx:
                 timed_out=timed_out,
                 stopping=self.outcome is not None,
                 hook=row.hook,
-                failure_policy=self.graph.spec.failure_policy,
+                failure_policy=self.graph.failure_policy,
                 now=self.now,
                 jitter=self.rand(),
             ),
@@ -627,7 +711,7 @@ class RunTx:
             max_lost=max_lost,
             durable=durable,
             failed_message=rules.workers_lost_failed(row.lost_attempts, max_lost),
-            failure_policy=self.graph.spec.failure_policy,
+            failure_policy=self.graph.failure_policy,
         )
         self.apply(row, verdict)
 
@@ -837,5 +921,5 @@ class RunTx:
         self.dirty.clear()
 
     def _deadline(self) -> float | None:
-        timeout = self.graph.spec.timeout
+        timeout = self.graph.timeout
         return self.created_at + timeout if timeout else None

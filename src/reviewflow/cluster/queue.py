@@ -68,7 +68,6 @@ from .dag import (
     already_recorded,
     fetch_rows,
     insert_events,
-    loads_spec,
     lock_run,
 )
 
@@ -561,16 +560,23 @@ class Cluster:
             with self.store.session() as conn:
                 for run_id, text, meta in conn.execute(query("run_specs"), {"runs": runs}):
                     try:
-                        self.graphs[run_id] = Graph.of(loads_spec(text), dict(meta or {}))
+                        self.graphs[run_id] = Graph.stored(text, dict(meta or {}))
                     except (SpecError, ValueError) as exc:
                         self.bad_specs[run_id] = f"cannot read the run's workflow here: {exc}"
+        specs: dict[tuple[str, str], TaskSpec | str] = {}
+        for r, _ in claimed:
+            if (graph := self.graphs.get(r[0])) is not None:
+                try:  # a stored spec's task is validated on first read (dag.Graph.stored)
+                    specs[(r[0], r[1])] = graph.tasks[r[1]]
+                except (SpecError, ValueError) as exc:
+                    specs[(r[0], r[1])] = f"cannot read the run's workflow here: {exc}"
         if inputs is None:
             inputs = {}
             wanted = [
                 (r[0], d)
                 for r, _ in claimed
-                if r[0] in self.graphs
-                for d in self.graphs[r[0]].tasks[r[1]].needs
+                if isinstance(spec := specs.get((r[0], r[1])), TaskSpec)
+                for d in spec.needs
             ]
             if wanted:
                 with self.store.session() as conn:
@@ -580,11 +586,15 @@ class Cluster:
         for r, now in claimed:
             run_id, name, attempt = r[0], r[1], r[2]
             graph = self.graphs.get(run_id)
-            if graph is None:
-                problem = self.bad_specs.get(run_id, "the run's workflow is missing")
+            spec = specs.get((run_id, name))
+            if graph is None or not isinstance(spec, TaskSpec):
+                problem = (
+                    spec
+                    if isinstance(spec, str)
+                    else self.bad_specs.get(run_id, "the run's workflow is missing")
+                )
                 out.append(Claimed(run_id, name, attempt, None, {}, {}, {}, now, problem))
                 continue
-            spec = graph.tasks[name]
             results: dict[str, Any] = {}
             failures: dict[str, str] = {}
             for dep in spec.needs:
@@ -944,7 +954,7 @@ class Cluster:
 
     @staticmethod
     def _overdue(tx: RunTx) -> None:
-        timeout = tx.graph.spec.timeout or 0.0
+        timeout = tx.graph.timeout or 0.0
         if tx.outcome is None and timeout and tx.now >= tx.created_at + timeout:
             tx.stop(rules.run_timed_out(timeout))
 
