@@ -14,6 +14,8 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -499,3 +501,26 @@ def test_a_small_selection_runs_without_xdist_workers(tmp_path: Path) -> None:
     # No workers: `-n 0` overrides any `-n` in the project's addopts (coverage run measures
     # this process only).
     assert " -n 0 " in argv or " -n " not in argv, argv
+
+
+@pytest.mark.parametrize("relative", [True, False])
+def test_the_plugin_is_importable_by_the_suite_of_a_checkout_found_through_pythonpath(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
+) -> None:
+    # `PYTHONPATH=lib python -m reviewflow review <repo>` from the folder holding `lib` (a
+    # checkout used without pip): the recording run goes on in the repository, where `lib`
+    # names nothing, and pytest failed to import the plugin (exit 4: no map was ever made).
+    home = Path(testmap.__file__).resolve().parents[3]
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / "lib").symlink_to(home)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("PYTHONPATH", "lib" if relative else str(home))
+    env = {**os.environ, **testmap.recorder(tmp_path, tmp_path / ".coverage", repo).env}
+    # -S: no site-packages, so reviewflow is found through PYTHONPATH or not at all
+    probe = "import importlib.util as u, sys; sys.exit(u.find_spec('reviewflow') is None)"
+    done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=repo, env=env, check=False)
+    assert done.returncode == 0
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == ("lib" if relative else str(home))

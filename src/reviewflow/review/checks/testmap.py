@@ -145,11 +145,31 @@ class Recorder:
             "sigterm = true\n",
             encoding="utf-8",
         )
-        return {ENV_OUT: str(self.folder), ENV_RC: str(rc), ENV_TEST: ""}
+        env = {ENV_OUT: str(self.folder), ENV_RC: str(rc), ENV_TEST: ""}
+        found = plugin_path()
+        if found is not None:
+            env["PYTHONPATH"] = found
+        return env
 
     @property
     def pytest_args(self) -> list[str]:
         return ["-p", PLUGIN]
+
+
+def plugin_path() -> str | None:
+    """PYTHONPATH for the suite when this reviewflow was found through a relative entry of
+    PYTHONPATH (`PYTHONPATH=src python -m reviewflow review ../project`: a checkout used
+    without pip): the suite runs in the repository, where that entry names another folder,
+    and pytest could not import the plugin (exit 4: no map, inline or in the background).
+    The folder is added last, so the project's own paths still come first. None: nothing
+    to add (found through site-packages, an absolute entry, or the current folder)."""
+    home = os.path.realpath(Path(__file__).parents[3])
+    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    if not any(e and not os.path.isabs(e) and os.path.realpath(e) == home for e in entries) or any(
+        e and os.path.isabs(e) and os.path.realpath(e) == home for e in entries
+    ):
+        return None
+    return os.pathsep.join([*entries, home])
 
 
 def recorder(tmp: Path, data_file: Path, root: Path) -> Recorder:
