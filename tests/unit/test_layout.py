@@ -22,9 +22,7 @@ DECLARATIONS = {
 }
 """Modules with no behaviour of their own to test."""
 
-TESTED_ELSEWHERE = {
-    "submit.py": ["integration/test_engine_api.py", "integration/test_store_faults.py"],
-}
+TESTED_ELSEWHERE: dict[str, list[str]] = {}
 
 
 def _modules() -> list[str]:
