@@ -503,9 +503,9 @@ def test_a_small_selection_runs_without_xdist_workers(tmp_path: Path) -> None:
     assert " -n 0 " in argv or " -n " not in argv, argv
 
 
-@pytest.mark.parametrize("relative", [True, False])
+@pytest.mark.parametrize("how", ["relative", "absolute", "current folder"])
 def test_the_plugin_is_importable_by_the_suite_of_a_checkout_found_through_pythonpath(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     # `PYTHONPATH=lib python -m reviewflow review <repo>` from the folder holding `lib` (a
     # checkout used without pip): the recording run goes on in the repository, where `lib`
@@ -516,11 +516,12 @@ def test_the_plugin_is_importable_by_the_suite_of_a_checkout_found_through_pytho
     (here / "lib").symlink_to(home)
     repo = tmp_path / "repo"
     repo.mkdir()
-    monkeypatch.chdir(here)
-    monkeypatch.setenv("PYTHONPATH", "lib" if relative else str(home))
+    monkeypatch.chdir(here / "lib" if how == "current folder" else here)
+    pythonpath = {"relative": "lib", "absolute": str(home), "current folder": ""}[how]
+    monkeypatch.setenv("PYTHONPATH", pythonpath)
     env = {**os.environ, **testmap.recorder(tmp_path, tmp_path / ".coverage", repo).env}
     # -S: no site-packages, so reviewflow is found through PYTHONPATH or not at all
     probe = "import importlib.util as u, sys; sys.exit(u.find_spec('reviewflow') is None)"
     done = subprocess.run([sys.executable, "-S", "-c", probe], cwd=repo, env=env, check=False)
     assert done.returncode == 0
-    assert env["PYTHONPATH"].split(os.pathsep)[0] == ("lib" if relative else str(home))
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == (pythonpath or str(home))  # theirs first

@@ -157,19 +157,25 @@ class Recorder:
 
 
 def plugin_path() -> str | None:
-    """PYTHONPATH for the suite when this reviewflow was found through a relative entry of
-    PYTHONPATH (`PYTHONPATH=src python -m reviewflow review ../project`: a checkout used
-    without pip): the suite runs in the repository, where that entry names another folder,
+    """PYTHONPATH for the suite when this reviewflow was found through the folder the review
+    started in: a relative entry of PYTHONPATH (`PYTHONPATH=src python -m reviewflow review
+    ../project`) or the current folder itself (`cd src && python -m reviewflow review ...`), a
+    checkout used without pip. The suite runs in the repository, where neither names it,
     and pytest could not import the plugin (exit 4: no map, inline or in the background).
     The folder is added last, so the project's own paths still come first. None: nothing
-    to add (found through site-packages, an absolute entry, or the current folder)."""
+    to add (found through site-packages or an absolute entry)."""
     home = os.path.realpath(Path(__file__).parents[3])
-    entries = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if not any(e and not os.path.isabs(e) and os.path.realpath(e) == home for e in entries) or any(
-        e and os.path.isabs(e) and os.path.realpath(e) == home for e in entries
-    ):
+    current = os.environ.get("PYTHONPATH", "")
+    entries = [e for e in current.split(os.pathsep) if e]
+    if any(os.path.isabs(e) and os.path.realpath(e) == home for e in entries):
         return None
-    return os.pathsep.join([*entries, home])
+    try:
+        here = os.path.realpath(os.getcwd())
+    except OSError:
+        here = None
+    if here != home and not any(os.path.realpath(e) == home for e in entries):
+        return None
+    return f"{current}{os.pathsep}{home}" if current else home
 
 
 def recorder(tmp: Path, data_file: Path, root: Path) -> Recorder:
