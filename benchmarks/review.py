@@ -486,6 +486,17 @@ def bandit_config(root: Path) -> list[str]:
 Step = tuple[str, list[str], dict[str, str]]
 
 
+def starts_xdist(root: Path) -> bool:
+    """Whether the project's pytest addopts start pytest-xdist workers (`-n`/--numprocesses)."""
+    try:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    opts = data.get("tool", {}).get("pytest", {}).get("ini_options", {}).get("addopts", "")
+    args = opts.split() if isinstance(opts, str) else [str(a) for a in opts]
+    return any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in args)
+
+
 def hand_steps(s: Setup) -> list[Step]:
     """The checks' tools with the checks' arguments (a fresh coverage data folder each time)."""
     root, files = s.clone, s.files
@@ -498,6 +509,11 @@ def hand_steps(s: Setup) -> list[Step]:
     pytest_extras = ["-p", "no:cacheprovider", "-rfE"]
     if find_spec("pytest_cov") is not None:
         pytest_extras.append("--no-cov")
+    if starts_xdist(root):
+        # The project's addopts start pytest-xdist workers, which `coverage run` does not
+        # follow: without -n 0 it would measure no test at all (an empty report), a faster
+        # run than any that gives the review's information. The tests check does the same.
+        pytest_extras += ["-n", "0"]
     parse = (
         "import ast, sys\nfor f in sys.argv[1:]:\n    ast.parse(open(f, 'rb').read(), filename=f)"
     )

@@ -23,6 +23,7 @@ import pytest
 from gitrepo import branch_with, commit, make_repo, write
 
 from reviewflow.errors import TaskFailed
+from reviewflow.owners import pid_alive
 from reviewflow.review.change import collect_change
 from reviewflow.review.checks import testmap, testmap_record
 from reviewflow.review.checks import tests as tests_check
@@ -197,3 +198,33 @@ def test_auto_is_off_in_ci_background_elsewhere_and_the_variable_decides_first(
     assert testmap_record.mode("off") == "off"  # the template's own choice wins
     with pytest.raises(TaskFailed, match="option 'record_map' must be auto, background"):
         testmap_record.mode("later")
+
+
+def test_a_review_stops_a_recording_running_in_its_work_tree_first(repo: Path) -> None:
+    # The recorder's suite (and only it) parks in a test that never finishes on its own.
+    pidfile = repo.parent / "recorder-test.pid"
+    write(
+        repo,
+        {
+            "tests/test_park.py": "import os, pathlib, time\n\n\n"
+            "def test_park():\n"
+            "    if not os.environ.get('REVIEWFLOW_TESTMAP_OUT'):\n"
+            "        return\n"
+            f"    pathlib.Path({str(pidfile)!r}).write_text(str(os.getpid()))\n"
+            "    time.sleep(600)\n"
+        },
+    )
+    commit(repo, "a test that parks the recorder")
+    run(repo, record_map="background")
+    deadline = time.monotonic() + WAIT
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    parked = int(pidfile.read_text())
+    # The next review runs its own suite only once the recording (and its suite) is gone.
+    second = run(repo, record_map="off")
+    assert second.metrics["tests_passed"] == 4
+    doc = testmap_record.status(repo, SUITE)
+    assert doc is not None
+    assert doc["result"] == "stopped: a review ran the suite in this work tree"
+    assert not pid_alive(parked)
+    assert not testmap.map_path(repo, SUITE).exists()

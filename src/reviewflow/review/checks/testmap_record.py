@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -161,6 +162,46 @@ def _write_status(path: Path, doc: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+_suite: list[subprocess.Popen[bytes]] = []
+"""The suite the recorder is running (at most one), for a timeout or a stop to end."""
+
+
+def _kill_suite() -> None:
+    for proc in _suite:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            proc.wait(timeout=30)
+
+
+class _Stopped(Exception):
+    """SIGTERM from stop(): a review needs the work tree."""
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise _Stopped
+
+
+def stop(root: Path, command: list[str], wait: float = 30.0) -> bool:
+    """End a background recording of `command`'s map (one starting up included) before a
+    review runs the suite in the same work tree: two suites at once in one tree can fail
+    each other (ports, files), and a review's verdict matters more than the map, which the
+    review records again if it needs one. True if one was stopped."""
+    deadline = time.monotonic() + wait
+    stopped = False
+    while time.monotonic() < deadline:
+        doc = status(root, command)
+        if doc is None or doc.get("finished_at") is not None or not running(root, command):
+            return stopped
+        pid = doc.get("pid")
+        if isinstance(pid, int) and pid > 0:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+                stopped = True
+        time.sleep(0.05)
+    return stopped
+
+
 def record(request: dict[str, Any]) -> str:
     """Run the suite per test and store the map; what happened, in a few words."""
     from .tests import _ENV, suite_argv  # the check's own way of running the suite
@@ -178,21 +219,30 @@ def record(request: dict[str, Any]) -> str:
         tools_tmp.mkdir()
         full = {**os.environ, **env, "TMPDIR": str(tools_tmp), "TEMP": str(tools_tmp)}
         full["TMP"] = str(tools_tmp)
+        # A session of its own: a timeout or a stop() ends the whole suite (pytest-xdist's
+        # workers, the tests' own subprocesses), not only its first process.
+        proc = subprocess.Popen(
+            argv,
+            cwd=root,
+            env=full,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        _suite.append(proc)
         try:
-            done = subprocess.run(
-                argv,
-                cwd=root,
-                env=full,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=float(request.get("timeout") or DEFAULT_TIMEOUT),
-                check=False,
-            )
+            returncode = proc.wait(timeout=float(request.get("timeout") or DEFAULT_TIMEOUT))
         except subprocess.TimeoutExpired:
+            _kill_suite()
             return "timed out"
-        if done.returncode not in (0, 1):
-            return f"the tests could not run (exit {done.returncode})"
+        except BaseException:  # stopped (SIGTERM): the suite goes with the recorder
+            _kill_suite()
+            raise
+        finally:
+            _suite.clear()
+        if returncode not in (0, 1):
+            return f"the tests could not run (exit {returncode})"
         data = tmp / ".coverage"
         subprocess.run(
             [*coverage, "combine", "--append", f"--data-file={data}"],
@@ -242,8 +292,12 @@ def main(argv: list[str]) -> int:
             "finished_at": None,
         }
         _write_status(state, doc)
+        signal.signal(signal.SIGTERM, _on_term)
         try:
             result = record(request)
+        except _Stopped:
+            _kill_suite()
+            result = "stopped: a review ran the suite in this work tree"
         except Exception as exc:  # the map is a cache: say why in the status, never raise
             result = f"failed: {type(exc).__name__}: {exc}"
         doc.update(finished_at=time.time(), result=result)

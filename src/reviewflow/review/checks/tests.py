@@ -149,6 +149,10 @@ async def tests(ctx: CheckContext) -> CheckResult:
         for f in ctx.change.present()
         if f.path.endswith(".py") and f.lines and not path_matches(f.path, exclude)
     ]
+    if impacted == "map":
+        # A recorder still running from an earlier review would run its suite beside this
+        # one in the same work tree; the verdict comes first.
+        await asyncio.to_thread(testmap_record.stop, root, suite)
     with tempfile.TemporaryDirectory(prefix="reviewflow-tests-") as tmp:
         record = selection is not None and selection.whole and recording == "inline"
         code, output, cov = await _run_suite(
