@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import glob
 import importlib.util
 import json
 import os
@@ -299,18 +300,22 @@ async def _run_suite(
     measured, per test (testmap_plugin), subprocesses included.
     """
     root = Path(ctx.root)
-    folders = _folders(root, measured)
+    files = [str(root / f.path) for f in measured]
     argv, env = suite_argv(
-        coverage, tmp, root, [*command, *args, *targets], folders, workers, record=record
+        coverage, tmp, root, [*command, *args, *targets], files, workers, record=record
     )
     run = await ctx.run_tool(argv, cwd=root, env=env)
     output = run.stdout + run.stderr
     cov = None
     if measured or record:
-        include = [f"{folder}/*" for folder in folders] if record else []
+        include = [glob.escape(f) for f in files] if record else []
         data = tmp / ".coverage"
         report = tmp / "coverage.json"
         cov = await _coverage_report(ctx, coverage, data, report, root, include, measured)
+        if cov is None and not record and measured and run.returncode in (0, 1):
+            # The tests ran under coverage and none of the changed files executed: no data
+            # file at all. Every changed line is then unrun (read from the files themselves).
+            cov = {"files": {}}
     return run.returncode, output, cov
 
 
@@ -319,14 +324,14 @@ def suite_argv(
     tmp: Path,
     root: Path,
     command: list[str],
-    folders: list[str],
+    files: list[str],
     workers: int,
     *,
     record: bool,
 ) -> tuple[list[str], dict[str, str]]:
     """The argv and environment of one run of the tests under coverage, its data in `tmp`.
 
-    `folders` are measured (the changed source files' folders; none: nothing is measured);
+    `files` (absolute paths) are measured (the changed source files; none: nothing is);
     `record` measures the whole repository per test for the coverage map instead. Shared with
     the background recorder (testmap_record.py), so a map recorded later is made by exactly
     the run the check would have made."""
@@ -341,28 +346,40 @@ def suite_argv(
         plugin = rec.pytest_args
         for old in [*rec.folder.glob("tests-*.json"), *rec.folder.glob("subprocess.coverage.*")]:
             old.unlink()
-    sources = [str(root)] if record else folders
+    # Only the changed files are traced (an `include` list in a config of our own): the rest
+    # of the project, its package's other modules included, runs without line tracing.
+    # A name a config line cannot hold (a newline) falls back to tracing its folder.
+    measure: list[str] = []
+    rc: Path | None = None
+    if record:
+        measure = [f"--source={root}"]
+    elif files and not any("\n" in f or "\r" in f for f in files):
+        rc = tmp / "measure.coveragerc"
+        lines = "".join(f"    {glob.escape(f)}\n" for f in files)
+        rc.write_text(f"[run]\ninclude =\n{lines}", encoding="utf-8")
+    elif files:
+        measure = [f"--source={folder}" for folder in sorted({str(Path(f).parent) for f in files})]
     module, rest = command[:1], command[1:]
     if workers > 1:
         # pytest-xdist's workers are processes of their own: pytest-cov measures them
         # and combines their data into COVERAGE_FILE.
         argv = [coverage[0], "-m", *module, *plugin, "-n", str(workers)]
-        if sources:
+        if rc is not None or measure:
             env["COVERAGE_FILE"] = str(data)
-            argv += [f"--cov={folder}" for folder in sources]
+            if rc is not None:
+                argv += ["--cov", f"--cov-config={rc}"]
+            argv += [f"--cov={m.removeprefix('--source=')}" for m in measure]
             argv += ["--cov-report=", "--cov-fail-under=0"]
         else:
             # Nothing to measure (only tests changed): the project's own pytest-cov settings
             # in addopts would judge this partial run by the whole project's threshold.
             argv.append("--no-cov")
         return [*argv, *rest], env
-    if sources:
-        # Only the folders of the changed source files are traced: the rest of the project
-        # runs at full speed. --parallel-mode always, then combine: a project configured
-        # with `parallel = true` writes suffixed data files anyway, and this way both cases
-        # read back the same.
+    if rc is not None or measure:
+        # --parallel-mode always, then combine: a project configured with `parallel = true`
+        # writes suffixed data files anyway, and this way both cases read back the same.
         argv = [*coverage, "run", "--parallel-mode", f"--data-file={data}"]
-        argv += [f"--source={folder}" for folder in sources]
+        argv += [f"--rcfile={rc}"] if rc is not None else measure
         return [*argv, "-m", *module, *plugin, *rest], env
     return [coverage[0], "-m", *command], env  # only tests changed: nothing to measure
 
@@ -563,11 +580,6 @@ def _modules_missing(modules: set[str]) -> ToolMissing:
         install,
         message=f"the tests import {', '.join(sorted(modules))}, not installed: {install}",
     )
-
-
-def _folders(root: Path, files: Iterable[ChangedFile]) -> list[str]:
-    """The folders of the measured files (coverage --source takes folders or packages)."""
-    return sorted({str((root / f.path).parent) for f in files})
 
 
 def _changed_coverage(
