@@ -254,7 +254,7 @@ def build(root: Path, rec: Recorder, command: list[str]) -> dict[str, Any] | Non
         "fixtures": fixtures,
         "files": files,
     }
-    _store(map_path(root, command), doc)
+    write_json(map_path(root, command), doc)
     return doc
 
 
@@ -319,7 +319,8 @@ def _relative(path: Path, roots: Iterable[Path]) -> str | None:
     return None
 
 
-def _store(path: Path, doc: dict[str, Any]) -> None:
+def write_json(path: Path, doc: dict[str, Any]) -> None:
+    """Replace `path` with `doc` whole: a reader sees the old file or the new, never half."""
     make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=".testmap-", dir=path.parent)
     try:

@@ -82,7 +82,10 @@ def status(root: Path, command: list[str]) -> dict[str, Any] | None:
 
 
 def running(root: Path, command: list[str]) -> bool:
-    doc = status(root, command)
+    return _running(status(root, command))
+
+
+def _running(doc: dict[str, Any] | None) -> bool:
     if doc is None or doc.get("finished_at") is not None:
         return False
     pid = doc.get("pid")
@@ -116,7 +119,7 @@ def start(
     }
     # Written before the process starts, so whoever looks right after the review (the next
     # review, a benchmark waiting for the map) sees a recording on its way.
-    _write_status(
+    testmap.write_json(
         status_path(root, command), {"pid": None, "requested_at": time.time(), "finished_at": None}
     )
     fd, path = tempfile.mkstemp(prefix=".record-", suffix=".json", dir=folder)
@@ -155,13 +158,6 @@ def start(
     return "recording one in the background for the next review"
 
 
-def _write_status(path: Path, doc: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".status-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, path)
-
-
 _suite: list[subprocess.Popen[bytes]] = []
 """The suite the recorder is running (at most one), for a timeout or a stop to end."""
 
@@ -191,7 +187,7 @@ def stop(root: Path, command: list[str], wait: float = 30.0) -> bool:
     stopped = False
     while time.monotonic() < deadline:
         doc = status(root, command)
-        if doc is None or doc.get("finished_at") is not None or not running(root, command):
+        if doc is None or not _running(doc):
             return stopped
         pid = doc.get("pid")
         if isinstance(pid, int) and pid > 0:
@@ -291,7 +287,7 @@ def main(argv: list[str]) -> int:
             "started_at": time.time(),
             "finished_at": None,
         }
-        _write_status(state, doc)
+        testmap.write_json(state, doc)
         signal.signal(signal.SIGTERM, _on_term)
         try:
             result = record(request)
@@ -301,7 +297,7 @@ def main(argv: list[str]) -> int:
         except Exception as exc:  # the map is a cache: say why in the status, never raise
             result = f"failed: {type(exc).__name__}: {exc}"
         doc.update(finished_at=time.time(), result=result)
-        _write_status(state, doc)
+        testmap.write_json(state, doc)
     return 0
 
 
